@@ -1,0 +1,193 @@
+/**
+ * bench/ingest: events/s and ingest -> ClickHouse-visible latency, black-box.
+ *
+ * Starts `afterglow all` (ingest + stream sink) as a child process — embedded adapters, or real
+ * Kafka when KAFKA_BROKERS is set — posts pre-built batches over HTTP from this process, and polls
+ * the totals endpoint to see when the events become visible in ClickHouse. Prints figures; asserts
+ * nothing about speed. `--short` is the CI mode.
+ *
+ *   node bench/dist/ingest.js [--short] [--events N] [--batch N] [--concurrency N] [--mode embedded|kafka|all]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { EVENT_KINDS } from '@afterglow/core';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const opt = (name: string, def: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : def;
+};
+const optStr = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : def;
+};
+
+const SHORT = flag('short');
+const TOTAL = opt('events', SHORT ? 100_000 : 1_000_000);
+const BATCH = opt('batch', 5_000);
+const CONCURRENCY = opt('concurrency', 4);
+const MODE = optStr('mode', 'all');
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+
+interface Result {
+  mode: string;
+  events: number;
+  ingestEventsPerSec: number;
+  endToEndEventsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  rejected: number;
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+function crockford(n: number, length: number): string {
+  let s = '';
+  for (let i = 0; i < length; i++) {
+    s = CROCKFORD[n % 32]! + s;
+    n = Math.floor(n / 32);
+  }
+  return s;
+}
+/** Cheap unique ULID-shaped ids: real time prefix, a run tag, then a counter. */
+function idFactory(run: number) {
+  const prefix = crockford(Date.now(), 10) + crockford(run, 6);
+  return (n: number) => prefix + crockford(n, 10);
+}
+
+function buildBodies(campaign: string): Buffer[] {
+  const id = idFactory(Math.floor(Math.random() * 1e9));
+  const bodies: Buffer[] = [];
+  const now = Date.now();
+  for (let start = 0; start < TOTAL; start += BATCH) {
+    const parts: string[] = [];
+    for (let i = start; i < Math.min(TOTAL, start + BATCH); i++) {
+      parts.push(
+        `{"event_id":"${id(i)}","tenant_id":"bench","campaign_id":"${campaign}","asset_id":"asset-${i % 1000}","kind":"${EVENT_KINDS[i % 8]}","value":1,"occurred_at":${now - (i % 60_000)},"region":"eu-west","device":"mobile"}`,
+      );
+    }
+    bodies.push(Buffer.from(`[${parts.join(',')}]`));
+  }
+  return bodies;
+}
+
+async function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; dataDir: string }> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-bench-'));
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(process.execPath, [path.join(root, 'cli/dist/main.js'), 'all'], {
+    env: { ...process.env, PORT: String(port), AFTERGLOW_DATA_DIR: dataDir, AFTERGLOW_DEMO: '0', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error('server did not become ready');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, child, dataDir };
+}
+
+async function visible(url: string, campaign: string): Promise<number> {
+  const res = await fetch(`${url}/v1/campaigns/${campaign}/totals?tenant_id=bench`);
+  return res.ok ? ((await res.json()) as { total: number }).total : 0;
+}
+
+async function runMode(mode: string, env: Record<string, string>): Promise<Result> {
+  const campaign = `bench-${mode}-${Date.now().toString(36)}`;
+  const bodies = buildBodies(campaign);
+  const { url, child, dataDir } = await startServer(env);
+  try {
+    const acked: { t: number; n: number }[] = [];
+    const seen: { t: number; n: number }[] = [];
+    let next = 0;
+    let ackedCount = 0;
+    let rejected = 0;
+    const t0 = performance.now();
+    let monitoring = true;
+    const monitor = (async () => {
+      while (monitoring) {
+        const n = await visible(url, campaign);
+        seen.push({ t: performance.now(), n });
+        if (n >= TOTAL) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const poster = async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= bodies.length) return;
+        for (;;) {
+          const res = await fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[i] });
+          if (res.status === 429) {
+            await res.arrayBuffer();
+            await new Promise((r) => setTimeout(r, 50));
+            continue;
+          }
+          const body = (await res.json()) as { accepted: number; rejected: number };
+          ackedCount += body.accepted;
+          rejected += body.rejected;
+          acked.push({ t: performance.now(), n: ackedCount });
+          break;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, poster));
+    const tIngested = performance.now();
+    const deadline = Date.now() + 300_000;
+    while ((seen.at(-1)?.n ?? 0) < TOTAL && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    monitoring = false;
+    await monitor;
+    const tVisible = seen.at(-1)!.t;
+    if (seen.at(-1)!.n !== TOTAL) throw new Error(`only ${seen.at(-1)!.n} of ${TOTAL} events became visible`);
+
+    // Latency of the i-th event: when ClickHouse first showed >= i events, minus when ingest acked it.
+    const latencies: number[] = [];
+    for (let k = 1; k <= 100; k++) {
+      const target = Math.ceil((TOTAL * k) / 100);
+      const a = acked.find((x) => x.n >= target);
+      const s = seen.find((x) => x.n >= target);
+      if (a && s) latencies.push(Math.max(0, s.t - a.t));
+    }
+    latencies.sort((x, y) => x - y);
+    const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
+    return {
+      mode,
+      events: TOTAL,
+      ingestEventsPerSec: Math.round(TOTAL / ((tIngested - t0) / 1000)),
+      endToEndEventsPerSec: Math.round(TOTAL / ((tVisible - t0) / 1000)),
+      p50Ms: Math.round(pct(50)),
+      p99Ms: Math.round(pct(99)),
+      rejected,
+    };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const results: Result[] = [];
+if (MODE === 'all' || MODE === 'embedded') results.push(await runMode('embedded', {}));
+if (MODE === 'all' || MODE === 'kafka') {
+  const brokers = process.env.KAFKA_BROKERS;
+  if (brokers) results.push(await runMode('kafka', { KAFKA_BROKERS: brokers, KAFKA_NAMESPACE: `bench-${Date.now().toString(36)}` }));
+  else console.log('kafka mode skipped: KAFKA_BROKERS not set (deploy/local/up.sh; source deploy/local/env.sh)');
+}
+
+console.log(`\nbench:ingest  events=${TOTAL} batch=${BATCH} concurrency=${CONCURRENCY}${SHORT ? ' (short)' : ''}`);
+console.log('mode       ingest ev/s   end-to-end ev/s   visible p50 ms   visible p99 ms   rejected');
+for (const r of results) {
+  console.log(
+    `${r.mode.padEnd(10)} ${String(r.ingestEventsPerSec).padStart(11)}   ${String(r.endToEndEventsPerSec).padStart(15)}   ${String(r.p50Ms).padStart(14)}   ${String(r.p99Ms).padStart(14)}   ${String(r.rejected).padStart(8)}`,
+  );
+}

@@ -1,0 +1,12 @@
+/** `npm run bench [-- --short]`: every benchmark in turn, each printing its own figures. */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+const benches = ['ingest.js'];
+let failed = false;
+for (const b of benches) {
+  const r = spawnSync(process.execPath, [path.join(here, b), ...process.argv.slice(2)], { stdio: 'inherit' });
+  if (r.status !== 0) failed = true;
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,2 @@
+export { start, ROLES, type RoleName, type Running, type StartOptions } from './runtime.js';
+export { DemoGenerator, DEMO_TENANT } from './demo.js';

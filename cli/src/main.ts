@@ -1,0 +1,59 @@
+import { ConfigError, createLogger, loadConfig } from '@afterglow/core';
+import { ROLES, start, type RoleName } from './runtime.js';
+
+const USAGE = `usage: afterglow <all|${ROLES.join('|')}>
+
+  all        every role in one process (the embedded default; demo traffic on unless AFTERGLOW_DEMO=0)
+  ingest     HTTP/WebSocket event intake -> bus
+  stream     bus -> ClickHouse sink (consumer group)
+  inference  inference workers (models arrive with the inference issue)
+  dashboard  the live page
+
+Configuration is read from the environment only; see README.md.`;
+
+async function main(argv: string[]): Promise<void> {
+  const command = argv[0];
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE);
+    process.exitCode = command ? 0 : 2;
+    return;
+  }
+  const roles: RoleName[] = command === 'all' ? [...ROLES] : ROLES.includes(command as RoleName) ? [command as RoleName] : [];
+  if (roles.length === 0) {
+    console.error(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  const config = loadConfig(process.env);
+  const log = createLogger(config.logLevel, { service: 'afterglow', role: command });
+  const demo = config.demo ?? (command === 'all' && config.bus.kind === 'memory');
+  const running = await start(config, { roles, demo, log });
+  const adapters = `bus=${config.bus.kind} store=${config.store.kind} hot=${config.hot.kind} fanout=${config.fanout.kind}`;
+  log.info({ url: running.url, roles, adapters }, 'afterglow is running');
+  // Plain line for humans starting it with `npm start`.
+  process.stdout.write(`\nAfterglow (${command}) is running at ${running.url}/  [${adapters}${demo ? ', demo traffic on' : ''}]\n\n`);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: draining batches');
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    running.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  if (err instanceof ConfigError) console.error(err.message);
+  else console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,142 @@
+import type { FastifyInstance } from 'fastify';
+import {
+  TOPICS,
+  createBus,
+  createLogger,
+  createMetricsRegistry,
+  createStore,
+  migrate,
+  type AfterglowConfig,
+  type Bus,
+  type BusProducer,
+  type Logger,
+  type Registry,
+  type Store,
+} from '@afterglow/core';
+import { EventIntake, registerIngestRoutes } from '@afterglow/ingest';
+import { EventSink } from '@afterglow/stream';
+import { registerDashboardRoutes } from '@afterglow/dashboard';
+import { createHttpServer } from './http.js';
+import { DemoGenerator } from './demo.js';
+
+export const ROLES = ['ingest', 'stream', 'inference', 'dashboard'] as const;
+export type RoleName = (typeof ROLES)[number];
+
+export interface StartOptions {
+  roles: readonly RoleName[];
+  /** Run the demo traffic generator against this process's ingest. */
+  demo?: boolean;
+  log?: Logger;
+}
+
+export interface Running {
+  config: AfterglowConfig;
+  url: string;
+  app: FastifyInstance;
+  bus: Bus;
+  store: Store | undefined;
+  sink: EventSink | undefined;
+  registry: Registry;
+  log: Logger;
+  /** Graceful: stop intake, drain the sink's batch, close adapters. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: builds the adapters the config names, wires the requested roles onto them
+ * and one HTTP server, and returns a handle to stop it all. `afterglow <role>` and the tests use it.
+ */
+export async function start(config: AfterglowConfig, options: StartOptions): Promise<Running> {
+  const roles = new Set(options.roles);
+  const log = options.log ?? createLogger(config.logLevel, { service: 'afterglow', roles: [...roles].join(',') });
+  const registry = createMetricsRegistry({ roles: [...roles].join(',') });
+  const closers: (() => Promise<unknown>)[] = [];
+  const readiness: Record<string, () => Promise<unknown>> = {};
+
+  const bus = await createBus(config.bus, log.child({ component: 'bus' }));
+  closers.push(() => bus.close());
+  await bus.ensureTopics(Object.values(TOPICS).map((topic) => ({ topic, partitions: config.bus.partitions })));
+  readiness.bus = () => bus.endOffsets(TOPICS.events);
+
+  let store: Store | undefined;
+  if (roles.has('ingest') || roles.has('stream')) {
+    store = await createStore(config.store);
+    closers.push(() => store!.close());
+    const applied = await migrate(store);
+    if (applied.length) log.info({ applied }, 'schema migrations applied');
+    readiness.store = () => store!.client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
+  }
+
+  const app = await createHttpServer({ log, registry, wsMaxPayloadBytes: config.ingest.wsMaxMessageBytes, readiness });
+
+  let producer: BusProducer | undefined;
+  if (roles.has('ingest')) {
+    producer = await bus.producer();
+    const intake = new EventIntake({
+      producer,
+      limits: config.events,
+      maxInflightBytes: config.ingest.maxInflightBytes,
+      produceTimeoutMs: config.ingest.produceTimeoutMs,
+      registry,
+    });
+    await registerIngestRoutes(app, {
+      intake,
+      store: store!,
+      log: log.child({ role: 'ingest' }),
+      maxBodyBytes: config.ingest.maxBodyBytes,
+      maxEventsPerRequest: config.ingest.maxEventsPerRequest,
+      wsMaxInflightMessages: config.ingest.wsMaxInflightMessages,
+      produceTimeoutMs: config.ingest.produceTimeoutMs,
+    });
+  }
+  if (roles.has('dashboard')) await registerDashboardRoutes(app);
+  if (roles.has('inference')) log.info('inference role: no models are wired yet (see the inference issue); serving health only');
+
+  let sink: EventSink | undefined;
+  if (roles.has('stream')) {
+    sink = new EventSink({
+      bus,
+      store: store!,
+      limits: config.events,
+      log: log.child({ role: 'stream' }),
+      groupId: config.sink.groupId,
+      batchMaxRows: config.sink.batchMaxRows,
+      batchMaxMs: config.sink.batchMaxMs,
+      registry,
+    });
+    await sink.start();
+  }
+
+  await app.listen({ host: config.http.host, port: config.http.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.http.port;
+  const url = `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`;
+
+  let demo: DemoGenerator | undefined;
+  if (options.demo && roles.has('ingest')) {
+    demo = new DemoGenerator({ baseUrl: url, log: log.child({ component: 'demo' }) });
+    demo.start();
+  }
+
+  let stopped = false;
+  const handle: Running = {
+    config,
+    url,
+    app,
+    bus,
+    store,
+    sink,
+    registry,
+    log,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      demo?.stop();
+      await app.close();
+      await producer?.close();
+      await handle.sink?.stop();
+      for (const close of closers.reverse()) await close().catch((err) => log.warn({ err }, 'close failed'));
+    },
+  };
+  return handle;
+}

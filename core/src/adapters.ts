@@ -1,0 +1,46 @@
+import type { AfterglowConfig } from './config.js';
+import type { Bus } from './bus/types.js';
+import type { HotState } from './hot/types.js';
+import type { FanOut } from './fanout/types.js';
+import type { Logger } from './log.js';
+
+/**
+ * Adapter selection lives here and only here: composition roots call these with the config and
+ * get a port; business code never asks which adapter it holds. Each import is lazy so a process
+ * loads only the client libraries it uses.
+ */
+export async function createBus(config: AfterglowConfig['bus'], logger?: Logger): Promise<Bus> {
+  if (config.kind === 'kafka') {
+    const { KafkaBus } = await import('./bus/kafka.js');
+    const kafka = new KafkaBus({
+      brokers: config.brokers,
+      clientId: config.clientId,
+      partitions: config.partitions,
+      replicationFactor: config.replicationFactor,
+      ...(logger ? { logger } : {}),
+    });
+    if (!config.namespace) return kafka;
+    const { NamespacedBus } = await import('./bus/namespace.js');
+    return new NamespacedBus(kafka, config.namespace);
+  }
+  const { MemoryBus } = await import('./bus/memory.js');
+  return new MemoryBus({ partitions: config.partitions, maxBacklogBytes: config.maxBacklogBytes });
+}
+
+export async function createHotState(config: AfterglowConfig['hot']): Promise<HotState> {
+  if (config.kind === 'redis') {
+    const { RedisHotState } = await import('./hot/redis.js');
+    return RedisHotState.connect(config.url);
+  }
+  const { MemoryHotState } = await import('./hot/memory.js');
+  return new MemoryHotState();
+}
+
+export async function createFanOut(config: AfterglowConfig['fanout']): Promise<FanOut> {
+  if (config.kind === 'nats') {
+    const { NatsFanOut } = await import('./fanout/nats.js');
+    return NatsFanOut.connect(config.servers);
+  }
+  const { MemoryFanOut } = await import('./fanout/memory.js');
+  return new MemoryFanOut();
+}

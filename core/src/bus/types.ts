@@ -1,0 +1,82 @@
+/**
+ * The bus port: a partitioned, ordered, replayable log with consumer groups, as Kafka offers it.
+ * Two adapters: kafkajs (production) and an in-process log (embedded default) with the same
+ * semantics: per-partition order, offsets, at-least-once delivery, commit only on request.
+ */
+
+export interface BusRecord {
+  /** Partitioning key: records with the same key land on the same partition, in order. */
+  key: string | null;
+  value: Buffer;
+  headers?: Record<string, string>;
+}
+
+export interface DeliveredRecord extends BusRecord {
+  topic: string;
+  partition: number;
+  /** Offset as a decimal string (Kafka offsets are int64). */
+  offset: string;
+  /** Broker/append time, epoch ms. */
+  timestamp: number;
+}
+
+export interface DeliveredBatch {
+  topic: string;
+  partition: number;
+  records: DeliveredRecord[];
+}
+
+/** `offset` is the NEXT offset to read, as in Kafka's commit semantics. */
+export interface PartitionOffset {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+}
+
+export interface BusProducer {
+  /**
+   * Append records; resolves once the bus holds them durably (Kafka: acks=all).
+   * Rejects with BusUnavailableError / BackpressureError; never buffers without bound.
+   */
+  send(topic: string, records: BusRecord[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  topics: string[];
+  /** Where a group with no committed offset starts. Default: earliest. */
+  fromBeginning?: boolean;
+  /** Called with the partitions this member now owns, after every rebalance. */
+  onAssign?: (assigned: { topic: string; partition: number }[]) => void;
+}
+
+export interface BusConsumer {
+  /**
+   * Start delivering. The handler is awaited: no further batch of that partition is delivered
+   * until it resolves, which is how a consumer applies backpressure. Offsets are NOT committed
+   * automatically; call commit() once the records are durable downstream.
+   * If the handler throws, delivery of that partition restarts from the last committed offset.
+   */
+  run(handler: (batch: DeliveredBatch) => Promise<void>): Promise<void>;
+  commit(offsets: PartitionOffset[]): Promise<void>;
+  /** Leave the group (partitions move to other members) and stop delivering. */
+  stop(): Promise<void>;
+}
+
+export interface Bus {
+  readonly kind: 'kafka' | 'memory';
+  ensureTopics(specs: TopicSpec[]): Promise<void>;
+  producer(): Promise<BusProducer>;
+  consumer(options: ConsumerOptions): BusConsumer;
+  /** Committed offset per partition for a group (lag reporting, tests). */
+  committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]>;
+  /** Latest offset (next to be written) per partition. */
+  endOffsets(topic: string): Promise<PartitionOffset[]>;
+  close(): Promise<void>;
+}

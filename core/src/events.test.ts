@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { EVENT_KINDS, REJECT_REASONS, ulid, validateBusEvent, validateEvent, type RejectReason } from './events.js';
+import type { EventLimits } from './config.js';
+
+const limits: EventLimits = { maxAgeMs: 3_600_000, maxFutureMs: 60_000, liveLateMs: 600_000, maxAttrsBytes: 256 };
+const NOW = 1_790_000_000_000;
+
+function good(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return { event_id: ulid(NOW), tenant_id: 't1', campaign_id: 'c1', asset_id: 'a1', kind: 'click', occurred_at: NOW - 1000, ...overrides };
+}
+
+test('a valid event is accepted, defaulted and stamped with the server clock', () => {
+  const r = validateEvent(good({ received_at: 5, channel: 'social', attrs: { ab: 'x', n: 2 } }), limits, NOW);
+  assert.ok(r.ok);
+  assert.equal(r.event.value, 1);
+  assert.equal(r.event.received_at, NOW, 'client-supplied received_at is overwritten');
+  assert.equal(r.event.channel, 'social');
+  assert.deepEqual(r.event.attrs, { ab: 'x', n: 2 });
+  assert.equal('placement' in r.event, false, 'absent optional fields stay absent');
+});
+
+test('every kind is accepted; UUIDs and ISO timestamps too', () => {
+  for (const kind of EVENT_KINDS) assert.ok(validateEvent(good({ kind }), limits, NOW).ok, kind);
+  const iso = validateEvent(good({ event_id: randomUUID(), occurred_at: new Date(NOW - 5000).toISOString() }), limits, NOW);
+  assert.ok(iso.ok);
+  assert.equal(iso.event.occurred_at, NOW - 5000);
+});
+
+const cases: [string, unknown, RejectReason, string?][] = [
+  ['not an object', 'click', 'not_an_object'],
+  ['an array', [good()], 'not_an_object'],
+  ['null', null, 'not_an_object'],
+  ['missing event_id', { ...good(), event_id: undefined }, 'missing_field', 'event_id'],
+  ['missing tenant_id', { ...good(), tenant_id: undefined }, 'missing_field', 'tenant_id'],
+  ['missing campaign_id', { ...good(), campaign_id: undefined }, 'missing_field', 'campaign_id'],
+  ['missing asset_id', { ...good(), asset_id: undefined }, 'missing_field', 'asset_id'],
+  ['missing kind', { ...good(), kind: undefined }, 'missing_field', 'kind'],
+  ['missing occurred_at', { ...good(), occurred_at: undefined }, 'missing_field', 'occurred_at'],
+  ['event_id neither ULID nor UUID', good({ event_id: 'abc' }), 'invalid_event_id', 'event_id'],
+  ['unknown kind', good({ kind: 'purchase' }), 'unknown_kind', 'kind'],
+  ['asset id with spaces', good({ asset_id: 'a b' }), 'invalid_field', 'asset_id'],
+  ['negative value', good({ value: -1 }), 'invalid_field', 'value'],
+  ['NaN-ish value', good({ value: 'ten' }), 'invalid_field', 'value'],
+  ['occurred_at as garbage', good({ occurred_at: 'yesterday' }), 'invalid_field', 'occurred_at'],
+  ['too far in the future', good({ occurred_at: NOW + 60_001 }), 'too_far_in_future', 'occurred_at'],
+  ['older than the late window', good({ occurred_at: NOW - 3_600_001 }), 'too_old', 'occurred_at'],
+  ['attrs too large', good({ attrs: { blob: 'x'.repeat(300) } }), 'attrs_too_large', 'attrs'],
+  ['attrs with nested objects', good({ attrs: { nested: { a: 1 } } }), 'invalid_field', 'attrs'],
+];
+
+for (const [name, input, reason, field] of cases) {
+  test(`rejects ${name} as ${reason}`, () => {
+    const r = validateEvent(input, limits, NOW);
+    assert.equal(r.ok, false);
+    if (r.ok) return;
+    assert.equal(r.reason, reason);
+    if (field) assert.equal(r.field, field);
+    assert.ok(r.message.length > 0);
+  });
+}
+
+test('the reject table covers every reason except undecodable (raised by decoders)', () => {
+  const covered = new Set(cases.map((c) => c[2]));
+  assert.deepEqual(REJECT_REASONS.filter((r) => !covered.has(r)), ['undecodable']);
+});
+
+test('edges of the time window are inclusive', () => {
+  assert.ok(validateEvent(good({ occurred_at: NOW + 60_000 }), limits, NOW).ok);
+  assert.ok(validateEvent(good({ occurred_at: NOW - 3_600_000 }), limits, NOW).ok);
+});
+
+test('bus events are judged against their own received_at, not the reader clock', () => {
+  const receivedAt = NOW - 10 * 3_600_000; // a sink catching up ten hours later
+  const e = { ...good({ occurred_at: receivedAt - 1000 }), received_at: receivedAt };
+  const r = validateBusEvent(e, limits);
+  assert.ok(r.ok);
+  assert.equal(r.event.received_at, receivedAt);
+  const missing = validateBusEvent(good(), limits);
+  assert.equal(missing.ok, false);
+});
+
+test('ulid() makes valid, time-ordered, unique ids', () => {
+  const a = ulid(1000);
+  const b = ulid(2000);
+  assert.match(a, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.ok(a < b);
+  assert.equal(new Set(Array.from({ length: 1000 }, () => ulid(NOW))).size, 1000);
+  const now = Date.now();
+  assert.ok(validateEvent(good({ event_id: ulid(), occurred_at: now }), limits, now).ok);
+});

@@ -1,0 +1,12 @@
+export * from './config.js';
+export * from './errors.js';
+export * from './events.js';
+export * from './contracts.js';
+export * from './log.js';
+export * from './metrics.js';
+export type * from './bus/types.js';
+export type * from './hot/types.js';
+export type * from './fanout/types.js';
+export { createStore, sqlString, type Store } from './store/clickhouse.js';
+export { migrate, MIGRATIONS, type Migration } from './store/migrations.js';
+export { createBus, createHotState, createFanOut } from './adapters.js';

@@ -1,0 +1,4 @@
+export { EventIntake, type IntakeOptions, type IntakeResult, type Rejection } from './intake.js';
+export { registerIngestRoutes, type IngestDeps } from './routes.js';
+export { decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, type DecodedItem } from './decode.js';
+export { campaignTotals, listCampaigns, type CampaignTotals, type CampaignSummary } from './totals.js';

@@ -1,0 +1,148 @@
+import {
+  BackpressureError,
+  BusUnavailableError,
+  Counter,
+  Gauge,
+  Histogram,
+  TOPICS,
+  encodeEvent,
+  validateEvent,
+  type BusProducer,
+  type BusRecord,
+  type EventLimits,
+  type RejectReason,
+  type Registry,
+} from '@afterglow/core';
+import type { DecodedItem } from './decode.js';
+
+export interface Rejection {
+  /** Position of the event in the request or message. */
+  index: number;
+  event_id?: string;
+  reason: RejectReason;
+  field?: string;
+  message: string;
+}
+
+export interface IntakeResult {
+  accepted: number;
+  rejected: number;
+  rejections: Rejection[];
+}
+
+export interface IntakeOptions {
+  producer: BusProducer;
+  limits: EventLimits;
+  /** Bytes handed to the bus and not yet acknowledged, across all clients; over it, clients wait. */
+  maxInflightBytes: number;
+  produceTimeoutMs: number;
+  registry?: Registry;
+  clock?: () => number;
+}
+
+/**
+ * The ingest pipeline both HTTP and WebSocket use: validate each event, refuse what is invalid with
+ * a reason, and produce the rest keyed by asset_id, resolving only once the bus holds them.
+ * Memory is bounded by `maxInflightBytes`: past it `submit` throws BackpressureError at once, so
+ * callers slow their clients (HTTP 429, WebSocket pause) rather than queue.
+ */
+export class EventIntake {
+  private inflight = 0;
+  private readonly waiters: (() => void)[] = [];
+  private readonly clock: () => number;
+  private readonly accepted: Counter<string>;
+  private readonly rejected: Counter<'reason'>;
+  private readonly produceSeconds: Histogram<string>;
+
+  constructor(private readonly options: IntakeOptions) {
+    this.clock = options.clock ?? Date.now;
+    const registers = options.registry ? [options.registry] : [];
+    this.accepted = new Counter({ name: 'afterglow_ingest_events_accepted_total', help: 'Events accepted and produced to the bus', registers });
+    this.rejected = new Counter({
+      name: 'afterglow_ingest_events_rejected_total',
+      help: 'Events rejected at ingest, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.produceSeconds = new Histogram({
+      name: 'afterglow_ingest_produce_seconds',
+      help: 'Time for the bus to acknowledge one request or message',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    const intake = this;
+    new Gauge({
+      name: 'afterglow_ingest_inflight_bytes',
+      help: 'Bytes produced to the bus and not yet acknowledged',
+      registers,
+      collect() {
+        this.set(intake.inflight);
+      },
+    });
+  }
+
+  get inflightBytes(): number {
+    return this.inflight;
+  }
+
+  get saturated(): boolean {
+    return this.inflight >= this.options.maxInflightBytes;
+  }
+
+  /** Resolves when in-flight bytes fall under the bound (WebSocket readers wait on this). */
+  whenCapacity(): Promise<void> {
+    if (!this.saturated) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  async submit(items: DecodedItem[]): Promise<IntakeResult> {
+    if (this.saturated) throw new BackpressureError('ingest is waiting for the bus; retry shortly', 250);
+    const now = this.clock();
+    const records: BusRecord[] = [];
+    const rejections: Rejection[] = [];
+    let bytes = 0;
+    for (let index = 0; index < items.length; index++) {
+      const item = items[index]!;
+      if (!item.ok) {
+        rejections.push({ index, reason: 'undecodable', message: item.message });
+        continue;
+      }
+      const v = validateEvent(item.value, this.options.limits, now);
+      if (v.ok) {
+        const value = encodeEvent(v.event);
+        bytes += value.length;
+        records.push({ key: v.event.asset_id, value });
+      } else {
+        const eventId = (item.value as { event_id?: unknown } | null)?.event_id;
+        const r: Rejection = { index, reason: v.reason, message: v.message };
+        if (typeof eventId === 'string') r.event_id = eventId.slice(0, 64);
+        if (v.field) r.field = v.field;
+        rejections.push(r);
+      }
+    }
+    for (const r of rejections) this.rejected.inc({ reason: r.reason });
+    if (records.length > 0) await this.produce(records, bytes);
+    this.accepted.inc(records.length);
+    return { accepted: records.length, rejected: rejections.length, rejections };
+  }
+
+  private async produce(records: BusRecord[], bytes: number): Promise<void> {
+    this.inflight += bytes;
+    const stop = this.produceSeconds.startTimer();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new BusUnavailableError(`the bus did not acknowledge within ${this.options.produceTimeoutMs} ms`)),
+          this.options.produceTimeoutMs,
+        );
+      });
+      await Promise.race([this.options.producer.send(TOPICS.events, records), timeout]);
+    } finally {
+      clearTimeout(timer);
+      stop();
+      this.inflight -= bytes;
+      while (!this.saturated && this.waiters.length > 0) this.waiters.shift()!();
+    }
+  }
+}

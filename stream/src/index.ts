@@ -1,0 +1,1 @@
+export { EventSink, type SinkOptions, type FlushReport } from './sink.js';

@@ -1,0 +1,394 @@
+import { createHash } from 'node:crypto';
+import {
+  Counter,
+  DLQ_HEADERS,
+  Gauge,
+  Histogram,
+  TABLES,
+  TOPICS,
+  decodeEvent,
+  sqlString,
+  validateBusEvent,
+  type Bus,
+  type BusConsumer,
+  type BusProducer,
+  type BusRecord,
+  type DeliveredBatch,
+  type DeliveredRecord,
+  type EngagementEvent,
+  type EventLimits,
+  type Logger,
+  type PartitionOffset,
+  type Registry,
+  type Store,
+} from '@afterglow/core';
+
+export interface SinkOptions {
+  bus: Bus;
+  store: Store;
+  limits: EventLimits;
+  log: Logger;
+  groupId: string;
+  /** Flush when this many rows are buffered... */
+  batchMaxRows: number;
+  /** ...or when the oldest buffered row has waited this long. */
+  batchMaxMs: number;
+  registry?: Registry;
+}
+
+/** Ids per existence query: keeps each query a few hundred KB of SQL text. */
+const EXISTENCE_CHECK_CHUNK = 10_000;
+
+/** A row of events_raw as JSONEachRow. */
+interface RawRow {
+  tenant_id: string;
+  event_id: string;
+  campaign_id: string;
+  asset_id: string;
+  kind: string;
+  value: number;
+  occurred_at: number;
+  received_at: number;
+  channel: string;
+  placement: string;
+  region: string;
+  device: string;
+  edge_node: string;
+  attrs: string;
+  late: boolean;
+}
+
+/** The outcome of reading one bus record: a row to store, or a poison record for the DLQ. */
+type Decoded = { ok: true; row: RawRow } | { ok: false; reason: string; message: string };
+
+interface Pending {
+  rows: RawRow[];
+  dlq: BusRecord[];
+  /** Next offset to commit per topic-partition, once this buffer is durable. */
+  offsets: Map<string, PartitionOffset>;
+  firstAt: number;
+}
+
+export interface FlushReport {
+  received: number;
+  duplicates: number;
+  inserted: number;
+  deadLettered: number;
+}
+
+/**
+ * The stream sink: one member of consumer group `groupId` on `engagement.events`, writing
+ * ClickHouse `events_raw` (rollups follow by materialized views) in batches by size and time.
+ *
+ * Exactly-once in query results, with at-least-once delivery underneath: offsets are committed
+ * only after the batch is durable, and duplicates (redelivery after a crash, or a client re-send)
+ * are removed before insert — see the design note in core's migrations. Poison records go to
+ * `engagement.events.dlq` with a reason and the consumer keeps going.
+ */
+export class EventSink {
+  private consumer: BusConsumer | undefined;
+  private dlqProducer: BusProducer | undefined;
+  private pending: Pending = emptyPending();
+  /** The flush in progress; every flush chains on the previous one so batches stay in order. */
+  private flushing: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private readonly metrics: ReturnType<typeof createSinkMetrics>;
+  readonly totals: FlushReport = { received: 0, duplicates: 0, inserted: 0, deadLettered: 0 };
+
+  constructor(private readonly options: SinkOptions) {
+    this.metrics = createSinkMetrics(options.registry, () => this.pending.rows.length);
+  }
+
+  async start(): Promise<void> {
+    const { bus, groupId } = this.options;
+    this.dlqProducer = await bus.producer();
+    this.consumer = bus.consumer({ groupId, topics: [TOPICS.events], fromBeginning: true });
+    this.timer = setInterval(() => {
+      if (this.pending.rows.length + this.pending.dlq.length > 0 && Date.now() - this.pending.firstAt >= this.options.batchMaxMs) {
+        void this.flush().catch(() => undefined);
+      }
+    }, Math.max(20, Math.min(250, this.options.batchMaxMs / 4)));
+    this.timer.unref();
+    await this.consumer.run((batch) => this.onBatch(batch));
+  }
+
+  /**
+   * Drain: stop taking new records, make what is buffered durable and commit it while this member
+   * still owns its partitions, then leave the group. Records delivered after this point are not
+   * buffered, so they stay uncommitted and go to the next owner.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    await this.flush().catch((err) => this.options.log.warn({ err }, 'final flush failed; its records will be redelivered'));
+    await this.consumer?.stop();
+    await this.dlqProducer?.close();
+  }
+
+  /**
+   * Stop without flushing or committing, as a crash would: buffered records are simply
+   * forgotten and will be redelivered to whoever owns their partitions next.
+   */
+  async abandon(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    this.pending = emptyPending();
+    // An insert already on the wire lands or not as a unit, as it would for a killed process.
+    await this.flushing;
+    await this.consumer?.stop();
+    await this.dlqProducer?.close();
+  }
+
+  private async onBatch(batch: DeliveredBatch): Promise<void> {
+    if (batch.records.length === 0 || this.stopping) return;
+    if (this.pending.rows.length === 0 && this.pending.dlq.length === 0) this.pending.firstAt = Date.now();
+    for (const record of batch.records) {
+      const d = this.decode(record);
+      if (d.ok) this.pending.rows.push(d.row);
+      else this.pending.dlq.push(toDlqRecord(record, d.reason, d.message, this.options.groupId));
+    }
+    const last = batch.records[batch.records.length - 1]!;
+    this.pending.offsets.set(`${batch.topic}:${batch.partition}`, {
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: (BigInt(last.offset) + 1n).toString(),
+    });
+    this.totals.received += batch.records.length;
+    if (this.pending.rows.length + this.pending.dlq.length >= this.options.batchMaxRows) {
+      // Waiting here is the backpressure (and the memory bound, about two batches): this partition
+      // is not read again until the flush is done.
+      await this.flush();
+    }
+  }
+
+  private decode(record: DeliveredRecord): Decoded {
+    let value: unknown;
+    try {
+      value = decodeEvent(record.value);
+    } catch (err) {
+      return { ok: false, reason: 'undecodable', message: `not JSON: ${(err as Error).message}` };
+    }
+    const v = validateBusEvent(value, this.options.limits);
+    if (!v.ok) return { ok: false, reason: v.reason, message: v.message };
+    return { ok: true, row: toRow(v.event, this.options.limits.liveLateMs) };
+  }
+
+  /** Make everything buffered so far durable, then commit its offsets. Serialized. */
+  flush(): Promise<void> {
+    const next = this.flushing.then(() => this.flushPending());
+    this.flushing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async flushPending(): Promise<void> {
+    const batch = this.pending;
+    if (batch.rows.length === 0 && batch.dlq.length === 0 && batch.offsets.size === 0) return;
+    this.pending = emptyPending();
+    const stopTimer = this.metrics.flushSeconds.startTimer();
+    try {
+      const report = await this.retry('flush', () => this.write(batch), Infinity);
+      // A commit can fail for good when a rebalance moved the partition away; the rows are already
+      // durable, and the new owner's redelivery is absorbed by dedup, so giving up is safe.
+      await this.retry('commit', () => this.consumer!.commit([...batch.offsets.values()]), 5).catch((err) =>
+        this.options.log.warn({ err }, 'offsets not committed; the next owner will redeliver (deduplicated)'),
+      );
+      this.totals.duplicates += report.duplicates;
+      this.totals.inserted += report.inserted;
+      this.totals.deadLettered += report.deadLettered;
+      this.metrics.rows.inc(report.inserted);
+      this.metrics.duplicates.inc(report.duplicates);
+      this.metrics.deadLettered.inc(report.deadLettered);
+      this.metrics.batchRows.observe(report.received);
+    } catch (err) {
+      // Not committed: the records come back after a restart or rebalance; dedup absorbs repeats.
+      this.options.log.error({ err }, 'flush abandoned; offsets left uncommitted');
+      throw err;
+    } finally {
+      stopTimer();
+    }
+  }
+
+  private async write(batch: Pending): Promise<FlushReport> {
+    const unique = dedupeWithinBatch(batch.rows);
+    const existing = await this.existingKeys(unique);
+    const fresh = existing.size === 0 ? unique : unique.filter((r) => !existing.has(key(r)));
+    if (fresh.length > 0) {
+      const stopTimer = this.metrics.insertSeconds.startTimer();
+      await this.options.store.client.insert({
+        table: this.options.store.table(TABLES.eventsRaw),
+        values: fresh,
+        format: 'JSONEachRow',
+        clickhouse_settings: {
+          // Same rows -> same token: a retried insert that had in fact succeeded is dropped.
+          insert_deduplication_token: insertToken(fresh),
+          insert_deduplicate: 1,
+          deduplicate_blocks_in_dependent_materialized_views: 1,
+        },
+      });
+      stopTimer();
+    }
+    if (batch.dlq.length > 0) await this.dlqProducer!.send(TOPICS.eventsDlq, batch.dlq);
+    return {
+      received: batch.rows.length + batch.dlq.length,
+      duplicates: batch.rows.length - fresh.length,
+      inserted: fresh.length,
+      deadLettered: batch.dlq.length,
+    };
+  }
+
+  /**
+   * Which of these events does events_raw already hold? One primary-key lookup per tenant,
+   * pruned to the days the batch's events occurred on. Ids are validated (ULID/UUID, and tenant ids
+   * to [A-Za-z0-9._:-]) before they get here, and quoted regardless.
+   */
+  private async existingKeys(rows: RawRow[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    const byTenant = new Map<string, RawRow[]>();
+    for (const r of rows) {
+      let list = byTenant.get(r.tenant_id);
+      if (!list) byTenant.set(r.tenant_id, (list = []));
+      list.push(r);
+    }
+    for (const [tenant, all] of byTenant) {
+      for (let i = 0; i < all.length; i += EXISTENCE_CHECK_CHUNK) {
+        const list = all.slice(i, i + EXISTENCE_CHECK_CHUNK);
+        let min = Infinity;
+        let max = -Infinity;
+        for (const r of list) {
+          if (r.occurred_at < min) min = r.occurred_at;
+          if (r.occurred_at > max) max = r.occurred_at;
+        }
+        const rs = await this.options.store.client.query({
+          query: `SELECT event_id FROM ${this.options.store.table(TABLES.eventsRaw)}
+                  WHERE tenant_id = ${sqlString(tenant)}
+                    AND occurred_at BETWEEN fromUnixTimestamp64Milli(${min}) AND fromUnixTimestamp64Milli(${max})
+                    AND event_id IN (${list.map((r) => sqlString(r.event_id)).join(',')})`,
+          format: 'JSONEachRow',
+          // The id list is inline (parameters would travel in the URL over HTTP); allow its size.
+          clickhouse_settings: { max_query_size: '16777216' },
+        });
+        for (const r of await rs.json<{ event_id: string }>()) found.add(`${tenant}\u0000${r.event_id}`);
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Retry transient store/bus failures with capped backoff. While the store is down the buffer
+   * stays put and, being full, stops consumption: memory stays bounded and nothing is committed.
+   */
+  private async retry<T>(what: string, fn: () => Promise<T>, maxAttempts: number): Promise<T> {
+    let delay = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;
+        this.metrics.retries.inc({ step: what });
+        this.options.log.warn({ err, attempt, what }, `${what} failed; retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5_000);
+      }
+    }
+  }
+}
+
+function emptyPending(): Pending {
+  return { rows: [], dlq: [], offsets: new Map(), firstAt: Date.now() };
+}
+
+function key(r: RawRow): string {
+  return `${r.tenant_id}\u0000${r.event_id}`;
+}
+
+function dedupeWithinBatch(rows: RawRow[]): RawRow[] {
+  const seen = new Set<string>();
+  const out: RawRow[] = [];
+  for (const r of rows) {
+    const k = key(r);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(r);
+  }
+  return out;
+}
+
+function insertToken(rows: RawRow[]): string {
+  const h = createHash('sha256');
+  for (const r of rows) h.update(key(r)).update('\n');
+  return h.digest('hex');
+}
+
+function toRow(e: EngagementEvent, liveLateMs: number): RawRow {
+  return {
+    tenant_id: e.tenant_id,
+    event_id: e.event_id,
+    campaign_id: e.campaign_id,
+    asset_id: e.asset_id,
+    kind: e.kind,
+    value: e.value,
+    occurred_at: e.occurred_at,
+    received_at: e.received_at,
+    channel: e.channel ?? e.placement ?? '',
+    placement: e.placement ?? '',
+    region: e.region ?? '',
+    device: e.device ?? '',
+    edge_node: e.edge_node ?? '',
+    attrs: e.attrs ? JSON.stringify(e.attrs) : '',
+    // Counted like any other event, but flagged: live windows had already closed when it arrived.
+    late: e.received_at - e.occurred_at > liveLateMs,
+  };
+}
+
+function toDlqRecord(record: DeliveredRecord, reason: string, message: string, groupId: string): BusRecord {
+  return {
+    key: record.key,
+    value: record.value,
+    headers: {
+      ...record.headers,
+      [DLQ_HEADERS.reason]: reason,
+      [DLQ_HEADERS.message]: message.slice(0, 500),
+      [DLQ_HEADERS.sourceTopic]: record.topic,
+      [DLQ_HEADERS.sourcePartition]: String(record.partition),
+      [DLQ_HEADERS.sourceOffset]: record.offset,
+      [DLQ_HEADERS.consumer]: groupId,
+    },
+  };
+}
+
+function createSinkMetrics(registry: Registry | undefined, buffered: () => number) {
+  const registers = registry ? [registry] : [];
+  new Gauge({
+    name: 'afterglow_sink_buffered_rows',
+    help: 'Rows read from the bus and not yet durable in the store',
+    registers,
+    collect() {
+      this.set(buffered());
+    },
+  });
+  return {
+    rows: new Counter({ name: 'afterglow_sink_rows_inserted_total', help: 'Rows inserted into events_raw', registers }),
+    duplicates: new Counter({ name: 'afterglow_sink_duplicates_total', help: 'Redelivered or re-sent events dropped before insert', registers }),
+    deadLettered: new Counter({ name: 'afterglow_sink_dead_lettered_total', help: 'Poison records sent to the DLQ', registers }),
+    retries: new Counter({ name: 'afterglow_sink_retries_total', help: 'Retried store/bus steps', labelNames: ['step'], registers }),
+    batchRows: new Histogram({
+      name: 'afterglow_sink_batch_rows',
+      help: 'Records per flushed batch',
+      buckets: [10, 100, 1_000, 5_000, 10_000, 25_000, 50_000, 100_000],
+      registers,
+    }),
+    flushSeconds: new Histogram({
+      name: 'afterglow_sink_flush_seconds',
+      help: 'Dedup + insert + commit time per batch',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    insertSeconds: new Histogram({
+      name: 'afterglow_sink_clickhouse_insert_seconds',
+      help: 'ClickHouse insert latency per batch',
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+  };
+}
