@@ -128,7 +128,7 @@ group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
-log.retention.hours=168
+log.retention.hours=24
 log.retention.check.interval.ms=300000
 EOF
   if [[ -n $KAFKA_EXTRA_PROPERTIES ]]; then
