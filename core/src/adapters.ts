@@ -15,7 +15,6 @@ export async function createBus(config: AfterglowConfig['bus'], logger?: Logger)
     const kafka = new KafkaBus({
       brokers: config.brokers,
       clientId: config.clientId,
-      partitions: config.partitions,
       replicationFactor: config.replicationFactor,
       ...(logger ? { logger } : {}),
     });
@@ -24,7 +23,7 @@ export async function createBus(config: AfterglowConfig['bus'], logger?: Logger)
     return new NamespacedBus(kafka, config.namespace);
   }
   const { MemoryBus } = await import('./bus/memory.js');
-  return new MemoryBus({ partitions: config.partitions, maxBacklogBytes: config.maxBacklogBytes });
+  return new MemoryBus({ partitions: config.partitions, maxBacklogBytes: config.maxBacklogBytes, ...(logger ? { logger } : {}) });
 }
 
 export async function createHotState(config: AfterglowConfig['hot']): Promise<HotState> {
