@@ -1,17 +1,12 @@
-import { z } from 'zod';
+import { Ajv, type ErrorObject } from 'ajv';
 import type { EventLimits } from './config.js';
 
 /** The engagement event contract: what clients send, what travels on `engagement.events`. */
 
 export const EVENT_KINDS = ['impression', 'view', 'click', 'like', 'share', 'comment', 'conversion', 'dwell'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
-const KIND_SET: ReadonlySet<string> = new Set(EVENT_KINDS);
 
-/** Client-supplied idempotency key: a ULID (Crockford base32) or a UUID (any version). */
-const ULID_RE = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/i;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Ids we put in keys, subjects and SQL: printable, no separators that collide with ours. */
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** Ids we put in keys, subjects and SQL: printable, no quotes or spaces. */
 const LABEL_MAX = 128;
 
 export interface EngagementEvent {
@@ -56,33 +51,73 @@ export interface EventRejection {
 
 export type EventValidation = { ok: true; event: EngagementEvent } | ({ ok: false } & EventRejection);
 
-const label = z.string().min(1).max(LABEL_MAX);
-const id = z.string().regex(ID_RE, 'must be 1-128 characters of [A-Za-z0-9._:-], starting alphanumeric');
-const epochMs = z.union([
-  z.number().int().nonnegative(),
-  z.iso.datetime({ offset: true }).transform((s) => Date.parse(s)),
-]);
-
 /**
- * The schema. zod 4 was measured against a hand-written checker and ajv in bench/validate
- * (see README): fast enough that JSON.parse, not validation, dominates ingest CPU.
+ * The schema, as JSON Schema compiled by ajv. bench/validate measured it against an equivalent
+ * zod 4 schema on the same corpus (0 disagreements): ajv took 0.6-0.9x the time of JSON.parse per
+ * event, zod 2.5-4x (and twice that on rejected events, where it builds issue objects), so ajv
+ * keeps validation from dominating ingest CPU, also under hostile traffic.
  */
-export const engagementEventSchema = z.object({
-  event_id: z.string().refine((s) => ULID_RE.test(s) || UUID_RE.test(s), 'must be a ULID or a UUID'),
-  tenant_id: id,
-  campaign_id: id,
-  asset_id: id,
-  kind: z.string().refine((k) => KIND_SET.has(k), `must be one of ${EVENT_KINDS.join(', ')}`),
-  value: z.number().finite().nonnegative().max(1e12).default(1),
-  occurred_at: epochMs,
-  received_at: z.unknown().optional(),
-  channel: label.optional(),
-  placement: label.optional(),
-  region: label.optional(),
-  device: label.optional(),
-  edge_node: label.optional(),
-  attrs: z.record(z.string().max(64), z.union([z.string().max(1024), z.number().finite(), z.boolean()])).optional(),
-});
+const EVENT_ID_PATTERN =
+  '^(?:[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$';
+const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
+/** ISO 8601 date-time with an offset (zod's iso.datetime({ offset: true }) rule, leap days included). */
+const ISO_DATETIME_PATTERN =
+  '^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))' +
+  'T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z|([+-](?:[01]\\d|2[0-3]):[0-5]\\d)))$';
+
+const labelSchema = { type: 'string', minLength: 1, maxLength: LABEL_MAX } as const;
+const idSchema = { type: 'string', pattern: ID_PATTERN } as const;
+
+export const eventJsonSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  type: 'object',
+  required: ['event_id', 'tenant_id', 'campaign_id', 'asset_id', 'kind', 'occurred_at'],
+  properties: {
+    event_id: { type: 'string', pattern: EVENT_ID_PATTERN },
+    tenant_id: idSchema,
+    campaign_id: idSchema,
+    asset_id: idSchema,
+    kind: { type: 'string', enum: [...EVENT_KINDS] },
+    value: { type: 'number', minimum: 0, maximum: 1e12 },
+    occurred_at: {
+      anyOf: [
+        { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+        { type: 'string', pattern: ISO_DATETIME_PATTERN },
+      ],
+    },
+    channel: labelSchema,
+    placement: labelSchema,
+    region: labelSchema,
+    device: labelSchema,
+    edge_node: labelSchema,
+    attrs: {
+      type: 'object',
+      propertyNames: { type: 'string', maxLength: 64 },
+      additionalProperties: { type: ['string', 'number', 'boolean'], maxLength: 1024 },
+    },
+  },
+  // Unknown top-level keys are allowed and dropped from the stored event.
+} as const;
+
+const ajv = new Ajv({ allErrors: false, allowUnionTypes: true });
+const checkSchema = ajv.compile(eventJsonSchema);
+
+/** The shape an event has once the schema accepted it (before defaults and normalisation). */
+interface SchemaEvent {
+  event_id: string;
+  tenant_id: string;
+  campaign_id: string;
+  asset_id: string;
+  kind: EventKind;
+  value?: number;
+  occurred_at: number | string;
+  channel?: string;
+  placement?: string;
+  region?: string;
+  device?: string;
+  edge_node?: string;
+  attrs?: Record<string, string | number | boolean>;
+}
 
 /**
  * Validate one decoded event against the schema and the time/size limits.
@@ -92,34 +127,29 @@ export function validateEvent(input: unknown, limits: EventLimits, now: number):
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return { ok: false, reason: 'not_an_object', message: 'an event must be a JSON object' };
   }
-  const parsed = engagementEventSchema.safeParse(input);
-  if (!parsed.success) return { ok: false, ...rejectionFromIssue(parsed.error.issues[0], input as Record<string, unknown>) };
-  const e = parsed.data;
-  if (e.occurred_at > now + limits.maxFutureMs) {
+  if (!checkSchema(input)) return { ok: false, ...rejectionFromSchema(checkSchema.errors?.[0], input as Record<string, unknown>) };
+  const e = input as SchemaEvent;
+  const occurredAt = typeof e.occurred_at === 'number' ? e.occurred_at : Date.parse(e.occurred_at);
+  if (occurredAt > now + limits.maxFutureMs) {
     return {
       ok: false,
       reason: 'too_far_in_future',
       field: 'occurred_at',
-      message: `occurred_at is ${e.occurred_at - now} ms in the future (limit ${limits.maxFutureMs} ms)`,
+      message: `occurred_at is ${occurredAt - now} ms in the future (limit ${limits.maxFutureMs} ms)`,
     };
   }
-  if (e.occurred_at < now - limits.maxAgeMs) {
+  if (occurredAt < now - limits.maxAgeMs) {
     return {
       ok: false,
       reason: 'too_old',
       field: 'occurred_at',
-      message: `occurred_at is ${now - e.occurred_at} ms old (late window ${limits.maxAgeMs} ms)`,
+      message: `occurred_at is ${now - occurredAt} ms old (late window ${limits.maxAgeMs} ms)`,
     };
   }
   if (e.attrs !== undefined) {
     const size = Buffer.byteLength(JSON.stringify(e.attrs));
     if (size > limits.maxAttrsBytes) {
-      return {
-        ok: false,
-        reason: 'attrs_too_large',
-        field: 'attrs',
-        message: `attrs take ${size} bytes (limit ${limits.maxAttrsBytes})`,
-      };
+      return { ok: false, reason: 'attrs_too_large', field: 'attrs', message: `attrs take ${size} bytes (limit ${limits.maxAttrsBytes})` };
     }
   }
   const event: EngagementEvent = {
@@ -127,9 +157,9 @@ export function validateEvent(input: unknown, limits: EventLimits, now: number):
     tenant_id: e.tenant_id,
     campaign_id: e.campaign_id,
     asset_id: e.asset_id,
-    kind: e.kind as EventKind,
-    value: e.value,
-    occurred_at: e.occurred_at,
+    kind: e.kind,
+    value: e.value ?? 1,
+    occurred_at: occurredAt,
     received_at: now,
   };
   if (e.channel !== undefined) event.channel = e.channel;
@@ -137,7 +167,7 @@ export function validateEvent(input: unknown, limits: EventLimits, now: number):
   if (e.region !== undefined) event.region = e.region;
   if (e.device !== undefined) event.device = e.device;
   if (e.edge_node !== undefined) event.edge_node = e.edge_node;
-  if (e.attrs !== undefined) event.attrs = e.attrs;
+  if (e.attrs !== undefined) event.attrs = { ...e.attrs };
   return { ok: true, event };
 }
 
@@ -154,18 +184,18 @@ export function validateBusEvent(input: unknown, limits: EventLimits): EventVali
   return validateEvent(input, limits, receivedAt);
 }
 
-function rejectionFromIssue(issue: z.core.$ZodIssue | undefined, input: Record<string, unknown>): EventRejection {
-  if (!issue) return { reason: 'invalid_field', message: 'invalid event' };
-  const field = String(issue.path[0] ?? '');
-  if (field && input[field] === undefined) {
+function rejectionFromSchema(err: ErrorObject | undefined, input: Record<string, unknown>): EventRejection {
+  if (!err) return { reason: 'invalid_field', message: 'invalid event' };
+  if (err.keyword === 'required') {
+    const field = String((err.params as { missingProperty: string }).missingProperty);
     return { reason: 'missing_field', field, message: `${field} is required` };
   }
+  const field = err.instancePath.split('/')[1] ?? '';
   if (field === 'kind') {
-    return { reason: 'unknown_kind', field, message: `unknown kind ${JSON.stringify(String(input.kind)).slice(0, 80)}: ${issue.message}` };
+    return { reason: 'unknown_kind', field, message: `unknown kind ${JSON.stringify(String(input.kind)).slice(0, 80)}: must be one of ${EVENT_KINDS.join(', ')}` };
   }
-  if (field === 'event_id') return { reason: 'invalid_event_id', field, message: `event_id ${issue.message}` };
-  const where = issue.path.join('.');
-  return { reason: 'invalid_field', field, message: `${where}: ${issue.message}` };
+  if (field === 'event_id') return { reason: 'invalid_event_id', field, message: 'event_id must be a ULID or a UUID' };
+  return { reason: 'invalid_field', field, message: `${err.instancePath.slice(1).replaceAll('/', '.')}: ${err.message ?? 'invalid'}` };
 }
 
 /** Wire encoding on the bus. JSON keeps the topic readable by any consumer and by operators. */
