@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './contracts.js';
+export * from './assets.js';
 export * from './log.js';
 export * from './metrics.js';
 export type * from './bus/types.js';

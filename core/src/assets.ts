@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+/**
+ * Asset contracts: what travels on `assets.changes` and `assets.ties`, shared by the registry
+ * (ingest/tying), the live aggregators (master roll-ups) and the inference workers.
+ */
+
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/);
+
+export const ASSET_ROLES = ['master', 'ad'] as const;
+export type AssetRole = (typeof ASSET_ROLES)[number];
+
+/** An asset was registered, updated or deleted (`assets.changes`, keyed by asset_id). */
+export const assetChangeSchema = z.object({
+  type: z.enum(['registered', 'updated', 'deleted']),
+  tenant_id: id,
+  asset_id: id,
+  role: z.enum(ASSET_ROLES),
+  campaign_id: id.optional(),
+  name: z.string().max(256).optional(),
+  channel: z.string().max(128).optional(),
+  /** Content hash (sha256 hex) of the original image; embeddings are cached by it. */
+  content_hash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
+  at: z.number().int().nonnegative(),
+});
+export type AssetChange = z.infer<typeof assetChangeSchema>;
+
+/**
+ * A tying decision (`assets.ties`, keyed by ad asset_id). `tie` links an ad to the master it was
+ * cut from; `untie` removes it; `no_sim` records that none of the candidates is its master;
+ * `duplicate` ties an ad to another ad (same creative). `auto` marks decisions the system made
+ * (after a human tie, or above the high-precision threshold) rather than a person.
+ */
+export const tieDecisionSchema = z.object({
+  action: z.enum(['tie', 'untie', 'no_sim', 'duplicate']),
+  tenant_id: id,
+  ad_asset_id: id,
+  /** The master for `tie`/`untie`; the other ad for `duplicate`; absent for `no_sim`. */
+  target_asset_id: id.optional(),
+  score: z.number().min(0).max(1).optional(),
+  auto: z.boolean(),
+  decided_by: z.string().min(1).max(128),
+  decided_at: z.number().int().nonnegative(),
+  /** For auto-ties: the decision that caused it. */
+  because_of: z.string().max(128).optional(),
+});
+export type TieDecision = z.infer<typeof tieDecisionSchema>;
