@@ -149,6 +149,7 @@ export function spineScenario(label: string, env: () => Env | undefined): void {
       groupId: config.sink.groupId,
       batchMaxRows: config.sink.batchMaxRows,
       batchMaxMs: config.sink.batchMaxMs,
+      lanes: config.sink.lanes,
     });
     await replacement.start();
     running.sink = replacement;

@@ -102,6 +102,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
       groupId: config.sink.groupId,
       batchMaxRows: config.sink.batchMaxRows,
       batchMaxMs: config.sink.batchMaxMs,
+      lanes: config.sink.lanes,
       registry,
     });
     await sink.start();

@@ -68,6 +68,7 @@ const envSchema = z.object({
   SINK_GROUP_ID: z.string().default('afterglow-sink'),
   SINK_BATCH_MAX_ROWS: int(50_000, 1),
   SINK_BATCH_MAX_MS: int(1000, 1),
+  SINK_FLUSH_LANES: int(2, 1, 64),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -95,7 +96,7 @@ export interface AfterglowConfig {
     produceTimeoutMs: number;
   };
   events: EventLimits;
-  sink: { groupId: string; batchMaxRows: number; batchMaxMs: number };
+  sink: { groupId: string; batchMaxRows: number; batchMaxMs: number; lanes: number };
 }
 
 /** Limits the event validator enforces; kept separate so tests and tools can build one without env. */
@@ -159,6 +160,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       groupId: e.SINK_GROUP_ID,
       batchMaxRows: e.SINK_BATCH_MAX_ROWS,
       batchMaxMs: e.SINK_BATCH_MAX_MS,
+      lanes: e.SINK_FLUSH_LANES,
     },
   };
 }
