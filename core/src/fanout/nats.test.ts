@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { eventually, serviceUrl, uniqueName } from '../testing/services.js';
+import { eventually, serviceUrl, uniqueName, freePort, stopChild } from '../testing/services.js';
 import { runFanOutContract } from './contract.js';
 import { NatsFanOut, type NatsStatus } from './nats.js';
 
@@ -55,7 +53,7 @@ describe('NatsFanOut', () => {
       sub.subscribe('restart.>', (data) => got.push(new TextDecoder().decode(data)));
       await sub.flush();
 
-      await stop(server);
+      await stopChild(server);
       await eventually(() => (statuses.includes('disconnect') ? true : undefined), 10_000, 20);
       server = startNats(port);
       await eventually(() => (statuses.includes('reconnect') ? true : undefined), 10_000, 20);
@@ -68,7 +66,7 @@ describe('NatsFanOut', () => {
       await pub.close();
       await sub.close();
     } finally {
-      await stop(server);
+      await stopChild(server);
     }
   });
 
@@ -78,32 +76,17 @@ describe('NatsFanOut', () => {
     try {
       const fanout = await eventually(() => NatsFanOut.connect([`nats://127.0.0.1:${port}`]).catch(() => undefined), 10_000, 50);
       fanout.subscribe('gone', () => {});
-      await stop(server);
+      await stopChild(server);
       fanout.publish('gone', new Uint8Array([1]));
       const started = Date.now();
       await fanout.close();
       assert.ok(Date.now() - started < 8_000, `close took ${Date.now() - started} ms`);
     } finally {
-      await stop(server);
+      await stopChild(server);
     }
   });
 });
 
 function startNats(port: number): ChildProcess {
   return spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-}
-
-async function stop(server: ChildProcess): Promise<void> {
-  if (server.exitCode !== null || server.signalCode !== null) return;
-  server.kill();
-  await once(server, 'exit');
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { eventually, serviceUrl } from '../testing/services.js';
+import { eventually, serviceUrl, freePort, stopChild } from '../testing/services.js';
 import { runHotStateContract } from './contract.js';
 import { RedisHotState } from './redis.js';
 
@@ -29,7 +27,7 @@ describe('RedisHotState', () => {
     try {
       const state = await eventually(() => RedisHotState.connect(url).catch(() => undefined), 10_000, 50);
       await state.set('k', 'v');
-      await stop(server);
+      await stopChild(server);
 
       const started = Date.now();
       await assert.rejects(state.get('k'), { code: 'hot_unavailable' });
@@ -39,31 +37,16 @@ describe('RedisHotState', () => {
       await eventually(() => state.set('k', 'back').then(() => true, () => undefined), 10_000, 100);
       assert.equal(await state.get('k'), 'back');
 
-      await stop(server);
+      await stopChild(server);
       const closing = Date.now();
       await state.close();
       assert.ok(Date.now() - closing < 3_000, 'close() hung on a dead Redis');
     } finally {
-      await stop(server);
+      await stopChild(server);
     }
   });
 });
 
 function startRedis(port: number): ChildProcess {
   return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-}
-
-async function stop(server: ChildProcess): Promise<void> {
-  if (server.exitCode !== null || server.signalCode !== null) return;
-  server.kill();
-  await once(server, 'exit');
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
