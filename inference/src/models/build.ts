@@ -1,0 +1,213 @@
+/**
+ * Builds the manifest's models into a cache directory: locate the pinned npm package, verify every
+ * source file's sha256, convert (tfjs-format + keras-to-onnx), verify the output's sha256, write
+ * atomically. Idempotent: a model already there with the right checksum is left alone (a stamp file
+ * beside it saves re-hashing 90 MB on every start).
+ *
+ * `buildModels` is synchronous CPU work (about 1 s for MobileNetV2, 5 s for InceptionV3): the CLI
+ * calls it directly; servers use `ensureModels` (./ensure.ts), which runs it in a worker thread.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { kerasToOnnx } from './keras-to-onnx.js';
+import { loadManifest, MANIFEST_PATH, MODEL_IDS, type ModelManifest, type ModelSpec } from './manifest.js';
+import { decodeWeights, parseModelBundle, parseShardBundle } from './tfjs-format.js';
+import { ModelError, type EmbeddingModelId } from './types.js';
+
+export interface BuildModelsOptions {
+  modelsDir: string;
+  /** Default: every model in the manifest. */
+  models?: readonly EmbeddingModelId[];
+  /** Rebuild even when a verified file is present. */
+  force?: boolean;
+  /**
+   * Maintainers only, after a deliberate upgrade of the source package or the converter: record the
+   * checksums found instead of failing on a mismatch, and rewrite the manifest file.
+   */
+  updateManifest?: boolean;
+  manifestFile?: string;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface BuiltModel {
+  id: EmbeddingModelId;
+  path: string;
+  sha256: string;
+  bytes: number;
+  /** false when a verified file was already there. */
+  built: boolean;
+  ms: number;
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function modelPath(modelsDir: string, id: EmbeddingModelId, manifest: ModelManifest = loadManifest()): string {
+  return path.join(modelsDir, manifest.models[id].file);
+}
+
+/** True when the model file is present and its checksum (or a fresh stamp of it) matches the manifest. */
+export function isModelVerified(modelsDir: string, id: EmbeddingModelId, manifest: ModelManifest = loadManifest()): boolean {
+  const file = modelPath(modelsDir, id, manifest);
+  const want = manifest.models[id].onnx.sha256;
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    return false;
+  }
+  const stampFile = `${file}.sha256`;
+  const stamp = `${want} ${st.size} ${Math.trunc(st.mtimeMs)}\n`;
+  try {
+    if (readFileSync(stampFile, 'utf8') === stamp) return true;
+  } catch {
+    /* no stamp: hash it */
+  }
+  if (sha256Hex(readFileSync(file)) !== want) return false;
+  try {
+    writeFileSync(stampFile, stamp);
+  } catch {
+    /* read-only cache dir: fine, we re-hash next time */
+  }
+  return true;
+}
+
+/** Directory of an installed npm package (its package.json need not be exported). */
+export function packageDir(name: string): string {
+  const require = createRequire(import.meta.url);
+  let entry: string;
+  try {
+    entry = require.resolve(name);
+  } catch (err) {
+    throw new ModelError(`npm package ${name} is not installed (${(err as Error).message}); run npm ci`);
+  }
+  for (let dir = path.dirname(entry); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const pj = path.join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === name) return dir;
+      } catch {
+        /* keep walking */
+      }
+    }
+  }
+  throw new ModelError(`cannot find the package directory of ${name} from ${entry}`);
+}
+
+/** Reads and verifies the source files of one model; returns their contents by file name. */
+function readSources(spec: ModelSpec, id: string, update: boolean): Map<string, Buffer> {
+  const dir = packageDir(spec.source.package);
+  const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: string; license?: string };
+  if (pkg.version !== spec.source.version && !update) {
+    throw new ModelError(`${id}: ${spec.source.package}@${pkg.version ?? '?'} is installed but the manifest pins ${spec.source.version}`);
+  }
+  if (pkg.license !== spec.source.license && !update) {
+    throw new ModelError(`${id}: ${spec.source.package} declares licence ${pkg.license ?? '?'}, the manifest records ${spec.source.license}`);
+  }
+  const out = new Map<string, Buffer>();
+  for (const [file, want] of Object.entries(spec.source.files)) {
+    const data = readFileSync(path.join(dir, spec.source.dir, file));
+    const got = sha256Hex(data);
+    if (got !== want) {
+      if (!update) throw new ModelError(`${id}: ${spec.source.package}/${spec.source.dir}/${file} sha256 ${got} != manifest ${want}`);
+      (spec.source.files as Record<string, string>)[file] = got;
+    }
+    out.set(file, data);
+  }
+  return out;
+}
+
+/** Converts one model to ONNX bytes from its verified sources. */
+export function convertModel(id: EmbeddingModelId, spec: ModelSpec, update = false): Uint8Array {
+  const sources = readSources(spec, id, update);
+  const modelFile = Object.keys(spec.source.files).find((f) => f.startsWith('model'));
+  if (!modelFile) throw new ModelError(`${id}: no model.*.js among the manifest's source files`);
+  const model = parseModelBundle(sources.get(modelFile)!.toString('utf8'), modelFile);
+  const shards = model.weightsManifest
+    .flatMap((g) => g.paths)
+    .map((p) => {
+      const f = `${p}.min.js`;
+      const src = sources.get(f);
+      if (!src) throw new ModelError(`${id}: weight shard ${f} is not a checksummed source file in the manifest`);
+      return parseShardBundle(src.toString('latin1'), f);
+    });
+  const weights = decodeWeights(model.weightsManifest, shards);
+  const result = kerasToOnnx(model, weights, {
+    embeddingLayer: spec.source.embeddingLayer,
+    graphName: `afterglow_${id}_embedding`,
+    docString: `${id} embedding (${spec.dims}-d, pooled) converted from ${spec.source.package}@${spec.source.version}/${spec.source.dir}; classifier head dropped.`,
+    metadata: {
+      'afterglow.model': id,
+      'source.package': `${spec.source.package}@${spec.source.version}`,
+      'source.license': spec.source.license,
+      'source.dir': spec.source.dir,
+      'preprocessing.input': `uint8 NHWC RGB ${spec.preprocessing.inputSize.join('x')}`,
+      'preprocessing.normalization': spec.preprocessing.normalization,
+    },
+  });
+  if (result.embeddingDims !== spec.dims) throw new ModelError(`${id}: converted embedding has ${result.embeddingDims} dims, manifest says ${spec.dims}`);
+  const [w, h] = spec.preprocessing.inputSize;
+  if (result.inputShape[0] !== h || result.inputShape[1] !== w) throw new ModelError(`${id}: model input ${result.inputShape.join('x')} != manifest ${w}x${h}`);
+  return result.bytes;
+}
+
+export function buildModels(options: BuildModelsOptions): BuiltModel[] {
+  const manifestFile = options.manifestFile ?? MANIFEST_PATH;
+  const update = options.updateManifest === true;
+  // The update path mutates a private, unfrozen copy.
+  const manifest: ModelManifest = update ? (JSON.parse(readFileSync(manifestFile, 'utf8')) as ModelManifest) : loadManifest(manifestFile);
+  const ids = options.models ?? MODEL_IDS;
+  const log = options.log ?? (() => {});
+  mkdirSync(options.modelsDir, { recursive: true });
+  const results: BuiltModel[] = [];
+  for (const id of ids) {
+    const spec = manifest.models[id];
+    if (!spec) throw new ModelError(`unknown model ${String(id)}`);
+    const file = path.join(options.modelsDir, spec.file);
+    const t0 = performance.now();
+    if (!options.force && !update && isModelVerified(options.modelsDir, id, manifest)) {
+      results.push({ id, path: file, sha256: spec.onnx.sha256, bytes: statSync(file).size, built: false, ms: performance.now() - t0 });
+      continue;
+    }
+    log(`building model ${id} from ${spec.source.package}@${spec.source.version}`, { model: id, file });
+    const bytes = convertModel(id, spec, update);
+    const got = sha256Hex(bytes);
+    if (got !== spec.onnx.sha256) {
+      if (!update) {
+        throw new ModelError(
+          `${id}: converted ONNX sha256 ${got} != manifest ${spec.onnx.sha256} (converter or dependency changed; ` +
+            'if deliberate, run `npm run models -- --update-manifest` and review the parity test)',
+        );
+      }
+      spec.onnx.sha256 = got;
+    }
+    // Atomic: concurrent builders (processes or threads) each write their own temp file and rename.
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      writeFileSync(tmp, bytes);
+      renameSync(tmp, file);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+    rmSync(`${file}.sha256`, { force: true });
+    isModelVerified(options.modelsDir, id, manifest); // writes the stamp
+    const ms = performance.now() - t0;
+    log(`built model ${id}`, { model: id, file, bytes: bytes.byteLength, sha256: got, ms: Math.round(ms) });
+    results.push({ id, path: file, sha256: got, bytes: bytes.byteLength, built: true, ms });
+  }
+  if (update) writeFileSync(manifestFile, formatJson(manifest));
+  return results;
+}
+
+/** JSON with 2-space indent, arrays of scalars and small flat objects kept on one line. */
+export function formatJson(value: unknown): string {
+  const text = JSON.stringify(value, null, 2);
+  const inline = text.replace(/([[{])\n\s*([^[\]{}]*?)\n\s*([\]}])/g, (m, open: string, body: string, close: string) => {
+    const one = `${open}${open === '{' ? ' ' : ''}${body.split(/,\n\s*/).join(', ')}${open === '{' ? ' ' : ''}${close}`;
+    return one.length <= 110 ? one : m;
+  });
+  return `${inline}\n`;
+}

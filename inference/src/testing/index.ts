@@ -1,0 +1,3 @@
+/** Test and benchmark helpers (`@afterglow/inference/testing`): sample photos and the shared models dir. */
+export * from './images.js';
+export * from './models.js';
