@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import {
   TOPICS,
   createBus,
+  createFanOut,
+  createHotState,
   createLogger,
   createMetricsRegistry,
   createStore,
@@ -9,17 +12,19 @@ import {
   type AfterglowConfig,
   type Bus,
   type BusProducer,
+  type FanOut,
+  type HotState,
   type Logger,
   type Registry,
   type Store,
 } from '@afterglow/core';
 import { EventIntake, registerIngestRoutes } from '@afterglow/ingest';
-import { EventSink } from '@afterglow/stream';
+import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, registerLiveRoutes } from '@afterglow/stream';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
 import { createHttpServer } from './http.js';
 import { DemoGenerator } from './demo.js';
 
-export const ROLES = ['ingest', 'stream', 'inference', 'dashboard'] as const;
+export const ROLES = ['ingest', 'stream', 'live', 'inference', 'dashboard'] as const;
 export type RoleName = (typeof ROLES)[number];
 
 export interface StartOptions {
@@ -36,6 +41,8 @@ export interface Running {
   bus: Bus;
   store: Store | undefined;
   sink: EventSink | undefined;
+  /** The live role's parts (absent without the role, or when LIVE_AGGREGATE / LIVE_GATEWAY turn one off). */
+  live: { aggregator: LiveAggregator | undefined; gateway: LiveGateway | undefined; hot: HotState; fanout: FanOut } | undefined;
   registry: Registry;
   log: Logger;
   /** Graceful: stop intake, drain the sink's batch, close adapters. */
@@ -59,7 +66,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
   readiness.bus = () => bus.endOffsets(TOPICS.events);
 
   let store: Store | undefined;
-  if (roles.has('ingest') || roles.has('stream')) {
+  if (roles.has('ingest') || roles.has('stream') || roles.has('live')) {
     store = await createStore(config.store);
     closers.push(() => store!.close());
     const applied = await migrate(store);
@@ -108,6 +115,63 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
     await sink.start();
   }
 
+  let live: Running['live'];
+  if (roles.has('live')) {
+    const settings = config.live;
+    const hot = await createHotState(config.hot);
+    const fanout = await createFanOut(config.fanout);
+    closers.push(() => hot.close(), () => fanout.close());
+    readiness.hot = () => hot.get(`${settings.keyPrefix}:ready`);
+    const keys = new LiveKeys(settings.keyPrefix);
+    const ci = { maxRelWidth: settings.ciMaxRelWidth, maxAbsWidth: settings.ciMaxAbsWidth };
+    const liveLog = log.child({ role: 'live' });
+    const gateway = settings.gateway
+      ? new LiveGateway({
+          hot,
+          fanout,
+          keys,
+          log: liveLog,
+          lateMs: config.events.liveLateMs,
+          ci,
+          fatigueFraction: settings.fatigueFraction,
+          decayRefitMs: settings.decayRefitMs,
+          ...settings.ws,
+          flushMs: settings.flushMs,
+          registry,
+        })
+      : undefined;
+    await registerLiveRoutes(app, {
+      gateway,
+      reader: new LiveReader(hot, keys, config.events.liveLateMs, ci, settings.fatigueFraction),
+      store,
+      ci,
+      fatigueFraction: settings.fatigueFraction,
+      maxLeaderboardAssets: settings.ws.topicMaxAssets,
+    });
+    let aggregator: LiveAggregator | undefined;
+    if (settings.aggregate) {
+      aggregator = new LiveAggregator({
+        bus,
+        hot,
+        fanout,
+        log: liveLog,
+        limits: config.events,
+        groupId: settings.groupId,
+        keys,
+        // Applied offsets are only meaningful for the log they came from: a Kafka namespace, or
+        // this process's in-process log (which starts again at 0 every time).
+        offsetScope: config.bus.kind === 'kafka' ? `kafka-${config.bus.namespace ?? 'default'}` : `process-${randomUUID()}`,
+        flushMs: settings.flushMs,
+        publishMs: settings.publishMs,
+        maxEntities: settings.maxEntities,
+        tiesSweepMs: settings.tiesSweepMs,
+        registry,
+      });
+      await aggregator.start();
+    }
+    live = { aggregator, gateway, hot, fanout };
+  }
+
   await app.listen({ host: config.http.host, port: config.http.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.http.port;
@@ -127,6 +191,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
     bus,
     store,
     sink,
+    live,
     registry,
     log,
     async stop() {
@@ -136,6 +201,8 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
       await app.close();
       await producer?.close();
       await handle.sink?.stop();
+      await handle.live?.gateway?.close();
+      await handle.live?.aggregator?.stop();
       for (const close of closers.reverse()) await close().catch((err) => log.warn({ err }, 'close failed'));
     },
   };

@@ -69,6 +69,62 @@ const envSchema = z.object({
   SINK_BATCH_MAX_ROWS: int(50_000, 1),
   SINK_BATCH_MAX_MS: int(1000, 1),
   SINK_FLUSH_LANES: int(2, 1, 64),
+
+  /** Built .onnx models (converted from npm packages by `afterglow models`); default `${AFTERGLOW_DATA_DIR}/models`. */
+  AFTERGLOW_MODELS_DIR: z.string().optional(),
+  /** 'auto' tries CUDA and falls back to CPU; 'cuda' fails when the CUDA provider is not installed. */
+  INFERENCE_EXECUTION_PROVIDER: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+  INFERENCE_BATCH_SIZE: int(16, 1, 1024),
+  INFERENCE_WORKERS: int(1, 1, 64),
+  /** onnxruntime intra-op threads per worker; 0 = available cores / workers. */
+  INFERENCE_INTRA_OP_THREADS: int(0, 0, 256),
+  INFERENCE_EMBED_CACHE_BYTES: int(64 * 1024 * 1024, 0),
+  /** Image limits checked from the header before any full decode (embeddings, asset registry). */
+  IMAGE_MAX_BYTES: int(32 * 1024 * 1024, 1024),
+  IMAGE_MAX_PIXELS: int(50_000_000, 1),
+  IMAGE_MAX_SIDE: int(16_384, 1),
+
+  /** Tying ads to masters (inference/src/tie): Knot-Tie's top-K, top-N and propagation rule, and the engine's knobs. */
+  TIE_MODEL: z.enum(['mobilenet_v2', 'inception_v3']).default('mobilenet_v2'),
+  TIE_TOP_K: int(500, 1, 100_000),
+  TIE_CANDIDATES: int(20, 1, 1000),
+  /** Candidates per ad verified with keypoints (top this many by cosine and by euclidean distance). */
+  TIE_VERIFY_TOP: int(16, 0, 1000),
+  /** ORB worker threads; 0 = available cores. */
+  TIE_VERIFY_WORKERS: int(0, 0, 256),
+  /** Views embedded per master: whole | centre (whole + central 70 %) | corners (+ four 60 % corners). */
+  TIE_MASTER_VIEWS: z.enum(['whole', 'centre', 'corners']).default('centre'),
+  /** Auto-tie without a human at this calibrated score; default: the calibrated threshold (inference/tie.calibration.json). */
+  TIE_AUTO_TIE_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
+  /** A human tie propagates to every ad whose top-N holds the master with score > min. */
+  TIE_PROPAGATE_TOP_N: int(5, 1, 1000),
+  TIE_PROPAGATE_MIN_SCORE: z.coerce.number().min(0).max(1).default(0.6),
+  /** Content-addressed cache of embeddings and keypoints; default `${AFTERGLOW_DATA_DIR}/tie-cache`; `off` disables it. */
+  TIE_CACHE_DIR: z.string().optional(),
+
+  /** Live metrics (stream/src/live): aggregators, the /v1/live gateway and its REST routes. */
+  LIVE_GROUP_ID: z.string().default('afterglow-live'),
+  LIVE_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'must be 1-64 characters of [A-Za-z0-9_:.-]')
+    .default('afterglow:live'),
+  LIVE_AGGREGATE: bool.optional(),
+  LIVE_GATEWAY: bool.optional(),
+  LIVE_FLUSH_MS: int(500, 10, 60_000),
+  LIVE_PUBLISH_MS: int(25, 1, 10_000),
+  LIVE_MAX_ENTITIES: int(20_000, 100),
+  LIVE_TIES_SWEEP_MS: int(60_000, 1_000),
+  LIVE_WS_MAX_UPDATES_PER_SEC: int(10, 1, 1000),
+  LIVE_WS_COALESCE_BYTES: int(64 * 1024, 1024),
+  LIVE_WS_MAX_BUFFER_BYTES: int(4 * 1024 * 1024, 4096),
+  LIVE_WS_STALL_MS: int(30_000, 100),
+  LIVE_WS_MAX_SUBSCRIPTIONS: int(100, 1),
+  LIVE_WS_REFRESH_MS: int(5_000, 100),
+  LIVE_TOPIC_MAX_ASSETS: int(5_000, 1),
+  LIVE_CI_MAX_REL_WIDTH: z.coerce.number().positive().default(0.5),
+  LIVE_CI_MAX_ABS_WIDTH: z.coerce.number().nonnegative().default(0.01),
+  LIVE_FATIGUE_FRACTION: z.coerce.number().gt(0).lt(1).default(0.25),
+  LIVE_DECAY_REFIT_MS: int(10_000, 100),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -97,6 +153,81 @@ export interface AfterglowConfig {
   };
   events: EventLimits;
   sink: { groupId: string; batchMaxRows: number; batchMaxMs: number; lanes: number };
+  inference: InferenceSettings;
+  images: ImageLimitSettings;
+  tie: TieSettings;
+  live: LiveSettings;
+}
+
+/** Live metrics: the aggregator (consumer group on engagement.events), the /v1/live gateway, REST. */
+export interface LiveSettings {
+  /** Run the aggregator / the gateway in this process (both on by default for the `live` role). */
+  aggregate: boolean;
+  gateway: boolean;
+  groupId: string;
+  /** Prefix of every hot-state key the live role writes. */
+  keyPrefix: string;
+  /** Hot-state persistence (with the applied offsets) and Kafka commits, at most this often. */
+  flushMs: number;
+  /** Changed entities are published to the fan-out at most this often. */
+  publishMs: number;
+  /** Entities (assets, campaign/master partials) held in aggregator memory; clean ones beyond it are evicted. */
+  maxEntities: number;
+  tiesSweepMs: number;
+  ws: {
+    maxUpdatesPerSec: number;
+    /** Above this many unsent bytes a client gets coalesced (latest wins) updates instead of each one. */
+    coalesceBytes: number;
+    /** Above this many unsent bytes a client is disconnected. */
+    maxBufferBytes: number;
+    /** A client that stays above coalesceBytes this long is disconnected. */
+    stallMs: number;
+    maxSubscriptions: number;
+    /** Views are recomputed this often even without events (windows slide). */
+    refreshMs: number;
+    /** Assets a campaign subscription carries at most (the most recently active). */
+    topicMaxAssets: number;
+  };
+  /** A rate is "not enough data" when its 95% interval is wider than max(absolute, relative x rate). */
+  ciMaxRelWidth: number;
+  ciMaxAbsWidth: number;
+  fatigueFraction: number;
+  decayRefitMs: number;
+}
+
+/** Image models (embeddings) on onnxruntime-node; see inference/src/models. */
+export interface InferenceSettings {
+  modelsDir: string;
+  executionProvider: 'auto' | 'cpu' | 'cuda';
+  batchSize: number;
+  workers: number;
+  /** 0 = available cores / workers. */
+  intraOpThreads: number;
+  embedCacheBytes: number;
+}
+
+/** Tying ads to masters (inference/src/tie). */
+export interface TieSettings {
+  model: 'mobilenet_v2' | 'inception_v3';
+  topK: number;
+  candidates: number;
+  verifyTop: number;
+  /** 0 = available cores. */
+  verifyWorkers: number;
+  masterViews: 'whole' | 'centre' | 'corners';
+  /** undefined = the calibrated threshold. */
+  autoTieThreshold: number | undefined;
+  propagateTopN: number;
+  propagateMinScore: number;
+  /** undefined = no persistent cache. */
+  cacheDir: string | undefined;
+}
+
+/** Refuse images over these before decoding them (decompression bombs, oversized uploads). */
+export interface ImageLimitSettings {
+  maxBytes: number;
+  maxPixels: number;
+  maxSide: number;
 }
 
 /** Limits the event validator enforces; kept separate so tests and tools can build one without env. */
@@ -161,6 +292,50 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       batchMaxRows: e.SINK_BATCH_MAX_ROWS,
       batchMaxMs: e.SINK_BATCH_MAX_MS,
       lanes: e.SINK_FLUSH_LANES,
+    },
+    inference: {
+      modelsDir: path.resolve(e.AFTERGLOW_MODELS_DIR ?? path.join(dataDir, 'models')),
+      executionProvider: e.INFERENCE_EXECUTION_PROVIDER,
+      batchSize: e.INFERENCE_BATCH_SIZE,
+      workers: e.INFERENCE_WORKERS,
+      intraOpThreads: e.INFERENCE_INTRA_OP_THREADS,
+      embedCacheBytes: e.INFERENCE_EMBED_CACHE_BYTES,
+    },
+    images: { maxBytes: e.IMAGE_MAX_BYTES, maxPixels: e.IMAGE_MAX_PIXELS, maxSide: e.IMAGE_MAX_SIDE },
+    tie: {
+      model: e.TIE_MODEL,
+      topK: e.TIE_TOP_K,
+      candidates: e.TIE_CANDIDATES,
+      verifyTop: e.TIE_VERIFY_TOP,
+      verifyWorkers: e.TIE_VERIFY_WORKERS,
+      masterViews: e.TIE_MASTER_VIEWS,
+      autoTieThreshold: e.TIE_AUTO_TIE_THRESHOLD,
+      propagateTopN: e.TIE_PROPAGATE_TOP_N,
+      propagateMinScore: e.TIE_PROPAGATE_MIN_SCORE,
+      cacheDir: e.TIE_CACHE_DIR === 'off' ? undefined : path.resolve(e.TIE_CACHE_DIR ?? path.join(dataDir, 'tie-cache')),
+    },
+    live: {
+      aggregate: e.LIVE_AGGREGATE ?? true,
+      gateway: e.LIVE_GATEWAY ?? true,
+      groupId: e.LIVE_GROUP_ID,
+      keyPrefix: e.LIVE_KEY_PREFIX,
+      flushMs: e.LIVE_FLUSH_MS,
+      publishMs: e.LIVE_PUBLISH_MS,
+      maxEntities: e.LIVE_MAX_ENTITIES,
+      tiesSweepMs: e.LIVE_TIES_SWEEP_MS,
+      ws: {
+        maxUpdatesPerSec: e.LIVE_WS_MAX_UPDATES_PER_SEC,
+        coalesceBytes: e.LIVE_WS_COALESCE_BYTES,
+        maxBufferBytes: e.LIVE_WS_MAX_BUFFER_BYTES,
+        stallMs: e.LIVE_WS_STALL_MS,
+        maxSubscriptions: e.LIVE_WS_MAX_SUBSCRIPTIONS,
+        refreshMs: e.LIVE_WS_REFRESH_MS,
+        topicMaxAssets: e.LIVE_TOPIC_MAX_ASSETS,
+      },
+      ciMaxRelWidth: e.LIVE_CI_MAX_REL_WIDTH,
+      ciMaxAbsWidth: e.LIVE_CI_MAX_ABS_WIDTH,
+      fatigueFraction: e.LIVE_FATIGUE_FRACTION,
+      decayRefitMs: e.LIVE_DECAY_REFIT_MS,
     },
   };
 }

@@ -32,9 +32,47 @@ export const DLQ_HEADERS = {
   consumer: 'x-consumer-group',
 } as const;
 
-/** Fan-out subjects, NATS-style (tokens separated by '.', '*' one token, '>' the rest). */
+/**
+ * One id as one subject token. Ids may hold '.', the NATS token separator (and a subject must not
+ * carry whitespace or a bare '*' / '>'), so every character outside [A-Za-z0-9_:-] is written as
+ * %XX of its UTF-8 bytes. The mapping is injective ('%' itself is encoded), so two ids never share
+ * a subject, and it leaves the usual ids (`asset-17`, `tenant:eu`) readable. Every subject built
+ * from an id goes through here.
+ */
+export function subjectToken(id: string): string {
+  if (id.length === 0) return '%';
+  return /^[A-Za-z0-9_:-]+$/.test(id) ? id : id.replace(/[^A-Za-z0-9_:-]/gu, (c) => [...UTF8.encode(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+}
+
+const UTF8 = new TextEncoder();
+
+/** The inverse of subjectToken. */
+export function subjectTokenDecode(token: string): string {
+  if (token === '%') return '';
+  return token.includes('%') ? decodeURIComponent(token) : token;
+}
+
+/**
+ * Fan-out subjects, NATS-style (tokens separated by '.', '*' one token, '>' the rest). The live
+ * aggregators publish one compact delta per changed entity; an asset's subject sits under its
+ * campaign's, so a dashboard watching a campaign needs one `campaignAll` subscription.
+ *
+ *   live.<tenant>.campaign.<campaign>.total          a campaign's partial totals (one per bus partition)
+ *   live.<tenant>.campaign.<campaign>.asset.<asset>  one asset
+ *   live.<tenant>.master.<master>                     a master's partial totals over its tied ads
+ *   live.<tenant>.ties                                an ad's tie changed (aggregators re-attribute it)
+ */
 export const SUBJECTS = {
-  campaignDelta: (tenant: string, campaign: string) => `live.${tenant}.campaign.${campaign}`,
-  assetDelta: (tenant: string, asset: string) => `live.${tenant}.asset.${asset}`,
-  tenantAll: (tenant: string) => `live.${tenant}.>`,
+  campaignDelta: (tenant: string, campaign: string) => `live.${subjectToken(tenant)}.campaign.${subjectToken(campaign)}.total`,
+  assetDelta: (tenant: string, campaign: string, asset: string) =>
+    `live.${subjectToken(tenant)}.campaign.${subjectToken(campaign)}.asset.${subjectToken(asset)}`,
+  masterDelta: (tenant: string, master: string) => `live.${subjectToken(tenant)}.master.${subjectToken(master)}`,
+  /** The campaign's totals and every one of its assets. */
+  campaignAll: (tenant: string, campaign: string) => `live.${subjectToken(tenant)}.campaign.${subjectToken(campaign)}.>`,
+  /** One asset, whichever campaign it runs in. */
+  assetAny: (tenant: string, asset: string) => `live.${subjectToken(tenant)}.campaign.*.asset.${subjectToken(asset)}`,
+  tieChanged: (tenant: string) => `live.${subjectToken(tenant)}.ties`,
+  /** Tie changes of every tenant. */
+  tieChangedAll: 'live.*.ties',
+  tenantAll: (tenant: string) => `live.${subjectToken(tenant)}.>`,
 } as const;

@@ -9,5 +9,14 @@ export type * from './bus/types.js';
 export type * from './hot/types.js';
 export type * from './fanout/types.js';
 export { createStore, sqlString, type Store } from './store/clickhouse.js';
-export { migrate, MIGRATIONS, type Migration } from './store/migrations.js';
+export { migrate, migrationsTableDdl, MIGRATIONS, type Migration } from './store/migrations.js';
+export {
+  clusterDdlScript,
+  toClusterSchema,
+  ClusterDdlError,
+  CLUSTER_SINK_INSERT_SETTINGS,
+  type ClusterDdlOptions,
+  type ClusterSchema,
+  type ClusterTable,
+} from './store/cluster.js';
 export { createBus, createHotState, createFanOut } from './adapters.js';

@@ -1,1 +1,2 @@
 export { EventSink, type SinkOptions, type FlushReport } from './sink.js';
+export * from './live/index.js';

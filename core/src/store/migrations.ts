@@ -95,15 +95,18 @@ export const MIGRATIONS: Migration[] = [
   },
 ];
 
+/** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */
+export function migrationsTableDdl(db: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.migrations} (
+      version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+    ) ENGINE = ReplacingMergeTree ORDER BY version`;
+}
+
 /** Apply every migration not yet recorded; returns the versions applied by this call. */
 export async function migrate(store: Store, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
   const db = store.database;
   const { client } = store;
-  await client.command({
-    query: `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.migrations} (
-      version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
-    ) ENGINE = ReplacingMergeTree ORDER BY version`,
-  });
+  await client.command({ query: migrationsTableDdl(db) });
   const rs = await client.query({ query: `SELECT DISTINCT version FROM ${db}.${TABLES.migrations}`, format: 'JSONEachRow' });
   const applied = new Set((await rs.json<{ version: number | string }>()).map((r) => Number(r.version)));
   const done: number[] = [];

@@ -1,0 +1,17 @@
+/**
+ * The server side of bench/live: ingest + live roles in one process, wired by the composition root
+ * from the environment (embedded adapters, or KAFKA_BROKERS / REDIS_URL / NATS_URL). Prints
+ * `READY <url>` once listening; SIGTERM stops it. Not a benchmark by itself (bench/run.ts skips it).
+ */
+import { loadConfig } from '@afterglow/core';
+import { start } from 'afterglow';
+
+const running = await start(loadConfig(process.env), { roles: ['ingest', 'live'], demo: false });
+process.stdout.write(`READY ${running.url}\n`);
+const stop = () => void running.stop().finally(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+// The bench holds our stdin: when it exits (or is killed), so do we.
+process.stdin.on('end', stop);
+process.stdin.on('error', stop);
+process.stdin.resume();

@@ -1,0 +1,870 @@
+import {
+  AfterglowError,
+  Counter,
+  Gauge,
+  Histogram,
+  SUBJECTS,
+  TOPICS,
+  decodeEvent,
+  validateBusEvent,
+  type Bus,
+  type BusConsumer,
+  type DeliveredBatch,
+  type EngagementEvent,
+  type EventLimits,
+  type FanOut,
+  type HotOp,
+  type HotState,
+  type Logger,
+  type Registry,
+  type Subscription,
+} from '@afterglow/core';
+import { DecayTracker } from './decay.js';
+import { LiveKeys, type EntityKind } from './keys.js';
+import { ENGAGEMENT_INDEXES } from './rates.js';
+import { encodeDelta, metaFields, parseEntityHash, type EntityMeta } from './state.js';
+import { TieRecorder, parseTie } from './ties.js';
+import { Buckets, DIRTY_FLUSH, DIRTY_PUBLISH, KIND_INDEX, windowLayout, type Layout } from './windows.js';
+
+/**
+ * The live aggregator: one member of consumer group `groupId` on `engagement.events`. It keeps,
+ * for the partitions it owns, every asset's sliding windows (windows.ts), each partition's share of
+ * every campaign, and — through the ties recorded from `assets.ties` — each partition's share of
+ * every master. Changed entities go out as compact deltas on the fan-out at most every
+ * `publishMs`; state goes to the hot-state port at most every `flushMs`.
+ *
+ * Exactly-once live counts across crashes and rebalances
+ * -------------------------------------------------------
+ * Delivery is at-least-once (Kafka redelivers from the group's committed offset). Hot state holds,
+ * per partition, the next offset whose effects it contains, and every flush writes that offset in
+ * the SAME hot-state batch (one Redis MULTI/EXEC, atomic) as the rows the records changed. Rows are
+ * absolute values, not increments. So hot state is always "the partition's entities as of offset
+ * X", never a mix. A member that gets a partition (after a crash, a rebalance, a restart) reads X
+ * first, skips redelivered records below X, and loads entities lazily from hot state before it
+ * changes them: whatever was applied before the crash and flushed is not applied again, whatever
+ * was applied but not flushed is applied exactly once more. Kafka offsets are committed after the
+ * flush and only bound how much is redelivered; they are never trusted for correctness.
+ * Because all events of an asset share a partition (keyed by asset_id), an asset has one writer;
+ * campaigns and masters span partitions, so each partition owns its own share ("part") of them
+ * and readers add the parts up: no two writers ever touch the same hash.
+ * The gap left is a zombie: a member that lost its partitions without noticing (paused past the
+ * session timeout) and flushes after the new owner started. Before each flush we read the stored
+ * offsets and drop partitions another member has moved past, which narrows that window to one
+ * in-flight MULTI; closing it fully would take a compare-and-set in the hot-state port.
+ * Deltas may be published before the flush: after a crash the replay recomputes the same absolute
+ * rows, and receivers merge rows by maximum (counts only grow), so a repeat changes nothing.
+ *
+ * Memory: entities are held in an LRU map of at most `maxEntities`; clean ones (already flushed)
+ * are evicted and reloaded from hot state when an event needs them again. Consumption waits for a
+ * flush when too much is dirty, which bounds the rest.
+ */
+
+export interface LiveAggregatorOptions {
+  bus: Bus;
+  hot: HotState;
+  fanout: FanOut;
+  log: Logger;
+  limits: EventLimits;
+  groupId: string;
+  keys: LiveKeys;
+  /**
+   * Scopes the applied-offset keys to one log: the Kafka cluster/namespace, or a per-process id for
+   * the in-process bus (whose offsets restart at 0 with every process).
+   */
+  offsetScope: string;
+  flushMs: number;
+  publishMs: number;
+  maxEntities: number;
+  tiesSweepMs: number;
+  /** Also record decisions from `assets.ties` into hot state (a second consumer group). Default true. */
+  recordTies?: boolean;
+  registry?: Registry;
+  clock?: () => number;
+}
+
+interface Spec {
+  kind: EntityKind;
+  tenant: string;
+  id: string;
+  partition: number;
+}
+
+class Entity {
+  n = 0;
+  epoch = 0;
+  campaign = '';
+  master = '';
+  /** Assets: the master hot state says it is tied to (checked on load and on tie notices). */
+  tieMaster: string | undefined;
+  tracker: DecayTracker | undefined;
+  /** Version carried by the last published delta. */
+  pubN = 0;
+  /** Publish every row next time (after an epoch change). */
+  full = false;
+  /** Decay tracker changed since the last flush / publish. */
+  decayDirty = 0;
+  metaDirty = false;
+  pins = 0;
+  lastEventAt = 0;
+
+  constructor(
+    readonly key: string,
+    readonly kind: EntityKind,
+    readonly tenant: string,
+    readonly id: string,
+    readonly partition: number,
+    readonly buckets: Buckets,
+  ) {}
+
+  meta(): EntityMeta {
+    return { kind: this.kind, tenant: this.tenant, id: this.id, partition: this.partition, n: this.n, epoch: this.epoch, campaign: this.campaign, master: this.master };
+  }
+}
+
+interface PartitionState {
+  partition: number;
+  /** Next offset to apply; undefined until something was applied when hot state had no offset. */
+  applied: bigint | undefined;
+  /** What hot state holds (as far as this member knows). */
+  persisted: bigint | undefined;
+  committed: bigint | undefined;
+  /** Bumped on revocation, so an in-flight batch can tell its partition went away. */
+  generation: number;
+}
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const MINUTE = 60_000;
+const LOAD_CHUNK = 500;
+
+export class LiveAggregator {
+  private readonly layout: Layout;
+  private readonly keys: LiveKeys;
+  private readonly clock: () => number;
+  private consumer: BusConsumer | undefined;
+  private ties: TieRecorder | undefined;
+  private tieNotices: Subscription | undefined;
+  private readonly entities = new Map<string, Entity>();
+  private readonly loading = new Map<string, Promise<Entity>>();
+  private readonly partitions = new Map<number, PartitionState>();
+  private readonly partitionLoads = new Map<number, Promise<PartitionState>>();
+  private owned = new Set<number>();
+  private readonly flushQueue = new Set<Entity>();
+  private readonly pubQueue = new Set<Entity>();
+  private flushing: Promise<void> = Promise.resolve();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private pubTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private lastPublish = 0;
+  private stopping = false;
+  private abandoned = false;
+  private generationSeq = 0;
+  /** Keys live this long after their last write: the 24 h window, the late window, an hour to spare. */
+  private readonly ttlMs: number;
+  private readonly metrics: ReturnType<typeof createMetrics>;
+  readonly totals = { received: 0, applied: 0, replayed: 0, late: 0, invalid: 0, expired: 0, published: 0, flushes: 0, reattributed: 0 };
+
+  constructor(private readonly options: LiveAggregatorOptions) {
+    this.layout = windowLayout(options.limits.liveLateMs);
+    this.keys = options.keys;
+    this.clock = options.clock ?? Date.now;
+    this.ttlMs = DAY + options.limits.liveLateMs + HOUR;
+    this.metrics = createMetrics(options.registry, () => this.entities.size, () => this.flushQueue.size);
+  }
+
+  async start(): Promise<void> {
+    const { bus, groupId, fanout } = this.options;
+    this.tieNotices = fanout.subscribe(SUBJECTS.tieChangedAll, (data) => this.onTieNotice(data));
+    if (this.options.recordTies !== false) {
+      this.ties = new TieRecorder({ bus, hot: this.options.hot, fanout, keys: this.keys, log: this.options.log, groupId: `${groupId}-ties`, registry: this.options.registry });
+      await this.ties.start();
+    }
+    this.consumer = bus.consumer({
+      groupId,
+      topics: [TOPICS.events],
+      fromBeginning: true,
+      onAssign: (assigned) => this.onAssign(assigned.filter((a) => a.topic === TOPICS.events).map((a) => a.partition)),
+    });
+    this.flushTimer = setInterval(() => {
+      if (this.flushQueue.size > 0 || this.offsetsBehind()) void this.flush().catch(() => undefined);
+    }, this.options.flushMs);
+    this.flushTimer.unref();
+    this.sweepTimer = setInterval(() => void this.sweep().catch((err) => this.options.log.warn({ err }, 'live sweep failed')), this.options.tiesSweepMs);
+    this.sweepTimer.unref();
+    await this.consumer.run((batch) => this.onBatch(batch));
+  }
+
+  /** Graceful: publish and flush what was applied, commit it, then leave the group. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.clearTimers();
+    this.tieNotices?.unsubscribe();
+    this.publish();
+    await this.flush().catch((err) => this.options.log.warn({ err }, 'final live flush failed; the next owner replays from hot state'));
+    await this.consumer?.stop();
+    await this.ties?.stop();
+  }
+
+  /** As a crash would: nothing more is flushed, published or committed. */
+  async abandon(): Promise<void> {
+    this.stopping = true;
+    this.abandoned = true;
+    this.clearTimers();
+    this.tieNotices?.unsubscribe();
+    this.flushQueue.clear();
+    this.pubQueue.clear();
+    this.entities.clear();
+    // Offsets go with the rows they describe: a flush already queued must not write offsets for
+    // changes that were just forgotten.
+    this.partitions.clear();
+    await this.flushing;
+    await this.consumer?.stop();
+    await this.ties?.stop();
+  }
+
+  /** The scope of this member's applied-offset keys (another member of the group must use the same). */
+  get offsetScope(): string {
+    return this.options.offsetScope;
+  }
+
+  /** Partitions this member owns now. */
+  get ownedPartitions(): number[] {
+    return [...this.owned].sort((a, b) => a - b);
+  }
+
+  private clearTimers(): void {
+    clearInterval(this.flushTimer);
+    clearInterval(this.sweepTimer);
+    clearTimeout(this.pubTimer);
+    this.pubTimer = undefined;
+  }
+
+  // ---- consumption ----------------------------------------------------------------------------
+
+  private onAssign(partitions: number[]): void {
+    const next = new Set(partitions);
+    for (const p of this.owned) if (!next.has(p)) this.revoke(p);
+    this.owned = next;
+    this.options.log.info({ partitions }, 'live aggregator partitions assigned');
+  }
+
+  /**
+   * Forget a partition: its entities (dirty or not: the next owner replays what was not flushed)
+   * and its offsets. If it comes back, everything is reloaded from hot state.
+   */
+  private revoke(partition: number): void {
+    const ps = this.partitions.get(partition);
+    if (ps) ps.generation = -1;
+    this.partitions.delete(partition);
+    this.partitionLoads.delete(partition);
+    for (const [key, e] of this.entities) {
+      if (e.partition !== partition) continue;
+      this.entities.delete(key);
+      this.flushQueue.delete(e);
+      this.pubQueue.delete(e);
+    }
+  }
+
+  private async partitionState(partition: number): Promise<PartitionState> {
+    const known = this.partitions.get(partition);
+    if (known) return known;
+    let loading = this.partitionLoads.get(partition);
+    if (!loading) {
+      loading = (async () => {
+        const stored = await this.options.hot.get(this.offsetKey(partition));
+        const offset = stored !== null && /^[0-9]+$/.test(stored) ? BigInt(stored) : undefined;
+        const ps: PartitionState = { partition, applied: offset, persisted: offset, committed: undefined, generation: ++this.generationSeq };
+        this.partitions.set(partition, ps);
+        return ps;
+      })();
+      this.partitionLoads.set(partition, loading);
+      loading.catch(() => this.partitionLoads.delete(partition));
+    }
+    return loading;
+  }
+
+  private offsetKey(partition: number): string {
+    return this.keys.offset(this.options.offsetScope, this.options.groupId, TOPICS.events, partition);
+  }
+
+  private async onBatch(batch: DeliveredBatch): Promise<void> {
+    if (this.stopping || batch.topic !== TOPICS.events || batch.records.length === 0) return;
+    const partition = batch.partition;
+    // The group delivers only what it assigned us (onAssign may lag the first batches a little).
+    this.owned.add(partition);
+    const ps = await this.partitionState(partition);
+    const generation = ps.generation;
+    const now = this.clock();
+    const late = this.options.limits.liveLateMs;
+    // Nothing older than this is inside any window: skip it without decoding (broker time ~ received_at).
+    const horizon = now - DAY - late - HOUR;
+    const events: EngagementEvent[] = [];
+    for (const record of batch.records) {
+      this.totals.received++;
+      if (ps.applied !== undefined && BigInt(record.offset) < ps.applied) {
+        this.totals.replayed++;
+        this.metrics.skipped.inc({ reason: 'replayed' });
+        continue;
+      }
+      if (record.timestamp < horizon) {
+        this.totals.expired++;
+        this.metrics.skipped.inc({ reason: 'expired' });
+        continue;
+      }
+      let value: unknown;
+      try {
+        value = decodeEvent(record.value);
+      } catch {
+        value = undefined;
+      }
+      const v = value === undefined ? undefined : validateBusEvent(value, this.options.limits);
+      if (!v?.ok) {
+        // The sink sends these to the DLQ; the live path just does not count them.
+        this.totals.invalid++;
+        this.metrics.skipped.inc({ reason: 'invalid' });
+        continue;
+      }
+      const e = v.event;
+      // Same rule as the sink's `late` flag: later than the live late window is counted in
+      // ClickHouse (flagged) but not in the live windows. Decided by the event's own timestamps,
+      // so a replay decides the same way.
+      if (e.received_at - e.occurred_at > late || e.occurred_at < now - DAY - late) {
+        this.totals.late++;
+        this.metrics.skipped.inc({ reason: 'late' });
+        continue;
+      }
+      events.push(e);
+    }
+    const next = BigInt(batch.records[batch.records.length - 1]!.offset) + 1n;
+
+    const pinned = events.length > 0 ? await this.ensureFor(events, partition) : [];
+    try {
+      if (this.stopping) return;
+      if (ps.generation !== generation || this.partitions.get(partition) !== ps) {
+        // Revoked by the group: the new owner has these records. Still ours but reloaded (the
+        // fence saw another writer): have the bus redeliver from the committed offset, so the
+        // reloaded state decides what is applied; returning would skip this batch.
+        if (!this.owned.has(partition)) return;
+        throw new AfterglowError('live_partition_reloaded', `live partition ${partition} was reloaded during a batch; redelivering it`);
+      }
+      // From here on everything is synchronous: a flush sees all of this batch or none of it.
+      const local = new Map(pinned.map((e) => [e.key, e]));
+      for (const e of events) this.apply(e, partition, now, local);
+      if (ps.applied === undefined || next > ps.applied) ps.applied = next;
+    } finally {
+      for (const e of pinned) e.pins--;
+    }
+    this.totals.applied += events.length;
+    this.metrics.applied.inc(events.length);
+    if (events.length > 0) {
+      const lastReceived = events[events.length - 1]!.received_at;
+      this.metrics.lag.observe(Math.max(0, this.clock() - lastReceived) / 1000);
+    }
+    this.schedulePublish();
+    // Backpressure: stop reading until a flush makes room (bounded memory while hot state is slow).
+    if (this.flushQueue.size > this.options.maxEntities / 2 || this.entities.size > this.options.maxEntities * 1.5) await this.flush();
+  }
+
+  private apply(e: EngagementEvent, partition: number, now: number, local: Map<string, Entity>): void {
+    const at = Math.min(e.occurred_at, e.received_at);
+    const kind = KIND_INDEX[e.kind];
+    const find = (key: string) => this.entities.get(key) ?? local.get(key);
+    const asset = find(this.keys.asset(e.tenant_id, e.asset_id))!;
+    this.absorbBeforeReuse(asset, Math.floor(at / MINUTE));
+    this.add(asset, kind, e.value, at, now);
+    if (asset.campaign !== e.campaign_id) {
+      asset.campaign = e.campaign_id;
+      asset.metaDirty = true;
+    }
+    this.add(find(this.keys.entity('campaign', e.tenant_id, e.campaign_id, partition))!, kind, e.value, at, now);
+    if (asset.master) {
+      const share = find(this.keys.entity('master', e.tenant_id, asset.master, partition));
+      if (share) this.add(share, kind, e.value, at, now);
+      // Cannot happen (ensureFor loads and pins the shares; reattribute needs both loaded), but a
+      // missing share must not take the consumer down: the asset is re-attributed by the sweep.
+      else this.options.log.error({ asset: asset.id, master: asset.master }, 'master share not loaded; event not counted for the master');
+    }
+  }
+
+  private add(entity: Entity, kind: number, value: number, at: number, now: number): void {
+    entity.buckets.add(kind, value, at);
+    entity.n++;
+    entity.lastEventAt = now;
+    this.flushQueue.add(entity);
+    this.pubQueue.add(entity);
+  }
+
+  /**
+   * Before a minute slot of an asset's ring is reused, the minutes up to the one leaving are
+   * absorbed into its decay tracker (they are older than the late window, hence final).
+   */
+  private absorbBeforeReuse(asset: Entity, minute: number): void {
+    const holder = asset.buckets.minuteSlotHolder(minute);
+    if (holder >= 0 && holder < minute) this.absorbUntil(asset, holder + 1);
+  }
+
+  /** Absorb every finished minute before `until` that the tracker has not seen. */
+  private absorbUntil(asset: Entity, until: number): void {
+    const tracker = (asset.tracker ??= new DecayTracker());
+    if (tracker.absorbedUntil >= until) return;
+    let changed = false;
+    for (const [minute, count] of asset.buckets.minuteBuckets(ENGAGEMENT_INDEXES)) {
+      if (minute >= until) break;
+      if (minute < tracker.absorbedUntil) continue;
+      tracker.absorb(minute, count);
+      changed = true;
+    }
+    if (tracker.absorbedUntil >= 0 && tracker.absorbedUntil < until) {
+      tracker.skipTo(until);
+      changed = true;
+    }
+    if (changed) {
+      asset.decayDirty = DIRTY_FLUSH | DIRTY_PUBLISH;
+      this.flushQueue.add(asset);
+      this.pubQueue.add(asset);
+    }
+  }
+
+  // ---- entities ---------------------------------------------------------------------------------
+
+  /** Loads (and pins) every entity the events touch, re-attributing assets whose tie changed. */
+  private async ensureFor(events: EngagementEvent[], partition: number): Promise<Entity[]> {
+    const specs = new Map<string, Spec>();
+    for (const e of events) {
+      specs.set(this.keys.asset(e.tenant_id, e.asset_id), { kind: 'asset', tenant: e.tenant_id, id: e.asset_id, partition });
+      specs.set(this.keys.entity('campaign', e.tenant_id, e.campaign_id, partition), { kind: 'campaign', tenant: e.tenant_id, id: e.campaign_id, partition });
+    }
+    const first = await this.load([...specs.values()]);
+    const masters = new Map<string, Spec>();
+    for (const e of first) {
+      if (e.kind !== 'asset') continue;
+      for (const m of [e.master, e.tieMaster ?? e.master]) {
+        if (m) masters.set(this.keys.entity('master', e.tenant, m, partition), { kind: 'master', tenant: e.tenant, id: m, partition });
+      }
+    }
+    const second = masters.size > 0 ? await this.load([...masters.values()]) : [];
+    for (const e of first) if (e.kind === 'asset' && e.tieMaster !== undefined && e.tieMaster !== e.master) this.reattribute(e, e.tieMaster);
+    return [...first, ...second];
+  }
+
+  /** The entities for `specs`, from memory or hot state, each pinned once (callers unpin). */
+  private async load(specs: Spec[]): Promise<Entity[]> {
+    const keys = specs.map((s) => this.keys.entity(s.kind, s.tenant, s.id, s.partition));
+    const missing: number[] = [];
+    keys.forEach((key, i) => {
+      if (!this.entities.has(key) && !this.loading.has(key) && !missing.some((j) => keys[j] === key)) missing.push(i);
+    });
+    for (let c = 0; c < missing.length; c += LOAD_CHUNK) {
+      const chunk = missing.slice(c, c + LOAD_CHUNK);
+      const fetched = this.fetch(chunk.map((i) => specs[i]!), chunk.map((i) => keys[i]!));
+      chunk.forEach((i, j) => this.loading.set(keys[i]!, fetched.then((all) => all[j]!)));
+      fetched
+        .finally(() => {
+          for (const i of chunk) this.loading.delete(keys[i]!);
+        })
+        .catch(() => undefined);
+    }
+    const found = await Promise.all(keys.map((key) => this.entities.get(key) ?? this.loading.get(key)!));
+    // Synchronous from here: settle each entity in the map (an eviction may have run while we
+    // waited; a clean copy is simply put back) and pin it.
+    return found.map((e, i) => {
+      const key = keys[i]!;
+      const current = this.entities.get(key);
+      if (current && current !== e) e = current;
+      else if (!current) {
+        if (this.partitions.has(e.partition)) this.entities.set(key, e);
+      } else this.touch(e);
+      e.pins++;
+      return e;
+    });
+  }
+
+  private async fetch(specs: Spec[], keys: string[]): Promise<Entity[]> {
+    const { hot } = this.options;
+    const assetIdx = specs.flatMap((s, i) => (s.kind === 'asset' ? [i] : []));
+    const [hashes, ties] = await Promise.all([
+      Promise.all(keys.map((k) => hot.hgetall(k))),
+      assetIdx.length > 0 ? hot.mget(assetIdx.map((i) => this.keys.tie(specs[i]!.tenant, specs[i]!.id))) : Promise.resolve([]),
+    ]);
+    const tieOf = new Map<number, string | null>(assetIdx.map((i, j) => [i, ties[j] ?? null]));
+    return specs.map((spec, i) => {
+      const key = keys[i]!;
+      // Loaded meanwhile by someone else (a tie notice): keep the one in memory.
+      const existing = this.entities.get(key);
+      if (existing) return existing;
+      const snap = parseEntityHash(hashes[i]!, this.layout);
+      const e = new Entity(key, spec.kind, spec.tenant, spec.id, spec.partition, snap?.buckets ?? new Buckets(this.layout));
+      if (snap) {
+        e.n = snap.meta.n;
+        e.pubN = snap.meta.n;
+        e.epoch = snap.meta.epoch;
+        e.campaign = snap.meta.campaign;
+        e.master = snap.meta.master;
+        if (spec.kind === 'asset') e.tracker = DecayTracker.fromJSON(snap.decay);
+      }
+      if (spec.kind === 'asset') e.tieMaster = parseTie(tieOf.get(i) ?? null).master;
+      // A partition revoked while we read: its entities must not linger (stale if it comes back).
+      if (this.partitions.has(spec.partition)) this.entities.set(key, e);
+      return e;
+    });
+  }
+
+  private touch(e: Entity): void {
+    this.entities.delete(e.key);
+    this.entities.set(e.key, e);
+  }
+
+  /** Drop clean, unpinned entities, least recently used first, down to maxEntities. */
+  private evict(): void {
+    let excess = this.entities.size - this.options.maxEntities;
+    if (excess <= 0) return;
+    for (const [key, e] of this.entities) {
+      if (excess <= 0) break;
+      if (e.pins > 0 || this.flushQueue.has(e) || this.pubQueue.has(e)) continue;
+      this.entities.delete(key);
+      excess--;
+    }
+  }
+
+  // ---- ties -------------------------------------------------------------------------------------
+
+  /**
+   * Move an asset's history from its old master's share to its new one, in one synchronous step
+   * (both shares must be loaded). Removing counts is the one non-monotonic change there is, so the
+   * old share's epoch moves forward and its next delta carries every row.
+   */
+  private reattribute(asset: Entity, target: string): void {
+    if (asset.master === target) return;
+    const now = this.clock();
+    const old = asset.master ? this.entities.get(this.keys.entity('master', asset.tenant, asset.master, asset.partition)) : undefined;
+    const next = target ? this.entities.get(this.keys.entity('master', asset.tenant, target, asset.partition)) : undefined;
+    // Both shares must be in memory (callers load them), or nothing changes.
+    if ((asset.master && !old) || (target && !next)) return;
+    if (old) {
+      old.buckets.addFrom(asset.buckets, -1);
+      old.epoch = Math.max(old.epoch + 1, now);
+      old.n++;
+      old.full = true;
+      this.flushQueue.add(old);
+      this.pubQueue.add(old);
+    }
+    if (next) {
+      next.buckets.addFrom(asset.buckets, 1);
+      next.n++;
+      next.lastEventAt = now;
+      this.flushQueue.add(next);
+      this.pubQueue.add(next);
+    }
+    asset.master = target;
+    asset.tieMaster = target;
+    asset.metaDirty = true;
+    asset.n++;
+    this.flushQueue.add(asset);
+    this.pubQueue.add(asset);
+    this.totals.reattributed++;
+    this.metrics.reattributed.inc();
+    this.schedulePublish();
+  }
+
+  /** A tie changed somewhere: if the ad is ours, re-read its tie and re-attribute it. */
+  private onTieNotice(data: Uint8Array): void {
+    if (this.stopping) return;
+    let notice: { t?: unknown; ad?: unknown };
+    try {
+      notice = JSON.parse(Buffer.from(data).toString('utf8')) as { t?: unknown; ad?: unknown };
+    } catch {
+      return;
+    }
+    if (typeof notice.t !== 'string' || typeof notice.ad !== 'string') return;
+    void this.refreshTie(notice.t, notice.ad).catch((err) => this.options.log.warn({ err }, 'tie refresh failed; the sweep retries'));
+  }
+
+  private async refreshTie(tenant: string, ad: string): Promise<void> {
+    const key = this.keys.asset(tenant, ad);
+    let partition = this.entities.get(key)?.partition;
+    if (partition === undefined) {
+      // Not in memory: its hash says which partition it lives on; only that partition's owner acts.
+      const stored = await this.options.hot.hgetall(key);
+      if (!stored.p) return;
+      partition = Number(stored.p);
+    }
+    if (!this.owned.has(partition) || !this.partitions.has(partition)) return;
+    const [asset] = await this.load([{ kind: 'asset', tenant, id: ad, partition }]);
+    try {
+      const tie = parseTie(await this.options.hot.get(this.keys.tie(tenant, ad)));
+      await this.retarget([asset!], [tie.master]);
+    } finally {
+      asset!.pins--;
+    }
+  }
+
+  /** Load the master shares involved and re-attribute each asset to its target. */
+  private async retarget(assets: Entity[], targets: string[]): Promise<void> {
+    const specs: Spec[] = [];
+    assets.forEach((a, i) => {
+      a.tieMaster = targets[i]!;
+      if (a.master === targets[i]) return;
+      for (const m of [a.master, targets[i]!]) if (m) specs.push({ kind: 'master', tenant: a.tenant, id: m, partition: a.partition });
+    });
+    if (specs.length === 0) return;
+    const pinned = await this.load(specs);
+    try {
+      assets.forEach((a, i) => {
+        if (this.entities.get(a.key) === a && this.partitions.has(a.partition)) this.reattribute(a, targets[i]!);
+      });
+    } finally {
+      for (const e of pinned) e.pins--;
+    }
+  }
+
+  /** Periodic upkeep: ties re-read, campaign indexes pruned. */
+  private async sweep(): Promise<void> {
+    await this.sweepTies();
+    await this.pruneIndexes();
+  }
+
+  /**
+   * A campaign's asset index (a sorted set by last activity) keeps assets that have been quiet
+   * for longer than every window: drop them, oldest first, for the campaigns this member holds.
+   */
+  private async pruneIndexes(): Promise<void> {
+    const cutoff = this.clock() - this.ttlMs;
+    const seen = new Set<string>();
+    for (const e of [...this.entities.values()]) {
+      if (e.kind !== 'campaign' || this.stopping) continue;
+      const index = this.keys.campaignAssets(e.tenant, e.id);
+      if (seen.has(index)) continue;
+      seen.add(index);
+      const oldest = await this.options.hot.zrange(index, 0, 199);
+      const stale = oldest.filter((m) => m.score < cutoff).map((m) => m.member);
+      if (stale.length > 0) await this.options.hot.zrem(index, stale);
+    }
+  }
+
+  /** Re-read the ties of every asset in memory (catches notices the fan-out lost). */
+  private async sweepTies(): Promise<void> {
+    const assets = [...this.entities.values()].filter((e) => e.kind === 'asset' && this.owned.has(e.partition));
+    for (let i = 0; i < assets.length && !this.stopping; i += LOAD_CHUNK) {
+      const chunk = assets.slice(i, i + LOAD_CHUNK);
+      const ties = await this.options.hot.mget(chunk.map((a) => this.keys.tie(a.tenant, a.id)));
+      const changed: Entity[] = [];
+      const targets: string[] = [];
+      chunk.forEach((a, j) => {
+        const master = parseTie(ties[j] ?? null).master;
+        if (master !== a.master) {
+          changed.push(a);
+          targets.push(master);
+        }
+      });
+      if (changed.length > 0) await this.retarget(changed, targets);
+    }
+  }
+
+  // ---- publish ----------------------------------------------------------------------------------
+
+  /** Leading edge: publish now if the last publish is `publishMs` old, else when it will be. */
+  private schedulePublish(): void {
+    if (this.pubTimer || this.stopping) return;
+    const wait = Math.max(0, this.lastPublish + this.options.publishMs - this.clock());
+    this.pubTimer = setTimeout(() => {
+      this.pubTimer = undefined;
+      this.publish();
+    }, wait);
+  }
+
+  private publish(): void {
+    this.lastPublish = this.clock();
+    const { fanout } = this.options;
+    for (const e of this.pubQueue) {
+      const rows = e.buckets.takeRows(DIRTY_PUBLISH, e.full);
+      const decay = e.decayDirty & DIRTY_PUBLISH ? e.tracker?.toJSON() : undefined;
+      e.decayDirty &= ~DIRTY_PUBLISH;
+      const delta = { meta: e.meta(), n0: e.pubN, rows, full: e.full, decay };
+      e.pubN = e.n;
+      e.full = false;
+      try {
+        fanout.publish(subjectOf(e), encodeDelta(delta));
+        this.totals.published++;
+        this.metrics.published.inc();
+      } catch (err) {
+        // At-most-once by contract: receivers notice the version gap and resync from hot state.
+        this.options.log.warn({ err }, 'live delta not published');
+      }
+    }
+    this.pubQueue.clear();
+  }
+
+  // ---- flush ------------------------------------------------------------------------------------
+
+  private offsetsBehind(): boolean {
+    for (const ps of this.partitions.values()) if (ps.applied !== undefined && ps.applied !== ps.persisted) return true;
+    return false;
+  }
+
+  /** Persist dirty entities and applied offsets atomically, then commit the offsets. Serialized. */
+  flush(): Promise<void> {
+    const next = this.flushing.then(() => this.flushOnce());
+    this.flushing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async flushOnce(): Promise<void> {
+    if (this.flushQueue.size === 0 && !this.offsetsBehind()) {
+      this.evict();
+      return;
+    }
+    const stop = this.metrics.flushSeconds.startTimer();
+    try {
+      await this.fence();
+      if (this.abandoned) return;
+      const { ops, entities, offsets } = this.capture();
+      if (ops.length === 0) return;
+      let delay = 100;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.options.hot.batch(ops);
+          break;
+        } catch (err) {
+          if (this.stopping && attempt >= 3) {
+            // Give up: the rows are dirty again and the next owner replays from what hot state holds.
+            for (const e of entities) if (this.entities.get(e.key) === e) this.flushQueue.add(e);
+            throw err;
+          }
+          this.metrics.retries.inc();
+          this.options.log.warn({ err, attempt }, `live flush failed; retrying in ${delay} ms`);
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 5_000);
+        }
+      }
+      this.totals.flushes++;
+      for (const [ps, offset] of offsets) ps.persisted = offset;
+      await this.commit(offsets.map(([ps]) => ps));
+    } finally {
+      stop();
+      this.evict();
+    }
+  }
+
+  /**
+   * Partitions another member has moved past (it wrote a higher offset than ours) are not ours
+   * any more, whatever the group said last: forget them before writing anything.
+   */
+  private async fence(): Promise<void> {
+    const states = [...this.partitions.values()].filter((ps) => ps.persisted !== undefined || ps.applied !== undefined);
+    if (states.length === 0) return;
+    const stored = await this.options.hot.mget(states.map((ps) => this.offsetKey(ps.partition)));
+    states.forEach((ps, i) => {
+      const s = stored[i];
+      if (s === null || s === undefined || !/^[0-9]+$/.test(s)) return;
+      const theirs = BigInt(s);
+      if (ps.persisted === undefined ? theirs > 0n : theirs > ps.persisted) {
+        this.options.log.warn({ partition: ps.partition, ours: String(ps.persisted), theirs: s }, 'another aggregator moved this partition on; reloading it from hot state');
+        this.revoke(ps.partition);
+      }
+    });
+  }
+
+  /** One consistent cut of everything dirty, as hot-state ops (synchronous). */
+  private capture(): { ops: HotOp[]; entities: Entity[]; offsets: [PartitionState, bigint][] } {
+    const ops: HotOp[] = [];
+    const entities: Entity[] = [];
+    const now = this.clock();
+    const ttl = this.ttlMs;
+    const lateCutoff = Math.floor((now - this.options.limits.liveLateMs) / MINUTE) - 1;
+    for (const e of this.flushQueue) {
+      if (this.entities.get(e.key) !== e) continue;
+      if (e.kind === 'asset') this.absorbUntil(e, lateCutoff);
+      const fields: Record<string, string | number> = { ...e.buckets.takeRows(DIRTY_FLUSH), ...metaFields(e.meta(), now) };
+      if (e.decayDirty & DIRTY_FLUSH && e.tracker) fields.db = e.tracker.toJSON();
+      e.decayDirty &= ~DIRTY_FLUSH;
+      e.metaDirty = false;
+      ops.push({ op: 'hset', key: e.key, fields }, { op: 'expire', key: e.key, ttlMs: ttl });
+      if (e.kind === 'asset') {
+        if (e.campaign) {
+          const index = this.keys.campaignAssets(e.tenant, e.campaign);
+          ops.push({ op: 'zadd', key: index, member: e.id, score: e.lastEventAt || now }, { op: 'expire', key: index, ttlMs: ttl });
+        }
+        if (e.master) {
+          const ads = this.keys.masterAds(e.tenant, e.master);
+          ops.push({ op: 'zadd', key: ads, member: e.id, score: e.lastEventAt || now }, { op: 'expire', key: ads, ttlMs: ttl });
+        }
+      } else {
+        const parts = this.keys.parts(e.kind, e.tenant, e.id);
+        ops.push({ op: 'zadd', key: parts, member: String(e.partition), score: now }, { op: 'expire', key: parts, ttlMs: ttl });
+      }
+      entities.push(e);
+    }
+    this.flushQueue.clear();
+    const offsets: [PartitionState, bigint][] = [];
+    for (const ps of this.partitions.values()) {
+      if (ps.applied === undefined || ps.applied === ps.persisted) continue;
+      const key = this.offsetKey(ps.partition);
+      ops.push(this.options.offsetScope.startsWith('process-') ? { op: 'set', key, value: ps.applied.toString(), ttlMs: 2 * DAY } : { op: 'set', key, value: ps.applied.toString() });
+      offsets.push([ps, ps.applied]);
+    }
+    return { ops, entities, offsets };
+  }
+
+  private async commit(states: PartitionState[]): Promise<void> {
+    const due = states.filter((ps) => ps.persisted !== undefined && ps.persisted !== ps.committed && this.partitions.get(ps.partition) === ps);
+    if (due.length === 0 || !this.consumer) return;
+    try {
+      await this.consumer.commit(due.map((ps) => ({ topic: TOPICS.events, partition: ps.partition, offset: ps.persisted!.toString() })));
+      for (const ps of due) ps.committed = ps.persisted;
+    } catch (err) {
+      // Only bounds the replay after a restart: hot state already has these offsets.
+      this.options.log.warn({ err }, 'live offsets not committed; they are retried with the next flush');
+    }
+  }
+}
+
+function subjectOf(e: Entity): string {
+  if (e.kind === 'asset') return SUBJECTS.assetDelta(e.tenant, e.campaign || '-', e.id);
+  if (e.kind === 'campaign') return SUBJECTS.campaignDelta(e.tenant, e.id);
+  return SUBJECTS.masterDelta(e.tenant, e.id);
+}
+
+function createMetrics(registry: Registry | undefined, entities: () => number, dirty: () => number) {
+  const registers = registry ? [registry] : [];
+  new Gauge({
+    name: 'afterglow_live_entities',
+    help: 'Assets and campaign/master shares held in aggregator memory',
+    registers,
+    collect() {
+      this.set(entities());
+    },
+  });
+  new Gauge({
+    name: 'afterglow_live_dirty_entities',
+    help: 'Entities changed since the last hot-state flush',
+    registers,
+    collect() {
+      this.set(dirty());
+    },
+  });
+  return {
+    applied: new Counter({ name: 'afterglow_live_events_applied_total', help: 'Events counted in live windows', registers }),
+    skipped: new Counter({
+      name: 'afterglow_live_events_skipped_total',
+      help: 'Events not counted live: replayed (already in hot state), late, invalid, expired (older than every window)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    published: new Counter({ name: 'afterglow_live_deltas_published_total', help: 'Entity deltas published on the fan-out', registers }),
+    reattributed: new Counter({ name: 'afterglow_live_reattributed_total', help: 'Assets moved between masters after a tie change', registers }),
+    retries: new Counter({ name: 'afterglow_live_flush_retries_total', help: 'Retried hot-state flushes', registers }),
+    flushSeconds: new Histogram({
+      name: 'afterglow_live_flush_seconds',
+      help: 'Hot-state flush (fence, MULTI, commit) duration',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    lag: new Histogram({
+      name: 'afterglow_live_apply_lag_seconds',
+      help: 'From ingest (received_at) to applied in the live windows, per batch',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Hot-state key layout of the live role. Ids may contain ':' (our separator) and Redis Cluster
+ * reads '{...}' as a hash tag, so every id is one token: characters outside [A-Za-z0-9._-] are
+ * written %XX (injective, since '%' is encoded too).
+ *
+ *   <prefix>:<tenant>:a:<asset>                 hash: an asset's rows and meta
+ *   <prefix>:<tenant>:c:<campaign>:p<n>         hash: partition n's share of a campaign
+ *   <prefix>:<tenant>:c:<campaign>:parts        zset: partitions holding a share
+ *   <prefix>:<tenant>:c:<campaign>:assets       zset: the campaign's assets by last activity
+ *   <prefix>:<tenant>:m:<master>:p<n>           hash: partition n's share of a master (its tied ads)
+ *   <prefix>:<tenant>:m:<master>:parts          zset
+ *   <prefix>:<tenant>:m:<master>:ads            zset: ads tied to the master, by last activity
+ *   <prefix>:<tenant>:tie:<ad>                  string: {"m": master | null, "at": decided_at}
+ *   <prefix>:off:<scope>:<group>:<topic>:<n>    string: next offset of partition n applied to the above
+ */
+export function hotToken(id: string): string {
+  return /^[A-Za-z0-9._-]+$/.test(id) ? id : id.replace(/[^A-Za-z0-9._-]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+}
+
+export type EntityKind = 'asset' | 'campaign' | 'master';
+
+export class LiveKeys {
+  constructor(readonly prefix: string) {}
+
+  private base(tenant: string): string {
+    return `${this.prefix}:${hotToken(tenant)}`;
+  }
+
+  asset(tenant: string, asset: string): string {
+    return `${this.base(tenant)}:a:${hotToken(asset)}`;
+  }
+
+  /** The hash of an entity: an asset, or one partition's share of a campaign or master. */
+  entity(kind: EntityKind, tenant: string, id: string, partition: number): string {
+    if (kind === 'asset') return this.asset(tenant, id);
+    return `${this.base(tenant)}:${kind === 'campaign' ? 'c' : 'm'}:${hotToken(id)}:p${partition}`;
+  }
+
+  parts(kind: 'campaign' | 'master', tenant: string, id: string): string {
+    return `${this.base(tenant)}:${kind === 'campaign' ? 'c' : 'm'}:${hotToken(id)}:parts`;
+  }
+
+  campaignAssets(tenant: string, campaign: string): string {
+    return `${this.base(tenant)}:c:${hotToken(campaign)}:assets`;
+  }
+
+  masterAds(tenant: string, master: string): string {
+    return `${this.base(tenant)}:m:${hotToken(master)}:ads`;
+  }
+
+  tie(tenant: string, ad: string): string {
+    return `${this.base(tenant)}:tie:${hotToken(ad)}`;
+  }
+
+  offset(scope: string, group: string, topic: string, partition: number): string {
+    return `${this.prefix}:off:${hotToken(scope)}:${hotToken(group)}:${hotToken(topic)}:${partition}`;
+  }
+}

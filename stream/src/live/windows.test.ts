@@ -1,0 +1,108 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EVENT_KINDS, SUBJECTS, subjectToken, subjectTokenDecode } from '@afterglow/core';
+import { hotToken, LiveKeys } from './keys.js';
+import { metricsView, rate, wilson } from './rates.js';
+import { Buckets, COLUMNS, KIND_INDEX, WINDOWS, DIRTY_FLUSH, DIRTY_PUBLISH, windowLayout, windowSums } from './windows.js';
+
+const MINUTE = 60_000;
+const NOW = Date.UTC(2025, 5, 1, 12, 0, 0);
+const layout = windowLayout(10 * MINUTE);
+const CI = { maxRelWidth: 0.5, maxAbsWidth: 0.01 };
+const counts = (sums: Float64Array) => Object.fromEntries(EVENT_KINDS.map((k, i) => [k, Math.round(sums[i]!)]));
+
+test('windows: events land in every window that covers their time, in any order', () => {
+  const b = new Buckets(layout);
+  const imp = KIND_INDEX.impression;
+  // Out of order: 2 h ago, 30 s ago, 10 min ago, 50 min ago, 20 h ago, now.
+  for (const ago of [2 * 60, 0.5, 10, 50, 20 * 60, 0]) b.add(imp, 1, NOW - ago * MINUTE);
+  const [m1, m15, h1, h24] = windowSums([b], NOW).map((s) => s[imp]);
+  assert.deepEqual([m1, m15, h1, h24], [2, 3, 4, 6]);
+});
+
+test('windows: the oldest bucket counts in proportion to the part of it inside the window', () => {
+  const b = new Buckets(layout);
+  // 100 clicks in the minute-bucket starting exactly 61 min ago (fully inside 1h+1min, half... )
+  const start = Math.floor((NOW - 60 * MINUTE) / MINUTE) * MINUTE - MINUTE / 2; // straddles the 1 h edge
+  for (let i = 0; i < 100; i++) b.add(KIND_INDEX.click, 1, start + 1000);
+  const h1 = new Float64Array(COLUMNS);
+  b.addWindow(WINDOWS[2]!, NOW, h1);
+  // The bucket [floor(start/min)] is the window's first: counted for the fraction inside.
+  const bucketStart = Math.floor(start / MINUTE) * MINUTE;
+  const inside = (bucketStart + MINUTE - (NOW - 60 * MINUTE)) / MINUTE;
+  assert.ok(Math.abs(h1[KIND_INDEX.click]! - 100 * Math.max(0, Math.min(1, inside))) < 1e-9);
+});
+
+test('windows: a late event inside the ring lands in its own bucket; rings never hold more than their slots', () => {
+  const b = new Buckets(layout);
+  for (let m = 0; m < 200; m++) b.add(KIND_INDEX.view, 1, NOW - m * MINUTE);
+  // The 1 h window sees exactly 60 whole minutes and the partial one at the edge (here aligned: 0).
+  const sums = windowSums([b], NOW);
+  assert.equal(Math.round(sums[2]![KIND_INDEX.view]!), 61);
+  assert.equal(Math.round(sums[3]![KIND_INDEX.view]!), 200);
+  // A late event for 8 minutes ago (inside the late window): the 15 m and 1 h windows grow by one.
+  b.add(KIND_INDEX.view, 1, NOW - 8 * MINUTE);
+  const after = windowSums([b], NOW);
+  assert.equal(Math.round(after[1]![KIND_INDEX.view]!), Math.round(sums[1]![KIND_INDEX.view]!) + 1);
+  assert.equal(Math.round(after[0]![KIND_INDEX.view]!), Math.round(sums[0]![KIND_INDEX.view]!));
+});
+
+test('windows: rows round-trip, merge by maximum in any order, and re-attribution adds and removes', () => {
+  const a = new Buckets(layout);
+  for (let i = 0; i < 50; i++) a.add(i % 8, i % 8 === 7 ? 1500 : 1, NOW - (i % 30) * 7_000);
+  const rows = a.takeRows(DIRTY_FLUSH);
+  assert.ok(Object.keys(rows).length > 0);
+  assert.deepEqual(a.takeRows(DIRTY_FLUSH), {}, 'the flush bit is cleared');
+  const copy = new Buckets(layout);
+  for (const [f, r] of Object.entries(rows)) copy.applyRow(f, r, 'replace');
+  assert.deepEqual(windowSums([copy], NOW), windowSums([a], NOW));
+  // A replica that gets an older row after a newer one keeps the newer (maximum).
+  const early = a.takeRows(DIRTY_PUBLISH);
+  a.add(0, 1, NOW);
+  const late = a.takeRows(DIRTY_PUBLISH);
+  const replica = new Buckets(layout);
+  for (const [f, r] of Object.entries(late)) replica.applyRow(f, r, 'max');
+  for (const [f, r] of Object.entries(early)) replica.applyRow(f, r, 'max');
+  assert.deepEqual(windowSums([replica], NOW), windowSums([a], NOW));
+  // Master share: += asset, then -= asset leaves it empty.
+  const share = new Buckets(layout);
+  share.addFrom(a, 1);
+  assert.deepEqual(windowSums([share], NOW), windowSums([a], NOW));
+  share.addFrom(a, -1);
+  assert.ok(windowSums([share], NOW).every((s) => s.every((x) => x === 0)));
+  assert.equal(copy.applyRow('S1', 'garbage', 'max'), false);
+});
+
+test('rates: Wilson intervals, the not-enough-data flag, and a view over several shares', () => {
+  const w = wilson(20, 1000);
+  assert.ok(Math.abs(w.value - 0.02) < 1e-12 && w.low < 0.02 && w.high > 0.02);
+  assert.ok(Math.abs(w.low - 0.01298) < 1e-4 && Math.abs(w.high - 0.03069) < 1e-4);
+  assert.deepEqual(wilson(0, 0), { value: 0, low: 0, high: 1 });
+  assert.equal(rate(2, 10, CI).enough, false, '2 of 10 is too uncertain');
+  assert.equal(rate(300, 10_000, CI).enough, true);
+  assert.equal(rate(0, 2000, CI).enough, true, 'confidently near zero');
+  const s = rate(5, 1000, CI, 1000);
+  assert.equal(s.value, 5);
+  const p1 = new Buckets(layout);
+  const p2 = new Buckets(layout);
+  for (let i = 0; i < 1000; i++) (i % 2 ? p1 : p2).add(KIND_INDEX.impression, 1, NOW - 1000);
+  for (let i = 0; i < 30; i++) p1.add(KIND_INDEX.click, 1, NOW - 1000);
+  const v = metricsView([p1, p2], NOW, CI);
+  assert.equal(v.windows['1m'].counts.impression, 1000);
+  assert.equal(v.windows['24h'].ctr.value, 0.03);
+  assert.ok(v.velocity.per_min > 0);
+});
+
+test('subjects and keys: ids with separators are encoded into single, distinct tokens', () => {
+  for (const id of ['a.b', 'a:b', 'a%2Eb', 'x y', '*', '>', 'é']) {
+    const t = subjectToken(id);
+    assert.ok(!t.includes('.') && !/\s/.test(t) && t !== '*' && t !== '>', t);
+    assert.equal(subjectTokenDecode(t), id);
+  }
+  assert.notEqual(subjectToken('a.b'), subjectToken('a%2Eb'));
+  assert.equal(SUBJECTS.assetDelta('t.1', 'c.1', 'a.1'), 'live.t%2E1.campaign.c%2E1.asset.a%2E1');
+  assert.equal(SUBJECTS.campaignAll('t', 'c'), 'live.t.campaign.c.>');
+  assert.equal(hotToken('a:b'), 'a%3Ab');
+  const keys = new LiveKeys('p');
+  assert.notEqual(keys.asset('a:b', 'c'), keys.asset('a', 'b:c'));
+});
