@@ -30,8 +30,10 @@ FROM base AS build
 COPY --from=manifests /manifests/ ./
 RUN --mount=type=cache,target=/root/.npm npm ci
 COPY . .
-# The roles only (the cli project references every workspace); tests and benches are not shipped.
+# The roles only (the cli project references every workspace) and the dashboard bundle; tests
+# and benches are not shipped.
 RUN npx tsc -b cli/tsconfig.json \
+ && npx vite build --config dashboard/vite.config.ts --logLevel warn \
  && find . -name node_modules -prune -exec rm -rf {} + \
  && find . -name '*.tsbuildinfo' -delete
 

@@ -1,0 +1,109 @@
+import type { Entity, Rate, WindowName, WindowStats } from './protocol.ts';
+
+/** Leaderboard ordering, filtering and ranking (pure: the component calls it at most once a second). */
+
+export type SortKey = 'impressions' | 'engagements' | 'ctr' | 'engagement_rate' | 'shares_per_1k' | 'velocity' | 'asset';
+export type SortDir = 'desc' | 'asc';
+
+export const SORT_LABELS: Record<SortKey, string> = {
+  impressions: 'Impressions',
+  engagements: 'Engagements',
+  ctr: 'CTR',
+  engagement_rate: 'Engagement rate',
+  shares_per_1k: 'Shares per 1k',
+  velocity: 'Velocity',
+  asset: 'Asset',
+};
+
+export interface Row {
+  id: string;
+  entity: Entity;
+  w: WindowStats;
+}
+
+export function rowOf(entity: Entity, window: WindowName): Row {
+  return { id: entity.id, entity, w: entity.windows[window] };
+}
+
+export function isRate(key: SortKey): key is 'ctr' | 'engagement_rate' | 'shares_per_1k' {
+  return key === 'ctr' || key === 'engagement_rate' || key === 'shares_per_1k';
+}
+
+export function rateOf(row: Row, key: 'ctr' | 'engagement_rate' | 'shares_per_1k'): Rate {
+  return key === 'ctr' ? row.w.ctr : key === 'engagement_rate' ? row.w.engagementRate : row.w.sharesPer1k;
+}
+
+function valueOf(row: Row, key: SortKey): number {
+  switch (key) {
+    case 'impressions':
+      return row.w.impressions;
+    case 'engagements':
+      return row.w.engagements;
+    case 'velocity':
+      return row.entity.velocity.perMin;
+    case 'ctr':
+    case 'engagement_rate':
+    case 'shares_per_1k':
+      return rateOf(row, key).value;
+    case 'asset':
+      return 0;
+  }
+}
+
+/** Whether a row has enough data to be ranked on `key` (rates: their interval is narrow enough). */
+export function rankable(row: Row, key: SortKey): boolean {
+  return isRate(key) ? rateOf(row, key).enough : true;
+}
+
+export interface Filter {
+  text: string;
+  /** Hide rows whose rate is too uncertain (the sorted rate, or CTR for count sorts). */
+  hideNotEnough: boolean;
+}
+
+export interface Ordered {
+  ids: string[];
+  /** 1-based rank among rankable rows; absent: "not enough data" to rank. */
+  rank: Map<string, number>;
+  /** Rows before filtering. */
+  total: number;
+}
+
+/**
+ * Rankable rows first, by the metric (ties: lower bound, impressions, id - as the REST leaderboard
+ * does), then the rows with not enough data by impressions: a rate with a wide interval is shown,
+ * never ranked.
+ */
+export function order(rows: Iterable<Row>, key: SortKey, dir: SortDir, filter: Filter): Ordered {
+  const text = filter.text.trim().toLowerCase();
+  const ranked: Row[] = [];
+  const weak: Row[] = [];
+  let total = 0;
+  for (const r of rows) {
+    total++;
+    if (text && !r.id.toLowerCase().includes(text)) continue;
+    const ok = rankable(r, key);
+    if (filter.hideNotEnough && !(isRate(key) ? ok : r.w.ctr.enough)) continue;
+    (ok ? ranked : weak).push(r);
+  }
+  const sign = dir === 'desc' ? -1 : 1;
+  if (key === 'asset') ranked.sort((a, b) => (dir === 'asc' ? cmp(a.id, b.id) : cmp(b.id, a.id)));
+  else
+    ranked.sort((a, b) => {
+      const d = valueOf(a, key) - valueOf(b, key);
+      if (d !== 0) return sign * d;
+      if (isRate(key)) {
+        const l = rateOf(a, key).low - rateOf(b, key).low;
+        if (l !== 0) return sign * l;
+      }
+      return b.w.impressions - a.w.impressions || cmp(a.id, b.id);
+    });
+  weak.sort((a, b) => b.w.impressions - a.w.impressions || cmp(a.id, b.id));
+  const rank = new Map<string, number>();
+  ranked.forEach((r, i) => rank.set(r.id, i + 1));
+  return { ids: [...ranked, ...weak].map((r) => r.id), rank, total };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,67 @@
+/**
+ * Routes live in the URL fragment, so the server serves one page at `/` and never sees them:
+ *   #/c/<campaign>   campaign overview (leaderboard)
+ *   #/a/<asset>      asset detail
+ *   #/m/<master>     master roll-up (once ties exist)
+ * The tenant is the `tenant` query parameter (remembered), `demo` by default.
+ */
+
+export type Route = { name: 'home' } | { name: 'campaign'; id: string } | { name: 'asset'; id: string } | { name: 'master'; id: string } | { name: 'not_found'; path: string };
+
+export function parseRoute(hash: string): Route {
+  const path = hash.replace(/^#/, '');
+  if (path === '' || path === '/') return { name: 'home' };
+  const m = /^\/([cam])\/(.+)$/.exec(path);
+  if (!m) return { name: 'not_found', path };
+  let id: string;
+  try {
+    id = decodeURIComponent(m[2]!);
+  } catch {
+    return { name: 'not_found', path };
+  }
+  return { name: m[1] === 'c' ? 'campaign' : m[1] === 'a' ? 'asset' : 'master', id };
+}
+
+export const href = {
+  campaign: (id: string) => `#/c/${encodeURIComponent(id)}`,
+  asset: (id: string) => `#/a/${encodeURIComponent(id)}`,
+  master: (id: string) => `#/m/${encodeURIComponent(id)}`,
+};
+
+class Router {
+  route = $state<Route>(parseRoute(location.hash));
+  constructor() {
+    addEventListener('hashchange', () => (this.route = parseRoute(location.hash)));
+  }
+  go(hash: string, replace = false): void {
+    if (replace) {
+      history.replaceState(history.state, '', hash);
+      this.route = parseRoute(hash);
+    } else location.hash = hash;
+  }
+}
+
+export const router = new Router();
+
+const TENANT_KEY = 'afterglow.tenant';
+
+export function initialTenant(): string {
+  const fromUrl = new URLSearchParams(location.search).get('tenant');
+  if (fromUrl) return fromUrl;
+  try {
+    return localStorage.getItem(TENANT_KEY) ?? 'demo';
+  } catch {
+    return 'demo';
+  }
+}
+
+export function rememberTenant(tenant: string): void {
+  try {
+    localStorage.setItem(TENANT_KEY, tenant);
+  } catch {
+    // Private mode.
+  }
+  const url = new URL(location.href);
+  url.searchParams.set('tenant', tenant);
+  history.replaceState(history.state, '', url);
+}
