@@ -11,3 +11,4 @@ export { decodeImage, probeImage, sniffFormat, DEFAULT_IMAGE_LIMITS, type ImageF
 export { buildModels, isModelVerified, modelPath, type BuildModelsOptions, type BuiltModel } from './models/build.js';
 export { loadManifest, runtimeSpec, MODEL_IDS, MANIFEST_PATH, type ModelManifest, type ModelSpec } from './models/manifest.js';
 export { runModelsCommand } from './models/models-cli.js';
+export * from './tie/index.js';

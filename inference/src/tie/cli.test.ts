@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { photosOrSkip } from '../testing/images.js';
+import { ensureTestModels, testModelsDir } from '../testing/models.js';
+import { runTieCommand } from './cli.js';
+import { generateTieDataset } from './dataset/generate.js';
+
+function sink(): Writable & { text: string } {
+  const w = new Writable({
+    write(chunk, _enc, cb) {
+      w.text += String(chunk);
+      cb();
+    },
+  }) as Writable & { text: string };
+  w.text = '';
+  return w;
+}
+
+test('afterglow tie: one JSON line per ad, in the contract format, on a tiny generated set of real photos', async (t) => {
+  if (!photosOrSkip(t, 6, ['python3-skimage'])) return;
+  ensureTestModels(['mobilenet_v2']);
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'afterglow-tie-cli-'));
+  try {
+    const ds = await generateTieDataset({ masters: 6, ads: 8, seed: 42, packages: ['python3-skimage'], cacheDir: path.join(tmp, 'data') });
+    assert.equal(ds.masters.length, 6);
+    assert.equal(ds.ads.length, 8);
+    for (const m of ds.masters) assert.ok(m.source.package === 'python3-skimage' && m.source.license && m.source.path, 'provenance per master');
+    const out = path.join(tmp, 'ties.jsonl');
+    const stderr = sink();
+    process.env.AFTERGLOW_MODELS_DIR = testModelsDir();
+    const code = await runTieCommand(['--masters', ds.mastersDir, '--ads', ds.adsDir, '--out', out, '--cache', 'off', '--workers', '1'], { stderr });
+    assert.equal(code, 0, stderr.text);
+    const lines = readFileSync(out, 'utf8').trimEnd().split('\n');
+    assert.equal(lines.length, 8);
+    const masters = new Set(ds.masters.map((m) => m.file));
+    const adNames = lines.map((l) => {
+      const r = JSON.parse(l) as { ad: string; candidates: Array<{ master: string; score: number }>; autoTie: string | null };
+      assert.deepEqual(Object.keys(r), ['ad', 'candidates', 'autoTie']);
+      assert.equal(r.candidates.length, 6, 'min(20, masters) candidates');
+      for (const c of r.candidates) {
+        assert.deepEqual(Object.keys(c), ['master', 'score']);
+        assert.ok(masters.has(c.master));
+        assert.ok(c.score >= 0 && c.score <= 1);
+      }
+      for (let i = 1; i < r.candidates.length; i++) assert.ok(r.candidates[i - 1]!.score >= r.candidates[i]!.score, 'ranked by score');
+      assert.ok(r.autoTie === null || r.autoTie === r.candidates[0]!.master);
+      return r.ad;
+    });
+    assert.deepEqual(adNames, [...adNames].sort(), 'ads in file-name order');
+    assert.deepEqual(new Set(adNames), new Set(ds.ads.map((a) => a.file)));
+    // Most ads of this easy set find their master first.
+    const right = lines.filter((l) => {
+      const r = JSON.parse(l) as { ad: string; candidates: Array<{ master: string }> };
+      return r.candidates[0]!.master === ds.truth.get(r.ad);
+    }).length;
+    assert.ok(right >= 4, `${right}/8 ads ranked their master first`);
+    assert.match(stderr.text, /ads x 6 masters/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('afterglow tie: usage errors exit 2', async () => {
+  const stderr = sink();
+  assert.equal(await runTieCommand(['--masters', '/nonexistent'], { stderr }), 2);
+  assert.match(stderr.text, /--masters, --ads and --out are required/);
+  assert.equal(await runTieCommand(['--bogus'], { stderr: sink() }), 2);
+});

@@ -1,0 +1,230 @@
+/**
+ * `afterglow tie --masters DIR --ads DIR --out FILE.jsonl` (the evaluation contract, kept stable):
+ * one JSON line per ad, in file-name order,
+ *
+ *   {"ad":"<file name>","candidates":[{"master":"<file name>","score":0.93}, ... up to 20],"autoTie":"<file name>"|null}
+ *
+ * (plus `"error"` for an ad that could not be read or decoded, with no candidates), and a progress
+ * bar on stderr. Options override the TIE_* / INFERENCE_* settings of the environment.
+ */
+import { createWriteStream, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createEmbedder } from '../models/embedder.js';
+import { DiskEmbeddingCache, DiskFeatureCache } from './cache.js';
+import { TieEngine, type AssetRef, type TieResult } from './engine.js';
+
+export const TIE_USAGE = `usage: afterglow tie --masters DIR --ads DIR --out FILE.jsonl [options]
+
+Ties every ad image in --ads to the master photos in --masters: one JSON line per ad,
+  {"ad":"<file>","candidates":[{"master":"<file>","score":0.93},...],"autoTie":"<file>"|null}
+
+options (default from the environment, see README.md):
+  --candidates N     candidates per ad (TIE_CANDIDATES, 20)
+  --top-k K          masters kept per ad by embedding similarity (TIE_TOP_K, 500)
+  --verify N         candidates verified with keypoints per list (TIE_VERIFY_TOP, 16)
+  --model ID         mobilenet_v2 | inception_v3 (TIE_MODEL)
+  --threshold X      auto-tie at calibrated score >= X (TIE_AUTO_TIE_THRESHOLD; default calibrated)
+  --workers N        keypoint worker threads (TIE_VERIFY_WORKERS; 0 = cores)
+  --cache DIR|off    embeddings and keypoints cache (TIE_CACHE_DIR)
+  --details          add per-candidate evidence (cosine, euclidean, inliers) and the two raw lists
+  --quiet            no progress bar`;
+
+const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif)$/i;
+
+/** Image files of a directory (not recursive, no hidden files), sorted by name. */
+export function listImages(dir: string): AssetRef[] {
+  const names = readdirSync(dir).filter((n) => !n.startsWith('.') && IMAGE_EXT.test(n));
+  return names
+    .filter((n) => statSync(path.join(dir, n)).isFile())
+    .sort()
+    .map((name) => ({ name, path: path.join(dir, name) }));
+}
+
+/** One output line (the contract), scores rounded to 4 decimals. */
+export function resultLine(r: TieResult, details = false): string {
+  const out: Record<string, unknown> = {
+    ad: r.ad,
+    candidates: r.candidates.map((c) =>
+      details
+        ? { master: c.master, score: round4(c.score), cosine: round4(c.cosine), euclidean: round4(c.euclidean), verified: c.verified, matches: c.matches, inliers: c.inliers, flipped: c.flipped }
+        : { master: c.master, score: round4(c.score) },
+    ),
+    autoTie: r.autoTie,
+  };
+  if (r.error) out.error = r.error;
+  if (details) {
+    out.byCosine = r.byCosine.map((c) => ({ master: c.master, value: round4(c.value) }));
+    out.byEuclidean = r.byEuclidean.map((c) => ({ master: c.master, value: round4(c.value) }));
+  }
+  return JSON.stringify(out);
+}
+
+function round4(x: number): number {
+  return Math.round(x * 1e4) / 1e4;
+}
+
+/** A one-line progress bar on a TTY; on a pipe or file, a line every 10 % (stderr stays readable in logs). */
+export class ProgressBar {
+  private lastDraw = 0;
+  private lastTenth = -1;
+  private readonly t0 = performance.now();
+  constructor(
+    private readonly out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
+    private readonly enabled = true,
+  ) {}
+
+  update(label: string, done: number, total: number): void {
+    if (!this.enabled) return;
+    const now = performance.now();
+    const secs = (now - this.t0) / 1000;
+    if (this.out.isTTY) {
+      if (done < total && now - this.lastDraw < 100) return;
+      this.lastDraw = now;
+      const width = 30;
+      const filled = total > 0 ? Math.round((done / total) * width) : width;
+      const rate = done > 0 ? secs / done : 0;
+      const eta = done > 0 && done < total ? ` ETA ${Math.ceil(rate * (total - done))}s` : '';
+      this.out.write(`\r${label.padEnd(8)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${secs.toFixed(1)}s${eta}\x1b[K`);
+      if (done >= total) this.out.write('\n');
+    } else {
+      const tenth = total > 0 ? Math.floor((done / total) * 10) : 10;
+      if (tenth === this.lastTenth && done < total) return;
+      this.lastTenth = tenth;
+      this.out.write(`${label} ${done}/${total} (${total > 0 ? Math.round((100 * done) / total) : 100}%) ${secs.toFixed(1)}s\n`);
+    }
+  }
+}
+
+/** Runs the command; returns the exit code (0 ok, 1 failure, 2 usage). Everything but the JSONL goes to stderr. */
+export async function runTieCommand(argv: readonly string[], io: { stderr?: NodeJS.WritableStream & { isTTY?: boolean } } = {}): Promise<number> {
+  const stderr = io.stderr ?? process.stderr;
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        masters: { type: 'string' },
+        ads: { type: 'string' },
+        out: { type: 'string' },
+        candidates: { type: 'string' },
+        'top-k': { type: 'string' },
+        verify: { type: 'string' },
+        model: { type: 'string' },
+        threshold: { type: 'string' },
+        workers: { type: 'string' },
+        cache: { type: 'string' },
+        details: { type: 'boolean' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    stderr.write(`${(err as Error).message}\n\n${TIE_USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    stderr.write(`${TIE_USAGE}\n`);
+    return 0;
+  }
+  if (typeof values.masters !== 'string' || typeof values.ads !== 'string' || typeof values.out !== 'string') {
+    stderr.write(`--masters, --ads and --out are required\n\n${TIE_USAGE}\n`);
+    return 2;
+  }
+  const num = (name: string, v: unknown, min: number, max: number, int = true): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max || (int && !Number.isInteger(n))) throw new UsageError(`--${name} must be ${int ? 'an integer' : 'a number'} in [${min}, ${max}]`);
+    return n;
+  };
+  const { loadConfig } = await import('@afterglow/core');
+  const config = loadConfig(process.env);
+  const tie = config.tie;
+  let engine: TieEngine | undefined;
+  let embedder: Awaited<ReturnType<typeof createEmbedder>> | undefined;
+  try {
+    const candidates = num('candidates', values.candidates, 1, 1000) ?? tie.candidates;
+    const topK = num('top-k', values['top-k'], 1, 100_000) ?? tie.topK;
+    const verifyTop = num('verify', values.verify, 0, 1000) ?? tie.verifyTop;
+    const threshold = num('threshold', values.threshold, 0, 1, false) ?? tie.autoTieThreshold;
+    const workers = num('workers', values.workers, 0, 256) ?? tie.verifyWorkers;
+    const model = (values.model as string | undefined) ?? tie.model;
+    if (model !== 'mobilenet_v2' && model !== 'inception_v3') throw new UsageError('--model must be mobilenet_v2 or inception_v3');
+    const cacheOpt = values.cache as string | undefined;
+    const cacheDir = cacheOpt === 'off' ? undefined : cacheOpt ? path.resolve(cacheOpt) : tie.cacheDir;
+    for (const [flag, dir] of [['--masters', values.masters], ['--ads', values.ads]] as const) {
+      if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${flag} ${dir}: not a directory`);
+    }
+    const masters = listImages(values.masters);
+    const ads = listImages(values.ads);
+    if (masters.length === 0) throw new UsageError(`--masters ${values.masters}: no images (jpg, png, webp, gif, tiff, avif)`);
+
+    embedder = await createEmbedder({
+      modelsDir: config.inference.modelsDir,
+      executionProvider: config.inference.executionProvider,
+      batchSize: config.inference.batchSize,
+      workers: config.inference.workers,
+      intraOpThreads: config.inference.intraOpThreads,
+      limits: config.images,
+      cacheMaxBytes: config.inference.embedCacheBytes,
+      ...(cacheDir ? { cache: new DiskEmbeddingCache(cacheDir) } : {}),
+      log: (msg) => stderr.write(`[afterglow tie] ${msg}\n`),
+    });
+    engine = new TieEngine({
+      embedder,
+      model,
+      topK,
+      candidates,
+      verifyTop,
+      masterViews: tie.masterViews,
+      ...(threshold !== undefined ? { autoTieThreshold: threshold } : {}),
+      ...(workers > 0 ? { workers } : {}),
+      limits: config.images,
+      ...(cacheDir ? { featureCache: new DiskFeatureCache(cacheDir) } : {}),
+    });
+    const bar = new ProgressBar(stderr, !values.quiet);
+    const t0 = performance.now();
+    const added = await engine.addMasters(masters, (p) => bar.update('masters', p.done, p.total));
+    for (const f of added.failed) stderr.write(`[afterglow tie] master ${f.name} skipped: ${f.error}\n`);
+    if (added.added === 0) throw new Error('no master could be read');
+
+    const out = createWriteStream(values.out);
+    const opened = new Promise<void>((resolve, reject) => {
+      out.once('open', () => resolve());
+      out.once('error', reject);
+    });
+    await opened;
+    let autoTies = 0;
+    let failedAds = 0;
+    await engine.tieAds(
+      ads,
+      async (r) => {
+        if (r.autoTie) autoTies++;
+        if (r.error) failedAds++;
+        if (!out.write(`${resultLine(r, values.details === true)}\n`)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+      },
+      (p) => bar.update('ads', p.done, p.total),
+    );
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    const secs = (performance.now() - t0) / 1000;
+    stderr.write(
+      `[afterglow tie] ${ads.length} ads x ${added.added} masters in ${secs.toFixed(1)} s: ${autoTies} auto-tied (threshold ${engine.autoTieThreshold.toFixed(4)})` +
+        `${failedAds ? `, ${failedAds} unreadable` : ''} -> ${values.out}\n`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      stderr.write(`${err.message}\n\n${TIE_USAGE}\n`);
+      return 2;
+    }
+    stderr.write(`[afterglow tie] failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  } finally {
+    await engine?.close();
+    await embedder?.close();
+  }
+}
+
+class UsageError extends Error {}

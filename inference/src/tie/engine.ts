@@ -1,0 +1,453 @@
+/**
+ * The tie engine (Knot-Tie, made fast): ads -> ranked master candidates with calibrated scores.
+ *
+ *   masters: bytes -> sha256 -> decode (bounded side) -> embedding (cached by content) + ORB features
+ *   ads:     bytes -> decode -> six views (./views.ts) -> six embeddings -> exact top-K masters by
+ *            best-view cosine and euclidean distance (./similarity.ts) -> the top `verifyTop` by either
+ *            list are verified with ORB + RANSAC (./orb.ts, worker threads) -> calibrated score
+ *            (./calibration.ts) -> top-N candidates; auto-tie when the best score reaches the
+ *            calibrated threshold.
+ *
+ * Masters are added first (`addMasters`), then ads are tied in a streaming pipeline (`tieAds`):
+ * several ads in flight so the embedder batches their views across ads while the ORB workers match
+ * earlier ones; results come back in input order.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import sharp from 'sharp';
+import { decodeImage, DEFAULT_IMAGE_LIMITS } from '../models/image.js';
+import type { Embedder, EmbeddingModelId, ImageLimits, RawImage, ResizeFit } from '../models/types.js';
+import type { FeatureCache } from './cache.js';
+import { isAutoTie, loadCalibration, scoreCandidates, type Calibration, type Evidence } from './calibration.js';
+import { DEFAULT_ORB_PARAMS, describeSize, type Features, type OrbParams } from './orb.js';
+import { OrbPool } from './orb-pool.js';
+import { OrbVoteIndex } from './orb-index.js';
+import { searchTopK, type VectorSet } from './similarity.js';
+import { adViews, masterViewCount, masterViews, VIEWS_PER_AD, type MasterViewSet } from './views.js';
+
+export interface TieEngineOptions {
+  embedder: Embedder;
+  /** Default 'mobilenet_v2'. */
+  model?: EmbeddingModelId;
+  /** How the embedder fits views to its square input (default: the model's own, 'fill'). */
+  fit?: ResizeFit;
+  /** Masters kept per ad by embedding similarity (Knot-Tie: 500). */
+  topK?: number;
+  /** Candidates returned per ad (Knot-Tie: 20). */
+  candidates?: number;
+  /** Candidates verified with keypoints per ad: the top this many by cosine and by euclidean distance. */
+  verifyTop?: number;
+  orb?: Partial<OrbParams>;
+  /** ORB worker threads (default: available cores). */
+  workers?: number;
+  /** Default: inference/tie.calibration.json (or the built-in default). */
+  calibration?: Calibration;
+  /** Overrides the calibration's auto-tie threshold. */
+  autoTieThreshold?: number;
+  /** Overrides the calibration's auto-tie margin over the runner-up. */
+  autoTieMargin?: number;
+  /** Images are decoded to at most this side before embedding and keypoints (default 1024). */
+  decodeMaxSide?: number;
+  /** Ads (or masters) in flight at once (default 12). */
+  concurrency?: number;
+  limits?: ImageLimits;
+  /** Persistent cache of master ORB features (embeddings are cached by the embedder's cache). */
+  featureCache?: FeatureCache;
+  /** Views embedded per master (default 'centre': whole + central 70 %). */
+  masterViews?: MasterViewSet;
+  /**
+   * Also verify the masters with the most ORB descriptor votes (./orb-index.ts), up to this many per
+   * ad beyond the embedding's candidates (default 8; 0 = embeddings only choose).
+   */
+  voteTop?: number;
+}
+
+/** An image to tie: a name (the file name in the CLI contract) and its bytes or path. */
+export interface AssetRef {
+  name: string;
+  path?: string;
+  bytes?: Uint8Array;
+}
+
+export interface TieCandidate {
+  master: string;
+  /** Calibrated score in [0, 1]. */
+  score: number;
+  /** Best-view cosine similarity. */
+  cosine: number;
+  /** Best-view euclidean distance. */
+  euclidean: number;
+  /** Verified with keypoints (else inliers/matches are 0). */
+  verified: boolean;
+  matches: number;
+  inliers: number;
+  /** The ad matched flipped left-right. */
+  flipped: boolean;
+}
+
+export interface TieResult {
+  ad: string;
+  /** Best first, at most `candidates`. */
+  candidates: TieCandidate[];
+  autoTie: string | null;
+  /** The two raw lists of the human interface (top `candidates` by cosine, by euclidean distance). */
+  byCosine: Array<{ master: string; value: number }>;
+  byEuclidean: Array<{ master: string; value: number }>;
+  /** Set when the ad could not be processed (then candidates is empty). */
+  error?: string;
+}
+
+export interface TieProgress {
+  phase: 'masters' | 'ads';
+  done: number;
+  total: number;
+}
+
+/** Time spent per stage, summed over items (stages overlap, so these add up to more than wall time). */
+export interface TieTimings {
+  mastersWallMs: number;
+  adsWallMs: number;
+  decodeMs: number;
+  embedMs: number;
+  featuresMs: number;
+  searchMs: number;
+  voteMs: number;
+  matchMs: number;
+}
+
+export class TieEngine {
+  readonly model: EmbeddingModelId;
+  readonly topK: number;
+  readonly outputTop: number;
+  readonly verifyTop: number;
+  readonly voteTop: number;
+  readonly orb: OrbParams;
+  readonly calibration: Calibration;
+  readonly autoTieThreshold: number;
+  readonly autoTieMargin: number;
+  readonly timings: TieTimings = { mastersWallMs: 0, adsWallMs: 0, decodeMs: 0, embedMs: 0, featuresMs: 0, searchMs: 0, voteMs: 0, matchMs: 0 };
+  private readonly embedder: Embedder;
+  private readonly fit: ResizeFit | undefined;
+  private readonly decodeMaxSide: number;
+  private readonly concurrency: number;
+  private readonly limits: ImageLimits;
+  private readonly featureCache: FeatureCache | undefined;
+  readonly masterViewSet: MasterViewSet;
+  private readonly pool: OrbPool;
+  private readonly masterNames: string[] = [];
+  /** Per master: its views' embeddings, concatenated. */
+  private readonly masterVectors: Float32Array[] = [];
+  private readonly masterFeatures: Features[] = [];
+  private index: VectorSet | undefined;
+  private votes: OrbVoteIndex | undefined;
+
+  constructor(options: TieEngineOptions) {
+    this.embedder = options.embedder;
+    this.model = options.model ?? 'mobilenet_v2';
+    this.fit = options.fit;
+    this.topK = Math.max(1, options.topK ?? 500);
+    this.outputTop = Math.max(1, options.candidates ?? 20);
+    this.verifyTop = Math.max(0, options.verifyTop ?? 16);
+    this.voteTop = Math.max(0, options.voteTop ?? 8);
+    this.orb = { ...DEFAULT_ORB_PARAMS, ...(options.orb ?? {}) };
+    this.calibration = options.calibration ?? loadCalibration();
+    this.autoTieThreshold = options.autoTieThreshold ?? this.calibration.autoTieThreshold;
+    this.autoTieMargin = options.autoTieMargin ?? this.calibration.autoTieMargin ?? 0;
+    this.decodeMaxSide = options.decodeMaxSide ?? 1024;
+    this.concurrency = Math.max(1, options.concurrency ?? 12);
+    this.limits = options.limits ?? DEFAULT_IMAGE_LIMITS;
+    this.featureCache = options.featureCache;
+    this.masterViewSet = options.masterViews ?? 'centre';
+    const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    this.pool = new OrbPool(options.workers ?? Math.max(1, cores));
+  }
+
+  /** Master names, in index order. */
+  get masters(): readonly string[] {
+    return this.masterNames;
+  }
+
+  /**
+   * Embeds and describes masters. A master that cannot be read or decoded is skipped and reported.
+   * Can be called more than once (before or between `tieAds` calls).
+   */
+  async addMasters(refs: readonly AssetRef[], onProgress?: (p: TieProgress) => void): Promise<{ added: number; failed: Array<{ name: string; error: string }> }> {
+    const t0 = performance.now();
+    const failed: Array<{ name: string; error: string }> = [];
+    const results: Array<{ vector: Float32Array; features: Features } | undefined> = new Array(refs.length);
+    let done = 0;
+    await forEachLimit(refs, this.concurrency, async (ref, i) => {
+      try {
+        results[i] = await this.describeMaster(ref);
+      } catch (err) {
+        failed.push({ name: ref.name, error: err instanceof Error ? err.message : String(err) });
+      }
+      onProgress?.({ phase: 'masters', done: ++done, total: refs.length });
+    });
+    let added = 0;
+    refs.forEach((ref, i) => {
+      const r = results[i];
+      if (!r) return;
+      this.masterNames.push(ref.name);
+      this.masterVectors.push(r.vector);
+      this.masterFeatures.push(r.features);
+      added++;
+    });
+    this.index = undefined;
+    this.votes = undefined;
+    this.timings.mastersWallMs += performance.now() - t0;
+    return { added, failed };
+  }
+
+  /**
+   * Ties ads to the masters added so far. `onResult` receives each result in input order as soon as
+   * it and all before it are done (for streaming output).
+   */
+  async tieAds(refs: readonly AssetRef[], onResult?: (r: TieResult, index: number) => void | Promise<void>, onProgress?: (p: TieProgress) => void): Promise<TieResult[]> {
+    const t0 = performance.now();
+    const index = this.ensureIndex();
+    const results: TieResult[] = new Array(refs.length);
+    const ready: boolean[] = new Array(refs.length).fill(false);
+    let emitted = 0;
+    let done = 0;
+    let emitting = Promise.resolve();
+    const emit = () => {
+      emitting = emitting.then(async () => {
+        while (emitted < refs.length && ready[emitted]) {
+          const i = emitted++;
+          if (onResult) await onResult(results[i]!, i);
+        }
+      });
+      return emitting;
+    };
+    await forEachLimit(refs, this.concurrency, async (ref, i) => {
+      try {
+        results[i] = await this.tieOne(ref, index);
+      } catch (err) {
+        results[i] = { ad: ref.name, candidates: [], autoTie: null, byCosine: [], byEuclidean: [], error: err instanceof Error ? err.message : String(err) };
+      }
+      ready[i] = true;
+      onProgress?.({ phase: 'ads', done: ++done, total: refs.length });
+      await emit();
+    });
+    await emit();
+    this.timings.adsWallMs += performance.now() - t0;
+    return results;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  // -------------------------------------------------------------------------------------------------
+
+  private ensureIndex(): VectorSet {
+    if (this.index) return this.index;
+    const d = this.embedder.dims[this.model];
+    const vpm = masterViewCount(this.masterViewSet);
+    const data = new Float32Array(this.masterVectors.length * vpm * d);
+    this.masterVectors.forEach((v, i) => data.set(v, i * vpm * d));
+    // Embeddings come L2-normalized: their norms are 1 (euclidean = sqrt(2 - 2 cos)).
+    this.index = { dims: d, count: this.masterVectors.length * vpm, data };
+    if (this.voteTop > 0) {
+      this.votes = new OrbVoteIndex();
+      this.masterFeatures.forEach((f, i) => this.votes!.add(i, f));
+    }
+    return this.index;
+  }
+
+  private async read(ref: AssetRef): Promise<Uint8Array> {
+    if (ref.bytes) return ref.bytes;
+    if (!ref.path) throw new Error(`asset ${ref.name} has neither bytes nor path`);
+    return new Uint8Array(await readFile(ref.path));
+  }
+
+  private async decode(bytes: Uint8Array): Promise<RawImage> {
+    const t = performance.now();
+    try {
+      return await decodeImage(bytes, this.limits, { maxSide: this.decodeMaxSide });
+    } finally {
+      this.timings.decodeMs += performance.now() - t;
+    }
+  }
+
+  private async embed(inputs: Parameters<Embedder['embed']>[0]): Promise<Float32Array[]> {
+    const t = performance.now();
+    try {
+      return await this.embedder.embed(inputs, this.model, this.fit ? { fit: this.fit } : {});
+    } finally {
+      this.timings.embedMs += performance.now() - t;
+    }
+  }
+
+  private async gray(raw: RawImage, role: 'master' | 'ad'): Promise<{ gray: Uint8Array; width: number; height: number }> {
+    const { width, height } = describeSize(raw.width, raw.height, role, this.orb);
+    const buf = await sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } })
+      .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
+      .greyscale()
+      .raw()
+      .toBuffer();
+    return { gray: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), width, height };
+  }
+
+  private orbKey(sha: string): string {
+    const p = this.orb;
+    return `orb:v1:${sha}:${this.decodeMaxSide}:${p.nFeatures}:${p.masterSide}`;
+  }
+
+  private async describeMaster(ref: AssetRef): Promise<{ vector: Float32Array; features: Features }> {
+    const bytes = await this.read(ref);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const raw = await this.decode(bytes);
+    const key = `${sha}:d${this.decodeMaxSide}`;
+    const cached = this.featureCache?.get(this.orbKey(sha));
+    const [vectors, features] = await Promise.all([
+      this.embed(masterViews(raw.width, raw.height, this.masterViewSet).map((crop) => ({ raw, crop, key }))),
+      cached
+        ? Promise.resolve(cached)
+        : (async () => {
+            const g = await this.gray(raw, 'master');
+            const t = performance.now();
+            const f = (await this.pool.features(g.gray, g.width, g.height, this.orb, false)).features;
+            this.timings.featuresMs += performance.now() - t;
+            this.featureCache?.set(this.orbKey(sha), f);
+            return f;
+          })(),
+    ]);
+    // The master's views, concatenated (rows of the index).
+    const d = vectors[0]!.length;
+    const vector = new Float32Array(vectors.length * d);
+    vectors.forEach((v, i) => vector.set(v, i * d));
+    return { vector, features };
+  }
+
+  private async tieOne(ref: AssetRef, index: VectorSet): Promise<TieResult> {
+    const bytes = await this.read(ref);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const raw = await this.decode(bytes);
+    const views = adViews(raw.width, raw.height);
+    const key = `${sha}:d${this.decodeMaxSide}`;
+    const verifying = this.verifyTop > 0 && index.count > 0;
+    const [vectors, adFeatures] = await Promise.all([
+      this.embed(views.map((v) => ({ raw, crop: v.rect, key }))),
+      verifying
+        ? (async () => {
+            const g = await this.gray(raw, 'ad');
+            const t = performance.now();
+            const f = await this.pool.features(g.gray, g.width, g.height, this.orb, true);
+            this.timings.featuresMs += performance.now() - t;
+            return f;
+          })()
+        : Promise.resolve(undefined),
+    ]);
+
+    // Exact top-K by best view.
+    const ts = performance.now();
+    const d = index.dims;
+    const q = new Float32Array(VIEWS_PER_AD * d);
+    vectors.forEach((v, i) => q.set(v, i * d));
+    const [ranking] = searchTopK(index, { dims: d, count: VIEWS_PER_AD, data: q }, VIEWS_PER_AD, this.topK, { viewsPerMaster: masterViewCount(this.masterViewSet) });
+    this.timings.searchMs += performance.now() - ts;
+    const cos = ranking!.cosine;
+    const euc = ranking!.euclidean;
+
+    // Candidate set: the verified ones (top by either list) and enough of the cosine list to fill the output.
+    const cosAt = new Map<number, number>();
+    cos.index.forEach((m, r) => cosAt.set(m, cos.value[r]!));
+    const eucAt = new Map<number, number>();
+    euc.index.forEach((m, r) => eucAt.set(m, euc.value[r]!));
+    const verify: number[] = [];
+    const seen = new Set<number>();
+    const take = (list: Int32Array, n: number, into: number[]) => {
+      for (let r = 0; r < Math.min(n, list.length); r++) {
+        const m = list[r]!;
+        if (!seen.has(m)) {
+          seen.add(m);
+          into.push(m);
+        }
+      }
+    };
+    if (verifying) {
+      take(cos.index, this.verifyTop, verify);
+      take(euc.index, this.verifyTop, verify);
+      if (this.votes && adFeatures) {
+        const tv = performance.now();
+        const v = this.votes.vote(adFeatures.features, adFeatures.flipped);
+        const ranked = Array.from(v.keys()).filter((m) => v[m]! >= 2).sort((a, b) => v[b]! - v[a]! || a - b);
+        let added = 0;
+        for (const m of ranked) {
+          if (added >= this.voteTop) break;
+          if (!seen.has(m)) {
+            seen.add(m);
+            verify.push(m);
+            added++;
+          }
+        }
+        this.timings.voteMs += performance.now() - tv;
+      }
+    }
+    const rest: number[] = [];
+    take(cos.index, this.outputTop, rest);
+    take(euc.index, this.outputTop, rest);
+
+    const evidence = new Map<number, Evidence & { flipped: boolean; verified: boolean }>();
+    if (verifying && adFeatures && verify.length > 0) {
+      const tm = performance.now();
+      const res = await this.pool.match(adFeatures.features, adFeatures.flipped, verify.map((m) => this.masterFeatures[m]!), this.orb);
+      this.timings.matchMs += performance.now() - tm;
+      verify.forEach((m, i) => evidence.set(m, { cosine: 0, matches: res[i]!.matches, inliers: res[i]!.inliers, flipped: res[i]!.flipped, verified: true }));
+    }
+    const all = [...verify, ...rest];
+    const ev: Evidence[] = all.map((m) => ({
+      cosine: cosAt.get(m) ?? cosineFromEuclid(eucAt.get(m)),
+      matches: evidence.get(m)?.matches ?? 0,
+      inliers: evidence.get(m)?.inliers ?? 0,
+    }));
+    const scores = scoreCandidates(this.calibration, ev);
+    const order = all.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || ev[b]!.cosine - ev[a]!.cosine || all[a]! - all[b]!);
+    const candidates: TieCandidate[] = order.slice(0, this.outputTop).map((i) => {
+      const m = all[i]!;
+      const e = evidence.get(m);
+      return {
+        master: this.masterNames[m]!,
+        score: scores[i]!,
+        cosine: ev[i]!.cosine,
+        euclidean: eucAt.get(m) ?? Math.sqrt(Math.max(0, 2 - 2 * ev[i]!.cosine)),
+        verified: e?.verified ?? false,
+        matches: e?.matches ?? 0,
+        inliers: e?.inliers ?? 0,
+        flipped: e?.flipped ?? false,
+      };
+    });
+    const best = candidates[0];
+    return {
+      ad: ref.name,
+      candidates,
+      autoTie: best && isAutoTie(candidates.map((c) => c.score), this.autoTieThreshold, this.autoTieMargin) ? best.master : null,
+      byCosine: Array.from(cos.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: cos.value[r]! })),
+      byEuclidean: Array.from(euc.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: euc.value[r]! })),
+    };
+  }
+}
+
+/** For unit embeddings: cos = 1 - d^2 / 2. */
+function cosineFromEuclid(d: number | undefined): number {
+  return d === undefined ? -1 : 1 - (d * d) / 2;
+}
+
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const run = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+}
+
+/** Shorthand: a `TieEngine`. Close it when done. */
+export function createTieEngine(options: TieEngineOptions): TieEngine {
+  return new TieEngine(options);
+}

@@ -1,0 +1,31 @@
+/**
+ * Tying ads to master photos (Knot-Tie, made fast): six views per ad, exact top-K by best-view
+ * cosine / euclidean, ORB + RANSAC verification of the top candidates, one calibrated score, auto-tie
+ * and the human-tie propagation rule. See ./engine.ts.
+ */
+export { TieEngine, createTieEngine, type TieEngineOptions, type AssetRef, type TieCandidate, type TieResult, type TieProgress, type TieTimings } from './engine.js';
+export { adViews, centreCrop, masterViews, masterViewCount, VIEW_NAMES, VIEWS_PER_AD, type View, type ViewName, type MasterViewSet } from './views.js';
+export { searchTopK, packVectors, normalizeInPlace, TopHeap, type VectorSet, type Ranked, type AdRanking, type SearchOptions } from './similarity.js';
+export {
+  loadCalibration,
+  scoreCandidates,
+  candidateFeatures,
+  fitLogistic,
+  chooseThreshold,
+  chooseAutoTie,
+  isAutoTie,
+  wilsonLower,
+  CALIBRATION_PATH,
+  DEFAULT_CALIBRATION,
+  FEATURE_NAMES,
+  type Calibration,
+  type Evidence,
+} from './calibration.js';
+export { propagateHumanTie, DEFAULT_PROPAGATION_RULE, type PropagationRule, type PropagatedTie, type RankedAd } from './propagate.js';
+export { retrievalReport, averagePrecision, type RetrievalReport, type RankedPrediction } from './metrics.js';
+export { DEFAULT_ORB_PARAMS, type OrbParams, type Features, type MatchResult } from './orb.js';
+export { DiskEmbeddingCache, DiskFeatureCache, type FeatureCache } from './cache.js';
+export { runTieCommand, TIE_USAGE, listImages, resultLine, ProgressBar } from './cli.js';
+export { generateTieDataset, defaultTieDataDir, AD_FORMATS, GENERATOR_VERSION, type TieDataset, type MasterRecord, type AdRecord, type GenerateOptions } from './dataset/generate.js';
+export { findSourcePhotos, SHORT_PACKAGES, FULL_PACKAGES, type SourcePhoto } from './dataset/sources.js';
+export { runEngine, runPhashBaseline, runOrbBaseline, fitCalibration, rescore, toPredictions, datasetRefs, type EngineRun, type BaselineRun } from './evaluate.js';

@@ -1,0 +1,109 @@
+/**
+ * Worker threads for the keypoint work (OpenCV.js is synchronous and CPU-bound): a fixed pool, a FIFO
+ * queue, one task per idle worker. Workers are unref'd so a forgotten pool does not keep a process
+ * alive; `close()` terminates them.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Features, MatchResult, OrbParams } from './orb.js';
+
+interface Pending {
+  msg: Record<string, unknown>;
+  transfer: ArrayBuffer[];
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: Pending | undefined;
+}
+
+/** Starts a sibling module as a worker, from dist (.js) or from sources under tsx (.ts). */
+export function siblingWorker(name: string): Worker {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const url = new URL(`./${name}${ext}`, import.meta.url);
+  if (ext === '.js') return new Worker(url);
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
+  return new Worker(boot, { eval: true });
+}
+
+export class OrbPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Pending[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(workers: number) {
+    for (let i = 0; i < Math.max(1, workers); i++) this.slots.push(this.spawn());
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  private spawn(): Slot {
+    const worker = siblingWorker('orb-worker');
+    worker.unref();
+    const slot: Slot = { worker, busy: undefined };
+    worker.on('message', (m: { ok: boolean; result?: unknown; error?: string }) => {
+      const p = slot.busy;
+      slot.busy = undefined;
+      worker.unref();
+      if (p) {
+        if (m.ok) p.resolve(m.result);
+        else p.reject(new Error(m.error ?? 'orb worker failed'));
+      }
+      this.pump();
+    });
+    worker.on('error', (err) => {
+      const p = slot.busy;
+      slot.busy = undefined;
+      p?.reject(err);
+      // Replace the dead worker and go on with the queue.
+      const i = this.slots.indexOf(slot);
+      if (i >= 0 && !this.closed) {
+        this.slots[i] = this.spawn();
+        this.pump();
+      }
+    });
+    return slot;
+  }
+
+  private run<T>(msg: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('orb pool is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ msg, transfer, resolve: resolve as (v: unknown) => void, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    for (const slot of this.slots) {
+      if (this.queue.length === 0) return;
+      if (slot.busy) continue;
+      const p = this.queue.shift()!;
+      slot.busy = p;
+      slot.worker.ref();
+      slot.worker.postMessage({ ...p.msg, id: this.nextId++ }, p.transfer);
+    }
+  }
+
+  /** ORB features of a greyscale image (and of its mirror image when `flip`). The buffer is transferred. */
+  features(gray: Uint8Array, width: number, height: number, params: OrbParams, flip: boolean): Promise<{ features: Features; flipped: Features | undefined }> {
+    const own = gray.byteOffset === 0 && gray.byteLength === gray.buffer.byteLength ? gray : gray.slice();
+    return this.run({ type: 'features', gray: own, width, height, params, flip }, [own.buffer as ArrayBuffer]);
+  }
+
+  /** Matches an ad against candidate masters (one result per master, in order). */
+  match(ad: Features, adFlipped: Features | undefined, masters: Features[], params: OrbParams): Promise<MatchResult[]> {
+    return this.run({ type: 'match', ad, adFlipped, masters, params });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.queue.splice(0)) p.reject(new Error('orb pool closed'));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

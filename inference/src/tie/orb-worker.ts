@@ -1,0 +1,50 @@
+/**
+ * Worker thread of ./orb-pool.ts: one OpenCV.js instance, ORB feature extraction and matching.
+ * Messages in: { id, type: 'features' | 'match', ... }; out: { id, ok, result | error }.
+ */
+import { parentPort } from 'node:worker_threads';
+import { extractFeatures, flipGrayX, loadCv, matchAd, type Features, type OrbParams } from './orb.js';
+
+interface FeaturesTask {
+  id: number;
+  type: 'features';
+  gray: Uint8Array;
+  width: number;
+  height: number;
+  flip: boolean;
+  params: OrbParams;
+}
+
+interface MatchTask {
+  id: number;
+  type: 'match';
+  ad: Features;
+  adFlipped: Features | undefined;
+  masters: Features[];
+  params: OrbParams;
+}
+
+const port = parentPort;
+if (!port) throw new Error('orb-worker must run in a worker thread');
+const cvReady = loadCv();
+
+port.on('message', (task: FeaturesTask | MatchTask) => {
+  cvReady.then(
+    (cv) => {
+      try {
+        if (task.type === 'features') {
+          const features = extractFeatures(cv, task.gray, task.width, task.height, task.params);
+          const flipped = task.flip ? extractFeatures(cv, flipGrayX(task.gray, task.width, task.height), task.width, task.height, task.params) : undefined;
+          const transfer = [features.xy.buffer, features.desc.buffer, ...(flipped ? [flipped.xy.buffer, flipped.desc.buffer] : [])] as ArrayBuffer[];
+          port.postMessage({ id: task.id, ok: true, result: { features, flipped } }, transfer);
+        } else {
+          const results = matchAd(cv, task.ad, task.adFlipped, task.masters, task.params);
+          port.postMessage({ id: task.id, ok: true, result: results });
+        }
+      } catch (err) {
+        port.postMessage({ id: task.id, ok: false, error: err instanceof Error ? err.message : String(err) });
+      }
+    },
+    (err: unknown) => port.postMessage({ id: task.id, ok: false, error: `OpenCV.js failed to load: ${err instanceof Error ? err.message : String(err)}` }),
+  );
+});

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { photosOrSkip } from '../testing/images.js';
+import { DEFAULT_ORB_PARAMS, describeSize, extractFeatures, flipGrayX, loadCv, matchAd } from './orb.js';
+
+async function gray(input: Buffer, role: 'master' | 'ad', extract?: { left: number; top: number; width: number; height: number }, flop = false) {
+  let img = sharp(input);
+  if (extract) img = img.extract(extract);
+  if (flop) img = img.flop();
+  const buf = await img.png().toBuffer();
+  const meta = await sharp(buf).metadata();
+  const { width, height } = describeSize(meta.width!, meta.height!, role, DEFAULT_ORB_PARAMS);
+  const g = await sharp(buf).resize(width, height, { fit: 'fill' }).greyscale().raw().toBuffer();
+  return { gray: new Uint8Array(g), width, height };
+}
+
+test('ORB + RANSAC: a crop (and a flipped crop) of a photo verifies against it, not against another photo', async (t) => {
+  const photos = photosOrSkip(t, 2, ['python3-skimage']);
+  if (!photos) return;
+  const cv = await loadCv();
+  const p = DEFAULT_ORB_PARAMS;
+  const a = readFileSync(photos.find((x) => x.id.endsWith('astronaut.png'))?.path ?? photos[0]!.path);
+  const b = readFileSync(photos.find((x) => x.id.endsWith('coffee.png'))?.path ?? photos[1]!.path);
+  const describe = (g: { gray: Uint8Array; width: number; height: number }) => extractFeatures(cv, g.gray, g.width, g.height, p);
+  const masterA = describe(await gray(a, 'master'));
+  const masterB = describe(await gray(b, 'master'));
+  assert.ok(masterA.n > 100 && masterA.desc.length === masterA.n * 32 && masterA.xy.length === masterA.n * 2);
+  for (const flop of [false, true]) {
+    const g = await gray(a, 'ad', { left: 100, top: 60, width: 300, height: 250 }, flop);
+    const ad = describe(g);
+    const adFlipped = extractFeatures(cv, flipGrayX(g.gray, g.width, g.height), g.width, g.height, p);
+    const [onA, onB] = matchAd(cv, ad, adFlipped, [masterA, masterB], p);
+    assert.ok(onA!.inliers >= 25, `crop${flop ? ' (flipped)' : ''} on its master: ${JSON.stringify(onA)}`);
+    assert.equal(onA!.flipped, flop);
+    assert.ok(onB!.inliers < 10, `crop on another photo: ${JSON.stringify(onB)}`);
+  }
+});
+
+test('flipGrayX mirrors rows', () => {
+  assert.deepEqual(Array.from(flipGrayX(Uint8Array.from([1, 2, 3, 4, 5, 6]), 3, 2)), [3, 2, 1, 6, 5, 4]);
+});

@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { adViews, centreCrop, masterViews, VIEW_NAMES } from './views.js';
+
+const inside = (r: { left: number; top: number; width: number; height: number }, w: number, h: number) =>
+  Number.isInteger(r.left) && Number.isInteger(r.top) && Number.isInteger(r.width) && Number.isInteger(r.height) &&
+  r.width >= 1 && r.height >= 1 && r.left >= 0 && r.top >= 0 && r.left + r.width <= w && r.top + r.height <= h;
+
+test('six views in order, all inside the image, for every banner format and odd sizes', () => {
+  for (const [w, h] of [[728, 90], [300, 250], [160, 600], [1080, 1080], [1080, 1920], [1200, 628], [1, 1], [2, 1], [3, 7], [999, 1001]] as const) {
+    const v = adViews(w, h);
+    assert.deepEqual(v.map((x) => x.name), VIEW_NAMES);
+    for (const x of v) assert.ok(inside(x.rect, w, h), `${w}x${h} ${x.name} ${JSON.stringify(x.rect)}`);
+    assert.deepEqual(v[0]!.rect, { left: 0, top: 0, width: w, height: h });
+  }
+});
+
+test('halves cover the image and meet in the middle', () => {
+  const v = adViews(301, 251);
+  const [, , left, right, upper, lower] = v.map((x) => x.rect);
+  assert.equal(left!.width, 151);
+  assert.equal(right!.left + right!.width, 301);
+  assert.ok(left!.width + right!.width >= 301);
+  assert.equal(upper!.height, 126);
+  assert.equal(lower!.top + lower!.height, 251);
+  assert.ok(upper!.height + lower!.height >= 251);
+});
+
+test('centre crop: horizontal for wide ads, vertical for tall ads, 75 % box for near-square ads', () => {
+  assert.deepEqual(centreCrop(728, 90), { left: 304, top: 0, width: 120, height: 90 }); // 4:3 x full height
+  assert.deepEqual(centreCrop(1200, 628), { left: 181, top: 0, width: 837, height: 628 });
+  assert.deepEqual(centreCrop(160, 600), { left: 0, top: 193, width: 160, height: 213 });
+  assert.deepEqual(centreCrop(1080, 1920), { left: 0, top: 240, width: 1080, height: 1440 });
+  assert.deepEqual(centreCrop(1080, 1080), { left: 135, top: 135, width: 810, height: 810 });
+  assert.deepEqual(centreCrop(300, 250), { left: 37, top: 31, width: 225, height: 188 });
+  // centred
+  for (const [w, h] of [[728, 90], [160, 600], [300, 250]] as const) {
+    const c = centreCrop(w, h);
+    assert.ok(Math.abs(c.left + c.width / 2 - w / 2) <= 1 && Math.abs(c.top + c.height / 2 - h / 2) <= 1);
+  }
+});
+
+test('master views: whole, + central 70 %, + four corners', () => {
+  assert.equal(masterViews(1800, 1200, 'whole').length, 1);
+  const c = masterViews(1800, 1200, 'centre');
+  assert.deepEqual(c[1], { left: 270, top: 180, width: 1260, height: 840 });
+  const k = masterViews(1800, 1200, 'corners');
+  assert.equal(k.length, 6);
+  for (const r of k) assert.ok(inside(r, 1800, 1200));
+});
+
+test('rejects non-integer or empty sizes', () => {
+  assert.throws(() => adViews(0, 10), RangeError);
+  assert.throws(() => adViews(10.5, 10), RangeError);
+});

@@ -1,0 +1,95 @@
+/**
+ * The six views of an ad (Knot-Tie, section III): the whole ad plus five crops chosen to isolate a
+ * master photo embedded in a banner layout — a centre crop by aspect ratio, the left, right, upper and
+ * lower halves. Pure geometry, in source pixels; every rect is integral, non-empty and inside the image.
+ */
+import type { Rect } from '../models/types.js';
+
+export type ViewName = 'whole' | 'centre' | 'left' | 'right' | 'upper' | 'lower';
+
+/** The order of the views everywhere (embeddings are stored per ad in this order). */
+export const VIEW_NAMES: readonly ViewName[] = Object.freeze(['whole', 'centre', 'left', 'right', 'upper', 'lower']);
+export const VIEWS_PER_AD = VIEW_NAMES.length;
+
+export interface View {
+  name: ViewName;
+  rect: Rect;
+}
+
+/** Ads whose aspect ratio (long/short) is at most this count as "near square". */
+export const NEAR_SQUARE_ASPECT = 4 / 3;
+/** Share of each side that the centre crop of a near-square ad keeps. */
+export const NEAR_SQUARE_CENTRE = 0.75;
+
+/**
+ * The centre crop "horizontal or vertical depending on the height-width ratio":
+ * - a wide ad (w/h > 4/3) keeps its full height and the central 4/3 x h of its width;
+ * - a tall ad (h/w > 4/3) keeps its full width and the central 4/3 x w of its height;
+ * - a near-square ad (aspect within 4/3) keeps the central 75 % of both sides (drops frames, borders,
+ *   corner logos and text bands, which is what the crop is for).
+ */
+export function centreCrop(width: number, height: number): Rect {
+  checkSize(width, height);
+  if (width >= height * NEAR_SQUARE_ASPECT) {
+    const w = Math.max(1, Math.min(width, Math.round(height * NEAR_SQUARE_ASPECT)));
+    return { left: Math.floor((width - w) / 2), top: 0, width: w, height };
+  }
+  if (height >= width * NEAR_SQUARE_ASPECT) {
+    const h = Math.max(1, Math.min(height, Math.round(width * NEAR_SQUARE_ASPECT)));
+    return { left: 0, top: Math.floor((height - h) / 2), width, height: h };
+  }
+  const w = Math.max(1, Math.round(width * NEAR_SQUARE_CENTRE));
+  const h = Math.max(1, Math.round(height * NEAR_SQUARE_CENTRE));
+  return { left: Math.floor((width - w) / 2), top: Math.floor((height - h) / 2), width: w, height: h };
+}
+
+/** The six views of a `width` x `height` ad, in `VIEW_NAMES` order. A 1-pixel side has no halves on that axis: the whole side is used. */
+export function adViews(width: number, height: number): View[] {
+  checkSize(width, height);
+  const halfW = Math.max(1, Math.ceil(width / 2));
+  const halfH = Math.max(1, Math.ceil(height / 2));
+  return [
+    { name: 'whole', rect: { left: 0, top: 0, width, height } },
+    { name: 'centre', rect: centreCrop(width, height) },
+    { name: 'left', rect: { left: 0, top: 0, width: halfW, height } },
+    { name: 'right', rect: { left: width - halfW, top: 0, width: halfW, height } },
+    { name: 'upper', rect: { left: 0, top: 0, width, height: halfH } },
+    { name: 'lower', rect: { left: 0, top: height - halfH, width, height: halfH } },
+  ];
+}
+
+function checkSize(width: number, height: number): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new RangeError(`image size must be positive integers, got ${width}x${height}`);
+  }
+}
+
+/** Share of each side kept by a master's centre view. */
+export const MASTER_CENTRE = 0.7;
+
+/**
+ * Views of a master (an addition to Knot-Tie, which embeds masters whole): ads are mostly zoomed-in
+ * crops of their master, so a master is also embedded by its central 70 % ('centre'), and optionally
+ * by four 60 % corners ('corners'). A master's similarity is the best over ad views x master views.
+ */
+export type MasterViewSet = 'whole' | 'centre' | 'corners';
+
+export function masterViews(width: number, height: number, set: MasterViewSet): Rect[] {
+  checkSize(width, height);
+  const r = (l: number, t: number, w: number, h: number): Rect => {
+    const left = Math.min(width - 1, Math.round(l * width));
+    const top = Math.min(height - 1, Math.round(t * height));
+    return { left, top, width: Math.max(1, Math.min(width - left, Math.round(w * width))), height: Math.max(1, Math.min(height - top, Math.round(h * height))) };
+  };
+  const out: Rect[] = [{ left: 0, top: 0, width, height }];
+  if (set === 'whole') return out;
+  const m = (1 - MASTER_CENTRE) / 2;
+  out.push(r(m, m, MASTER_CENTRE, MASTER_CENTRE));
+  if (set === 'centre') return out;
+  out.push(r(0, 0, 0.6, 0.6), r(0.4, 0, 0.6, 0.6), r(0, 0.4, 0.6, 0.6), r(0.4, 0.4, 0.6, 0.6));
+  return out;
+}
+
+export function masterViewCount(set: MasterViewSet): number {
+  return set === 'whole' ? 1 : set === 'centre' ? 2 : 6;
+}
