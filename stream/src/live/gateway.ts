@@ -284,7 +284,7 @@ export class LiveGateway {
 
   /** Subscribe to the fan-out first (so nothing published meanwhile is missed), then read hot state. */
   private async load(topic: Topic): Promise<void> {
-    const { fanout, hot, keys } = this.options;
+    const { fanout } = this.options;
     const subject =
       topic.kind === 'campaign'
         ? SUBJECTS.campaignAll(topic.tenant, topic.id)
@@ -293,6 +293,30 @@ export class LiveGateway {
           : SUBJECTS.masterDelta(topic.tenant, topic.id);
     topic.sub = fanout.subscribe(subject, (data) => this.onDelta(topic, data));
     await fanout.flush();
+    for (const view of await this.readHotState(topic)) view.invalidate();
+    topic.loaded = true;
+    // Deltas that arrived while loading go out with the next tick (the snapshot has them too).
+    if (topic.changed.size > 0) {
+      this.changedTopics.add(topic);
+      this.scheduleTick();
+    }
+    // Aggregators publish deltas before they flush hot state, so what was published just before
+    // the subscription is neither in this snapshot nor seen as a delta; an entity that then goes
+    // quiet would stay stale. One more read once hot state has caught up closes that window
+    // (merging is idempotent).
+    const catchUp = setTimeout(() => {
+      if (this.closed || this.topics.get(topic.key) !== topic) return;
+      this.readHotState(topic).then(
+        (changed) => changed.forEach((view) => this.changed(view)),
+        (err) => this.options.log.warn({ err, topic: topic.name }, 'live topic catch-up read failed'),
+      );
+    }, this.options.flushMs + 50);
+    catchUp.unref();
+  }
+
+  /** Merge the topic's entities from hot state; returns the views whose rows changed. */
+  private async readHotState(topic: Topic): Promise<View[]> {
+    const { hot, keys } = this.options;
     const main = this.viewFor(topic, topic.kind, topic.id)!;
     const reads: { view: View; key: string }[] = [];
     if (topic.kind === 'asset') {
@@ -308,22 +332,16 @@ export class LiveGateway {
         }
       }
     }
+    const changed = new Set<View>();
     for (let i = 0; i < reads.length; i += 500) {
       const chunk = reads.slice(i, i + 500);
       const hashes = await Promise.all(chunk.map((r) => hot.hgetall(r.key)));
       chunk.forEach(({ view }, j) => {
         const snap = parseEntityHash(hashes[j]!, this.layout);
-        if (!snap) return;
-        this.replicaFor(view, snap.meta.partition).mergeSnapshot(snap);
-        view.invalidate();
+        if (snap && this.replicaFor(view, snap.meta.partition).mergeSnapshot(snap)) changed.add(view);
       });
     }
-    topic.loaded = true;
-    // Deltas that arrived while loading go out with the next tick (the snapshot has them too).
-    if (topic.changed.size > 0) {
-      this.changedTopics.add(topic);
-      this.scheduleTick();
-    }
+    return [...changed];
   }
 
   private onDelta(topic: Topic, data: Uint8Array): void {
