@@ -53,7 +53,39 @@ interface WorkerResult {
   silent: number;
 }
 
-if (!isMainThread) {
+if (!isMainThread && (workerData as { role: string }).role === 'probe') {
+  // A worker holding the latency bench's dashboards, so their clocks are not held up by the load
+  // generator on the main thread: it notes when each client first saw each click count.
+  const { url, probe, campaign } = workerData as { url: string; probe: string; campaign: string };
+  const seen: Record<string, [number, number][]> = { asset: [], campaign: [] };
+  await Promise.all(
+    (['asset', 'campaign'] as const).map(async (name) => {
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/live?tenant_id=${TENANT}`, { perMessageDeflate: false });
+      await new Promise((r, j) => {
+        ws.once('open', r);
+        ws.once('error', j);
+      });
+      let clicks = 0;
+      ws.on('message', (data: Buffer) => {
+        const at = Date.now();
+        const m = JSON.parse(data.toString()) as { entities?: { id: string; w: Record<string, number[]> }[] } | { entities?: { id: string; w: Record<string, number[]> }[] }[];
+        for (const frame of Array.isArray(m) ? m : [m]) {
+          for (const e of frame.entities ?? []) {
+            if (e.id !== probe) continue;
+            const c = Number(e.w['24h']![2]);
+            if (c > clicks) {
+              clicks = c;
+              seen[name]!.push([c, at]);
+            }
+          }
+        }
+      });
+      ws.send(JSON.stringify({ op: 'subscribe', ...(name === 'asset' ? { asset: probe } : { campaign }) }));
+    }),
+  );
+  parentPort!.postMessage({ type: 'connected' });
+  parentPort!.once('message', () => parentPort!.postMessage({ type: 'done', seen }));
+} else if (!isMainThread) {
   // A worker: a share of the fan-out clients.
   const { url, count, offset, warmupMs, measureMs } = workerData as { url: string; count: number; offset: number; warmupMs: number; measureMs: number };
   const lags: number[] = [];
@@ -226,6 +258,17 @@ function pct(values: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
+/** A quantile of a Prometheus histogram, as the upper bound of the bucket that holds it. */
+function histogramQuantile(text: string, name: string, q: number): number {
+  const buckets = text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}_bucket{`))
+    .map((l) => ({ le: Number((/le="([^"]+)"/.exec(l) ?? [])[1]?.replace('+Inf', 'Infinity')), n: Number(l.split(' ').at(-1)) }))
+    .sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.n ?? 0;
+  return buckets.find((b) => b.n >= q * total)?.le ?? NaN;
+}
+
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return text
@@ -238,40 +281,14 @@ interface LatencyResult {
   mode: string;
   subscription: string;
   eventsPerSec: number;
+  /** Server side, from its histograms (bucket upper bounds): produce ack p99, ingest -> applied p99. */
+  produceP99: number;
+  applyP99: number;
   probes: number;
   p50: number;
   p99: number;
   max: number;
   lost: number;
-}
-
-/** A dashboard client that notes when the probe's click count reaches each target. */
-async function probeClient(url: string, probe: string, subscribe: Record<string, string>) {
-  const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/live?tenant_id=${TENANT}`, { perMessageDeflate: false });
-  await new Promise((r, j) => {
-    ws.once('open', r);
-    ws.once('error', j);
-  });
-  let clicks = 0;
-  const waiters: { target: number; resolve: (t: number) => void }[] = [];
-  ws.on('message', (data: Buffer) => {
-    const at = Date.now();
-    const m = JSON.parse(data.toString()) as { entities?: { id: string; w: Record<string, number[]> }[] } | { entities?: { id: string; w: Record<string, number[]> }[] }[];
-    for (const frame of Array.isArray(m) ? m : [m]) {
-      for (const e of frame.entities ?? []) if (e.id === probe) clicks = Math.max(clicks, Number(e.w['24h']![2]));
-    }
-    for (let i = waiters.length - 1; i >= 0; i--) {
-      if (clicks >= waiters[i]!.target) {
-        waiters[i]!.resolve(at);
-        waiters.splice(i, 1);
-      }
-    }
-  });
-  ws.send(JSON.stringify({ op: 'subscribe', ...subscribe }));
-  return {
-    ws,
-    seen: (target: number) => new Promise<number>((resolve) => waiters.push({ target, resolve })),
-  };
 }
 
 async function latency(mode: string, env: Record<string, string>): Promise<LatencyResult[]> {
@@ -280,49 +297,57 @@ async function latency(mode: string, env: Record<string, string>): Promise<Laten
     const { url } = server;
     const campaign = `lat-${Date.now().toString(36)}`;
     const probe = `${campaign}-probe`;
-    // One dashboard watches the probe asset (a quiet topic), one the whole campaign (a busy one,
-    // so its updates wait for the LIVE_WS_MAX_UPDATES_PER_SEC cadence).
-    const clients = [
-      { name: 'asset', client: await probeClient(url, probe, { asset: probe }), lat: [] as number[], lost: 0 },
-      { name: 'campaign', client: await probeClient(url, probe, { campaign }), lat: [] as number[], lost: 0 },
-    ];
+    // Two dashboards in a worker thread: one watches the probe asset (a quiet topic), one the
+    // whole campaign (a busy one, whose updates follow the LIVE_WS_MAX_UPDATES_PER_SEC cadence).
+    const worker = new Worker(new URL(import.meta.url), { workerData: { role: 'probe', url, probe, campaign } });
+    const connected = new Promise<void>((r) => worker.on('message', (m: { type: string }) => m.type === 'connected' && r()));
+    const done = new Promise<Record<string, [number, number][]>>((r) =>
+      worker.on('message', (m: { type: string; seen: Record<string, [number, number][]> }) => m.type === 'done' && r(m.seen)),
+    );
+    await connected;
     const background = load(url, campaign, `${campaign}-a`, 500, RATE);
     await new Promise((r) => setTimeout(r, 2_000)); // warm up: JIT, consumer assignment, topic loads
     const end = Date.now() + SECONDS * 1000;
-    let target = 0;
-    const pending: Promise<void>[] = [];
+    const sent: number[] = [];
     while (Date.now() < end) {
-      const t = ++target;
-      const sent = Date.now();
-      const seen = clients.map((c) => c.client.seen(t));
+      const at = Date.now();
+      sent.push(at);
       await fetch(`${url}/v1/events`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify([{ event_id: ulidLike(), tenant_id: TENANT, campaign_id: campaign, asset_id: probe, kind: 'click', occurred_at: sent }]),
+        body: JSON.stringify([{ event_id: ulidLike(), tenant_id: TENANT, campaign_id: campaign, asset_id: probe, kind: 'click', occurred_at: at }]),
       }).then((r) => r.arrayBuffer());
-      clients.forEach((c, i) =>
-        pending.push(
-          Promise.race([seen[i]!, new Promise<number>((r) => setTimeout(() => r(-1), 5_000))]).then((at) => {
-            if (at < 0) c.lost++;
-            else c.lat.push(at - sent);
-          }),
-        ),
-      );
       await new Promise((r) => setTimeout(r, 100));
     }
-    await Promise.all(pending);
+    await new Promise((r) => setTimeout(r, 3_000)); // the last probes' way through
     const bg = await background.stop();
-    for (const c of clients) c.client.ws.terminate();
-    return clients.map((c) => ({
-      mode,
-      subscription: c.name,
-      eventsPerSec: Math.round(bg.accepted / bg.seconds),
-      probes: c.lat.length,
-      p50: pct(c.lat, 50),
-      p99: pct(c.lat, 99),
-      max: maxOf(c.lat),
-      lost: c.lost,
-    }));
+    worker.postMessage('stop');
+    const seen = await done;
+    await worker.terminate();
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const produceP99 = histogramQuantile(text, 'afterglow_ingest_produce_seconds', 0.99) * 1000;
+    const applyP99 = histogramQuantile(text, 'afterglow_live_apply_lag_seconds', 0.99) * 1000;
+    return (['asset', 'campaign'] as const).map((name) => {
+      const lat: number[] = [];
+      let lost = 0;
+      sent.forEach((at, i) => {
+        const hit = seen[name]!.find(([count]) => count >= i + 1);
+        if (hit) lat.push(hit[1] - at);
+        else lost++;
+      });
+      return {
+        mode,
+        subscription: name,
+        eventsPerSec: Math.round(bg.accepted / bg.seconds),
+        produceP99,
+        applyP99,
+        probes: lat.length,
+        p50: pct(lat, 50),
+        p99: pct(lat, 99),
+        max: maxOf(lat),
+        lost,
+      };
+    });
   } finally {
     await stopServer(server);
   }
@@ -405,10 +430,10 @@ async function main(): Promise<void> {
   fan.push(await fanout(fanMode, fanEnv));
 
   console.log(`\nbench:live  latency: ${RATE} events/s offered for ${SECONDS} s, probe every 100 ms; LIVE_WS_MAX_UPDATES_PER_SEC=${UPDATES}${SHORT ? ' (short)' : ''}`);
-  console.log('mode               watching   accepted ev/s   probes   event->ws p50 ms   p99 ms   max ms   lost');
+  console.log('mode               watching   accepted ev/s   probes   event->ws p50 ms   p99 ms   max ms   lost   server: produce p99 ms  ingest->applied p99 ms');
   for (const r of lat) {
     console.log(
-      `${r.mode.padEnd(18)} ${r.subscription.padEnd(8)}   ${String(r.eventsPerSec).padStart(13)}   ${String(r.probes).padStart(6)}   ${String(r.p50).padStart(16)}   ${String(r.p99).padStart(6)}   ${String(r.max).padStart(6)}   ${String(r.lost).padStart(4)}`,
+      `${r.mode.padEnd(18)} ${r.subscription.padEnd(8)}   ${String(r.eventsPerSec).padStart(13)}   ${String(r.probes).padStart(6)}   ${String(r.p50).padStart(16)}   ${String(r.p99).padStart(6)}   ${String(r.max).padStart(6)}   ${String(r.lost).padStart(4)}   ${('<=' + r.produceP99).padStart(22)}  ${('<=' + r.applyP99).padStart(22)}`,
     );
   }
   console.log(`\nbench:live  fan-out: clients on ${FANOUT_ASSETS} asset topics, ${FANOUT_RATE} events/s, ${SECONDS} s measured`);

@@ -452,8 +452,11 @@ export class LiveAggregator {
   private async load(specs: Spec[]): Promise<Entity[]> {
     const keys = specs.map((s) => this.keys.entity(s.kind, s.tenant, s.id, s.partition));
     const missing: number[] = [];
+    const asked = new Set<string>();
     keys.forEach((key, i) => {
-      if (!this.entities.has(key) && !this.loading.has(key) && !missing.some((j) => keys[j] === key)) missing.push(i);
+      if (this.entities.has(key) || this.loading.has(key) || asked.has(key)) return;
+      asked.add(key);
+      missing.push(i);
     });
     for (let c = 0; c < missing.length; c += LOAD_CHUNK) {
       const chunk = missing.slice(c, c + LOAD_CHUNK);

@@ -96,6 +96,17 @@ class Tier {
     this.dirty = new Uint8Array(spec.slots);
   }
 
+  /** Slots with DIRTY_FLUSH / DIRTY_PUBLISH set, so taking the dirty rows does not scan the ring. */
+  readonly flushSlots: number[] = [];
+  readonly publishSlots: number[] = [];
+
+  mark(slot: number, bits: number): void {
+    const was = this.dirty[slot]!;
+    if (bits & DIRTY_FLUSH && !(was & DIRTY_FLUSH)) this.flushSlots.push(slot);
+    if (bits & DIRTY_PUBLISH && !(was & DIRTY_PUBLISH)) this.publishSlots.push(slot);
+    this.dirty[slot] = was | bits;
+  }
+
   /** The slot holding bucket `b`, claimed (and zeroed) if it holds an older one; -1 if it holds a newer one. */
   claim(b: number): number {
     const slot = b % this.spec.slots;
@@ -158,7 +169,7 @@ export class Buckets {
       if (slot < 0) continue;
       tier.counts[slot * KIND_COUNT + kind]!++;
       if (valueColumn !== undefined) tier.values[slot * VALUE_KINDS.length + valueColumn]! += value;
-      tier.dirty[slot]! |= dirty;
+      tier.mark(slot, dirty);
     }
   }
 
@@ -170,10 +181,15 @@ export class Buckets {
     const out: Record<string, string> = {};
     for (const tier of this.tiers) {
       const { name, slots } = tier.spec;
-      for (let slot = 0; slot < slots; slot++) {
-        const flagged = (tier.dirty[slot]! & bit) !== 0;
-        if ((flagged || all) && tier.bucket[slot]! >= 0) out[`${name}${slot}`] = tier.row(slot);
-        if (flagged) tier.dirty[slot]! &= ~bit;
+      if (all) for (let slot = 0; slot < slots; slot++) if (tier.bucket[slot]! >= 0) out[`${name}${slot}`] = tier.row(slot);
+      for (const list of [tier.flushSlots, tier.publishSlots]) {
+        const listBit = list === tier.flushSlots ? DIRTY_FLUSH : DIRTY_PUBLISH;
+        if (!(bit & listBit)) continue;
+        for (const slot of list) {
+          if (!all && tier.bucket[slot]! >= 0) out[`${name}${slot}`] = tier.row(slot);
+          tier.dirty[slot]! &= ~listBit;
+        }
+        list.length = 0;
       }
     }
     return out;
@@ -181,7 +197,7 @@ export class Buckets {
 
   /** Sets `bit` on every non-empty slot (after a load or a re-attribution, to re-send everything). */
   markAll(bit: number): void {
-    for (const tier of this.tiers) for (let slot = 0; slot < tier.spec.slots; slot++) if (tier.bucket[slot]! >= 0) tier.dirty[slot]! |= bit;
+    for (const tier of this.tiers) for (let slot = 0; slot < tier.spec.slots; slot++) if (tier.bucket[slot]! >= 0) tier.mark(slot, bit);
   }
 
   /**
@@ -247,7 +263,7 @@ export class Buckets {
           const i = s * VALUE_KINDS.length + v;
           to.values[i] = Math.max(0, to.values[i]! + sign * from.values[slot * VALUE_KINDS.length + v]!);
         }
-        to.dirty[s]! |= dirty;
+        to.mark(s, dirty);
       }
     }
   }
