@@ -89,7 +89,7 @@ const envSchema = z.object({
   TIE_TOP_K: int(500, 1, 100_000),
   TIE_CANDIDATES: int(20, 1, 1000),
   /** Candidates per ad verified with keypoints (top this many by cosine and by euclidean distance). */
-  TIE_VERIFY_TOP: int(16, 0, 1000),
+  TIE_VERIFY_TOP: int(12, 0, 1000),
   /** ORB worker threads; 0 = available cores. */
   TIE_VERIFY_WORKERS: int(0, 0, 256),
   /** Views embedded per master: whole | centre (whole + central 70 %) | corners (+ four 60 % corners). */

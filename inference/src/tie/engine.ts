@@ -58,7 +58,7 @@ export interface TieEngineOptions {
   masterViews?: MasterViewSet;
   /**
    * Also verify the masters with the most ORB descriptor votes (./orb-index.ts), up to this many per
-   * ad beyond the embedding's candidates (default 8; 0 = embeddings only choose).
+   * ad beyond the embedding's candidates (default 6; 0 = embeddings only choose).
    */
   voteTop?: number;
 }
@@ -148,8 +148,8 @@ export class TieEngine {
     this.fit = options.fit;
     this.topK = Math.max(1, options.topK ?? 500);
     this.outputTop = Math.max(1, options.candidates ?? 20);
-    this.verifyTop = Math.max(0, options.verifyTop ?? 16);
-    this.voteTop = Math.max(0, options.voteTop ?? 8);
+    this.verifyTop = Math.max(0, options.verifyTop ?? 12);
+    this.voteTop = Math.max(0, options.voteTop ?? 6);
     this.orb = { ...DEFAULT_ORB_PARAMS, ...(options.orb ?? {}) };
     this.calibration = options.calibration ?? loadCalibration();
     this.autoTieThreshold = options.autoTieThreshold ?? this.calibration.autoTieThreshold;

@@ -22,7 +22,7 @@ export interface VoteOptions {
   maxDistance?: number;
   /** Lowe's ratio test between the nearest and second-nearest descriptor found. Default 0.8. */
   ratio?: number;
-  /** Buckets bigger than this are skipped (uninformative, e.g. flat-region descriptors). Default 128. */
+  /** Buckets bigger than this are skipped (uninformative, e.g. flat-region descriptors). Default 48. */
   maxBucket?: number;
 }
 
@@ -77,7 +77,7 @@ export class OrbVoteIndex {
   private voteOne(f: Features, options: VoteOptions): Float32Array {
     const maxD = options.maxDistance ?? 64;
     const ratio = options.ratio ?? 0.8;
-    const maxBucket = options.maxBucket ?? 128;
+    const maxBucket = options.maxBucket ?? 48;
     const votes = new Float32Array(this.masters);
     const seen = new Int32Array(this.count).fill(-1);
     // Distances on 32-bit words (8 popcounts per pair instead of 32 table lookups).

@@ -43,7 +43,7 @@ export interface OrbParams {
 }
 
 export const DEFAULT_ORB_PARAMS: Readonly<OrbParams> = Object.freeze({
-  nFeatures: 500,
+  nFeatures: 400,
   masterSide: 512,
   adSide: 512,
   adMinSide: 160,
