@@ -13,17 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EVENT_KINDS } from '@afterglow/core';
-
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const opt = (name: string, def: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : def;
-};
-const optStr = (name: string, def: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : def;
-};
+import { flag, opt, optStr } from './args.js';
 
 const SHORT = flag('short');
 const TOTAL = opt('events', SHORT ? 100_000 : 1_000_000);

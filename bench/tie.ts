@@ -37,13 +37,7 @@ import {
   type RetrievalReport,
   type TieDataset,
 } from '@afterglow/inference';
-
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const opt = (name: string, def: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : def;
-};
+import { flag, opt } from './args.js';
 
 const SHORT = flag('short');
 const SEED = opt('seed', 1);

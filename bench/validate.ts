@@ -28,13 +28,7 @@ import {
   type EventValidation,
   type RejectReason,
 } from '@afterglow/core';
-
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const opt = (name: string, def: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : def;
-};
+import { flag, opt } from './args.js';
 
 const SHORT = flag('short');
 const EVENTS = opt('events', SHORT ? 20_000 : 200_000);
