@@ -20,7 +20,9 @@ import { Ajv } from 'ajv';
 import { z } from 'zod';
 import {
   EVENT_KINDS,
+  copyOptionalFields,
   eventJsonSchema,
+  mulberry32 as rng,
   validateEvent,
   type EngagementEvent,
   type EventKind,
@@ -106,12 +108,7 @@ function zodValidateEvent(input: unknown, limits: EventLimits, now: number): Eve
     occurred_at: e.occurred_at,
     received_at: now,
   };
-  if (e.channel !== undefined) event.channel = e.channel;
-  if (e.placement !== undefined) event.placement = e.placement;
-  if (e.region !== undefined) event.region = e.region;
-  if (e.device !== undefined) event.device = e.device;
-  if (e.edge_node !== undefined) event.edge_node = e.edge_node;
-  if (e.attrs !== undefined) event.attrs = e.attrs;
+  copyOptionalFields(e, event);
   return { ok: true, event };
 }
 
@@ -119,17 +116,6 @@ function zodValidateEvent(input: unknown, limits: EventLimits, now: number): Eve
 // The corpus: ~95% valid events with varied optional fields and attrs, ~5% invalid of many kinds.
 // ---------------------------------------------------------------------------------------------
 
-/** Deterministic PRNG (mulberry32), so every run and every machine judges the same corpus. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = rng(0xaf7e);
 const int = (n: number) => Math.floor(rand() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mulberry32 } from './dataset/generate.js';
+import { mulberry32 } from '@afterglow/core';
 import { packVectors, searchTopK, TopHeap } from './similarity.js';
 
 function randomVectors(n: number, d: number, rng: () => number): Float32Array[] {

@@ -1,21 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mulberry32 as rng } from '@afterglow/core';
 import { DecayTracker, fitDecay, type DecayBin } from './decay.js';
 
 const MINUTE = 60_000;
 const T0 = Date.UTC(2025, 0, 1);
 
-/** Deterministic generator (mulberry32) so the tests cannot flake. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function poisson(mean: number, r: () => number): number {
   if (mean <= 0) return 0;

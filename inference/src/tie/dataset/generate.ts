@@ -22,6 +22,7 @@ import path from 'node:path';
 import sharp, { type OverlayOptions } from 'sharp';
 import type { Rect } from '../../models/types.js';
 import { findSourcePhotos, FULL_PACKAGES, type SourcePhoto } from './sources.js';
+import { mulberry32 } from '@afterglow/core';
 
 /** Bump when the generator's output changes: cached sets are keyed by it. */
 export const GENERATOR_VERSION = 4;
@@ -603,17 +604,6 @@ function overlaySvg(W: number, H: number, layout: Layout, panel: Rect | undefine
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-/** Small, fast, seedable PRNG (uniform in [0, 1)). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(xs: T[], rng: () => number): T[] {
   const a = xs.slice();
