@@ -103,21 +103,10 @@ const ajv = new Ajv({ allErrors: false, allowUnionTypes: true });
 const checkSchema = ajv.compile(eventJsonSchema);
 
 /** The shape an event has once the schema accepted it (before defaults and normalisation). */
-interface SchemaEvent {
-  event_id: string;
-  tenant_id: string;
-  campaign_id: string;
-  asset_id: string;
-  kind: EventKind;
+type SchemaEvent = Omit<EngagementEvent, 'value' | 'occurred_at' | 'received_at'> & {
   value?: number;
   occurred_at: number | string;
-  channel?: string;
-  placement?: string;
-  region?: string;
-  device?: string;
-  edge_node?: string;
-  attrs?: Record<string, string | number | boolean>;
-}
+};
 
 /**
  * Validate one decoded event against the schema and the time/size limits.
@@ -162,13 +151,20 @@ export function validateEvent(input: unknown, limits: EventLimits, now: number):
     occurred_at: occurredAt,
     received_at: now,
   };
-  if (e.channel !== undefined) event.channel = e.channel;
-  if (e.placement !== undefined) event.placement = e.placement;
-  if (e.region !== undefined) event.region = e.region;
-  if (e.device !== undefined) event.device = e.device;
-  if (e.edge_node !== undefined) event.edge_node = e.edge_node;
-  if (e.attrs !== undefined) event.attrs = { ...e.attrs };
+  copyOptionalFields(e, event);
   return { ok: true, event };
+}
+
+type OptionalField = 'channel' | 'placement' | 'region' | 'device' | 'edge_node' | 'attrs';
+
+/** The event's optional fields, copied only when present (attrs as a copy, never shared). */
+export function copyOptionalFields(from: Pick<Partial<EngagementEvent>, OptionalField>, to: EngagementEvent): void {
+  if (from.channel !== undefined) to.channel = from.channel;
+  if (from.placement !== undefined) to.placement = from.placement;
+  if (from.region !== undefined) to.region = from.region;
+  if (from.device !== undefined) to.device = from.device;
+  if (from.edge_node !== undefined) to.edge_node = from.edge_node;
+  if (from.attrs !== undefined) to.attrs = { ...from.attrs };
 }
 
 /**
