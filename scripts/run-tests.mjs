@@ -25,6 +25,7 @@ function walk(dir, out) {
 let files = dirs.flatMap((d) => walk(path.join(root, d), [])).sort();
 if (only.length) files = files.filter((f) => only.some((o) => f.includes(o)));
 if (files.length === 0) { console.error('no test files found'); process.exit(1); }
-const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=300000', ...files];
+// --conditions=source: workspace packages resolve to their TypeScript sources, so tests never run a stale dist.
+const args = ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=300000', ...files];
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 process.exit(r.status ?? 1);

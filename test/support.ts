@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { EVENT_KINDS, TOPICS, loadConfig, ulid, type AfterglowConfig, type EngagementEvent, type EventKind, type Env } from '@afterglow/core';
+import { EVENT_KINDS, SCOPES, TOPICS, loadConfig, ulid, type AfterglowConfig, type Scope, type EngagementEvent, type EventKind, type Env } from '@afterglow/core';
 import { eventually } from '@afterglow/core/testing';
 import { start, type RoleName, type Running } from 'afterglow';
 
@@ -11,6 +11,13 @@ import { start, type RoleName, type Running } from 'afterglow';
 export interface TestApp {
   running: Running;
   dataDir: string;
+  /**
+   * Headers that authenticate as `tenant` with `scopes` (API keys, issue 8). Every cross-role test
+   * sends its HTTP and WebSocket requests with these (or through `request`), so auth can be on.
+   */
+  authHeaders(tenant: string, scopes?: readonly Scope[]): Promise<Record<string, string>>;
+  /** fetch(`${url}${path}`) as `tenant` with every scope unless told otherwise. */
+  request(tenant: string, path: string, init?: RequestInit & { scopes?: readonly Scope[] }): Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -25,9 +32,17 @@ export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'
     ...env,
   });
   const running = await start(config, { roles, demo: false });
+  // Until API keys land every request is anonymous; this is the one place tests get credentials.
+  const authHeaders = async (_tenant: string, _scopes: readonly Scope[] = SCOPES): Promise<Record<string, string>> => ({});
   return {
     running,
     dataDir,
+    authHeaders,
+    async request(tenant, requestPath, init = {}) {
+      const { scopes, ...rest } = init;
+      const headers = { ...(await authHeaders(tenant, scopes)), ...Object.fromEntries(new Headers(rest.headers).entries()) };
+      return fetch(`${running.url}${requestPath}`, { ...rest, headers });
+    },
     async close() {
       await running.stop();
       rmSync(dataDir, { recursive: true, force: true });

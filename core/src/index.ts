@@ -21,3 +21,4 @@ export {
   type ClusterTable,
 } from './store/cluster.js';
 export { createBus, createHotState, createFanOut } from './adapters.js';
+export * from './auth/principal.js';
