@@ -47,3 +47,48 @@ export const tieDecisionSchema = z.object({
   because_of: z.string().max(128).optional(),
 });
 export type TieDecision = z.infer<typeof tieDecisionSchema>;
+
+/** How an asset's live performance compares with its prediction. */
+export const SCORE_FLAGS = ['over', 'under', 'as_expected', 'insufficient_data'] as const;
+
+/** One element's effect on the prediction (ANVIL: predicted(edited) - predicted(original), relative). */
+export const attributionSchema = z.object({
+  /** The image element, e.g. `subject_colour`, `text_overlay`, `background`, `people`, `brightness`. */
+  element: z.string().min(1).max(64),
+  /** The edit that measured it, e.g. `recolour:silver`, `remove_text`, `blur_background`. */
+  edit: z.string().min(1).max(64),
+  /** Relative change of the predicted engagement (0.08 = +8 %). */
+  delta: z.number(),
+  ci_low: z.number(),
+  ci_high: z.number(),
+  /** Variants (or assets, when aggregated) behind the estimate. */
+  n: z.number().int().nonnegative(),
+});
+export type Attribution = z.infer<typeof attributionSchema>;
+
+/**
+ * A performance score of one asset (`assets.scores`, keyed by asset_id): what a model predicts, what
+ * the live metrics say, and which image elements drive the prediction. Published by the inference
+ * workers on registration, on model change and when live engagement shifts.
+ */
+export const assetScoreSchema = z.object({
+  tenant_id: id,
+  asset_id: id,
+  campaign_id: id.optional(),
+  master_asset_id: id.optional(),
+  model_version: z.string().min(1).max(64),
+  /** Predicted engagement rate (engagements / impressions) over the model's horizon. */
+  predicted: z.number().nonnegative(),
+  predicted_low: z.number().nonnegative().optional(),
+  predicted_high: z.number().nonnegative().optional(),
+  /** Observed engagement rate so far, when there is enough data. */
+  actual: z.number().nonnegative().optional(),
+  actual_low: z.number().nonnegative().optional(),
+  actual_high: z.number().nonnegative().optional(),
+  impressions: z.number().int().nonnegative().optional(),
+  flag: z.enum(SCORE_FLAGS),
+  attribution: z.array(attributionSchema).optional(),
+  reason: z.enum(['registered', 'rescore_request', 'engagement_shift', 'model_changed', 'tie_changed']),
+  scored_at: z.number().int().nonnegative(),
+});
+export type AssetScore = z.infer<typeof assetScoreSchema>;
