@@ -4,9 +4,11 @@
  * `READY <url>` once listening; SIGTERM stops it. Not a benchmark by itself (bench/run.ts skips it).
  */
 import { loadConfig } from '@afterglow/core';
-import { start } from 'afterglow';
+import { start, type RoleName } from 'afterglow';
 
-const running = await start(loadConfig(process.env), { roles: ['ingest', 'live'], demo: false });
+// BENCH_ROLES: another set of roles (bench/edge runs the ingest role alone).
+const roles = (process.env.BENCH_ROLES?.split(',') ?? ['ingest', 'live']) as RoleName[];
+const running = await start(loadConfig(process.env), { roles, demo: false });
 process.stdout.write(`READY ${running.url}\n`);
 const stop = () => void running.stop().finally(() => process.exit(0));
 process.on('SIGTERM', stop);

@@ -138,6 +138,8 @@ async function startServer(env: Record<string, string>): Promise<{ url: string; 
       PORT: '0',
       AFTERGLOW_DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
+      // No keys and no per-key connection limit: the bench opens thousands of sockets as one client.
+      AUTH_MODE: 'off',
       LIVE_WS_MAX_UPDATES_PER_SEC: String(UPDATES),
       LIVE_GROUP_ID: `bench-live-${Date.now().toString(36)}`,
       LIVE_KEY_PREFIX: `bench:${Date.now().toString(36)}`,

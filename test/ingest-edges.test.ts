@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { pack, unpack } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { uniqueName } from '@afterglow/core/testing';
-import { fetchTotals, makeEvents, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
+import { ANY_TENANT, authFetch, fetchTotals, headersFor, makeEvents, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 /** Ingest at its edges, on the embedded adapters: WebSocket stream, size limits, backpressure. */
 
@@ -16,8 +16,8 @@ after(async () => {
   await app.close();
 });
 
-function openStream(url: string): Promise<WebSocket> {
-  const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/stream`);
+async function openStream(url: string, tenant = ANY_TENANT): Promise<WebSocket> {
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/stream`, { headers: await headersFor(url, tenant, ['ingest']) });
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
@@ -28,7 +28,7 @@ test('WebSocket stream: JSON and MessagePack messages are acked in order by seq,
   const tenant = uniqueName('ws');
   const campaign = uniqueName('c');
   const { events, expected } = makeEvents(600, tenant, [campaign]);
-  const ws = await openStream(app.running.url);
+  const ws = await openStream(app.running.url, tenant);
   const acks: { type: string; seq: number; accepted?: number; rejected?: number; code?: string }[] = [];
   ws.on('message', (data, isBinary) => acks.push(isBinary ? unpack(data as Buffer) : JSON.parse(String(data))));
   for (let i = 0; i < 6; i++) {
@@ -62,18 +62,18 @@ test('an oversized WebSocket message closes that socket only', async () => {
 
 test('bodies over the limit are refused with 413, also when they only grow once decompressed', async () => {
   const big = Buffer.alloc(3 * 1024 * 1024, 0x20);
-  const res = await fetch(`${app.running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big });
+  const res = await authFetch(`${app.running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big });
   assert.equal(res.status, 413);
   // A gzip bomb: 50 MiB of spaces in ~50 KiB on the wire.
   const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024, 0x20));
   assert.ok(bomb.length < 100 * 1024);
-  const r2 = await fetch(`${app.running.url}/v1/events`, {
+  const r2 = await authFetch(`${app.running.url}/v1/events`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
     body: bomb,
   });
   assert.equal(r2.status, 413);
-  const r3 = await fetch(`${app.running.url}/v1/events`, {
+  const r3 = await authFetch(`${app.running.url}/v1/events`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'content-encoding': 'compress' },
     body: '[]',
@@ -99,7 +99,7 @@ test('a bus that falls behind slows clients with 429 + Retry-After instead of bu
     let accepted = 0;
     for (let i = 0; i < 50 && !refused; i++) {
       const { events } = makeEvents(500, tenant, ['c']);
-      const res = await fetch(`${small.running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+      const res = await authFetch(`${small.running.url}/v1/events`, { tenant, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
       if (res.status === 202) accepted += ((await res.json()) as { accepted: number }).accepted;
       else refused = res;
     }

@@ -1,5 +1,6 @@
 import { WebSocket } from 'ws';
 import { EVENT_KINDS, type EventKind } from '@afterglow/core';
+import { headersFor } from './support.js';
 
 /**
  * A dashboard as the live API's tests see it: a real WebSocket client of /v1/live that applies
@@ -46,7 +47,7 @@ export class LiveTestClient {
   }
 
   static async connect(baseUrl: string, tenant: string): Promise<LiveTestClient> {
-    const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/v1/live?tenant_id=${encodeURIComponent(tenant)}`);
+    const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/v1/live?tenant_id=${encodeURIComponent(tenant)}`, { headers: await headersFor(baseUrl, tenant, ['read']) });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EVENT_KINDS, createBus, createFanOut, createHotState, createLogger, ulid, type EngagementEvent, type Env, type EventKind } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/core/testing';
 import { LiveAggregator, LiveKeys } from '@afterglow/stream';
-import { postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type TestApp } from './support.js';
+import { authFetch, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type TestApp } from './support.js';
 import { LiveTestClient, percentile, type Counts } from './live-client.js';
 
 /**
@@ -86,10 +86,10 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
     // Hot state follows within a flush interval.
     const q = `tenant_id=${encodeURIComponent(tenant)}`;
     const assetCounts = async () =>
-      ((await (await fetch(`${url}/v1/assets/${campaign}-a3/metrics?${q}`)).json()) as { windows: Record<string, { counts: Counts }> }).windows['24h']!.counts;
+      ((await (await authFetch(`${url}/v1/assets/${campaign}-a3/metrics?${q}`)).json()) as { windows: Record<string, { counts: Counts }> }).windows['24h']!.counts;
     await eventually(async () => (same(await assetCounts(), live.get(`asset|${campaign}-a3`)!) ? true : undefined), 10_000, 100).catch(() => undefined);
     assert.deepEqual(await assetCounts(), live.get(`asset|${campaign}-a3`));
-    const board = (await (await fetch(`${url}/v1/campaigns/${campaign}/leaderboard?${q}&window=24h&metric=impressions&limit=100`)).json()) as {
+    const board = (await (await authFetch(`${url}/v1/campaigns/${campaign}/leaderboard?${q}&window=24h&metric=impressions&limit=100`)).json()) as {
       ranked: { asset_id: string; value: number; rank: number }[];
     };
     assert.equal(board.ranked.length, 8);
@@ -98,24 +98,24 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
       board.ranked.map((r) => r.value),
       board.ranked.map((r) => r.value).sort((a, b) => b - a),
     );
-    const ctrBoard = (await (await fetch(`${url}/v1/campaigns/${campaign}/leaderboard?${q}&metric=ctr`)).json()) as { ranked: unknown[]; not_enough_data: unknown[] };
+    const ctrBoard = (await (await authFetch(`${url}/v1/campaigns/${campaign}/leaderboard?${q}&metric=ctr`)).json()) as { ranked: unknown[]; not_enough_data: unknown[] };
     assert.equal(ctrBoard.ranked.length + ctrBoard.not_enough_data.length, 8, 'every asset is ranked or marked not enough data');
-    const decay = await fetch(`${url}/v1/assets/${campaign}-a0/decay?${q}`);
+    const decay = await authFetch(`${url}/v1/assets/${campaign}-a0/decay?${q}`);
     assert.equal(decay.status, 200);
     assert.ok(['ok', 'insufficient_data', 'not_decaying'].includes(((await decay.json()) as { status: string }).status));
-    assert.equal((await fetch(`${url}/v1/assets/nope/metrics?${q}`)).status, 404);
-    assert.equal((await fetch(`${url}/v1/assets/x/metrics?${q}&step=7s`)).status, 400);
+    assert.equal((await authFetch(`${url}/v1/assets/nope/metrics?${q}`)).status, 404);
+    assert.equal((await authFetch(`${url}/v1/assets/x/metrics?${q}&step=7s`)).status, 400);
 
     // History from ClickHouse: the late events are there too.
     await waitForSinkDrained(app.running);
     const from = now - 20 * 60_000;
-    const hist = (await (await fetch(`${url}/v1/assets/${campaign}-a1/metrics?${q}&from=${from}&to=${now + 60_000}&step=1m`)).json()) as {
+    const hist = (await (await authFetch(`${url}/v1/assets/${campaign}-a1/metrics?${q}&from=${from}&to=${now + 60_000}&step=1m`)).json()) as {
       totals: { counts: Counts };
       series: unknown[];
     };
     assert.deepEqual(hist.totals.counts, merge(live, late.expected).get(`asset|${campaign}-a1`));
     assert.ok(hist.series.length >= 21 && hist.series.length <= 22, `${hist.series.length} points of 1 min`);
-    const histDecay = await fetch(`${url}/v1/assets/${campaign}-a1/decay?${q}&from=${from}&to=${now + 60_000}&step=1m`);
+    const histDecay = await authFetch(`${url}/v1/assets/${campaign}-a1/decay?${q}&from=${from}&to=${now + 60_000}&step=1m`);
     assert.equal(histDecay.status, 200);
   });
 
@@ -175,7 +175,7 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
     await eventually(() => (first.ownedPartitions.length === partitions ? true : undefined), 30_000, 50);
     const matches = () => [...expected].every(([key, exp]) => same(client.counts(key.split('|')[0] as 'asset', key.split('|')[1]!, '24h'), exp));
     await client.waitFor(matches, 30_000, 'exact counts after the takeover').catch(async () => {
-      const stored = (await (await fetch(`${running.url}/v1/campaigns/${campaign}/metrics?tenant_id=${encodeURIComponent(tenant)}`)).json()) as { windows: Record<string, { counts: Counts }> };
+      const stored = (await (await authFetch(`${running.url}/v1/campaigns/${campaign}/metrics?tenant_id=${encodeURIComponent(tenant)}`)).json()) as { windows: Record<string, { counts: Counts }> };
       t.diagnostic(`hot state: ${JSON.stringify(stored.windows['24h']!.counts)}`);
       const wrong = [...expected].filter(([key, exp]) => !same(client.counts(key.split('|')[0] as 'asset', key.split('|')[1]!, '24h'), exp));
       const show = wrong.slice(0, 3).map(([key, exp]) => `${key}: got ${JSON.stringify(client.counts(key.split('|')[0] as 'asset', key.split('|')[1]!, '24h'))} want ${JSON.stringify(exp)}`);
@@ -184,7 +184,7 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
     // And hot state agrees (what a restarted gateway or REST reads).
     const q = `tenant_id=${encodeURIComponent(tenant)}`;
     const stored = async () => {
-      const camp = (await (await fetch(`${running.url}/v1/campaigns/${campaign}/metrics?${q}`)).json()) as { windows: Record<string, { counts: Counts }> };
+      const camp = (await (await authFetch(`${running.url}/v1/campaigns/${campaign}/metrics?${q}`)).json()) as { windows: Record<string, { counts: Counts }> };
       return camp.windows['24h']!.counts;
     };
     await eventually(async () => (same(await stored(), expected.get(`campaign|${campaign}`)!) ? true : undefined), 10_000, 100).catch(() => undefined);
@@ -201,7 +201,7 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
     await postAll(url, makeEvents(3000, heavy, 3000, () => Date.now()).events, 1500);
     const q = `tenant_id=${encodeURIComponent(tenant)}`;
     await eventually(async () => {
-      const b = (await (await fetch(`${url}/v1/campaigns/${heavy}/leaderboard?${q}&metric=impressions&limit=1000`)).json()) as { assets_considered: number };
+      const b = (await (await authFetch(`${url}/v1/campaigns/${heavy}/leaderboard?${q}&metric=impressions&limit=1000`)).json()) as { assets_considered: number };
       return b.assets_considered === 3000 ? true : undefined;
     }, 20_000, 100);
 
@@ -235,7 +235,7 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
       return lat;
     };
     const wsMetric = async (name: string) => {
-      const text = await (await fetch(`${url}/metrics`)).text();
+      const text = await (await authFetch(`${url}/metrics`)).text();
       return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
     };
     try {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { DLQ_HEADERS, TOPICS, ulid, type DeliveredRecord, type Env } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/core/testing';
 import { EventSink } from '@afterglow/stream';
-import { fetchTotals, makeEvents, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type Counts, type TestApp } from './support.js';
+import { authFetch, fetchTotals, makeEvents, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type Counts, type TestApp } from './support.js';
 
 /**
  * The spine end to end, as a user sees it: events in over HTTP, exact counts out of ClickHouse.
@@ -79,7 +79,8 @@ export function spineScenario(label: string, env: () => Env | undefined): void {
     );
     // A broken NDJSON line loses nothing else.
     const { events: more, expected: exp2 } = makeEvents(2, tenant, campaigns);
-    const res = await fetch(`${app.running.url}/v1/events`, {
+    const res = await authFetch(`${app.running.url}/v1/events`, {
+      tenant,
       method: 'POST',
       headers: { 'content-type': 'application/x-ndjson' },
       body: `${JSON.stringify(more[0])}\n{"event_id": broken\n${JSON.stringify(more[1])}\n`,
@@ -89,10 +90,10 @@ export function spineScenario(label: string, env: () => Env | undefined): void {
     assert.deepEqual(body.rejections.map((x) => [x.index, x.reason]), [[1, 'undecodable']]);
     // All bad: 422; not JSON at all: 400; wrong type: 415.
     assert.equal((await postEvents(app.running.url, [bad[0]])).status, 422);
-    const notJson = await fetch(`${app.running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{' });
+    const notJson = await authFetch(`${app.running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{' });
     assert.equal(notJson.status, 400);
     assert.equal(((await notJson.json()) as { error: string }).error, 'invalid_json');
-    const wrongType = await fetch(`${app.running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: 'a,b' });
+    const wrongType = await authFetch(`${app.running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: 'a,b' });
     assert.equal(wrongType.status, 415);
 
     add(exp);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EVENT_KINDS, SCOPES, TOPICS, loadConfig, ulid, type AfterglowConfig, type Scope, type EngagementEvent, type EventKind, type Env } from '@afterglow/core';
-import { eventually } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/core/testing';
 import { start, type RoleName, type Running } from 'afterglow';
 
 /** Cross-role test helpers: a whole Afterglow in this process, and traffic with known answers. */
@@ -29,12 +29,25 @@ export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'
     AFTERGLOW_DATA_DIR: dataDir,
     AFTERGLOW_DEMO: '0',
     SINK_BATCH_MAX_MS: '200',
+    // The scoring workers featurize every registered asset (ISNet, OCR): off unless a test asks (test/scoring-workers.test.ts).
+    PREDICT_WORKERS_ENABLED: '0',
     ...env,
   });
   const running = await start(config, { roles, demo: false });
-  // Until API keys land every request is anonymous; this is the one place tests get credentials.
-  const authHeaders = async (_tenant: string, _scopes: readonly Scope[] = SCOPES): Promise<Record<string, string>> => ({});
-  return {
+  // The one place tests get credentials: a key per (tenant, scopes), made on first use.
+  const made = new Map<string, Promise<string>>();
+  const authHeaders = async (tenant: string, scopes: readonly Scope[] = SCOPES): Promise<Record<string, string>> => {
+    const keys = running.keys;
+    if (!keys) return {};
+    const id = `${tenant}\u0000${[...scopes].sort().join(',')}`;
+    let key = made.get(id);
+    if (!key) {
+      key = keys.create({ tenantId: tenant, scopes, name: 'test' }).then((k) => k.key);
+      made.set(id, key);
+    }
+    return { authorization: `Bearer ${await key}` };
+  };
+  const app: TestApp = {
     running,
     dataDir,
     authHeaders,
@@ -44,10 +57,46 @@ export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'
       return fetch(`${running.url}${requestPath}`, { ...rest, headers });
     },
     async close() {
+      APPS.delete(running.url);
       await running.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  APPS.set(running.url, app);
+  return app;
+}
+
+/** Running test apps by base URL, so helpers given only a URL can authenticate. */
+const APPS = new Map<string, TestApp>();
+
+/** A tenant for requests that name none (bad bodies, metrics). */
+export const ANY_TENANT = 'test-anyone';
+
+/** Auth headers for `tenant` on the test app at `baseUrl` ({} for a server not started by startApp, or with auth off). */
+export async function headersFor(baseUrl: string, tenant: string, scopes?: readonly Scope[]): Promise<Record<string, string>> {
+  const app = APPS.get(new URL(baseUrl).origin);
+  return app ? app.authHeaders(tenant, scopes) : {};
+}
+
+/**
+ * fetch() with the credentials of the tenant the URL names (`tenant_id=` in the query, else the
+ * `tenant` option, else ANY_TENANT) on the test app it points at. For tests written with plain fetch.
+ */
+export async function authFetch(url: string, init: RequestInit & { tenant?: string; scopes?: readonly Scope[] } = {}): Promise<Response> {
+  const { tenant, scopes, ...rest } = init;
+  const u = new URL(url);
+  const who = u.searchParams.get('tenant_id') ?? tenant ?? ANY_TENANT;
+  const headers = { ...(await headersFor(u.origin, who, scopes)), ...Object.fromEntries(new Headers(rest.headers).entries()) };
+  return fetch(url, { ...rest, headers });
+}
+
+/** The tenant a batch is for: the first event that names one. */
+function tenantOf(events: unknown[]): string {
+  for (const e of events) {
+    const t = (e as { tenant_id?: unknown } | null)?.tenant_id;
+    if (typeof t === 'string') return t;
+  }
+  return ANY_TENANT;
 }
 
 export type Counts = Record<EventKind, number>;
@@ -87,6 +136,7 @@ export async function postEvents(baseUrl: string, events: unknown[], options: { 
     body = gzipSync(body);
     headers['content-encoding'] = 'gzip';
   }
+  Object.assign(headers, await headersFor(baseUrl, tenantOf(events), ['ingest']));
   const res = await fetch(`${baseUrl}/v1/events`, { method: 'POST', headers, body });
   return { status: res.status, body: (await res.json()) as { accepted: number; rejected: number; rejections: { index: number; reason: string; field?: string }[] } };
 }
@@ -103,7 +153,7 @@ export async function postAll(baseUrl: string, events: unknown[], chunk = 2500):
 }
 
 export async function fetchTotals(baseUrl: string, tenant: string, campaign: string, source: 'rollup' | 'raw' = 'rollup') {
-  const res = await fetch(`${baseUrl}/v1/campaigns/${encodeURIComponent(campaign)}/totals?tenant_id=${encodeURIComponent(tenant)}&source=${source}`);
+  const res = await authFetch(`${baseUrl}/v1/campaigns/${encodeURIComponent(campaign)}/totals?tenant_id=${encodeURIComponent(tenant)}&source=${source}`);
   if (!res.ok) throw new Error(`totals: ${res.status} ${await res.text()}`);
   return (await res.json()) as { counts: Counts; total: number; late: number };
 }
@@ -121,6 +171,18 @@ export async function waitForSinkDrained(running: Running, timeoutMs = 60_000): 
     timeoutMs,
     200,
   );
+}
+
+/**
+ * The environment of a scenario on real Kafka + Redis + NATS (deploy/local), with a fresh Kafka
+ * namespace; undefined (the scenario skips) when the services are not configured, an error under CI.
+ */
+export function realServicesEnv(): Env | undefined {
+  const vars = ['KAFKA_BROKERS', 'REDIS_URL', 'NATS_URL'] as const;
+  const missing = vars.filter((v) => !process.env[v]);
+  if (missing.length > 0 && process.env.CI) throw new Error(`${missing.join(', ')} not set: CI must start the local services (deploy/local/up.sh)`);
+  if (missing.length > 0) return undefined;
+  return { KAFKA_BROKERS: process.env.KAFKA_BROKERS!, KAFKA_NAMESPACE: uniqueName('test'), REDIS_URL: process.env.REDIS_URL!, NATS_URL: process.env.NATS_URL! };
 }
 
 export function configOf(app: TestApp): AfterglowConfig {

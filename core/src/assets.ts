@@ -43,6 +43,8 @@ export const tieDecisionSchema = z.object({
   auto: z.boolean(),
   decided_by: z.string().min(1).max(128),
   decided_at: z.number().int().nonnegative(),
+  /** Unique id of this decision (the registry sets it; `because_of` of an auto-tie names the decision that caused it). */
+  decision_id: z.string().max(128).optional(),
   /** For auto-ties: the decision that caused it. */
   because_of: z.string().max(128).optional(),
 });

@@ -49,6 +49,14 @@ const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier')
     .default('afterglow'),
+  /**
+   * ClickHouse cluster name (remote_servers): the sink inserts with the cluster's exactly-once settings
+   * (CLUSTER_SINK_INSERT_SETTINGS) and the roles apply the generated cluster DDL (core/src/store/cluster.ts).
+   */
+  CLICKHOUSE_CLUSTER: z
+    .string()
+    .regex(/^[A-Za-z0-9_{}.-]+$/, 'must be a cluster name from remote_servers')
+    .optional(),
 
   REDIS_URL: z.string().optional(),
   NATS_URL: csv.optional(),
@@ -79,21 +87,43 @@ const envSchema = z.object({
   /** onnxruntime intra-op threads per worker; 0 = available cores / workers. */
   INFERENCE_INTRA_OP_THREADS: int(0, 0, 256),
   INFERENCE_EMBED_CACHE_BYTES: int(64 * 1024 * 1024, 0),
+  /** Performance prediction (inference/src/predict, workers): features, target, training, rescoring. */
+  PREDICT_FEATURES: z.enum(['full', 'light']).default('full'),
+  /** Trained model files; default `${AFTERGLOW_DATA_DIR}/prediction-models`. */
+  PREDICT_MODELS_DIR: z.string().optional(),
+  PREDICT_HORIZON_HOURS: z.coerce.number().positive().default(24),
+  PREDICT_BASELINE_DAYS: z.coerce.number().positive().default(30),
+  PREDICT_MIN_IMPRESSIONS: int(100, 1),
+  PREDICT_MEMBERS: int(8, 1, 64),
+  PREDICT_WORKERS: int(1, 1, 64),
+  PREDICT_BATCH_ROWS: int(512, 1, 1_000_000),
+  PREDICT_GROUP_ID: z.string().default('afterglow-inference'),
+  /** Rescore an asset when its live engagement rate moved this much (relative) since its last score. */
+  PREDICT_RESCORE_SHIFT: z.coerce.number().positive().default(0.2),
+  PREDICT_RESCORE_CHECK_MS: int(2_000, 10),
+  /** Run the scoring workers (consumers) in the inference role (default on). */
+  PREDICT_WORKERS_ENABLED: bool.optional(),
   /** Image limits checked from the header before any full decode (embeddings, asset registry). */
   IMAGE_MAX_BYTES: int(32 * 1024 * 1024, 1024),
   IMAGE_MAX_PIXELS: int(50_000_000, 1),
   IMAGE_MAX_SIDE: int(16_384, 1),
+  /** Shorter side below this is refused (`too_small`): 1-px images crash keypoint extraction and say nothing. */
+  IMAGE_MIN_SIDE: int(32, 1),
 
   /** Tying ads to masters (inference/src/tie): Knot-Tie's top-K, top-N and propagation rule, and the engine's knobs. */
   TIE_MODEL: z.enum(['mobilenet_v2', 'inception_v3']).default('mobilenet_v2'),
   TIE_TOP_K: int(500, 1, 100_000),
   TIE_CANDIDATES: int(20, 1, 1000),
   /** Candidates per ad verified with keypoints (top this many by cosine and by euclidean distance). */
-  TIE_VERIFY_TOP: int(12, 0, 1000),
+  TIE_VERIFY_TOP: int(8, 0, 1000),
   /** ORB worker threads; 0 = available cores. */
   TIE_VERIFY_WORKERS: int(0, 0, 256),
   /** Views embedded per master: whole | centre (whole + central 70 %) | corners (+ four 60 % corners). */
   TIE_MASTER_VIEWS: z.enum(['whole', 'centre', 'corners']).default('centre'),
+  /** Model output that describes images for tying: auto (the manifest's descriptor when the model has one) | descriptor | embedding. */
+  TIE_DESCRIPTOR: z.enum(['auto', 'descriptor', 'embedding']).default('auto'),
+  /** PCA-whitening of descriptors (unsupervised, fitted on masters + ads' views) to this many dims; 0 = off. */
+  TIE_WHITEN_DIMS: int(256, 0, 4096),
   /** Auto-tie without a human at this calibrated score; default: the calibrated threshold (inference/tie.calibration.json). */
   TIE_AUTO_TIE_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
   /** A human tie propagates to every ad whose top-N holds the master with score > min. */
@@ -101,6 +131,22 @@ const envSchema = z.object({
   TIE_PROPAGATE_MIN_SCORE: z.coerce.number().min(0).max(1).default(0.6),
   /** Content-addressed cache of embeddings and keypoints; default `${AFTERGLOW_DATA_DIR}/tie-cache`; `off` disables it. */
   TIE_CACHE_DIR: z.string().optional(),
+
+  /** Blob store of asset originals and thumbnails (core/src/blob): a local directory (default `${AFTERGLOW_DATA_DIR}/blobs`), or S3 when BLOB_S3_BUCKET is set. */
+  BLOB_DIR: z.string().optional(),
+  BLOB_S3_BUCKET: z.string().optional(),
+  /** An S3-compatible endpoint (MinIO, Ceph, R2); unset = AWS S3. */
+  BLOB_S3_ENDPOINT: z.string().url().optional(),
+  BLOB_S3_REGION: z.string().default('us-east-1'),
+  /** Unset = the AWS SDK's default credential chain. */
+  BLOB_S3_ACCESS_KEY_ID: z.string().optional(),
+  BLOB_S3_SECRET_ACCESS_KEY: z.string().optional(),
+  BLOB_S3_PREFIX: z.string().default(''),
+  BLOB_S3_FORCE_PATH_STYLE: bool.optional(),
+  /** Asset registry (inference/src/registry): how long POST /v1/assets waits for an ad's candidates before answering `pending`. */
+  ASSETS_TIE_WAIT_MS: int(60_000, 0),
+  /** After masters are added, a tenant's ads are re-ranked once no master arrived for this long. */
+  ASSETS_RERANK_DEBOUNCE_MS: int(2_000, 0),
 
   /** Live metrics (stream/src/live): aggregators, the /v1/live gateway and its REST routes. */
   LIVE_GROUP_ID: z.string().default('afterglow-live'),
@@ -125,6 +171,51 @@ const envSchema = z.object({
   LIVE_CI_MAX_ABS_WIDTH: z.coerce.number().nonnegative().default(0.01),
   LIVE_FATIGUE_FRACTION: z.coerce.number().gt(0).lt(1).default(0.25),
   LIVE_DECAY_REFIT_MS: int(10_000, 100),
+
+  /** Triggers (stream/src/triggers), run by the `live` role: rule evaluation and variant requests. */
+  TRIGGERS_ENABLED: bool.optional(),
+  TRIGGERS_GROUP_ID: z.string().default('afterglow-triggers'),
+  TRIGGERS_EVAL_MS: int(2_000, 50, 3_600_000),
+  TRIGGERS_RULES_REFRESH_MS: int(5_000, 100, 3_600_000),
+  TRIGGERS_MAX_ASSETS_PER_CAMPAIGN: int(500, 1, 100_000),
+  TRIGGERS_MAX_TRACKED: int(50_000, 100),
+  TRIGGERS_WEBHOOK_TIMEOUT_MS: int(5_000, 100, 120_000),
+  TRIGGERS_WEBHOOK_MAX_ATTEMPTS: int(8, 1, 100),
+  TRIGGERS_WEBHOOK_BACKOFF_MS: int(1_000, 1, 3_600_000),
+  TRIGGERS_WEBHOOK_MAX_BACKOFF_MS: int(300_000, 1, 24 * HOUR),
+  TRIGGERS_WEBHOOK_QUEUE: int(1_000, 1, 1_000_000),
+  TRIGGERS_WEBHOOK_CONCURRENCY: int(4, 1, 256),
+
+  /** Edge clients (ingest/src/edge), served by the `ingest` role on GET /v1/edge. */
+  EDGE_ENABLED: bool.optional(),
+  EDGE_GROUP_ID: z.string().default('afterglow-edge'),
+  EDGE_HALF_LIFE_MS: int(30 * MINUTE, 1_000),
+  EDGE_PRIOR_STRENGTH: z.coerce.number().positive().max(1e6).default(20),
+  EDGE_MAX_PLACEMENTS: int(10_000, 1),
+  EDGE_MAX_ASSETS_PER_PLACEMENT: int(64, 1, 10_000),
+  EDGE_MAX_SUBSCRIPTIONS: int(100, 1, 100_000),
+  EDGE_HEARTBEAT_MS: int(15_000, 100),
+  EDGE_IDLE_TIMEOUT_MS: int(60_000, 200),
+  EDGE_MAX_BUFFER_BYTES: int(1024 * 1024, 1024),
+  EDGE_MAX_INFLIGHT_MESSAGES: int(64, 1),
+  EDGE_PUSH_MIN_MS: int(250, 0),
+  EDGE_PUSH_THRESHOLD: z.coerce.number().gt(0).lt(1).default(0.05),
+  EDGE_SEQ_TTL_MS: int(24 * HOUR, 1_000),
+
+  /** API keys (core/src/auth, issue 8). `off` trusts the tenant_id a client sends: only behind a gateway that authenticates. */
+  AUTH_MODE: z.enum(['keys', 'off']).default('keys'),
+  /** Keyed-hash secret for stored API key hashes; every process of a deployment must share it. */
+  AUTH_KEY_PEPPER: z.string().min(16).optional(),
+  /** Each process re-reads changed keys (revocations, rotations) this often. */
+  AUTH_REFRESH_MS: int(2_000, 100, 60_000),
+  /** Browser origins allowed to open WebSockets besides the server's own (`*` = any). */
+  AUTH_ALLOWED_ORIGINS: csv.optional(),
+  /** Per-key limits (token buckets, shared through Redis when REDIS_URL is set); 0 = unlimited. */
+  RATE_EVENTS_PER_SEC: int(50_000, 0),
+  RATE_EVENTS_BURST: int(200_000, 1),
+  RATE_BYTES_PER_SEC: int(64 * 1024 * 1024, 0),
+  RATE_BYTES_BURST: int(64 * 1024 * 1024, 1),
+  RATE_MAX_CONNECTIONS: int(200, 0),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -139,7 +230,7 @@ export interface AfterglowConfig {
     | { kind: 'kafka'; brokers: string[]; clientId: string; partitions: number; replicationFactor: number; namespace: string | undefined }
     | { kind: 'memory'; partitions: number; maxBacklogBytes: number };
   store:
-    | { kind: 'clickhouse'; url: string; user: string; password: string; database: string }
+    | { kind: 'clickhouse'; url: string; user: string; password: string; database: string; cluster?: string | undefined }
     | { kind: 'chdb'; path: string; database: string };
   hot: { kind: 'redis'; url: string } | { kind: 'memory' };
   fanout: { kind: 'nats'; servers: string[] } | { kind: 'memory' };
@@ -154,9 +245,82 @@ export interface AfterglowConfig {
   events: EventLimits;
   sink: { groupId: string; batchMaxRows: number; batchMaxMs: number; lanes: number };
   inference: InferenceSettings;
+  predict: PredictSettings;
   images: ImageLimitSettings;
   tie: TieSettings;
+  blob: BlobSettings;
+  assets: { tieWaitMs: number; rerankDebounceMs: number };
   live: LiveSettings;
+  triggers: TriggerSettings;
+  edge: EdgeSettings;
+  auth: AuthSettings;
+}
+
+/** Performance prediction and attribution (inference/src/predict, attribution, workers). */
+export interface PredictSettings {
+  features: 'full' | 'light';
+  modelsDir: string;
+  horizonMs: number;
+  baselineWindowMs: number;
+  minImpressions: number;
+  members: number;
+  workers: number;
+  batchRows: number;
+  groupId: string;
+  rescoreShift: number;
+  rescoreCheckMs: number;
+  workersEnabled: boolean;
+}
+
+/** API keys, origins and per-key rate limits (core/src/auth). */
+export interface AuthSettings {
+  mode: 'keys' | 'off';
+  /** undefined = a built-in constant (fine for one host; set AUTH_KEY_PEPPER in production). */
+  pepper: string | undefined;
+  refreshMs: number;
+  allowedOrigins: string[];
+  rate: {
+    /** 0 = unlimited. */
+    eventsPerSec: number;
+    eventsBurst: number;
+    bytesPerSec: number;
+    bytesBurst: number;
+    maxConnections: number;
+  };
+}
+
+/** Triggers (stream/src/triggers): evaluated in the `live` role; webhooks signed per rule. */
+export interface TriggerSettings {
+  enabled: boolean;
+  /** Consumer groups (assets.scores, assets.ties, assets.changes) are `${groupId}-<topic>`. */
+  groupId: string;
+  evalMs: number;
+  rulesRefreshMs: number;
+  maxAssetsPerCampaign: number;
+  /** (rule, asset) debounce states and latest scores kept in memory at most. */
+  maxTracked: number;
+  webhook: { timeoutMs: number; maxAttempts: number; backoffMs: number; maxBackoffMs: number; queue: number; concurrency: number };
+}
+
+/** The edge protocol (ingest/src/edge): decisions by Thompson sampling, events acked by seq. */
+export interface EdgeSettings {
+  enabled: boolean;
+  groupId: string;
+  /** Engagement counts behind a decision decay with this half-life (by event time). */
+  halfLifeMs: number;
+  /** Weight (pseudo-impressions) of the assets.scores prediction as the Beta prior. */
+  priorStrength: number;
+  maxPlacements: number;
+  maxAssetsPerPlacement: number;
+  maxSubscriptions: number;
+  heartbeatMs: number;
+  idleTimeoutMs: number;
+  maxBufferBytes: number;
+  maxInflightMessages: number;
+  pushMinMs: number;
+  /** A decision is pushed when the best asset changes or a share moves by more than this. */
+  pushThreshold: number;
+  seqTtlMs: number;
 }
 
 /** Live metrics: the aggregator (consumer group on engagement.events), the /v1/live gateway, REST. */
@@ -206,6 +370,24 @@ export interface InferenceSettings {
   embedCacheBytes: number;
 }
 
+/** Where asset originals and thumbnails live (core/src/blob), content-addressed by sha256. */
+export type BlobSettings =
+  | { kind: 'local'; dir: string }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** An S3-compatible endpoint (MinIO, Ceph, R2, ...); undefined = AWS S3 of `region`. */
+      endpoint: string | undefined;
+      region: string;
+      /** undefined = the SDK's default credential chain (environment, profile, instance role). */
+      accessKeyId: string | undefined;
+      secretAccessKey: string | undefined;
+      /** Prepended to every object key, e.g. `afterglow/`. */
+      prefix: string;
+      /** Path-style URLs (`endpoint/bucket/key`), which most S3-compatible servers need. */
+      forcePathStyle: boolean;
+    };
+
 /** Tying ads to masters (inference/src/tie). */
 export interface TieSettings {
   model: 'mobilenet_v2' | 'inception_v3';
@@ -215,6 +397,10 @@ export interface TieSettings {
   /** 0 = available cores. */
   verifyWorkers: number;
   masterViews: 'whole' | 'centre' | 'corners';
+  /** undefined = the model's manifest descriptor when it has one, else its embedding. */
+  descriptor: 'descriptor' | 'embedding' | undefined;
+  /** 0 = no whitening. */
+  whitenDims: number;
   /** undefined = the calibrated threshold. */
   autoTieThreshold: number | undefined;
   propagateTopN: number;
@@ -228,6 +414,8 @@ export interface ImageLimitSettings {
   maxBytes: number;
   maxPixels: number;
   maxSide: number;
+  /** Min width and height. */
+  minSide: number;
 }
 
 /** Limits the event validator enforces; kept separate so tests and tools can build one without env. */
@@ -245,6 +433,8 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  if (e.CLICKHOUSE_CLUSTER && !e.CLICKHOUSE_URL)
+    throw new ConfigError('invalid configuration:\n  CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (embedded chDB is a single node)');
   const dataDir = path.resolve(e.AFTERGLOW_DATA_DIR);
   return {
     http: { host: e.HOST, port: e.PORT },
@@ -269,6 +459,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
           user: e.CLICKHOUSE_USER,
           password: e.CLICKHOUSE_PASSWORD,
           database: e.CLICKHOUSE_DATABASE,
+          cluster: e.CLICKHOUSE_CLUSTER,
         }
       : { kind: 'chdb', path: path.join(dataDir, 'chdb'), database: e.CLICKHOUSE_DATABASE },
     hot: e.REDIS_URL ? { kind: 'redis', url: e.REDIS_URL } : { kind: 'memory' },
@@ -301,7 +492,21 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       intraOpThreads: e.INFERENCE_INTRA_OP_THREADS,
       embedCacheBytes: e.INFERENCE_EMBED_CACHE_BYTES,
     },
-    images: { maxBytes: e.IMAGE_MAX_BYTES, maxPixels: e.IMAGE_MAX_PIXELS, maxSide: e.IMAGE_MAX_SIDE },
+    predict: {
+      features: e.PREDICT_FEATURES,
+      modelsDir: path.resolve(e.PREDICT_MODELS_DIR ?? path.join(dataDir, 'prediction-models')),
+      horizonMs: e.PREDICT_HORIZON_HOURS * 3_600_000,
+      baselineWindowMs: e.PREDICT_BASELINE_DAYS * 86_400_000,
+      minImpressions: e.PREDICT_MIN_IMPRESSIONS,
+      members: e.PREDICT_MEMBERS,
+      workers: e.PREDICT_WORKERS,
+      batchRows: e.PREDICT_BATCH_ROWS,
+      groupId: e.PREDICT_GROUP_ID,
+      rescoreShift: e.PREDICT_RESCORE_SHIFT,
+      rescoreCheckMs: e.PREDICT_RESCORE_CHECK_MS,
+      workersEnabled: e.PREDICT_WORKERS_ENABLED ?? true,
+    },
+    images: { maxBytes: e.IMAGE_MAX_BYTES, maxPixels: e.IMAGE_MAX_PIXELS, maxSide: e.IMAGE_MAX_SIDE, minSide: e.IMAGE_MIN_SIDE },
     tie: {
       model: e.TIE_MODEL,
       topK: e.TIE_TOP_K,
@@ -309,11 +514,26 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       verifyTop: e.TIE_VERIFY_TOP,
       verifyWorkers: e.TIE_VERIFY_WORKERS,
       masterViews: e.TIE_MASTER_VIEWS,
+      descriptor: e.TIE_DESCRIPTOR === 'auto' ? undefined : e.TIE_DESCRIPTOR,
+      whitenDims: e.TIE_WHITEN_DIMS,
       autoTieThreshold: e.TIE_AUTO_TIE_THRESHOLD,
       propagateTopN: e.TIE_PROPAGATE_TOP_N,
       propagateMinScore: e.TIE_PROPAGATE_MIN_SCORE,
       cacheDir: e.TIE_CACHE_DIR === 'off' ? undefined : path.resolve(e.TIE_CACHE_DIR ?? path.join(dataDir, 'tie-cache')),
     },
+    blob: e.BLOB_S3_BUCKET
+      ? {
+          kind: 's3',
+          bucket: e.BLOB_S3_BUCKET,
+          endpoint: e.BLOB_S3_ENDPOINT,
+          region: e.BLOB_S3_REGION,
+          accessKeyId: e.BLOB_S3_ACCESS_KEY_ID,
+          secretAccessKey: e.BLOB_S3_SECRET_ACCESS_KEY,
+          prefix: e.BLOB_S3_PREFIX,
+          forcePathStyle: e.BLOB_S3_FORCE_PATH_STYLE ?? e.BLOB_S3_ENDPOINT !== undefined,
+        }
+      : { kind: 'local', dir: path.resolve(e.BLOB_DIR ?? path.join(dataDir, 'blobs')) },
+    assets: { tieWaitMs: e.ASSETS_TIE_WAIT_MS, rerankDebounceMs: e.ASSETS_RERANK_DEBOUNCE_MS },
     live: {
       aggregate: e.LIVE_AGGREGATE ?? true,
       gateway: e.LIVE_GATEWAY ?? true,
@@ -336,6 +556,51 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       ciMaxAbsWidth: e.LIVE_CI_MAX_ABS_WIDTH,
       fatigueFraction: e.LIVE_FATIGUE_FRACTION,
       decayRefitMs: e.LIVE_DECAY_REFIT_MS,
+    },
+    triggers: {
+      enabled: e.TRIGGERS_ENABLED ?? true,
+      groupId: e.TRIGGERS_GROUP_ID,
+      evalMs: e.TRIGGERS_EVAL_MS,
+      rulesRefreshMs: e.TRIGGERS_RULES_REFRESH_MS,
+      maxAssetsPerCampaign: e.TRIGGERS_MAX_ASSETS_PER_CAMPAIGN,
+      maxTracked: e.TRIGGERS_MAX_TRACKED,
+      webhook: {
+        timeoutMs: e.TRIGGERS_WEBHOOK_TIMEOUT_MS,
+        maxAttempts: e.TRIGGERS_WEBHOOK_MAX_ATTEMPTS,
+        backoffMs: e.TRIGGERS_WEBHOOK_BACKOFF_MS,
+        maxBackoffMs: e.TRIGGERS_WEBHOOK_MAX_BACKOFF_MS,
+        queue: e.TRIGGERS_WEBHOOK_QUEUE,
+        concurrency: e.TRIGGERS_WEBHOOK_CONCURRENCY,
+      },
+    },
+    edge: {
+      enabled: e.EDGE_ENABLED ?? true,
+      groupId: e.EDGE_GROUP_ID,
+      halfLifeMs: e.EDGE_HALF_LIFE_MS,
+      priorStrength: e.EDGE_PRIOR_STRENGTH,
+      maxPlacements: e.EDGE_MAX_PLACEMENTS,
+      maxAssetsPerPlacement: e.EDGE_MAX_ASSETS_PER_PLACEMENT,
+      maxSubscriptions: e.EDGE_MAX_SUBSCRIPTIONS,
+      heartbeatMs: e.EDGE_HEARTBEAT_MS,
+      idleTimeoutMs: e.EDGE_IDLE_TIMEOUT_MS,
+      maxBufferBytes: e.EDGE_MAX_BUFFER_BYTES,
+      maxInflightMessages: e.EDGE_MAX_INFLIGHT_MESSAGES,
+      pushMinMs: e.EDGE_PUSH_MIN_MS,
+      pushThreshold: e.EDGE_PUSH_THRESHOLD,
+      seqTtlMs: e.EDGE_SEQ_TTL_MS,
+    },
+    auth: {
+      mode: e.AUTH_MODE,
+      pepper: e.AUTH_KEY_PEPPER,
+      refreshMs: e.AUTH_REFRESH_MS,
+      allowedOrigins: e.AUTH_ALLOWED_ORIGINS ?? [],
+      rate: {
+        eventsPerSec: e.RATE_EVENTS_PER_SEC,
+        eventsBurst: e.RATE_EVENTS_BURST,
+        bytesPerSec: e.RATE_BYTES_PER_SEC,
+        bytesBurst: e.RATE_BYTES_BURST,
+        maxConnections: e.RATE_MAX_CONNECTIONS,
+      },
     },
   };
 }

@@ -20,6 +20,25 @@ export const TABLES = {
   assetMinute: 'events_by_asset_minute',
   campaignMinute: 'events_by_campaign_minute',
   migrations: 'schema_migrations',
+  /** Asset registry (inference/src/registry): one row per version of an asset (ReplacingMergeTree by version). */
+  assets: 'assets',
+  /** Every tie decision, human or automatic (append-only; an ad's current tie is its latest decision). */
+  tieDecisions: 'tie_decisions',
+  /** Each ad's stored rankings (top-20 by cosine, by euclidean, calibrated candidates), replaced on re-ranking. */
+  tieCandidates: 'tie_candidates',
+  /** API keys (core/src/auth/keys.ts): one row per change of a key; hashes only, never secrets. */
+  apiKeys: 'api_keys',
+  /** Triggers (stream/src/triggers): rules (ReplacingMergeTree by version, `deleted` marks removals), firings, webhook deliveries, closed loops. */
+  triggerRules: 'trigger_rules',
+  triggerFirings: 'trigger_firings',
+  triggerDeliveries: 'trigger_deliveries',
+  triggerLinks: 'trigger_links',
+  /** Inference (inference/src/predict, workers): feature vectors, scores, occlusion maps, trained models and the active one. */
+  assetFeatures: 'asset_features',
+  assetScores: 'asset_scores',
+  assetOcclusion: 'asset_occlusion',
+  predictionModels: 'prediction_models',
+  activeModels: 'prediction_model_active',
 } as const;
 
 /** Headers a DLQ record carries next to the original bytes. */
@@ -75,4 +94,8 @@ export const SUBJECTS = {
   /** Tie changes of every tenant. */
   tieChangedAll: 'live.*.ties',
   tenantAll: (tenant: string) => `live.${subjectToken(tenant)}.>`,
+  /** Every campaign's totals of a tenant (the campaign id is the 4th token): who is live now. */
+  campaignTotalsAny: (tenant: string) => `live.${subjectToken(tenant)}.campaign.*.total`,
+  /** Variant requests of a tenant's fired triggers (core/src/triggers.ts variantRequestSchema, JSON). */
+  variantRequests: (tenant: string) => `variants.${subjectToken(tenant)}.requests`,
 } as const;

@@ -40,6 +40,10 @@ export const REJECT_REASONS = [
   'too_old',
   'attrs_too_large',
   'undecodable',
+  /** The event names another tenant than the API key that sent it (issue 8). */
+  'tenant_forbidden',
+  /** An edge key sent an event for a placement it is not allowed. */
+  'placement_forbidden',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

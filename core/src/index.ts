@@ -4,6 +4,7 @@ export * from './events.js';
 export * from './random.js';
 export * from './contracts.js';
 export * from './assets.js';
+export * from './triggers.js';
 export * from './log.js';
 export * from './metrics.js';
 export type * from './bus/types.js';
@@ -16,9 +17,15 @@ export {
   toClusterSchema,
   ClusterDdlError,
   CLUSTER_SINK_INSERT_SETTINGS,
+  SINGLE_NODE_SINK_INSERT_SETTINGS,
+  sinkInsertSettings,
+  applySchema,
   type ClusterDdlOptions,
   type ClusterSchema,
   type ClusterTable,
 } from './store/cluster.js';
-export { createBus, createHotState, createFanOut } from './adapters.js';
+export { createBus, createHotState, createFanOut, createBlobStore } from './adapters.js';
+export { blobKey, checkBlobKey, BlobCorruptError, BlobUnavailableError, type BlobStore, type PutResult } from './blob/types.js';
 export * from './auth/principal.js';
+export * from './auth/keys.js';
+export * from './auth/limits.js';

@@ -30,6 +30,9 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/** The app's files are public (issue 8): it carries no data; the API it calls needs a key. */
+const PUBLIC = { config: { scope: 'public' as const } };
+
 /**
  * The dashboard role: serves the Svelte app built by Vite. `GET /` is the single-page app (it routes
  * in the URL fragment, so no other HTML path exists); `GET /assets/*` are its content-hashed files,
@@ -42,7 +45,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Das
   const index = files.get('/index.html');
   if (!index) {
     app.log.warn({ root }, 'dashboard bundle not built (npm run build): GET / explains how to build it');
-    app.get('/', async (_req, reply) =>
+    app.get('/', PUBLIC, async (_req, reply) =>
       reply.code(503).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(NOT_BUILT_PAGE),
     );
     return;
@@ -62,9 +65,9 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Das
   };
 
   const pageHeaders = { 'content-security-policy': CSP, 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' };
-  app.get('/', (req, reply) => send(req, reply, index, pageHeaders));
-  app.get('/index.html', (_req, reply) => reply.redirect('/', 301));
-  app.get('/assets/*', (req, reply) => {
+  app.get('/', PUBLIC, (req, reply) => send(req, reply, index, pageHeaders));
+  app.get('/index.html', PUBLIC, (_req, reply) => reply.redirect('/', 301));
+  app.get('/assets/*', PUBLIC, (req, reply) => {
     const file = files.get(req.url.split('?')[0]!);
     if (!file) return reply.code(404).send({ error: 'not_found', message: 'no such dashboard asset' });
     return send(req, reply, file);
@@ -72,6 +75,6 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Das
   // Top-level static files next to index.html (favicon, robots.txt, ...): one route each.
   for (const file of files.values()) {
     if (file.urlPath === '/index.html' || file.urlPath.startsWith('/assets/') || file.urlPath.startsWith('/v1/')) continue;
-    app.get(file.urlPath, (req, reply) => send(req, reply, file));
+    app.get(file.urlPath, PUBLIC, (req, reply) => send(req, reply, file));
   }
 }

@@ -30,6 +30,13 @@ export interface IntakeResult {
   rejections: Rejection[];
 }
 
+/** What the sender's API key allows (issue 8): events of another tenant or placement are refused one by one. */
+export interface IntakeGuard {
+  tenantId: string;
+  /** Edge keys: the placements allowed (absent = any). */
+  placements?: readonly string[] | undefined;
+}
+
 export interface IntakeOptions {
   producer: BusProducer;
   limits: EventLimits;
@@ -95,7 +102,7 @@ export class EventIntake {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  async submit(items: DecodedItem[]): Promise<IntakeResult> {
+  async submit(items: DecodedItem[], guard?: IntakeGuard): Promise<IntakeResult> {
     if (this.saturated) throw new BackpressureError('ingest is waiting for the bus; retry shortly', 250);
     const now = this.clock();
     const records: BusRecord[] = [];
@@ -108,7 +115,11 @@ export class EventIntake {
         continue;
       }
       const v = validateEvent(item.value, this.options.limits, now);
-      if (v.ok) {
+      if (v.ok && guard && v.event.tenant_id !== guard.tenantId) {
+        rejections.push({ index, event_id: v.event.event_id, reason: 'tenant_forbidden', field: 'tenant_id', message: 'the API key belongs to another tenant' });
+      } else if (v.ok && guard?.placements && !guard.placements.includes(v.event.placement ?? '')) {
+        rejections.push({ index, event_id: v.event.event_id, reason: 'placement_forbidden', field: 'placement', message: 'the API key may not send events for this placement' });
+      } else if (v.ok) {
         const value = encodeEvent(v.event);
         bytes += value.length;
         records.push({ key: v.event.asset_id, value });

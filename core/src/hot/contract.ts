@@ -350,4 +350,44 @@ export function runHotStateContract(open: (t: TestContext) => Promise<HotStatePa
     );
     assert.deepEqual(await a.mget([first, second]), [null, null]);
   });
+
+  contract('takeTokens: a full bucket gives its capacity to concurrent callers, then refuses with a retry time', async ({ a, b, key }) => {
+    const bucket = key('bucket');
+    // 10 tokens, refilling one per 100 s (nothing refills during the test): 25 concurrent takes of 1 from two handles.
+    const outcomes = await Promise.all(Array.from({ length: 25 }, (_, i) => (i % 2 ? a : b).takeTokens(bucket, { capacity: 10, perSec: 0.01 }, 1)));
+    assert.equal(outcomes.filter((o) => o.ok).length, 10);
+    const refused = outcomes.filter((o) => !o.ok);
+    for (const r of refused) assert.ok(r.retryAfterMs > 0 && r.retryAfterMs <= 100_000, `retry after ${r.retryAfterMs} ms`);
+    assert.equal(outcomes.filter((o) => o.ok).every((o) => o.retryAfterMs === 0), true);
+    await assert.rejects(a.takeTokens(bucket, { capacity: 0, perSec: 1 }, 1), { code: 'invalid_argument' });
+    await assert.rejects(a.takeTokens(bucket, { capacity: 1, perSec: 1 }, -1), { code: 'invalid_argument' });
+  });
+
+  contract('takeTokens: a cost above the capacity passes from a full bucket and leaves it in debt', async ({ a, key }) => {
+    const bucket = key('bucket');
+    const spec = { capacity: 100, perSec: 1_000 };
+    assert.deepEqual(await a.takeTokens(bucket, spec, 1_100), { ok: true, retryAfterMs: 0 });
+    // 1000 tokens of debt at 1000/s: the next token is ~1 s away (a little less by the time it asks).
+    const next = await a.takeTokens(bucket, spec, 1);
+    assert.equal(next.ok, false);
+    assert.ok(next.retryAfterMs > 0 && next.retryAfterMs <= 1_002, `retry after ${next.retryAfterMs} ms`);
+    await eventually(async () => ((await a.takeTokens(bucket, spec, 1)).ok ? true : undefined), 3_000, 20);
+  });
+
+  contract('acquireSlot holds at most the limit, renews a held slot, and frees released or expired ones', async ({ a, b, key }) => {
+    const slots = key('slots');
+    const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? a : b).acquireSlot(slots, `conn-${i}`, 3, 60_000)));
+    const holders = outcomes.flatMap((ok, i) => (ok ? [`conn-${i}`] : []));
+    assert.equal(holders.length, 3);
+    assert.equal(await a.acquireSlot(slots, holders[0]!, 3, 60_000), true, 'renewing a held slot succeeds at the limit');
+    assert.equal(await a.acquireSlot(slots, 'late', 3, 60_000), false);
+    await b.releaseSlot(slots, holders[0]!);
+    await b.releaseSlot(slots, 'never-held');
+    assert.equal(await a.acquireSlot(slots, 'late', 3, 60_000), true);
+    // A short lease lapses on its own.
+    const short = key('short');
+    assert.equal(await a.acquireSlot(short, 'x', 1, 150), true);
+    assert.equal(await b.acquireSlot(short, 'y', 1, 150), false);
+    await eventually(async () => ((await b.acquireSlot(short, 'y', 1, 150)) ? true : undefined), 3_000, 20);
+  });
 }

@@ -1,5 +1,6 @@
 import { AfterglowError } from '../errors.js';
-import type { HotOp, HotState } from './types.js';
+import type { HotOp, HotState, TokenBucket } from './types.js';
+import { bucketTtl, checkBucket } from './bucket.js';
 
 export interface MemoryHotStateOptions {
   /** How often expired keys nobody reads are removed (default 1 s). */
@@ -119,6 +120,43 @@ export class MemoryHotState implements HotState {
     for (const member of members) if (entry.zset.remove(member)) removed++;
     if (entry.zset.size === 0) this.delNow(key);
     return removed;
+  }
+
+  async takeTokens(key: string, bucket: TokenBucket, cost: number): Promise<{ ok: boolean; retryAfterMs: number }> {
+    checkBucket(bucket, cost);
+    const fields = this.hash(key);
+    const now = Date.now();
+    const at = Number(fields.get('at') ?? now);
+    let tokens = Math.min(bucket.capacity, Number(fields.get('tokens') ?? bucket.capacity) + (Math.max(0, now - at) * bucket.perSec) / 1000);
+    const need = Math.min(cost, bucket.capacity);
+    const ok = tokens >= need;
+    if (ok) tokens -= cost;
+    fields.set('tokens', String(tokens));
+    fields.set('at', String(now));
+    this.expireNow(key, bucketTtl(bucket, tokens));
+    return { ok, retryAfterMs: ok ? 0 : Math.ceil(((need - tokens) * 1000) / bucket.perSec) };
+  }
+
+  async acquireSlot(key: string, member: string, limit: number, ttlMs: number): Promise<boolean> {
+    const ms = ttl(ttlMs);
+    const fields = this.hash(key);
+    const now = Date.now();
+    for (const [m, until] of fields) if (Number(until) <= now) fields.delete(m);
+    if (!fields.has(member) && fields.size >= limit) {
+      if (fields.size === 0) this.delNow(key);
+      return false;
+    }
+    fields.set(member, String(now + ms));
+    this.expireNow(key, ms);
+    return true;
+  }
+
+  async releaseSlot(key: string, member: string): Promise<void> {
+    const entry = this.entry(key);
+    if (!entry) return;
+    if (entry.type !== 'hash') throw wrongType(key);
+    entry.fields.delete(member);
+    if (entry.fields.size === 0) this.delNow(key);
   }
 
   async batch(ops: HotOp[]): Promise<void> {

@@ -1,6 +1,45 @@
 import { Redis, type ChainableCommander } from 'ioredis';
 import { AfterglowError } from '../errors.js';
-import type { HotOp, HotState } from './types.js';
+import type { HotOp, HotState, TokenBucket } from './types.js';
+import { checkBucket } from './bucket.js';
+
+/** KEYS[1] bucket; ARGV capacity, perSec, cost. Returns {ok, retryAfterMs}. Same rule as bucket.ts/memory.ts. */
+const TAKE_TOKENS = `
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or capacity
+local at = tonumber(b[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate / 1000)
+local need = math.min(cost, capacity)
+local ok = 0
+local retry = 0
+if tokens >= need then
+  tokens = tokens - cost
+  ok = 1
+else
+  retry = math.ceil((need - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - math.min(tokens, capacity)) * 1000 / rate) + 1000)
+return {ok, retry}`;
+
+/** KEYS[1] slots hash (member -> expiry ms); ARGV member, limit, ttlMs. Returns 1 when held. */
+const ACQUIRE_SLOT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  if tonumber(all[i + 1]) <= now then redis.call('HDEL', KEYS[1], all[i]) else n = n + 1 end
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and n >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], tostring(now + tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`;
 
 export interface RedisHotStateOptions {
   /** Shown by CLIENT LIST for this connection. */
@@ -101,6 +140,21 @@ export class RedisHotState implements HotState {
 
   async zrem(key: string, members: string[]): Promise<number> {
     return members.length === 0 ? 0 : reply(this.redis.zrem(key, ...members));
+  }
+
+  /** One Lua script, so concurrent processes share the bucket exactly; Redis's clock, so theirs need not agree. */
+  async takeTokens(key: string, bucket: TokenBucket, cost: number): Promise<{ ok: boolean; retryAfterMs: number }> {
+    checkBucket(bucket, cost);
+    const [ok, retry] = (await reply(this.redis.eval(TAKE_TOKENS, 1, key, bucket.capacity, bucket.perSec, cost))) as [number, number];
+    return { ok: ok === 1, retryAfterMs: Number(retry) };
+  }
+
+  async acquireSlot(key: string, member: string, limit: number, ttlMs: number): Promise<boolean> {
+    return (await reply(this.redis.eval(ACQUIRE_SLOT, 1, key, member, limit, ttl(ttlMs)))) === 1;
+  }
+
+  async releaseSlot(key: string, member: string): Promise<void> {
+    await reply(this.redis.hdel(key, member));
   }
 
   /**

@@ -23,9 +23,29 @@ export interface HotState {
   zrange(key: string, start: number, stop: number, options?: { reverse?: boolean }): Promise<{ member: string; score: number }[]>;
   zrem(key: string, members: string[]): Promise<number>;
 
+  /**
+   * Token bucket (per-key rate limits shared by processes), atomic: the bucket at `key` refills
+   * `perSec` tokens a second up to `capacity` (a new bucket starts full) and gives `cost` tokens
+   * when it holds at least min(cost, capacity) of them, so a cost above the capacity is allowed
+   * from a full bucket and leaves it in debt. `retryAfterMs`: when it would be allowed (0 if ok).
+   */
+  takeTokens(key: string, bucket: TokenBucket, cost: number): Promise<{ ok: boolean; retryAfterMs: number }>;
+  /**
+   * Hold one of at most `limit` slots under `key` (concurrent connections) as `member` for
+   * `ttlMs`; calling again renews it. False when `limit` others hold unexpired slots. A holder
+   * that dies without releasing frees its slot when the TTL runs out.
+   */
+  acquireSlot(key: string, member: string, limit: number, ttlMs: number): Promise<boolean>;
+  releaseSlot(key: string, member: string): Promise<void>;
+
   /** Run several writes as one round trip; atomic on Redis (MULTI), trivially so in memory. */
   batch(ops: HotOp[]): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface TokenBucket {
+  capacity: number;
+  perSec: number;
 }
 
 export type HotOp =

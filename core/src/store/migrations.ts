@@ -93,6 +93,257 @@ export const MIGRATIONS: Migration[] = [
         GROUP BY tenant_id, campaign_id, kind, minute`,
     ],
   },
+  {
+    version: 4,
+    name: 'api keys',
+    statements: (db) => [
+      /*
+       * API keys (core/src/auth/keys.ts). Every change of a key (created, rotated, revoked) is a new
+       * row; readers fold a key's rows with GROUP BY key_id: argMax(field, updated_at) for the
+       * fields, min(expires_at) and max(revoked_at), so a revocation or an expiry can never be
+       * undone by a concurrent write. The sort key makes a key-id lookup a primary-key read.
+       * inserted_at (the server's clock) drives the processes' incremental refresh.
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.apiKeys} (
+        key_id String,
+        tenant_id String,
+        name String,
+        scopes Array(LowCardinality(String)),
+        placements Array(String),
+        secret_hash String,
+        created_at DateTime64(3, 'UTC'),
+        expires_at Nullable(DateTime64(3, 'UTC')),
+        revoked_at Nullable(DateTime64(3, 'UTC')),
+        rotated_to String,
+        updated_at DateTime64(3, 'UTC'),
+        inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+      ) ENGINE = MergeTree
+      ORDER BY (key_id, updated_at)`,
+    ],
+  },
+  {
+    version: 3,
+    name: 'trigger rules, firings, webhook deliveries and closed loops',
+    statements: (db) => [
+      /*
+       * Rules: one row per write; ReplacingMergeTree keeps the highest `version` of a rule and
+       * `deleted` = 1 removes it (reads use FINAL). The webhook secret is stored because the HMAC
+       * needs it; GET never returns it. The campaign column is not named campaign_id so a cluster
+       * shards rules by their key (a rule moved to another campaign must still collapse on one shard).
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.triggerRules} (
+        tenant_id String,
+        rule_id String,
+        rule_campaign_id String,
+        kind LowCardinality(String),
+        params String,
+        cooldown_ms UInt64,
+        enabled UInt8,
+        webhook_url String,
+        webhook_secret String,
+        updated_at DateTime64(3, 'UTC'),
+        version UInt64,
+        deleted UInt8
+      ) ENGINE = ReplacingMergeTree(version, deleted)
+      ORDER BY (tenant_id, rule_id)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.triggerFirings} (
+        tenant_id String,
+        firing_id String,
+        rule_id String,
+        kind LowCardinality(String),
+        asset_id String,
+        master_asset_id String,
+        campaign_id String,
+        reason String,
+        numbers String,
+        hints Array(String),
+        request String,
+        fired_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree
+      PARTITION BY toYYYYMM(fired_at)
+      ORDER BY (tenant_id, fired_at, firing_id)`,
+      /* One row per delivery attempt (and one per drop); the log shows the latest per target. */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.triggerDeliveries} (
+        tenant_id String,
+        firing_id String,
+        rule_id String,
+        target String,
+        attempt UInt16,
+        status LowCardinality(String),
+        http_status UInt16,
+        error String,
+        at DateTime64(3, 'UTC')
+      ) ENGINE = MergeTree
+      PARTITION BY toYYYYMM(at)
+      ORDER BY (tenant_id, firing_id, target, attempt, at)`,
+      /* A new variant tied to the master of a fired creative: the loop closed (new vs replaced). */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.triggerLinks} (
+        tenant_id String,
+        firing_id String,
+        master_asset_id String,
+        replaced_asset_id String,
+        new_asset_id String,
+        registered_at Nullable(DateTime64(3, 'UTC')),
+        tied_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree
+      ORDER BY (tenant_id, firing_id, new_asset_id)`,
+    ],
+  },
+  {
+    version: 2,
+    name: 'asset registry, tie decisions and tie candidates',
+    statements: (db) => [
+      /*
+       * Assets (inference/src/registry): each write of an asset is a row with a higher `version`;
+       * reads use FINAL (or argMax by version). Originals and thumbnails live in the blob store,
+       * addressed by content_hash / thumbnail_hash (sha256 hex).
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.assets} (
+        tenant_id LowCardinality(String),
+        asset_id String,
+        role Enum8('master' = 1, 'ad' = 2),
+        campaign_id String,
+        name String,
+        channel LowCardinality(String),
+        content_hash String,
+        thumbnail_hash String,
+        format LowCardinality(String),
+        bytes UInt64,
+        width UInt32,
+        height UInt32,
+        created_at DateTime64(3, 'UTC'),
+        updated_at DateTime64(3, 'UTC'),
+        version UInt64,
+        deleted UInt8
+      ) ENGINE = ReplacingMergeTree(version, deleted)
+      ORDER BY (tenant_id, asset_id)`,
+      /*
+       * Tie decisions: an append-only log (who, when, automatic or not, and for automatic ones the
+       * decision that caused them). An ad's current tie is its latest decision (decided_at, then
+       * decision_id). Replacing only folds a retried insert of the same decision_id.
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.tieDecisions} (
+        tenant_id LowCardinality(String),
+        ad_asset_id String,
+        decided_at DateTime64(3, 'UTC'),
+        decision_id String,
+        action Enum8('tie' = 1, 'untie' = 2, 'no_sim' = 3, 'duplicate' = 4),
+        target_asset_id String,
+        score Nullable(Float64),
+        auto Bool,
+        decided_by String,
+        because_of String,
+        inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+      ) ENGINE = ReplacingMergeTree
+      ORDER BY (tenant_id, ad_asset_id, decided_at, decision_id)`,
+      /*
+       * An ad's rankings, as the review API shows them and propagation reads them: the calibrated
+       * candidates and the two top-20 lists (JSON), the best candidate, and the ad's whole-view
+       * embedding (base64 float32, for duplicate search). Replaced (higher version) on re-ranking.
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.tieCandidates} (
+        tenant_id LowCardinality(String),
+        ad_asset_id String,
+        version UInt64,
+        computed_at DateTime64(3, 'UTC'),
+        masters UInt32,
+        best_master String,
+        best_score Float64,
+        auto_tie String,
+        candidates String,
+        by_cosine String,
+        by_euclidean String,
+        embedding String,
+        error String
+      ) ENGINE = ReplacingMergeTree(version)
+      ORDER BY (tenant_id, ad_asset_id)`,
+    ],
+  },
+  {
+    version: 5,
+    name: 'asset features, scores, occlusion maps and the model registry',
+    statements: (db) => [
+      /*
+       * Features per asset and featurizer kind (full | light; inference/src/predict/featurizer.ts):
+       * named measurements (JSON), overlay words, embedding, metadata (JSON). Latest computed_at wins.
+       * Training builds its vector layout from these, so a new layout never needs a recompute.
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.assetFeatures} (
+        tenant_id LowCardinality(String),
+        provider LowCardinality(String),
+        asset_id String,
+        campaign_id String,
+        content_hash String,
+        named String,
+        words Array(String),
+        embedding Array(Float32),
+        meta String,
+        computed_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(computed_at)
+      ORDER BY (tenant_id, provider, asset_id)`,
+      /* Every score published on assets.scores (append-only; an asset's score is its latest). */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.assetScores} (
+        tenant_id LowCardinality(String),
+        asset_id String,
+        campaign_id String,
+        model_version LowCardinality(String),
+        predicted Float64,
+        actual Nullable(Float64),
+        flag LowCardinality(String),
+        reason LowCardinality(String),
+        scored_at DateTime64(3, 'UTC'),
+        score String
+      ) ENGINE = MergeTree
+      ORDER BY (tenant_id, asset_id, scored_at)`,
+      /* Occlusion maps (relative change of the prediction per occluded grid cell), per model version. */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.assetOcclusion} (
+        tenant_id LowCardinality(String),
+        asset_id String,
+        model_version LowCardinality(String),
+        grid_w UInt16,
+        grid_h UInt16,
+        cell_values Array(Float32),
+        computed_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(computed_at)
+      ORDER BY (tenant_id, asset_id, model_version)`,
+      /* Trained models (the .onnx + JSON live in the models data dir) and which one is active. */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.predictionModels} (
+        tenant_id LowCardinality(String),
+        version String,
+        provider LowCardinality(String),
+        schema_id String,
+        trained_at DateTime64(3, 'UTC'),
+        n_train UInt32,
+        n_valid UInt32,
+        metrics String,
+        params String,
+        path String
+      ) ENGINE = ReplacingMergeTree(trained_at)
+      ORDER BY (tenant_id, version)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.activeModels} (
+        tenant_id LowCardinality(String),
+        version String,
+        activated_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(activated_at)
+      ORDER BY tenant_id`,
+    ],
+  },
+  {
+    version: 9,
+    name: 'rollups deduplicate a retried insert too',
+    statements: (db) => [
+      /*
+       * A retried events_raw insert (same insert_deduplication_token, after a timeout or a lost
+       * response) is dropped from events_raw, but the engine (ClickHouse 24+, chDB 26) still pushes
+       * the block through the materialized views and leaves their dedup to the TARGET tables
+       * (deduplicate_blocks_in_dependent_materialized_views=1). A non-replicated target with no
+       * dedup window therefore counted the retry twice (found by test/store-http.test.ts). Replicated
+       * targets have replicated_deduplication_window by default; the single-node ones need this.
+       */
+      `ALTER TABLE ${db}.${TABLES.assetMinute} MODIFY SETTING non_replicated_deduplication_window = 10000`,
+      `ALTER TABLE ${db}.${TABLES.campaignMinute} MODIFY SETTING non_replicated_deduplication_window = 10000`,
+    ],
+  },
 ];
 
 /** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */

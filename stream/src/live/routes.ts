@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type {} from '@fastify/websocket';
-import { BadRequestError, type Store } from '@afterglow/core';
+import { BadRequestError, actingTenant, principalOf, type Store } from '@afterglow/core';
 import { fitDecay } from './decay.js';
 import type { LiveGateway } from './gateway.js';
 import { LiveHistory, type Range } from './history.js';
@@ -29,6 +29,13 @@ const HISTORY = {
 } as const;
 const TENANT = { tenant_id: ID } as const;
 
+/** Dashboards' reads (issue 8): a read key, and the tenant is the key's (a different tenant_id is refused). */
+const READ = { scope: 'read' } as const;
+async function resolveTenant(req: FastifyRequest): Promise<void> {
+  const q = req.query as { tenant_id?: string };
+  q.tenant_id = actingTenant(principalOf(req), q.tenant_id);
+}
+
 const MINUTE = 60_000;
 const MAX_POINTS = 10_000;
 
@@ -51,14 +58,19 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
 
   if (deps.gateway) {
     const gateway = deps.gateway;
-    app.get('/v1/live', { websocket: true, schema: { querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } }, (socket, req) => {
-      gateway.accept(socket, (req.query as { tenant_id: string }).tenant_id);
-    });
+    // The tenant is checked before the upgrade (preHandler); every subscription is then within it.
+    app.get(
+      '/v1/live',
+      { websocket: true, config: READ, preHandler: resolveTenant, schema: { querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } },
+      (socket, req) => {
+        gateway.accept(socket, actingTenant(principalOf(req), (req.query as { tenant_id: string }).tenant_id));
+      },
+    );
   }
 
   app.get(
     '/v1/assets/:id/metrics',
-    { schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, ...HISTORY } } } },
+    { config: READ, preHandler: resolveTenant, schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, ...HISTORY } } } },
     async (req, reply) => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string; step?: string };
@@ -78,6 +90,8 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
   app.get(
     '/v1/assets/:id/decay',
     {
+      config: READ,
+      preHandler: resolveTenant,
       schema: {
         params: PARAMS,
         querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, ...HISTORY, fatigue: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } } },
@@ -103,6 +117,8 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
   app.get(
     '/v1/campaigns/:id/leaderboard',
     {
+      config: READ,
+      preHandler: resolveTenant,
       schema: {
         params: PARAMS,
         querystring: {
@@ -135,7 +151,7 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
 
   app.get(
     '/v1/campaigns/:id/metrics',
-    { schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } },
+    { config: READ, preHandler: resolveTenant, schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } },
     async (req, reply) => {
       const { id } = req.params as { id: string };
       const { tenant_id } = req.query as { tenant_id: string };

@@ -1,0 +1,450 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { brotliCompressSync, crc32, deflateSync, gzipSync } from 'node:zlib';
+import fc from 'fast-check';
+import { pack, unpack } from 'msgpackr';
+import { WebSocket } from 'ws';
+import { REJECT_REASONS, ulid } from '@afterglow/core';
+import { uniqueName } from '@afterglow/core/testing';
+import { registeredRoutes } from 'afterglow';
+import { startApp, type TestApp } from './support.js';
+
+/**
+ * Property-based fuzzing of the hostile-input surfaces (issue 8), with fast-check, seeded:
+ *   POST /v1/events   malformed JSON / NDJSON, wrong types, oversized fields and attrs, deep
+ *                     nesting, unicode (lone surrogates included), compression garbage and bombs
+ *   /v1/stream (WS)   random text and binary frames, wrong MessagePack, oversized frames
+ *   /v1/live (WS)     random frames, unknown ops, hostile topic names, oversized frames
+ *   POST /v1/assets   random bytes, truncated PNGs, polyglots, pixel and deflate bombs
+ * Every payload must get a reason-coded refusal (or be accepted when it is valid), or a clean
+ * close of the socket; the server must stay up and answer, and the heap must come back down.
+ * FUZZ_RUNS (default 500 per target; images a third of it) and FUZZ_SEED pick the run; bench/fuzz.ts runs it longer.
+ */
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 500);
+const SEED = Number(process.env.FUZZ_SEED ?? 20_261_122);
+const TENANT = uniqueName('fuzz');
+const MAX_BODY = 64 * 1024;
+const MAX_WS = 16 * 1024;
+const REASONS = new Set<string>(REJECT_REASONS);
+const CODE = /^[a-z0-9_]{2,64}$/;
+
+let app: TestApp;
+let headers: Record<string, string>;
+let admin: Record<string, string>;
+const tried: Record<string, number> = {};
+const outcomes: Record<string, Record<string, number>> = {};
+/** Record an outcome; `payload` false for extra answers to one payload (not another payload tried). */
+const count = (target: string, outcome: string, payload = true) => {
+  if (payload) tried[target] = (tried[target] ?? 0) + 1;
+  const o = (outcomes[target] ??= {});
+  o[outcome] = (o[outcome] ?? 0) + 1;
+};
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+const heap = () => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+};
+let heapBefore = 0;
+
+before(async () => {
+  app = await startApp(
+    {
+      INGEST_MAX_BODY_BYTES: String(MAX_BODY),
+      INGEST_WS_MAX_MESSAGE_BYTES: String(MAX_WS),
+      INGEST_MAX_EVENTS_PER_REQUEST: '500',
+      IMAGE_MAX_BYTES: String(MAX_BODY),
+      IMAGE_MAX_PIXELS: '4000000',
+      IMAGE_MAX_SIDE: '4096',
+      RATE_EVENTS_PER_SEC: '0',
+      RATE_BYTES_PER_SEC: '0',
+      RATE_MAX_CONNECTIONS: '0',
+    },
+    ['ingest', 'live', 'inference'],
+  );
+  headers = await app.authHeaders(TENANT, ['ingest', 'read']);
+  admin = await app.authHeaders(TENANT, ['admin']);
+  heapBefore = heap();
+});
+
+after(async () => {
+  const heapAfter = heap();
+  console.log(
+    `fuzz (seed ${SEED}, ${RUNS} runs per target): payloads tried ${JSON.stringify(tried)}; ` +
+      `heap ${(heapBefore / 2 ** 20).toFixed(1)} MiB -> ${(heapAfter / 2 ** 20).toFixed(1)} MiB\n  outcomes ${JSON.stringify(outcomes)}`,
+  );
+  await app?.close();
+});
+
+async function healthy(): Promise<void> {
+  const res = await fetch(`${app.running.url}/healthz`);
+  assert.equal(res.status, 200);
+}
+
+/** A refusal the client can act on: a code, a message, nothing internal. */
+function assertSafeError(body: Record<string, unknown>, where: string): void {
+  assert.equal(typeof body.error, 'string', `${where}: no error code in ${JSON.stringify(body).slice(0, 200)}`);
+  assert.match(body.error as string, CODE, where);
+  assert.equal(typeof body.message, 'string', where);
+  assert.equal(body.stack, undefined, where);
+  assert.doesNotMatch(body.message as string, /\n\s+at |node_modules|\/work\//, `${where}: message leaks internals`);
+}
+
+// ---- payloads ---------------------------------------------------------------------------------
+
+const validEvent = () => ({
+  event_id: ulid(),
+  tenant_id: TENANT,
+  campaign_id: 'fuzz-c',
+  asset_id: 'fuzz-a',
+  kind: 'impression',
+  value: 1,
+  occurred_at: Date.now(),
+  received_at: 0,
+});
+
+const FIELDS = ['event_id', 'tenant_id', 'campaign_id', 'asset_id', 'kind', 'value', 'occurred_at', 'received_at', 'channel', 'placement', 'region', 'device', 'edge_node', 'attrs'];
+
+const hostileString = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 64 }),
+  fc.string({ unit: 'grapheme', maxLength: 32 }),
+  fc.constantFrom('', ' ', '\u0000', '\ud800', '\udfff\ud800', '__proto__', 'constructor', '../../etc/passwd', '<script>alert(1)</script>', "'; DROP TABLE events_raw; --", '%00', '\u202e', 'a'.repeat(300)),
+  fc.integer({ min: 1, max: 200_000 }).map((n) => 'x'.repeat(n)),
+);
+const hostileValue = fc.oneof(hostileString, fc.jsonValue({ maxDepth: 3 }), fc.double(), fc.constantFrom(-1, 0, 1e308, -1e308, 2 ** 53 + 1, null, true, [], {}));
+
+/** A valid event with some fields replaced by hostile values (or removed), sometimes another tenant's. */
+const mutatedEvent = fc
+  .record({
+    edits: fc.array(fc.tuple(fc.constantFrom(...FIELDS, 'extra', '__proto__'), fc.option(hostileValue, { nil: undefined })), { maxLength: 4 }),
+    attrs: fc.option(fc.dictionary(hostileString, fc.oneof(hostileString, fc.double(), fc.boolean()), { maxKeys: 40 }), { nil: undefined }),
+    foreign: fc.boolean(),
+  })
+  .map(({ edits, attrs, foreign }) => {
+    const e: Record<string, unknown> = validEvent();
+    if (foreign) e.tenant_id = 'someone-else';
+    if (attrs) e.attrs = attrs;
+    for (const [field, value] of edits) {
+      if (value === undefined) delete e[field];
+      else Object.defineProperty(e, field, { value, enumerable: true, configurable: true, writable: true });
+    }
+    return e;
+  });
+
+const deepNesting = fc.tuple(fc.integer({ min: 1, max: 200_000 }), fc.constantFrom('[', '{"a":')).map(([n, open]) => {
+  const close = open === '[' ? ']' : '}';
+  return `[${open.repeat(n)}1${close.repeat(n)}]`.slice(0, MAX_BODY + 10);
+});
+
+interface Body {
+  kind: string;
+  bytes: Buffer;
+  contentType: string | undefined;
+  encoding: string | undefined;
+}
+
+const rawBody = fc.oneof(
+  fc.array(mutatedEvent, { maxLength: 30 }).map((events) => ({ kind: 'json-events', text: JSON.stringify(events), ndjson: false })),
+  fc.array(fc.oneof(mutatedEvent.map((e) => JSON.stringify(e)), hostileString), { maxLength: 30 }).map((lines) => ({ kind: 'ndjson', text: lines.join('\n'), ndjson: true })),
+  mutatedEvent.map((e) => ({ kind: 'json-one', text: JSON.stringify(e), ndjson: false })),
+  fc.jsonValue({ maxDepth: 6 }).map((v) => ({ kind: 'json-any', text: JSON.stringify(v) ?? 'null', ndjson: false })),
+  deepNesting.map((text) => ({ kind: 'deep', text, ndjson: false })),
+  fc.string({ unit: 'binary', maxLength: 2000 }).map((text) => ({ kind: 'text', text, ndjson: false })),
+  fc.integer({ min: 1, max: 4 }).map((k) => ({ kind: 'oversized', text: `[${JSON.stringify(validEvent())}${' '.repeat(MAX_BODY * k)}]`, ndjson: false })),
+);
+
+const body: fc.Arbitrary<Body> = fc
+  .record({
+    raw: rawBody,
+    bytes: fc.uint8Array({ maxLength: 4096 }),
+    useBytes: fc.integer({ min: 0, max: 9 }).map((n) => n < 2),
+    // Mostly bodies the decoders must read (the right type, plain or compressed); the rest probe the edges.
+    encoding: fc.oneof(
+      { weight: 6, arbitrary: fc.constant(undefined) },
+      { weight: 4, arbitrary: fc.constantFrom('identity', 'gzip', 'deflate', 'br', 'gzip-garbage', 'gzip-truncated', 'gzip-bomb', 'compress', 'GZIP, br') },
+    ),
+    contentType: fc.oneof(
+      { weight: 8, arbitrary: fc.constant('json') },
+      { weight: 2, arbitrary: fc.constantFrom(undefined, 'application/json', 'application/x-ndjson', 'application/jsonl', 'text/plain', 'application/json; charset=latin1', 'multipart/form-data; boundary=x', '\u0000') },
+    ),
+  })
+  .map(({ raw, bytes, useBytes, encoding, contentType }) => {
+    let payload = useBytes ? Buffer.from(bytes) : Buffer.from(raw.text);
+    let enc: string | undefined = encoding;
+    if (encoding === 'gzip') payload = gzipSync(payload);
+    else if (encoding === 'deflate') payload = deflateSync(payload);
+    else if (encoding === 'br') payload = brotliCompressSync(payload);
+    else if (encoding === 'gzip-garbage') enc = 'gzip';
+    else if (encoding === 'gzip-truncated') {
+      payload = gzipSync(payload).subarray(0, Math.max(1, payload.length >> 1));
+      enc = 'gzip';
+    } else if (encoding === 'gzip-bomb') {
+      payload = gzipSync(Buffer.alloc(MAX_BODY * 64, 0x20));
+      enc = 'gzip';
+    }
+    const type = contentType === 'json' ? (raw.ndjson ? 'application/x-ndjson' : 'application/json') : contentType;
+    return { kind: `${useBytes ? 'bytes' : raw.kind}/${encoding ?? 'plain'}`, bytes: payload, contentType: type, encoding: enc };
+  });
+
+// ---- targets ----------------------------------------------------------------------------------
+
+test('POST /v1/events: every hostile body is accepted per event or refused with a reason; the server stays up', async () => {
+  await fc.assert(
+    fc.asyncProperty(body, async (b) => {
+      const h: Record<string, string> = { ...headers };
+      if (b.contentType !== undefined) h['content-type'] = b.contentType.replace(/\u0000/g, '');
+      if (b.encoding !== undefined) h['content-encoding'] = b.encoding;
+      const res = await fetch(`${app.running.url}/v1/events`, { method: 'POST', headers: h, body: b.bytes });
+      const text = await res.text();
+      const json = JSON.parse(text) as Record<string, unknown>;
+      count('events', String(res.status));
+      assert.ok([202, 400, 413, 415, 422].includes(res.status), `${b.kind}: status ${res.status} ${text.slice(0, 300)}`);
+      if (res.status === 202 || res.status === 422) {
+        const r = json as { accepted: number; rejected: number; rejections: { reason: string; message: string }[] };
+        assert.equal(r.rejected, r.rejections.length);
+        for (const x of r.rejections) {
+          assert.ok(REASONS.has(x.reason), `unknown reason ${x.reason}`);
+          assert.equal(typeof x.message, 'string');
+        }
+      } else assertSafeError(json, b.kind);
+    }),
+    { numRuns: RUNS, seed: SEED },
+  );
+  await healthy();
+});
+
+/** A WebSocket whose messages and close can be awaited one at a time. */
+class Socket {
+  readonly inbox: { data: Buffer; binary: boolean }[] = [];
+  closeCode: number | undefined;
+  private wake: (() => void) | undefined;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data, binary) => {
+      this.inbox.push({ data: data as Buffer, binary });
+      this.wake?.();
+    });
+    ws.on('close', (code) => {
+      this.closeCode = code;
+      this.wake?.();
+    });
+    ws.on('error', () => undefined);
+  }
+
+  static async open(path: string, h: Record<string, string>): Promise<Socket> {
+    const ws = new WebSocket(`${app.running.url.replace(/^http/, 'ws')}${path}`, { headers: h, maxPayload: 64 * 1024 * 1024 });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    return new Socket(ws);
+  }
+
+  /** The next message, or undefined once the socket has closed. */
+  async next(timeoutMs = 30_000): Promise<{ data: Buffer; binary: boolean } | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.inbox.shift();
+      if (m) return m;
+      if (this.closeCode !== undefined) return undefined;
+      if (Date.now() > deadline) throw new Error('no answer from the server');
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+
+  get open(): boolean {
+    return this.closeCode === undefined && this.ws.readyState === WebSocket.OPEN;
+  }
+}
+
+/** Close codes that are a clean, reasoned close: too big, invalid UTF-8 / frame, policy. */
+const CLEAN_CLOSES = new Set([1002, 1007, 1008, 1009]);
+
+const frame = fc.oneof(
+  fc.uint8Array({ maxLength: 2048 }).map((b) => ({ kind: 'binary-random', data: Buffer.from(b), binary: true })),
+  fc.string({ unit: 'binary', maxLength: 2048 }).map((s) => ({ kind: 'text-random', data: Buffer.from(s), binary: false })),
+  fc.jsonValue({ maxDepth: 5 }).map((v) => ({ kind: 'json-any', data: Buffer.from(JSON.stringify(v) ?? 'null'), binary: false })),
+  fc.jsonValue({ maxDepth: 5 }).map((v) => ({ kind: 'msgpack-any', data: pack(v), binary: true })),
+  fc.record({ seq: fc.oneof(fc.nat(), hostileValue), events: fc.oneof(fc.array(mutatedEvent, { maxLength: 20 }), hostileValue) }).map((m) => ({ kind: 'message', data: Buffer.from(JSON.stringify(m)), binary: false })),
+  fc.record({ seq: fc.nat(), events: fc.array(mutatedEvent, { maxLength: 20 }) }).map((m) => ({ kind: 'message-msgpack', data: pack(m), binary: true })),
+  fc.uint8Array({ minLength: 1, maxLength: 64 }).map((b) => ({ kind: 'msgpack-truncated', data: Buffer.concat([pack({ seq: 1, events: [validEvent()] }).subarray(0, 20), Buffer.from(b)]), binary: true })),
+  deepNesting.map((t) => ({ kind: 'deep', data: Buffer.from(t.slice(0, MAX_WS - 10)), binary: false })),
+  fc.integer({ min: 1, max: 8 }).map((k) => ({ kind: 'oversized', data: Buffer.alloc(MAX_WS * k + 1, 0x20), binary: k % 2 === 0 })),
+);
+
+test('/v1/stream WebSocket: every frame gets an ack or a coded error, or a clean close; the server stays up', async () => {
+  let socket = await Socket.open('/v1/stream', headers);
+  await fc.assert(
+    fc.asyncProperty(frame, async (f) => {
+      if (!socket.open) socket = await Socket.open('/v1/stream', headers);
+      socket.ws.send(f.data, { binary: f.binary });
+      const reply = await socket.next();
+      if (!reply) {
+        count('stream', `close-${socket.closeCode}`);
+        assert.ok(CLEAN_CLOSES.has(socket.closeCode!), `${f.kind}: closed with ${socket.closeCode}`);
+        if (socket.closeCode === 1009) assert.ok(f.data.length > MAX_WS, `${f.kind}: closed as too big at ${f.data.length} bytes`);
+        return;
+      }
+      const m = (reply.binary ? unpack(reply.data) : JSON.parse(String(reply.data))) as { type: string; code?: string; message?: string; rejections?: { reason: string }[] };
+      count('stream', m.type === 'error' ? `error-${m.code}` : m.type);
+      assert.ok(f.data.length <= MAX_WS, `${f.kind}: a ${f.data.length}-byte frame was read`);
+      if (m.type === 'ack') for (const r of m.rejections ?? []) assert.ok(REASONS.has(r.reason), r.reason);
+      else {
+        assert.equal(m.type, 'error', `${f.kind}: answered ${JSON.stringify(m).slice(0, 200)}`);
+        assert.match(m.code!, CODE);
+        assert.notEqual(m.code, 'internal', `${f.kind}: internal error`);
+        assert.doesNotMatch(m.message ?? '', /\n\s+at |node_modules/);
+      }
+    }),
+    { numRuns: RUNS, seed: SEED },
+  );
+  socket.ws.close();
+  await healthy();
+});
+
+const liveFrame = fc.oneof(
+  frame,
+  fc
+    .record({
+      op: fc.oneof(fc.constantFrom('subscribe', 'unsubscribe', 'resync', 'ping', 'SUBSCRIBE', '', 'drop'), hostileValue),
+      campaign: fc.option(fc.oneof(hostileString, fc.array(hostileString, { maxLength: 5 }), hostileValue), { nil: undefined }),
+      assets: fc.option(fc.array(fc.oneof(hostileString, fc.constant('a-1')), { maxLength: 2000 }), { nil: undefined }),
+      topic: fc.option(fc.oneof(hostileString, fc.constantFrom('campaign:', 'asset:x', ':', 'master:..', 'tenant:other')), { nil: undefined }),
+      id: fc.option(hostileValue, { nil: undefined }),
+    })
+    .map((m) => ({ kind: 'live-op', data: Buffer.from(JSON.stringify(m)), binary: false })),
+);
+
+test('/v1/live WebSocket: random and hostile messages get coded errors or a clean close; the connection keeps answering', async () => {
+  let socket = await Socket.open(`/v1/live?tenant_id=${TENANT}`, headers);
+  let pings = 0;
+  await fc.assert(
+    fc.asyncProperty(liveFrame, async (f) => {
+      if (!socket.open) socket = await Socket.open(`/v1/live?tenant_id=${TENANT}`, headers);
+      socket.ws.send(f.data, { binary: f.binary });
+      // A ping after each frame: its pong proves the frame was handled and the connection lives.
+      const id = `p${++pings}`;
+      socket.ws.send(JSON.stringify({ op: 'ping', id }));
+      for (;;) {
+        const reply = await socket.next();
+        if (!reply) {
+          count('live', `close-${socket.closeCode}`);
+          assert.ok(CLEAN_CLOSES.has(socket.closeCode!), `${f.kind}: closed with ${socket.closeCode}`);
+          return;
+        }
+        const parsed = JSON.parse(String(reply.data)) as Record<string, unknown> | Record<string, unknown>[];
+        for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
+          assert.ok(['error', 'pong', 'snapshot', 'delta'].includes(m.type as string), `${f.kind}: answered ${JSON.stringify(m).slice(0, 200)}`);
+          if (m.type === 'error') {
+            assert.match(m.code as string, CODE);
+            count('live', `error-${m.code}`, false);
+          }
+          if (m.type === 'pong' && m.id === id) {
+            count('live', 'handled');
+            return;
+          }
+        }
+      }
+    }),
+    { numRuns: RUNS, seed: SEED },
+  );
+  socket.ws.close();
+  await healthy();
+});
+
+// ---- images -----------------------------------------------------------------------------------
+
+function chunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([Buffer.from(type, 'latin1'), data])) >>> 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/** A grey PNG of w x h whose IDAT holds `rows` rows of zeros (fewer than h: truncated image data). */
+function png(w: number, h: number, rows = h): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // greyscale
+  const raw = Buffer.alloc(Math.min(rows, h) * (w + 1));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw, { level: 9 })), chunk('IEND', Buffer.alloc(0))]);
+}
+
+const image = fc.oneof(
+  fc.uint8Array({ maxLength: 4096 }).map((b) => ({ kind: 'random', bytes: Buffer.from(b) })),
+  fc.tuple(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 0, max: 200 })).map(([w, h, cut]) => {
+    const full = png(w, h);
+    return { kind: 'truncated', bytes: full.subarray(0, Math.max(1, full.length - 1 - cut)) };
+  }),
+  fc.tuple(fc.integer({ min: 1, max: 32 }), fc.integer({ min: 1, max: 32 })).map(([w, h]) => ({ kind: 'short-idat', bytes: png(w, h, Math.max(0, h - 1)) })),
+  fc.constantFrom(
+    { kind: 'pixel-bomb', bytes: png(60_000, 60_000, 1) },
+    { kind: 'side-bomb', bytes: png(100_000, 1) },
+    // 3000 x 3000 zeros: ~9 MB of pixels deflated to a few KB, over IMAGE_MAX_PIXELS.
+    { kind: 'deflate-bomb', bytes: png(3000, 3000) },
+  ),
+  fc.tuple(fc.integer({ min: 1, max: 16 }), fc.constantFrom('PK\u0003\u0004zipdata', '<html><script>alert(1)</script></html>', '%PDF-1.4\n', 'GIF89a')).map(([s, tail]) => ({ kind: 'polyglot', bytes: Buffer.concat([png(s, s), Buffer.from(tail)]) })),
+  fc.constantFrom('GIF89a', '\u00ff\u00d8\u00ff\u00e0', 'RIFF\u0000\u0000\u0000\u0000WEBPVP8 ', '<svg xmlns="http://www.w3.org/2000/svg"/>', 'BM').map((magic) => ({ kind: 'magic-only', bytes: Buffer.from(magic, 'latin1') })),
+);
+
+test('POST /v1/assets: random, truncated, polyglot and bomb images are refused with a reason (or stored when valid), never a 5xx', async () => {
+  let n = 0;
+  await fc.assert(
+    fc.asyncProperty(image, async (img) => {
+      const form = new FormData();
+      form.append('tenant_id', TENANT);
+      form.append('role', 'master');
+      form.append('name', 'fuzz');
+      form.append('channel', 'web');
+      form.append('asset_id', `fuzz-${++n}`);
+      form.append('image', new Blob([img.bytes]), 'fuzz.png');
+      const res = await fetch(`${app.running.url}/v1/assets`, { method: 'POST', headers: admin, body: form });
+      const json = (await res.json()) as Record<string, unknown>;
+      count('images', `${img.kind}:${res.status}${res.status >= 400 ? `:${json.error}` : ''}`);
+      assert.ok(res.status < 500, `${img.kind}: ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+      if (res.status >= 400) assertSafeError(json, img.kind);
+      if (img.kind.endsWith('bomb')) assert.equal(res.status, 413, `${img.kind} must be refused before decoding`);
+    }),
+    { numRuns: Math.max(50, Math.round(RUNS / 3)), seed: SEED },
+  );
+  await healthy();
+});
+
+const QUERY_NAMES = ['tenant_id', 'from', 'to', 'step', 'limit', 'window', 'metric', 'cursor', 'role', 'campaign_id', 'status', 'fatigue', 'source', 'ad_asset_id', 'master_asset_id', 'access_token'];
+
+test('every GET route: hostile path parameters and query strings get a coded 4xx, never a 5xx', async () => {
+  const gets = registeredRoutes(app.running.app).filter((r) => r.method === 'GET' && !r.websocket && r.scope !== 'public');
+  const request = fc.record({
+    route: fc.constantFrom(...gets),
+    param: hostileString,
+    query: fc.array(fc.tuple(fc.constantFrom(...QUERY_NAMES), fc.oneof(hostileString, fc.constantFrom('-1', '0', '1e309', 'NaN', '2026-13-45', '1m', '99999999999999999999', '[]', TENANT))), { maxLength: 5 }),
+  });
+  await fc.assert(
+    fc.asyncProperty(request, async ({ route, param, query }) => {
+      // Buffer round trip: lone surrogates become U+FFFD (a URL cannot carry them).
+      const path = route.url.replace(/:[A-Za-z_]+/g, encodeURIComponent(Buffer.from(param).toString()) || 'x').replace(/\*$/, 'x');
+      const qs = new URLSearchParams(query.map(([k, v]): [string, string] => [k, v.replace(/\u0000/g, '')])).toString();
+      const res = await fetch(`${app.running.url}${path}${qs ? `?${qs}` : ''}`, { headers });
+      const text = await res.text();
+      count('queries', String(res.status));
+      assert.ok(res.status < 500 || res.status === 501, `${route.url} ${qs.slice(0, 200)}: ${res.status} ${text.slice(0, 300)}`);
+      if (res.status >= 400 && res.headers.get('content-type')?.includes('json')) assertSafeError(JSON.parse(text) as Record<string, unknown>, route.url);
+    }),
+    { numRuns: RUNS, seed: SEED },
+  );
+  await healthy();
+});
+
+test('memory stays bounded: the heap comes back down after the fuzzing', () => {
+  const grown = heap() - heapBefore;
+  assert.ok(grown < 128 * 2 ** 20, `heap grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
+});
