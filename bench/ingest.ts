@@ -67,7 +67,9 @@ async function startServer(env: Record<string, string>): Promise<{ url: string; 
   const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-bench-'));
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const child = spawn(process.execPath, [path.join(root, 'cli/dist/main.js'), 'all'], {
-    env: { ...process.env, PORT: String(port), AFTERGLOW_DATA_DIR: dataDir, AFTERGLOW_DEMO: '0', LOG_LEVEL: 'warn', ...env },
+    // AUTH_MODE=off: the pipeline's own throughput, without per-key rate limits (a key check is one
+    // cached map lookup and one HMAC-SHA256 per request).
+    env: { ...process.env, PORT: String(port), AFTERGLOW_DATA_DIR: dataDir, AFTERGLOW_DEMO: '0', LOG_LEVEL: 'warn', AUTH_MODE: 'off', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -167,10 +169,12 @@ async function runMode(mode: string, env: Record<string, string>): Promise<Resul
 }
 
 const results: Result[] = [];
-if (MODE === 'all' || MODE === 'embedded') results.push(await runMode('embedded', {}));
+// The server inherits this environment: blank the service addresses that deploy/local/env.sh exports
+// so that each mode measures the adapters it names (in-process chDB in both).
+if (MODE === 'all' || MODE === 'embedded') results.push(await runMode('embedded', { KAFKA_BROKERS: '', CLICKHOUSE_URL: '' }));
 if (MODE === 'all' || MODE === 'kafka') {
   const brokers = process.env.KAFKA_BROKERS;
-  if (brokers) results.push(await runMode('kafka', { KAFKA_BROKERS: brokers, KAFKA_NAMESPACE: `bench-${Date.now().toString(36)}` }));
+  if (brokers) results.push(await runMode('kafka', { KAFKA_BROKERS: brokers, KAFKA_NAMESPACE: `bench-${Date.now().toString(36)}`, CLICKHOUSE_URL: '' }));
   else console.log('kafka mode skipped: KAFKA_BROKERS not set (deploy/local/up.sh; source deploy/local/env.sh)');
 }
 

@@ -1,9 +1,18 @@
 import { uniqueName } from '@afterglow/core/testing';
 import { spineScenario } from './spine.js';
 
-// Real Kafka (deploy/local) + chDB. CI sets KAFKA_BROKERS; locally the suite skips without it.
+// Real Kafka (deploy/local) and, when CLICKHOUSE_URL is set (deploy/local/env.sh sets it), the store
+// over the ClickHouse HTTP interface, as split roles use it; the embedded spine covers in-process
+// chDB. CI sets both; locally the suite skips without KAFKA_BROKERS.
 spineScenario('kafka', () => {
   const brokers = process.env.KAFKA_BROKERS;
-  if (!brokers && process.env.CI) throw new Error('KAFKA_BROKERS is not set: CI must start the local services (deploy/local/up.sh)');
-  return brokers ? { KAFKA_BROKERS: brokers, KAFKA_NAMESPACE: uniqueName('test') } : undefined;
+  const clickhouse = process.env.CLICKHOUSE_URL;
+  if (process.env.CI && (!brokers || !clickhouse))
+    throw new Error('KAFKA_BROKERS / CLICKHOUSE_URL are not set: CI must start the local services (deploy/local/up.sh)');
+  if (!brokers) return undefined;
+  return {
+    KAFKA_BROKERS: brokers,
+    KAFKA_NAMESPACE: uniqueName('test'),
+    ...(clickhouse ? { CLICKHOUSE_URL: clickhouse, CLICKHOUSE_DATABASE: uniqueName('test').replace(/-/g, '_') } : {}),
+  };
 });

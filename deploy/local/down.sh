@@ -13,6 +13,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--wipe]" >&2; exit 2 ;;
 esac
 rc=0
+"$here/clickhouse.sh" stop || rc=1
 "$here/kafka.sh" stop || rc=1
 "$here/nats.sh" stop || rc=1
 "$here/redis.sh" stop || rc=1
@@ -22,7 +23,7 @@ if ((wipe)); then
   else
     echo "[down] wiping data under $state (keeping cached jars)"
     rm -rf -- "$state/kafka/data" "$state/kafka/cluster.id" "$state/kafka/logs" \
-      "$state/nats/jetstream" "$state/redis/data"
+      "$state/nats/jetstream" "$state/redis/data" "$state/clickhouse/data"
   fi
 fi
 exit "$rc"

@@ -9,11 +9,13 @@
 KAFKA_BROKERS="127.0.0.1:${KAFKA_PORT:-9092}"
 REDIS_URL="redis://127.0.0.1:${REDIS_PORT:-6379}"
 NATS_URL="nats://127.0.0.1:${NATS_PORT:-4222}"
-export KAFKA_BROKERS REDIS_URL NATS_URL
+# The chDB stand-in for a ClickHouse server (clickhouse.sh); production points this at a real server.
+CLICKHOUSE_URL="http://127.0.0.1:${CLICKHOUSE_PORT:-8123}"
+export KAFKA_BROKERS REDIS_URL NATS_URL CLICKHOUSE_URL
 
 if ! (return 0 2>/dev/null); then
   # Executed, not sourced.
   set -euo pipefail
-  printf 'export KAFKA_BROKERS=%s\nexport REDIS_URL=%s\nexport NATS_URL=%s\n' \
-    "$KAFKA_BROKERS" "$REDIS_URL" "$NATS_URL"
+  printf 'export KAFKA_BROKERS=%s\nexport REDIS_URL=%s\nexport NATS_URL=%s\nexport CLICKHOUSE_URL=%s\n' \
+    "$KAFKA_BROKERS" "$REDIS_URL" "$NATS_URL" "$CLICKHOUSE_URL"
 fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts the local test services (Redis, NATS+JetStream, Kafka KRaft) on 127.0.0.1
+# Starts the local test services (Redis, NATS+JetStream, Kafka KRaft, and the chDB stand-in for a
+# ClickHouse server) on 127.0.0.1
 # and waits until each is ready. Idempotent: services that are already running
 # and healthy are left alone, so a second run is a quick no-op.
 # usage: deploy/local/up.sh
@@ -9,5 +10,6 @@ t0=$(date +%s%3N)
 "$here/redis.sh" start
 "$here/nats.sh" start
 "$here/kafka.sh" start
+"$here/clickhouse.sh" start
 awk -v ms=$(($(date +%s%3N) - t0)) 'BEGIN { printf "[up] all services ready (%.1fs)\n", ms / 1000 }'
 "$here/env.sh" | sed 's/^export /[up]   /'

@@ -4,6 +4,7 @@ import {
   DLQ_HEADERS,
   Gauge,
   Histogram,
+  SINGLE_NODE_SINK_INSERT_SETTINGS,
   TABLES,
   TOPICS,
   decodeEvent,
@@ -39,6 +40,11 @@ export interface SinkOptions {
    * concurrently lets one lane's insert overlap another's dedup query. Default 2.
    */
   lanes?: number;
+  /**
+   * Exactly-once settings of the events_raw insert (the token is added per batch): the composition
+   * root passes `sinkInsertSettings(config.store)`, i.e. the cluster's on a ClickHouse cluster.
+   */
+  insertSettings?: Readonly<Record<string, string | number>>;
   registry?: Registry;
 }
 
@@ -79,6 +85,15 @@ interface Pending {
   /** Next offset to commit per topic-partition, once this buffer is durable. */
   offsets: Map<string, PartitionOffset>;
   firstAt: number;
+  /**
+   * The rows the first attempt decided to insert (after the existence lookup). Retries re-send
+   * exactly these with the same token, never a fresh lookup: an insert can fail after events_raw
+   * took the rows but before the materialized views wrote the rollups (the store crashed or the
+   * connection dropped mid-insert); a new lookup would then find the rows and skip them, and the
+   * rollups would miss them for good. The same token makes events_raw drop the repeat while the
+   * views' targets, which keep their own dedup window (migration 9), add only what they lack.
+   */
+  fresh?: RawRow[];
 }
 
 export interface FlushReport {
@@ -230,9 +245,12 @@ export class EventSink {
   }
 
   private async write(batch: Pending): Promise<FlushReport> {
-    const unique = dedupeWithinBatch(batch.rows);
-    const existing = await this.existingKeys(unique);
-    const fresh = existing.size === 0 ? unique : unique.filter((r) => !existing.has(key(r)));
+    if (!batch.fresh) {
+      const unique = dedupeWithinBatch(batch.rows);
+      const existing = await this.existingKeys(unique);
+      batch.fresh = existing.size === 0 ? unique : unique.filter((r) => !existing.has(key(r)));
+    }
+    const fresh = batch.fresh;
     if (fresh.length > 0) {
       const stopTimer = this.metrics.insertSeconds.startTimer();
       await this.options.store.client.insert({
@@ -242,10 +260,9 @@ export class EventSink {
         columns: [...RAW_COLUMNS],
         format: 'JSONCompactEachRow',
         clickhouse_settings: {
+          ...(this.options.insertSettings ?? SINGLE_NODE_SINK_INSERT_SETTINGS),
           // Same rows -> same token: a retried insert that had in fact succeeded is dropped.
           insert_deduplication_token: insertToken(fresh),
-          insert_deduplicate: 1,
-          deduplicate_blocks_in_dependent_materialized_views: 1,
         },
       });
       stopTimer();

@@ -86,6 +86,11 @@ export class MemoryFanOut implements FanOut {
     return new Promise((resolve) => this.flushWaiters.push({ target: this.published, resolve }));
   }
 
+  /** In-process: never disconnects, so never reconnects. */
+  onReconnect(_listener: () => void): () => void {
+    return () => undefined;
+  }
+
   /** Refuses new publishes, delivers what is queued (like a NATS drain), then drops every subscription. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -61,6 +61,12 @@ export class NatsFanOut implements FanOut {
     return () => this.statusListeners.delete(listener);
   }
 
+  onReconnect(listener: () => void): () => void {
+    return this.onStatus((status) => {
+      if (status.type === 'reconnect') listener();
+    });
+  }
+
   publish(subject: string, data: Uint8Array): void {
     if (this.closed) throw closedError();
     assertPublishSubject(subject);

@@ -11,6 +11,12 @@ export interface FanOut {
   subscribe(subject: string, handler: (data: Uint8Array, subject: string) => void): Subscription;
   /** Resolves once everything published so far has left this process. */
   flush(): Promise<void>;
+  /**
+   * Calls `listener` after the connection came back (subscriptions restored); whatever was published
+   * meanwhile is lost, so listeners resync from hot state. Returns a function that stops it. Adapters
+   * that cannot disconnect (in-process) never call it.
+   */
+  onReconnect(listener: () => void): () => void;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 import { TABLES } from '../contracts.js';
-import { MIGRATIONS, migrationsTableDdl, type Migration } from './migrations.js';
-import { sqlString } from './clickhouse.js';
+import { MIGRATIONS, migrate, migrationsTableDdl, type Migration } from './migrations.js';
+import { sqlString, type Store } from './clickhouse.js';
 
 /**
  * ClickHouse at scale: the cluster variant of the schema, GENERATED from the single-node DDL in
@@ -137,6 +137,40 @@ export const CLUSTER_SINK_INSERT_SETTINGS = {
   insert_deduplicate: 1,
   deduplicate_blocks_in_dependent_materialized_views: 1,
 } as const;
+
+/** What the sink adds to its `events_raw` insert on one node (the token comes per batch). */
+export const SINGLE_NODE_SINK_INSERT_SETTINGS = {
+  insert_deduplicate: 1,
+  deduplicate_blocks_in_dependent_materialized_views: 1,
+} as const;
+
+/** The sink's insert settings for a store config: the cluster's when `CLICKHOUSE_CLUSTER` is set. */
+export function sinkInsertSettings(store: { kind: string; cluster?: string | undefined }): Readonly<Record<string, string | number>> {
+  return store.cluster ? CLUSTER_SINK_INSERT_SETTINGS : SINGLE_NODE_SINK_INSERT_SETTINGS;
+}
+
+/**
+ * Apply the schema a role needs on start: the single-node migrations, or, with `cluster` set, the
+ * cluster variant generated from them (`ON CLUSTER`, Replicated + Distributed), with the same
+ * bookkeeping in the (distributed) migrations table. Idempotent either way; an operator may also
+ * have applied `afterglow ddl --cluster` beforehand, in which case this finds everything recorded.
+ */
+export async function applySchema(store: Store, cluster: string | undefined, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
+  if (!cluster) return migrate(store, migrations);
+  const schema = toClusterSchema({ cluster, database: store.database }, migrations);
+  const settings = { insert_distributed_sync: 1 } as const;
+  for (const query of schema.setup) await store.client.command({ query, clickhouse_settings: settings });
+  const rs = await store.client.query({ query: `SELECT DISTINCT version FROM ${store.database}.${TABLES.migrations}`, format: 'JSONEachRow' });
+  const applied = new Set((await rs.json<{ version: number | string }>()).map((r) => Number(r.version)));
+  const done: number[] = [];
+  for (const m of schema.migrations) {
+    if (applied.has(m.version)) continue;
+    for (const query of m.statements) await store.client.command({ query, clickhouse_settings: settings });
+    await store.client.command({ query: recordMigration(store.database, m) });
+    done.push(m.version);
+  }
+  return done;
+}
 
 const MERGE_TREE = /^(Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing|Graphite|Coalescing)?MergeTree$/;
 const RENAMED_SETTINGS: Record<string, string> = { non_replicated_deduplication_window: 'replicated_deduplication_window' };
@@ -686,7 +720,9 @@ class Converter {
       const src = query >= 0 ? triggerTable(s, query + 2) : undefined;
       return [s.edit([onCluster, ...(src ? this.toLocal(src, src.at) : [])])];
     }
-    const local = s.edit([...this.toLocal(name, at), onCluster]);
+    // Settings of the single-node engine get their replicated names (as in CREATE TABLE).
+    const rename = (t: Token): Token => (t.type === 'ident' && RENAMED_SETTINGS[t.text] ? { ...t, text: RENAMED_SETTINGS[t.text]! } : t);
+    const local = s.edit([...this.toLocal(name, at), onCluster], rename);
     // Column changes must reach the Distributed table too; data/index/TTL changes only the shards.
     const commands = splitTopLevel(s, name.end, s.sig.length).filter(([a]) =>
       ['ADD', 'DROP', 'MODIFY', 'RENAME', 'COMMENT'].some((verb) => s.is(a, verb, 'COLUMN')),
