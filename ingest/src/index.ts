@@ -2,3 +2,4 @@ export { EventIntake, type IntakeOptions, type IntakeResult, type Rejection } fr
 export { registerIngestRoutes, type IngestDeps } from './routes.js';
 export { decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, type DecodedItem } from './decode.js';
 export { campaignTotals, listCampaigns, type CampaignTotals, type CampaignSummary } from './totals.js';
+export * from './edge/index.js';

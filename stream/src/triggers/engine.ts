@@ -1,0 +1,458 @@
+import {
+  Counter,
+  Histogram,
+  SUBJECTS,
+  TOPICS,
+  assetChangeSchema,
+  assetScoreSchema,
+  attributionHint,
+  parseTriggerParams,
+  subjectTokenDecode,
+  tieDecisionSchema,
+  ulid,
+  variantRequestSchema,
+  type AssetScore,
+  type Bus,
+  type BusConsumer,
+  type BusProducer,
+  type DeliveredBatch,
+  type FanOut,
+  type HotState,
+  type Logger,
+  type Registry,
+  type Subscription,
+  type TriggerSettings,
+  type VariantRequest,
+} from '@afterglow/core';
+import { DecayTracker } from '../live/decay.js';
+import { hotToken, type LiveKeys } from '../live/keys.js';
+import { metricsView, type CiPolicy, type MetricsView } from '../live/rates.js';
+import { LiveReader } from '../live/reader.js';
+import { decaySeries, type EntitySnapshot } from '../live/state.js';
+import { parseTie } from '../live/ties.js';
+import { fatigue, tieAnomaly, underMedian, underPredicted, velocitySpike, type Peer, type Verdict } from './evaluate.js';
+import type { StoredRule, TriggerStore } from './store.js';
+import { WebhookDispatcher } from './webhooks.js';
+
+/**
+ * The trigger engine, run by the `live` role. Every `evalMs` it evaluates the enabled rules on the
+ * live state the aggregators keep in hot state: per rule's campaign (or, for tenant-wide rules,
+ * every campaign whose totals were published in the last day), the campaign's most recently
+ * active assets, their windows, decay fits, master roll-ups and the latest assets.scores.
+ *
+ * Once, not every second
+ * ----------------------
+ * A condition must hold for `debounce_evals` consecutive evaluations and `debounce_ms` before it
+ * counts. Then the evaluator claims (rule, asset) in hot state with set-if-absent and a TTL of the
+ * rule's cool-down: only the claimant fires, so several live processes evaluating the same rules
+ * never fire twice, and nothing fires again for that creative within the cool-down. An episode
+ * that fired is re-armed only after the condition has been false for `debounce_evals`
+ * evaluations, so a creative that stays faded fires once even past the cool-down.
+ *
+ * A firing becomes a variant request (core triggers.ts): logged in ClickHouse, produced on
+ * `creative.variant-requests` (keyed by asset), published on SUBJECTS.variantRequests(tenant) and
+ * POSTed, signed, to the rule's webhook (webhooks.ts).
+ *
+ * Closing the loop: a consumer group on assets.changes + assets.ties records, when a newly
+ * registered ad is tied to the master of a creative that fired, the link (trigger_links), so the
+ * firings log and GET /v1/triggers/firings/:id show the new variant next to the one it replaces.
+ */
+
+export interface TriggerEngineOptions {
+  store: TriggerStore;
+  hot: HotState;
+  fanout: FanOut;
+  bus: Bus;
+  producer: BusProducer;
+  keys: LiveKeys;
+  lateMs: number;
+  ci: CiPolicy;
+  settings: TriggerSettings;
+  /** A fatigue verdict (a decay fit) is reused for this long. */
+  refitMs: number;
+  /** Unique per process: the assets.scores cache reads every partition in its own group. */
+  processId: string;
+  log: Logger;
+  registry?: Registry;
+  clock?: () => number;
+}
+
+interface Debounce {
+  count: number;
+  since: number;
+  fired: boolean;
+  clear: number;
+}
+
+interface AssetRow {
+  id: string;
+  snap: EntitySnapshot;
+  view: MetricsView;
+}
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const SEP = '\u0000';
+const MAX_CAMPAIGNS_PER_TENANT = 10_000;
+
+export class TriggerEngine {
+  private readonly clock: () => number;
+  private readonly reader: LiveReader;
+  private byTenant = new Map<string, StoredRule[]>();
+  private readonly parsed = new WeakMap<StoredRule, Record<string, unknown>>();
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly seen = new Map<string, Map<string, number>>();
+  private readonly states = new Map<string, Debounce>();
+  private readonly scores = new Map<string, AssetScore>();
+  private readonly registered = new Map<string, number>();
+  private readonly fits = new Map<string, { at: number; verdict: Verdict }>();
+  private scoresConsumer: BusConsumer | undefined;
+  private loopConsumer: BusConsumer | undefined;
+  private evalTimer: NodeJS.Timeout | undefined;
+  private rulesTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  readonly dispatcher: WebhookDispatcher;
+  readonly totals = { evaluations: 0, fired: 0, suppressed: 0, links: 0 };
+  private readonly metrics: { fired: Counter<'kind'>; suppressed: Counter<string>; seconds: Histogram<string> };
+
+  constructor(private readonly options: TriggerEngineOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.reader = new LiveReader(options.hot, options.keys, options.lateMs, options.ci, 0.5);
+    const w = options.settings.webhook;
+    this.dispatcher = new WebhookDispatcher({ ...w, log: options.log, record: (rows) => options.store.recordDeliveries(rows), ...(options.registry ? { registry: options.registry } : {}) });
+    const registers = options.registry ? [options.registry] : [];
+    this.metrics = {
+      fired: new Counter({ name: 'afterglow_trigger_firings_total', help: 'Triggers fired (variant requests emitted), by kind', labelNames: ['kind'], registers }),
+      suppressed: new Counter({ name: 'afterglow_trigger_suppressed_total', help: 'Conditions that held but another evaluator (or the cool-down) had the claim', registers }),
+      seconds: new Histogram({ name: 'afterglow_trigger_evaluation_seconds', help: 'One evaluation pass over every enabled rule', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers }),
+    };
+  }
+
+  async start(): Promise<void> {
+    const { bus, settings } = this.options;
+    await this.refreshRules();
+    this.rulesTimer = setInterval(() => void this.refreshRules().catch((err) => this.options.log.warn({ err }, 'trigger rules not refreshed')), settings.rulesRefreshMs);
+    this.rulesTimer.unref();
+    this.scoresConsumer = bus.consumer({ groupId: `${settings.groupId}-scores-${this.options.processId}`, topics: [TOPICS.assetsScores], fromBeginning: true });
+    await this.scoresConsumer.run(async (batch) => this.onScores(batch));
+    this.loopConsumer = bus.consumer({ groupId: `${settings.groupId}-loop`, topics: [TOPICS.assetsChanges, TOPICS.assetsTies], fromBeginning: true });
+    await this.loopConsumer.run(async (batch) => this.onLoop(batch));
+    this.evalTimer = setInterval(() => void this.tick(), settings.evalMs);
+    this.evalTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.evalTimer);
+    clearInterval(this.rulesTimer);
+    for (const s of this.subscriptions.values()) s.unsubscribe();
+    this.subscriptions.clear();
+    await this.running?.catch(() => undefined);
+    await this.scoresConsumer?.stop();
+    await this.loopConsumer?.stop();
+    await this.dispatcher.stop();
+  }
+
+  /** Re-read the rules (every rulesRefreshMs, and at once after an API write in this process). */
+  async refreshRules(): Promise<void> {
+    const rules = await this.options.store.rules();
+    const byTenant = new Map<string, StoredRule[]>();
+    for (const r of rules) {
+      if (!r.enabled) continue;
+      try {
+        this.parsed.set(r, parseTriggerParams(r.kind, r.params) as Record<string, unknown>);
+      } catch (err) {
+        this.options.log.warn({ rule: r.rule_id, err: String(err) }, 'trigger rule with invalid params skipped');
+        continue;
+      }
+      const list = byTenant.get(r.tenant_id) ?? [];
+      list.push(r);
+      byTenant.set(r.tenant_id, list);
+    }
+    this.byTenant = byTenant;
+    // Tenant-wide rules learn the tenant's live campaigns from the campaign totals on the fan-out.
+    const wide = new Set([...byTenant].filter(([, rs]) => rs.some((r) => r.campaign_id === null)).map(([t]) => t));
+    for (const [tenant, sub] of this.subscriptions) {
+      if (wide.has(tenant)) continue;
+      sub.unsubscribe();
+      this.subscriptions.delete(tenant);
+      this.seen.delete(tenant);
+    }
+    for (const tenant of wide) {
+      if (this.subscriptions.has(tenant) || this.stopping) continue;
+      // Campaigns active in the last day start the list; the fan-out adds the ones that get events.
+      void this.options.store
+        .activeCampaigns(tenant, this.clock() - DAY, MAX_CAMPAIGNS_PER_TENANT)
+        .then((rows) => {
+          for (const r of rows.reverse()) if (this.subscriptions.has(tenant)) this.sawCampaign(tenant, r.campaign_id, r.last);
+        })
+        .catch((err) => this.options.log.warn({ err, tenant }, 'active campaigns not read; tenant-wide rules learn them from live traffic'));
+      this.subscriptions.set(
+        tenant,
+        this.options.fanout.subscribe(SUBJECTS.campaignTotalsAny(tenant), (_data, subject) => {
+          const token = subject.split('.')[3];
+          if (token !== undefined) this.sawCampaign(tenant, subjectTokenDecode(token));
+        }),
+      );
+    }
+  }
+
+  private sawCampaign(tenant: string, campaign: string, at = this.clock()): void {
+    let m = this.seen.get(tenant);
+    if (!m) this.seen.set(tenant, (m = new Map()));
+    if ((m.get(campaign) ?? 0) > at) return;
+    m.delete(campaign);
+    m.set(campaign, at);
+    if (m.size > MAX_CAMPAIGNS_PER_TENANT) m.delete(m.keys().next().value!);
+  }
+
+  /** One evaluation pass (skipped when the previous one is still running). */
+  tick(): Promise<void> {
+    if (this.running || this.stopping) return this.running ?? Promise.resolve();
+    const stop = this.metrics.seconds.startTimer();
+    this.running = this.evaluate()
+      .catch((err) => this.options.log.warn({ err }, 'trigger evaluation failed'))
+      .finally(() => {
+        stop();
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  private async evaluate(): Promise<void> {
+    const now = this.clock();
+    for (const [tenant, rules] of this.byTenant) {
+      const campaigns = new Set<string>();
+      for (const r of rules) if (r.campaign_id !== null) campaigns.add(r.campaign_id);
+      if (rules.some((r) => r.campaign_id === null)) for (const [c, at] of this.seen.get(tenant) ?? []) if (now - at < DAY) campaigns.add(c);
+      for (const campaign of campaigns) {
+        if (this.stopping) return;
+        const applicable = rules.filter((r) => r.campaign_id === null || r.campaign_id === campaign);
+        if (applicable.length > 0) await this.evaluateCampaign(tenant, campaign, applicable, now);
+      }
+    }
+    this.totals.evaluations++;
+  }
+
+  private async evaluateCampaign(tenant: string, campaign: string, rules: StoredRule[], now: number): Promise<void> {
+    const { hot, keys, settings, ci } = this.options;
+    const members = await hot.zrange(keys.campaignAssets(tenant, campaign), 0, settings.maxAssetsPerCampaign - 1, { reverse: true });
+    const active = members.filter((m) => m.score >= now - 2 * HOUR).map((m) => m.member);
+    const rows: AssetRow[] = [];
+    for (let i = 0; i < active.length; i += 200) {
+      const chunk = active.slice(i, i + 200);
+      const snaps = await Promise.all(chunk.map((id) => this.reader.asset(tenant, id)));
+      snaps.forEach((snap, j) => {
+        if (snap && snap.meta.campaign === campaign) rows.push({ id: chunk[j]!, snap, view: metricsView([snap.buckets], now, ci) });
+      });
+    }
+    if (rows.length === 0) return;
+    const masters = new Map<string, Promise<{ view: MetricsView; ads: number } | undefined>>();
+    const masterOf = (id: string) => {
+      let p = masters.get(id);
+      if (!p) {
+        p = (async () => {
+          const [shares, ads] = await Promise.all([this.reader.shares('master', tenant, id), hot.zrange(keys.masterAds(tenant, id), 0, -1)]);
+          return shares.length === 0 ? undefined : { view: metricsView(shares.map((s) => s.buckets), now, ci), ads: ads.length };
+        })();
+        masters.set(id, p);
+      }
+      return p;
+    };
+    const peers = new Map<string, Peer[]>();
+    const peersIn = (w: '15m' | '1h' | '24h') => {
+      let list = peers.get(w);
+      if (!list) peers.set(w, (list = rows.map((r) => ({ asset_id: r.id, window: r.view.windows[w] }))));
+      return list;
+    };
+    for (const rule of rules) {
+      const params = this.parsed.get(rule)!;
+      for (const row of rows) {
+        let verdict: Verdict;
+        switch (rule.kind) {
+          case 'fatigue': {
+            const p = params as ReturnType<typeof parseTriggerParams<'fatigue'>>;
+            // A decay fit costs a few milliseconds: refitted at most every refitMs per (asset, fraction).
+            const key = [tenant, row.id, p.fraction, p.within_ms, p.min_events].join(SEP);
+            const cached = this.fits.get(key);
+            if (cached && now - cached.at < this.options.refitMs) verdict = cached.verdict;
+            else {
+              const bins = decaySeries(DecayTracker.fromJSON(row.snap.decay), row.snap.buckets, now);
+              const { fit: _fit, ...v } = fatigue({ bins, windows: { '15m': row.view.windows['15m'], '1h': row.view.windows['1h'] } }, p, now);
+              verdict = v;
+              this.fits.delete(key);
+              this.fits.set(key, { at: now, verdict });
+              while (this.fits.size > this.options.settings.maxTracked) this.fits.delete(this.fits.keys().next().value!);
+            }
+            break;
+          }
+          case 'underperformance': {
+            const p = params as ReturnType<typeof parseTriggerParams<'underperformance'>>;
+            verdict =
+              p.versus === 'predicted'
+                ? underPredicted(row.view.windows[p.window], this.scoreOf(tenant, row.id), p)
+                : underMedian(row.id, peersIn(p.window), p);
+            break;
+          }
+          case 'velocity_spike': {
+            const p = params as ReturnType<typeof parseTriggerParams<'velocity_spike'>>;
+            verdict = velocitySpike(row.view.windows['1m'], row.view.windows['15m'], p);
+            break;
+          }
+          case 'tie_anomaly': {
+            const p = params as ReturnType<typeof parseTriggerParams<'tie_anomaly'>>;
+            const master = row.snap.meta.master;
+            const m = master ? await masterOf(master) : undefined;
+            verdict = m ? tieAnomaly(row.view.windows[p.window], m.view.windows[p.window], Math.max(0, m.ads - 1), master, p) : { holds: false, reason: 'not tied', numbers: {} };
+            break;
+          }
+        }
+        await this.settle(rule, params as { debounce_evals: number; debounce_ms: number }, tenant, campaign, row, verdict, now);
+      }
+    }
+  }
+
+  /** Debounce, claim, fire. */
+  private async settle(rule: StoredRule, p: { debounce_evals: number; debounce_ms: number }, tenant: string, campaign: string, row: AssetRow, verdict: Verdict, now: number): Promise<void> {
+    const key = [tenant, rule.rule_id, row.id].join(SEP);
+    let st = this.states.get(key);
+    if (!verdict.holds) {
+      if (!st) return;
+      st.count = 0;
+      if (!st.fired || ++st.clear >= p.debounce_evals) this.states.delete(key);
+      return;
+    }
+    if (!st) {
+      st = { count: 0, since: now, fired: false, clear: 0 };
+      this.states.set(key, st);
+      while (this.states.size > this.options.settings.maxTracked) this.states.delete(this.states.keys().next().value!);
+    }
+    if (st.count === 0) st.since = now;
+    st.count++;
+    st.clear = 0;
+    if (st.fired || st.count < p.debounce_evals || now - st.since < p.debounce_ms) return;
+    st.fired = true;
+    const firingId = ulid(now);
+    const claim = `${this.options.keys.prefix}:trig:${hotToken(tenant)}:${hotToken(rule.rule_id)}:${hotToken(row.id)}`;
+    if (!(await this.options.hot.setIfAbsent(claim, firingId, rule.cooldown_ms))) {
+      this.totals.suppressed++;
+      this.metrics.suppressed.inc();
+      return;
+    }
+    let master = row.snap.meta.master;
+    if (!master) master = parseTie(await this.options.hot.get(this.options.keys.tie(tenant, row.id))).master;
+    await this.fire(rule, firingId, tenant, campaign, row.id, master || null, verdict, now);
+  }
+
+  private async fire(rule: StoredRule, firingId: string, tenant: string, campaign: string, asset: string, master: string | null, verdict: Verdict, now: number): Promise<VariantRequest> {
+    const score = this.scoreOf(tenant, asset) ?? (master ? this.scoreOf(tenant, master) : undefined);
+    const request: VariantRequest = {
+      type: 'variant_request',
+      request_id: firingId,
+      tenant_id: tenant,
+      rule_id: rule.rule_id,
+      kind: rule.kind,
+      asset_id: asset,
+      master_asset_id: master,
+      campaign_id: campaign,
+      reason: verdict.reason.slice(0, 1024),
+      numbers: verdict.numbers,
+      hints: hintsOf(score),
+      fired_at: now,
+    };
+    if (score?.attribution?.length) {
+      request.attribution = score.attribution.slice(0, 50);
+      request.model_version = score.model_version;
+    }
+    variantRequestSchema.parse(request);
+    this.totals.fired++;
+    this.metrics.fired.inc({ kind: rule.kind });
+    this.options.log.info({ firing: firingId, rule: rule.rule_id, kind: rule.kind, asset, reason: request.reason }, 'trigger fired');
+    const body = JSON.stringify(request);
+    await this.options.store.recordFiring(request).catch((err) => this.options.log.error({ err, firing: firingId }, 'firing not logged'));
+    await this.options.producer
+      .send(TOPICS.variantRequests, [{ key: asset, value: Buffer.from(body) }])
+      .catch((err) => this.options.log.error({ err, firing: firingId }, 'variant request not produced'));
+    try {
+      this.options.fanout.publish(SUBJECTS.variantRequests(tenant), Buffer.from(body));
+    } catch (err) {
+      this.options.log.warn({ err }, 'variant request not published on the fan-out');
+    }
+    if (rule.webhook_url && rule.webhook_secret) this.dispatcher.enqueue(request, rule.webhook_url, rule.webhook_secret);
+    return request;
+  }
+
+  /** The latest assets.scores record of an asset this engine has read. */
+  scoreOf(tenant: string, asset: string): AssetScore | undefined {
+    return this.scores.get(tenant + SEP + asset);
+  }
+
+  // ---- consumers ----------------------------------------------------------------------------------
+
+  private async onScores(batch: DeliveredBatch): Promise<void> {
+    for (const record of batch.records) {
+      const parsed = safeJson(record.value, assetScoreSchema);
+      if (!parsed) continue;
+      const key = parsed.tenant_id + SEP + parsed.asset_id;
+      const known = this.scores.get(key);
+      if (known && known.scored_at > parsed.scored_at) continue;
+      this.scores.delete(key);
+      this.scores.set(key, parsed);
+      while (this.scores.size > this.options.settings.maxTracked) this.scores.delete(this.scores.keys().next().value!);
+    }
+  }
+
+  private async onLoop(batch: DeliveredBatch): Promise<void> {
+    if (this.stopping || batch.records.length === 0) return;
+    for (const record of batch.records) {
+      if (batch.topic === TOPICS.assetsChanges) {
+        const change = safeJson(record.value, assetChangeSchema);
+        if (change?.type !== 'registered') continue;
+        const key = change.tenant_id + SEP + change.asset_id;
+        this.registered.delete(key);
+        this.registered.set(key, change.at);
+        while (this.registered.size > this.options.settings.maxTracked) this.registered.delete(this.registered.keys().next().value!);
+        continue;
+      }
+      const d = safeJson(record.value, tieDecisionSchema);
+      if (!d || d.action !== 'tie' || !d.target_asset_id) continue;
+      const firings = await this.options.store.firingsOfMaster(d.tenant_id, d.target_asset_id, d.ad_asset_id, d.decided_at);
+      const registeredAt = this.registered.get(d.tenant_id + SEP + d.ad_asset_id) ?? null;
+      // A variant is new if it was registered after the firing (or its registration was not seen).
+      const links = firings
+        .filter((f) => registeredAt === null || registeredAt >= f.fired_at)
+        .map((f) => ({
+          tenant_id: d.tenant_id,
+          firing_id: f.firing_id,
+          master_asset_id: d.target_asset_id!,
+          replaced_asset_id: f.asset_id,
+          new_asset_id: d.ad_asset_id,
+          registered_at: registeredAt,
+          tied_at: d.decided_at,
+        }));
+      await this.options.store.recordLinks(links);
+      this.totals.links += links.length;
+    }
+    const last = batch.records[batch.records.length - 1]!;
+    await this.loopConsumer!.commit([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+  }
+}
+
+/** Readable hints from a score's attribution: the significant improvements first, then any positive ones (3 at most). */
+export function hintsOf(score: Pick<AssetScore, 'attribution'> | undefined): string[] {
+  const a = score?.attribution ?? [];
+  const significant = a.filter((x) => x.delta > 0 && x.ci_low > 0).sort((x, y) => y.delta - x.delta);
+  const chosen = significant.length > 0 ? significant : a.filter((x) => x.delta > 0).sort((x, y) => y.delta - x.delta);
+  return chosen.slice(0, 3).map(attributionHint);
+}
+
+function safeJson<T>(value: Buffer, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }): T | undefined {
+  try {
+    const r = schema.safeParse(JSON.parse(value.toString('utf8')));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+

@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { AfterglowConfig, Bus, BusProducer, FanOut, HotState, Logger, Registry, Store } from '@afterglow/core';
+import type { LiveKeys } from '../live/keys.js';
+import { LiveReader } from '../live/reader.js';
+import { TriggerEngine } from './engine.js';
+import { registerTriggerRoutes } from './routes.js';
+import { TriggerStore } from './store.js';
+
+export { TriggerEngine, hintsOf, type TriggerEngineOptions } from './engine.js';
+export { TriggerStore, type StoredRule, type FiringLogEntry, type DeliveryRow, type LinkRow } from './store.js';
+export { WebhookDispatcher, type WebhookOptions } from './webhooks.js';
+export { registerTriggerRoutes, type TriggerRoutesDeps } from './routes.js';
+export * as conditions from './evaluate.js';
+
+export interface TriggersDeps {
+  app: FastifyInstance;
+  config: AfterglowConfig;
+  bus: Bus;
+  store: Store;
+  hot: HotState;
+  fanout: FanOut;
+  keys: LiveKeys;
+  log: Logger;
+  registry?: Registry;
+}
+
+export interface RunningTriggers {
+  engine: TriggerEngine | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * The live role's triggers: the API always (rules can be edited from any live process), the
+ * evaluating engine when TRIGGERS_ENABLED is on (the default). Call before the server listens.
+ */
+export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers> {
+  const { config } = deps;
+  const ci = { maxRelWidth: config.live.ciMaxRelWidth, maxAbsWidth: config.live.ciMaxAbsWidth };
+  const store = new TriggerStore(deps.store);
+  let engine: TriggerEngine | undefined;
+  let producer: BusProducer | undefined;
+  if (config.triggers.enabled) {
+    producer = await deps.bus.producer();
+    engine = new TriggerEngine({
+      store,
+      hot: deps.hot,
+      fanout: deps.fanout,
+      bus: deps.bus,
+      producer,
+      keys: deps.keys,
+      lateMs: config.events.liveLateMs,
+      ci,
+      settings: config.triggers,
+      refitMs: config.live.decayRefitMs,
+      processId: randomUUID(),
+      log: deps.log.child({ component: 'triggers' }),
+      ...(deps.registry ? { registry: deps.registry } : {}),
+    });
+  }
+  await registerTriggerRoutes(deps.app, {
+    store,
+    engine,
+    reader: new LiveReader(deps.hot, deps.keys, config.events.liveLateMs, ci, config.live.fatigueFraction),
+  });
+  await engine?.start();
+  return {
+    engine,
+    async stop() {
+      await engine?.stop();
+      await producer?.close();
+    },
+  };
+}
