@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
@@ -13,6 +13,9 @@ export default defineConfig({
   root: here('./app'),
   base: '/',
   plugins: [svelte()],
+  // Workspace packages resolve to their TypeScript sources (`source` export condition), so the app
+  // builds without `tsc -b` first; only browser-safe subpaths (@afterglow/core/live-protocol) are imported.
+  resolve: { conditions: ['source', ...defaultClientConditions] },
   build: {
     outDir: here('./dist/app'),
     emptyOutDir: true,

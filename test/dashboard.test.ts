@@ -4,13 +4,15 @@
 // page stays responsive with 1,000 assets live (frame times and long tasks are printed). Screenshots
 // go to artifacts/dashboard/ (gitignored).
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
 import { eventually, freePort } from '@afterglow/core/testing';
-import { postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
+import { generateTieDataset } from '@afterglow/inference';
+import { assetForm, ensureTestModels, testModelsDir } from '@afterglow/inference/testing';
+import { authFetch, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 // Browser globals, for the callbacks that run in the page (this project compiles without the DOM lib).
 declare const document: any, window: any, location: any, getComputedStyle: any;
@@ -18,7 +20,7 @@ declare const document: any, window: any, location: any, getComputedStyle: any;
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium && process.env.CI) throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium)`);
-const ROLES = ['ingest', 'stream', 'live', 'dashboard'] as const;
+const ROLES = ['ingest', 'stream', 'live', 'inference', 'dashboard'] as const;
 const ARTIFACTS = path.resolve('artifacts', 'dashboard');
 const TENANT = 'ui';
 const CAMPAIGN = 'ui-camp';
@@ -68,7 +70,7 @@ async function post(base: string, events: EngagementEvent[]): Promise<void> {
  */
 async function waitForLive(base: string, campaign: string, expected: Map<string, number>): Promise<void> {
   await eventually(async () => {
-    const res = await fetch(`${base}/v1/campaigns/${campaign}/leaderboard?tenant_id=${TENANT}&metric=impressions&limit=1000`);
+    const res = await authFetch(`${base}/v1/campaigns/${campaign}/leaderboard?tenant_id=${TENANT}&metric=impressions&limit=1000`);
     const body = (await res.json()) as { ranked: { asset_id: string; impressions: number }[] };
     const got = new Map(body.ranked.map((r) => [r.asset_id, r.impressions]));
     for (const [id, n] of expected) if (got.get(id) !== n) return undefined;
@@ -91,17 +93,27 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 
 describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not installed (apt-get install -y chromium)` }, () => {
   let app: TestApp;
+  /** The dashboard's key (read + admin) for TENANT on the app running now; the page takes it from `#...&key=`. */
+  async function dashKey(): Promise<string> {
+    return encodeURIComponent(((await app.authHeaders(TENANT, ['read', 'admin'])).authorization ?? '').replace(/^Bearer /, ''));
+  }
   let port: number;
   let base: string;
   let browser: Browser;
   let page: Page;
   const errors: string[] = [];
+  /** Data directories of servers stopped for a restart (their successor reuses them). */
+  const keptDirs: string[] = [];
+  // The inference role (asset registry, tie review) on the project's converted models. Auto-ties at
+  // registration are off (threshold 1), so every automatic tie in these tests is a propagated one.
+  const appEnv = (extra: Record<string, string> = {}) => ({ PORT: String(port), AFTERGLOW_MODELS_DIR: testModelsDir(), TIE_MODEL: 'mobilenet_v2', TIE_AUTO_TIE_THRESHOLD: '1', ...extra });
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
+    ensureTestModels(['mobilenet_v2']);
     port = await freePort();
     [app, browser] = await Promise.all([
-      startApp({ PORT: String(port) }, [...ROLES]),
+      startApp(appEnv(), [...ROLES]),
       chromium.launch({
         executablePath: CHROMIUM,
         headless: true,
@@ -114,6 +126,17 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
       errors.push(`pageerror: ${err.message}`);
       if (process.env.DASH_DEBUG) console.log(`pageerror at ${page.url()}: ${err.message}\n${err.stack}`);
     });
+    if (process.env.DASH_DEBUG) {
+      page.on('websocket', (ws) => {
+        const url = ws.url().replace(/access_token=[^&]+/, 'access_token=…');
+        console.log(`ws open ${url}`);
+        ws.on('close', () => console.log(`ws closed ${url}`));
+        ws.on('socketerror', (e) => console.log(`ws error ${url}: ${e}`));
+      });
+      page.on('response', (r) => {
+        if (r.status() >= 400) console.log(`HTTP ${r.status()} ${r.url()}`);
+      });
+    }
     page.on('console', (msg) => {
       if (msg.type() === 'error' && !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(msg.text())) errors.push(`console: ${msg.text()}`);
     });
@@ -122,6 +145,7 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
   after(async () => {
     await browser?.close();
     await app?.close();
+    for (const dir of keptDirs) rmSync(dir, { recursive: true, force: true });
   });
 
   afterEach(async (t) => {
@@ -132,18 +156,18 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
   const impressionsOf = (asset: string) => page.locator(`tr[data-id="${asset}"] [data-testid=impressions]`);
 
   test('serves the built app at / with cache headers, and leaves /v1 alone', async () => {
-    const res = await fetch(`${base}/`, { headers: { 'accept-encoding': 'br, gzip' } });
+    const res = await authFetch(`${base}/`, { headers: { 'accept-encoding': 'br, gzip' } });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('cache-control'), 'no-cache');
     const html = await res.text();
     const scripts = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]!);
     assert.ok(scripts.length >= 2, html);
     for (const s of scripts) {
-      const a = await fetch(`${base}${s}`);
+      const a = await authFetch(`${base}${s}`);
       assert.equal(a.status, 200, s);
       assert.equal(a.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     }
-    const api = await fetch(`${base}/v1/campaigns?tenant_id=${TENANT}`);
+    const api = await authFetch(`${base}/v1/campaigns?tenant_id=${TENANT}`);
     assert.equal(api.status, 200);
     assert.deepEqual(await api.json(), { tenant_id: TENANT, campaigns: [] });
   });
@@ -152,7 +176,7 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
     const seed = [...decaying('a-01'), ...traffic('a-02', 4000, 80), ...traffic('a-03', 1500, 120), ...traffic('a-04', 30, 3), ...traffic('a-05', 10, 0), ...traffic('a-06', 2500, 75)];
     await post(base, seed);
     await waitForLive(base, CAMPAIGN, impressionsByAsset(seed));
-    await page.goto(`${base}/?tenant=${TENANT}#/c/${CAMPAIGN}`);
+    await page.goto(`${base}/?tenant=${TENANT}#/c/${CAMPAIGN}&key=${await dashKey()}`);
     await page.waitForSelector('[data-testid=connection][data-state=live]');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=leaderboard] tbody tr[data-id]').length === 6);
     assert.equal(await page.locator('[data-testid=campaign-title]').textContent(), CAMPAIGN);
@@ -245,19 +269,24 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
     await page.waitForSelector('[data-testid=decay] canvas');
     // No tie exists: said, not faked.
     assert.equal(await page.getByTestId('master-none').textContent(), 'not tied to a master yet');
-    await page.getByText('No data yet: this deployment does not serve scores or attributions.').waitFor();
+    // Not scored (or no scoring model here): said, not faked.
+    await page.waitForSelector('[data-testid=score-empty], [data-testid=model-version]');
+    await page.getByTestId('image-none').waitFor(); // not registered: no image, no occlusion map
     await page.waitForSelector('[data-testid=ts-now]');
     await page.waitForTimeout(1200); // a second live point on the series
     await shot('asset-detail', true);
   });
 
   test('connection state across a server restart: reconnecting, then resynced, then live again', async () => {
-    await page.goto(`${base}/?tenant=${TENANT}#/c/${CAMPAIGN}`);
+    await page.goto(`${base}/?tenant=${TENANT}#/c/${CAMPAIGN}&key=${await dashKey()}`);
     await page.waitForSelector('[data-testid=connection][data-state=live]');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=leaderboard] tbody tr[data-id]').length === 6);
 
     const t0 = Date.now();
-    await app.close();
+    // Stopped, not closed: the restarted server keeps the data directory (its API keys, registry).
+    const stopped = app;
+    await stopped.running.stop();
+    keptDirs.push(stopped.dataDir);
     await page.waitForSelector('[data-testid=connection][data-state=reconnecting]', { timeout: 10_000 });
     console.log(`dashboard: server stopped -> "reconnecting" shown in ${Date.now() - t0} ms`);
     // What is on screen is frozen, and the page says so.
@@ -265,7 +294,7 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
     await shot('restart-reconnecting');
 
     const t1 = Date.now();
-    app = await startApp({ PORT: String(port) }, [...ROLES]);
+    app = await startApp(appEnv({ AFTERGLOW_DATA_DIR: stopped.dataDir }), [...ROLES]);
     const seen: string[] = [];
     // Resynced is held ~3 s: poll the state until it is live again, recording what was shown.
     const deadline = Date.now() + 30_000;
@@ -300,7 +329,7 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
     for (const [i, id] of ids.entries()) seed.push(...traffic(id, 20 + (i % 40), i % 3, 30_000, LOAD_CAMPAIGN));
     await post(app.running.url, seed);
     await waitForLive(app.running.url, LOAD_CAMPAIGN, impressionsByAsset(seed));
-    await page.goto(`${base}/?tenant=${TENANT}#/c/${LOAD_CAMPAIGN}`);
+    await page.goto(`${base}/?tenant=${TENANT}#/c/${LOAD_CAMPAIGN}&key=${await dashKey()}`);
     await page.waitForSelector('[data-testid=connection][data-state=live]');
     await page.waitForFunction((n) => (document.querySelector('[data-testid=board-summary]')?.textContent ?? '').includes(`${n.toLocaleString('en-US')} creatives`), N, { timeout: 20_000 });
     await page.mouse.move(5, 300); // not over the table: the order is live
@@ -391,5 +420,187 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
     assert.ok(inputLatency < 2_000, `input latency ${inputLatency} ms`);
     assert.ok(pct(frames, 50) < 100, `median frame interval ${pct(frames, 50)} ms`);
     assert.deepEqual(errors, []);
+  });
+  // ---- Tie review, masters tree, the asset page's new panels, triggers log, API keys ----
+
+  interface TieSummary { master_asset_id: string | null; action: string; auto: boolean; decided_by: string }
+  interface ApiAsset { asset_id: string; role: string; campaign_id: string | null; tie: TieSummary | null }
+  interface Match { master: ApiAsset; value: number; score: number | null }
+  interface Cands { ad: ApiAsset; status: string; euclidean: Match[]; cosine: Match[]; candidates: { master_asset_id: string; score: number }[] }
+
+  const TIE_CAMPAIGN = 'ui-ties';
+  const idOf = (file: string) => path.parse(file).name;
+  const getJson = async <T,>(p: string): Promise<T> => {
+    const res = await app.request(TENANT, p);
+    assert.equal(res.status, 200, `${p}: ${res.status} ${await res.clone().text()}`);
+    return (await res.json()) as T;
+  };
+
+  async function register(role: 'master' | 'ad', file: string, campaign?: string): Promise<string> {
+    const id = idOf(file);
+    const form = assetForm({ tenant_id: TENANT, role, asset_id: id, name: id, ...(campaign ? { campaign_id: campaign } : {}) }, { filename: path.basename(file), bytes: readFileSync(file) });
+    const res = await app.request(TENANT, '/v1/assets', { method: 'POST', body: form, scopes: ['admin'] });
+    assert.ok(res.status === 201 || res.status === 200, `POST /v1/assets ${id}: ${res.status} ${await res.text()}`);
+    return id;
+  }
+
+  /** `page` in the dark or light theme (the toggle is on "auto", so the emulated system theme decides). */
+  async function both(name: string, fullPage = true): Promise<void> {
+    for (const scheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.waitForTimeout(150);
+      await shot(`${name}-${scheme}`, fullPage);
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+  }
+
+  test('tie review: an ad is tied from the keyboard, and the auto-ties that follow are listed', async () => {
+    // Real photos (Debian packages) and ads made from them (crops, grades, text, logos, banner
+    // formats): the masters with the most ads, a few distractor masters, and all their ads.
+    const ds = await generateTieDataset({ masters: 40, ads: 60, seed: 1, packages: ['lomiri-wallpapers-16.04', 'python3-skimage'] });
+    const adsOf = new Map<string, string[]>();
+    for (const ad of ds.ads) adsOf.set(ad.master, [...(adsOf.get(ad.master) ?? []), ad.file]);
+    const busy = [...adsOf.entries()].sort((a, b) => b[1].length - a[1].length || (a[0] < b[0] ? -1 : 1)).slice(0, 3);
+    const distractors = ds.masters.map((m) => m.file).filter((f) => !adsOf.has(f)).slice(0, 5);
+    const t0 = Date.now();
+    for (const m of [...busy.map(([m]) => m), ...distractors]) await register('master', path.join(ds.mastersDir, m));
+    const truth = new Map<string, string>();
+    for (const [m, ads] of busy) for (const a of ads) truth.set(await register('ad', path.join(ds.adsDir, a), TIE_CAMPAIGN), idOf(m));
+    // Every ad ranked against every master.
+    const cands = new Map<string, Cands>();
+    await eventually(async () => {
+      for (const ad of truth.keys()) {
+        const c = await getJson<Cands>(`/v1/assets/${ad}/candidates?tenant_id=${TENANT}`);
+        if (c.status !== 'ready' || c.euclidean.length < 8) return undefined;
+        cands.set(ad, c);
+      }
+      return true;
+    }, 240_000, 500);
+    console.log(`dashboard: ${busy.length + distractors.length} masters and ${truth.size} ads registered and ranked in ${Date.now() - t0} ms`);
+
+    // The ad to tie (to its true master) whose decision auto-ties the most others, by the rule the
+    // server applies: an undecided ad whose top 5 holds that master with a score above 0.60.
+    const follows = (ad: string, master: string) =>
+      [...cands.entries()]
+        .filter(([other, c]) => other !== ad && !c.ad.tie)
+        .filter(([, c]) => [...c.candidates].sort((x, y) => y.score - x.score).slice(0, 5).some((x) => x.master_asset_id === master && x.score > 0.6))
+        .map(([other]) => other)
+        .sort();
+    const choices = [...truth.entries()]
+      .filter(([ad, m]) => cands.get(ad)!.euclidean.some((x) => x.master.asset_id === m))
+      .map(([ad, m]) => ({ ad, master: m, expected: follows(ad, m) }))
+      .sort((a, b) => b.expected.length - a.expected.length || (a.ad < b.ad ? -1 : 1));
+    const pick = choices[0];
+    assert.ok(pick && pick.expected.length > 0, `no ad's tie would propagate: ${JSON.stringify(choices.map((c) => [c.ad, c.master, c.expected.length]))}`);
+
+    // The review page: the queue, the ad with its similar ads, two top-20 master lists.
+    await page.goto(`${base}/?tenant=${TENANT}#/review/${pick.ad}&key=${await dashKey()}`);
+    await page.waitForSelector(`[data-testid=review-ad]`);
+    assert.equal(await page.getByTestId('review-ad').textContent(), pick.ad);
+    await page.waitForSelector('[data-testid=list-euclidean] [data-master]');
+    await page.waitForSelector('[data-testid=list-cosine] [data-master]');
+    assert.equal(await page.locator('[data-testid=list-euclidean] [data-master]').count(), Math.min(20, busy.length + distractors.length));
+    await page.getByTestId('shortcuts').waitFor();
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=queue] a[data-ad]').length === n, truth.size);
+
+    // Keyboard only: E (euclidean list), the master's rank (1-9, 0 = 10, else arrows), T.
+    await page.locator('body').click({ position: { x: 5, y: 700 } });
+    const rank = Number(await page.locator(`[data-testid=list-euclidean] [data-master="${pick.master}"]`).getAttribute('data-rank'));
+    await page.keyboard.press('e');
+    if (rank <= 10) await page.keyboard.press(rank === 10 ? '0' : String(rank));
+    else for (let i = 1; i < rank; i++) await page.keyboard.press('ArrowRight');
+    assert.equal(await page.locator(`[data-testid=list-euclidean] [data-master="${pick.master}"]`).getAttribute('aria-pressed'), 'true');
+    await page.waitForTimeout(600); // thumbnails
+    await both('review-before');
+    await page.keyboard.press('t');
+
+    // The decision and its auto-ties are shown...
+    await page.waitForFunction((s) => (document.querySelector('[data-testid=decision]')?.textContent ?? '').includes(s), `${pick.ad} tied to master ${pick.master}`, { timeout: 20_000 });
+    const shown = (await page.locator('[data-testid=auto-ties] li[data-ad]').evaluateAll((els) => els.map((e: any) => e.getAttribute('data-ad')))).sort();
+    assert.deepEqual(shown, pick.expected);
+    assert.equal(await page.getByTestId('auto-ties-count').textContent(), String(pick.expected.length));
+    // ...and stored: the ad by a person, the others automatically, to the same master.
+    const tied = await getJson<ApiAsset>(`/v1/assets/${pick.ad}?tenant_id=${TENANT}`);
+    assert.equal(tied.tie?.master_asset_id, pick.master);
+    assert.equal(tied.tie?.auto, false);
+    for (const ad of pick.expected) {
+      const a = await getJson<ApiAsset>(`/v1/assets/${ad}?tenant_id=${TENANT}`);
+      assert.equal(a.tie?.master_asset_id, pick.master, ad);
+      assert.equal(a.tie?.auto, true, ad);
+    }
+    // The queue moved on to another untied ad, and the tied ones left it.
+    await page.waitForFunction((ad) => { const t = document.querySelector('[data-testid=review-ad]')?.textContent; return !!t && t !== ad; }, pick.ad);
+    const queued = await page.locator('[data-testid=queue] a[data-ad]').evaluateAll((els) => els.map((e: any) => e.getAttribute('data-ad')));
+    for (const ad of [pick.ad, ...pick.expected]) assert.ok(!queued.includes(ad), `${ad} left the untied queue`);
+    await page.waitForTimeout(600);
+    await both('review-after');
+
+    // "No sim" from the keyboard on the ad now shown.
+    const next = (await page.getByTestId('review-ad').textContent())!;
+    await page.keyboard.press('n');
+    await page.waitForFunction((s) => (document.querySelector('[data-testid=decision]')?.textContent ?? '').includes(s), `${next} marked “No sim”`);
+    assert.equal((await getJson<ApiAsset>(`/v1/assets/${next}?tenant_id=${TENANT}`)).tie?.action, 'no_sim');
+
+    // The masters tree: the master and its tied ads, with their numbers once they have traffic.
+    await post(app.running.url, traffic(pick.ad, 400, 12, 20_000, TIE_CAMPAIGN));
+    await page.goto(`${base}/?tenant=${TENANT}#/m/${pick.master}`);
+    await page.waitForSelector('[data-testid=master-tree] tr[data-ad]');
+    const inTree = (await page.locator('[data-testid=master-tree] tr[data-ad]').evaluateAll((els) => els.map((e: any) => e.getAttribute('data-ad')))).sort();
+    assert.deepEqual(inTree, [pick.ad, ...pick.expected].sort());
+    await page.waitForFunction((ad) => /400/.test(document.querySelector(`[data-testid=master-tree] tr[data-ad="${ad}"]`)?.textContent ?? ''), pick.ad, { timeout: 15_000 });
+    await page.waitForTimeout(400);
+    await both('master-tree');
+
+    // The ad's page: its image, lineage, and honest "no data yet" where nothing is scored.
+    await page.goto(`${base}/?tenant=${TENANT}#/a/${pick.ad}`);
+    await page.waitForSelector('[data-testid=image-panel] img[data-testid=thumb]');
+    await page.getByTestId('lineage').waitFor();
+    assert.match((await page.getByTestId('lineage').textContent()) ?? '', new RegExp(pick.master));
+    await page.waitForFunction(() => !!document.querySelector('[data-testid=score-empty], [data-testid=model-version]'));
+    await page.waitForTimeout(800);
+    await both('asset-scored');
+
+    // Thumbnails in the leaderboard (registered ads) and placeholders for the rest.
+    await page.goto(`${base}/?tenant=${TENANT}#/c/${TIE_CAMPAIGN}`);
+    await page.waitForSelector(`tr[data-id="${pick.ad}"] img[data-testid=thumb]`);
+    assert.deepEqual(errors, []);
+  });
+
+  test('triggers log and empty states say "no data yet"', async () => {
+    await page.goto(`${base}/?tenant=${TENANT}#/triggers`);
+    await page.getByTestId('triggers-title').waitFor();
+    await page.waitForSelector('[data-testid=triggers-empty], [data-testid=triggers-log]');
+    await both('triggers');
+    // A tenant with nothing: every view says so instead of showing zeros.
+    await page.goto(`${base}/?tenant=ui-empty#/review&key=${encodeURIComponent(((await app.authHeaders('ui-empty', ['read', 'admin'])).authorization ?? '').replace(/^Bearer /, ''))}`);
+    await page.getByTestId('review-empty').waitFor();
+    assert.match((await page.getByTestId('review-empty').textContent()) ?? '', /No untied ads to review/);
+    await page.goto(`${base}/?tenant=ui-empty#/m/nobody`);
+    await page.getByTestId('tree-empty').waitFor();
+    await page.goto(`${base}/?tenant=${TENANT}`);
+  });
+
+  test('API keys: a page without a key asks for one (401), and works once given', async () => {
+    if (!app.running.keys) return; // AUTH_MODE=off: nothing to ask
+    const ctx = await browser.newContext({ viewport: LAPTOP, colorScheme: 'light' });
+    const p = await ctx.newPage();
+    try {
+      await p.goto(`${base}/?tenant=${TENANT}#/c/${CAMPAIGN}`);
+      const dialog = p.getByRole('dialog', { name: 'API key needed' });
+      await dialog.waitFor();
+      await p.screenshot({ path: path.join(ARTIFACTS, 'key-prompt-light.png') });
+      await p.getByLabel('API key', { exact: true }).fill('ag_k0000000000000000.wrong');
+      await p.getByRole('button', { name: 'Use this key' }).click();
+      await p.waitForFunction(() => /refused this key/.test(document.querySelector('[data-testid=key-prompt]')?.textContent ?? ''));
+      await p.getByLabel('API key', { exact: true }).fill(decodeURIComponent(await dashKey()));
+      await p.getByRole('button', { name: 'Use this key' }).click();
+      await p.waitForSelector('[data-testid=nav-campaign]');
+      await p.waitForSelector('[data-testid=connection][data-state=live]');
+      assert.equal(await dialog.isVisible(), false);
+      // The key is in sessionStorage, never in the URL.
+      assert.ok(!p.url().includes('key='), p.url());
+    } finally {
+      await ctx.close();
+    }
   });
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
 import { LiveConnection, type ConnInfo, type SocketLike, type SyncReason } from '../app/src/lib/live.ts';
-import { DEFAULT_LEGEND, ViewDecoder, type Entity, type ViewWire } from '../app/src/lib/protocol.ts';
+import { DEFAULT_LEGEND, ViewDecoder, type Entity, type ViewWire } from '@afterglow/core/live-protocol';
 import { order, rowOf } from '../app/src/lib/leaderboard.ts';
 
 class FakeSocket implements SocketLike {
@@ -217,5 +217,16 @@ describe('leaderboard order', () => {
     assert.deepEqual(order(rs, 'impressions', 'desc', { text: 'WEAK', hideNotEnough: false }).ids, ['weak-big', 'weak-small']);
     assert.deepEqual(order(rs, 'asset', 'asc', { text: '', hideNotEnough: false }).ids, ['high', 'low', 'weak-big', 'weak-small']);
     assert.equal(o.total, 4);
+  });
+});
+
+describe('API key in the URL fragment', () => {
+  test('is taken out, and the route is left as it was', async () => {
+    const { takeKeyFromHash } = await import('../app/src/lib/hash-key.ts');
+    assert.deepEqual(takeKeyFromHash('#key=ag_k1.s3cr3t'), ['ag_k1.s3cr3t', '#/']);
+    assert.deepEqual(takeKeyFromHash('#/c/spring&key=ag_k1.s%2Bx'), ['ag_k1.s+x', '#/c/spring']);
+    assert.deepEqual(takeKeyFromHash('#/review/ad-1&key=k&x=1'), ['k', '#/review/ad-1&x=1']);
+    assert.deepEqual(takeKeyFromHash('#/a/monkey'), [null, '#/a/monkey']);
+    assert.deepEqual(takeKeyFromHash('#key='), [null, '#/']);
   });
 });

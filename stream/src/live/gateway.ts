@@ -13,6 +13,7 @@ import {
 import type { EntityKind, LiveKeys } from './keys.js';
 import type { CiPolicy } from './rates.js';
 import { LEGEND, Replica, View, type ViewOptions } from './replica.js';
+import { ID_RE } from '@afterglow/core/live-protocol';
 import { decodeDelta, parseEntityHash } from './state.js';
 import { windowLayout, type Layout } from './windows.js';
 
@@ -104,7 +105,6 @@ interface ClientTopic {
   pendingSeq: number;
 }
 
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const TOPIC_IDLE_MS = 30_000;
 const PING_EVERY_MS = 30_000;
 const CLOSE_SLOW = 4008;
@@ -127,6 +127,7 @@ export class LiveGateway {
   private readonly refreshTimer: NodeJS.Timeout;
   private readonly pingTimer: NodeJS.Timeout;
   private closed = false;
+  private readonly stopReconnect: () => void;
   readonly metrics: ReturnType<typeof createMetrics>;
 
   constructor(private readonly options: LiveGatewayOptions) {
@@ -141,6 +142,22 @@ export class LiveGateway {
       for (const c of this.clients) c.heartbeat();
     }, PING_EVERY_MS);
     this.pingTimer.unref();
+    // Deltas published while the fan-out was disconnected are lost: re-read every watched topic
+    // from hot state once the aggregators' next flush has landed there (twice, as on subscribe).
+    this.stopReconnect = options.fanout.onReconnect(() => {
+      this.metrics.resyncs.inc({ by: 'reconnect' });
+      for (const delay of [this.options.flushMs + 50, 2 * this.options.flushMs + 100]) {
+        setTimeout(() => {
+          for (const topic of this.topics.values()) {
+            if (this.closed || !topic.loaded) continue;
+            this.readHotState(topic).then(
+              (changed) => changed.forEach((view) => this.changed(view)),
+              (err) => this.options.log.warn({ err, topic: topic.name }, 'live topic resync after reconnect failed'),
+            );
+          }
+        }, delay).unref();
+      }
+    });
   }
 
   get clientCount(): number {
@@ -157,6 +174,7 @@ export class LiveGateway {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.stopReconnect();
     clearInterval(this.refreshTimer);
     clearInterval(this.pingTimer);
     clearTimeout(this.tickTimer);
@@ -737,7 +755,7 @@ function createMetrics(registry: Registry | undefined, clients: () => number, to
     snapshots: new Counter({ name: 'afterglow_live_ws_snapshots_total', help: 'Snapshots sent', registers }),
     coalesced: new Counter({ name: 'afterglow_live_ws_coalesced_total', help: 'Frames merged into a slow client\'s pending updates', registers }),
     deltas: new Counter({ name: 'afterglow_live_gateway_deltas_total', help: 'Deltas received from the fan-out', registers }),
-    resyncs: new Counter({ name: 'afterglow_live_resyncs_total', help: 'Snapshots re-read: a gap in a replica, or asked by a client', labelNames: ['by'], registers }),
+    resyncs: new Counter({ name: 'afterglow_live_resyncs_total', help: 'Snapshots re-read: a gap in a replica, asked by a client, or after a fan-out reconnect', labelNames: ['by'], registers }),
     tickSeconds: new Histogram({
       name: 'afterglow_live_ws_tick_seconds',
       help: 'Time to build and send one tick',

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KIND_INDEX, Buckets, DIRTY_PUBLISH, windowLayout, windowSums } from './windows.js';
-import { Replica } from './replica.js';
+import { DEFAULT_LEGEND } from '@afterglow/core/live-protocol';
+import { LEGEND, Replica } from './replica.js';
 import type { Delta, EntityMeta, EntitySnapshot } from './state.js';
 
 const layout = windowLayout(600_000);
@@ -74,4 +75,8 @@ test('replica: a higher epoch with the full state replaces the copy (counts may 
   // An older epoch is ignored.
   assert.equal(r.mergeDelta({ meta: meta(50, 1), n0: 0, rows: w.b.takeRows(0, true), full: true, decay: undefined }), false);
   assert.equal(clicks(r), 1);
+});
+
+test('legend: the server sends the legend the browser decoder (@afterglow/core/live-protocol) assumes', () => {
+  assert.deepEqual(LEGEND, DEFAULT_LEGEND);
 });

@@ -2,6 +2,9 @@ import { fitEntityDecay, type Delta, type EntitySnapshot } from './state.js';
 import { compactWindow, metricsView, type CiPolicy } from './rates.js';
 import { Buckets, WINDOWS, type Layout } from './windows.js';
 import type { EntityKind } from './keys.js';
+import type { DecaySummary, Legend } from '@afterglow/core/live-protocol';
+
+export type { DecaySummary } from '@afterglow/core/live-protocol';
 
 /**
  * Read-side copies of live entities, kept by the gateway for what its clients watch, fed by the
@@ -113,16 +116,6 @@ export interface ViewOptions {
   decayRefitMs: number;
 }
 
-export interface DecaySummary {
-  status: string;
-  model: string | null;
-  half_life_ms: number | null;
-  half_life_ci: [number, number | null] | null;
-  peak_at: number | null;
-  fatigue_at: number | null;
-  fatigued: boolean;
-}
-
 /**
  * What a client sees as one entity: an asset (one replica), or a campaign or master (one replica
  * per bus partition, added up). Its JSON fragment is computed once per change and shared by every
@@ -196,8 +189,8 @@ export class View {
   }
 }
 
-/** Legend sent with every snapshot: how to read the compact arrays of a view. */
-export const LEGEND = {
+/** Legend sent with every snapshot: how to read the compact arrays of a view (the browser's decoder: @afterglow/core/live-protocol). */
+export const LEGEND: Legend = {
   w: ['impression', 'view', 'click', 'like', 'share', 'comment', 'conversion', 'dwell', 'dwell_ms', 'conversion_value', 'ctr', 'engagement_rate', 'shares_per_1k'],
   rate: ['value', 'low', 'high', 'enough'],
   vel: ['per_min', 'per_min_15m', 'trend', 'direction'],

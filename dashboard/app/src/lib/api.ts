@@ -1,6 +1,11 @@
-import type { Counts } from './protocol.ts';
+import type { Counts } from '@afterglow/core/live-protocol';
+import { auth } from './auth.svelte.ts';
 
-/** The REST API the dashboard reads (ingest: campaigns; live: metrics, decay, leaderboard). */
+/**
+ * The REST API the dashboard reads (ingest: campaigns; live: metrics, decay, leaderboard, triggers;
+ * inference: assets, thumbnails, tie review, scores). Every call carries the API key (auth.svelte.ts);
+ * a 401 opens the key prompt. Shapes: /tmp/afterglow-api-spec.md, core/src/assets.ts.
+ */
 
 export class ApiError extends Error {
   constructor(
@@ -12,23 +17,46 @@ export class ApiError extends Error {
   }
 }
 
-export async function getJson<T>(path: string, params: Record<string, string | number | undefined>, signal?: AbortSignal): Promise<T> {
+type Params = Record<string, string | number | undefined | null>;
+
+function url(path: string, params: Params): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, String(v));
-  const res = await fetch(`${path}?${q}`, { signal, headers: { accept: 'application/json' } });
-  if (!res.ok) {
-    let code = 'http_error';
-    let message = `${res.status} ${res.statusText}`;
-    try {
-      const body = (await res.json()) as { error?: string; message?: string };
-      code = body.error ?? code;
-      message = body.message ?? message;
-    } catch {
-      // Not JSON.
-    }
-    throw new ApiError(res.status, code, message);
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) q.set(k, String(v));
+  const qs = q.toString();
+  return qs ? `${path}?${qs}` : path;
+}
+
+/** fetch with the key; a non-2xx answer becomes an ApiError with the server's code and message. */
+export async function request(path: string, params: Params, init: RequestInit = {}): Promise<Response> {
+  const headers = { ...auth.headers(), ...Object.fromEntries(new Headers(init.headers).entries()) };
+  const res = await fetch(url(path, params), { ...init, headers });
+  if (res.ok) return res;
+  let code = 'http_error';
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as { error?: string; message?: string };
+    code = body.error ?? code;
+    message = body.message ?? message;
+  } catch {
+    // Not JSON.
   }
+  if (res.status === 401) auth.unauthorized(message);
+  throw new ApiError(res.status, code, message);
+}
+
+export async function getJson<T>(path: string, params: Params, signal?: AbortSignal): Promise<T> {
+  const res = await request(path, params, { signal: signal ?? null, headers: { accept: 'application/json' } });
   return (await res.json()) as T;
+}
+
+export async function postJson<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  const res = await request(path, {}, { method: 'POST', signal: signal ?? null, headers: { accept: 'application/json', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return (await res.json()) as T;
+}
+
+/** Not there (404), or the route is not served by this deployment: "no data yet", not an error. */
+export function isAbsent(err: unknown): boolean {
+  return err instanceof ApiError && (err.status === 404 || err.status === 501 || err.status === 503);
 }
 
 const enc = encodeURIComponent;
@@ -110,4 +138,180 @@ export interface DecayFitJson {
 /** The live decay fit (hot state) with its observed/fitted curve and forecast. */
 export function assetDecay(tenant: string, asset: string, signal?: AbortSignal) {
   return getJson<DecayFitJson>(`/v1/assets/${enc(asset)}/decay`, { tenant_id: tenant }, signal);
+}
+
+// ---- Asset registry and tie review (inference role) ----
+
+export type TieAction = 'tie' | 'untie' | 'no_sim' | 'duplicate';
+
+export interface AssetTie {
+  /** The master the ad is tied to now (null after untie / no_sim). */
+  master_asset_id: string | null;
+  /** For `duplicate`: the ad it duplicates. */
+  duplicate_of?: string;
+  decided_by: string;
+  decided_at: number;
+  auto: boolean;
+  action: TieAction;
+}
+
+export interface Asset {
+  asset_id: string;
+  tenant_id: string;
+  role: 'master' | 'ad';
+  campaign_id: string | null;
+  name: string | null;
+  channel: string | null;
+  content_hash: string;
+  width: number;
+  height: number;
+  created_at: number;
+  tie: AssetTie | null;
+}
+
+export interface TieDecision {
+  action: TieAction;
+  tenant_id: string;
+  ad_asset_id: string;
+  target_asset_id?: string;
+  score?: number;
+  auto: boolean;
+  decided_by: string;
+  decided_at: number;
+  because_of?: string;
+}
+
+export interface MasterMatch {
+  master: Asset;
+  value: number;
+  /** The calibrated score, when the master made it into the verified candidates. */
+  score: number | null;
+}
+
+export interface Candidates {
+  ad: Asset;
+  /** 'pending' while the ad has not been ranked yet. */
+  status?: 'ready' | 'pending' | 'failed';
+  error?: string;
+  computed_at?: number | null;
+  masters_compared?: number;
+  cosine: MasterMatch[];
+  euclidean: MasterMatch[];
+  candidates: { master_asset_id: string; score: number; cosine: number; euclidean: number; verified: boolean; inliers: number }[];
+  similar_ads: { ad: Asset; cosine: number }[];
+  suggestion: { master_asset_id: string; score: number; auto_tie: boolean } | null;
+  tie: TieDecision | null;
+}
+
+export type ReviewStatus = 'untied' | 'tied' | 'no_sim' | 'all';
+export interface QueueItem {
+  ad: Asset;
+  best: { master_asset_id: string; score: number } | null;
+  status: string;
+}
+
+export function getAsset(tenant: string, id: string, signal?: AbortSignal) {
+  return getJson<Asset>(`/v1/assets/${enc(id)}`, { tenant_id: tenant }, signal);
+}
+
+export function listAssets(tenant: string, q: { role?: 'master' | 'ad'; campaign_id?: string; limit?: number; cursor?: string }, signal?: AbortSignal) {
+  return getJson<{ assets: Asset[]; next_cursor: string | null }>('/v1/assets', { tenant_id: tenant, ...q }, signal);
+}
+
+export function candidates(tenant: string, ad: string, signal?: AbortSignal) {
+  return getJson<Candidates>(`/v1/assets/${enc(ad)}/candidates`, { tenant_id: tenant }, signal);
+}
+
+export function reviewQueue(tenant: string, q: { campaign_id?: string | undefined; status?: ReviewStatus; limit?: number }, signal?: AbortSignal) {
+  return getJson<{ items: QueueItem[] }>('/v1/review/queue', { tenant_id: tenant, ...q }, signal);
+}
+
+export function decideTie(tenant: string, body: { ad_asset_id: string; action: TieAction; target_asset_id?: string; decided_by: string }) {
+  return postJson<{ decision: TieDecision; auto_ties: TieDecision[] }>('/v1/ties', { tenant_id: tenant, ...body });
+}
+
+export function tieHistory(tenant: string, q: { ad_asset_id?: string; master_asset_id?: string; limit?: number }, signal?: AbortSignal) {
+  return getJson<{ decisions: TieDecision[] }>('/v1/ties', { tenant_id: tenant, ...q }, signal);
+}
+
+export function masterAds(tenant: string, master: string, signal?: AbortSignal) {
+  return getJson<{ master: Asset; ads: { ad: Asset; decision: TieDecision }[] }>(`/v1/masters/${enc(master)}/ads`, { tenant_id: tenant }, signal);
+}
+
+/** An asset's image (`thumbnail`: webp, longest side 256) as a blob URL; null when it has none. */
+export async function imageUrl(tenant: string, id: string, kind: 'thumbnail' | 'image', signal?: AbortSignal): Promise<string | null> {
+  try {
+    const res = await request(`/v1/assets/${enc(id)}/${kind}`, { tenant_id: tenant }, { signal: signal ?? null });
+    return URL.createObjectURL(await res.blob());
+  } catch (err) {
+    if (err instanceof ApiError && err.status !== 401) return null;
+    throw err;
+  }
+}
+
+// ---- Scores, attribution, occlusion (inference role) ----
+
+export interface AttributionJson {
+  element: string;
+  edit: string;
+  delta: number;
+  ci_low: number;
+  ci_high: number;
+  n: number;
+}
+
+export interface AssetScoreJson {
+  tenant_id: string;
+  asset_id: string;
+  campaign_id?: string;
+  master_asset_id?: string;
+  model_version: string;
+  predicted: number;
+  predicted_low?: number;
+  predicted_high?: number;
+  actual?: number;
+  actual_low?: number;
+  actual_high?: number;
+  impressions?: number;
+  flag: 'over' | 'under' | 'as_expected' | 'insufficient_data';
+  attribution?: AttributionJson[];
+  reason: string;
+  scored_at: number;
+}
+
+export interface OcclusionJson {
+  grid_w: number;
+  grid_h: number;
+  values: number[];
+  model_version: string;
+}
+
+export function assetScore(tenant: string, id: string, signal?: AbortSignal) {
+  return getJson<AssetScoreJson>(`/v1/assets/${enc(id)}/score`, { tenant_id: tenant }, signal);
+}
+
+export function assetOcclusion(tenant: string, id: string, signal?: AbortSignal) {
+  return getJson<OcclusionJson>(`/v1/assets/${enc(id)}/occlusion`, { tenant_id: tenant }, signal);
+}
+
+// ---- Triggers (live role) ----
+
+export interface TriggerFiring {
+  firing_id: string;
+  rule_id: string;
+  kind: string;
+  asset_id: string | null;
+  master_asset_id: string | null;
+  campaign_id: string | null;
+  reason: string;
+  numbers: Record<string, unknown>;
+  hints: string[];
+  fired_at: number;
+  deliveries: { target: string; status: string; attempts: number; last_error: string | null }[];
+  /** New variants tied to the same master after this firing (the creatives that replace this one). */
+  replaced_by?: { asset_id: string; registered_at: number | null; tied_at: number }[];
+}
+
+export function triggersLog(tenant: string, q: { campaign_id?: string | undefined; limit?: number }, signal?: AbortSignal) {
+  return getJson<{ firings: TriggerFiring[] }>('/v1/triggers/log', { tenant_id: tenant, ...q }, signal);
 }

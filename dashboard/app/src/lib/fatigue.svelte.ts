@@ -1,5 +1,5 @@
 import { assetDecay, type DecayFitJson } from './api.ts';
-import type { DecaySummary } from './protocol.ts';
+import type { DecaySummary } from '@afterglow/core/live-protocol';
 
 /**
  * Fatigue badges for leaderboard rows. Campaign frames do not carry a decay summary per asset (the

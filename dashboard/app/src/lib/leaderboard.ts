@@ -1,4 +1,4 @@
-import type { Entity, Rate, WindowName, WindowStats } from './protocol.ts';
+import type { Entity, Rate, WindowName, WindowStats } from '@afterglow/core/live-protocol';
 
 /** Leaderboard ordering, filtering and ranking (pure: the component calls it at most once a second). */
 

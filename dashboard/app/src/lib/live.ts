@@ -1,4 +1,4 @@
-import { ID_RE, ViewDecoder, parseTopic, type DeltaFrame, type Entity, type Frame, type SnapshotFrame } from './protocol.ts';
+import { ID_RE, ViewDecoder, parseTopic, type DeltaFrame, type Entity, type Frame, type SnapshotFrame } from '@afterglow/core/live-protocol';
 
 /**
  * One /v1/live WebSocket per tenant, framework-free:

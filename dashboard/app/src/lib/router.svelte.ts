@@ -2,15 +2,36 @@
  * Routes live in the URL fragment, so the server serves one page at `/` and never sees them:
  *   #/c/<campaign>   campaign overview (leaderboard)
  *   #/a/<asset>      asset detail
- *   #/m/<master>     master roll-up (once ties exist)
+ *   #/m/<master>     master roll-up and its tied ads
+ *   #/review[/<ad>]  tie review (the queue, or one ad)
+ *   #/triggers       triggers log
  * The tenant is the `tenant` query parameter (remembered), `demo` by default.
  */
+// First: takes an API key out of the fragment (`#key=...`) before the route is read from it.
+import { auth } from './auth.svelte.ts';
 
-export type Route = { name: 'home' } | { name: 'campaign'; id: string } | { name: 'asset'; id: string } | { name: 'master'; id: string } | { name: 'not_found'; path: string };
+export type Route =
+  | { name: 'home' }
+  | { name: 'campaign'; id: string }
+  | { name: 'asset'; id: string }
+  | { name: 'master'; id: string }
+  | { name: 'review'; id: string | null }
+  | { name: 'triggers' }
+  | { name: 'not_found'; path: string };
 
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, '');
   if (path === '' || path === '/') return { name: 'home' };
+  if (path === '/triggers') return { name: 'triggers' };
+  const review = /^\/review(?:\/(.+))?$/.exec(path);
+  if (review) {
+    if (!review[1]) return { name: 'review', id: null };
+    try {
+      return { name: 'review', id: decodeURIComponent(review[1]) };
+    } catch {
+      return { name: 'not_found', path };
+    }
+  }
   const m = /^\/([cam])\/(.+)$/.exec(path);
   if (!m) return { name: 'not_found', path };
   let id: string;
@@ -26,12 +47,17 @@ export const href = {
   campaign: (id: string) => `#/c/${encodeURIComponent(id)}`,
   asset: (id: string) => `#/a/${encodeURIComponent(id)}`,
   master: (id: string) => `#/m/${encodeURIComponent(id)}`,
+  review: (id?: string | null) => (id ? `#/review/${encodeURIComponent(id)}` : '#/review'),
+  triggers: () => '#/triggers',
 };
 
 class Router {
   route = $state<Route>(parseRoute(location.hash));
   constructor() {
-    addEventListener('hashchange', () => (this.route = parseRoute(location.hash)));
+    addEventListener('hashchange', () => {
+      auth.fromHash();
+      this.route = parseRoute(location.hash);
+    });
   }
   go(hash: string, replace = false): void {
     if (replace) {

@@ -1,5 +1,6 @@
 import { LiveConnection, type ConnInfo, type SyncReason } from './live.ts';
-import { topicName, type Entity, type TopicKind } from './protocol.ts';
+import { auth } from './auth.svelte.ts';
+import { topicName, type Entity, type TopicKind } from '@afterglow/core/live-protocol';
 
 /**
  * Svelte state over the framework-free LiveConnection. Frames are applied to plain Maps as they
@@ -15,7 +16,8 @@ export class LiveClient {
   constructor(readonly tenant: string) {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.conn = new LiveConnection({
-      url: `${proto}//${location.host}/v1/live?tenant_id=${encodeURIComponent(tenant)}`,
+      // Browsers cannot set a WebSocket's headers: the key goes in the query (the server redacts it).
+      url: auth.wsUrl(`${proto}//${location.host}/v1/live?tenant_id=${encodeURIComponent(tenant)}`),
       onInfo: (info) => (this.info = info),
     });
     this.conn.start();

@@ -1,5 +1,7 @@
 /**
- * The /v1/live wire format (stream/src/live/gateway.ts, replica.ts, rates.ts) and its decoding.
+ * The /v1/live wire format, shared by the server (stream/src/live: gateway.ts, replica.ts, rates.ts)
+ * and the browser (dashboard/app). Browser-safe: no imports, no Node APIs; published as
+ * `@afterglow/core/live-protocol` so the dashboard's bundle carries this file and nothing else of core.
  *
  * Server -> client messages are one frame object or a JSON array of frames:
  *   {"type":"snapshot","topic":"campaign:x","seq":N,"at":ms,"legend":{...},"entities":[view,...]}
@@ -28,6 +30,7 @@ export interface Legend {
   windows: string[];
 }
 
+/** The legend the server sends (stream/src/live/replica.ts LEGEND is built to match it). */
 export const DEFAULT_LEGEND: Legend = {
   w: [...EVENT_KINDS, 'dwell_ms', 'conversion_value', 'ctr', 'engagement_rate', 'shares_per_1k'],
   rate: ['value', 'low', 'high', 'enough'],
@@ -101,7 +104,7 @@ export interface Velocity {
   direction: Direction;
 }
 
-/** The decay summary the gateway adds to an asset watched through an asset topic (replica.ts). */
+/** The decay summary the gateway adds to an asset watched through an asset topic (replica.ts View). */
 export interface DecaySummary {
   status: string;
   model: string | null;
@@ -221,5 +224,5 @@ export function topicName(kind: TopicKind, id: string): string {
   return `${kind}:${id}`;
 }
 
-/** Ids the gateway accepts (gateway.ts ID_RE). */
+/** Ids the gateway accepts (the same rule as core's event and asset ids). */
 export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
