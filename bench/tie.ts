@@ -2,7 +2,7 @@
  * bench/tie: tying ads to masters (Knot-Tie, issue 4) on a generated set of real photos, with the
  * pHash and ORB-only baselines side by side. Prints figures; fails only on errors, not on targets.
  *
- *   node bench/dist/tie.js [--short] [--calibrate] [--orb-sample N] [--seed S] [--verify N]
+ *   node bench/dist/tie.js [--short] [--calibrate] [--orb-sample N] [--seed S] [--verify N] [--windows 0]
  *
  *   full   (default): 300 masters x 450 ads from lomiri-wallpapers-16.04/-20.04, mate-backgrounds,
  *          plasma-workspace-wallpapers, python3-skimage; ORB-only on the first 60 ads
@@ -58,6 +58,18 @@ async function dataset(seed: number, log = true): Promise<TieDataset> {
   return generateTieDataset({ masters: MASTERS, ads: ADS, seed, packages: PACKAGES, log: log ? (m) => console.log(`  ${m}`) : undefined });
 }
 
+/** The engine as configured (TIE_* settings), verifying `--verify` candidates per list. */
+function engineOptions(config: ReturnType<typeof loadConfig>) {
+  return {
+    model: config.tie.model,
+    verifyTop: VERIFY,
+    masterViews: config.tie.masterViews,
+    ...(config.tie.descriptor ? { output: config.tie.descriptor } : {}),
+    whitenDims: config.tie.whitenDims,
+    adWindows: opt('windows', 1) !== 0,
+  };
+}
+
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   console.log(`\n== bench/tie: ${ADS} ads x ${MASTERS} masters (${SHORT ? 'short' : 'full'}), ${cores} cores, model ${config.tie.model}, verify top ${VERIFY}`);
@@ -78,7 +90,7 @@ async function main(): Promise<void> {
       const runs = [];
       for (const s of seeds) {
         const ds = await dataset(s);
-        const run = await runEngine(ds, embedder, { model: config.tie.model, verifyTop: VERIFY, candidates: 1000, masterViews: config.tie.masterViews });
+        const run = await runEngine(ds, embedder, { ...engineOptions(config), candidates: 1000 });
         runs.push({ results: run.results, truth: ds.truth });
       }
       const target = loadCalibration().targetPrecision;
@@ -91,7 +103,7 @@ async function main(): Promise<void> {
 
     const ds = warm;
     console.log(`  set: ${ds.dir} (${ds.generatedInS > 0 ? `generated in ${ds.generatedInS.toFixed(1)} s` : 'cached'})`);
-    const run = await runEngine(ds, embedder, { model: config.tie.model, verifyTop: VERIFY, candidates: config.tie.candidates, masterViews: config.tie.masterViews, calibration, topK: config.tie.topK });
+    const run = await runEngine(ds, embedder, { ...engineOptions(config), candidates: config.tie.candidates, calibration, topK: config.tie.topK });
     const phash1 = await runPhashBaseline(ds, false);
     const phash6 = await runPhashBaseline(ds, true);
     const orb = await runOrbBaseline(ds, Math.min(ORB_SAMPLE, ds.ads.length), cores);
@@ -108,6 +120,7 @@ async function main(): Promise<void> {
     const lb = r.autoTies > 0 ? wilsonLower(r.autoTiesCorrect, r.autoTies) : undefined;
     console.log(`\n  auto-tie at calibrated score >= ${calibration.autoTieThreshold} and >= ${calibration.autoTieMargin ?? 0} above the runner-up: ${r.autoTies} of ${r.ads} ads (coverage ${pct(r.autoTieCoverage)} %), ${r.autoTiesCorrect} correct (precision ${pct(r.autoTiePrecision)} %, 95 % lower bound ${pct(lb)} %)`);
     const t = run.timings;
+    console.log(`  wall: masters ${(t.mastersWallMs / 1000).toFixed(1)} s; ads ${(t.adsWallMs / 1000).toFixed(1)} s = describe the first ${Math.min(ds.ads.length, 512)} (views + keypoints) ${(t.adsSampleWallMs / 1000).toFixed(1)} s, whitening fit ${(t.whitenMs / 1000).toFixed(2)} s, then search + verify`);
     console.log(`  stage time summed over items (overlapping): decode ${(t.decodeMs / 1000).toFixed(1)} s, embed ${(t.embedMs / 1000).toFixed(1)} s, keypoints ${(t.featuresMs / 1000).toFixed(1)} s, search ${(t.searchMs / 1000).toFixed(2)} s, match ${(t.matchMs / 1000).toFixed(1)} s`);
     const targets = [
       [`recall@20 ${pct(r.recallAt20)} % >= 99 %`, r.recallAt20 >= 0.99],
@@ -118,7 +131,8 @@ async function main(): Promise<void> {
     console.log(`  targets: ${targets.map(([s, ok]) => `${ok ? 'met' : 'MISSED'}: ${s}`).join('; ')}`);
 
     // Exact search scaling: one ad (6 views) against N masters of this model's width.
-    const d = embedder.dims[config.tie.model];
+    // The engine searches whitened descriptors (TIE_WHITEN_DIMS) when whitening is on.
+    const d = config.tie.whitenDims > 0 ? config.tie.whitenDims : embedder.dims[config.tie.model];
     const sizes = SHORT ? [1_000, 10_000] : [1_000, 10_000, 100_000];
     const parts: string[] = [];
     let seed = 12345;
@@ -143,7 +157,7 @@ async function main(): Promise<void> {
       const f = (x: number) => x.toFixed(x < 10 ? 1 : 0);
       parts.push(`${n.toLocaleString('en')} masters: ${f(single)} ms one ad, ${f(batched)} ms/ad in blocks of 16 (index ${((n * d * 4) / 2 ** 20).toFixed(0)} MiB)`);
     }
-    console.log(`  exact top-500 search (6 views per ad), one thread, ${d}-d:\n    ${parts.join('\n    ')}`);
+    console.log(`  exact top-500 search (6 views per ad), one thread, ${d}-d${config.tie.whitenDims > 0 ? ' (whitened)' : ''}:\n    ${parts.join('\n    ')}`);
   } finally {
     await embedder.close();
   }

@@ -51,8 +51,11 @@ export function modelPath(modelsDir: string, id: EmbeddingModelId, manifest: Mod
 
 /** True when the model file is present and its checksum (or a fresh stamp of it) matches the manifest. */
 export function isModelVerified(modelsDir: string, id: EmbeddingModelId, manifest: ModelManifest = loadManifest()): boolean {
-  const file = modelPath(modelsDir, id, manifest);
-  const want = manifest.models[id].onnx.sha256;
+  return isFileVerified(modelPath(modelsDir, id, manifest), manifest.models[id].onnx.sha256);
+}
+
+/** True when `file` exists with sha256 `want`; a stamp file beside it (size, mtime) saves re-hashing. */
+export function isFileVerified(file: string, want: string): boolean {
   let st;
   try {
     st = statSync(file);
@@ -137,6 +140,7 @@ export function convertModel(id: EmbeddingModelId, spec: ModelSpec, update = fal
   const weights = decodeWeights(model.weightsManifest, shards);
   const result = kerasToOnnx(model, weights, {
     embeddingLayer: spec.source.embeddingLayer,
+    ...(spec.descriptor ? { descriptor: { output: spec.descriptor.output, layers: spec.descriptor.layers } } : {}),
     graphName: `afterglow_${id}_embedding`,
     docString: `${id} embedding (${spec.dims}-d, pooled) converted from ${spec.source.package}@${spec.source.version}/${spec.source.dir}; classifier head dropped.`,
     metadata: {
@@ -149,6 +153,7 @@ export function convertModel(id: EmbeddingModelId, spec: ModelSpec, update = fal
     },
   });
   if (result.embeddingDims !== spec.dims) throw new ModelError(`${id}: converted embedding has ${result.embeddingDims} dims, manifest says ${spec.dims}`);
+  if (spec.descriptor && result.descriptorDims !== spec.descriptor.dims) throw new ModelError(`${id}: converted descriptor has ${result.descriptorDims} dims, manifest says ${spec.descriptor.dims}`);
   const [w, h] = spec.preprocessing.inputSize;
   if (result.inputShape[0] !== h || result.inputShape[1] !== w) throw new ModelError(`${id}: model input ${result.inputShape.join('x')} != manifest ${w}x${h}`);
   return result.bytes;

@@ -25,7 +25,11 @@ import { ModelError, type EmbeddingModelId } from './types.js';
 
 const manifest = loadManifest();
 
-async function tfjsEmbeddings(id: EmbeddingModelId, pixels: Uint8Array[], size: [number, number]): Promise<Float32Array[]> {
+/**
+ * TF.js reference: the model cut at the embedding layer, or (with `descriptorLayers`) the manifest's
+ * descriptor computed from those layers' outputs: global average pool, signed sqrt, L2, concatenated.
+ */
+async function tfjsEmbeddings(id: EmbeddingModelId, pixels: Uint8Array[], size: [number, number], descriptorLayers?: readonly string[]): Promise<Float32Array[]> {
   const tf = await import('@tensorflow/tfjs');
   tf.env().set('PROD', true); // no "install tfjs-node" banner
   await tf.setBackend('cpu');
@@ -47,12 +51,23 @@ async function tfjsEmbeddings(id: EmbeddingModelId, pixels: Uint8Array[], size: 
       weightData: all.buffer,
     }),
   );
-  const cut = tf.model({ inputs: full.inputs, outputs: full.getLayer(spec.source.embeddingLayer).output as TF.SymbolicTensor });
+  const layers = descriptorLayers ?? [spec.source.embeddingLayer];
+  const cut = tf.model({ inputs: full.inputs, outputs: layers.map((l) => full.getLayer(l).output as TF.SymbolicTensor) });
   const [w, h] = size;
   const out: Float32Array[] = [];
   for (const px of pixels) {
     // Exactly nsfwjs's preprocessing of an already-sized image: float(x) / 255.
-    const y = tf.tidy(() => cut.predict(tf.tensor4d(px, [1, h, w, 3], 'int32').toFloat().div(255)) as TF.Tensor);
+    const y = tf.tidy(() => {
+      const r = cut.predict(tf.tensor4d(px, [1, h, w, 3], 'int32').toFloat().div(255));
+      const maps = Array.isArray(r) ? r : [r];
+      if (!descriptorLayers) return maps[0]!;
+      const parts = maps.map((m) => {
+        const pooled = m.mean([1, 2]); // NHWC global average pool -> [1, C]
+        const p = pooled.sign().mul(pooled.abs().sqrt());
+        return p.div(p.norm(2, 1, true).maximum(1e-12));
+      });
+      return tf.concat(parts, 1);
+    });
     out.push(Float32Array.from(await y.data()));
     y.dispose();
   }
@@ -60,16 +75,17 @@ async function tfjsEmbeddings(id: EmbeddingModelId, pixels: Uint8Array[], size: 
   return out;
 }
 
-async function onnxEmbeddings(id: EmbeddingModelId, pixels: Uint8Array[], size: [number, number]): Promise<Float32Array[]> {
+async function onnxEmbeddings(id: EmbeddingModelId, pixels: Uint8Array[], size: [number, number], output?: { name: string; dims: number }): Promise<Float32Array[]> {
   const spec = manifest.models[id];
+  const out = output ?? { name: spec.onnx.output.name, dims: spec.dims };
   const session = await ort.InferenceSession.create(path.join(testModelsDir(), spec.file), { executionProviders: ['cpu'] });
   const [w, h] = size;
   const batch = new Uint8Array(pixels.length * w * h * 3);
   pixels.forEach((p, i) => batch.set(p, i * w * h * 3));
-  const res = await session.run({ [spec.onnx.input.name]: new ort.Tensor('uint8', batch, [pixels.length, h, w, 3]) });
-  const data = res[spec.onnx.output.name]!.data as Float32Array;
+  const res = await session.run({ [spec.onnx.input.name]: new ort.Tensor('uint8', batch, [pixels.length, h, w, 3]) }, [out.name]);
+  const data = res[out.name]!.data as Float32Array;
   await session.release();
-  return pixels.map((_, i) => data.slice(i * spec.dims, (i + 1) * spec.dims));
+  return pixels.map((_, i) => data.slice(i * out.dims, (i + 1) * out.dims));
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -145,6 +161,31 @@ describe('model conversion (nsfwjs TF.js -> ONNX)', () => {
         assert.ok(d <= manifest.models[id].parity.maxAbsDiff, `${id} ${p.id}: max |onnx - tfjs| = ${d}`);
       });
       t.diagnostic(`${id}: max |onnx - tfjs| = ${worst.toExponential(2)} over ${chosen.length} photo(s) x ${spec.dims} dims; tfjs ${Math.round(t1 - t0)} ms, onnx ${Math.round(t2 - t1)} ms`);
+    });
+  }
+
+  for (const id of ['mobilenet_v2', 'inception_v3'] as const) {
+    const d = manifest.models[id].descriptor;
+    if (!d) continue;
+    it(`${id}: the descriptor output (${d.layers.join(' + ')}) matches TF.js within ${manifest.models[id].parity.maxAbsDiff}`, async (t) => {
+      const photos = photosOrSkip(t, n || 2);
+      if (!photos) return;
+      const spec = runtimeSpec(id);
+      const chosen = photos.slice(0, n || 2);
+      const pixels = await Promise.all(chosen.map((p) => preprocess(readFileSync(p.path), { size: spec.inputSize, fit: spec.fit, kernel: spec.kernel }, DEFAULT_IMAGE_LIMITS)));
+      const ref = await tfjsEmbeddings(id, pixels, spec.inputSize, d.layers);
+      const got = await onnxEmbeddings(id, pixels, spec.inputSize, { name: d.output, dims: d.dims });
+      let worst = 0;
+      chosen.forEach((p, i) => {
+        assert.equal(got[i]!.length, d.dims);
+        const diff = maxAbsDiff(ref[i]!, got[i]!);
+        worst = Math.max(worst, diff);
+        // Each layer's part is unit-norm: the whole has norm sqrt(layers).
+        const norm = Math.sqrt(got[i]!.reduce((s, v) => s + v * v, 0));
+        assert.ok(Math.abs(norm - Math.sqrt(d.layers.length)) < 1e-3, `${id} ${p.id}: descriptor norm ${norm}`);
+        assert.ok(diff <= manifest.models[id].parity.maxAbsDiff, `${id} ${p.id}: descriptor max |onnx - tfjs| = ${diff}`);
+      });
+      t.diagnostic(`${id} descriptor: max |onnx - tfjs| = ${worst.toExponential(2)} over ${chosen.length} photo(s) x ${d.dims} dims`);
     });
   }
 });

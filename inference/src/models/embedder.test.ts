@@ -79,6 +79,23 @@ describe('embedder', () => {
     assert.equal(emb.executionProvider, 'cpu'); // no CUDA provider on CI machines
   });
 
+  it("serves the manifest's descriptor output (unit norm, its own width and cache entries; refused for a model without one)", async (t) => {
+    const photos = photosOrSkip(t, 2);
+    if (!photos) return;
+    const bytes = photos.slice(0, 2).map((p) => readFileSync(p.path));
+    const [d1, d2] = await emb.embed(bytes, 'mobilenet_v2', { output: 'descriptor' });
+    const [e1] = await emb.embed([bytes[0]!], 'mobilenet_v2');
+    assert.equal(d1!.length, 576);
+    assert.equal(e1!.length, emb.dims.mobilenet_v2);
+    assert.ok(Math.abs(Math.sqrt(dot(d1!, d1!)) - 1) < 1e-5);
+    assert.ok(d1!.every((x) => x >= 0), 'pooled ReLU6 maps are non-negative');
+    assert.ok(dot(d1!, d2!) < 0.999, 'two photos must not describe alike');
+    const [again] = await emb.embed([bytes[0]!], 'mobilenet_v2', { output: 'descriptor', noCache: true });
+    assert.ok(1 - dot(d1!, again!) < 1e-6, 'batched and alone agree');
+    assert.notEqual(embedCacheKey(bytes[0]!, 'mobilenet_v2', 'fill', 'descriptor'), embedCacheKey(bytes[0]!, 'mobilenet_v2', 'fill'));
+    await assert.rejects(emb.embed([bytes[0]!], 'inception_v3', { output: 'descriptor' }), /no descriptor output/);
+  });
+
   it('embeds crops of raw decoded pixels like crops of the encoded bytes', async (t) => {
     const photos = photosOrSkip(t, 1);
     if (!photos) return;

@@ -25,6 +25,7 @@ import {
   type EmbedderOptions,
   type EmbeddingCache,
   type EmbeddingModelId,
+  type EmbeddingOutput,
   type ImageLimits,
 } from './types.js';
 
@@ -71,7 +72,7 @@ async function resolveOptions(o: EmbedderOptions): Promise<ResolvedOptions> {
 }
 
 /** Cache key of one input: what it is (content hash, crop), how it is fitted, and by which model. */
-export function embedCacheKey(input: EmbedInput, model: EmbeddingModelId, fit: string): string {
+export function embedCacheKey(input: EmbedInput, model: EmbeddingModelId, fit: string, output: EmbeddingOutput = 'embedding'): string {
   let ident: string;
   let crop: { left: number; top: number; width: number; height: number } | undefined;
   if (input instanceof Uint8Array) ident = sha256(input);
@@ -83,7 +84,7 @@ export function embedCacheKey(input: EmbedInput, model: EmbeddingModelId, fit: s
     crop = input.crop;
   }
   const c = crop ? `@${crop.left},${crop.top},${crop.width},${crop.height}` : '';
-  return `${model}:${fit}:${ident}${c}`;
+  return `${model}${output === 'embedding' ? '' : `#${output}`}:${fit}:${ident}${c}`;
 }
 
 function sha256(b: Uint8Array): string {
@@ -117,11 +118,26 @@ export async function createEmbedder(options: EmbedderOptions = {}): Promise<Emb
     return m;
   };
 
+  /** The pool's view of one output of a model: the descriptor runs as its own queue (own batches). */
+  const descriptorModels = new Map<EmbeddingModelId, PoolModel & { spec: ModelRuntimeSpec }>();
+  const output = (m: PoolModel & { spec: ModelRuntimeSpec }, which: EmbeddingOutput): PoolModel & { spec: ModelRuntimeSpec } => {
+    if (which === 'embedding') return m;
+    const d = m.spec.descriptor;
+    if (!d) throw new ModelError(`model ${m.spec.id} has no descriptor output (see inference/models.manifest.json)`);
+    let dm = descriptorModels.get(m.spec.id);
+    if (!dm) {
+      // The graph already pooled, power-normalized and L2-normalized each layer: power 1 = L2 of the concatenation.
+      dm = { ...m, id: `${m.spec.id}#descriptor`, outputName: d.outputName, dims: d.dims, power: 1 };
+      descriptorModels.set(m.spec.id, dm);
+    }
+    return dm;
+  };
+
   const embedOne = async (input: EmbedInput, id: EmbeddingModelId, opts: EmbedOptions): Promise<Float32Array> => {
-    const m = await model(id);
+    const m = output(await model(id), opts.output ?? 'embedding');
     const fit = opts.fit ?? m.spec.fit;
     const useCache = o.cache !== undefined && !opts.noCache;
-    const key = useCache ? embedCacheKey(input, id, fit) : undefined;
+    const key = useCache ? embedCacheKey(input, id, fit, opts.output) : undefined;
     if (key !== undefined) {
       const hit = o.cache!.get(key);
       if (hit) {
@@ -153,7 +169,7 @@ export async function createEmbedder(options: EmbedderOptions = {}): Promise<Emb
   const embedSettled: Embedder['embedSettled'] = async (images, id, opts = {}) => {
     if (closed) throw new ModelError('embedder is closed');
     if (!isModelId(id)) throw new ModelError(`unknown model ${JSON.stringify(id)}; expected one of mobilenet_v2, inception_v3`);
-    await model(id); // model problems fail the call, not each image
+    output(await model(id), opts.output ?? 'embedding'); // model problems fail the call, not each image
     return Promise.all(
       images.map((img) =>
         embedOne(img, id, opts).then(

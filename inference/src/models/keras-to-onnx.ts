@@ -9,6 +9,9 @@
  * TensorFlow computes 'same' padding, ZeroPadding2D folded into the next convolution, BatchNorm kept
  * as BatchNormalization (onnxruntime fuses it into the conv at load), AveragePooling2D over the whole
  * map as GlobalAveragePool. Unknown layers or configs fail loudly rather than convert approximately.
+ *
+ * Optional second output `descriptor` (ConvertOptions.descriptor, from the manifest): earlier layers
+ * pooled for instance retrieval; and, for experiments, raw feature maps (`featureMaps`).
  */
 import onnxProto from 'onnx-proto';
 import type { KerasLayer, TfjsLayersModelJson, Weight } from './tfjs-format.js';
@@ -32,12 +35,26 @@ export interface ConvertOptions {
   docString?: string;
   /** metadata_props of the ONNX model (source package, version, licence, ...). */
   metadata?: Record<string, string>;
+  /**
+   * Extra outputs: the raw feature maps of these layers, float32 [N, C, H, W] (NCHW), each as an ONNX
+   * output named after the layer (diagnostics and experiments; descriptors are pooled in `descriptors`).
+   */
+  featureMaps?: readonly string[];
+  /**
+   * An instance-retrieval descriptor as a second output (float32 [N, sum of the layers' channels]):
+   * each layer's feature map global-average-pooled, signed square root, L2-normalized, then the layers
+   * concatenated. onnxruntime runs only the nodes an output needs, so fetching just this output skips
+   * the layers above the last one listed.
+   */
+  descriptor?: { output: string; layers: readonly string[] };
 }
 
 export interface ConvertResult {
   bytes: Uint8Array;
   inputShape: [number, number, number]; // H, W, C
   embeddingDims: number;
+  /** Width of the `descriptor` output (0 without one). */
+  descriptorDims: number;
   nodeCount: number;
   parameterCount: number;
 }
@@ -62,8 +79,10 @@ export function kerasToOnnx(model: TfjsLayersModelJson, weights: Map<string, Wei
   // Only the ancestors of the embedding layer are converted: this is where the head is dropped.
   const target = byName.get(options.embeddingLayer);
   if (!target) throw new ModelError(`embedding layer ${options.embeddingLayer} not in the model`);
+  for (const f of options.featureMaps ?? []) if (!byName.has(f)) throw new ModelError(`feature-map layer ${f} not in the model`);
   const needed = new Set<string>();
-  const stack = [target.name];
+  for (const f of options.descriptor?.layers ?? []) if (!byName.has(f)) throw new ModelError(`descriptor layer ${f} not in the model`);
+  const stack = [target.name, ...(options.featureMaps ?? []), ...(options.descriptor?.layers ?? [])];
   while (stack.length) {
     const n = stack.pop()!;
     if (needed.has(n)) continue;
@@ -380,13 +399,52 @@ export function kerasToOnnx(model: TfjsLayersModelJson, weights: Map<string, Wei
   if (target.class_name === 'Flatten' || target.class_name === 'GlobalAveragePooling2D') node('Identity', [outTensor], OUTPUT_NAME, 'output');
   else node('Flatten', [outTensor], OUTPUT_NAME, 'output', [int('axis', 1)]);
 
+  const batch = { dimParam: 'N' };
+  const featureOutputs: onnxProto.onnx.IValueInfoProto[] = (options.featureMaps ?? []).map((f) => {
+    const t = tensorOf(f);
+    const s = shapes.get(t);
+    if (!s) throw new ModelError(`feature-map layer ${f} has no shape`);
+    const name = `map_${f}`;
+    node('Identity', [t], name, `${name}/out`);
+    return { name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [batch, { dimValue: s[0] }, { dimValue: s[1] }, { dimValue: s[2] }] } } } };
+  });
+
+  const descriptorOutputs: onnxProto.onnx.IValueInfoProto[] = [];
+  let descriptorDims = 0;
+  if (options.descriptor) {
+    const d = options.descriptor;
+    if (d.layers.length === 0) throw new ModelError('descriptor needs at least one layer');
+    const eps = addInit('descriptor/eps', [], new Float32Array([1e-12]));
+    parameterCount -= 1;
+    const parts = d.layers.map((layer, i) => {
+      const t = tensorOf(layer);
+      const s = shapes.get(t);
+      if (!s) throw new ModelError(`descriptor layer ${layer} has no shape`);
+      descriptorDims += s[0];
+      const p = `descriptor/${i}_${layer}`;
+      node('GlobalAveragePool', [t], `${p}/gap`, `${p}/gap`);
+      node('Flatten', [`${p}/gap`], `${p}/flat`, `${p}/flat`, [int('axis', 1)]);
+      // Signed square root (power normalization), then L2 per layer so each layer weighs the same.
+      node('Abs', [`${p}/flat`], `${p}/abs`, `${p}/abs`);
+      node('Sqrt', [`${p}/abs`], `${p}/sqrt`, `${p}/sqrt`);
+      node('Sign', [`${p}/flat`], `${p}/sign`, `${p}/sign`);
+      node('Mul', [`${p}/sign`, `${p}/sqrt`], `${p}/pow`, `${p}/pow`);
+      node('ReduceL2', [`${p}/pow`], `${p}/norm`, `${p}/norm`, [ints('axes', [1]), int('keepdims', 1)]);
+      node('Max', [`${p}/norm`, eps], `${p}/norm_eps`, `${p}/norm_eps`);
+      node('Div', [`${p}/pow`, `${p}/norm_eps`], `${p}/l2`, `${p}/l2`);
+      return `${p}/l2`;
+    });
+    if (parts.length === 1) node('Identity', parts, d.output, 'descriptor/out');
+    else node('Concat', parts, d.output, 'descriptor/out', [int('axis', 1)]);
+    descriptorOutputs.push({ name: d.output, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [batch, { dimValue: descriptorDims }] } } } });
+  }
+
   // Every backbone weight must have been used: a silent leftover would mean a mis-conversion.
   for (const l of layers) {
     if (!needed.has(l.name)) continue;
     for (const name of weights.keys()) if (name.startsWith(`${l.name}/`) && !usedWeights.has(name)) throw new ModelError(`weight ${name} unused by the conversion`);
   }
 
-  const batch = { dimParam: 'N' };
   const graph: onnxProto.onnx.IGraphProto = {
     name: options.graphName,
     node: nodes,
@@ -402,6 +460,8 @@ export function kerasToOnnx(model: TfjsLayersModelJson, weights: Map<string, Wei
         name: OUTPUT_NAME,
         type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [batch, { dimValue: outShape[0] }] } } },
       },
+      ...descriptorOutputs,
+      ...featureOutputs,
     ],
   };
   if (options.docString !== undefined) graph.docString = options.docString;
@@ -414,5 +474,5 @@ export function kerasToOnnx(model: TfjsLayersModelJson, weights: Map<string, Wei
     metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
   });
   const bytes = onnx.ModelProto.encode(modelProto).finish();
-  return { bytes, inputShape, embeddingDims: outShape[0], nodeCount: nodes.length, parameterCount };
+  return { bytes, inputShape, embeddingDims: outShape[0], descriptorDims, nodeCount: nodes.length, parameterCount };
 }

@@ -46,6 +46,15 @@ const modelSchema = z.object({
   /** Applied by the embedder to the pooled output: x -> sign(x)|x|^power, then L2 (power 1 = plain L2). */
   postprocessing: z.object({ power: z.number().positive().max(1), l2: z.literal(true) }),
   parity: z.object({ reference: z.string(), maxAbsDiff: z.number().positive() }),
+  /**
+   * An optional second ONNX output for instance retrieval (the tie engine's descriptor): `layers`
+   * global-average-pooled, signed square root and L2 per layer, concatenated (`dims` wide). Chosen with
+   * `EmbedOptions.output = 'descriptor'`; the embedder L2-normalizes it again (postprocessing.power is
+   * not applied: the graph already did).
+   */
+  descriptor: z
+    .object({ output: z.string(), layers: z.array(z.string()).min(1), dims: z.number().int().positive(), pooling: z.string(), why: z.string().optional() })
+    .optional(),
 });
 
 const manifestSchema = z.object({
@@ -103,6 +112,8 @@ export interface ModelRuntimeSpec {
   power: number;
   inputName: string;
   outputName: string;
+  /** The descriptor output, when the model has one. */
+  descriptor: { outputName: string; dims: number } | undefined;
 }
 
 export function runtimeSpec(id: EmbeddingModelId, manifest = loadManifest()): ModelRuntimeSpec {
@@ -117,6 +128,7 @@ export function runtimeSpec(id: EmbeddingModelId, manifest = loadManifest()): Mo
     power: m.postprocessing.power,
     inputName: m.onnx.input.name,
     outputName: m.onnx.output.name,
+    descriptor: m.descriptor ? { outputName: m.descriptor.output, dims: m.descriptor.dims } : undefined,
   };
 }
 

@@ -58,9 +58,18 @@ export type EmbedInput =
  */
 export type ResizeFit = 'fill' | 'cover' | 'contain';
 
+/**
+ * Which output of the model: 'embedding' (the pooled last feature map, the default) or 'descriptor'
+ * (an instance-retrieval descriptor from earlier, ImageNet-only layers, for models whose manifest entry
+ * declares one; see inference/models.manifest.json). Both come unit-norm.
+ */
+export type EmbeddingOutput = 'embedding' | 'descriptor';
+
 export interface EmbedOptions {
   /** Skip the content-hash cache for this call (neither read nor written). */
   noCache?: boolean;
+  /** Default 'embedding'. */
+  output?: EmbeddingOutput;
   /** Default: the model's manifest preprocessing ('fill'). */
   fit?: ResizeFit;
 }
@@ -124,6 +133,8 @@ export interface ImageLimits {
   maxPixels: number;
   /** Max width or height. */
   maxSide: number;
+  /** Min width and height (default 32, DEFAULT_IMAGE_LIMITS). */
+  minSide?: number;
 }
 
 /** Embedding cache keyed by `${model}:${fit}:${sha256(image bytes [+ crop])}`. */
@@ -141,6 +152,8 @@ export type ImageRejectReason =
   | 'unsupported_format'
   | 'too_many_pixels'
   | 'too_large_side'
+  | 'too_small'
+  | 'trailing_data'
   | 'truncated'
   | 'corrupt'
   | 'bad_crop';

@@ -22,7 +22,7 @@ Ties every ad image in --ads to the master photos in --masters: one JSON line pe
 options (default from the environment, see README.md):
   --candidates N     candidates per ad (TIE_CANDIDATES, 20)
   --top-k K          masters kept per ad by embedding similarity (TIE_TOP_K, 500)
-  --verify N         candidates verified with keypoints per list (TIE_VERIFY_TOP, 12)
+  --verify N         candidates verified with keypoints per list (TIE_VERIFY_TOP, 8)
   --model ID         mobilenet_v2 | inception_v3 (TIE_MODEL)
   --threshold X      auto-tie at calibrated score >= X (TIE_AUTO_TIE_THRESHOLD; default calibrated)
   --workers N        keypoint worker threads (TIE_VERIFY_WORKERS; 0 = cores)
@@ -179,6 +179,8 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
       candidates,
       verifyTop,
       masterViews: tie.masterViews,
+      ...(tie.descriptor ? { output: tie.descriptor } : {}),
+      whitenDims: tie.whitenDims,
       ...(threshold !== undefined ? { autoTieThreshold: threshold } : {}),
       ...(workers > 0 ? { workers } : {}),
       limits: config.images,

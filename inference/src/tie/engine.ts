@@ -17,19 +17,36 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import sharp from 'sharp';
 import { decodeImage, DEFAULT_IMAGE_LIMITS } from '../models/image.js';
-import type { Embedder, EmbeddingModelId, ImageLimits, RawImage, ResizeFit } from '../models/types.js';
+import { runtimeSpec } from '../models/manifest.js';
+import type { Embedder, EmbeddingModelId, EmbeddingOutput, ImageLimits, RawImage, ResizeFit } from '../models/types.js';
 import type { FeatureCache } from './cache.js';
 import { isAutoTie, loadCalibration, scoreCandidates, type Calibration, type Evidence } from './calibration.js';
 import { DEFAULT_ORB_PARAMS, describeSize, type Features, type OrbParams } from './orb.js';
 import { OrbPool } from './orb-pool.js';
 import { OrbVoteIndex } from './orb-index.js';
 import { searchTopK, type VectorSet } from './similarity.js';
-import { adViews, masterViewCount, masterViews, VIEWS_PER_AD, type MasterViewSet } from './views.js';
+import { adViews, adWindows, masterViewCount, masterViews, type MasterViewSet } from './views.js';
+import { applyWhitening, fitWhitening, type Whitening } from './whitening.js';
 
 export interface TieEngineOptions {
   embedder: Embedder;
   /** Default 'mobilenet_v2'. */
   model?: EmbeddingModelId;
+  /**
+   * Which model output describes images: 'descriptor' (earlier, ImageNet-only layers pooled; far better
+   * for tying) or 'embedding' (the pooled last layer). Default: 'descriptor' when the model's manifest
+   * entry declares one, else 'embedding'.
+   */
+  output?: EmbeddingOutput;
+  /**
+   * PCA-whiten descriptors to this many dimensions, learned without labels on the masters' and ads'
+   * views (./whitening.ts); 0 = off. Default 256.
+   */
+  whitenDims?: number;
+  /** Ads whose views are sampled to fit the whitening (per fit; default 512). */
+  whitenFitAds?: number;
+  /** Sliding windows as extra views of thin ads (./views.ts `adWindows`; default true). */
+  adWindows?: boolean;
   /** How the embedder fits views to its square input (default: the model's own, 'fill'). */
   fit?: ResizeFit;
   /** Masters kept per ad by embedding similarity (Knot-Tie: 500). */
@@ -96,6 +113,8 @@ export interface TieResult {
   byEuclidean: Array<{ master: string; value: number }>;
   /** Set when the ad could not be processed (then candidates is empty). */
   error?: string;
+  /** The whole ad's embedding (unit norm), e.g. for ad-to-ad duplicate search. */
+  embedding?: Float32Array;
 }
 
 export interface TieProgress {
@@ -107,6 +126,10 @@ export interface TieProgress {
 /** Time spent per stage, summed over items (stages overlap, so these add up to more than wall time). */
 export interface TieTimings {
   mastersWallMs: number;
+  /** Fitting the whitening (and re-projecting the index). */
+  whitenMs: number;
+  /** Wall time describing the ads sampled for the whitening before any search (part of adsWallMs). */
+  adsSampleWallMs: number;
   adsWallMs: number;
   decodeMs: number;
   embedMs: number;
@@ -126,7 +149,11 @@ export class TieEngine {
   readonly calibration: Calibration;
   readonly autoTieThreshold: number;
   readonly autoTieMargin: number;
-  readonly timings: TieTimings = { mastersWallMs: 0, adsWallMs: 0, decodeMs: 0, embedMs: 0, featuresMs: 0, searchMs: 0, voteMs: 0, matchMs: 0 };
+  readonly output: EmbeddingOutput;
+  readonly whitenDims: number;
+  readonly whitenFitAds: number;
+  readonly adWindows: boolean;
+  readonly timings: TieTimings = { mastersWallMs: 0, whitenMs: 0, adsSampleWallMs: 0, adsWallMs: 0, decodeMs: 0, embedMs: 0, featuresMs: 0, searchMs: 0, voteMs: 0, matchMs: 0 };
   private readonly embedder: Embedder;
   private readonly fit: ResizeFit | undefined;
   private readonly decodeMaxSide: number;
@@ -140,15 +167,26 @@ export class TieEngine {
   private readonly masterVectors: Float32Array[] = [];
   private readonly masterFeatures: Features[] = [];
   private index: VectorSet | undefined;
+  /** Unlabelled ad views kept to fit the whitening (rows of the raw descriptor). */
+  private adSample: Float32Array[] = [];
+  private viewsSampled = 0;
+  private rng = 1;
+  private whitening: Whitening | undefined;
+  /** Ad views the current whitening was fitted with. */
+  private whitenedWithAds = -1;
   private votes: OrbVoteIndex | undefined;
 
   constructor(options: TieEngineOptions) {
     this.embedder = options.embedder;
     this.model = options.model ?? 'mobilenet_v2';
+    this.output = options.output ?? (runtimeSpec(this.model).descriptor ? 'descriptor' : 'embedding');
+    this.whitenDims = Math.max(0, options.whitenDims ?? 256);
+    this.whitenFitAds = Math.max(0, options.whitenFitAds ?? 512);
+    this.adWindows = options.adWindows ?? true;
     this.fit = options.fit;
     this.topK = Math.max(1, options.topK ?? 500);
     this.outputTop = Math.max(1, options.candidates ?? 20);
-    this.verifyTop = Math.max(0, options.verifyTop ?? 12);
+    this.verifyTop = Math.max(0, options.verifyTop ?? 8);
     this.voteTop = Math.max(0, options.voteTop ?? 6);
     this.orb = { ...DEFAULT_ORB_PARAMS, ...(options.orb ?? {}) };
     this.calibration = options.calibration ?? loadCalibration();
@@ -196,6 +234,7 @@ export class TieEngine {
     });
     this.index = undefined;
     this.votes = undefined;
+    this.whitening = undefined;
     this.timings.mastersWallMs += performance.now() - t0;
     return { added, failed };
   }
@@ -206,6 +245,21 @@ export class TieEngine {
    */
   async tieAds(refs: readonly AssetRef[], onResult?: (r: TieResult, index: number) => void | Promise<void>, onProgress?: (p: TieProgress) => void): Promise<TieResult[]> {
     const t0 = performance.now();
+    // Phase 1 (whitening only): describe the first ads, add their views to the sample, (re)fit.
+    const prepared = new Map<number, Prepared | Error>();
+    const verifying = this.verifyTop > 0 && this.masterNames.length > 0;
+    if (this.whitenDims > 0 && this.masterNames.length > 0) {
+      const first = refs.slice(0, this.whitenFitAds);
+      await forEachLimit(first, this.concurrency, async (ref, i) => {
+        try {
+          prepared.set(i, await this.prepareAd(ref, verifying));
+        } catch (err) {
+          prepared.set(i, err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+      for (const p of prepared.values()) if (!(p instanceof Error)) this.sampleAd(p.vectors);
+      this.timings.adsSampleWallMs += performance.now() - t0;
+    }
     const index = this.ensureIndex();
     const results: TieResult[] = new Array(refs.length);
     const ready: boolean[] = new Array(refs.length).fill(false);
@@ -223,7 +277,12 @@ export class TieEngine {
     };
     await forEachLimit(refs, this.concurrency, async (ref, i) => {
       try {
-        results[i] = await this.tieOne(ref, index);
+        const pre = prepared.get(i);
+        prepared.delete(i);
+        if (pre instanceof Error) throw pre;
+        const p = pre ?? (await this.prepareAd(ref, verifying));
+        if (!pre) this.sampleAd(p.vectors);
+        results[i] = await this.finishAd(ref, p, index);
       } catch (err) {
         results[i] = { ad: ref.name, candidates: [], autoTie: null, byCosine: [], byEuclidean: [], error: err instanceof Error ? err.message : String(err) };
       }
@@ -242,13 +301,47 @@ export class TieEngine {
 
   // -------------------------------------------------------------------------------------------------
 
+  /** Keeps an ad's views for the whitening (the first `whitenFitAds` ads seen, then a reservoir). */
+  private sampleAd(vectors: readonly Float32Array[]): void {
+    if (this.whitenDims === 0 || this.whitenFitAds === 0) return;
+    const cap = this.whitenFitAds * 8;
+    for (const v of vectors) {
+      this.viewsSampled++;
+      if (this.adSample.length < cap) this.adSample.push(v);
+      else {
+        // Reservoir sampling (deterministic LCG): every view seen has the same chance to be kept.
+        this.rng = (Math.imul(this.rng, 1103515245) + 12345) >>> 0;
+        const slot = Math.floor((this.rng / 2 ** 32) * this.viewsSampled);
+        if (slot < cap) this.adSample[slot] = v;
+      }
+    }
+  }
+
+  /** Vectors as searched: whitened when a whitening is fitted, else as the embedder gave them. */
+  private project(data: Float32Array, count: number): Float32Array {
+    return this.whitening ? applyWhitening(this.whitening, data, count) : data;
+  }
+
   private ensureIndex(): VectorSet {
-    if (this.index) return this.index;
-    const d = this.embedder.dims[this.model];
+    // Refit the whitening when the ad sample doubled since the last fit (or masters changed).
+    const sampleSize = this.adSample.length;
+    const refit = this.whitenDims > 0 && this.masterVectors.length > 0 && (!this.whitening || sampleSize >= 2 * Math.max(1, this.whitenedWithAds));
+    if (this.index && !refit) return this.index;
     const vpm = masterViewCount(this.masterViewSet);
+    const raw = this.masterVectors.length > 0 ? this.masterVectors[0]!.length / vpm : this.embedder.dims[this.model];
+    if (refit) {
+      const tw = performance.now();
+      const rows: Float32Array[] = [];
+      for (const v of this.masterVectors) for (let k = 0; k < vpm; k++) rows.push(v.subarray(k * raw, (k + 1) * raw));
+      rows.push(...this.adSample);
+      this.whitening = rows.length > 2 ? fitWhitening(rows, raw, { dims: this.whitenDims }) : undefined;
+      this.whitenedWithAds = sampleSize;
+      this.timings.whitenMs += performance.now() - tw;
+    }
+    const d = this.whitening ? this.whitening.dims : raw;
     const data = new Float32Array(this.masterVectors.length * vpm * d);
-    this.masterVectors.forEach((v, i) => data.set(v, i * vpm * d));
-    // Embeddings come L2-normalized: their norms are 1 (euclidean = sqrt(2 - 2 cos)).
+    this.masterVectors.forEach((v, i) => data.set(this.project(v, vpm), i * vpm * d));
+    // Rows are unit-norm (embedder output, or whitened then L2): euclidean = sqrt(2 - 2 cos).
     this.index = { dims: d, count: this.masterVectors.length * vpm, data };
     if (this.voteTop > 0) {
       this.votes = new OrbVoteIndex();
@@ -275,7 +368,7 @@ export class TieEngine {
   private async embed(inputs: Parameters<Embedder['embed']>[0]): Promise<Float32Array[]> {
     const t = performance.now();
     try {
-      return await this.embedder.embed(inputs, this.model, this.fit ? { fit: this.fit } : {});
+      return await this.embedder.embed(inputs, this.model, { output: this.output, ...(this.fit ? { fit: this.fit } : {}) });
     } finally {
       this.timings.embedMs += performance.now() - t;
     }
@@ -322,13 +415,13 @@ export class TieEngine {
     return { vector, features };
   }
 
-  private async tieOne(ref: AssetRef, index: VectorSet): Promise<TieResult> {
+  /** Decode, views, descriptors and keypoints of one ad. */
+  private async prepareAd(ref: AssetRef, verifying: boolean): Promise<Prepared> {
     const bytes = await this.read(ref);
     const sha = createHash('sha256').update(bytes).digest('hex');
     const raw = await this.decode(bytes);
-    const views = adViews(raw.width, raw.height);
+    const views = this.adWindows ? [...adViews(raw.width, raw.height), ...adWindows(raw.width, raw.height)] : adViews(raw.width, raw.height);
     const key = `${sha}:d${this.decodeMaxSide}`;
-    const verifying = this.verifyTop > 0 && index.count > 0;
     const [vectors, adFeatures] = await Promise.all([
       this.embed(views.map((v) => ({ raw, crop: v.rect, key }))),
       verifying
@@ -341,13 +434,20 @@ export class TieEngine {
           })()
         : Promise.resolve(undefined),
     ]);
+    return { vectors, adFeatures };
+  }
 
+  private async finishAd(ref: AssetRef, prepared: Prepared, index: VectorSet): Promise<TieResult> {
+    const { vectors, adFeatures } = prepared;
+    const verifying = this.verifyTop > 0 && index.count > 0;
     // Exact top-K by best view.
     const ts = performance.now();
-    const d = index.dims;
-    const q = new Float32Array(VIEWS_PER_AD * d);
-    vectors.forEach((v, i) => q.set(v, i * d));
-    const [ranking] = searchTopK(index, { dims: d, count: VIEWS_PER_AD, data: q }, VIEWS_PER_AD, this.topK, { viewsPerMaster: masterViewCount(this.masterViewSet) });
+    const raw = vectors[0]!.length;
+    const nv = vectors.length;
+    const flat = new Float32Array(nv * raw);
+    vectors.forEach((v, i) => flat.set(v, i * raw));
+    const q = this.project(flat, nv);
+    const [ranking] = searchTopK(index, { dims: index.dims, count: nv, data: q }, nv, this.topK, { viewsPerMaster: masterViewCount(this.masterViewSet) });
     this.timings.searchMs += performance.now() - ts;
     const cos = ranking!.cosine;
     const euc = ranking!.euclidean;
@@ -427,8 +527,15 @@ export class TieEngine {
       autoTie: best && isAutoTie(candidates.map((c) => c.score), this.autoTieThreshold, this.autoTieMargin) ? best.master : null,
       byCosine: Array.from(cos.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: cos.value[r]! })),
       byEuclidean: Array.from(euc.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: euc.value[r]! })),
+      embedding: vectors[0],
     };
   }
+}
+
+/** One ad described, before search and verification. */
+interface Prepared {
+  vectors: Float32Array[];
+  adFeatures: { features: Features; flipped: Features | undefined } | undefined;
 }
 
 /** For unit embeddings: cos = 1 - d^2 / 2. */

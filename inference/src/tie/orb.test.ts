@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { photosOrSkip } from '../testing/images.js';
-import { DEFAULT_ORB_PARAMS, describeSize, extractFeatures, flipGrayX, loadCv, matchAd } from './orb.js';
+import { DEFAULT_ORB_PARAMS, describeSize, extractFeatures, flipGrayX, loadCv, matchAd, MIN_FEATURE_SIDE } from './orb.js';
 
 async function gray(input: Buffer, role: 'master' | 'ad', extract?: { left: number; top: number; width: number; height: number }, flop = false) {
   let img = sharp(input);
@@ -40,4 +40,21 @@ test('ORB + RANSAC: a crop (and a flipped crop) of a photo verifies against it, 
 
 test('flipGrayX mirrors rows', () => {
   assert.deepEqual(Array.from(flipGrayX(Uint8Array.from([1, 2, 3, 4, 5, 6]), 3, 2)), [3, 2, 1, 6, 5, 4]);
+});
+
+test('tiny views (a 1-px side aborted OpenCV.js ORB) get no keypoints and leave the module usable', async () => {
+  const cv = await loadCv();
+  const p = DEFAULT_ORB_PARAMS;
+  // A thin ad is described at adMaxSide along its long side: 1 px across for a 1 x 2000 strip.
+  assert.deepEqual(describeSize(1, 2000, 'ad', p), { width: 1, height: 1024 });
+  const checker = (w: number, h: number) => Uint8Array.from({ length: w * h }, (_, i) => (((i % w) >> 3) + (Math.floor(i / w) >> 3)) % 2 ? 255 : 0);
+  for (const [w, h] of [[1, 1], [1, 64], [64, 1], [1, 1024], [2, 64], [MIN_FEATURE_SIDE - 1, 500]] as const) {
+    const f = extractFeatures(cv, checker(w, h), w, h, p);
+    assert.deepEqual([f.n, f.xy.length, f.desc.length, f.width, f.height], [0, 0, 0, w, h], `${w}x${h}`);
+    // Matching against a featureless image is 0 inliers, not an error.
+    const [r] = matchAd(cv, f, f, [f], p);
+    assert.equal(r!.inliers, 0);
+  }
+  const big = extractFeatures(cv, checker(256, 256), 256, 256, p);
+  assert.ok(big.n > 0, 'ORB still works after the tiny inputs');
 });

@@ -106,9 +106,19 @@ export function describeSize(w: number, h: number, role: 'master' | 'ad', p: Orb
   return { width: Math.max(1, Math.round(w * scale)), height: Math.max(1, Math.round(h * scale)) };
 }
 
+/**
+ * Images with a shorter side below this get no keypoints and never reach OpenCV. ORB builds an 8-level
+ * pyramid (scale 1.2): a level of round(side / 1.2^k) = 0 px (any side of 1 px) fails a CV_Assert in
+ * cv::resize, and this OpenCV.js build turns any C++ exception into an Emscripten `Aborted()` that
+ * leaves the wasm instance in an undefined state. ORB finds nothing within 31 px (edgeThreshold) of a
+ * border anyway, so nothing is lost below 32 px.
+ */
+export const MIN_FEATURE_SIDE = 32;
+
 /** ORB features of an 8-bit greyscale image (row-major, width * height bytes). */
 export function extractFeatures(cv: Cv, gray: Uint8Array, width: number, height: number, p: OrbParams): Features {
   if (gray.length !== width * height) throw new RangeError(`grey image of ${gray.length} bytes is not ${width}x${height}`);
+  if (!(Math.min(width, height) >= MIN_FEATURE_SIDE)) return { n: 0, xy: new Float32Array(0), desc: new Uint8Array(0), width, height };
   const img = new cv.Mat(height, width, cv.CV_8UC1);
   const mask = new cv.Mat();
   const kps = new cv.KeyPointVector();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { adViews, centreCrop, masterViews, VIEW_NAMES } from './views.js';
+import { adViews, adWindows, centreCrop, masterViews, VIEW_NAMES } from './views.js';
 
 const inside = (r: { left: number; top: number; width: number; height: number }, w: number, h: number) =>
   Number.isInteger(r.left) && Number.isInteger(r.top) && Number.isInteger(r.width) && Number.isInteger(r.height) &&
@@ -52,4 +52,27 @@ test('master views: whole, + central 70 %, + four corners', () => {
 test('rejects non-integer or empty sizes', () => {
   assert.throws(() => adViews(0, 10), RangeError);
   assert.throws(() => adViews(10.5, 10), RangeError);
+});
+
+test('thin ads get sliding windows along the long side that cover it end to end; near-square ads none', () => {
+  for (const [w, h] of [[728, 90], [160, 600], [5000, 3], [3, 5000]] as const) {
+    const v = adWindows(w, h);
+    assert.ok(v.length >= 1 && v.length <= 12, `${w}x${h}: ${v.length} windows`);
+    for (const x of v) {
+      assert.equal(x.name, 'window');
+      assert.ok(inside(x.rect, w, h), `${w}x${h} ${JSON.stringify(x.rect)}`);
+    }
+    const wide = w >= h;
+    const first = v[0]!.rect;
+    const last = v[v.length - 1]!.rect;
+    assert.equal(wide ? first.left : first.top, 0);
+    assert.equal(wide ? last.left + last.width : last.top + last.height, wide ? w : h);
+  }
+  // A 728x90 leaderboard: six 144-px windows (1.6 x 90), steps of at most one window (no gaps).
+  const lb = adWindows(728, 90);
+  assert.equal(lb.length, 6);
+  assert.ok(lb.every((x) => x.rect.width === 144 && x.rect.height === 90));
+  for (let i = 1; i < lb.length; i++) assert.ok(lb[i]!.rect.left - lb[i - 1]!.rect.left <= 144);
+  assert.equal(adWindows(160, 600).length, 3);
+  for (const [w, h] of [[300, 250], [1080, 1080], [1080, 1920], [1200, 628], [1, 1]] as const) assert.deepEqual(adWindows(w, h), []);
 });

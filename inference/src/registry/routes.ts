@@ -1,0 +1,135 @@
+/**
+ * The asset registry's HTTP API (served by the `inference` role; contract in README.md):
+ *
+ *   POST /v1/assets                    multipart: image + tenant_id, role, campaign_id, name, channel, asset_id (admin)
+ *   GET  /v1/assets?tenant_id&role&campaign_id&limit&cursor                                          (read)
+ *   GET  /v1/assets/:id?tenant_id                                                                    (read)
+ *   GET  /v1/assets/:id/image?tenant_id, /v1/assets/:id/thumbnail?tenant_id                          (read)
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import multipart from '@fastify/multipart';
+import { BadRequestError, actingTenant, principalOf, type AssetRole } from '@afterglow/core';
+import type { AssetRecord } from './repository.js';
+import { CONTENT_TYPES, type AssetRegistry } from './service.js';
+import { withTies, type ApiAsset } from './views.js';
+
+const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
+const PARAMS = { type: 'object', required: ['id'], properties: { id: ID } } as const;
+const TENANT_QUERY = { type: 'object', properties: { tenant_id: ID } } as const;
+
+/** What the review layer does after a registration (rank an ad, add a master); its answer is added to the response. */
+export type OnRegistered = (asset: AssetRecord) => Promise<Record<string, unknown>>;
+
+export interface RegistryRoutesDeps {
+  registry: AssetRegistry;
+  /** Byte limit of one upload (IMAGE_MAX_BYTES). */
+  maxBytes: number;
+  onRegistered?: OnRegistered;
+}
+
+export function tenantOf(req: FastifyRequest, claimed: string | undefined): string {
+  return actingTenant(principalOf(req), claimed);
+}
+
+export async function registerRegistryRoutes(app: FastifyInstance, deps: RegistryRoutesDeps): Promise<void> {
+  const { registry } = deps;
+  const repo = registry.repo;
+
+  const load = async (tenant: string, id: string): Promise<AssetRecord> => {
+    const a = await repo.getAsset(tenant, id);
+    if (!a) throw new BadRequestError('not_found', `no asset ${id} for this tenant`, 404);
+    return a;
+  };
+
+  // Multipart parsing only inside this plugin: other routes keep their own body handling.
+  await app.register(async (scope) => {
+    await scope.register(multipart, {
+      limits: { fileSize: deps.maxBytes, files: 1, fields: 16, fieldSize: 4096, parts: 20, headerPairs: 100 },
+    });
+    scope.post('/v1/assets', { config: { scope: 'admin' } }, async (req, reply) => {
+      if (!req.isMultipart()) throw new BadRequestError('multipart_required', 'POST /v1/assets takes multipart/form-data with the file in field "image"', 415);
+      const fields: Record<string, string> = {};
+      let file: { bytes: Buffer; filename: string } | undefined;
+      try {
+        for await (const part of req.parts()) {
+          if (part.type === 'file') {
+            if (part.fieldname !== 'image') throw new BadRequestError('unexpected_file', `the file goes in field "image", not "${part.fieldname}"`);
+            file = { bytes: await part.toBuffer(), filename: part.filename };
+          } else if (typeof part.value === 'string') fields[part.fieldname] = part.value;
+        }
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'FST_REQ_FILE_TOO_LARGE') throw new BadRequestError('too_many_bytes', `image is over the ${deps.maxBytes}-byte limit`, 413);
+        if (code === 'FST_FILES_LIMIT') throw new BadRequestError('too_many_files', 'one image per request', 413);
+        if (code === 'FST_PARTS_LIMIT' || code === 'FST_FIELDS_LIMIT') throw new BadRequestError('too_many_fields', 'too many form fields', 413);
+        throw err;
+      }
+      const tenant = tenantOf(req, fields.tenant_id);
+      if (!file) throw new BadRequestError('image_required', 'multipart field "image" (the file) is required');
+      const { asset, created } = await registry.register({
+        tenant,
+        role: fields.role,
+        campaign: fields.campaign_id,
+        name: fields.name,
+        channel: fields.channel,
+        assetId: fields.asset_id,
+        filename: file.filename,
+        bytes: new Uint8Array(file.bytes.buffer, file.bytes.byteOffset, file.bytes.byteLength),
+      });
+      const extra = created && deps.onRegistered ? await deps.onRegistered(asset) : {};
+      const [view] = await withTies(repo, tenant, [asset]);
+      return reply.code(created ? 201 : 200).send({ asset: view, ...extra });
+    });
+  });
+
+  app.get(
+    '/v1/assets',
+    {
+      config: { scope: 'read' },
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            tenant_id: ID,
+            role: { type: 'string', enum: ['master', 'ad'] },
+            campaign_id: ID,
+            limit: { type: 'integer', minimum: 1, maximum: 1000 },
+            cursor: ID,
+          },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query as { tenant_id?: string; role?: AssetRole; campaign_id?: string; limit?: number; cursor?: string };
+      const tenant = tenantOf(req, q.tenant_id);
+      const limit = q.limit ?? 100;
+      const rows = await repo.listAssets(tenant, { limit, ...(q.role ? { role: q.role } : {}), ...(q.campaign_id ? { campaign: q.campaign_id } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+      const assets: ApiAsset[] = await withTies(repo, tenant, rows);
+      return { assets, next_cursor: rows.length === limit ? rows[rows.length - 1]!.asset_id : null };
+    },
+  );
+
+  app.get('/v1/assets/:id', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => {
+    const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+    const [view] = await withTies(repo, tenant, [await load(tenant, (req.params as { id: string }).id)]);
+    return view;
+  });
+
+  const serveBlob = (which: 'image' | 'thumbnail') =>
+    app.get(`/v1/assets/:id/${which}`, { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {
+      const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+      const asset = await load(tenant, (req.params as { id: string }).id);
+      const key = which === 'image' ? asset.content_hash : asset.thumbnail_hash;
+      const etag = `"${key}"`;
+      reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
+      if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+      const bytes = await registry.blobs.get(key);
+      if (!bytes) throw new BadRequestError('blob_missing', `the ${which} of asset ${asset.asset_id} is missing from the blob store`, 404);
+      reply.header('content-type', which === 'image' ? (CONTENT_TYPES[asset.format] ?? 'application/octet-stream') : 'image/webp');
+      reply.header('x-content-type-options', 'nosniff');
+      return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    });
+  serveBlob('image');
+  serveBlob('thumbnail');
+}
+

@@ -1,0 +1,194 @@
+/**
+ * Registering an asset: untrusted upload -> checks before any full decode (bytes, magic, header:
+ * pixel and side limits; ../models/image.ts probeImage) -> one bounded decode (decodeImage: a
+ * truncated or corrupt image fails here) -> a 256-px WebP thumbnail -> original and thumbnail into
+ * the blob store (content-addressed) -> the asset row -> `assets.changes`. Nothing is stored unless
+ * every check passed. The same asset_id with the same content is a no-op (200); with other content
+ * or another role/campaign it is a conflict (409): an asset's pixels never change under its id,
+ * which is what keeps embeddings, candidates and decisions about it true.
+ */
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
+import {
+  ASSET_ROLES,
+  BadRequestError,
+  TOPICS,
+  assetChangeSchema,
+  blobKey,
+  type AssetRole,
+  type BlobStore,
+  type BusProducer,
+  type Logger,
+} from '@afterglow/core';
+import { decodeImage, probeImage } from '../models/image.js';
+import { ImageRejectedError, type ImageLimits } from '../models/types.js';
+import type { AssetRecord, AssetRepository } from './repository.js';
+
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const THUMBNAIL_SIDE = 256;
+
+export const CONTENT_TYPES: Record<string, string> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  gif: 'image/gif',
+  tiff: 'image/tiff',
+  avif: 'image/avif',
+};
+
+export interface RegisterInput {
+  tenant: string;
+  role: string | undefined;
+  campaign?: string | undefined;
+  name?: string | undefined;
+  channel?: string | undefined;
+  assetId?: string | undefined;
+  /** File name of the upload (default name). */
+  filename?: string | undefined;
+  bytes: Uint8Array;
+}
+
+export interface Registered {
+  asset: AssetRecord;
+  /** False when the same asset (id and content) was already registered. */
+  created: boolean;
+}
+
+/** The HTTP status of each image refusal: limits 413, not an accepted image 415, broken 422. */
+export function imageRejection(err: ImageRejectedError): BadRequestError {
+  const status = ['too_many_bytes', 'too_many_pixels', 'too_large_side'].includes(err.reason) ? 413 : ['unknown_format', 'unsupported_format'].includes(err.reason) ? 415 : 422;
+  return new BadRequestError(err.reason, err.message, status);
+}
+
+export interface AssetRegistryOptions {
+  repo: AssetRepository;
+  blobs: BlobStore;
+  producer: BusProducer;
+  limits: ImageLimits;
+  log: Logger;
+  clock?: () => number;
+}
+
+export class AssetRegistry {
+  private readonly clock: () => number;
+
+  constructor(private readonly options: AssetRegistryOptions) {
+    this.clock = options.clock ?? Date.now;
+  }
+
+  get repo(): AssetRepository {
+    return this.options.repo;
+  }
+
+  get blobs(): BlobStore {
+    return this.options.blobs;
+  }
+
+  async register(input: RegisterInput): Promise<Registered> {
+    const meta = validateMeta(input);
+    const { bytes } = input;
+    const contentHash = blobKey(bytes);
+    const assetId = meta.assetId ?? deriveAssetId(meta.role, meta.campaign, contentHash);
+
+    const existing = await this.options.repo.getAsset(input.tenant, assetId);
+    if (existing) {
+      if (existing.content_hash === contentHash && existing.role === meta.role && existing.campaign_id === meta.campaign) return { asset: existing, created: false };
+      throw new BadRequestError(
+        'asset_conflict',
+        existing.content_hash !== contentHash
+          ? `asset ${assetId} is already registered with other content; register new pixels under a new asset_id`
+          : `asset ${assetId} is already registered as ${existing.role}${existing.campaign_id ? ` in campaign ${existing.campaign_id}` : ''}`,
+        409,
+      );
+    }
+
+    // Header checks first (probeImage inside decodeImage), then one bounded decode.
+    let thumbnail: Buffer;
+    let probed: { format: string; width: number; height: number };
+    try {
+      probed = await probeImage(bytes, this.options.limits);
+      const raw = await decodeImage(bytes, this.options.limits, { maxSide: 1024 });
+      thumbnail = await sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } })
+        .resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: 'inside', withoutEnlargement: true, kernel: 'lanczos3' })
+        .webp({ quality: 80 })
+        .toBuffer();
+    } catch (err) {
+      if (err instanceof ImageRejectedError) throw imageRejection(err);
+      throw err;
+    }
+
+    const contentType = CONTENT_TYPES[probed.format] ?? 'application/octet-stream';
+    const [original, thumb] = await Promise.all([this.options.blobs.put(bytes, { contentType }), this.options.blobs.put(thumbnail, { contentType: 'image/webp' })]);
+    const now = this.clock();
+    const asset: AssetRecord = {
+      tenant_id: input.tenant,
+      asset_id: assetId,
+      role: meta.role,
+      campaign_id: meta.campaign,
+      name: meta.name,
+      channel: meta.channel,
+      content_hash: original.key,
+      thumbnail_hash: thumb.key,
+      format: probed.format,
+      bytes: bytes.byteLength,
+      width: probed.width,
+      height: probed.height,
+      created_at: now,
+      updated_at: now,
+    };
+    await this.options.repo.insertAsset(asset);
+    const change = assetChangeSchema.parse({
+      type: 'registered',
+      tenant_id: asset.tenant_id,
+      asset_id: asset.asset_id,
+      role: asset.role,
+      ...(asset.campaign_id ? { campaign_id: asset.campaign_id } : {}),
+      name: asset.name,
+      ...(asset.channel ? { channel: asset.channel } : {}),
+      content_hash: asset.content_hash,
+      width: asset.width,
+      height: asset.height,
+      at: now,
+    });
+    await this.options.producer.send(TOPICS.assetsChanges, [{ key: asset.asset_id, value: Buffer.from(JSON.stringify(change)) }]);
+    this.options.log.info({ tenant: asset.tenant_id, asset: asset.asset_id, role: asset.role, bytes: asset.bytes }, 'asset registered');
+    return { asset, created: true };
+  }
+
+  /** The original's bytes (undefined when the blob is missing). */
+  async original(asset: AssetRecord): Promise<Uint8Array | undefined> {
+    return this.options.blobs.get(asset.content_hash);
+  }
+}
+
+interface Meta {
+  role: AssetRole;
+  campaign: string;
+  name: string;
+  channel: string;
+  assetId: string | undefined;
+}
+
+function validateMeta(input: RegisterInput): Meta {
+  if (!input.role || !(ASSET_ROLES as readonly string[]).includes(input.role)) throw new BadRequestError('invalid_role', `role must be one of ${ASSET_ROLES.join(', ')}`);
+  const role = input.role as AssetRole;
+  const campaign = input.campaign ?? '';
+  if (role === 'ad' && !campaign) throw new BadRequestError('campaign_required', 'campaign_id is required for ads');
+  if (campaign && !ID_PATTERN.test(campaign)) throw new BadRequestError('invalid_campaign_id', 'campaign_id must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}');
+  if (role === 'master' && campaign) throw new BadRequestError('invalid_campaign_id', 'masters belong to no campaign (campaign_id is for ads)');
+  if (input.assetId !== undefined && input.assetId !== '' && !ID_PATTERN.test(input.assetId)) throw new BadRequestError('invalid_asset_id', 'asset_id must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}');
+  const name = (input.name || input.filename || '').trim();
+  if (name.length > 256) throw new BadRequestError('invalid_name', 'name is at most 256 characters');
+  const channel = (input.channel ?? '').trim();
+  if (channel.length > 128) throw new BadRequestError('invalid_channel', 'channel is at most 128 characters');
+  return { role, campaign, name, channel, assetId: input.assetId || undefined };
+}
+
+/**
+ * An id from the content (and, for ads, the campaign): registering the same file twice is
+ * idempotent, and one image used in two campaigns is two ads.
+ */
+export function deriveAssetId(role: AssetRole, campaign: string, contentHash: string): string {
+  if (role === 'master') return `m-${contentHash.slice(0, 24)}`;
+  return `a-${createHash('sha256').update(`${campaign}\n${contentHash}`).digest('hex').slice(0, 24)}`;
+}

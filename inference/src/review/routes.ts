@@ -1,0 +1,86 @@
+/**
+ * The tie review API (served by the `inference` role; contract in README.md):
+ *
+ *   GET  /v1/assets/:id/candidates?tenant_id                                  (read)
+ *   GET  /v1/review/queue?tenant_id&campaign_id&status&limit                  (read)
+ *   POST /v1/ties  { tenant_id, ad_asset_id, action, target_asset_id?, decided_by }   (admin)
+ *   GET  /v1/ties?tenant_id&ad_asset_id|master_asset_id&limit                 (read)
+ *   GET  /v1/masters/:id/ads?tenant_id                                        (read)
+ */
+import type { FastifyInstance } from 'fastify';
+import { tenantOf } from '../registry/routes.js';
+import { QUEUE_STATUSES, TIE_ACTIONS, type QueueStatus, type ReviewService } from './service.js';
+
+const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
+const PARAMS = { type: 'object', required: ['id'], properties: { id: ID } } as const;
+const TENANT_QUERY = { type: 'object', properties: { tenant_id: ID } } as const;
+
+export async function registerReviewRoutes(app: FastifyInstance, deps: { review: ReviewService }): Promise<void> {
+  const { review } = deps;
+
+  app.get('/v1/assets/:id/candidates', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => {
+    const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+    return review.candidates(tenant, (req.params as { id: string }).id);
+  });
+
+  app.get(
+    '/v1/review/queue',
+    {
+      config: { scope: 'read' },
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { tenant_id: ID, campaign_id: ID, status: { type: 'string', enum: [...QUEUE_STATUSES] }, limit: { type: 'integer', minimum: 1, maximum: 5000 } },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query as { tenant_id?: string; campaign_id?: string; status?: QueueStatus; limit?: number };
+      const tenant = tenantOf(req, q.tenant_id);
+      return review.queue(tenant, { campaign: q.campaign_id, status: q.status ?? 'all', limit: q.limit ?? 200 });
+    },
+  );
+
+  app.post(
+    '/v1/ties',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        body: {
+          type: 'object',
+          required: ['ad_asset_id', 'action', 'decided_by'],
+          properties: {
+            tenant_id: ID,
+            ad_asset_id: ID,
+            action: { type: 'string', enum: [...TIE_ACTIONS] },
+            target_asset_id: ID,
+            decided_by: { type: 'string', minLength: 1, maxLength: 128 },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const b = req.body as { tenant_id?: string; ad_asset_id: string; action: string; target_asset_id?: string; decided_by: string };
+      const tenant = tenantOf(req, b.tenant_id);
+      return review.decide(tenant, b);
+    },
+  );
+
+  app.get(
+    '/v1/ties',
+    {
+      config: { scope: 'read' },
+      schema: { querystring: { type: 'object', properties: { tenant_id: ID, ad_asset_id: ID, master_asset_id: ID, limit: { type: 'integer', minimum: 1, maximum: 5000 } } } },
+    },
+    async (req) => {
+      const q = req.query as { tenant_id?: string; ad_asset_id?: string; master_asset_id?: string; limit?: number };
+      const tenant = tenantOf(req, q.tenant_id);
+      return { decisions: await review.decisions(tenant, { ad: q.ad_asset_id, master: q.master_asset_id, limit: q.limit ?? 100 }) };
+    },
+  );
+
+  app.get('/v1/masters/:id/ads', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => {
+    const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+    return review.masterAds(tenant, (req.params as { id: string }).id);
+  });
+}

@@ -1,0 +1,311 @@
+/**
+ * Human-in-the-loop tying (Knot-Tie, section III step 8 and III.C): what the review screen shows
+ * (an ad's two top-20 lists, calibrated candidates, similar ads for duplicate ties, a suggestion),
+ * the review queue, and decisions. Every decision is stored (ClickHouse, append-only) and published
+ * on `assets.ties`; the live role turns them into master roll-ups. A person's tie propagates
+ * (../tie/propagate.ts): every other eligible ad whose top-N holds that master above the minimum
+ * score is tied to it automatically, each auto-tie naming the decision that caused it. An ad ranked
+ * above the calibrated high-precision threshold is tied with no human at all.
+ */
+import {
+  BadRequestError,
+  TOPICS,
+  tieDecisionSchema,
+  ulid,
+  type BusProducer,
+  type Logger,
+  type TieDecision,
+} from '@afterglow/core';
+import { propagateHumanTie } from '../tie/propagate.js';
+import type { AssetRecord, AssetRepository, RankingRecord, StoredDecision } from '../registry/repository.js';
+import { nextDecisionTime } from '../registry/repository.js';
+import { apiAsset, tieSummaries, withTies, type ApiAsset } from '../registry/views.js';
+import { ID_PATTERN } from '../registry/service.js';
+import type { Ranked } from './tiers.js';
+
+export const TIE_ACTIONS = ['tie', 'untie', 'no_sim', 'duplicate'] as const;
+export const QUEUE_STATUSES = ['untied', 'tied', 'no_sim', 'all'] as const;
+export type QueueStatus = (typeof QUEUE_STATUSES)[number];
+
+export interface ReviewServiceOptions {
+  repo: AssetRepository;
+  producer: BusProducer;
+  log: Logger;
+  propagate: { topN: number; minScore: number };
+  /** Re-read the ads' embeddings from the store after this long (default 30 s). */
+  vectorsTtlMs?: number;
+  clock?: () => number;
+}
+
+export interface DecideInput {
+  ad_asset_id: string;
+  action: string;
+  target_asset_id?: string | undefined;
+  decided_by: string;
+}
+
+export interface CandidatesView {
+  ad: ApiAsset;
+  /** 'ready', or 'pending' while the ad has not been ranked yet. */
+  status: 'ready' | 'pending' | 'failed';
+  error?: string;
+  computed_at: number | null;
+  masters_compared: number;
+  cosine: Array<{ master: ApiAsset; value: number; score: number | null }>;
+  euclidean: Array<{ master: ApiAsset; value: number; score: number | null }>;
+  candidates: Array<{ master_asset_id: string; score: number; cosine: number; euclidean: number; verified: boolean; inliers: number }>;
+  similar_ads: Array<{ ad: ApiAsset; cosine: number }>;
+  suggestion: { master_asset_id: string; score: number; auto_tie: boolean } | null;
+  tie: StoredDecision | null;
+}
+
+export class ReviewService {
+  private readonly clock: () => number;
+  /**
+   * Per tenant: the ads' whole-view embeddings, read from the store and kept current with this
+   * process's rankings; re-read after `vectorsTtlMs` (ads ranked by other processes).
+   */
+  private readonly vectors = new Map<string, { at: number; map: Promise<Map<string, Float32Array>> }>();
+
+  constructor(private readonly o: ReviewServiceOptions) {
+    this.clock = o.clock ?? Date.now;
+  }
+
+  // ---- rankings arriving from the engines -----------------------------------------------------
+
+  /** Stores fresh rankings, and ties (auto:threshold) the undecided ads the engine is sure about. */
+  async onRanked(tenant: string, ranked: readonly Ranked[]): Promise<void> {
+    if (ranked.length === 0) return;
+    await this.o.repo.putRankings(ranked.map((r) => ({ ...r.ranking, embedding: r.embedding })));
+    const vectors = this.vectors.get(tenant);
+    if (vectors) {
+      const map = await vectors.map;
+      for (const r of ranked) if (r.embedding) map.set(r.ad.asset_id, r.embedding);
+    }
+    const sure = ranked.filter((r) => r.ranking.auto_tie);
+    if (sure.length === 0) return;
+    const latest = await this.o.repo.latestDecisions(tenant, sure.map((r) => r.ad.asset_id));
+    const autos: StoredDecision[] = [];
+    for (const r of sure) {
+      if (latest.has(r.ad.asset_id)) continue; // a decision exists (human or automatic): keep it
+      const c = r.ranking.candidates.find((x) => x.master_asset_id === r.ranking.auto_tie);
+      autos.push(this.decision(tenant, { ad_asset_id: r.ad.asset_id, action: 'tie', target_asset_id: r.ranking.auto_tie, decided_by: 'auto:threshold' }, true, c?.score));
+    }
+    await this.commit(autos);
+    if (autos.length) this.o.log.info({ tenant, auto_ties: autos.length }, 'ads auto-tied above the calibrated threshold');
+  }
+
+  // ---- reads ----------------------------------------------------------------------------------
+
+  async candidates(tenant: string, adId: string): Promise<CandidatesView> {
+    const ad = await this.o.repo.getAsset(tenant, adId);
+    if (!ad) throw notFound(adId);
+    if (ad.role !== 'ad') throw new BadRequestError('not_an_ad', `asset ${adId} is a master; candidates are ranked for ads`, 400);
+    const [rankings, latest, similar] = await Promise.all([
+      this.o.repo.rankings(tenant, { ads: [adId], full: true }),
+      this.o.repo.latestDecisions(tenant, [adId]),
+      this.similarAds(tenant, adId, 10),
+    ]);
+    const r = rankings.get(adId);
+    const ids = new Set<string>(similar.map((s) => s.id));
+    if (r) for (const list of [r.by_cosine, r.by_euclidean, r.candidates]) for (const c of list) ids.add(c.master_asset_id);
+    const decision = latest.get(adId) ?? null;
+    if (decision?.target_asset_id) ids.add(decision.target_asset_id);
+    const records = await this.o.repo.getAssets(tenant, [...ids]);
+    const adViews = await withTies(this.o.repo, tenant, [ad, ...similar.map((s) => records.get(s.id)).filter((x): x is AssetRecord => !!x)]);
+    const byId = new Map(adViews.map((a) => [a.asset_id, a]));
+    const scoreOf = new Map(r?.candidates.map((c) => [c.master_asset_id, c.score]) ?? []);
+    const list = (l: RankingRecord['by_cosine']) =>
+      l.flatMap((c) => {
+        const m = records.get(c.master_asset_id);
+        return m ? [{ master: apiAsset(m), value: c.value, score: scoreOf.get(c.master_asset_id) ?? null }] : [];
+      });
+    const best = r?.candidates[0];
+    return {
+      ad: byId.get(adId)!,
+      status: !r ? 'pending' : r.error ? 'failed' : 'ready',
+      ...(r?.error ? { error: r.error } : {}),
+      computed_at: r?.computed_at ?? null,
+      masters_compared: r?.masters ?? 0,
+      cosine: r ? list(r.by_cosine) : [],
+      euclidean: r ? list(r.by_euclidean) : [],
+      candidates: r?.candidates ?? [],
+      similar_ads: similar.flatMap((s) => (byId.has(s.id) ? [{ ad: byId.get(s.id)!, cosine: s.cosine }] : [])),
+      suggestion: best ? { master_asset_id: best.master_asset_id, score: best.score, auto_tie: r!.auto_tie === best.master_asset_id } : null,
+      tie: decision,
+    };
+  }
+
+  /** The ads most like `adId` (whole-view cosine), for duplicate ties. */
+  async similarAds(tenant: string, adId: string, k: number): Promise<Array<{ id: string; cosine: number }>> {
+    let entry = this.vectors.get(tenant);
+    const now = this.clock();
+    if (!entry || now - entry.at > (this.o.vectorsTtlMs ?? 30_000)) {
+      const map = this.o.repo.embeddings(tenant);
+      const fresh = { at: now, map };
+      this.vectors.set(tenant, fresh);
+      map.catch(() => this.vectors.get(tenant) === fresh && this.vectors.delete(tenant));
+      entry = fresh;
+    }
+    const map = await entry.map;
+    const q = map.get(adId);
+    if (!q) return [];
+    const norm = (v: Float32Array) => Math.sqrt(v.reduce((acc, x) => acc + x * x, 0)) || 1;
+    const qn = norm(q);
+    const out: Array<{ id: string; cosine: number }> = [];
+    for (const [id, v] of map) {
+      if (id === adId || v.length !== q.length) continue; // another model's vector
+      let dot = 0;
+      for (let i = 0; i < q.length; i++) dot += q[i]! * v[i]!;
+      out.push({ id, cosine: dot / (qn * norm(v)) });
+    }
+    return out.sort((a, b) => b.cosine - a.cosine || (a.id < b.id ? -1 : 1)).slice(0, k);
+  }
+
+  async queue(tenant: string, filter: { campaign?: string | undefined; status: QueueStatus; limit: number }) {
+    const ads = await this.o.repo.allAssets(tenant, { role: 'ad', ...(filter.campaign ? { campaign: filter.campaign } : {}) });
+    const [rankings, latest] = await Promise.all([this.o.repo.rankings(tenant), this.o.repo.latestDecisions(tenant)]);
+    const ties = tieSummaries(latest, latest);
+    const items = ads.map((a) => {
+      const d = latest.get(a.asset_id);
+      const r = rankings.get(a.asset_id);
+      const status: Exclude<QueueStatus, 'all'> = !d || d.action === 'untie' ? 'untied' : d.action === 'no_sim' ? 'no_sim' : 'tied';
+      return {
+        ad: apiAsset(a, ties.get(a.asset_id) ?? null),
+        best: r && r.best_master ? { master_asset_id: r.best_master, score: r.best_score } : null,
+        status,
+        ranked: r !== undefined,
+      };
+    });
+    const rank = (s: string) => (s === 'untied' ? 0 : s === 'tied' ? 1 : 2);
+    return {
+      items: items
+        .filter((i) => filter.status === 'all' || i.status === filter.status)
+        .sort((a, b) => rank(a.status) - rank(b.status) || (b.best?.score ?? -1) - (a.best?.score ?? -1) || (a.ad.asset_id < b.ad.asset_id ? -1 : 1))
+        .slice(0, filter.limit),
+    };
+  }
+
+  async decisions(tenant: string, filter: { ad?: string | undefined; master?: string | undefined; limit: number }): Promise<StoredDecision[]> {
+    return this.o.repo.decisions(tenant, { limit: filter.limit, ...(filter.ad ? { ad: filter.ad } : {}), ...(filter.master ? { target: filter.master } : {}) });
+  }
+
+  /** The ads whose current tie is `masterId` (directly, or as a duplicate of such an ad). */
+  async masterAds(tenant: string, masterId: string): Promise<{ master: ApiAsset; ads: Array<{ ad: ApiAsset; decision: StoredDecision }> }> {
+    const master = await this.o.repo.getAsset(tenant, masterId);
+    if (!master) throw notFound(masterId);
+    if (master.role !== 'master') throw new BadRequestError('not_a_master', `asset ${masterId} is an ad`, 400);
+    const latest = await this.o.repo.latestDecisions(tenant);
+    const ties = tieSummaries(latest, latest);
+    const adIds = [...ties].filter(([, t]) => t.master_asset_id === masterId).map(([ad]) => ad);
+    const records = await this.o.repo.getAssets(tenant, adIds);
+    return {
+      master: apiAsset(master),
+      ads: adIds
+        .filter((id) => records.has(id))
+        .sort()
+        .map((id) => ({ ad: apiAsset(records.get(id)!, ties.get(id)!), decision: latest.get(id)! })),
+    };
+  }
+
+  // ---- decisions ------------------------------------------------------------------------------
+
+  async decide(tenant: string, input: DecideInput): Promise<{ decision: StoredDecision; auto_ties: StoredDecision[] }> {
+    if (!(TIE_ACTIONS as readonly string[]).includes(input.action)) throw new BadRequestError('invalid_action', `action must be one of ${TIE_ACTIONS.join(', ')}`);
+    const action = input.action as TieDecision['action'];
+    const by = (input.decided_by ?? '').trim();
+    if (!by || by.length > 128) throw new BadRequestError('invalid_decided_by', 'decided_by (who decided) is required, at most 128 characters');
+    if (by.startsWith('auto:')) throw new BadRequestError('invalid_decided_by', "decided_by may not start with 'auto:' (reserved for the system)");
+    if (!ID_PATTERN.test(input.ad_asset_id)) throw new BadRequestError('invalid_asset_id', 'ad_asset_id must be an asset id');
+    const target = input.target_asset_id || undefined;
+    if (target !== undefined && !ID_PATTERN.test(target)) throw new BadRequestError('invalid_asset_id', 'target_asset_id must be an asset id');
+    const ids = [input.ad_asset_id, ...(target ? [target] : [])];
+    const records = await this.o.repo.getAssets(tenant, ids);
+    const ad = records.get(input.ad_asset_id);
+    if (!ad) throw notFound(input.ad_asset_id);
+    if (ad.role !== 'ad') throw new BadRequestError('not_an_ad', `asset ${ad.asset_id} is a master; decisions are about ads`, 400);
+    let score: number | undefined;
+    switch (action) {
+      case 'tie':
+      case 'duplicate': {
+        if (!target) throw new BadRequestError('target_required', `${action} needs target_asset_id`);
+        const t = records.get(target);
+        if (!t) throw notFound(target);
+        const want = action === 'tie' ? 'master' : 'ad';
+        if (t.role !== want) throw new BadRequestError('invalid_target', `${action} needs a${want === 'ad' ? 'n ad' : ' master'} as target; ${target} is a${t.role === 'ad' ? 'n ad' : ' master'}`);
+        if (target === ad.asset_id) throw new BadRequestError('invalid_target', 'an ad cannot duplicate itself');
+        if (action === 'tie') score = (await this.o.repo.rankings(tenant, { ads: [ad.asset_id] })).get(ad.asset_id)?.candidates.find((c) => c.master_asset_id === target)?.score;
+        break;
+      }
+      case 'untie': {
+        if (target) {
+          const t = records.get(target);
+          if (!t) throw notFound(target);
+        }
+        break;
+      }
+      case 'no_sim':
+        if (target) throw new BadRequestError('invalid_target', 'no_sim takes no target_asset_id');
+        break;
+    }
+    const decision = this.decision(tenant, { ad_asset_id: ad.asset_id, action, target_asset_id: target, decided_by: by }, false, score);
+    const autoTies = action === 'tie' ? await this.propagation(tenant, decision) : [];
+    await this.commit([decision, ...autoTies]);
+    this.o.log.info({ tenant, ad: ad.asset_id, action, target, by, auto_ties: autoTies.length }, 'tie decision');
+    return { decision, auto_ties: autoTies };
+  }
+
+  /**
+   * The auto-ties a person's tie causes: ads with no decision yet (or untied, unless from this very
+   * master) whose stored ranking holds the master in its top-N above the minimum score.
+   */
+  private async propagation(tenant: string, human: StoredDecision): Promise<StoredDecision[]> {
+    const master = human.target_asset_id!;
+    const [rankings, latest] = await Promise.all([this.o.repo.rankings(tenant), this.o.repo.latestDecisions(tenant)]);
+    const eligible = (ad: string) => {
+      const d = latest.get(ad);
+      return !d || (d.action === 'untie' && d.target_asset_id !== master);
+    };
+    const ranked = [...rankings.values()].map((r) => ({ ad: r.ad_asset_id, candidates: r.candidates.map((c) => ({ master: c.master_asset_id, score: c.score })) }));
+    const ties = propagateHumanTie(human.ad_asset_id, master, ranked, this.o.propagate, eligible);
+    return ties.map((t) =>
+      this.decision(tenant, { ad_asset_id: t.ad, action: 'tie', target_asset_id: master, decided_by: 'auto:propagation' }, true, t.score, human.decision_id),
+    );
+  }
+
+  private decision(
+    tenant: string,
+    d: { ad_asset_id: string; action: TieDecision['action']; target_asset_id: string | undefined; decided_by: string },
+    auto: boolean,
+    score?: number,
+    becauseOf?: string,
+  ): StoredDecision {
+    const at = nextDecisionTime(this.clock());
+    return {
+      decision_id: ulid(at),
+      action: d.action,
+      tenant_id: tenant,
+      ad_asset_id: d.ad_asset_id,
+      ...(d.target_asset_id ? { target_asset_id: d.target_asset_id } : {}),
+      ...(score !== undefined ? { score: Math.min(1, Math.max(0, score)) } : {}),
+      auto,
+      decided_by: d.decided_by,
+      decided_at: at,
+      ...(becauseOf ? { because_of: becauseOf } : {}),
+    };
+  }
+
+  /** Store, then publish (keyed by ad, so one ad's decisions stay ordered on the bus). */
+  private async commit(ds: readonly StoredDecision[]): Promise<void> {
+    if (ds.length === 0) return;
+    await this.o.repo.insertDecisions(ds);
+    await this.o.producer.send(
+      TOPICS.assetsTies,
+      ds.map((d) => ({ key: d.ad_asset_id, value: Buffer.from(JSON.stringify(tieDecisionSchema.parse(d))) })),
+    );
+  }
+}
+
+function notFound(id: string): BadRequestError {
+  return new BadRequestError('not_found', `no asset ${id} for this tenant`, 404);
+}
