@@ -5,30 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { clampCrop, DEFAULT_IMAGE_LIMITS, decodeImage, preprocess, probeImage, sniffFormat } from './image.js';
+import { rawPng as png } from '../registry/fixtures.js';
+import { checkContainer, clampCrop, DEFAULT_IMAGE_LIMITS, decodeImage, JPEG_MAX_PADDING, preprocess, probeImage, sniffFormat } from './image.js';
 import { ImageRejectedError, type ImageRejectReason } from './types.js';
 
 const SPEC = { size: [224, 224] as [number, number], fit: 'fill' as const, kernel: 'lanczos3' as const, blurSigma: 1.2 };
-
-/** A PNG from raw parts: any IHDR, any IDAT payload (already zlib-compressed or not). */
-function png(width: number, height: number, idat: Buffer, colorType = 0): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(td) >>> 0);
-    return Buffer.concat([len, td, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = colorType; // 0 greyscale
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
-}
 
 async function noiseJpeg(w = 640, h = 480): Promise<Buffer> {
   const px = Buffer.alloc(w * h * 3);
@@ -126,13 +109,13 @@ describe('image intake limits', () => {
     const raw = await decodeImage(rotated);
     assert.deepEqual([raw.width, raw.height, raw.channels], [50, 100, 3]);
     const inputs = [
-      await sharp({ create: { width: 40, height: 30, channels: 3, background: '#808080' } }).greyscale().png().toBuffer(),
-      await sharp({ create: { width: 40, height: 30, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer(),
-      await sharp({ create: { width: 40, height: 30, channels: 3, background: '#336699' } }).toColourspace('rgb16').png().toBuffer(),
-      await sharp({ create: { width: 40, height: 30, channels: 3, background: '#336699' } }).gif().toBuffer(),
-      await sharp({ create: { width: 40, height: 30, channels: 3, background: '#336699' } }).toColourspace('cmyk').jpeg().toBuffer(),
-      await sharp({ create: { width: 40, height: 30, channels: 3, background: '#336699' } }).tiff().toBuffer(),
-      await sharp({ create: { width: 40, height: 30, channels: 3, background: '#336699' } }).webp().toBuffer(),
+      await sharp({ create: { width: 48, height: 36, channels: 3, background: '#808080' } }).greyscale().png().toBuffer(),
+      await sharp({ create: { width: 48, height: 36, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer(),
+      await sharp({ create: { width: 48, height: 36, channels: 3, background: '#336699' } }).toColourspace('rgb16').png().toBuffer(),
+      await sharp({ create: { width: 48, height: 36, channels: 3, background: '#336699' } }).gif().toBuffer(),
+      await sharp({ create: { width: 48, height: 36, channels: 3, background: '#336699' } }).toColourspace('cmyk').jpeg().toBuffer(),
+      await sharp({ create: { width: 48, height: 36, channels: 3, background: '#336699' } }).tiff().toBuffer(),
+      await sharp({ create: { width: 48, height: 36, channels: 3, background: '#336699' } }).webp().toBuffer(),
     ];
     for (const [i, b] of inputs.entries()) {
       const px = await preprocess(b, SPEC, DEFAULT_IMAGE_LIMITS);
@@ -145,5 +128,98 @@ describe('image intake limits', () => {
     const big = await sharp({ create: { width: 3000, height: 1000, channels: 3, background: '#123456' } }).jpeg().toBuffer();
     const small = await decodeImage(big, DEFAULT_IMAGE_LIMITS, { maxSide: 600 });
     assert.deepEqual([small.width, small.height], [600, 200]);
+  });
+});
+
+describe('image container checks: truncated files, polyglots and tiny images', () => {
+  const gradient = (w: number, h: number) => {
+    const px = Buffer.alloc(w * h * 3);
+    for (let i = 0; i < px.length; i++) px[i] = (i * 7) & 255;
+    return sharp(px, { raw: { width: w, height: h, channels: 3 } });
+  };
+  const TAILS = ['PK\u0003\u0004\u0014\u0000zipdata', '<html><script>alert(1)</script></html>', '%PDF-1.4\n1 0 obj', 'GIF89a'];
+
+  it('refuses images with a side under minSide (too_small) from the header, and honours the limit', async () => {
+    for (const [w, h] of [[1, 1], [1, 64], [64, 1], [31, 200]] as const) {
+      const b = png(w, h, deflateSync(Buffer.alloc((w + 1) * h)));
+      await rejects(probeImage(b, DEFAULT_IMAGE_LIMITS), 'too_small');
+      await rejects(decodeImage(b), 'too_small');
+      await rejects(preprocess(b, SPEC, DEFAULT_IMAGE_LIMITS), 'too_small');
+    }
+    const ok = png(32, 32, deflateSync(Buffer.alloc(33 * 32)));
+    assert.deepEqual([(await probeImage(ok, DEFAULT_IMAGE_LIMITS)).width, (await decodeImage(ok)).height], [32, 32]);
+    // Configurable (IMAGE_MIN_SIDE), and limits without minSide get the default.
+    await probeImage(png(8, 8, deflateSync(Buffer.alloc(72))), { ...DEFAULT_IMAGE_LIMITS, minSide: 8 });
+    await rejects(probeImage(ok, { maxBytes: 1e6, maxPixels: 1e6, maxSide: 1000, minSide: 33 }), 'too_small');
+    await rejects(probeImage(png(16, 16, deflateSync(Buffer.alloc(17 * 16))), { maxBytes: 1e6, maxPixels: 1e6, maxSide: 1000 }), 'too_small');
+  });
+
+  it('refuses PNG polyglots (data after IEND) and PNGs without IEND, before decoding', async () => {
+    const good = await gradient(64, 48).png().toBuffer();
+    await probeImage(good, DEFAULT_IMAGE_LIMITS);
+    for (const tail of TAILS) await rejects(probeImage(Buffer.concat([good, Buffer.from(tail, 'latin1')]), DEFAULT_IMAGE_LIMITS), 'trailing_data');
+    await rejects(probeImage(Buffer.concat([good, Buffer.alloc(1)]), DEFAULT_IMAGE_LIMITS), 'trailing_data');
+    // Missing IEND (the last 12 bytes), or cut anywhere inside a chunk.
+    await rejects(probeImage(good.subarray(0, good.length - 12), DEFAULT_IMAGE_LIMITS), 'truncated');
+    for (const cut of [1, 5, 13, 40, good.length - 30]) await rejects(probeImage(good.subarray(0, good.length - cut), DEFAULT_IMAGE_LIMITS), 'truncated');
+    // A chunk whose type is not 4 letters (garbage where a chunk should start).
+    const bad = Buffer.from(good);
+    bad.write('\u0000\u0001\u0002\u0003', 12, 'latin1');
+    await rejects(probeImage(bad, DEFAULT_IMAGE_LIMITS), 'corrupt');
+    // Decompression bombs still get their own reason (the container is well formed).
+    await rejects(probeImage(png(60_000, 60_000, deflateSync(Buffer.alloc(60_001))), DEFAULT_IMAGE_LIMITS), 'too_large_side');
+  });
+
+  it('refuses JPEGs with data after EOI or without EOI; tolerates padding and concatenated (MPF) images', async () => {
+    const jpg = await noiseJpeg(64, 48);
+    const progressive = await gradient(96, 64).jpeg({ progressive: true, quality: 90 }).toBuffer();
+    const exif = await gradient(64, 64).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    for (const b of [jpg, progressive, exif]) {
+      await probeImage(b, DEFAULT_IMAGE_LIMITS);
+      for (const tail of TAILS) await rejects(probeImage(Buffer.concat([b, Buffer.from(tail, 'latin1')]), DEFAULT_IMAGE_LIMITS), 'trailing_data');
+      await rejects(probeImage(b.subarray(0, b.length - 2), DEFAULT_IMAGE_LIMITS), 'truncated');
+      await rejects(probeImage(b.subarray(0, b.length - 100), DEFAULT_IMAGE_LIMITS), 'truncated');
+    }
+    // Padding after EOI (0x00 / 0xFF, up to JPEG_MAX_PADDING bytes) is accepted; more is not.
+    await probeImage(Buffer.concat([jpg, Buffer.alloc(16, 0), Buffer.alloc(16, 0xff)]), DEFAULT_IMAGE_LIMITS);
+    await probeImage(Buffer.concat([jpg, Buffer.alloc(JPEG_MAX_PADDING, 0)]), DEFAULT_IMAGE_LIMITS);
+    await rejects(probeImage(Buffer.concat([jpg, Buffer.alloc(JPEG_MAX_PADDING + 1, 0)]), DEFAULT_IMAGE_LIMITS), 'trailing_data');
+    await rejects(probeImage(Buffer.concat([jpg, Buffer.alloc(8, 0), Buffer.from('PK\u0003\u0004', 'latin1')]), DEFAULT_IMAGE_LIMITS), 'trailing_data');
+    // Extraneous bytes between segments are skipped, as libjpeg does.
+    const app0End = 4 + jpg.readUInt16BE(4);
+    checkContainer(Buffer.concat([jpg.subarray(0, app0End), Buffer.from([1, 2, 3]), jpg.subarray(app0End)]), 'jpeg');
+    // A second JPEG after the first (as MPF files store camera previews) is walked too.
+    await probeImage(Buffer.concat([jpg, progressive]), DEFAULT_IMAGE_LIMITS);
+    await rejects(probeImage(Buffer.concat([jpg, progressive.subarray(0, progressive.length - 2)]), DEFAULT_IMAGE_LIMITS), 'truncated');
+    await rejects(probeImage(Buffer.concat([jpg, progressive, Buffer.from('<html>')]), DEFAULT_IMAGE_LIMITS), 'trailing_data');
+  });
+
+  it('refuses GIFs without trailer or with data after it, and WebPs whose RIFF size is not the file size', async () => {
+    const gif = await gradient(48, 40).gif().toBuffer();
+    const animated = await sharp(Buffer.concat([await gradient(40, 40).raw().toBuffer(), Buffer.alloc(40 * 40 * 3, 200)]), { raw: { width: 40, height: 80, channels: 3, pageHeight: 40 } })
+      .gif({ loop: 0, delay: [100, 100] })
+      .toBuffer();
+    for (const b of [gif, animated]) {
+      await probeImage(b, DEFAULT_IMAGE_LIMITS);
+      assert.equal(b[b.length - 1], 0x3b);
+      await rejects(probeImage(Buffer.concat([b, Buffer.from(TAILS[0]!, 'latin1')]), DEFAULT_IMAGE_LIMITS), 'trailing_data');
+      await rejects(probeImage(b.subarray(0, b.length - 1), DEFAULT_IMAGE_LIMITS), 'truncated');
+      await rejects(probeImage(b.subarray(0, b.length - 20), DEFAULT_IMAGE_LIMITS), 'truncated');
+    }
+    for (const webp of [await gradient(64, 48).webp().toBuffer(), await gradient(64, 48).webp({ lossless: true }).toBuffer()]) {
+      await probeImage(webp, DEFAULT_IMAGE_LIMITS);
+      await rejects(probeImage(Buffer.concat([webp, Buffer.from(TAILS[1]!)]), DEFAULT_IMAGE_LIMITS), 'trailing_data');
+      await rejects(probeImage(webp.subarray(0, webp.length - 10), DEFAULT_IMAGE_LIMITS), 'truncated');
+    }
+  });
+
+  it('walks a large PNG of many chunks in linear time, without decoding it', () => {
+    // 200k empty tEXt-like chunks (ancillary 'teXt'): the walk is bounded by the file, not by sharp.
+    const chunk = Buffer.from([0, 0, 0, 0, 0x74, 0x45, 0x58, 0x74, 0, 0, 0, 0]);
+    const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    const iend = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+    const many = Buffer.concat([sig, ...Array.from({ length: 200_000 }, () => chunk), iend]);
+    checkContainer(many, 'png');
+    assert.throws(() => checkContainer(many.subarray(0, many.length - 12), 'png'), (e: unknown) => e instanceof ImageRejectedError && e.reason === 'truncated');
   });
 });

@@ -42,6 +42,10 @@ port.on('message', (task: FeaturesTask | MatchTask) => {
           port.postMessage({ id: task.id, ok: true, result: results });
         }
       } catch (err) {
+        // An Emscripten abort (this OpenCV.js build turns every C++ exception into one) leaves the wasm
+        // instance corrupt: a few more and every call fails ("memory access out of bounds"). Die instead:
+        // the pool rejects the task with this error and starts a fresh worker.
+        if (err instanceof Error && err.name === 'RuntimeError') throw err; // WebAssembly.RuntimeError
         port.postMessage({ id: task.id, ok: false, error: err instanceof Error ? err.message : String(err) });
       }
     },

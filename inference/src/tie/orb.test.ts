@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import { photosOrSkip } from '../testing/images.js';
 import { DEFAULT_ORB_PARAMS, describeSize, extractFeatures, flipGrayX, loadCv, matchAd, MIN_FEATURE_SIDE } from './orb.js';
+import { OrbPool } from './orb-pool.js';
 
 async function gray(input: Buffer, role: 'master' | 'ad', extract?: { left: number; top: number; width: number; height: number }, flop = false) {
   let img = sharp(input);
@@ -57,4 +58,23 @@ test('tiny views (a 1-px side aborted OpenCV.js ORB) get no keypoints and leave 
   }
   const big = extractFeatures(cv, checker(256, 256), 256, 256, p);
   assert.ok(big.n > 0, 'ORB still works after the tiny inputs');
+});
+
+test('a worker whose OpenCV.js aborted is replaced, so later work is not run on a corrupt wasm instance', async () => {
+  const pool = new OrbPool(1);
+  try {
+    const checker = Uint8Array.from({ length: 256 * 256 }, (_, i) => (((i % 256) >> 3) + (Math.floor(i / 256) >> 3)) % 2 ? 255 : 0);
+    const good = await pool.features(checker.slice(), 256, 256, DEFAULT_ORB_PARAMS, false);
+    assert.ok(good.features.n > 0);
+    // nFeatures 1e12 makes ORB throw a C++ exception, which this build turns into Aborted(); ~6-10 of
+    // them in one instance corrupt its memory for good.
+    for (let i = 0; i < 10; i++) {
+      await assert.rejects(pool.features(checker.slice(), 256, 256, { ...DEFAULT_ORB_PARAMS, nFeatures: 1e12 }, false), /Aborted/);
+    }
+    const again = await pool.features(checker.slice(), 256, 256, DEFAULT_ORB_PARAMS, false);
+    assert.equal(again.features.n, good.features.n);
+    assert.deepEqual(again.features.desc, good.features.desc);
+  } finally {
+    await pool.close();
+  }
 });
