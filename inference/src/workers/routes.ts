@@ -1,0 +1,69 @@
+/**
+ * Scores, occlusion maps, attribution and models over HTTP (served by the `inference` role; the
+ * contract is /tmp/afterglow-api-spec.md "Scores, models, attribution", mirrored in README):
+ *
+ *   GET  /v1/assets/:id/score?tenant_id          (read)  latest AssetScore, 404 not_scored
+ *   GET  /v1/assets/:id/occlusion?tenant_id      (read)  { grid_w, grid_h, values, model_version }
+ *   GET  /v1/campaigns/:id/scores?tenant_id      (read)  { scores }
+ *   GET  /v1/attribution?tenant_id[&campaign_id] (read)  { model_version, elements }
+ *   GET  /v1/models?tenant_id                    (read)  { models }
+ *   POST /v1/models/:version/activate            (admin) body { tenant_id } -> { version, active: true }
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { actingTenant, principalOf } from '@afterglow/core';
+import type { ModelRegistry } from '../predict/registry.js';
+import type { ScoringEngine } from './engine.js';
+
+const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
+const PARAMS = { type: 'object', required: ['id'], properties: { id: ID } } as const;
+const TENANT_QUERY = { type: 'object', properties: { tenant_id: ID } } as const;
+
+const tenantOf = (req: FastifyRequest, claimed: string | undefined) => actingTenant(principalOf(req), claimed);
+
+export interface ScoreRoutesDeps {
+  engine: ScoringEngine;
+  registry: ModelRegistry;
+  /** Called after a model is activated (the workers rescore on model change). */
+  onActivated?: (tenantId: string, version: string) => void;
+}
+
+export async function registerScoreRoutes(app: FastifyInstance, deps: ScoreRoutesDeps): Promise<void> {
+  const { engine, registry } = deps;
+  const q = (req: FastifyRequest) => req.query as { tenant_id?: string; campaign_id?: string };
+  const id = (req: FastifyRequest) => (req.params as { id: string }).id;
+
+  app.get('/v1/assets/:id/score', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) =>
+    engine.latestScore(tenantOf(req, q(req).tenant_id), id(req)),
+  );
+
+  app.get('/v1/assets/:id/occlusion', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) =>
+    engine.occlusion(tenantOf(req, q(req).tenant_id), id(req)),
+  );
+
+  app.get('/v1/campaigns/:id/scores', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => ({
+    scores: await engine.campaignScores(tenantOf(req, q(req).tenant_id), id(req)),
+  }));
+
+  app.get('/v1/attribution', { config: { scope: 'read' }, schema: { querystring: { type: 'object', properties: { tenant_id: ID, campaign_id: ID } } } }, async (req) =>
+    engine.aggregate(tenantOf(req, q(req).tenant_id), q(req).campaign_id),
+  );
+
+  app.get('/v1/models', { config: { scope: 'read' }, schema: { querystring: TENANT_QUERY } }, async (req) => ({
+    models: (await registry.list(tenantOf(req, q(req).tenant_id))).map(({ schema_id: _s, ...m }) => m),
+  }));
+
+  app.post(
+    '/v1/models/:version/activate',
+    {
+      config: { scope: 'admin' },
+      schema: { params: { type: 'object', required: ['version'], properties: { version: ID } }, querystring: TENANT_QUERY },
+    },
+    async (req) => {
+      const tenant = tenantOf(req, (req.body as { tenant_id?: string } | undefined)?.tenant_id ?? q(req).tenant_id);
+      const version = (req.params as { version: string }).version;
+      await registry.activate(tenant, version);
+      deps.onActivated?.(tenant, version);
+      return { version, active: true };
+    },
+  );
+}
