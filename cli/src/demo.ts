@@ -21,12 +21,22 @@ interface Creative {
   peakRate: number;
   ctr: number;
   variant: number;
+  /** Fades slowly (a long, clear decay: what the fatigue rules look for). */
+  slow: boolean;
 }
 
-const CAMPAIGNS: { id: string; formats: string[]; channel: string }[] = [
-  { id: 'spring-sale', formats: ['banner-728x90', 'mpu-300x250', 'story-1080x1920', 'post-1080x1080'], channel: 'display' },
-  { id: 'summer-launch', formats: ['story-1080x1920', 'post-1080x1080', 'skyscraper-160x600', 'link-1200x628'], channel: 'social' },
-  { id: 'brand-awareness', formats: ['billboard-1920x1080', 'banner-728x90', 'post-1080x1080'], channel: 'dooh' },
+/** A creative (re)launched as a new variant (`asset` = `base` or `base-vN`). */
+export interface DemoLaunch {
+  campaign: string;
+  base: string;
+  asset: string;
+  variant: number;
+}
+
+export const DEMO_CAMPAIGNS: readonly { id: string; formats: string[]; channel: string }[] = [
+  { id: 'spring-sale', formats: ['banner-728x90', 'mpu-300x250', 'story-1080x1920', 'post-1080x1080', 'skyscraper-160x600', 'link-1200x628'], channel: 'display' },
+  { id: 'summer-launch', formats: ['story-1080x1920', 'post-1080x1080', 'skyscraper-160x600', 'link-1200x628', 'banner-728x90', 'mpu-300x250'], channel: 'social' },
+  { id: 'brand-awareness', formats: ['billboard-1920x1080', 'banner-728x90', 'post-1080x1080', 'story-1080x1920', 'link-1200x628'], channel: 'dooh' },
 ];
 const REGIONS = ['eu-west', 'eu-north', 'us-east', 'apac'];
 const DEVICES = ['mobile', 'desktop', 'tablet', 'billboard'];
@@ -40,6 +50,8 @@ export interface DemoOptions {
   random?: () => number;
   /** Sent with every request (the demo tenant's ingest key). */
   headers?: Record<string, string>;
+  /** Told of every relaunch (a new variant), e.g. to register its image. */
+  onLaunch?: (launch: DemoLaunch) => void;
 }
 
 export class DemoGenerator {
@@ -53,8 +65,9 @@ export class DemoGenerator {
   constructor(private readonly options: DemoOptions) {
     this.random = options.random ?? Math.random;
     const now = Date.now();
-    for (const c of CAMPAIGNS) {
-      c.formats.forEach((format, i) => this.creatives.push(this.launch(c.id, c.channel, `${c.id}-${format}`, now - i * 45_000, 1)));
+    for (const c of DEMO_CAMPAIGNS) {
+      // The first creative of each campaign fades slowly; the rest come and go faster.
+      c.formats.forEach((format, i) => this.creatives.push(this.launch(c.id, c.channel, `${c.id}-${format}`, now - i * 45_000, 1, i === 0)));
     }
   }
 
@@ -78,8 +91,10 @@ export class DemoGenerator {
       let c = this.creatives[i]!;
       const interest = this.interest(c, now);
       if (now - c.launchedAt > c.rampS * 1000 && interest < 0.04) {
-        c = this.launch(c.campaign, c.channel, c.asset.replace(/-v\d+$/, ''), now, c.variant + 1);
+        const base = c.asset.replace(/-v\d+$/, '');
+        c = this.launch(c.campaign, c.channel, base, now, c.variant + 1, c.slow);
         this.creatives[i] = c;
+        this.options.onLaunch?.({ campaign: c.campaign, base, asset: c.asset, variant: c.variant });
       }
       const rate = c.peakRate * interest * burst * (this.options.intensity ?? 1);
       const impressions = poisson(rate * (tickMs / 1000), this.random);
@@ -144,18 +159,19 @@ export class DemoGenerator {
     return Math.pow(2, -(age - c.rampS) / c.halfLifeS);
   }
 
-  private launch(campaign: string, channel: string, base: string, at: number, variant: number): Creative {
+  private launch(campaign: string, channel: string, base: string, at: number, variant: number, slow: boolean): Creative {
     return {
       campaign,
       asset: variant > 1 ? `${base}-v${variant}` : base,
       channel,
       placement: base.split('-').slice(-1)[0]!,
       launchedAt: at,
-      rampS: 20 + this.random() * 40,
-      halfLifeS: 90 + this.random() * 600,
-      peakRate: 20 + this.random() * 80,
+      rampS: slow ? 30 + this.random() * 20 : 20 + this.random() * 40,
+      halfLifeS: slow ? 150 + this.random() * 120 : 90 + this.random() * 600,
+      peakRate: slow ? 50 + this.random() * 50 : 20 + this.random() * 80,
       ctr: 0.005 + this.random() * 0.035,
       variant,
+      slow,
     };
   }
 }

@@ -8,7 +8,9 @@ import {
   createLogger,
   createMetricsRegistry,
   createStore,
-  migrate,
+  createBlobStore,
+  applySchema,
+  sinkInsertSettings,
   type AfterglowConfig,
   type Bus,
   type BusProducer,
@@ -17,12 +19,15 @@ import {
   type Logger,
   type Registry,
   type Store,
+  type ApiKeyStore,
 } from '@afterglow/core';
-import { EventIntake, registerIngestRoutes } from '@afterglow/ingest';
-import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, registerLiveRoutes } from '@afterglow/stream';
+import { EventIntake, registerIngestRoutes, startEdge } from '@afterglow/ingest';
+import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, registerLiveRoutes, startTriggers } from '@afterglow/stream';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
 import { createHttpServer } from './http.js';
-import { DemoGenerator } from './demo.js';
+import { DEMO_TENANT } from './demo.js';
+import { startDemo, type DemoHandle } from './demo-assets.js';
+import { createAuth, createDemoKeys, registerKeyRoutes, registerWhoami } from './auth.js';
 
 export const ROLES = ['ingest', 'stream', 'live', 'inference', 'dashboard'] as const;
 export type RoleName = (typeof ROLES)[number];
@@ -45,6 +50,10 @@ export interface Running {
   live: { aggregator: LiveAggregator | undefined; gateway: LiveGateway | undefined; hot: HotState; fanout: FanOut } | undefined;
   registry: Registry;
   log: Logger;
+  /** API keys (absent with AUTH_MODE=off). */
+  keys: ApiKeyStore | undefined;
+  /** The demo tenant's keys, when the demo runs with keys on. */
+  demoKeys: { ingest: string; dashboard: string } | undefined;
   /** Graceful: stop intake, drain the sink's batch, close adapters. */
   stop(): Promise<void>;
 }
@@ -66,15 +75,20 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
   readiness.bus = () => bus.endOffsets(TOPICS.events);
 
   let store: Store | undefined;
-  if (roles.has('ingest') || roles.has('stream') || roles.has('live')) {
+  if (roles.has('ingest') || roles.has('stream') || roles.has('live') || roles.has('inference') || config.auth.mode === 'keys') {
     store = await createStore(config.store);
     closers.push(() => store!.close());
-    const applied = await migrate(store);
+    // The single-node migrations, or their generated cluster variant when CLICKHOUSE_CLUSTER is set.
+    const applied = await applySchema(store, config.store.kind === 'clickhouse' ? config.store.cluster : undefined);
     if (applied.length) log.info({ applied }, 'schema migrations applied');
     readiness.store = () => store!.client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
   }
 
-  const app = await createHttpServer({ log, registry, wsMaxPayloadBytes: config.ingest.wsMaxMessageBytes, readiness });
+  const auth = await createAuth(config, store, log);
+  closers.push(() => auth.close());
+  const app = await createHttpServer({ log, registry, wsMaxPayloadBytes: config.ingest.wsMaxMessageBytes, readiness, auth: auth.options });
+  registerWhoami(app);
+  if (auth.keys) registerKeyRoutes(app, auth.keys);
 
   let producer: BusProducer | undefined;
   if (roles.has('ingest')) {
@@ -95,9 +109,23 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
       wsMaxInflightMessages: config.ingest.wsMaxInflightMessages,
       produceTimeoutMs: config.ingest.produceTimeoutMs,
     });
+    if (config.edge.enabled) {
+      const edge = await startEdge({ app, config, bus, intake, log: log.child({ role: 'ingest' }), registry });
+      closers.push(() => edge.stop());
+    }
   }
   if (roles.has('dashboard')) await registerDashboardRoutes(app);
-  if (roles.has('inference')) log.info('inference role: no models are wired yet (see the inference issue); serving health only');
+  if (roles.has('inference')) {
+    // Asset registry + tie review (inference/src/registry, inference/src/review).
+    const { startAssetServices } = await import('@afterglow/inference');
+    const blobs = await createBlobStore(config.blob);
+    const assets = await startAssetServices(app, { config, bus, store: store!, blobs, log: log.child({ role: 'inference' }) });
+    closers.push(() => blobs.close(), () => assets.close());
+    // Scores, attribution, models (inference/src/workers): workers consume assets.changes/ties, rescore.requests, engagement.
+    const { startScoringServices } = await import('@afterglow/inference');
+    const scoring = await startScoringServices(app, { config, bus, store: store!, blobs, log: log.child({ role: 'inference', component: 'scoring' }) });
+    closers.push(() => scoring.close());
+  }
 
   let sink: EventSink | undefined;
   if (roles.has('stream')) {
@@ -110,6 +138,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
       batchMaxRows: config.sink.batchMaxRows,
       batchMaxMs: config.sink.batchMaxMs,
       lanes: config.sink.lanes,
+      insertSettings: sinkInsertSettings(config.store),
       registry,
     });
     await sink.start();
@@ -148,6 +177,8 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
       fatigueFraction: settings.fatigueFraction,
       maxLeaderboardAssets: settings.ws.topicMaxAssets,
     });
+    const triggers = await startTriggers({ app, config, bus, store: store!, hot, fanout, keys, log: liveLog, registry });
+    closers.push(() => triggers.stop());
     let aggregator: LiveAggregator | undefined;
     if (settings.aggregate) {
       aggregator = new LiveAggregator({
@@ -177,10 +208,20 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
   const port = typeof address === 'object' && address ? address.port : config.http.port;
   const url = `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`;
 
-  let demo: DemoGenerator | undefined;
+  let demo: DemoHandle | undefined;
+  let demoKeys: Running['demoKeys'];
   if (options.demo && roles.has('ingest')) {
-    demo = new DemoGenerator({ baseUrl: url, log: log.child({ component: 'demo' }) });
-    demo.start();
+    demoKeys = auth.keys ? await createDemoKeys(auth.keys, DEMO_TENANT) : undefined;
+    // Traffic, plus (in the background) demo masters/ads (inference role) and trigger rules (live role).
+    demo = startDemo({
+      baseUrl: url,
+      log: log.child({ component: 'demo' }),
+      dataDir: config.dataDir,
+      ...(demoKeys && { ingestHeaders: { authorization: `Bearer ${demoKeys.ingest}` }, adminHeaders: { authorization: `Bearer ${demoKeys.dashboard}` } }),
+      assets: roles.has('inference'),
+      rules: roles.has('live'),
+      ...(roles.has('inference') && config.predict.workersEnabled && { training: { store: store!, predict: config.predict } }),
+    });
   }
 
   let stopped = false;
@@ -194,6 +235,8 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
     live,
     registry,
     log,
+    keys: auth.keys,
+    demoKeys,
     async stop() {
       if (stopped) return;
       stopped = true;
