@@ -12,3 +12,30 @@ export { buildModels, isModelVerified, modelPath, type BuildModelsOptions, type 
 export { loadManifest, runtimeSpec, MODEL_IDS, MANIFEST_PATH, type ModelManifest, type ModelSpec } from './models/manifest.js';
 export { runModelsCommand } from './models/models-cli.js';
 export * from './tie/index.js';
+export {
+  startAssetServices,
+  AssetRepository,
+  AssetRegistry,
+  deriveAssetId,
+  registerRegistryRoutes,
+  apiAsset,
+  runAssetsCommand,
+  ASSETS_USAGE,
+  type AssetServices,
+  type AssetServicesDeps,
+  type AssetRecord,
+  type StoredDecision,
+  type ApiAsset,
+} from './registry/index.js';
+export { ReviewService } from './review/service.js';
+export { TieTiers } from './review/tiers.js';
+
+// Features per asset (OCR, subject segmentation, colour, embedding) and ANVIL element edits (issue 5).
+export { createFeaturizer, measure, NAMED_FEATURES, FEATURE_DESCRIPTIONS, type Featurizer, type FeaturizerOptions, type AssetFeatures, type AssetAnalysis } from './features/index.js';
+export { buildFeatureModels, ensureFeatureModels, loadFeatureManifest, FEATURE_MODEL_IDS, type FeatureModelId } from './models/feature-models.js';
+export { decodeForEdits, generateVariants, variantBatches, occlusionGrid, defaultEditSpecs, editLabel } from './edits/index.js';
+export { renderAd } from './tie/dataset/generate.js';
+// Performance prediction, ANVIL attribution and the scoring workers (issue 5).
+export * from './predict/index.js';
+export * from './attribution/index.js';
+export * from './workers/index.js';

@@ -102,25 +102,54 @@ export function packageDir(name: string): string {
 
 /** Reads and verifies the source files of one model; returns their contents by file name. */
 function readSources(spec: ModelSpec, id: string, update: boolean): Map<string, Buffer> {
-  const dir = packageDir(spec.source.package);
-  const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: string; license?: string };
-  if (pkg.version !== spec.source.version && !update) {
-    throw new ModelError(`${id}: ${spec.source.package}@${pkg.version ?? '?'} is installed but the manifest pins ${spec.source.version}`);
+  return readPackageSources(id, spec.source, packageDir(spec.source.package), update).files;
+}
+
+/**
+ * Checks an installed source package's version and licence against the manifest, then reads each of
+ * `source.files` (under `source.dir`) and checks its sha256. With `update`, mismatches are recorded in
+ * `source` instead of failing.
+ */
+export function readPackageSources(
+  id: string,
+  source: { package: string; version: string; license: string; dir: string; files: Readonly<Record<string, string>> },
+  pkgDir: string,
+  update: boolean,
+): { dir: string; files: Map<string, Buffer> } {
+  const pkg = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as { version?: string; license?: string };
+  if (pkg.version !== source.version && !update) {
+    throw new ModelError(`${id}: ${source.package}@${pkg.version ?? '?'} is installed but the manifest pins ${source.version}`);
   }
-  if (pkg.license !== spec.source.license && !update) {
-    throw new ModelError(`${id}: ${spec.source.package} declares licence ${pkg.license ?? '?'}, the manifest records ${spec.source.license}`);
+  if (pkg.license !== source.license && !update) {
+    throw new ModelError(`${id}: ${source.package} declares licence ${pkg.license ?? '?'}, the manifest records ${source.license}`);
   }
-  const out = new Map<string, Buffer>();
-  for (const [file, want] of Object.entries(spec.source.files)) {
-    const data = readFileSync(path.join(dir, spec.source.dir, file));
+  const dir = path.join(pkgDir, source.dir);
+  const files = new Map<string, Buffer>();
+  for (const [f, want] of Object.entries(source.files)) {
+    const data = readFileSync(path.join(dir, f));
     const got = sha256Hex(data);
     if (got !== want) {
-      if (!update) throw new ModelError(`${id}: ${spec.source.package}/${spec.source.dir}/${file} sha256 ${got} != manifest ${want}`);
-      (spec.source.files as Record<string, string>)[file] = got;
+      if (!update) throw new ModelError(`${id}: ${source.package}/${source.dir}/${f} sha256 ${got} != manifest ${want}`);
+      (source.files as Record<string, string>)[f] = got;
     }
-    out.set(file, data);
+    files.set(f, data);
   }
-  return out;
+  return { dir, files };
+}
+
+/**
+ * Writes `bytes` to `file` atomically (concurrent builders, processes or threads, each write their
+ * own temp file and rename) and drops the stale checksum stamp beside it.
+ */
+export function writeAtomic(file: string, bytes: Uint8Array): void {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  rmSync(`${file}.sha256`, { force: true });
 }
 
 /** Converts one model to ONNX bytes from its verified sources. */
@@ -189,15 +218,7 @@ export function buildModels(options: BuildModelsOptions): BuiltModel[] {
       }
       spec.onnx.sha256 = got;
     }
-    // Atomic: concurrent builders (processes or threads) each write their own temp file and rename.
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      writeFileSync(tmp, bytes);
-      renameSync(tmp, file);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-    rmSync(`${file}.sha256`, { force: true });
+    writeAtomic(file, bytes);
     isModelVerified(options.modelsDir, id, manifest); // writes the stamp
     const ms = performance.now() - t0;
     log(`built model ${id}`, { model: id, file, bytes: bytes.byteLength, sha256: got, ms: Math.round(ms) });

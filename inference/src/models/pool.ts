@@ -7,8 +7,8 @@
  * Workers are unref'd while idle, so a process that forgets `close()` can still exit.
  */
 import type { Worker } from 'node:worker_threads';
-import { moduleWorker } from './ensure.js';
 import { ModelError } from './types.js';
+import { OrtWorkerPool, type OrtWorkerOptions } from './worker-pool.js';
 
 export interface PoolModel {
   id: string;
@@ -22,12 +22,8 @@ export interface PoolModel {
   power: number;
 }
 
-export interface PoolOptions {
-  workers: number;
+export interface PoolOptions extends OrtWorkerOptions {
   batchSize: number;
-  executionProvider: 'auto' | 'cpu' | 'cuda';
-  intraOpThreads: number;
-  log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
 interface Item {
@@ -43,79 +39,54 @@ interface Slot {
   inflight: Map<number, { items: Item[]; model: PoolModel }>;
 }
 
-export class OrtPool {
-  private readonly slots: Slot[] = [];
+type Message = { type: string; id?: number; ep?: 'cpu' | 'cuda'; message?: string; embeddings?: Float32Array };
+
+export class OrtPool extends OrtWorkerPool<Slot, Message> {
   private readonly queues = new Map<string, { model: PoolModel; items: Item[] }>();
   private nextId = 1;
-  private closed = false;
-  /** Worker deaths since a batch last succeeded: past a few, the pool gives up instead of respawning forever. */
-  private crashes = 0;
+  /** Set once workers keep dying: every later run is refused with it. */
   private broken: Error | undefined;
-  private readonly logged = new Set<string>();
-  /** Execution provider reported by the first session loaded. */
-  executionProvider: 'cpu' | 'cuda' | undefined;
   batches = 0;
   images = 0;
 
   constructor(private readonly options: PoolOptions) {
-    for (let i = 0; i < Math.max(1, options.workers); i++) this.slots.push(this.spawn());
+    super('ort-worker', 'afterglow-ort', 'inference', options);
+    this.start();
   }
 
-  private spawn(): Slot {
-    const worker = moduleWorker('ort-worker', { name: 'afterglow-ort' });
-    worker.unref();
-    const slot: Slot = { worker, busy: false, inflight: new Map() };
-    worker.postMessage({ type: 'init', executionProvider: this.options.executionProvider, intraOpThreads: this.options.intraOpThreads });
-    worker.on('message', (m: { type: string; id?: number; ep?: 'cpu' | 'cuda'; message?: string; embeddings?: Float32Array }) => {
-      if (m.type === 'log') {
-        // Every worker decides alike: say it once.
-        if (!this.logged.has(m.message ?? '')) {
-          this.logged.add(m.message ?? '');
-          this.options.log(m.message ?? '');
-        }
-        return;
-      }
-      if (m.type === 'loaded') {
-        if (!this.executionProvider) {
-          this.executionProvider = m.ep;
-          this.options.log(`onnxruntime execution provider: ${m.ep} (requested ${this.options.executionProvider})`, { executionProvider: m.ep });
-        }
-        return;
-      }
-      const job = m.id !== undefined ? slot.inflight.get(m.id) : undefined;
-      if (!job) return;
-      slot.inflight.delete(m.id!);
-      if (m.type === 'result' && m.embeddings) {
-        this.crashes = 0;
-        const d = job.model.dims;
-        job.items.forEach((it, i) => it.resolve(m.embeddings!.slice(i * d, (i + 1) * d)));
-      } else {
-        const err = new ModelError(`inference failed (${job.model.id}): ${m.message ?? 'unknown error'}`);
-        for (const it of job.items) it.reject(err);
-      }
-      this.idle(slot);
-    });
-    const fail = (err: Error) => {
-      for (const job of slot.inflight.values()) for (const it of job.items) it.reject(new ModelError(`inference worker died: ${err.message}`));
-      slot.inflight.clear();
-      const i = this.slots.indexOf(slot);
-      if (i < 0 || this.closed) return;
-      if (++this.crashes > 3) {
-        this.broken = new ModelError(`inference workers keep dying (last: ${err.message})`);
-        this.options.log(this.broken.message);
-        this.slots.splice(i, 1);
-        for (const q of this.queues.values()) for (const it of q.items.splice(0)) it.reject(this.broken);
-        void slot.worker.terminate();
-        return;
-      }
-      this.slots[i] = this.spawn();
-      this.pump();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => {
-      if (!this.closed && this.slots.includes(slot)) fail(new Error(`exited with code ${code}`));
-    });
-    return slot;
+  protected newSlot(worker: Worker): Slot {
+    return { worker, busy: false, inflight: new Map() };
+  }
+
+  protected override onFirstLoaded(ep: 'cpu' | 'cuda'): void {
+    this.options.log(`onnxruntime execution provider: ${ep} (requested ${this.options.executionProvider})`, { executionProvider: ep });
+  }
+
+  protected onJobMessage(slot: Slot, m: Message): void {
+    const job = m.id !== undefined ? slot.inflight.get(m.id) : undefined;
+    if (!job) return;
+    slot.inflight.delete(m.id!);
+    if (m.type === 'result' && m.embeddings) {
+      this.succeeded();
+      const d = job.model.dims;
+      job.items.forEach((it, i) => it.resolve(m.embeddings!.slice(i * d, (i + 1) * d)));
+    } else {
+      const err = new ModelError(`inference failed (${job.model.id}): ${m.message ?? 'unknown error'}`);
+      for (const it of job.items) it.reject(err);
+    }
+    this.idle(slot);
+  }
+
+  protected failJobs(slot: Slot, err: ModelError): void {
+    for (const job of slot.inflight.values()) for (const it of job.items) it.reject(err);
+    slot.inflight.clear();
+  }
+
+  protected gaveUp(slot: Slot, err: ModelError): void {
+    this.broken = err;
+    this.options.log(err.message);
+    for (const q of this.queues.values()) for (const it of q.items.splice(0)) it.reject(err);
+    void slot.worker.terminate();
   }
 
   private idle(slot: Slot): void {
@@ -140,7 +111,7 @@ export class OrtPool {
     });
   }
 
-  private pump(): void {
+  protected pump(): void {
     for (const slot of this.slots) {
       if (slot.busy) continue;
       // The model whose head item has waited longest.

@@ -1,25 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { textSink as sink } from '../testing/streams.js';
 import { noiseImage } from './fixtures.js';
 import { idFromName, runAssetsCommand } from './import-cli.js';
 import { AssetRepository } from './repository.js';
 import { registerRegistryRoutes } from './routes.js';
 import { AssetRegistry } from './service.js';
 import { routeKit, silentLog, type RouteKit } from './testkit.js';
-
-function sink(): Writable & { text: string } {
-  const w = new Writable({
-    write(chunk, _enc, cb) {
-      w.text += String(chunk);
-      cb();
-    },
-  }) as Writable & { text: string };
-  w.text = '';
-  return w;
-}
 
 describe('afterglow assets import', () => {
   let kit: RouteKit;

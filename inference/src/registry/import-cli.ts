@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from '../cli-args.js';
 import { listImages, ProgressBar } from '../tie/cli.js';
 
 export const ASSETS_USAGE = `usage: afterglow assets import --tenant T --role master|ad [--campaign C] DIR [options]
@@ -40,33 +40,24 @@ export async function runAssetsCommand(argv: readonly string[], io: { stderr?: N
     stderr.write(`${sub && sub !== '--help' && sub !== '-h' ? `unknown subcommand ${JSON.stringify(sub)}\n\n` : ''}${ASSETS_USAGE}\n`);
     return sub === '--help' || sub === '-h' ? 0 : 2;
   }
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: rest,
-      options: {
-        tenant: { type: 'string' },
-        role: { type: 'string' },
-        campaign: { type: 'string' },
-        channel: { type: 'string' },
-        url: { type: 'string' },
-        'id-from-name': { type: 'boolean' },
-        concurrency: { type: 'string' },
-        quiet: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (err) {
-    stderr.write(`${(err as Error).message}\n\n${ASSETS_USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    stderr.write(`${ASSETS_USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommandArgs(
+    rest,
+    {
+      tenant: { type: 'string' },
+      role: { type: 'string' },
+      campaign: { type: 'string' },
+      channel: { type: 'string' },
+      url: { type: 'string' },
+      'id-from-name': { type: 'boolean' },
+      concurrency: { type: 'string' },
+      quiet: { type: 'boolean' },
+    },
+    ASSETS_USAGE,
+    { stderr },
+    true,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
   const tenant = values.tenant as string | undefined;
   const role = values.role as string | undefined;
   const campaign = values.campaign as string | undefined;

@@ -5,12 +5,11 @@
 import type { FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { TOPICS, assetChangeSchema, type AfterglowConfig, type AssetChange, type BlobStore, type Bus, type BusProducer, type Logger, type Store } from '@afterglow/core';
-import { createEmbedder } from '../models/embedder.js';
 import type { Embedder } from '../models/types.js';
-import { DiskEmbeddingCache, DiskFeatureCache } from '../tie/cache.js';
 import { ReviewService } from '../review/service.js';
 import { registerReviewRoutes } from '../review/routes.js';
 import { TieTiers } from '../review/tiers.js';
+import { configuredEngineOptions, createConfiguredEmbedder } from '../tie/setup.js';
 import { AssetRepository } from './repository.js';
 import { registerRegistryRoutes } from './routes.js';
 import { AssetRegistry } from './service.js';
@@ -45,17 +44,7 @@ export async function startAssetServices(app: FastifyInstance, deps: AssetServic
   const repo = new AssetRepository(deps.store);
   const embedder =
     deps.embedder ??
-    (await createEmbedder({
-      modelsDir: config.inference.modelsDir,
-      executionProvider: config.inference.executionProvider,
-      batchSize: config.inference.batchSize,
-      workers: config.inference.workers,
-      intraOpThreads: config.inference.intraOpThreads,
-      limits: config.images,
-      cacheMaxBytes: config.inference.embedCacheBytes,
-      ...(tie.cacheDir ? { cache: new DiskEmbeddingCache(tie.cacheDir) } : {}),
-      log: (msg, fields) => log.info(fields ?? {}, msg),
-    }));
+    (await createConfiguredEmbedder(config, { cacheDir: tie.cacheDir, log: (msg, fields) => log.info(fields ?? {}, msg) }));
   const registry = new AssetRegistry({ repo, blobs: deps.blobs, producer, limits: config.images, log });
   const review = new ReviewService({ repo, producer, log, propagate: { topN: tie.propagateTopN, minScore: tie.propagateMinScore } });
   const tiers = new TieTiers({
@@ -65,19 +54,7 @@ export async function startAssetServices(app: FastifyInstance, deps: AssetServic
     log,
     rerankDebounceMs: config.assets.rerankDebounceMs,
     onRanked: (tenant, ranked) => review.onRanked(tenant, ranked),
-    engine: {
-      model: tie.model,
-      topK: tie.topK,
-      candidates: tie.candidates,
-      verifyTop: tie.verifyTop,
-      masterViews: tie.masterViews,
-      ...(tie.descriptor ? { output: tie.descriptor } : {}),
-      whitenDims: tie.whitenDims,
-      limits: config.images,
-      ...(tie.autoTieThreshold !== undefined ? { autoTieThreshold: tie.autoTieThreshold } : {}),
-      ...(tie.verifyWorkers > 0 ? { workers: tie.verifyWorkers } : {}),
-      ...(tie.cacheDir ? { featureCache: new DiskFeatureCache(tie.cacheDir) } : {}),
-    },
+    engine: configuredEngineOptions(config, { cacheDir: tie.cacheDir }),
   });
 
   await registerRegistryRoutes(app, {

@@ -2,23 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { photosOrSkip } from '../testing/images.js';
 import { ensureTestModels, testModelsDir } from '../testing/models.js';
+import { textSink as sink } from '../testing/streams.js';
 import { runTieCommand } from './cli.js';
 import { generateTieDataset } from './dataset/generate.js';
-
-function sink(): Writable & { text: string } {
-  const w = new Writable({
-    write(chunk, _enc, cb) {
-      w.text += String(chunk);
-      cb();
-    },
-  }) as Writable & { text: string };
-  w.text = '';
-  return w;
-}
 
 test('afterglow tie: one JSON line per ad, in the contract format, on a tiny generated set of real photos', async (t) => {
   if (!photosOrSkip(t, 6, ['python3-skimage'])) return;

@@ -9,10 +9,10 @@
  */
 import { createWriteStream, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { createEmbedder } from '../models/embedder.js';
-import { DiskEmbeddingCache, DiskFeatureCache } from './cache.js';
+import { parseCommandArgs } from '../cli-args.js';
+import type { Embedder } from '../models/types.js';
 import { TieEngine, type AssetRef, type TieResult } from './engine.js';
+import { configuredEngineOptions, createConfiguredEmbedder } from './setup.js';
 
 export const TIE_USAGE = `usage: afterglow tie --masters DIR --ads DIR --out FILE.jsonl [options]
 
@@ -99,36 +99,27 @@ export class ProgressBar {
 /** Runs the command; returns the exit code (0 ok, 1 failure, 2 usage). Everything but the JSONL goes to stderr. */
 export async function runTieCommand(argv: readonly string[], io: { stderr?: NodeJS.WritableStream & { isTTY?: boolean } } = {}): Promise<number> {
   const stderr = io.stderr ?? process.stderr;
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        masters: { type: 'string' },
-        ads: { type: 'string' },
-        out: { type: 'string' },
-        candidates: { type: 'string' },
-        'top-k': { type: 'string' },
-        verify: { type: 'string' },
-        model: { type: 'string' },
-        threshold: { type: 'string' },
-        workers: { type: 'string' },
-        cache: { type: 'string' },
-        details: { type: 'boolean' },
-        quiet: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    stderr.write(`${(err as Error).message}\n\n${TIE_USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    stderr.write(`${TIE_USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommandArgs(
+    argv,
+    {
+      masters: { type: 'string' },
+      ads: { type: 'string' },
+      out: { type: 'string' },
+      candidates: { type: 'string' },
+      'top-k': { type: 'string' },
+      verify: { type: 'string' },
+      model: { type: 'string' },
+      threshold: { type: 'string' },
+      workers: { type: 'string' },
+      cache: { type: 'string' },
+      details: { type: 'boolean' },
+      quiet: { type: 'boolean' },
+    },
+    TIE_USAGE,
+    { stderr },
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   if (typeof values.masters !== 'string' || typeof values.ads !== 'string' || typeof values.out !== 'string') {
     stderr.write(`--masters, --ads and --out are required\n\n${TIE_USAGE}\n`);
     return 2;
@@ -143,13 +134,13 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
   const config = loadConfig(process.env);
   const tie = config.tie;
   let engine: TieEngine | undefined;
-  let embedder: Awaited<ReturnType<typeof createEmbedder>> | undefined;
+  let embedder: Embedder | undefined;
   try {
-    const candidates = num('candidates', values.candidates, 1, 1000) ?? tie.candidates;
-    const topK = num('top-k', values['top-k'], 1, 100_000) ?? tie.topK;
-    const verifyTop = num('verify', values.verify, 0, 1000) ?? tie.verifyTop;
-    const threshold = num('threshold', values.threshold, 0, 1, false) ?? tie.autoTieThreshold;
-    const workers = num('workers', values.workers, 0, 256) ?? tie.verifyWorkers;
+    const candidates = num('candidates', values.candidates, 1, 1000);
+    const topK = num('top-k', values['top-k'], 1, 100_000);
+    const verifyTop = num('verify', values.verify, 0, 1000);
+    const threshold = num('threshold', values.threshold, 0, 1, false);
+    const workers = num('workers', values.workers, 0, 256);
     const model = (values.model as string | undefined) ?? tie.model;
     if (model !== 'mobilenet_v2' && model !== 'inception_v3') throw new UsageError('--model must be mobilenet_v2 or inception_v3');
     const cacheOpt = values.cache as string | undefined;
@@ -161,30 +152,10 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
     const ads = listImages(values.ads);
     if (masters.length === 0) throw new UsageError(`--masters ${values.masters}: no images (jpg, png, webp, gif, tiff, avif)`);
 
-    embedder = await createEmbedder({
-      modelsDir: config.inference.modelsDir,
-      executionProvider: config.inference.executionProvider,
-      batchSize: config.inference.batchSize,
-      workers: config.inference.workers,
-      intraOpThreads: config.inference.intraOpThreads,
-      limits: config.images,
-      cacheMaxBytes: config.inference.embedCacheBytes,
-      ...(cacheDir ? { cache: new DiskEmbeddingCache(cacheDir) } : {}),
-      log: (msg) => stderr.write(`[afterglow tie] ${msg}\n`),
-    });
+    embedder = await createConfiguredEmbedder(config, { cacheDir, log: (msg) => stderr.write(`[afterglow tie] ${msg}\n`) });
     engine = new TieEngine({
       embedder,
-      model,
-      topK,
-      candidates,
-      verifyTop,
-      masterViews: tie.masterViews,
-      ...(tie.descriptor ? { output: tie.descriptor } : {}),
-      whitenDims: tie.whitenDims,
-      ...(threshold !== undefined ? { autoTieThreshold: threshold } : {}),
-      ...(workers > 0 ? { workers } : {}),
-      limits: config.images,
-      ...(cacheDir ? { featureCache: new DiskFeatureCache(cacheDir) } : {}),
+      ...configuredEngineOptions(config, { cacheDir, model, topK, candidates, verifyTop, autoTieThreshold: threshold, workers }),
     });
     const bar = new ProgressBar(stderr, !values.quiet);
     const t0 = performance.now();
