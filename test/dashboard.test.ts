@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
+import { TABLES, ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
 import { eventually, freePort } from '@afterglow/core/testing';
 import { generateTieDataset } from '@afterglow/inference';
 import { assetForm, ensureTestModels, testModelsDir } from '@afterglow/inference/testing';
@@ -578,6 +578,115 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
     await page.goto(`${base}/?tenant=ui-empty#/m/nobody`);
     await page.getByTestId('tree-empty').waitFor();
     await page.goto(`${base}/?tenant=${TENANT}`);
+  });
+
+  test('decay chart: a single observed point keeps the time axis to minutes, not a day or years', async () => {
+    const at = Date.now() - 20_000;
+    const burst: EngagementEvent[] = [];
+    for (let i = 0; i < 40; i++) burst.push(event('a-single', 'impression', at + i, 'ui-single'));
+    for (let i = 0; i < 6; i++) burst.push(event('a-single', 'click', at + 100 + i, 'ui-single'));
+    await post(app.running.url, burst);
+    await waitForLive(app.running.url, 'ui-single', new Map([['a-single', 40]]));
+    await page.goto(`${base}/?tenant=${TENANT}#/a/a-single&key=${await dashKey()}`);
+    const plot = page.locator('[data-testid=decay] .plot[data-x-from]');
+    await plot.waitFor({ timeout: 15_000 });
+    await page.waitForSelector('[data-testid=decay] canvas');
+    const from = Number(await plot.getAttribute('data-x-from'));
+    const to = Number(await plot.getAttribute('data-x-to'));
+    const nowS = Date.now() / 1000;
+    // Seconds: the point and now inside, the whole range well under an hour (uPlot alone made it a day).
+    assert.ok(from <= at / 1000 && to >= nowS - 5, `range ${from}..${to} misses the point or now`);
+    assert.ok(to - from < 3_600, `x range ${((to - from) / 60).toFixed(1)} min`);
+    await page.locator('[data-testid=decay]').screenshot({ path: path.join(ARTIFACTS, 'decay-single-point.png') });
+  });
+
+  test('what drives performance: "no data yet", then aggregated attribution and models (tenant from the key)', async () => {
+    const T = 'ui-drivers';
+    const key = encodeURIComponent(((await app.authHeaders(T, ['read', 'admin'])).authorization ?? '').replace(/^Bearer /, ''));
+    // No ?tenant= in the URL: the page asks GET /v1/whoami which tenant its key belongs to.
+    const open = (hash: string) => page.goto(app.running.keys ? `${base}/#${hash}&key=${key}` : `${base}/?tenant=${T}#${hash}`);
+    await open('/insights');
+    await page.getByTestId('insights-title').waitFor();
+    await page.getByTestId('drivers-empty').waitFor();
+    await page.getByTestId('models-empty').waitFor();
+    assert.equal(await page.getByRole('textbox', { name: 'Tenant' }).inputValue(), T);
+    assert.match((await page.getByTestId('drivers-empty').textContent()) ?? '', /No data yet/);
+    await shot('insights-empty-light');
+
+    // Two models (the newer active) and the active model's scores of six creatives in two campaigns,
+    // written to the server's store the way the inference role's registry and workers write them;
+    // the aggregation (bootstrap intervals, significance) is the server's.
+    const store = app.running.store!;
+    const now = Date.now();
+    const [older, newer] = ['gbt-20261120120000-0a0b0c', 'gbt-20261122090000-1d2e3f'];
+    await store.client.insert({
+      table: store.table(TABLES.predictionModels),
+      values: [
+        { tenant_id: T, version: older, provider: 'light', schema_id: 'light-v1', trained_at: now - 2 * 86_400_000, n_train: 120, n_valid: 30, metrics: JSON.stringify({ rmse: 0.0312, mae: 0.0241, r2: 0.21 }), params: '{}', path: '/nonexistent' },
+        { tenant_id: T, version: newer, provider: 'light', schema_id: 'light-v1', trained_at: now - 3_600_000, n_train: 164, n_valid: 41, metrics: JSON.stringify({ rmse: 0.0274, mae: 0.0198, r2: 0.38 }), params: '{}', path: '/nonexistent' },
+      ],
+      format: 'JSONEachRow',
+    });
+    await store.client.insert({ table: store.table(TABLES.activeModels), values: [{ tenant_id: T, version: newer, activated_at: now - 3_000_000 }], format: 'JSONEachRow' });
+    // Per edit: the mean effect and the spread of the four bag members' estimates per creative.
+    const edits: [string, string, number, number][] = [
+      ['subject', 'recolor:silver', 0.09, 0.01],
+      ['text', 'remove', -0.07, 0.01],
+      ['background', 'swap:white', 0.04, 0.008],
+      ['image', 'brightness:0.7', 0.004, 0.03],
+      ['frame', 'crop_subject', -0.01, 0.04],
+    ];
+    const scores = Array.from({ length: 6 }, (_, i) => {
+      const asset = `drv-${i}`;
+      const campaign = i < 4 ? 'drv-c1' : 'drv-c2';
+      const members: Record<string, number[]> = {};
+      const attribution = edits.map(([element, edit, mean, spread]) => {
+        const m = [0, 1, 2, 3].map((k) => mean + spread * Math.sin(i * 7 + k * 3 + mean * 100));
+        members[`${element}\0${edit}`] = m;
+        const delta = m.reduce((a, b) => a + b, 0) / m.length;
+        return { element, edit, delta, ci_low: Math.min(...m), ci_high: Math.max(...m), n: m.length };
+      });
+      const score = { tenant_id: T, asset_id: asset, campaign_id: campaign, model_version: newer, predicted: 0.05 + i * 0.004, flag: 'insufficient_data', attribution, reason: 'model_changed', scored_at: now - 60_000 };
+      return { tenant_id: T, asset_id: asset, campaign_id: campaign, model_version: newer, predicted: score.predicted, actual: null, flag: score.flag, reason: score.reason, scored_at: score.scored_at, score: JSON.stringify({ score, members }) };
+    });
+    await store.client.insert({ table: store.table(TABLES.assetScores), values: scores, format: 'JSONEachRow' });
+
+    // Reloaded without a tenant in the URL: the key (kept for the tab) names it again.
+    await page.reload();
+    await page.waitForSelector('[data-testid=drivers-list] li');
+    assert.equal(await page.getByRole('textbox', { name: 'Tenant' }).inputValue(), T);
+    assert.equal(await page.getByTestId('drivers-model').textContent(), newer);
+    const rows = page.locator('[data-testid=drivers-list] li');
+    assert.equal(await rows.count(), edits.length);
+    const row = (edit: string) => page.locator(`[data-testid=drivers-list] li[data-edit="${edit}"]`);
+    const silver = row('subject/recolor:silver');
+    assert.equal(await silver.getAttribute('data-significant'), 'true');
+    assert.match((await silver.textContent()) ?? '', /subject colour → silver\s*\+[89]\.\d+%.*n=6\s*significant/);
+    assert.match((await row('text/remove').textContent()) ?? '', /text removed\s*−[67]\.\d+%/);
+    assert.equal(await row('text/remove').getAttribute('data-significant'), 'true');
+    assert.equal(await row('image/brightness:0.7').getAttribute('data-significant'), 'false');
+    assert.match((await row('image/brightness:0.7').textContent()) ?? '', /image 30% darker/);
+    assert.match((await row('background/swap:white').textContent()) ?? '', /background → plain white/);
+    // The first row is the largest effect.
+    assert.equal(await rows.first().getAttribute('data-edit'), 'subject/recolor:silver');
+    // Models: both, newest first, the active one marked.
+    const models = page.locator('[data-testid=models-table] tbody tr');
+    assert.deepEqual(await models.evaluateAll((els) => els.map((e: any) => e.getAttribute('data-version'))), [newer, older]);
+    assert.equal(await page.locator(`[data-testid=models-table] tr[data-version="${newer}"] [data-testid=model-active]`).count(), 1);
+    assert.equal(await page.locator(`[data-testid=models-table] tr[data-version="${older}"] [data-testid=model-active]`).count(), 0);
+    assert.match((await page.locator(`[data-testid=models-table] tr[data-version="${newer}"]`).textContent()) ?? '', /0\.0274.*0\.0198.*0\.38.*164 \/ 41/);
+    await page.waitForTimeout(200);
+    await both('insights', true);
+    // The page fits a laptop screen.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `horizontal overflow of ${overflow}px`);
+
+    // One campaign: only its two creatives behind each estimate.
+    await page.evaluate(() => (location.hash = '#/insights/drv-c2'));
+    await page.waitForFunction(() => /n=2\b/.test(document.querySelector('[data-testid=drivers-list] li[data-edit="subject/recolor:silver"]')?.textContent ?? ''));
+    assert.match((await page.locator('[data-testid=insights-title]').locator('..').textContent()) ?? '', /Campaign drv-c2/);
+    assert.deepEqual(errors, []);
+    await page.goto(`${base}/?tenant=${TENANT}#/&key=${await dashKey()}`);
   });
 
   test('API keys: a page without a key asks for one (401), and works once given', async () => {

@@ -315,3 +315,41 @@ export interface TriggerFiring {
 export function triggersLog(tenant: string, q: { campaign_id?: string | undefined; limit?: number }, signal?: AbortSignal) {
   return getJson<{ firings: TriggerFiring[] }>('/v1/triggers/log', { tenant_id: tenant, ...q }, signal);
 }
+
+// ---- What drives performance (inference role), models, and who the key belongs to ----
+
+/** One element edit's effect on the prediction, aggregated over a tenant's (or campaign's) creatives. */
+export interface AggregatedAttributionJson {
+  element: string;
+  edit: string;
+  /** Mean relative change of the predicted engagement rate when the edit is applied. */
+  mean: number;
+  ci_low: number;
+  ci_high: number;
+  /** Creatives behind the estimate. */
+  n: number;
+  /** The interval excludes 0 and the effect is at least 3%. */
+  significant: boolean;
+}
+
+export function aggregateAttribution(tenant: string, campaign: string | null, signal?: AbortSignal) {
+  return getJson<{ model_version: string | null; elements: AggregatedAttributionJson[] }>('/v1/attribution', { tenant_id: tenant, campaign_id: campaign }, signal);
+}
+
+export interface ModelJson {
+  version: string;
+  trained_at: number;
+  metrics: { rmse: number; mae: number; r2: number };
+  n_train: number;
+  n_valid: number;
+  active: boolean;
+}
+
+export function listModels(tenant: string, signal?: AbortSignal) {
+  return getJson<{ models: ModelJson[] }>('/v1/models', { tenant_id: tenant }, signal);
+}
+
+/** The key's tenant and scopes (404 `auth_off` when the server runs without keys). */
+export function whoami(signal?: AbortSignal) {
+  return getJson<{ tenant_id: string; key_id: string; scopes: string[]; placements: string[] | null }>('/v1/whoami', {}, signal);
+}

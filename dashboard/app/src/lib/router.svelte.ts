@@ -5,7 +5,9 @@
  *   #/m/<master>     master roll-up and its tied ads
  *   #/review[/<ad>]  tie review (the queue, or one ad)
  *   #/triggers       triggers log
- * The tenant is the `tenant` query parameter (remembered), `demo` by default.
+ *   #/insights[/<campaign>]  what drives performance (aggregated attribution) and the models
+ * The tenant is the `tenant` query parameter when given; else the API key's (GET /v1/whoami); else
+ * the last one opened in this browser, `demo` by default (a server without keys).
  */
 // First: takes an API key out of the fragment (`#key=...`) before the route is read from it.
 import { auth } from './auth.svelte.ts';
@@ -17,17 +19,19 @@ export type Route =
   | { name: 'master'; id: string }
   | { name: 'review'; id: string | null }
   | { name: 'triggers' }
+  | { name: 'insights'; id: string | null }
   | { name: 'not_found'; path: string };
 
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, '');
   if (path === '' || path === '/') return { name: 'home' };
   if (path === '/triggers') return { name: 'triggers' };
-  const review = /^\/review(?:\/(.+))?$/.exec(path);
-  if (review) {
-    if (!review[1]) return { name: 'review', id: null };
+  const sub = /^\/(review|insights)(?:\/(.+))?$/.exec(path);
+  if (sub) {
+    const name = sub[1] as 'review' | 'insights';
+    if (!sub[2]) return { name, id: null };
     try {
-      return { name: 'review', id: decodeURIComponent(review[1]) };
+      return { name, id: decodeURIComponent(sub[2]) };
     } catch {
       return { name: 'not_found', path };
     }
@@ -49,6 +53,7 @@ export const href = {
   master: (id: string) => `#/m/${encodeURIComponent(id)}`,
   review: (id?: string | null) => (id ? `#/review/${encodeURIComponent(id)}` : '#/review'),
   triggers: () => '#/triggers',
+  insights: (campaign?: string | null) => (campaign ? `#/insights/${encodeURIComponent(campaign)}` : '#/insights'),
 };
 
 class Router {
@@ -71,9 +76,13 @@ export const router = new Router();
 
 const TENANT_KEY = 'afterglow.tenant';
 
-export function initialTenant(): string {
-  const fromUrl = new URLSearchParams(location.search).get('tenant');
-  if (fromUrl) return fromUrl;
+/** The tenant the URL names (`?tenant=`), if any. */
+export function urlTenant(): string | null {
+  return new URLSearchParams(location.search).get('tenant') || null;
+}
+
+/** The tenant last opened in this browser, `demo` by default (for a server without keys). */
+export function storedTenant(): string {
   try {
     return localStorage.getItem(TENANT_KEY) ?? 'demo';
   } catch {
