@@ -3,8 +3,8 @@
  * features), export it to ONNX, register it (and activate it unless --no-activate), with a progress
  * bar on stderr and the validation metrics on stdout (JSON).
  */
-import { parseArgs } from 'node:util';
 import { createStore, loadConfig, migrate, type Env } from '@afterglow/core';
+import { parseCommandArgs } from '../cli-args.js';
 import { ProgressBar } from '../tie/cli.js';
 import { ModelRegistry } from './registry.js';
 import { trainModel } from './train.js';
@@ -25,32 +25,25 @@ export const TRAIN_USAGE = `usage: afterglow train --tenant ID [options]
 export async function runTrainCommand(argv: readonly string[], env: Env = process.env, io: { stdout?: NodeJS.WritableStream; stderr?: NodeJS.WritableStream & { isTTY?: boolean } } = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        tenant: { type: 'string' },
-        features: { type: 'string' },
-        'horizon-hours': { type: 'string' },
-        'baseline-days': { type: 'string' },
-        'min-impressions': { type: 'string' },
-        members: { type: 'string' },
-        rounds: { type: 'string' },
-        seed: { type: 'string' },
-        'no-activate': { type: 'boolean' },
-        quiet: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    stderr.write(`${(err as Error).message}\n\n${TRAIN_USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    stdout.write(`${TRAIN_USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommandArgs(
+    argv,
+    {
+      tenant: { type: 'string' },
+      features: { type: 'string' },
+      'horizon-hours': { type: 'string' },
+      'baseline-days': { type: 'string' },
+      'min-impressions': { type: 'string' },
+      members: { type: 'string' },
+      rounds: { type: 'string' },
+      seed: { type: 'string' },
+      'no-activate': { type: 'boolean' },
+      quiet: { type: 'boolean' },
+    },
+    TRAIN_USAGE,
+    { stderr, help: stdout },
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const num = (name: string): number | undefined => {
     const v = values[name];
     if (v === undefined) return undefined;
