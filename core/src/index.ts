@@ -29,3 +29,4 @@ export { blobKey, checkBlobKey, BlobCorruptError, BlobUnavailableError, type Blo
 export * from './auth/principal.js';
 export * from './auth/keys.js';
 export * from './auth/limits.js';
+export { PingLiveness, type PingableSocket } from './ws/liveness.js';

@@ -20,6 +20,7 @@ import {
   type Logger,
   type Quota,
   type Registry,
+  PingLiveness,
 } from '@afterglow/core';
 import type { DecodedItem } from '../decode.js';
 import type { EventIntake, IntakeGuard, IntakeResult } from '../intake.js';
@@ -214,7 +215,7 @@ export class EdgeSession {
   private paused = false;
   private lastSeq = 0;
   private lastMessage: number;
-  private alive = true;
+  private readonly liveness: PingLiveness;
   private closed = false;
 
   constructor(
@@ -227,7 +228,7 @@ export class EdgeSession {
   ) {
     this.lastMessage = hub.clock();
     socket.on('message', (data, isBinary) => this.onFrame(toBuffer(data), isBinary));
-    socket.on('pong', () => (this.alive = true));
+    this.liveness = new PingLiveness(socket);
     socket.on('close', () => {
       this.closed = true;
       this.hub.release(this);
@@ -454,17 +455,7 @@ export class EdgeSession {
       this.close(EDGE_CLOSE.idle, 'idle');
       return;
     }
-    if (!this.alive) {
-      this.hub.metrics.disconnects.inc({ reason: 'no_pong' });
-      this.socket.terminate();
-      return;
-    }
-    this.alive = false;
-    try {
-      this.socket.ping();
-    } catch {
-      // Closing anyway.
-    }
+    if (!this.liveness.tick()) this.hub.metrics.disconnects.inc({ reason: 'no_pong' });
   }
 
   close(code: number, reason: string): void {

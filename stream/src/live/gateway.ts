@@ -9,6 +9,7 @@ import {
   type Logger,
   type Registry,
   type Subscription,
+  PingLiveness,
 } from '@afterglow/core';
 import type { EntityKind, LiveKeys } from './keys.js';
 import type { CiPolicy } from './rates.js';
@@ -523,7 +524,7 @@ export class LiveClient {
   private stalledSince = 0;
   /** The earliest time this client may get its next delta message. */
   private nextAt = 0;
-  private alive = true;
+  private readonly liveness: PingLiveness;
   private open = true;
 
   constructor(
@@ -532,7 +533,7 @@ export class LiveClient {
     private readonly gateway: LiveGateway,
   ) {
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
-    socket.on('pong', () => (this.alive = true));
+    this.liveness = new PingLiveness(socket);
     socket.on('close', () => this.closed());
     socket.on('error', () => this.closed());
   }
@@ -648,17 +649,7 @@ export class LiveClient {
 
   heartbeat(): void {
     if (!this.open) return;
-    if (!this.alive) {
-      this.gateway.metrics.disconnects.inc({ reason: 'no_pong' });
-      this.socket.terminate();
-      return;
-    }
-    this.alive = false;
-    try {
-      this.socket.ping();
-    } catch {
-      // Closing anyway.
-    }
+    if (!this.liveness.tick()) this.gateway.metrics.disconnects.inc({ reason: 'no_pong' });
   }
 
   close(code: number, reason: string): void {
