@@ -25,7 +25,7 @@ import { findSourcePhotos, FULL_PACKAGES, type SourcePhoto } from './sources.js'
 import { mulberry32 } from '@afterglow/core';
 
 /** Bump when the generator's output changes: cached sets are keyed by it. */
-export const GENERATOR_VERSION = 4;
+export const GENERATOR_VERSION = 5;
 
 export interface GenerateOptions {
   masters: number;
@@ -128,13 +128,14 @@ export async function generateTieDataset(options: GenerateOptions): Promise<TieD
 async function generateInto(
   work: string,
   dir: string,
-  sources: SourcePhoto[],
+  allSources: SourcePhoto[],
   packages: readonly string[],
   seed: number,
   options: GenerateOptions,
   t0: number,
   log: (msg: string) => void,
 ): Promise<TieDataset> {
+  let sources = allSources;
   rmSync(work, { recursive: true, force: true });
   mkdirSync(path.join(work, 'masters'), { recursive: true });
   mkdirSync(path.join(work, 'ads'), { recursive: true });
@@ -142,12 +143,16 @@ async function generateInto(
   const conc = options.concurrency ?? 4;
 
   // 1. Plan frames per source, then cut masters.
-  const dims = await Promise.all(sources.map(async (s) => {
+  const probed = await Promise.all(sources.map(async (s) => {
     const m = await sharp(s.path, { limitInputPixels: false }).metadata();
     const w = m.autoOrient?.width ?? m.width ?? 0;
     const h = m.autoOrient?.height ?? m.height ?? 0;
-    return { w, h };
+    return { w, h, overlay: m.hasAlpha ? await isOverlay(s.path) : false };
   }));
+  const overlays = sources.filter((_, i) => probed[i]!.overlay);
+  if (overlays.length) log(`skipped ${overlays.length} transparent overlay pictures (not photos): ${overlays.map((s) => path.basename(s.path)).join(', ')}`);
+  sources = sources.filter((_, i) => !probed[i]!.overlay);
+  const dims = probed.filter((p) => !p.overlay);
   const plan = planMasters(sources, dims, options.masters, rng);
   const masters: MasterRecord[] = new Array(plan.length);
   const bySource = new Map<number, number[]>();
@@ -342,6 +347,18 @@ export function shootFrames(w: number, h: number, n: number, rng: () => number):
   return rects.map(([x, y, fl, fs]) => (wide ? clampRect(x, y, fl, fs) : clampRect(y, x, fs, fl)));
 }
 
+/**
+ * A picture with mostly transparent pixels is an overlay meant to be composited on a desktop colour
+ * (several mate-backgrounds "abstract" PNGs: mean alpha 2-11 %), not a photo: flattened onto white it is a
+ * blank master, and every ad cut from it is blank too. Generator v4 kept them (about 7 % of the full set's
+ * masters were pure white).
+ */
+async function isOverlay(file: string): Promise<boolean> {
+  const { channels } = await sharp(file, { limitInputPixels: false }).stats();
+  const alpha = channels[3];
+  return alpha !== undefined && alpha.mean < 0.9 * 255;
+}
+
 function scaleRect(r: Rect, s: number, w: number, h: number): Rect {
   const left = Math.max(0, Math.min(w - 1, Math.round(r.left * s)));
   const top = Math.max(0, Math.min(h - 1, Math.round(r.top * s)));
@@ -445,6 +462,16 @@ export async function renderAd(masterPath: string, rng: () => number): Promise<R
     photo = photo.resize(photoW, photoH, { fit: 'fill' });
     fillBlur = rng() < 0.4;
     tf.push(`contain ${Math.round(margin * 100)}%${fillBlur ? ' blurred fill' : ''}`);
+    // Copy goes in the wider free space beside the contained photo when there is room for it, as a
+    // designer sets it (v4 laid the headline band and CTA across thin banners, over the photo).
+    const before = wide ? photoLeft - region.left : photoTop - region.top;
+    const after = wide ? region.left + region.width - photoLeft - photoW : region.top + region.height - photoTop - photoH;
+    const free = Math.max(before, after);
+    if (free >= 0.25 * (wide ? W : H)) {
+      panel = wide
+        ? { left: before >= after ? region.left : photoLeft + photoW, top: 0, width: free, height: H }
+        : { left: 0, top: before >= after ? region.top : photoTop + photoH, width: W, height: free };
+    }
   } else {
     const zoom = 1 + rng() * (thin ? 0.3 : 0.6);
     const s = Math.max(region.width / mw, region.height / mh) * zoom;

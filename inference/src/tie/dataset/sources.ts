@@ -28,9 +28,9 @@ export interface SourcePhoto {
   family: string;
 }
 
-/** Packages per dataset size. Short: the CI set (~36 MB of .debs). Full: ~190 MB. */
+/** Packages per dataset size. Short: the CI set (~36 MB of .debs). Full: ~210 MB (ukui-wallpapers since generator v5: without the overlay PNGs of mate-backgrounds the others give too few frames for 300 masters). */
 export const SHORT_PACKAGES = ['lomiri-wallpapers-16.04', 'python3-skimage'] as const;
-export const FULL_PACKAGES = ['lomiri-wallpapers-16.04', 'lomiri-wallpapers-20.04', 'mate-backgrounds', 'plasma-workspace-wallpapers', 'python3-skimage'] as const;
+export const FULL_PACKAGES = ['lomiri-wallpapers-16.04', 'lomiri-wallpapers-20.04', 'mate-backgrounds', 'plasma-workspace-wallpapers', 'python3-skimage', 'ukui-wallpapers'] as const;
 
 /** scikit-image's own statements for its sample photos (skimage/data/_fetchers.py); Debian's stanza is BSD-3-Clause for the package. */
 const SKIMAGE_UPSTREAM: Record<string, string> = {
