@@ -110,6 +110,19 @@ describe('embedder', () => {
     assert.equal(embedCacheKey({ raw, crop, key: 'abc' }, 'mobilenet_v2', 'fill'), 'mobilenet_v2:fill:k:abc@0,0,' + crop.width + ',' + crop.height);
   });
 
+  it('embeds a mirrored crop like the mirrored image, under its own cache key', async (t) => {
+    const photos = photosOrSkip(t, 1);
+    if (!photos) return;
+    const bytes = readFileSync(photos[0]!.path);
+    const raw = await decodeImage(bytes);
+    const crop = { left: 0, top: 0, width: Math.floor(raw.width * 0.6), height: raw.height };
+    const flopped = await sharp(bytes).autoOrient().extract(crop).flop().png().toBuffer();
+    const [mirrored, ofFlopped, plain] = await emb.embed([{ raw, crop, mirror: true }, flopped, { raw, crop }], 'mobilenet_v2', { output: 'descriptor', noCache: true });
+    assert.ok(dot(mirrored!, ofFlopped!) > 0.995, `mirrored crop vs flopped image: cos ${dot(mirrored!, ofFlopped!)}`);
+    assert.ok(dot(mirrored!, plain!) < dot(mirrored!, ofFlopped!), 'mirroring changes the descriptor (CNN features are not mirror-invariant)');
+    assert.notEqual(embedCacheKey({ raw, crop, key: 'abc', mirror: true }, 'mobilenet_v2', 'fill'), embedCacheKey({ raw, crop, key: 'abc' }, 'mobilenet_v2', 'fill'));
+  });
+
   for (const model of MODELS) {
     it(`${model}: near-duplicates (resized, cropped, re-encoded) are closer than unrelated photos`, async (t) => {
       const photos = photosOrSkip(t, 5);

@@ -75,6 +75,7 @@ async function resolveOptions(o: EmbedderOptions): Promise<ResolvedOptions> {
 export function embedCacheKey(input: EmbedInput, model: EmbeddingModelId, fit: string, output: EmbeddingOutput = 'embedding'): string {
   let ident: string;
   let crop: { left: number; top: number; width: number; height: number } | undefined;
+  const mirror = !(input instanceof Uint8Array) && input.mirror ? '~m' : '';
   if (input instanceof Uint8Array) ident = sha256(input);
   else if ('bytes' in input) {
     ident = sha256(input.bytes);
@@ -84,7 +85,7 @@ export function embedCacheKey(input: EmbedInput, model: EmbeddingModelId, fit: s
     crop = input.crop;
   }
   const c = crop ? `@${crop.left},${crop.top},${crop.width},${crop.height}` : '';
-  return `${model}${output === 'embedding' ? '' : `#${output}`}:${fit}:${ident}${c}`;
+  return `${model}${output === 'embedding' ? '' : `#${output}`}:${fit}:${ident}${c}${mirror}`;
 }
 
 function sha256(b: Uint8Array): string {

@@ -310,6 +310,7 @@ export async function preprocess(input: EmbedInput, spec: ResizeSpec, limits: Im
     throw new ImageRejectedError('unknown_format', 'unsupported input: expected bytes, { bytes, crop } or { raw, crop }');
   }
   if (crop) img = img.extract(crop);
+  if (!(input instanceof Uint8Array) && input.mirror) img = img.flop();
   try {
     const { data, info } = await img
       .flatten({ background: WHITE })

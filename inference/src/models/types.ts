@@ -39,10 +39,12 @@ export interface RawImage {
  */
 export type EmbedInput =
   | Uint8Array
-  | { bytes: Uint8Array; crop?: Rect }
+  | { bytes: Uint8Array; crop?: Rect; mirror?: boolean }
   | {
       raw: RawImage;
       crop?: Rect;
+      /** Mirror left-right after cropping (e.g. to match ads that flipped their photo). */
+      mirror?: boolean;
       /**
        * Identity of these pixels for the embedding cache, e.g. `${sha256 of the encoded bytes}:${decode options}`;
        * without it the raw pixels are hashed (a few ms for a large image).
