@@ -95,9 +95,12 @@ export class OrbPool {
     return this.run({ type: 'features', gray: own, width, height, params, flip }, [own.buffer as ArrayBuffer]);
   }
 
-  /** Matches an ad against candidate masters (one result per master, in order). */
-  match(ad: Features, adFlipped: Features | undefined, masters: Features[], params: OrbParams): Promise<MatchResult[]> {
-    return this.run({ type: 'match', ad, adFlipped, masters, params });
+  /**
+   * Matches an ad against candidate masters (one result per master, in order). With `adGray` instead
+   * of `adFlipped`, the worker describes the flipped ad only if the flip is tried (copied, not transferred).
+   */
+  match(ad: Features, adFlipped: Features | undefined, masters: Features[], params: OrbParams, adGray?: { gray: Uint8Array; width: number; height: number }): Promise<MatchResult[]> {
+    return this.run({ type: 'match', ad, adFlipped, masters, params, ...(adGray ? { adGray } : {}) });
   }
 
   async close(): Promise<void> {

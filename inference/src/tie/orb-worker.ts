@@ -20,6 +20,8 @@ interface MatchTask {
   type: 'match';
   ad: Features;
   adFlipped: Features | undefined;
+  /** The ad's grey image: its flipped description is computed here, only if the flip is tried. */
+  adGray?: { gray: Uint8Array; width: number; height: number };
   masters: Features[];
   params: OrbParams;
 }
@@ -38,7 +40,9 @@ port.on('message', (task: FeaturesTask | MatchTask) => {
           const transfer = [features.xy.buffer, features.desc.buffer, ...(flipped ? [flipped.xy.buffer, flipped.desc.buffer] : [])] as ArrayBuffer[];
           port.postMessage({ id: task.id, ok: true, result: { features, flipped } }, transfer);
         } else {
-          const results = matchAd(cv, task.ad, task.adFlipped, task.masters, task.params);
+          const g = task.adGray;
+          const flipped = task.adFlipped ?? (g ? () => extractFeatures(cv, flipGrayX(g.gray, g.width, g.height), g.width, g.height, task.params) : undefined);
+          const results = matchAd(cv, task.ad, flipped, task.masters, task.params);
           port.postMessage({ id: task.id, ok: true, result: results });
         }
       } catch (err) {

@@ -36,6 +36,15 @@ test('ORB + RANSAC: a crop (and a flipped crop) of a photo verifies against it, 
     assert.ok(onA!.inliers >= 25, `crop${flop ? ' (flipped)' : ''} on its master: ${JSON.stringify(onA)}`);
     assert.equal(onA!.flipped, flop);
     assert.ok(onB!.inliers < 10, `crop on another photo: ${JSON.stringify(onB)}`);
+    // Described on demand: the same verdict, and the flipped ad is described only when the flip is tried.
+    let described = 0;
+    const lazy = () => {
+      described++;
+      return adFlipped;
+    };
+    const [lazyA] = matchAd(cv, ad, lazy, [masterA, masterB], p);
+    assert.deepEqual(lazyA, onA);
+    assert.equal(described, flop ? 1 : 0, flop ? 'nothing verified as is: the flip was tried' : 'verified as is: the flipped ad was never described');
   }
 });
 

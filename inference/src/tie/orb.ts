@@ -234,12 +234,14 @@ export function homographyInliers(cv: Cv, pairs: Int32Array, q: Features, t: Fea
 
 /**
  * Matches an ad (described as is and flipped) against candidate masters. Descriptor matrices are built
- * once per call. Returns one result per master, in order.
+ * once per call. The flipped description may be a function, called only when the flip is tried.
+ * Returns one result per master, in order.
  */
-export function matchAd(cv: Cv, ad: Features, adFlipped: Features | undefined, masters: readonly Features[], p: OrbParams): MatchResult[] {
+export function matchAd(cv: Cv, ad: Features, adFlippedOrLazy: Features | (() => Features) | undefined, masters: readonly Features[], p: OrbParams): MatchResult[] {
   const matcher = new cv.BFMatcher(cv.NORM_HAMMING, false);
   const qa = descMat(cv, ad);
-  const qf = adFlipped ? descMat(cv, adFlipped) : undefined;
+  let qf: Cv | undefined;
+  let adFlipped: Features | undefined;
   try {
     const ts = masters.map((m) => descMat(cv, m));
     try {
@@ -249,7 +251,12 @@ export function matchAd(cv: Cv, ad: Features, adFlipped: Features | undefined, m
         return { pairs: a, inliers: a.length / 2 >= p.minMatches ? homographyInliers(cv, a, ad, masters[i]!, p) : 0 };
       });
       const bestAsIs = asIs.reduce((b, r) => Math.max(b, r.inliers), 0);
-      const tryFlip = qf !== undefined && (p.flipSkipInliers <= 0 || bestAsIs < p.flipSkipInliers);
+      const tryFlip = adFlippedOrLazy !== undefined && (p.flipSkipInliers <= 0 || bestAsIs < p.flipSkipInliers);
+      if (tryFlip) {
+        // Described only now when lazy: most ads verify as they are and never need it.
+        adFlipped = typeof adFlippedOrLazy === 'function' ? adFlippedOrLazy() : adFlippedOrLazy;
+        qf = descMat(cv, adFlipped);
+      }
       return ts.map((t, i) => {
         const a = asIs[i]!;
         if (!tryFlip) return { matches: a.pairs.length / 2, inliers: a.inliers, flipped: false };
