@@ -5,7 +5,7 @@
  *   node bench/dist/tie.js [--short] [--calibrate] [--orb-sample N] [--seed S] [--verify N] [--windows 0]
  *
  *   full   (default): 300 masters x 450 ads from lomiri-wallpapers-16.04/-20.04, mate-backgrounds,
- *          plasma-workspace-wallpapers, python3-skimage; ORB-only on the first 60 ads
+ *          plasma-workspace-wallpapers, python3-skimage, ukui-wallpapers; ORB-only on the first 60 ads
  *   --short (CI):     40 masters x 60 ads from lomiri-wallpapers-16.04 + python3-skimage; ORB-only on all
  *   --calibrate:      first refits inference/tie.calibration.json on sets generated with other seeds
  *                     (101, 102), then evaluates on the usual seed with the new file
@@ -21,6 +21,7 @@ import os from 'node:os';
 import { loadConfig } from '@afterglow/core';
 import {
   CALIBRATION_PATH,
+  colourDims,
   createEmbedder,
   FULL_PACKAGES,
   SHORT_PACKAGES,
@@ -64,8 +65,11 @@ function engineOptions(config: ReturnType<typeof loadConfig>) {
     model: config.tie.model,
     verifyTop: VERIFY,
     masterViews: config.tie.masterViews,
+    masterMirror: config.tie.masterMirror,
+    colourWeight: config.tie.colourWeight,
     ...(config.tie.descriptor ? { output: config.tie.descriptor } : {}),
     whitenDims: config.tie.whitenDims,
+    whitenShrinkage: config.tie.whitenShrinkage,
     adWindows: opt('windows', 1) !== 0,
   };
 }
@@ -119,6 +123,16 @@ async function main(): Promise<void> {
     const r = run.report;
     const lb = r.autoTies > 0 ? wilsonLower(r.autoTiesCorrect, r.autoTies) : undefined;
     console.log(`\n  auto-tie at calibrated score >= ${calibration.autoTieThreshold} and >= ${calibration.autoTieMargin ?? 0} above the runner-up: ${r.autoTies} of ${r.ads} ads (coverage ${pct(r.autoTieCoverage)} %), ${r.autoTiesCorrect} correct (precision ${pct(r.autoTiePrecision)} %, 95 % lower bound ${pct(lb)} %)`);
+    // Wrong auto-ties, for error analysis: the ad, what it was tied to, and the truth's rank.
+    for (const res of run.results) {
+      const truth = ds.truth.get(res.ad);
+      if (!res.autoTie || res.autoTie === truth) continue;
+      const at = res.candidates.findIndex((c) => c.master === truth);
+      const c0 = res.candidates[0]!;
+      const rec = ds.ads.find((a) => a.file === res.ad);
+      console.log(`    wrong auto-tie: ${res.ad} -> ${res.autoTie} (score ${c0.score.toFixed(3)}, ${c0.inliers} inliers); truth ${truth} at rank ${at < 0 ? '>20' : at + 1}${at >= 0 ? ` (score ${res.candidates[at]!.score.toFixed(3)})` : ''}; ${rec?.transforms.join(' | ') ?? ''}`);
+    }
+    if (opt('dump', 0) === 1) writeFileSync(`${ds.dir}.results.json`, JSON.stringify(run.results.map(({ embedding: _e, ...r }) => r)));
     const t = run.timings;
     console.log(`  wall: masters ${(t.mastersWallMs / 1000).toFixed(1)} s; ads ${(t.adsWallMs / 1000).toFixed(1)} s = describe the first ${Math.min(ds.ads.length, 512)} (views + keypoints) ${(t.adsSampleWallMs / 1000).toFixed(1)} s, whitening fit ${(t.whitenMs / 1000).toFixed(2)} s, then search + verify`);
     console.log(`  stage time summed over items (overlapping): decode ${(t.decodeMs / 1000).toFixed(1)} s, embed ${(t.embedMs / 1000).toFixed(1)} s, keypoints ${(t.featuresMs / 1000).toFixed(1)} s, search ${(t.searchMs / 1000).toFixed(2)} s, match ${(t.matchMs / 1000).toFixed(1)} s`);
@@ -132,7 +146,7 @@ async function main(): Promise<void> {
 
     // Exact search scaling: one ad (6 views) against N masters of this model's width.
     // The engine searches whitened descriptors (TIE_WHITEN_DIMS) when whitening is on.
-    const d = config.tie.whitenDims > 0 ? config.tie.whitenDims : embedder.dims[config.tie.model];
+    const d = (config.tie.whitenDims > 0 ? config.tie.whitenDims : embedder.dims[config.tie.model]) + (config.tie.colourWeight > 0 ? colourDims() : 0);
     const sizes = SHORT ? [1_000, 10_000] : [1_000, 10_000, 100_000];
     const parts: string[] = [];
     let seed = 12345;

@@ -115,15 +115,21 @@ const envSchema = z.object({
   TIE_TOP_K: int(500, 1, 100_000),
   TIE_CANDIDATES: int(20, 1, 1000),
   /** Candidates per ad verified with keypoints (top this many by cosine and by euclidean distance). */
-  TIE_VERIFY_TOP: int(8, 0, 1000),
+  TIE_VERIFY_TOP: int(5, 0, 1000),
   /** ORB worker threads; 0 = available cores. */
   TIE_VERIFY_WORKERS: int(0, 0, 256),
   /** Views embedded per master: whole | centre (whole + central 70 %) | corners (+ four 60 % corners). */
   TIE_MASTER_VIEWS: z.enum(['whole', 'centre', 'corners']).default('centre'),
+  /** Also embed the whole master mirrored left-right (off: with colour histograms it did not change accuracy; on for tenants whose ads flip a lot). */
+  TIE_MASTER_MIRROR: bool.optional(),
+  /** Weight of the views' colour histograms beside the CNN descriptor: (cosine + w x colour) / (1 + w); 0 = off. */
+  TIE_COLOUR_WEIGHT: z.coerce.number().min(0).max(10).default(0.35),
   /** Model output that describes images for tying: auto (the manifest's descriptor when the model has one) | descriptor | embedding. */
   TIE_DESCRIPTOR: z.enum(['auto', 'descriptor', 'embedding']).default('auto'),
   /** PCA-whitening of descriptors (unsupervised, fitted on masters + ads' views) to this many dims; 0 = off. */
-  TIE_WHITEN_DIMS: int(256, 0, 4096),
+  TIE_WHITEN_DIMS: int(384, 0, 4096),
+  /** Eigenvalue shrinkage of that whitening, as a fraction of the mean kept eigenvalue (smaller whitens harder). */
+  TIE_WHITEN_SHRINKAGE: z.coerce.number().min(0).max(10).default(0.03),
   /** Auto-tie without a human at this calibrated score; default: the calibrated threshold (inference/tie.calibration.json). */
   TIE_AUTO_TIE_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
   /** A human tie propagates to every ad whose top-N holds the master with score > min. */
@@ -397,10 +403,15 @@ export interface TieSettings {
   /** 0 = available cores. */
   verifyWorkers: number;
   masterViews: 'whole' | 'centre' | 'corners';
+  /** The whole master is also embedded mirrored. */
+  masterMirror: boolean;
+  /** Colour histogram weight in the similarity (0 = off). */
+  colourWeight: number;
   /** undefined = the model's manifest descriptor when it has one, else its embedding. */
   descriptor: 'descriptor' | 'embedding' | undefined;
   /** 0 = no whitening. */
   whitenDims: number;
+  whitenShrinkage: number;
   /** undefined = the calibrated threshold. */
   autoTieThreshold: number | undefined;
   propagateTopN: number;
@@ -514,8 +525,11 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       verifyTop: e.TIE_VERIFY_TOP,
       verifyWorkers: e.TIE_VERIFY_WORKERS,
       masterViews: e.TIE_MASTER_VIEWS,
+      masterMirror: e.TIE_MASTER_MIRROR ?? false,
+      colourWeight: e.TIE_COLOUR_WEIGHT,
       descriptor: e.TIE_DESCRIPTOR === 'auto' ? undefined : e.TIE_DESCRIPTOR,
       whitenDims: e.TIE_WHITEN_DIMS,
+      whitenShrinkage: e.TIE_WHITEN_SHRINKAGE,
       autoTieThreshold: e.TIE_AUTO_TIE_THRESHOLD,
       propagateTopN: e.TIE_PROPAGATE_TOP_N,
       propagateMinScore: e.TIE_PROPAGATE_MIN_SCORE,

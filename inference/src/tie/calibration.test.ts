@@ -104,3 +104,23 @@ test('auto-tie: threshold and margin over the runner-up (indistinguishable maste
   assert.equal(c.threshold, 0.5);
   assert.equal(c.coverage, 0.6);
 });
+
+test('auto-tie: a confident candidate without keypoint evidence goes to a human', () => {
+  assert.equal(isAutoTie([0.9, 0.1], 0.8, 0.2, 0, 8), false);
+  assert.equal(isAutoTie([0.9, 0.1], 0.8, 0.2, 8, 8), true);
+  // A wrong top-1 that beat its runner-up clearly but verified with no inliers (a sibling frame):
+  // with the floor the threshold can drop below it and cover more.
+  const top = [
+    { score: 0.95, second: 0.1, correct: false, inliers: 0 },
+    { score: 0.9, second: 0.1, correct: true, inliers: 40 },
+    { score: 0.7, second: 0.1, correct: true, inliers: 12 },
+    { score: 0.6, second: 0.1, correct: true, inliers: 3 },
+  ];
+  const without = chooseAutoTie(top, 1);
+  const withFloor = chooseAutoTie(top, 1, 8);
+  assert.equal(without.tied, 0, 'the unverified wrong tie sits on top: nothing reaches precision 1 without the floor');
+  assert.equal(withFloor.minInliers, 8);
+  assert.equal(withFloor.tied, 2);
+  assert.equal(withFloor.threshold, 0.7);
+  assert.equal(withFloor.precision, 1);
+});

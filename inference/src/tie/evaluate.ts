@@ -9,7 +9,7 @@ import path from 'node:path';
 import { decodeImage, DEFAULT_IMAGE_LIMITS } from '../models/image.js';
 import { hammingDistance, phash } from '../models/phash.js';
 import type { Embedder, EmbeddingModelId } from '../models/types.js';
-import { candidateFeatures, chooseAutoTie, FEATURE_NAMES, fitLogistic, isAutoTie, scoreCandidates, type AutoTieChoice, type Calibration } from './calibration.js';
+import { AUTO_TIE_MIN_INLIERS, candidateFeatures, chooseAutoTie, FEATURE_NAMES, fitLogistic, isAutoTie, scoreCandidates, type AutoTieChoice, type Calibration } from './calibration.js';
 import type { TieDataset } from './dataset/generate.js';
 import { TieEngine, type TieEngineOptions, type TieResult } from './engine.js';
 import { retrievalReport, type RankedPrediction, type RetrievalReport } from './metrics.js';
@@ -76,7 +76,7 @@ export function rescore(results: readonly TieResult[], cal: Calibration, thresho
     const scores = scoreCandidates(cal, r.candidates);
     const order = r.candidates.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || r.candidates[b]!.cosine - r.candidates[a]!.cosine);
     const candidates = order.slice(0, top).map((i) => ({ ...r.candidates[i]!, score: scores[i]! }));
-    const auto = candidates[0] && isAutoTie(candidates.map((c) => c.score), threshold, cal.autoTieMargin ?? 0);
+    const auto = candidates[0] && isAutoTie(candidates.map((c) => c.score), threshold, cal.autoTieMargin ?? 0, candidates[0].inliers, cal.autoTieMinInliers ?? 0);
     return { ...r, candidates, autoTie: auto ? candidates[0]!.master : null };
   });
 }
@@ -100,16 +100,17 @@ export function fitCalibration(runs: ReadonlyArray<{ results: readonly TieResult
   }
   const fit = fitLogistic(X, y, { monotone: true, l2: 1e-4 });
   const cal: Calibration = { version: 1, features: [...FEATURE_NAMES], weights: fit.weights.map((w) => round(w, 5)), bias: round(fit.bias, 5), autoTieThreshold: 1, targetPrecision };
-  const top: Array<{ score: number; second: number; correct: boolean }> = [];
+  const top: Array<{ score: number; second: number; correct: boolean; inliers: number }> = [];
   for (const run of runs) {
     for (const r of rescore(run.results, cal, 1.0001, 2)) {
       const c = r.candidates[0];
-      if (c) top.push({ score: c.score, second: r.candidates[1]?.score ?? 0, correct: c.master === run.truth.get(r.ad) });
+      if (c) top.push({ score: c.score, second: r.candidates[1]?.score ?? 0, correct: c.master === run.truth.get(r.ad), inliers: c.inliers });
     }
   }
-  const threshold = chooseAutoTie(top, targetPrecision);
+  const threshold = chooseAutoTie(top, targetPrecision, AUTO_TIE_MIN_INLIERS);
   cal.autoTieThreshold = round(Math.min(1.0001, threshold.threshold), 6);
   cal.autoTieMargin = threshold.margin;
+  cal.autoTieMinInliers = threshold.minInliers;
   cal.fittedOn = { ...info, samples: X.length, positives: y.reduce((a, b) => a + b, 0), ads: top.length, thresholdPrecision: round(threshold.precision, 4), thresholdCoverage: round(threshold.coverage, 4) };
   return { calibration: cal, threshold, samples: X.length, positives: y.reduce((a, b) => a + b, 0) };
 }

@@ -4,6 +4,7 @@
  * and the human-tie propagation rule. See ./engine.ts.
  */
 export { TieEngine, createTieEngine, type TieEngineOptions, type AssetRef, type TieCandidate, type TieResult, type TieProgress, type TieTimings } from './engine.js';
+export { colourHistogram, colourDims, fuseColour, DEFAULT_COLOUR_BINS } from './colour.js';
 export { adViews, centreCrop, masterViews, masterViewCount, VIEW_NAMES, VIEWS_PER_AD, type View, type ViewName, type MasterViewSet } from './views.js';
 export { searchTopK, packVectors, normalizeInPlace, TopHeap, type VectorSet, type Ranked, type AdRanking, type SearchOptions } from './similarity.js';
 export {
@@ -13,6 +14,7 @@ export {
   fitLogistic,
   chooseThreshold,
   chooseAutoTie,
+  AUTO_TIE_MIN_INLIERS,
   isAutoTie,
   wilsonLower,
   CALIBRATION_PATH,

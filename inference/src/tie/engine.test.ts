@@ -1,0 +1,87 @@
+/**
+ * The tie engine on real photos (python3-skimage) with ads made here: mirrored and graded crops find
+ * their master first with colour fused in and with the mirrored master view; the index holds the
+ * expected rows per master; auto-ties honour the keypoint-inlier floor.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { createEmbedder } from '../models/embedder.js';
+import type { Embedder } from '../models/types.js';
+import { findSamplePhotos } from '../testing/images.js';
+import { ensureTestModels, testModelsDir } from '../testing/models.js';
+import { TieEngine, type AssetRef } from './engine.js';
+
+const quiet = () => {};
+
+/** An ad cut from a master: a 70 % crop, mirrored and/or graded, JPEG q70. */
+async function cut(bytes: Buffer, mirror: boolean, grade: boolean): Promise<Uint8Array> {
+  const m = await sharp(bytes).metadata();
+  const w = m.width!;
+  const h = m.height!;
+  let img = sharp(bytes).extract({ left: Math.round(w * 0.2), top: Math.round(h * 0.1), width: Math.round(w * 0.7), height: Math.round(h * 0.7) });
+  if (mirror) img = img.flop();
+  if (grade) img = img.modulate({ brightness: 1.1, saturation: 0.85, hue: 8 });
+  return new Uint8Array(await img.jpeg({ quality: 70 }).toBuffer());
+}
+
+describe('tie engine', () => {
+  let emb: Embedder;
+  let masters: AssetRef[] = [];
+  let ads: Array<AssetRef & { truth: string }> = [];
+  before(async () => {
+    const photos = findSamplePhotos(['python3-skimage']);
+    if (photos.length < 6) return;
+    ensureTestModels(['mobilenet_v2']);
+    emb = await createEmbedder({ modelsDir: testModelsDir(), executionProvider: 'auto', workers: 1, cacheMaxBytes: 0, log: quiet });
+    masters = photos.slice(0, 6).map((p) => ({ name: p.id, bytes: new Uint8Array(readFileSync(p.path)) }));
+    ads = await Promise.all(
+      masters.slice(0, 4).map(async (m, i) => ({ name: `ad${i}`, bytes: await cut(Buffer.from(m.bytes!), i % 2 === 0, i >= 2), truth: m.name })),
+    );
+  });
+  after(async () => {
+    await emb?.close();
+  });
+
+  for (const options of [
+    { masterMirror: true, colourWeight: 0.35 },
+    { masterMirror: false, colourWeight: 0.35 },
+    { masterMirror: true, colourWeight: 0 },
+  ]) {
+    it(`ties mirrored and graded crops to their master (${JSON.stringify(options)})`, async (t) => {
+      if (masters.length === 0) return t.skip('needs 6 python3-skimage photos');
+      const engine = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, ...options });
+      try {
+        assert.equal(engine.viewsPerMaster, options.masterMirror ? 3 : 2, 'whole + centre (+ the whole mirrored)');
+        await engine.addMasters(masters);
+        const results = await engine.tieAds(ads);
+        for (const [i, r] of results.entries()) {
+          assert.equal(r.error, undefined);
+          assert.equal(r.candidates[0]?.master, ads[i]!.truth, `${r.ad} (${i % 2 === 0 ? 'mirrored' : 'as is'}${i >= 2 ? ', graded' : ''}) ranked ${r.candidates.map((c) => c.master).join(', ')}`);
+          const c = r.candidates[0]!;
+          assert.ok(Math.abs(c.euclidean - Math.sqrt(Math.max(0, 2 - 2 * c.cosine))) < 1e-4, 'rows stay unit-norm: euclidean = sqrt(2 - 2 cos)');
+        }
+      } finally {
+        await engine.close();
+      }
+    });
+  }
+
+  it('auto-ties only with enough keypoint inliers', async (t) => {
+    if (masters.length === 0) return t.skip('needs 6 python3-skimage photos');
+    const loose = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, autoTieThreshold: 0, autoTieMargin: 0, autoTieMinInliers: 0 });
+    const strict = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, autoTieThreshold: 0, autoTieMargin: 0, autoTieMinInliers: 100_000 });
+    try {
+      await loose.addMasters(masters);
+      await strict.addMasters(masters);
+      const a = await loose.tieAds(ads);
+      const b = await strict.tieAds(ads);
+      assert.ok(a.every((r) => r.autoTie === r.candidates[0]!.master), 'no floor: every best candidate is auto-tied at threshold 0');
+      assert.ok(b.every((r) => r.autoTie === null), 'a floor no verification reaches: nothing is auto-tied');
+    } finally {
+      await loose.close();
+      await strict.close();
+    }
+  });
+});
