@@ -76,10 +76,12 @@ cmd_start() {
   mkdir -p "$DIR/data"
   log "starting the ClickHouse HTTP stand-in (chDB $(node -p "require('$REPO/node_modules/chdb/package.json').version")) on $AG_BIND:$CLICKHOUSE_PORT (dir $DIR)"
   rm -f -- "$PIDFILE"
+  # `exec`: no subshell stays behind holding the lock fd (9) for the daemon's lifetime, which made
+  # every later start/stop wait 300 s for the lock and fail.
   # shellcheck disable=SC2016
-  (cd "$REPO" && setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
+  (cd "$REPO" && exec setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
     node --import tsx deploy/local/chdb-http.ts --path "$DIR/data" --port "$CLICKHOUSE_PORT" --host "$AG_BIND" \
-    >>"$LOGFILE" 2>&1 </dev/null 9>&- &)
+    >>"$LOGFILE" 2>&1 </dev/null 9>&-) &
   local i
   for ((i = 0; i < 40; i++)); do
     pid=$(pid_from_file "$PIDFILE" "$PID_PATTERN") && break
