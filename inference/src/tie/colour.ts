@@ -8,24 +8,12 @@
  * fixed grid of sample points (so the cost does not grow with the image), square-rooted (Hellinger)
  * and L2-normalized: the dot product of two histograms is their Bhattacharyya coefficient.
  */
+import { rgbToLab } from '../features/colour.js';
 import type { RawImage, Rect } from '../models/types.js';
 
 export const DEFAULT_COLOUR_BINS = 6;
 /** Sample points per side of a view. */
 const GRID = 48;
-
-const SRGB_TO_LINEAR = (() => {
-  const t = new Float32Array(256);
-  for (let i = 0; i < 256; i++) {
-    const c = i / 255;
-    t[i] = c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-  }
-  return t;
-})();
-
-function labF(t: number): number {
-  return t > 0.008856 ? Math.cbrt(t) : 7.787 * t + 16 / 116;
-}
 
 export function colourDims(bins = DEFAULT_COLOUR_BINS): number {
   return bins * bins * bins;
@@ -47,15 +35,8 @@ export function colourHistogram(raw: RawImage, rect: Rect, bins = DEFAULT_COLOUR
     for (let gx = 0; gx < GRID; gx++) {
       const x = left + Math.min(w - 1, Math.floor(((gx + 0.5) * w) / GRID));
       const o = (y * raw.width + x) * ch;
-      const r = SRGB_TO_LINEAR[raw.data[o]!]!;
-      const g = ch >= 3 ? SRGB_TO_LINEAR[raw.data[o + 1]!]! : r;
-      const b = ch >= 3 ? SRGB_TO_LINEAR[raw.data[o + 2]!]! : r;
-      const fx = labF((0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.9505);
-      const fy = labF(0.2126 * r + 0.7152 * g + 0.0722 * b);
-      const fz = labF((0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.089);
-      const L = 116 * fy - 16;
-      const A = 500 * (fx - fy);
-      const B = 200 * (fy - fz);
+      const r = raw.data[o]!;
+      const [L, A, B] = ch >= 3 ? rgbToLab(r, raw.data[o + 1]!, raw.data[o + 2]!) : rgbToLab(r, r, r);
       const li = clampBin(Math.floor(L / lStep));
       const ai = clampBin(Math.floor((A + 60) / abStep));
       const bi = clampBin(Math.floor((B + 60) / abStep));

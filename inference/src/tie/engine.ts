@@ -111,7 +111,7 @@ export interface TieCandidate {
   master: string;
   /** Calibrated score in [0, 1]. */
   score: number;
-  /** Best-view cosine similarity. */
+  /** Best-view similarity: the cosine of the searched rows (the whitened descriptor fused with the view's colour histogram when `colourWeight` > 0). */
   cosine: number;
   /** Best-view euclidean distance. */
   euclidean: number;
