@@ -18,7 +18,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WebSocket } from 'ws';
 import { loadConfig, mulberry32, ulid } from '@afterglow/core';
 import {
   Predictor,
@@ -42,6 +41,7 @@ import { testModelsDir } from '@afterglow/inference/testing';
 import { start } from 'afterglow';
 import { writeFileSync } from 'node:fs';
 import { flag, opt } from './args.js';
+import { watchClicks } from './live-probe.js';
 
 const SHORT = flag('short');
 const IMAGES = opt('images', SHORT ? 8 : 32);
@@ -148,28 +148,7 @@ async function liveLatency(tmp: string, busy: { analysed: Analysed[]; scorer: Pa
   const lat: number[] = [];
   let work = 0;
   try {
-    const ws = new WebSocket(`${running.url.replace('http', 'ws')}/v1/live?tenant_id=${tenant}`, { perMessageDeflate: false });
-    await new Promise((r, j) => {
-      ws.once('open', r);
-      ws.once('error', j);
-    });
-    const seen: [number, number][] = [];
-    let clicks = 0;
-    ws.on('message', (data: Buffer) => {
-      const at = Date.now();
-      const m = JSON.parse(data.toString()) as { entities?: { id: string; w: Record<string, number[]> }[] } | { entities?: { id: string; w: Record<string, number[]> }[] }[];
-      for (const frame of Array.isArray(m) ? m : [m]) {
-        for (const e of frame.entities ?? []) {
-          if (e.id !== probe) continue;
-          const c = Number(e.w['24h']?.[2] ?? 0);
-          if (c > clicks) {
-            clicks = c;
-            seen.push([c, at]);
-          }
-        }
-      }
-    });
-    ws.send(JSON.stringify({ op: 'subscribe', asset: probe }));
+    const { ws, seen } = await watchClicks(running.url, tenant, probe, { asset: probe });
     let stop = false;
     const load = busy
       ? (async () => {

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { WebSocket } from 'ws';
 import { EVENT_KINDS } from '@afterglow/core';
+import { watchClicks } from './live-probe.js';
 import { flag, opt, optStr } from './args.js';
 
 const SHORT = flag('short');
@@ -47,30 +48,10 @@ if (!isMainThread && (workerData as { role: string }).role === 'probe') {
   // A worker holding the latency bench's dashboards, so their clocks are not held up by the load
   // generator on the main thread: it notes when each client first saw each click count.
   const { url, probe, campaign } = workerData as { url: string; probe: string; campaign: string };
-  const seen: Record<string, [number, number][]> = { asset: [], campaign: [] };
+  const seen: Record<string, [number, number][]> = {};
   await Promise.all(
     (['asset', 'campaign'] as const).map(async (name) => {
-      const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/live?tenant_id=${TENANT}`, { perMessageDeflate: false });
-      await new Promise((r, j) => {
-        ws.once('open', r);
-        ws.once('error', j);
-      });
-      let clicks = 0;
-      ws.on('message', (data: Buffer) => {
-        const at = Date.now();
-        const m = JSON.parse(data.toString()) as { entities?: { id: string; w: Record<string, number[]> }[] } | { entities?: { id: string; w: Record<string, number[]> }[] }[];
-        for (const frame of Array.isArray(m) ? m : [m]) {
-          for (const e of frame.entities ?? []) {
-            if (e.id !== probe) continue;
-            const c = Number(e.w['24h']![2]);
-            if (c > clicks) {
-              clicks = c;
-              seen[name]!.push([c, at]);
-            }
-          }
-        }
-      });
-      ws.send(JSON.stringify({ op: 'subscribe', ...(name === 'asset' ? { asset: probe } : { campaign }) }));
+      seen[name] = (await watchClicks(url, TENANT, probe, name === 'asset' ? { asset: probe } : { campaign })).seen;
     }),
   );
   parentPort!.postMessage({ type: 'connected' });
