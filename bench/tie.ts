@@ -2,13 +2,15 @@
  * bench/tie: tying ads to masters (Knot-Tie, issue 4) on a generated set of real photos, with the
  * pHash and ORB-only baselines side by side. Prints figures; fails only on errors, not on targets.
  *
- *   node bench/dist/tie.js [--short] [--calibrate] [--orb-sample N] [--seed S] [--verify N] [--windows 0]
+ *   node bench/dist/tie.js [--short] [--calibrate] [--orb-sample N] [--seed S] [--verify N] [--windows 0] [--dump 1]
  *
  *   full   (default): 300 masters x 450 ads from lomiri-wallpapers-16.04/-20.04, mate-backgrounds,
  *          plasma-workspace-wallpapers, python3-skimage, ukui-wallpapers; ORB-only on the first 60 ads
  *   --short (CI):     40 masters x 60 ads from lomiri-wallpapers-16.04 + python3-skimage; ORB-only on all
  *   --calibrate:      first refits inference/tie.calibration.json on sets generated with other seeds
  *                     (101, 102), then evaluates on the usual seed with the new file
+ *   --dump 1:         also writes every ad's result (candidates with their evidence) beside the set,
+ *                     <set dir>.results.json, for error analysis
  *
  * Photos come from Debian packages (installed, or fetched with `apt-get download` into a cache);
  * the generated set lives in AFTERGLOW_TIE_DATA_DIR (default <tmpdir>/afterglow-tie-data), never in

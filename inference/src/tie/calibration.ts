@@ -273,7 +273,7 @@ export interface AutoTieChoice extends ThresholdChoice {
 /**
  * Keypoint inliers an auto-tie needs, by policy: on the tie set the only wrong auto-ties of a
  * calibrated threshold were thin banners matched to a sibling frame of the right shoot on appearance
- * alone (0 inliers); with this floor the loss in coverage is about 1 %.
+ * alone (0 inliers); with this floor coverage went from 32.2 to 31.6 % there.
  */
 export const AUTO_TIE_MIN_INLIERS = 8;
 

@@ -83,9 +83,9 @@ export interface TieEngineOptions {
   masterViews?: MasterViewSet;
   /**
    * Also embed the whole master mirrored left-right (default false). CNN descriptors are not
-   * mirror-invariant: before colour histograms, flipped ads had recall@1 42 % (all ads: 68 %) and this
-   * view helped; with colour (mirror-invariant) it changes mAP by -0.3 / +0.3 on two generated sets for
-   * one more view per master, so it is off unless a tenant's ads flip a lot.
+   * mirror-invariant: before colour histograms, flipped ads had recall@1 42 % (all ads: 68 %; v4 tie
+   * set, descriptors only). With colour (mirror-invariant) this view moved mAP by -0.3 / +0.3 on two
+   * generated sets for one more view per master, so it is off unless a tenant's ads flip a lot.
    */
   masterMirror?: boolean;
   /**
@@ -239,6 +239,16 @@ export class TieEngine {
   private masterInputs(raw: RawImage, key: string): Array<{ raw: RawImage; crop: Rect; key: string; mirror?: boolean }> {
     const views = masterViews(raw.width, raw.height, this.masterViewSet).map((crop) => ({ raw, crop, key }));
     return this.masterMirror ? [...views, { ...views[0]!, mirror: true }] : views;
+  }
+
+  /** A master's colour rows, in `masterInputs` order: mirroring leaves a histogram unchanged, so the mirrored whole reuses the whole's. */
+  private masterColourRows(raw: RawImage): Float32Array {
+    const views = this.colours(raw, masterViews(raw.width, raw.height, this.masterViewSet));
+    if (!this.masterMirror || views.length === 0) return views;
+    const out = new Float32Array(views.length + colourDims());
+    out.set(views);
+    out.set(views.subarray(0, colourDims()), views.length);
+    return out;
   }
 
   /** Colour histograms of views, concatenated (empty when colour is off). */
@@ -453,8 +463,7 @@ export class TieEngine {
     const key = `${sha}:d${this.decodeMaxSide}`;
     const cached = this.featureCache?.get(this.orbKey(sha));
     const inputs = this.masterInputs(raw, key);
-    // A histogram does not change with mirroring: the mirrored view's is computed again, cheaply.
-    const colours = this.colours(raw, inputs.map((i) => i.crop));
+    const colours = this.masterColourRows(raw);
     const [vectors, features] = await Promise.all([
       this.embed(inputs),
       cached
