@@ -4,9 +4,11 @@
  * requested or, for 'auto', when its library is installed and a session loads on it; else CPU,
  * decided once per worker) and one cached session per key, retried after a failed load.
  */
+import { readFile } from 'node:fs/promises';
 import type { MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { cudaProviderInstalled } from './cuda.js';
+import { pruneToOutputs } from './onnx-prune.js';
 
 export type RequestedEp = 'auto' | 'cpu' | 'cuda';
 export interface LoadedSession {
@@ -27,11 +29,15 @@ export class SessionLoader {
     this.intraOpThreads = Math.max(1, intraOpThreads);
   }
 
-  /** The session for `key` (loading `file` the first time), reported as `model`. */
-  get(key: string, model: string, file: string): Promise<LoadedSession> {
+  /**
+   * The session for `key` (loading `file` the first time), reported as `model`. With `outputs`, the
+   * graph is pruned to them first (./onnx-prune.ts): onnxruntime would otherwise run every node.
+   */
+  get(key: string, model: string, file: string, outputs?: readonly string[]): Promise<LoadedSession> {
     let s = this.sessions.get(key);
     if (!s) {
-      s = this.load(file).then((l) => {
+      const source = outputs ? readFile(file).then((bytes) => pruneToOutputs(bytes, outputs).bytes) : Promise.resolve(file);
+      s = source.then((src) => this.load(src)).then((l) => {
         this.post({ type: 'loaded', model, ep: l.ep });
         return l;
       });
@@ -42,17 +48,19 @@ export class SessionLoader {
     return s;
   }
 
-  private create(file: string, provider: 'cpu' | 'cuda'): Promise<ort.InferenceSession> {
-    return ort.InferenceSession.create(file, {
+  private create(file: string | Uint8Array, provider: 'cpu' | 'cuda'): Promise<ort.InferenceSession> {
+    const options: ort.InferenceSession.SessionOptions = {
       executionProviders: provider === 'cuda' ? [{ name: 'cuda', deviceId: 0 } as ort.InferenceSession.ExecutionProviderConfig] : ['cpu'],
       graphOptimizationLevel: 'all',
       intraOpNumThreads: this.intraOpThreads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
-    });
+    };
+    // Two calls: create's overloads take a path or bytes, not their union.
+    return typeof file === 'string' ? ort.InferenceSession.create(file, options) : ort.InferenceSession.create(file, options);
   }
 
-  private async load(file: string): Promise<LoadedSession> {
+  private async load(file: string | Uint8Array): Promise<LoadedSession> {
     if (this.ep === 'cpu') return { session: await this.create(file, 'cpu'), ep: 'cpu' };
     const cuda = cudaProviderInstalled();
     let why = `libonnxruntime_providers_cuda is not installed in ${cuda.dir ?? 'onnxruntime-node'}`;

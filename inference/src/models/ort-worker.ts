@@ -38,8 +38,8 @@ export function postprocess(raw: Float32Array, n: number, dims: number, power: n
 if (!parentPort) throw new Error('ort-worker must run in a worker thread');
 
 serveRuns<RunMsg>(parentPort, async (msg, sessions) => {
-  // One session per model file (its outputs, e.g. embedding and descriptor, share it).
-  const { session } = await sessions.get(msg.path, msg.model, msg.path);
+  // One session per model output (e.g. embedding, descriptor), its graph pruned to that output.
+  const { session } = await sessions.get(`${msg.path}#${msg.outputName}`, msg.model, msg.path, [msg.outputName]);
   const input = new ort.Tensor('uint8', msg.pixels, [msg.n, msg.h, msg.w, 3]);
   // One output per call (a model may have several, e.g. embedding and descriptor).
   const out = await session.run({ [msg.inputName]: input }, [msg.outputName]);
