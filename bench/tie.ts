@@ -68,6 +68,7 @@ function engineOptions(config: ReturnType<typeof loadConfig>) {
     verifyTop: VERIFY,
     masterViews: config.tie.masterViews,
     masterMirror: config.tie.masterMirror,
+    thinStrips: config.tie.thinStrips,
     colourWeight: config.tie.colourWeight,
     ...(config.tie.descriptor ? { output: config.tie.descriptor } : {}),
     whitenDims: config.tie.whitenDims,

@@ -122,6 +122,8 @@ const envSchema = z.object({
   TIE_MASTER_VIEWS: z.enum(['whole', 'centre', 'corners']).default('centre'),
   /** Also embed the whole master mirrored left-right (off: with colour histograms it did not change accuracy; on for tenants whose ads flip a lot). */
   TIE_MASTER_MIRROR: bool.optional(),
+  /** Strip views of every master (four wide, one tall) that thin ads (leaderboards, skyscrapers) are also compared with (default on). */
+  TIE_THIN_STRIPS: bool.optional(),
   /** Weight of the views' colour histograms beside the CNN descriptor: (cosine + w x colour) / (1 + w); 0 = off. */
   TIE_COLOUR_WEIGHT: z.coerce.number().min(0).max(10).default(0.35),
   /** Model output that describes images for tying: auto (the manifest's descriptor when the model has one) | descriptor | embedding. */
@@ -405,6 +407,8 @@ export interface TieSettings {
   masterViews: 'whole' | 'centre' | 'corners';
   /** The whole master is also embedded mirrored. */
   masterMirror: boolean;
+  /** Masters also get strip views for thin ads. */
+  thinStrips: boolean;
   /** Colour histogram weight in the similarity (0 = off). */
   colourWeight: number;
   /** undefined = the model's manifest descriptor when it has one, else its embedding. */
@@ -526,6 +530,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       verifyWorkers: e.TIE_VERIFY_WORKERS,
       masterViews: e.TIE_MASTER_VIEWS,
       masterMirror: e.TIE_MASTER_MIRROR ?? false,
+      thinStrips: e.TIE_THIN_STRIPS ?? true,
       colourWeight: e.TIE_COLOUR_WEIGHT,
       descriptor: e.TIE_DESCRIPTOR === 'auto' ? undefined : e.TIE_DESCRIPTOR,
       whitenDims: e.TIE_WHITEN_DIMS,

@@ -1,7 +1,8 @@
 /**
  * The tie engine on real photos (python3-skimage) with ads made here: mirrored and graded crops find
  * their master first with colour fused in and with the mirrored master view; the index holds the
- * expected rows per master; auto-ties honour the keypoint-inlier floor.
+ * expected rows per master; auto-ties honour the keypoint-inlier floor; leaderboards cut as full-width
+ * strips meet the masters' strip views, and only thin ads do.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -24,6 +25,17 @@ async function cut(bytes: Buffer, mirror: boolean, grade: boolean): Promise<Uint
   if (mirror) img = img.flop();
   if (grade) img = img.modulate({ brightness: 1.1, saturation: 0.85, hue: 8 });
   return new Uint8Array(await img.jpeg({ quality: 70 }).toBuffer());
+}
+
+/** A 728x90 leaderboard cover-cut from a master: a full-width 8:1 strip, with a CTA block on its right. */
+async function leaderboard(bytes: Buffer): Promise<Uint8Array> {
+  const m = await sharp(bytes).metadata();
+  const w = m.width!;
+  const h = m.height!;
+  const sh = Math.round(w / 8);
+  const strip = await sharp(bytes).extract({ left: 0, top: Math.round(h * 0.45 - sh / 2), width: w, height: sh }).resize(728, 90, { fit: 'fill' }).toBuffer();
+  const cta = await sharp({ create: { width: 150, height: 50, channels: 3, background: '#e0402a' } }).png().toBuffer();
+  return new Uint8Array(await sharp(strip).composite([{ input: cta, left: 560, top: 20 }]).jpeg({ quality: 75 }).toBuffer());
 }
 
 describe('tie engine', () => {
@@ -82,6 +94,36 @@ describe('tie engine', () => {
     } finally {
       await loose.close();
       await strict.close();
+    }
+  });
+
+  it('compares thin ads, and only them, with the masters\' strips', async (t) => {
+    if (masters.length === 0) return t.skip('needs 6 python3-skimage photos');
+    const thinAds = await Promise.all(masters.slice(0, 4).map(async (m, i) => ({ name: `lb${i}`, bytes: await leaderboard(Buffer.from(m.bytes!)), truth: m.name })));
+    const withStrips = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0 });
+    const without = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, thinStrips: false });
+    try {
+      await withStrips.addMasters(masters);
+      await without.addMasters(masters);
+      const a = await withStrips.tieAds([...thinAds, ...ads]);
+      const b = await without.tieAds([...thinAds, ...ads]);
+      let raised = 0;
+      for (let i = 0; i < thinAds.length; i++) {
+        const truth = thinAds[i]!.truth;
+        assert.equal(a[i]!.candidates[0]?.master, truth, `${thinAds[i]!.name} ranked ${a[i]!.candidates.map((c) => c.master).join(', ')}`);
+        const cosA = a[i]!.candidates.find((c) => c.master === truth)!.cosine;
+        const cosB = b[i]!.candidates.find((c) => c.master === truth)!.cosine;
+        assert.ok(cosA >= cosB - 1e-6, 'a master keeps the better of its view and strip similarities');
+        if (cosA > cosB + 0.01) raised++;
+      }
+      assert.ok(raised >= 3, `the master's strip is the best match of most leaderboards (${raised} of ${thinAds.length})`);
+      // Near-square ads never meet strips: the same candidates, the same similarities.
+      for (let i = thinAds.length; i < a.length; i++) {
+        assert.deepEqual(a[i]!.byCosine, b[i]!.byCosine);
+      }
+    } finally {
+      await withStrips.close();
+      await without.close();
     }
   });
 });

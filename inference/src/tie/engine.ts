@@ -1,9 +1,11 @@
 /**
  * The tie engine (Knot-Tie, made fast): ads -> ranked master candidates with calibrated scores.
  *
- *   masters: bytes -> sha256 -> decode (bounded side) -> embedding (cached by content) + ORB features
- *   ads:     bytes -> decode -> six views (./views.ts) -> six embeddings -> exact top-K masters by
- *            best-view cosine and euclidean distance (./similarity.ts) -> the top `verifyTop` by either
+ *   masters: bytes -> sha256 -> decode (bounded side) -> embeddings of its views and strips (cached by
+ *            content) + ORB features
+ *   ads:     bytes -> decode -> six views (+ windows of thin ads; ./views.ts) -> embeddings -> exact
+ *            top-K masters by best-view cosine and euclidean distance (./similarity.ts; a thin ad's
+ *            whole and halves also against the masters' strips) -> the top `verifyTop` by either
  *            list are verified with ORB + RANSAC (./orb.ts, worker threads) -> calibrated score
  *            (./calibration.ts) -> top-N candidates; auto-tie when the best score reaches the
  *            calibrated threshold.
@@ -24,8 +26,8 @@ import { isAutoTie, loadCalibration, scoreCandidates, type Calibration, type Evi
 import { DEFAULT_ORB_PARAMS, describeSize, type Features, type OrbParams } from './orb.js';
 import { OrbPool } from './orb-pool.js';
 import { OrbVoteIndex } from './orb-index.js';
-import { searchTopK, type VectorSet } from './similarity.js';
-import { adViews, adWindows, masterViewCount, masterViews, type MasterViewSet } from './views.js';
+import { mergeRankings, searchTopK, type VectorSet } from './similarity.js';
+import { adViews, adWindows, masterStrips, masterViewCount, masterViews, STRIP_AD_VIEWS, TALL_STRIPS, thinness, WIDE_STRIPS, type MasterViewSet } from './views.js';
 import { colourDims, colourHistogram, fuseColour } from './colour.js';
 import { applyWhitening, fitWhitening, type Whitening } from './whitening.js';
 
@@ -88,6 +90,11 @@ export interface TieEngineOptions {
    * generated sets for one more view per master, so it is off unless a tenant's ads flip a lot.
    */
   masterMirror?: boolean;
+  /**
+   * Strip views of every master (./views.ts `masterStrips`: four wide, one tall), compared only with
+   * thin ads' whole and halves (default true). Five more CNN passes per master.
+   */
+  thinStrips?: boolean;
   /**
    * Weight of the views' colour histograms (./colour.ts) beside the descriptor in the similarity:
    * (cosine + w x colour) / (1 + w). Default 0.35; 0 = descriptor only.
@@ -185,6 +192,7 @@ export class TieEngine {
   readonly masterViewSet: MasterViewSet;
   readonly masterMirror: boolean;
   readonly colourWeight: number;
+  readonly thinStrips: boolean;
   private readonly pool: OrbPool;
   private readonly masterNames: string[] = [];
   /** Per master: its views' embeddings, concatenated. */
@@ -192,7 +200,12 @@ export class TieEngine {
   private readonly masterFeatures: Features[] = [];
   /** Per master: its views' colour histograms, concatenated (empty when colour is off). */
   private readonly masterColours: Float32Array[] = [];
+  /** Per master (with `thinStrips`): its strip views' embeddings and colours, `WIDE_STRIPS` then `TALL_STRIPS`. */
+  private readonly masterStripVectors: Float32Array[] = [];
+  private readonly masterStripColours: Float32Array[] = [];
   private index: VectorSet | undefined;
+  /** Searched rows of the masters' strips, for wide and for tall thin ads. */
+  private stripIndex: { wide: VectorSet; tall: VectorSet } | undefined;
   /** Unlabelled ad views kept to fit the whitening (rows of the raw descriptor). */
   private adSample: Float32Array[] = [];
   private viewsSampled = 0;
@@ -227,6 +240,7 @@ export class TieEngine {
     this.masterViewSet = options.masterViews ?? 'centre';
     this.masterMirror = options.masterMirror ?? false;
     this.colourWeight = Math.max(0, options.colourWeight ?? 0.35);
+    this.thinStrips = options.thinStrips ?? true;
     const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
     this.pool = new OrbPool(options.workers ?? Math.max(1, cores));
   }
@@ -279,7 +293,7 @@ export class TieEngine {
   async addMasters(refs: readonly AssetRef[], onProgress?: (p: TieProgress) => void): Promise<{ added: number; failed: Array<{ name: string; error: string }> }> {
     const t0 = performance.now();
     const failed: Array<{ name: string; error: string }> = [];
-    const results: Array<{ vector: Float32Array; colours: Float32Array; features: Features } | undefined> = new Array(refs.length);
+    const results: Array<MasterDescription | undefined> = new Array(refs.length);
     let done = 0;
     await forEachLimit(refs, this.concurrency, async (ref, i) => {
       try {
@@ -296,10 +310,13 @@ export class TieEngine {
       this.masterNames.push(ref.name);
       this.masterVectors.push(r.vector);
       this.masterColours.push(r.colours);
+      this.masterStripVectors.push(r.strips.vector);
+      this.masterStripColours.push(r.strips.colours);
       this.masterFeatures.push(r.features);
       added++;
     });
     this.index = undefined;
+    this.stripIndex = undefined;
     this.votes = undefined;
     this.whitening = undefined;
     this.timings.mastersWallMs += performance.now() - t0;
@@ -410,11 +427,27 @@ export class TieEngine {
     this.masterVectors.forEach((v, i) => data.set(this.searchRows(v, vpm, this.masterColours[i]!), i * vpm * d));
     // Rows are unit-norm (embedder output or whitened then L2, fused with unit colour histograms): euclidean = sqrt(2 - 2 cos).
     this.index = { dims: d, count: this.masterVectors.length * vpm, data };
+    this.stripIndex = this.thinStrips ? this.buildStripIndex(d) : undefined;
     if (this.voteTop > 0) {
       this.votes = new OrbVoteIndex();
       this.masterFeatures.forEach((f, i) => this.votes!.add(i, f));
     }
     return this.index;
+  }
+
+  /** Searched rows of every master's strips (projected like the index), split by orientation. */
+  private buildStripIndex(d: number): { wide: VectorSet; tall: VectorSet } {
+    const nw = WIDE_STRIPS.length;
+    const nt = TALL_STRIPS.length;
+    const n = this.masterStripVectors.length;
+    const wide = new Float32Array(n * nw * d);
+    const tall = new Float32Array(n * nt * d);
+    this.masterStripVectors.forEach((v, i) => {
+      const rows = this.searchRows(v, nw + nt, this.masterStripColours[i]!);
+      wide.set(rows.subarray(0, nw * d), i * nw * d);
+      tall.set(rows.subarray(nw * d), i * nt * d);
+    });
+    return { wide: { dims: d, count: n * nw, data: wide }, tall: { dims: d, count: n * nt, data: tall } };
   }
 
   private async read(ref: AssetRef): Promise<Uint8Array> {
@@ -456,7 +489,7 @@ export class TieEngine {
     return `orb:v1:${sha}:${this.decodeMaxSide}:${p.nFeatures}:${p.masterSide}`;
   }
 
-  private async describeMaster(ref: AssetRef): Promise<{ vector: Float32Array; colours: Float32Array; features: Features }> {
+  private async describeMaster(ref: AssetRef): Promise<MasterDescription> {
     const bytes = await this.read(ref);
     const sha = createHash('sha256').update(bytes).digest('hex');
     const raw = await this.decode(bytes);
@@ -464,8 +497,9 @@ export class TieEngine {
     const cached = this.featureCache?.get(this.orbKey(sha));
     const inputs = this.masterInputs(raw, key);
     const colours = this.masterColourRows(raw);
+    const strips = this.thinStrips ? [...masterStrips(raw.width, raw.height, 'wide'), ...masterStrips(raw.width, raw.height, 'tall')] : [];
     const [vectors, features] = await Promise.all([
-      this.embed(inputs),
+      this.embed([...inputs, ...strips.map((crop) => ({ raw, crop, key }))]),
       cached
         ? Promise.resolve(cached)
         : (async () => {
@@ -477,11 +511,19 @@ export class TieEngine {
             return f;
           })(),
     ]);
-    // The master's views, concatenated (rows of the index).
+    // The master's views, concatenated (rows of the index), then its strips.
     const d = vectors[0]!.length;
-    const vector = new Float32Array(vectors.length * d);
-    vectors.forEach((v, i) => vector.set(v, i * d));
-    return { vector, colours, features };
+    const concat = (vs: Float32Array[]) => {
+      const out = new Float32Array(vs.length * d);
+      vs.forEach((v, i) => out.set(v, i * d));
+      return out;
+    };
+    return {
+      vector: concat(vectors.slice(0, inputs.length)),
+      colours,
+      strips: { vector: concat(vectors.slice(inputs.length)), colours: this.colours(raw, strips) },
+      features,
+    };
   }
 
   /** Decode, views, descriptors and keypoints of one ad. */
@@ -507,11 +549,11 @@ export class TieEngine {
           })()
         : Promise.resolve(undefined),
     ]);
-    return { vectors, colours, adFeatures };
+    return { vectors, colours, adFeatures, thin: thinness(raw.width, raw.height) };
   }
 
   private async finishAd(ref: AssetRef, prepared: Prepared, index: VectorSet): Promise<TieResult> {
-    const { vectors, colours, adFeatures } = prepared;
+    const { vectors, colours, adFeatures, thin } = prepared;
     const verifying = this.verifyTop > 0 && index.count > 0;
     // Exact top-K by best view.
     const ts = performance.now();
@@ -520,7 +562,17 @@ export class TieEngine {
     const flat = new Float32Array(nv * raw);
     vectors.forEach((v, i) => flat.set(v, i * raw));
     const q = this.searchRows(flat, nv, colours);
-    const [ranking] = searchTopK(index, { dims: index.dims, count: nv, data: q }, nv, this.topK, { viewsPerMaster: this.viewsPerMaster });
+    let [ranking] = searchTopK(index, { dims: index.dims, count: nv, data: q }, nv, this.topK, { viewsPerMaster: this.viewsPerMaster });
+    if (thin && this.stripIndex && nv >= STRIP_AD_VIEWS.length) {
+      // A thin ad's whole and halves also meet the masters' strips of its orientation; a master keeps its better value.
+      const strips = this.stripIndex[thin];
+      const d = index.dims;
+      const sq = new Float32Array(STRIP_AD_VIEWS.length * d);
+      STRIP_AD_VIEWS.forEach((v, i) => sq.set(q.subarray(v * d, (v + 1) * d), i * d));
+      const per = thin === 'wide' ? WIDE_STRIPS.length : TALL_STRIPS.length;
+      const [byStrips] = searchTopK(strips, { dims: d, count: STRIP_AD_VIEWS.length, data: sq }, STRIP_AD_VIEWS.length, this.topK, { viewsPerMaster: per });
+      ranking = mergeRankings(ranking!, byStrips!, this.topK, STRIP_AD_VIEWS);
+    }
     this.timings.searchMs += performance.now() - ts;
     const cos = ranking!.cosine;
     const euc = ranking!.euclidean;
@@ -612,6 +664,16 @@ interface Prepared {
   colours: Float32Array;
   /** ORB features as is, and the grey image they came from (for a flipped description on demand). */
   adFeatures: { features: Features; gray: { gray: Uint8Array; width: number; height: number } } | undefined;
+  /** A thin ad's orientation (./views.ts `thinness`): its whole and halves are also compared with the masters' strips. */
+  thin: 'wide' | 'tall' | undefined;
+}
+
+/** A master described: its views' rows (searched), their colours, its strips (empty without `thinStrips`) and keypoints. */
+interface MasterDescription {
+  vector: Float32Array;
+  colours: Float32Array;
+  strips: { vector: Float32Array; colours: Float32Array };
+  features: Features;
 }
 
 /** For unit embeddings: cos = 1 - d^2 / 2. */

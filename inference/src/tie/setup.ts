@@ -52,6 +52,7 @@ export function configuredEngineOptions(
     verifyTop: o.verifyTop ?? tie.verifyTop,
     masterViews: tie.masterViews,
     masterMirror: tie.masterMirror,
+    thinStrips: tie.thinStrips,
     colourWeight: tie.colourWeight,
     ...(tie.descriptor ? { output: tie.descriptor } : {}),
     whitenDims: tie.whitenDims,

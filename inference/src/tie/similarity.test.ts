@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mulberry32 } from '@afterglow/core';
-import { packVectors, searchTopK, TopHeap } from './similarity.js';
+import { mergeRankings, packVectors, searchTopK, TopHeap } from './similarity.js';
 
 function randomVectors(n: number, d: number, rng: () => number): Float32Array[] {
   return Array.from({ length: n }, () => Float32Array.from({ length: d }, () => rng() * 2 - 1));
@@ -103,4 +103,41 @@ test('TopHeap keeps the best k with ties to the lower index', () => {
   const l = new TopHeap(2, false);
   [[4, 2], [1, 3], [0, 2], [9, 1]].forEach(([i, v]) => l.push(i!, v!));
   assert.deepEqual(Array.from(l.sorted().index), [9, 0]);
+});
+
+test('mergeRankings of two exact top-k searches equals one search over both view sets', () => {
+  const rng = mulberry32(11);
+  const d = 12;
+  const nM = 40;
+  // Masters have 2 "base" rows and 3 "strip" rows; the ad has 4 views, of which views 1 and 3 also meet strips.
+  const base = randomVectors(nM * 2, d, rng);
+  const strips = randomVectors(nM * 3, d, rng);
+  const ad = randomVectors(4, d, rng);
+  const k = 7;
+  // Unit rows (no original norms), as the tie engine searches.
+  const unitSet = (v: Float32Array[]) => ({ ...packVectors(v), norms: undefined });
+  const a = searchTopK(unitSet(base), unitSet(ad), 4, k, { viewsPerMaster: 2 })[0]!;
+  const b = searchTopK(unitSet(strips), unitSet([ad[1]!, ad[3]!]), 2, k, { viewsPerMaster: 3 })[0]!;
+  const merged = mergeRankings(a, b, k, [1, 3]);
+  // Reference: every master's best over both view sets, sorted.
+  const unit = (v: Float32Array) => Array.from(v, (x) => x / Math.hypot(...v));
+  const dot = (x: number[], y: number[]) => x.reduce((s, xi, i) => s + xi * y[i]!, 0);
+  const ref = Array.from({ length: nM }, (_, m) => {
+    let best = -Infinity;
+    let view = -1;
+    for (let u = 0; u < 2; u++) for (let v = 0; v < 4; v++) { const c = dot(unit(ad[v]!), unit(base[m * 2 + u]!)); if (c > best) { best = c; view = v; } } // prettier-ignore
+    for (let u = 0; u < 3; u++) for (const v of [1, 3]) { const c = dot(unit(ad[v]!), unit(strips[m * 3 + u]!)); if (c > best) { best = c; view = v; } } // prettier-ignore
+    return { m, best, view };
+  }).sort((x, y) => y.best - x.best || x.m - y.m);
+  assert.deepEqual(Array.from(merged.cosine.index), ref.slice(0, k).map((r) => r.m));
+  ref.slice(0, k).forEach((r, i) => {
+    assert.ok(Math.abs(merged.cosine.value[i]! - r.best) < 1e-5);
+    assert.equal(merged.cosine.view[i], r.view, 'view indices are the ad\'s, not the strip query\'s');
+  });
+  // Unit rows: the euclidean list is the cosine list, ascending distances.
+  assert.deepEqual(Array.from(merged.euclidean.index), Array.from(merged.cosine.index));
+  for (let i = 1; i < k; i++) assert.ok(merged.euclidean.value[i]! >= merged.euclidean.value[i - 1]!);
+  // Some master must have come from the strips for the test to mean anything.
+  const fromStrips = ref.slice(0, k).filter((r) => { let bb = -Infinity; for (let u = 0; u < 2; u++) for (let v = 0; v < 4; v++) bb = Math.max(bb, dot(unit(ad[v]!), unit(base[r.m * 2 + u]!))); return bb < r.best; }); // prettier-ignore
+  assert.ok(fromStrips.length > 0);
 });

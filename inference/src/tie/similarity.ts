@@ -146,6 +146,36 @@ export function searchTopK(masters: VectorSet, queries: VectorSet, viewsPerAd: n
 }
 
 /**
+ * The top `k` of two rankings of the same masters by different view sets (e.g. an ad's views against
+ * masters' whole views, and some of its views against masters' strips): a master's value is the better
+ * of its two. Exact when both inputs are exact top-`k` lists: a master in the true top-`k` of the better
+ * value is in the top-`k` of the list its better value came from. `viewMap` renames the second
+ * ranking's view indices (its queries were a subset of the ad's views).
+ */
+export function mergeRankings(a: AdRanking, b: AdRanking, k: number, viewMap?: readonly number[]): AdRanking {
+  const merge = (x: Ranked, y: Ranked, higherIsBetter: boolean): Ranked => {
+    const best = new Map<number, { value: number; view: number }>();
+    const offer = (r: Ranked, map?: readonly number[]) => {
+      for (let i = 0; i < r.index.length; i++) {
+        const m = r.index[i]!;
+        const v = r.value[i]!;
+        const cur = best.get(m);
+        if (!cur || (higherIsBetter ? v > cur.value : v < cur.value)) best.set(m, { value: v, view: map ? map[r.view[i]!]! : r.view[i]! });
+      }
+    };
+    offer(x);
+    offer(y, viewMap);
+    const sorted = [...best].sort((p, q) => (higherIsBetter ? q[1].value - p[1].value : p[1].value - q[1].value) || p[0] - q[0]).slice(0, Math.max(0, k));
+    return {
+      index: Int32Array.from(sorted, (e) => e[0]),
+      value: Float32Array.from(sorted, (e) => e[1].value),
+      view: Uint8Array.from(sorted, (e) => e[1].view),
+    };
+  };
+  return { cosine: merge(a.cosine, b.cosine, true), euclidean: merge(a.euclidean, b.euclidean, false) };
+}
+
+/**
  * dots[r * cols + j] = <q[r0 + r], m[m0 + j]> for r < rows, j < cols. Four query rows against two
  * master rows per inner loop: each loaded float is used four or two times (register blocking).
  */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { adViews, adWindows, centreCrop, masterViews, VIEW_NAMES } from './views.js';
+import { adViews, adWindows, centreCrop, masterStrips, masterViews, TALL_STRIPS, thinness, VIEW_NAMES, WIDE_STRIPS } from './views.js';
 
 const inside = (r: { left: number; top: number; width: number; height: number }, w: number, h: number) =>
   Number.isInteger(r.left) && Number.isInteger(r.top) && Number.isInteger(r.width) && Number.isInteger(r.height) &&
@@ -75,4 +75,39 @@ test('thin ads get sliding windows along the long side that cover it end to end;
   for (let i = 1; i < lb.length; i++) assert.ok(lb[i]!.rect.left - lb[i - 1]!.rect.left <= 144);
   assert.equal(adWindows(160, 600).length, 3);
   for (const [w, h] of [[300, 250], [1080, 1080], [1080, 1920], [1200, 628], [1, 1]] as const) assert.deepEqual(adWindows(w, h), []);
+});
+
+test('thinness: long side >= 2.5 x short side, and which way', () => {
+  assert.equal(thinness(728, 90), 'wide');
+  assert.equal(thinness(160, 600), 'tall');
+  assert.equal(thinness(300, 250), undefined);
+  assert.equal(thinness(1200, 628), undefined);
+  assert.equal(thinness(250, 100), 'wide', 'exactly 2.5');
+});
+
+test('masterStrips: full-width wide strips and a full-height tall one, of the declared shapes, inside the image', () => {
+  for (const [w, h] of [[1024, 683], [683, 1024], [1024, 100], [40, 1000], [1, 1]] as const) {
+    const wide = masterStrips(w, h, 'wide');
+    const tall = masterStrips(w, h, 'tall');
+    assert.equal(wide.length, WIDE_STRIPS.length);
+    assert.equal(tall.length, TALL_STRIPS.length);
+    for (const r of [...wide, ...tall]) {
+      assert.ok(r.left >= 0 && r.top >= 0 && r.width >= 1 && r.height >= 1 && r.left + r.width <= w && r.top + r.height <= h, `${w}x${h}: ${JSON.stringify(r)}`);
+    }
+    wide.forEach((r, i) => {
+      assert.equal(r.width, w, 'wide strips span the width');
+      // Where the image is tall enough, the strip has its aspect and is centred where declared.
+      const sh = Math.round(w / WIDE_STRIPS[i]!.aspect);
+      if (sh >= 1 && sh <= h) {
+        assert.ok(Math.abs(r.width / r.height - WIDE_STRIPS[i]!.aspect) < 0.05 * WIDE_STRIPS[i]!.aspect + 1 / r.height);
+        const centre = (r.top + r.height / 2) / h;
+        const room = r.height / 2 / h;
+        assert.ok(Math.abs(centre - Math.min(1 - room, Math.max(room, WIDE_STRIPS[i]!.centre))) < 1 / h + 1e-9, `centre ${centre}`);
+      }
+    });
+    for (const r of tall) assert.equal(r.height, h, 'tall strips span the height');
+  }
+  // 8:1 strips at three heights of a 3:2 photo are distinct and ordered top to bottom.
+  const tops = masterStrips(1024, 683, 'wide').slice(1).map((r) => r.top);
+  assert.ok(tops[0]! < tops[1]! && tops[1]! < tops[2]!);
 });
