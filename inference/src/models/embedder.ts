@@ -3,12 +3,14 @@
  * onnxruntime-node in worker threads. See ./types.ts for the contract.
  *
  * Per image: cache key (sha256 of the bytes or pixels, crop, fit, model) -> in-memory LRU -> sharp
- * probe + decode + resize on libuv's pool (never the event loop) -> queued for the worker pool, which
- * batches across concurrent callers. At most `workers * batchSize * 2` images are between decode and
+ * probe + decode + resize on libuv's pool (never the event loop) -> the model's blur, stacked with
+ * other callers' images (./blur-batch.ts) -> queued for the worker pool, which batches across
+ * concurrent callers. At most `workers * batchSize * 2` images are between decode and
  * result at once, so a call with 100k images streams instead of decoding everything up front.
  */
 import { createHash } from 'node:crypto';
 import os from 'node:os';
+import { BlurBatcher } from './blur-batch.js';
 import { LruEmbeddingCache } from './cache.js';
 import { ensureModel } from './ensure.js';
 import { preprocess, resolveLimits } from './image.js';
@@ -101,6 +103,7 @@ export async function createEmbedder(options: EmbedderOptions = {}): Promise<Emb
   // Bounded work between decode and result (memory), and sharp pipelines at once (libuv pool).
   const window = new Limiter(o.workers * o.batchSize * 2);
   const decoders = new Limiter(Math.max(2, Number(process.env.UV_THREADPOOL_SIZE) || 4));
+  const blurs = new BlurBatcher(2);
   let hits = 0;
   let misses = 0;
   let closed = false;
@@ -153,7 +156,10 @@ export async function createEmbedder(options: EmbedderOptions = {}): Promise<Emb
     }
     misses++;
     const work = window.run(async () => {
-      const pixels = await decoders.run(() => preprocess(input, { size: m.spec.inputSize, fit, kernel: m.spec.kernel, blurSigma: m.spec.blurSigma }, o.limits));
+      const [w, h] = m.spec.inputSize;
+      const resized = await decoders.run(() => preprocess(input, { size: [w, h], fit, kernel: m.spec.kernel, blurSigma: 0 }, o.limits));
+      // Same bytes as blurring inside the resize pipeline (sharp needs sigma >= 0.3), a third of the time.
+      const pixels = m.spec.blurSigma >= 0.3 ? await blurs.blur(resized, w, h, 3, m.spec.blurSigma) : resized;
       return pool.run(m, pixels);
     });
     if (key === undefined) return work;
