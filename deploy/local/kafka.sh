@@ -21,6 +21,8 @@ KAFKA_JVM_PERFORMANCE_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:--server -XX:+UseG1GC -
 KAFKA_OPTS="${KAFKA_OPTS:-}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-60}"
+# Start from empty storage when more partitions than this piled up (see prune_stale_storage).
+KAFKA_MAX_PARTITIONS="${KAFKA_MAX_PARTITIONS:-2000}"
 # Extra server.properties lines (newline separated); they override the defaults below.
 KAFKA_EXTRA_PROPERTIES="${KAFKA_EXTRA_PROPERTIES:-}"
 
@@ -147,6 +149,21 @@ random_cluster_id() {
   done
 }
 
+# prune_stale_storage: this broker is scratch space for development and tests,
+# and the tests create uniquely named topics on every run. After a dozen runs
+# ten thousand partitions had piled up (6 GB) and the broker needed over the
+# 120 s start timeout just to load them, so CI failed at service start-up.
+# Past KAFKA_MAX_PARTITIONS partition directories, start from empty storage.
+prune_stale_storage() {
+  [[ -d $DATA ]] || return 0
+  local n
+  n=$(find "$DATA" -mindepth 1 -maxdepth 1 -type d | wc -l)
+  ((n > KAFKA_MAX_PARTITIONS)) || return 0
+  log "$n partition directories from earlier runs in $DATA (over KAFKA_MAX_PARTITIONS=$KAFKA_MAX_PARTITIONS): starting from empty storage"
+  rm -rf -- "$DATA"
+  mkdir -p "$DATA"
+}
+
 format_storage() {
   [[ -f $DATA/meta.properties ]] && return 0
   local cid java
@@ -223,6 +240,7 @@ cmd_start() {
   java=$(java_bin) || { ensure_apt java openjdk-17-jre-headless && java=$(java_bin); }
   ensure_libs prune
   write_config
+  prune_stale_storage
   format_storage
 
   log "starting Kafka $KAFKA_VERSION (KRaft, $("$java" -version 2>&1 | head -n1 | cut -d'"' -f2)) on $AG_BIND:$KAFKA_PORT, controller :$KAFKA_CONTROLLER_PORT (dir $DIR)"
