@@ -3,6 +3,7 @@
  * pHash and ORB-only baselines side by side. Prints figures; fails only on errors, not on targets.
  *
  *   node bench/dist/tie.js [--short] [--calibrate] [--orb-sample N] [--seed S] [--verify N] [--windows 0] [--dump 1]
+ *                          [--also-seeds 7,101,102]
  *
  *   full   (default): 300 masters x 450 ads from lomiri-wallpapers-16.04/-20.04, mate-backgrounds,
  *          plasma-workspace-wallpapers, python3-skimage, ukui-wallpapers; ORB-only on the first 60 ads
@@ -11,6 +12,9 @@
  *                     (101, 102), then evaluates on the usual seed with the new file
  *   --dump 1:         also writes every ad's result (candidates with their evidence) beside the set,
  *                     <set dir>.results.json, for error analysis
+ *   --also-seeds L:   then runs the engine alone on sets of these seeds too and prints each with the
+ *                     mean: sets differ a lot by seed (mAP 85-91 for one engine), and the calibration
+ *                     seeds (101, 102) are not held out
  *
  * Photos come from Debian packages (installed, or fetched with `apt-get download` into a cache);
  * the generated set lives in AFTERGLOW_TIE_DATA_DIR (default <tmpdir>/afterglow-tie-data), never in
@@ -40,7 +44,7 @@ import {
   type RetrievalReport,
   type TieDataset,
 } from '@afterglow/inference';
-import { flag, opt } from './args.js';
+import { flag, opt, optStr } from './args.js';
 
 const SHORT = flag('short');
 const SEED = opt('seed', 1);
@@ -175,6 +179,32 @@ async function main(): Promise<void> {
       parts.push(`${n.toLocaleString('en')} masters: ${f(single)} ms one ad, ${f(batched)} ms/ad in blocks of 16 (index ${((n * d * 4) / 2 ** 20).toFixed(0)} MiB)`);
     }
     console.log(`  exact top-500 search (6 views per ad), one thread, ${d}-d${config.tie.whitenDims > 0 ? ' (whitened)' : ''}:\n    ${parts.join('\n    ')}`);
+
+    const also = optStr('also-seeds', '')
+      .split(',')
+      .filter(Boolean)
+      .map(Number)
+      .filter((s) => Number.isInteger(s) && s !== SEED);
+    if (also.length > 0) {
+      const gen = calibration.fittedOn?.['generator'] as { seeds?: unknown } | undefined;
+      const calibrated = new Set<number>(Array.isArray(gen?.seeds) ? gen.seeds.filter((x): x is number => typeof x === 'number') : []);
+      const rows: Array<{ seed: number; r: RetrievalReport; secs: number }> = [{ seed: SEED, r, secs: run.totalS }];
+      for (const s of also) {
+        const other = await dataset(s);
+        const o = await runEngine(other, embedder, { ...engineOptions(config), candidates: config.tie.candidates, calibration, topK: config.tie.topK });
+        rows.push({ seed: s, r: o.report, secs: o.totalS });
+      }
+      console.log(`\n  engine by seed (the calibration was fitted on seeds ${[...calibrated].join(', ') || 'unknown'}):`);
+      console.log(`    seed          R@1  R@20   mAP   auto-tie correct / made`);
+      for (const x of rows) {
+        const role = calibrated.has(x.seed) ? 'calibration' : 'held out';
+        console.log(`    ${String(x.seed).padEnd(4)} ${role.padEnd(11)} ${pct(x.r.recallAt1)} ${pct(x.r.recallAt20)} ${pct(x.r.mAP)}   ${x.r.autoTiesCorrect} / ${x.r.autoTies}   (${x.secs.toFixed(1)} s)`);
+      }
+      const mean = (f: (r: RetrievalReport) => number) => rows.reduce((acc, x) => acc + f(x.r), 0) / rows.length;
+      const made = rows.reduce((acc, x) => acc + x.r.autoTies, 0);
+      const correct = rows.reduce((acc, x) => acc + x.r.autoTiesCorrect, 0);
+      console.log(`    mean             ${pct(mean((x) => x.recallAt1))} ${pct(mean((x) => x.recallAt20))} ${pct(mean((x) => x.mAP))}   ${correct} / ${made} (${pct(made > 0 ? correct / made : undefined)} %)`);
+    }
   } finally {
     await embedder.close();
   }
