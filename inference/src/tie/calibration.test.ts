@@ -124,3 +124,20 @@ test('auto-tie: a confident candidate without keypoint evidence goes to a human'
   assert.equal(withFloor.threshold, 0.7);
   assert.equal(withFloor.precision, 1);
 });
+
+test('auto-tie: keypoints on a shared region do not outvote clearly better appearance', () => {
+  assert.equal(isAutoTie([0.9, 0.1], 0.8, 0.2, 20, 8, 0.3, 0.25), false, 'the tied master looks 0.3 less like the ad than the best candidate');
+  assert.equal(isAutoTie([0.9, 0.1], 0.8, 0.2, 20, 8, 0.1, 0.25), true);
+  assert.equal(isAutoTie([0.9, 0.1], 0.8, 0.2, 20, 8, 0.3), true, 'no limit by default');
+  // A sibling frame that verified on the overlap (many inliers, low cosine) tops the scores.
+  const top = [
+    { score: 0.95, second: 0.1, correct: false, inliers: 28, cosineGap: 0.3 },
+    { score: 0.9, second: 0.1, correct: true, inliers: 40, cosineGap: 0 },
+    { score: 0.7, second: 0.1, correct: true, inliers: 12, cosineGap: 0.05 },
+  ];
+  assert.equal(chooseAutoTie(top, 1, 8).tied, 0, 'without the limit nothing reaches precision 1');
+  const limited = chooseAutoTie(top, 1, 8, 0.25);
+  assert.equal(limited.maxCosineGap, 0.25);
+  assert.equal(limited.tied, 2);
+  assert.equal(limited.precision, 1);
+});

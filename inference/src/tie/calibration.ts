@@ -43,6 +43,13 @@ export interface Calibration {
    * alone, however confident, cannot tell two frames of one shoot apart in a small banner.
    */
   autoTieMinInliers?: number;
+  /**
+   * ...and its cosine is at most this far below the best cosine among the ad's candidates (default:
+   * no limit). Keypoints and appearance must agree: a master that verifies on a region it shares with
+   * the ad (a sibling frame's overlap, a black-and-white select) while another candidate looks clearly
+   * more like the ad goes to a human.
+   */
+  autoTieMaxCosineGap?: number;
   /** Precision the threshold was chosen for. */
   targetPrecision: number;
   /** What it was fitted on and how it did there (informational). */
@@ -73,6 +80,7 @@ export function loadCalibration(file: string = CALIBRATION_PATH): Calibration {
   if (!(c.autoTieThreshold >= 0 && c.autoTieThreshold <= 1.0001)) throw new Error(`${file}: autoTieThreshold must be in [0, 1]`);
   if (c.autoTieMargin !== undefined && !(c.autoTieMargin >= 0 && c.autoTieMargin <= 1)) throw new Error(`${file}: autoTieMargin must be in [0, 1]`);
   if (c.autoTieMinInliers !== undefined && !(Number.isInteger(c.autoTieMinInliers) && c.autoTieMinInliers >= 0)) throw new Error(`${file}: autoTieMinInliers must be a non-negative integer`);
+  if (c.autoTieMaxCosineGap !== undefined && !(c.autoTieMaxCosineGap >= 0 && c.autoTieMaxCosineGap <= 2)) throw new Error(`${file}: autoTieMaxCosineGap must be in [0, 2]`);
   return c;
 }
 
@@ -258,16 +266,18 @@ export function chooseThreshold(top1: ReadonlyArray<{ score: number; correct: bo
  * Whether an ad's ranking is auto-tied: best score >= threshold, best - runner-up >= margin, and the
  * best candidate verified with at least `minInliers` keypoint inliers (`bestInliers`).
  */
-export function isAutoTie(scores: readonly number[], threshold: number, margin = 0, bestInliers = Number.POSITIVE_INFINITY, minInliers = 0): boolean {
+export function isAutoTie(scores: readonly number[], threshold: number, margin = 0, bestInliers = Number.POSITIVE_INFINITY, minInliers = 0, cosineGap = 0, maxCosineGap = Number.POSITIVE_INFINITY): boolean {
   const best = scores[0];
   if (best === undefined || best < threshold) return false;
   if (bestInliers < minInliers) return false;
+  if (cosineGap > maxCosineGap) return false;
   return best - (scores[1] ?? 0) >= margin;
 }
 
 export interface AutoTieChoice extends ThresholdChoice {
   margin: number;
   minInliers: number;
+  maxCosineGap: number;
 }
 
 /**
@@ -276,6 +286,14 @@ export interface AutoTieChoice extends ThresholdChoice {
  * alone (0 inliers); with this floor coverage went from 32.2 to 31.6 % there.
  */
 export const AUTO_TIE_MIN_INLIERS = 8;
+
+/**
+ * How far below the ad's best cosine an auto-tied master's may be, by policy. Set after a fresh set
+ * (seed 7) gave the only wrong auto-ties of four sets: each a sibling frame or black-and-white select
+ * that verified (9-28 inliers) on a region it shares with the ad, while the true master, 0.27-0.36
+ * more similar, failed RANSAC; of 546 right auto-ties on the four sets 4 had a gap above 0.25.
+ */
+export const AUTO_TIE_MAX_COSINE_GAP = 0.25;
 
 /**
  * Margins tried by `chooseAutoTie`: at least 0.1 by policy, so that two masters that verify alike (a
@@ -288,13 +306,18 @@ export const AUTO_TIE_MARGINS = [0.1, 0.15, 0.2, 0.3, 0.4] as const;
  * best beats the runner-up by less never auto-tie; the threshold is then chosen as in
  * `chooseThreshold` over all ads (those ads count in the coverage denominator).
  */
-export function chooseAutoTie(top: ReadonlyArray<{ score: number; second: number; correct: boolean; inliers?: number }>, target: number, minInliers = 0): AutoTieChoice {
-  let best: AutoTieChoice = { threshold: 1.0001, precision: 1, coverage: 0, tied: 0, wrong: 0, margin: AUTO_TIE_MARGINS[AUTO_TIE_MARGINS.length - 1]!, minInliers };
+export function chooseAutoTie(
+  top: ReadonlyArray<{ score: number; second: number; correct: boolean; inliers?: number; cosineGap?: number }>,
+  target: number,
+  minInliers = 0,
+  maxCosineGap = Number.POSITIVE_INFINITY,
+): AutoTieChoice {
+  let best: AutoTieChoice = { threshold: 1.0001, precision: 1, coverage: 0, tied: 0, wrong: 0, margin: AUTO_TIE_MARGINS[AUTO_TIE_MARGINS.length - 1]!, minInliers, maxCosineGap };
   for (const margin of AUTO_TIE_MARGINS) {
-    const eligible = top.filter((t) => t.score - t.second >= margin && (t.inliers ?? Number.POSITIVE_INFINITY) >= minInliers);
+    const eligible = top.filter((t) => t.score - t.second >= margin && (t.inliers ?? Number.POSITIVE_INFINITY) >= minInliers && (t.cosineGap ?? 0) <= maxCosineGap);
     const c = chooseThreshold(eligible, target);
     const coverage = top.length ? c.tied / top.length : 0;
-    if (c.tied > 0 && coverage > best.coverage) best = { ...c, coverage, margin, minInliers };
+    if (c.tied > 0 && coverage > best.coverage) best = { ...c, coverage, margin, minInliers, maxCosineGap };
   }
   return best;
 }

@@ -74,6 +74,8 @@ export interface TieEngineOptions {
   autoTieMargin?: number;
   /** Overrides the calibration's keypoint inliers an auto-tie needs. */
   autoTieMinInliers?: number;
+  /** Overrides how far below the ad's best cosine an auto-tied master's may be. */
+  autoTieMaxCosineGap?: number;
   /** Images are decoded to at most this side before embedding and keypoints (default 1024). */
   decodeMaxSide?: number;
   /** Ads (or masters) in flight at once (default 12). */
@@ -177,6 +179,7 @@ export class TieEngine {
   readonly autoTieThreshold: number;
   readonly autoTieMargin: number;
   readonly autoTieMinInliers: number;
+  readonly autoTieMaxCosineGap: number;
   readonly output: EmbeddingOutput;
   readonly whitenDims: number;
   readonly whitenFitAds: number;
@@ -233,6 +236,7 @@ export class TieEngine {
     this.autoTieThreshold = options.autoTieThreshold ?? this.calibration.autoTieThreshold;
     this.autoTieMargin = options.autoTieMargin ?? this.calibration.autoTieMargin ?? 0;
     this.autoTieMinInliers = options.autoTieMinInliers ?? this.calibration.autoTieMinInliers ?? 0;
+    this.autoTieMaxCosineGap = options.autoTieMaxCosineGap ?? this.calibration.autoTieMaxCosineGap ?? Number.POSITIVE_INFINITY;
     this.decodeMaxSide = options.decodeMaxSide ?? 1024;
     this.concurrency = Math.max(1, options.concurrency ?? 12);
     this.limits = options.limits ?? DEFAULT_IMAGE_LIMITS;
@@ -646,10 +650,12 @@ export class TieEngine {
       };
     });
     const best = candidates[0];
+    const bestCos = ev.reduce((m, e) => Math.max(m, e.cosine), Number.NEGATIVE_INFINITY);
+    const autoTie = best && isAutoTie(candidates.map((c) => c.score), this.autoTieThreshold, this.autoTieMargin, best.inliers, this.autoTieMinInliers, bestCos - best.cosine, this.autoTieMaxCosineGap);
     return {
       ad: ref.name,
       candidates,
-      autoTie: best && isAutoTie(candidates.map((c) => c.score), this.autoTieThreshold, this.autoTieMargin, best.inliers, this.autoTieMinInliers) ? best.master : null,
+      autoTie: autoTie ? best.master : null,
       byCosine: Array.from(cos.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: cos.value[r]! })),
       byEuclidean: Array.from(euc.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: euc.value[r]! })),
       embedding: vectors[0],

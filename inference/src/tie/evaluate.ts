@@ -9,7 +9,7 @@ import path from 'node:path';
 import { decodeImage, DEFAULT_IMAGE_LIMITS } from '../models/image.js';
 import { hammingDistance, phash } from '../models/phash.js';
 import type { Embedder, EmbeddingModelId } from '../models/types.js';
-import { AUTO_TIE_MIN_INLIERS, candidateFeatures, chooseAutoTie, FEATURE_NAMES, fitLogistic, isAutoTie, scoreCandidates, type AutoTieChoice, type Calibration } from './calibration.js';
+import { AUTO_TIE_MAX_COSINE_GAP, AUTO_TIE_MIN_INLIERS, candidateFeatures, chooseAutoTie, FEATURE_NAMES, fitLogistic, isAutoTie, scoreCandidates, type AutoTieChoice, type Calibration } from './calibration.js';
 import type { TieDataset } from './dataset/generate.js';
 import { TieEngine, type TieEngineOptions, type TieResult } from './engine.js';
 import { retrievalReport, type RankedPrediction, type RetrievalReport } from './metrics.js';
@@ -76,7 +76,8 @@ export function rescore(results: readonly TieResult[], cal: Calibration, thresho
     const scores = scoreCandidates(cal, r.candidates);
     const order = r.candidates.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || r.candidates[b]!.cosine - r.candidates[a]!.cosine);
     const candidates = order.slice(0, top).map((i) => ({ ...r.candidates[i]!, score: scores[i]! }));
-    const auto = candidates[0] && isAutoTie(candidates.map((c) => c.score), threshold, cal.autoTieMargin ?? 0, candidates[0].inliers, cal.autoTieMinInliers ?? 0);
+    const gap = bestCosine(r.candidates) - (candidates[0]?.cosine ?? 0);
+    const auto = candidates[0] && isAutoTie(candidates.map((c) => c.score), threshold, cal.autoTieMargin ?? 0, candidates[0].inliers, cal.autoTieMinInliers ?? 0, gap, cal.autoTieMaxCosineGap);
     return { ...r, candidates, autoTie: auto ? candidates[0]!.master : null };
   });
 }
@@ -100,19 +101,26 @@ export function fitCalibration(runs: ReadonlyArray<{ results: readonly TieResult
   }
   const fit = fitLogistic(X, y, { monotone: true, l2: 1e-4 });
   const cal: Calibration = { version: 1, features: [...FEATURE_NAMES], weights: fit.weights.map((w) => round(w, 5)), bias: round(fit.bias, 5), autoTieThreshold: 1, targetPrecision };
-  const top: Array<{ score: number; second: number; correct: boolean; inliers: number }> = [];
+  const top: Array<{ score: number; second: number; correct: boolean; inliers: number; cosineGap: number }> = [];
   for (const run of runs) {
+    const best = new Map(run.results.map((r) => [r.ad, bestCosine(r.candidates)]));
     for (const r of rescore(run.results, cal, 1.0001, 2)) {
       const c = r.candidates[0];
-      if (c) top.push({ score: c.score, second: r.candidates[1]?.score ?? 0, correct: c.master === run.truth.get(r.ad), inliers: c.inliers });
+      if (c) top.push({ score: c.score, second: r.candidates[1]?.score ?? 0, correct: c.master === run.truth.get(r.ad), inliers: c.inliers, cosineGap: best.get(r.ad)! - c.cosine });
     }
   }
-  const threshold = chooseAutoTie(top, targetPrecision, AUTO_TIE_MIN_INLIERS);
+  const threshold = chooseAutoTie(top, targetPrecision, AUTO_TIE_MIN_INLIERS, AUTO_TIE_MAX_COSINE_GAP);
   cal.autoTieThreshold = round(Math.min(1.0001, threshold.threshold), 6);
   cal.autoTieMargin = threshold.margin;
   cal.autoTieMinInliers = threshold.minInliers;
+  cal.autoTieMaxCosineGap = threshold.maxCosineGap;
   cal.fittedOn = { ...info, samples: X.length, positives: y.reduce((a, b) => a + b, 0), ads: top.length, thresholdPrecision: round(threshold.precision, 4), thresholdCoverage: round(threshold.coverage, 4) };
   return { calibration: cal, threshold, samples: X.length, positives: y.reduce((a, b) => a + b, 0) };
+}
+
+/** The best cosine among an ad's candidates (its cosine list's first). */
+function bestCosine(candidates: ReadonlyArray<{ cosine: number }>): number {
+  return candidates.reduce((m, c) => Math.max(m, c.cosine), Number.NEGATIVE_INFINITY);
 }
 
 function round(x: number, d: number): number {

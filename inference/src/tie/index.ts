@@ -15,6 +15,7 @@ export {
   chooseThreshold,
   chooseAutoTie,
   AUTO_TIE_MIN_INLIERS,
+  AUTO_TIE_MAX_COSINE_GAP,
   isAutoTie,
   wilsonLower,
   CALIBRATION_PATH,
