@@ -72,8 +72,9 @@ describe('MemoryHotState', () => {
       const top = await state.zrange('board', 0, 2, { reverse: true });
       const elapsed = performance.now() - started;
       assert.deepEqual(top.map((m) => m.score), [199_999, 199_998, 199_997]);
-      // About 1 s here; one sorted array with splice needs about 40 s for the same updates.
-      assert.ok(elapsed < 5_000, `took ${Math.round(elapsed)} ms`);
+      // A guard against an O(n)-per-update structure, not a speed target: about 1 s here, 6.5 s on a
+      // loaded CI run; one sorted array with splice needs about 40 s for the same updates.
+      assert.ok(elapsed < 20_000, `took ${Math.round(elapsed)} ms`);
     } finally {
       await state.close();
     }
