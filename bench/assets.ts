@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Fastify from 'fastify';
-import { BadRequestError, createBlobStore, createBus, createStore, loadConfig, migrate, type Logger } from '@afterglow/core';
+import { availableCores, BadRequestError, createBlobStore, createBus, createStore, loadConfig, migrate, type Logger } from '@afterglow/core';
 import { FULL_PACKAGES, SHORT_PACKAGES, generateTieDataset, startAssetServices } from '@afterglow/inference';
 import { multipartBody } from '@afterglow/inference/testing';
 import { flag, opt } from './args.js';
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
       }));
     };
 
-    console.log(`bench:assets  ${MASTERS} masters, ${ads.length} ads, ${os.availableParallelism?.() ?? os.cpus().length} cores, model ${config.tie.model}, cold embedding cache`);
+    console.log(`bench:assets  ${MASTERS} masters, ${ads.length} ads, ${availableCores()} cores, model ${config.tie.model}, cold embedding cache`);
     let t0 = performance.now();
     await pool(ds.masters, 4, async (m) => void (await post({ role: 'master', asset_id: stem(m.file) }, path.join(ds.mastersDir, m.file))));
     await services.tiers.idle(T);

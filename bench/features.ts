@@ -15,10 +15,9 @@
  *     background blur/swap, crop, text removal, brightness) and a 4x4 occlusion grid, per asset.
  * Run it under `flock /tmp/afterglow-heavy.lock` on a shared machine.
  */
-import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
-import { mulberry32 } from '@afterglow/core';
+import { availableCores, mulberry32 } from '@afterglow/core';
 import { buildFeatureModels, buildModels, createFeaturizer, decodeForEdits, defaultEditSpecs, generateVariants, occlusionGrid, renderAd, type AssetFeatures } from '@afterglow/inference';
 import { findSamplePhotos, testModelsDir } from '@afterglow/inference/testing';
 import { flag, opt } from './args.js';
@@ -26,7 +25,7 @@ import { flag, opt } from './args.js';
 const SHORT = flag('short');
 const IMAGES = opt('images', SHORT ? 6 : 24);
 const VARIANTS_OF = opt('variants-of', SHORT ? 2 : 6);
-const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+const cores = availableCores();
 
 async function ads(n: number): Promise<Uint8Array[]> {
   const masters = findSamplePhotos().map((p) => p.path);

@@ -12,13 +12,13 @@
  * Photos: the Debian python3-skimage sample photos when present (see inference/src/testing/images.ts),
  * else generated 1024x768 JPEGs.
  */
-import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { buildModels, createEmbedder, loadManifest, MODEL_IDS, runtimeSpec, type EmbeddingModelId } from '@afterglow/inference';
 import { findSamplePhotos, testModelsDir } from '@afterglow/inference/testing';
+import { availableCores } from '@afterglow/core';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -31,7 +31,7 @@ const SHORT = flag('short');
 const IMAGES = Number(opt('images') ?? (SHORT ? 32 : 128));
 const BATCHES = (opt('batches') ?? '1,8,32').split(',').map(Number);
 const MODELS = (opt('models')?.split(',') ?? [...MODEL_IDS]) as EmbeddingModelId[];
-const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+const cores = availableCores();
 
 async function photos(): Promise<Buffer[]> {
   const found = findSamplePhotos().map((p) => readFileSync(p.path));

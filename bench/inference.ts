@@ -18,7 +18,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig, mulberry32, ulid } from '@afterglow/core';
+import { availableCores, loadConfig, mulberry32, ulid } from '@afterglow/core';
 import {
   Predictor,
   SHORT_PACKAGES,
@@ -46,7 +46,7 @@ import { watchClicks } from './live-probe.js';
 const SHORT = flag('short');
 const IMAGES = opt('images', SHORT ? 8 : 32);
 const SECONDS = opt('seconds', SHORT ? 6 : 20);
-const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+const cores = availableCores();
 
 const rate = (n: number, ms: number) => (n / (ms / 1000)).toFixed(1);
 function pct(values: number[], p: number): number {

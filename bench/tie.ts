@@ -23,8 +23,7 @@
  * Targets (issue 4): recall@20 >= 99 %, mAP >= 90 %, 450 ads x 300 masters in <= 60 s on 2 cores.
  */
 import { writeFileSync } from 'node:fs';
-import os from 'node:os';
-import { loadConfig } from '@afterglow/core';
+import { availableCores, loadConfig } from '@afterglow/core';
 import {
   CALIBRATION_PATH,
   colourDims,
@@ -53,7 +52,7 @@ const ADS = opt('ads', SHORT ? 60 : 450);
 const PACKAGES = SHORT ? SHORT_PACKAGES : FULL_PACKAGES;
 const ORB_SAMPLE = opt('orb-sample', SHORT ? 30 : 60);
 const VERIFY = opt('verify', loadConfig(process.env).tie.verifyTop);
-const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+const cores = availableCores();
 
 const pct = (x: number | undefined) => (x === undefined ? '    -' : `${(100 * x).toFixed(1).padStart(5)}`);
 function row(name: string, r: RetrievalReport, secs: number, note = ''): string {

@@ -638,6 +638,7 @@ function stripEmpty(env: Env): Env {
   return out;
 }
 
-function availableCores(): number {
-  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+/** CPU cores this process may run on (libuv: its CPU affinity): what thread and worker defaults scale with. */
+export function availableCores(): number {
+  return os.availableParallelism();
 }

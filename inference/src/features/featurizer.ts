@@ -51,7 +51,7 @@ async function resolve(o: FeaturizerOptions & { limits?: Partial<ImageLimits> })
     cfg = loadConfig(process.env);
   }
   const workers = Math.max(1, o.workers ?? cfg!.inference.workers);
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const cores = os.availableParallelism();
   const intra = o.intraOpThreads ?? cfg!.inference.intraOpThreads;
   return {
     modelsDir: path.resolve(o.modelsDir ?? cfg!.inference.modelsDir),

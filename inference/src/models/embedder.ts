@@ -57,7 +57,7 @@ async function resolveOptions(o: EmbedderOptions): Promise<ResolvedOptions> {
     cfg = loadConfig(process.env);
   }
   const workers = o.workers ?? cfg!.inference.workers;
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const cores = os.availableParallelism();
   const intra = o.intraOpThreads ?? cfg!.inference.intraOpThreads;
   const cacheMaxBytes = o.cacheMaxBytes ?? cfg!.inference.embedCacheBytes;
   return {

@@ -245,7 +245,7 @@ export class TieEngine {
     this.masterMirror = options.masterMirror ?? false;
     this.colourWeight = Math.max(0, options.colourWeight ?? 0.35);
     this.thinStrips = options.thinStrips ?? true;
-    const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    const cores = os.availableParallelism();
     this.pool = new OrbPool(options.workers ?? Math.max(1, cores));
   }
 

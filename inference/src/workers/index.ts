@@ -3,8 +3,8 @@
  * provider (PREDICT_FEATURES), onnxruntime predictor threads, the scoring engine, the workers
  * (consumers; PREDICT_WORKERS_ENABLED) and the HTTP routes.
  */
-import os from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import { availableCores } from '@afterglow/core';
 import type { AfterglowConfig, BlobStore, Bus, Logger, Store } from '@afterglow/core';
 import { fullFeatureProvider, lightFeatureProvider, type FeatureProvider } from '../predict/featurizer.js';
 import { ModelRegistry } from '../predict/registry.js';
@@ -53,7 +53,7 @@ export function createFeatureProvider(config: AfterglowConfig, log?: (msg: strin
 }
 
 export function createPredictor(config: AfterglowConfig, log?: (msg: string, fields?: Record<string, unknown>) => void): Predictor {
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const cores = availableCores();
   return new Predictor({
     workers: config.predict.workers,
     batchRows: config.predict.batchRows,
