@@ -5,6 +5,8 @@ import {
   candidateFeatures,
   chooseAutoTie,
   isAutoTie,
+  autoTieOf,
+  autoTiePolicy,
   chooseThreshold,
   DEFAULT_CALIBRATION,
   fitLogistic,
@@ -140,4 +142,19 @@ test('auto-tie: keypoints on a shared region do not outvote clearly better appea
   assert.equal(limited.maxCosineGap, 0.25);
   assert.equal(limited.tied, 2);
   assert.equal(limited.precision, 1);
+});
+
+test('autoTieOf: the calibration\'s rule with overrides, the cosine gap over all the ad\'s candidates', () => {
+  const cal = { ...DEFAULT_CALIBRATION, autoTieThreshold: 0.8, autoTieMargin: 0.2, autoTieMinInliers: 8, autoTieMaxCosineGap: 0.25 };
+  const policy = autoTiePolicy(cal);
+  assert.deepEqual(policy, { threshold: 0.8, margin: 0.2, minInliers: 8, maxCosineGap: 0.25 });
+  assert.equal(autoTiePolicy(cal, { threshold: 0.5 }).threshold, 0.5);
+  assert.equal(autoTiePolicy({ ...DEFAULT_CALIBRATION }).maxCosineGap, Number.POSITIVE_INFINITY, 'no limit unless the calibration sets one');
+  const candidates = [
+    { score: 0.9, cosine: 0.5, inliers: 20, matches: 30 },
+    { score: 0.1, cosine: 0.6, inliers: 0, matches: 5 },
+  ];
+  assert.equal(autoTieOf(policy, candidates), true, 'gap 0.1 among these candidates');
+  assert.equal(autoTieOf(policy, candidates, 0.8), false, 'gap 0.3 to a better candidate outside the list');
+  assert.equal(autoTieOf(policy, []), false);
 });

@@ -274,6 +274,38 @@ export function isAutoTie(scores: readonly number[], threshold: number, margin =
   return best - (scores[1] ?? 0) >= margin;
 }
 
+/** The auto-tie rule in force: the calibration's, possibly overridden. */
+export interface AutoTiePolicy {
+  threshold: number;
+  margin: number;
+  minInliers: number;
+  maxCosineGap: number;
+}
+
+export function autoTiePolicy(cal: Calibration, overrides: Partial<AutoTiePolicy> = {}): AutoTiePolicy {
+  return {
+    threshold: overrides.threshold ?? cal.autoTieThreshold,
+    margin: overrides.margin ?? cal.autoTieMargin ?? 0,
+    minInliers: overrides.minInliers ?? cal.autoTieMinInliers ?? 0,
+    maxCosineGap: overrides.maxCosineGap ?? cal.autoTieMaxCosineGap ?? Number.POSITIVE_INFINITY,
+  };
+}
+
+/** The best cosine among an ad's candidates. */
+export function bestCosine(candidates: ReadonlyArray<{ cosine: number }>): number {
+  return candidates.reduce((m, c) => Math.max(m, c.cosine), Number.NEGATIVE_INFINITY);
+}
+
+/**
+ * Whether an ad's first candidate (candidates best first by calibrated score) is auto-tied under
+ * `policy`. `adBestCosine` is the best cosine among all the ad's candidates (default: among these).
+ */
+export function autoTieOf(policy: AutoTiePolicy, candidates: ReadonlyArray<Evidence & { score: number }>, adBestCosine = bestCosine(candidates)): boolean {
+  const best = candidates[0];
+  if (!best) return false;
+  return isAutoTie(candidates.map((c) => c.score), policy.threshold, policy.margin, best.inliers, policy.minInliers, adBestCosine - best.cosine, policy.maxCosineGap);
+}
+
 export interface AutoTieChoice extends ThresholdChoice {
   margin: number;
   minInliers: number;

@@ -183,7 +183,7 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     const secs = (performance.now() - t0) / 1000;
     stderr.write(
-      `[afterglow tie] ${ads.length} ads x ${added.added} masters in ${secs.toFixed(1)} s: ${autoTies} auto-tied (threshold ${engine.autoTieThreshold.toFixed(4)})` +
+      `[afterglow tie] ${ads.length} ads x ${added.added} masters in ${secs.toFixed(1)} s: ${autoTies} auto-tied (threshold ${engine.autoTie.threshold.toFixed(4)})` +
         `${failedAds ? `, ${failedAds} unreadable` : ''} -> ${values.out}\n`,
     );
     return 0;

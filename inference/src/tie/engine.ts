@@ -22,7 +22,7 @@ import { decodeImage, DEFAULT_IMAGE_LIMITS } from '../models/image.js';
 import { runtimeSpec } from '../models/manifest.js';
 import type { Embedder, EmbeddingModelId, EmbeddingOutput, ImageLimits, RawImage, Rect, ResizeFit } from '../models/types.js';
 import type { FeatureCache } from './cache.js';
-import { isAutoTie, loadCalibration, scoreCandidates, type Calibration, type Evidence } from './calibration.js';
+import { autoTieOf, autoTiePolicy, bestCosine, loadCalibration, scoreCandidates, type AutoTiePolicy, type Calibration, type Evidence } from './calibration.js';
 import { DEFAULT_ORB_PARAMS, describeSize, type Features, type OrbParams } from './orb.js';
 import { OrbPool } from './orb-pool.js';
 import { OrbVoteIndex } from './orb-index.js';
@@ -176,10 +176,8 @@ export class TieEngine {
   readonly voteTop: number;
   readonly orb: OrbParams;
   readonly calibration: Calibration;
-  readonly autoTieThreshold: number;
-  readonly autoTieMargin: number;
-  readonly autoTieMinInliers: number;
-  readonly autoTieMaxCosineGap: number;
+  /** The auto-tie rule: the calibration's, with this engine's overrides. */
+  readonly autoTie: AutoTiePolicy;
   readonly output: EmbeddingOutput;
   readonly whitenDims: number;
   readonly whitenFitAds: number;
@@ -233,10 +231,12 @@ export class TieEngine {
     this.voteTop = Math.max(0, options.voteTop ?? 6);
     this.orb = { ...DEFAULT_ORB_PARAMS, ...(options.orb ?? {}) };
     this.calibration = options.calibration ?? loadCalibration();
-    this.autoTieThreshold = options.autoTieThreshold ?? this.calibration.autoTieThreshold;
-    this.autoTieMargin = options.autoTieMargin ?? this.calibration.autoTieMargin ?? 0;
-    this.autoTieMinInliers = options.autoTieMinInliers ?? this.calibration.autoTieMinInliers ?? 0;
-    this.autoTieMaxCosineGap = options.autoTieMaxCosineGap ?? this.calibration.autoTieMaxCosineGap ?? Number.POSITIVE_INFINITY;
+    this.autoTie = autoTiePolicy(this.calibration, {
+      ...(options.autoTieThreshold !== undefined ? { threshold: options.autoTieThreshold } : {}),
+      ...(options.autoTieMargin !== undefined ? { margin: options.autoTieMargin } : {}),
+      ...(options.autoTieMinInliers !== undefined ? { minInliers: options.autoTieMinInliers } : {}),
+      ...(options.autoTieMaxCosineGap !== undefined ? { maxCosineGap: options.autoTieMaxCosineGap } : {}),
+    });
     this.decodeMaxSide = options.decodeMaxSide ?? 1024;
     this.concurrency = Math.max(1, options.concurrency ?? 12);
     this.limits = options.limits ?? DEFAULT_IMAGE_LIMITS;
@@ -649,13 +649,10 @@ export class TieEngine {
         flipped: e?.flipped ?? false,
       };
     });
-    const best = candidates[0];
-    const bestCos = ev.reduce((m, e) => Math.max(m, e.cosine), Number.NEGATIVE_INFINITY);
-    const autoTie = best && isAutoTie(candidates.map((c) => c.score), this.autoTieThreshold, this.autoTieMargin, best.inliers, this.autoTieMinInliers, bestCos - best.cosine, this.autoTieMaxCosineGap);
     return {
       ad: ref.name,
       candidates,
-      autoTie: autoTie ? best.master : null,
+      autoTie: autoTieOf(this.autoTie, candidates, bestCosine(ev)) ? candidates[0]!.master : null,
       byCosine: Array.from(cos.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: cos.value[r]! })),
       byEuclidean: Array.from(euc.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: euc.value[r]! })),
       embedding: vectors[0],

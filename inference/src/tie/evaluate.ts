@@ -9,7 +9,7 @@ import path from 'node:path';
 import { decodeImage, DEFAULT_IMAGE_LIMITS } from '../models/image.js';
 import { hammingDistance, phash } from '../models/phash.js';
 import type { Embedder, EmbeddingModelId } from '../models/types.js';
-import { AUTO_TIE_MAX_COSINE_GAP, AUTO_TIE_MIN_INLIERS, candidateFeatures, chooseAutoTie, FEATURE_NAMES, fitLogistic, isAutoTie, scoreCandidates, type AutoTieChoice, type Calibration } from './calibration.js';
+import { AUTO_TIE_MAX_COSINE_GAP, AUTO_TIE_MIN_INLIERS, autoTieOf, autoTiePolicy, bestCosine, candidateFeatures, chooseAutoTie, FEATURE_NAMES, fitLogistic, scoreCandidates, type AutoTieChoice, type Calibration } from './calibration.js';
 import type { TieDataset } from './dataset/generate.js';
 import { TieEngine, type TieEngineOptions, type TieResult } from './engine.js';
 import { retrievalReport, type RankedPrediction, type RetrievalReport } from './metrics.js';
@@ -76,8 +76,8 @@ export function rescore(results: readonly TieResult[], cal: Calibration, thresho
     const scores = scoreCandidates(cal, r.candidates);
     const order = r.candidates.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || r.candidates[b]!.cosine - r.candidates[a]!.cosine);
     const candidates = order.slice(0, top).map((i) => ({ ...r.candidates[i]!, score: scores[i]! }));
-    const gap = bestCosine(r.candidates) - (candidates[0]?.cosine ?? 0);
-    const auto = candidates[0] && isAutoTie(candidates.map((c) => c.score), threshold, cal.autoTieMargin ?? 0, candidates[0].inliers, cal.autoTieMinInliers ?? 0, gap, cal.autoTieMaxCosineGap);
+    // The best cosine over every candidate, not only the `top` kept.
+    const auto = autoTieOf(autoTiePolicy(cal, { threshold }), candidates, bestCosine(r.candidates));
     return { ...r, candidates, autoTie: auto ? candidates[0]!.master : null };
   });
 }
@@ -116,11 +116,6 @@ export function fitCalibration(runs: ReadonlyArray<{ results: readonly TieResult
   cal.autoTieMaxCosineGap = threshold.maxCosineGap;
   cal.fittedOn = { ...info, samples: X.length, positives: y.reduce((a, b) => a + b, 0), ads: top.length, thresholdPrecision: round(threshold.precision, 4), thresholdCoverage: round(threshold.coverage, 4) };
   return { calibration: cal, threshold, samples: X.length, positives: y.reduce((a, b) => a + b, 0) };
-}
-
-/** The best cosine among an ad's candidates (its cosine list's first). */
-function bestCosine(candidates: ReadonlyArray<{ cosine: number }>): number {
-  return candidates.reduce((m, c) => Math.max(m, c.cosine), Number.NEGATIVE_INFINITY);
 }
 
 function round(x: number, d: number): number {
