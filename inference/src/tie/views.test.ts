@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { adViews, adWindows, centreCrop, masterStrips, masterViews, TALL_STRIPS, thinness, VIEW_NAMES, WIDE_STRIPS } from './views.js';
+import { adViews, adWindows, centreCrop, masterStrips, masterViews, STRIP_AD_VIEWS, TALL_STRIPS, thinness, VIEW_NAMES, WIDE_STRIPS } from './views.js';
 
 const inside = (r: { left: number; top: number; width: number; height: number }, w: number, h: number) =>
   Number.isInteger(r.left) && Number.isInteger(r.top) && Number.isInteger(r.width) && Number.isInteger(r.height) &&
@@ -110,4 +110,11 @@ test('masterStrips: full-width wide strips and a full-height tall one, of the de
   // 8:1 strips at three heights of a 3:2 photo are distinct and ordered top to bottom.
   const tops = masterStrips(1024, 683, 'wide').slice(1).map((r) => r.top);
   assert.ok(tops[0]! < tops[1]! && tops[1]! < tops[2]!);
+});
+
+test('thin ads meet strips with their whole and halves, never the centre crop or windows', () => {
+  const views = [...adViews(728, 90), ...adWindows(728, 90)];
+  assert.deepEqual(STRIP_AD_VIEWS.map((i) => views[i]!.name), ['whole', 'left', 'right', 'upper', 'lower']);
+  assert.equal(adWindows(300, 250).length, 0, 'near-square ads have no windows');
+  assert.ok(adWindows(728, 90).length > 0 && adWindows(160, 600).length > 0);
 });

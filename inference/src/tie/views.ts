@@ -72,11 +72,11 @@ export const MAX_WINDOWS = 12;
  * centre crop isolates it, one of these windows does. Near-square ads get none.
  */
 export function adWindows(width: number, height: number): View[] {
-  checkSize(width, height);
-  const wide = width >= height;
+  const thin = thinness(width, height);
+  if (!thin) return [];
+  const wide = thin === 'wide';
   const long = wide ? width : height;
   const short = wide ? height : width;
-  if (long < short * WINDOW_MIN_ASPECT) return [];
   const len = Math.max(1, Math.min(long, Math.round(short * WINDOW_ASPECT)));
   const n = Math.min(MAX_WINDOWS, Math.ceil((long - len) / len) + 1);
   const out: View[] = [];
@@ -170,4 +170,4 @@ export function masterStrips(width: number, height: number, orientation: 'wide' 
 }
 
 /** Which of an ad's `adViews` are compared with master strips: the whole ad and its four halves (not the centre crop, not the windows). */
-export const STRIP_AD_VIEWS: readonly number[] = Object.freeze([0, 2, 3, 4, 5]);
+export const STRIP_AD_VIEWS: readonly number[] = Object.freeze((['whole', 'left', 'right', 'upper', 'lower'] as const).map((v) => VIEW_NAMES.indexOf(v)));
