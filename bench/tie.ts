@@ -72,6 +72,7 @@ function engineOptions(config: ReturnType<typeof loadConfig>) {
     masterViews: config.tie.masterViews,
     masterMirror: config.tie.masterMirror,
     thinStrips: config.tie.thinStrips,
+    denseTop: config.tie.denseTop,
     colourWeight: config.tie.colourWeight,
     ...(config.tie.descriptor ? { output: config.tie.descriptor } : {}),
     whitenDims: config.tie.whitenDims,
@@ -141,7 +142,7 @@ async function main(): Promise<void> {
     if (opt('dump', 0) === 1) writeFileSync(`${ds.dir}.results.json`, JSON.stringify(run.results.map(({ embedding: _e, ...r }) => r)));
     const t = run.timings;
     console.log(`  wall: masters ${(t.mastersWallMs / 1000).toFixed(1)} s; ads ${(t.adsWallMs / 1000).toFixed(1)} s = describe the first ${Math.min(ds.ads.length, 512)} (views + keypoints) ${(t.adsSampleWallMs / 1000).toFixed(1)} s, whitening fit ${(t.whitenMs / 1000).toFixed(2)} s, then search + verify`);
-    console.log(`  stage time summed over items (overlapping): decode ${(t.decodeMs / 1000).toFixed(1)} s, embed ${(t.embedMs / 1000).toFixed(1)} s, keypoints ${(t.featuresMs / 1000).toFixed(1)} s, search ${(t.searchMs / 1000).toFixed(2)} s, match ${(t.matchMs / 1000).toFixed(1)} s`);
+    console.log(`  stage time summed over items (overlapping): decode ${(t.decodeMs / 1000).toFixed(1)} s, embed ${(t.embedMs / 1000).toFixed(1)} s, keypoints ${(t.featuresMs / 1000).toFixed(1)} s, search ${(t.searchMs / 1000).toFixed(2)} s, match ${(t.matchMs / 1000).toFixed(1)} s, dense ${(t.denseMs / 1000).toFixed(1)} s`);
     const targets = [
       [`recall@20 ${pct(r.recallAt20)} % >= 99 %`, r.recallAt20 >= 0.99],
       [`mAP ${pct(r.mAP)} % >= 90 %`, r.mAP >= 0.9],

@@ -131,6 +131,8 @@ const envSchema = z.object({
   TIE_MASTER_MIRROR: bool.optional(),
   /** Strip views of every master (four wide, one tall) that thin ads (leaderboards, skyscrapers) are also compared with (default on). */
   TIE_THIN_STRIPS: bool.optional(),
+  /** Candidates per ad checked densely (the ad's pixels located in each master by normalized cross-correlation); 0 = off. */
+  TIE_DENSE_TOP: int(8, 0, 100),
   /** Weight of the views' colour histograms beside the CNN descriptor: (cosine + w x colour) / (1 + w); 0 = off. */
   TIE_COLOUR_WEIGHT: z.coerce.number().min(0).max(10).default(0.35),
   /** Model output that describes images for tying: auto (the manifest's descriptor when the model has one) | descriptor | embedding. */
@@ -416,6 +418,8 @@ export interface TieSettings {
   masterMirror: boolean;
   /** Masters also get strip views for thin ads. */
   thinStrips: boolean;
+  /** Candidates per ad checked densely (0 = off). */
+  denseTop: number;
   /** Colour histogram weight in the similarity (0 = off). */
   colourWeight: number;
   /** undefined = the model's manifest descriptor when it has one, else its embedding. */
@@ -538,6 +542,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       masterViews: e.TIE_MASTER_VIEWS,
       masterMirror: e.TIE_MASTER_MIRROR ?? false,
       thinStrips: e.TIE_THIN_STRIPS ?? true,
+      denseTop: e.TIE_DENSE_TOP,
       colourWeight: e.TIE_COLOUR_WEIGHT,
       descriptor: e.TIE_DESCRIPTOR === 'auto' ? undefined : e.TIE_DESCRIPTOR,
       whitenDims: e.TIE_WHITEN_DIMS,

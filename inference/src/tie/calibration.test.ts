@@ -33,6 +33,12 @@ test('scores are in [0, 1] and monotone in cosine and in inliers (stored and def
       assert.ok(s >= prev - 1e-12);
       prev = s;
     }
+    prev = -1;
+    for (let d = -0.4; d <= 1; d += 0.1) {
+      const s = scoreCandidates(cal, [{ cosine: 0.6, matches: 10, inliers: 0, dense: d }, { cosine: 0.62, matches: 10, inliers: 0, dense: 0.5 }])[0]!;
+      assert.ok(s >= prev - 1e-12, `dense ${d}: ${s} < ${prev}`);
+      prev = s;
+    }
     for (const w of cal.weights) assert.ok(w >= 0, 'every weight is non-negative (monotone calibration)');
   }
 });
@@ -49,6 +55,14 @@ test('features: gap to the best cosine, inlier lead over the best other candidat
   assert.ok(Math.abs(f[0]![3]! - (Math.log1p(30) - Math.log1p(4))) < 1e-12);
   assert.ok(Math.abs(f[1]![3]! - Math.max(-3, Math.log1p(4) - Math.log1p(30))) < 1e-12);
   assert.equal(f[2]![4], 0);
+  assert.deepEqual(f.map((x) => x[5]), [0, 0, 0], 'not checked densely: 0');
+  const g = candidateFeatures([{ cosine: 0.9, matches: 0, inliers: 0, dense: 0.7 }, { cosine: 0.8, matches: 0, inliers: 0, dense: -0.2 }]);
+  assert.deepEqual(g.map((x) => x[5]), [0.7, 0], 'dense clipped to [0, 1]');
+  // The stored calibration weighs the dense check: a better placement raises the score.
+  const cal = loadCalibration();
+  assert.ok(cal.features.includes('dense'));
+  const [hi, lo] = [0.9, 0.3].map((d) => scoreCandidates(cal, [{ cosine: 0.6, matches: 0, inliers: 0, dense: d }])[0]!);
+  assert.ok(hi! > lo!, `${hi} > ${lo}`);
 });
 
 test('logistic fit recovers a separable signal and keeps weights >= 0 when monotone', () => {
@@ -68,9 +82,9 @@ test('logistic fit recovers a separable signal and keeps weights >= 0 when monot
   assert.equal(mono.weights[1], 0);
   assert.ok(mono.weights[0]! > 3);
   const cal: Calibration = { version: 1, features: ['cosine', 'cosineGap'], weights: mono.weights, bias: mono.bias, autoTieThreshold: 0.9, targetPrecision: 0.995 };
-  const x = (a: number) => [a, 0, 0, 0, 0];
+  const x = (a: number) => [a, 0, 0, 0, 0, 0];
   assert.ok(scoreFeatures(cal, x(0.9)) > scoreFeatures(cal, x(0.1)));
-  assert.equal(FEATURE_NAMES.length, 5);
+  assert.equal(FEATURE_NAMES.length, 6);
 });
 
 test('threshold: lowest score reaching the target precision (max coverage); never when unreachable', () => {

@@ -10,12 +10,14 @@
  *   logInliers   ln(1 + RANSAC inliers of c)                      (0 when not verified)
  *   inlierLead   logInliers(c) - max over S \ {c} of logInliers   (clipped to [-3, 3])
  *   inlierRatio  inliers / ratio-test matches                     (0 when none)
+ *   dense        best normalized cross-correlation of the ad's pixels placed in c (./dense.ts),
+ *                clipped to [0, 1]                                (0 when not checked)
  * Every weight is constrained to be >= 0, so the score never decreases when the evidence for c grows.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const FEATURE_NAMES = ['cosine', 'cosineGap', 'logInliers', 'inlierLead', 'inlierRatio'] as const;
+export const FEATURE_NAMES = ['cosine', 'cosineGap', 'logInliers', 'inlierLead', 'inlierRatio', 'dense'] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
 
 export interface Evidence {
@@ -24,6 +26,8 @@ export interface Evidence {
   matches: number;
   /** RANSAC inliers (0 when not verified). */
   inliers: number;
+  /** Dense verification score (./dense.ts), when the candidate was checked. */
+  dense?: number | undefined;
 }
 
 export interface Calibration {
@@ -60,7 +64,7 @@ export interface Calibration {
 export const DEFAULT_CALIBRATION: Readonly<Calibration> = Object.freeze({
   version: 1,
   features: [...FEATURE_NAMES],
-  weights: [6, 10, 1.2, 1.5, 2],
+  weights: [6, 10, 1.2, 1.5, 2, 6],
   bias: -8,
   autoTieThreshold: 0.95,
   autoTieMargin: 0.2,
@@ -102,7 +106,7 @@ export function candidateFeatures(cands: readonly Evidence[]): number[][] {
   });
   return cands.map((c, i) => {
     const other = i === b1i ? b2 : b1;
-    return [c.cosine, c.cosine - topCos, li[i]!, Math.max(-3, Math.min(3, li[i]! - other)), c.matches > 0 ? Math.min(1, c.inliers / c.matches) : 0];
+    return [c.cosine, c.cosine - topCos, li[i]!, Math.max(-3, Math.min(3, li[i]! - other)), c.matches > 0 ? Math.min(1, c.inliers / c.matches) : 0, Math.max(0, Math.min(1, c.dense ?? 0))];
   });
 }
 

@@ -48,6 +48,17 @@ test('afterglow tie: one JSON line per ad, in the contract format, on a tiny gen
     }).length;
     assert.ok(right >= 4, `${right}/8 ads ranked their master first`);
     assert.match(stderr.text, /ads x 6 masters/);
+    // --details with --dense 2: the evidence per candidate, the dense check on the best two.
+    const detailed = path.join(tmp, 'details.jsonl');
+    assert.equal(await runTieCommand(['--masters', ds.mastersDir, '--ads', ds.adsDir, '--out', detailed, '--cache', 'off', '--workers', '1', '--dense', '2', '--details', '--quiet'], { stderr: sink() }), 0);
+    for (const l of readFileSync(detailed, 'utf8').trimEnd().split('\n')) {
+      const r = JSON.parse(l) as { candidates: Array<{ inliers: number; dense?: number }> };
+      assert.equal(r.candidates.filter((c) => typeof c.dense === 'number' && c.dense >= -1 && c.dense <= 1).length, 2);
+      assert.ok(r.candidates.every((c) => typeof c.inliers === 'number'));
+    }
+    const bad = sink();
+    assert.equal(await runTieCommand(['--masters', ds.mastersDir, '--ads', ds.adsDir, '--out', detailed, '--dense', '101'], { stderr: bad }), 2);
+    assert.match(bad.text, /--dense must be an integer in \[0, 100\]/);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -22,12 +22,13 @@ Ties every ad image in --ads to the master photos in --masters: one JSON line pe
 options (default from the environment, see README.md):
   --candidates N     candidates per ad (TIE_CANDIDATES, 20)
   --top-k K          masters kept per ad by embedding similarity (TIE_TOP_K, 500)
-  --verify N         candidates verified with keypoints per list (TIE_VERIFY_TOP, 8)
+  --verify N         candidates verified with keypoints per list (TIE_VERIFY_TOP, 5)
+  --dense N          best candidates checked densely, the ad located in each (TIE_DENSE_TOP, 8; 0 = off)
   --model ID         mobilenet_v2 | inception_v3 (TIE_MODEL)
   --threshold X      auto-tie at calibrated score >= X (TIE_AUTO_TIE_THRESHOLD; default calibrated)
   --workers N        keypoint worker threads (TIE_VERIFY_WORKERS; 0 = cores)
   --cache DIR|off    embeddings and keypoints cache (TIE_CACHE_DIR)
-  --details          add per-candidate evidence (cosine, euclidean, inliers) and the two raw lists
+  --details          add per-candidate evidence (cosine, euclidean, inliers, dense) and the two raw lists
   --quiet            no progress bar`;
 
 const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif)$/i;
@@ -47,7 +48,7 @@ export function resultLine(r: TieResult, details = false): string {
     ad: r.ad,
     candidates: r.candidates.map((c) =>
       details
-        ? { master: c.master, score: round4(c.score), cosine: round4(c.cosine), euclidean: round4(c.euclidean), verified: c.verified, matches: c.matches, inliers: c.inliers, flipped: c.flipped }
+        ? { master: c.master, score: round4(c.score), cosine: round4(c.cosine), euclidean: round4(c.euclidean), verified: c.verified, matches: c.matches, inliers: c.inliers, flipped: c.flipped, ...(c.dense !== undefined ? { dense: round4(c.dense) } : {}) }
         : { master: c.master, score: round4(c.score) },
     ),
     autoTie: r.autoTie,
@@ -108,6 +109,7 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
       candidates: { type: 'string' },
       'top-k': { type: 'string' },
       verify: { type: 'string' },
+      dense: { type: 'string' },
       model: { type: 'string' },
       threshold: { type: 'string' },
       workers: { type: 'string' },
@@ -139,6 +141,7 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
     const candidates = num('candidates', values.candidates, 1, 1000);
     const topK = num('top-k', values['top-k'], 1, 100_000);
     const verifyTop = num('verify', values.verify, 0, 1000);
+    const denseTop = num('dense', values.dense, 0, 100);
     const threshold = num('threshold', values.threshold, 0, 1, false);
     const workers = num('workers', values.workers, 0, 256);
     const model = (values.model as string | undefined) ?? tie.model;
@@ -155,7 +158,7 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
     embedder = await createConfiguredEmbedder(config, { cacheDir, log: (msg) => stderr.write(`[afterglow tie] ${msg}\n`) });
     engine = new TieEngine({
       embedder,
-      ...configuredEngineOptions(config, { cacheDir, model, topK, candidates, verifyTop, autoTieThreshold: threshold, workers }),
+      ...configuredEngineOptions(config, { cacheDir, model, topK, candidates, verifyTop, denseTop, autoTieThreshold: threshold, workers }),
     });
     const bar = new ProgressBar(stderr, !values.quiet);
     const t0 = performance.now();
@@ -184,7 +187,7 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
     const secs = (performance.now() - t0) / 1000;
     stderr.write(
       `[afterglow tie] ${ads.length} ads x ${added.added} masters in ${secs.toFixed(1)} s: ${autoTies} auto-tied (threshold ${engine.autoTie.threshold.toFixed(4)})` +
-        `${failedAds ? `, ${failedAds} unreadable` : ''} -> ${values.out}\n`,
+        `${failedAds ? `, ${failedAds} unreadable` : ''}${engine.denseFailures ? `, ${engine.denseFailures} ranked without their dense check (it failed)` : ''} -> ${values.out}\n`,
     );
     return 0;
   } catch (err) {

@@ -1,8 +1,9 @@
 /**
  * The tie engine on real photos (python3-skimage) with ads made here: mirrored and graded crops find
  * their master first with colour fused in and with the mirrored master view; the index holds the
- * expected rows per master; auto-ties honour the keypoint-inlier floor; leaderboards cut as full-width
- * strips meet the masters' strip views, and only thin ads do.
+ * expected rows per master; auto-ties honour the keypoint-inlier floor; the dense check locates each
+ * ad best in its own master; leaderboards cut as full-width strips meet the masters' strip views, and
+ * only thin ads do.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -94,6 +95,30 @@ describe('tie engine', () => {
     } finally {
       await loose.close();
       await strict.close();
+    }
+  });
+
+  it('checks its best candidates densely: the true master locates best, and only `denseTop` are checked', async (t) => {
+    if (masters.length === 0) return t.skip('needs 6 python3-skimage photos');
+    const dense = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 3 });
+    const off = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 0 });
+    try {
+      await dense.addMasters(masters);
+      await off.addMasters(masters);
+      const a = await dense.tieAds(ads);
+      const b = await off.tieAds(ads);
+      for (const [i, r] of a.entries()) {
+        const checked = r.candidates.filter((c) => c.dense !== undefined);
+        assert.equal(checked.length, 3, `${r.ad}: three candidates checked`);
+        const truth = checked.find((c) => c.master === ads[i]!.truth);
+        assert.ok(truth, `${r.ad}: its master is among the checked`);
+        assert.ok(truth.dense! > 0.5 && checked.every((c) => c === truth || c.dense! < truth.dense!), `${r.ad}: ${checked.map((c) => `${c.master} ${c.dense!.toFixed(3)}`).join(', ')}`);
+        assert.ok(b[i]!.candidates.every((c) => c.dense === undefined), 'denseTop 0: nothing checked');
+      }
+      assert.equal(dense.denseFailures, 0);
+    } finally {
+      await dense.close();
+      await off.close();
     }
   });
 

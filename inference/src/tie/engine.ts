@@ -6,9 +6,10 @@
  *   ads:     bytes -> decode -> six views (+ windows of thin ads; ./views.ts) -> embeddings -> exact
  *            top-K masters by best-view cosine and euclidean distance (./similarity.ts; a thin ad's
  *            whole and halves also against the masters' strips) -> the top `verifyTop` by either
- *            list are verified with ORB + RANSAC (./orb.ts, worker threads) -> calibrated score
- *            (./calibration.ts) -> top-N candidates; auto-tie when the best score reaches the
- *            calibrated threshold.
+ *            list are verified with ORB + RANSAC (./orb.ts, worker threads) -> the best `denseTop`
+ *            by that evidence are checked densely (./dense.ts: the ad's pixels located in each) ->
+ *            calibrated score (./calibration.ts) -> top-N candidates; auto-tie when the best score
+ *            reaches the calibrated threshold.
  *
  * Masters are added first (`addMasters`), then ads are tied in a streaming pipeline (`tieAds`):
  * several ads in flight so the embedder batches their views across ads while the ORB workers match
@@ -29,6 +30,7 @@ import { OrbVoteIndex } from './orb-index.js';
 import { mergeRankings, searchTopK, type VectorSet } from './similarity.js';
 import { adViews, adWindows, masterStrips, masterViewCount, masterViews, STRIP_AD_VIEWS, TALL_STRIPS, thinness, WIDE_STRIPS, type MasterViewSet } from './views.js';
 import { colourDims, colourHistogram, fuseColour } from './colour.js';
+import { DEFAULT_DENSE_PARAMS, thumbSize, type DenseParams, type Thumb } from './dense.js';
 import { applyWhitening, fitWhitening, type Whitening } from './whitening.js';
 
 export interface TieEngineOptions {
@@ -107,6 +109,13 @@ export interface TieEngineOptions {
    * ad beyond the embedding's candidates (default 6; 0 = embeddings only choose).
    */
   voteTop?: number;
+  /**
+   * Candidates checked densely per ad (./dense.ts), the best by embedding and keypoint evidence
+   * (default 8; 0 = off). Keypoints verify about a third of the true masters; the ad's pixels located
+   * in the master separate the rest from sibling frames and look-alikes.
+   */
+  denseTop?: number;
+  dense?: Partial<DenseParams>;
 }
 
 /** An image to tie: a name (the file name in the CLI contract) and its bytes or path. */
@@ -130,6 +139,8 @@ export interface TieCandidate {
   inliers: number;
   /** The ad matched flipped left-right. */
   flipped: boolean;
+  /** Dense verification score in [-1, 1] (./dense.ts), when the candidate was checked. */
+  dense?: number;
 }
 
 export interface TieResult {
@@ -166,6 +177,7 @@ export interface TieTimings {
   searchMs: number;
   voteMs: number;
   matchMs: number;
+  denseMs: number;
 }
 
 export class TieEngine {
@@ -174,6 +186,8 @@ export class TieEngine {
   readonly outputTop: number;
   readonly verifyTop: number;
   readonly voteTop: number;
+  readonly denseTop: number;
+  readonly dense: DenseParams;
   readonly orb: OrbParams;
   readonly calibration: Calibration;
   /** The auto-tie rule: the calibration's, with this engine's overrides. */
@@ -183,7 +197,9 @@ export class TieEngine {
   readonly whitenFitAds: number;
   readonly whitenShrinkage: number;
   readonly adWindows: boolean;
-  readonly timings: TieTimings = { mastersWallMs: 0, whitenMs: 0, adsSampleWallMs: 0, adsWallMs: 0, decodeMs: 0, embedMs: 0, featuresMs: 0, searchMs: 0, voteMs: 0, matchMs: 0 };
+  /** Ads whose dense check failed (they keep their embedding and keypoint ranking). */
+  denseFailures = 0;
+  readonly timings: TieTimings = { mastersWallMs: 0, whitenMs: 0, adsSampleWallMs: 0, adsWallMs: 0, decodeMs: 0, embedMs: 0, featuresMs: 0, searchMs: 0, voteMs: 0, matchMs: 0, denseMs: 0 };
   private readonly embedder: Embedder;
   private readonly fit: ResizeFit | undefined;
   private readonly decodeMaxSide: number;
@@ -199,6 +215,8 @@ export class TieEngine {
   /** Per master: its views' embeddings, concatenated. */
   private readonly masterVectors: Float32Array[] = [];
   private readonly masterFeatures: Features[] = [];
+  /** Per master: its dense verification thumbnail (empty when `denseTop` is 0). */
+  private readonly masterThumbs: Thumb[] = [];
   /** Per master: its views' colour histograms, concatenated (empty when colour is off). */
   private readonly masterColours: Float32Array[] = [];
   /** Per master (with `thinStrips`): its strip views' embeddings and colours, `WIDE_STRIPS` then `TALL_STRIPS`. */
@@ -229,6 +247,8 @@ export class TieEngine {
     this.outputTop = Math.max(1, options.candidates ?? 20);
     this.verifyTop = Math.max(0, options.verifyTop ?? 5);
     this.voteTop = Math.max(0, options.voteTop ?? 6);
+    this.denseTop = Math.max(0, options.denseTop ?? 8);
+    this.dense = { ...DEFAULT_DENSE_PARAMS, ...(options.dense ?? {}) };
     this.orb = { ...DEFAULT_ORB_PARAMS, ...(options.orb ?? {}) };
     this.calibration = options.calibration ?? loadCalibration();
     this.autoTie = autoTiePolicy(this.calibration, {
@@ -317,6 +337,7 @@ export class TieEngine {
       this.masterStripVectors.push(r.strips.vector);
       this.masterStripColours.push(r.strips.colours);
       this.masterFeatures.push(r.features);
+      if (r.thumb) this.masterThumbs.push(r.thumb);
       added++;
     });
     this.index = undefined;
@@ -488,6 +509,19 @@ export class TieEngine {
     return { gray: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), width, height };
   }
 
+  /** RGB thumbnail for dense verification (./dense.ts). */
+  private async thumb(raw: RawImage, role: 'master' | 'ad'): Promise<Thumb> {
+    const { width, height } = thumbSize(raw.width, raw.height, role, this.dense);
+    const { data, info } = await sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } })
+      .resize(width, height, { fit: 'fill' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`dense thumbnail has ${info.channels} channels, expected 3`);
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
+  }
+
   private orbKey(sha: string): string {
     const p = this.orb;
     return `orb:v1:${sha}:${this.decodeMaxSide}:${p.nFeatures}:${p.masterSide}`;
@@ -502,7 +536,7 @@ export class TieEngine {
     const inputs = this.masterInputs(raw, key);
     const colours = this.masterColourRows(raw);
     const strips = this.thinStrips ? [...masterStrips(raw.width, raw.height, 'wide'), ...masterStrips(raw.width, raw.height, 'tall')] : [];
-    const [vectors, features] = await Promise.all([
+    const [vectors, features, thumb] = await Promise.all([
       this.embed([...inputs, ...strips.map((crop) => ({ raw, crop, key }))]),
       cached
         ? Promise.resolve(cached)
@@ -514,6 +548,7 @@ export class TieEngine {
             this.featureCache?.set(this.orbKey(sha), f);
             return f;
           })(),
+      this.denseTop > 0 ? this.thumb(raw, 'master') : Promise.resolve(undefined),
     ]);
     // The master's views, concatenated (rows of the index), then its strips.
     const d = vectors[0]!.length;
@@ -527,6 +562,7 @@ export class TieEngine {
       colours,
       strips: { vector: concat(vectors.slice(inputs.length)), colours: this.colours(raw, strips) },
       features,
+      thumb,
     };
   }
 
@@ -538,7 +574,7 @@ export class TieEngine {
     const views = this.adWindows ? [...adViews(raw.width, raw.height), ...adWindows(raw.width, raw.height)] : adViews(raw.width, raw.height);
     const key = `${sha}:d${this.decodeMaxSide}`;
     const colours = this.colours(raw, views.map((v) => v.rect));
-    const [vectors, adFeatures] = await Promise.all([
+    const [vectors, adFeatures, thumb] = await Promise.all([
       this.embed(views.map((v) => ({ raw, crop: v.rect, key }))),
       verifying
         ? (async () => {
@@ -552,12 +588,13 @@ export class TieEngine {
             return { features: f.features, gray: kept };
           })()
         : Promise.resolve(undefined),
+      this.denseTop > 0 ? this.thumb(raw, 'ad') : Promise.resolve(undefined),
     ]);
-    return { vectors, colours, adFeatures, thin: thinness(raw.width, raw.height) };
+    return { vectors, colours, adFeatures, thumb, thin: thinness(raw.width, raw.height) };
   }
 
   private async finishAd(ref: AssetRef, prepared: Prepared, index: VectorSet): Promise<TieResult> {
-    const { vectors, colours, adFeatures, thin } = prepared;
+    const { vectors, colours, adFeatures, thumb, thin } = prepared;
     const verifying = this.verifyTop > 0 && index.count > 0;
     // Exact top-K by best view.
     const ts = performance.now();
@@ -633,8 +670,27 @@ export class TieEngine {
       matches: evidence.get(m)?.matches ?? 0,
       inliers: evidence.get(m)?.inliers ?? 0,
     }));
-    const scores = scoreCandidates(this.calibration, ev);
-    const order = all.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || ev[b]!.cosine - ev[a]!.cosine || all[a]! - all[b]!);
+    let scores = scoreCandidates(this.calibration, ev);
+    const rank = () => all.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || ev[b]!.cosine - ev[a]!.cosine || all[a]! - all[b]!);
+    let order = rank();
+    if (this.denseTop > 0 && thumb && this.masterThumbs.length === this.masterNames.length) {
+      // The best by embedding and keypoint evidence are checked densely, then everything is rescored.
+      const checked = order.slice(0, this.denseTop);
+      // A master that verified strongly tells which way round the ad is (a sibling frame too: it is the ad that is mirrored).
+      let strongest: (Evidence & { flipped: boolean }) | undefined;
+      for (const e of evidence.values()) if (e.inliers >= DENSE_ORIENTATION_INLIERS && e.inliers > (strongest?.inliers ?? 0)) strongest = e;
+      const td = performance.now();
+      try {
+        const dense = await this.pool.dense(thumb, checked.map((i) => this.masterThumbs[all[i]!]!), this.dense, strongest?.flipped);
+        checked.forEach((i, k) => (ev[i]!.dense = dense[k]!));
+        scores = scoreCandidates(this.calibration, ev);
+        order = rank();
+      } catch {
+        // Extra evidence only: an ad whose check failed keeps its embedding and keypoint ranking.
+        this.denseFailures++;
+      }
+      this.timings.denseMs += performance.now() - td;
+    }
     const candidates: TieCandidate[] = order.slice(0, this.outputTop).map((i) => {
       const m = all[i]!;
       const e = evidence.get(m);
@@ -647,6 +703,7 @@ export class TieEngine {
         matches: e?.matches ?? 0,
         inliers: e?.inliers ?? 0,
         flipped: e?.flipped ?? false,
+        ...(ev[i]!.dense !== undefined ? { dense: ev[i]!.dense } : {}),
       };
     });
     return {
@@ -660,6 +717,12 @@ export class TieEngine {
   }
 }
 
+/**
+ * Keypoint inliers from which a verified master's orientation is trusted for the dense check (one
+ * orientation searched instead of two); chance consensus sets are smaller.
+ */
+const DENSE_ORIENTATION_INLIERS = 15;
+
 /** One ad described, before search and verification. */
 interface Prepared {
   vectors: Float32Array[];
@@ -667,6 +730,8 @@ interface Prepared {
   colours: Float32Array;
   /** ORB features as is, and the grey image they came from (for a flipped description on demand). */
   adFeatures: { features: Features; gray: { gray: Uint8Array; width: number; height: number } } | undefined;
+  /** RGB thumbnail for dense verification (undefined when `denseTop` is 0). */
+  thumb: Thumb | undefined;
   /** A thin ad's orientation (./views.ts `thinness`): its whole and halves are also compared with the masters' strips. */
   thin: 'wide' | 'tall' | undefined;
 }
@@ -677,6 +742,7 @@ interface MasterDescription {
   colours: Float32Array;
   strips: { vector: Float32Array; colours: Float32Array };
   features: Features;
+  thumb: Thumb | undefined;
 }
 
 /** For unit embeddings: cos = 1 - d^2 / 2. */

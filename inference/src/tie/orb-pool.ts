@@ -1,9 +1,10 @@
 /**
- * Worker threads for the keypoint work (OpenCV.js is synchronous and CPU-bound): a fixed pool, a FIFO
+ * Worker threads for the keypoint and dense verification work (OpenCV.js is synchronous and CPU-bound): a fixed pool, a FIFO
  * queue, one task per idle worker. Workers are unref'd so a forgotten pool does not keep a process
  * alive; `close()` terminates them.
  */
 import { Worker } from 'node:worker_threads';
+import type { DenseParams, Thumb } from './dense.js';
 import type { Features, MatchResult, OrbParams } from './orb.js';
 
 interface Pending {
@@ -101,6 +102,11 @@ export class OrbPool {
    */
   match(ad: Features, adFlipped: Features | undefined, masters: Features[], params: OrbParams, adGray?: { gray: Uint8Array; width: number; height: number }): Promise<MatchResult[]> {
     return this.run({ type: 'match', ad, adFlipped, masters, params, ...(adGray ? { adGray } : {}) });
+  }
+
+  /** Dense verification scores of candidate masters for an ad (./dense.ts `denseScores`; one per master, in order). Copied, not transferred. */
+  dense(ad: Thumb, masters: readonly Thumb[], params: DenseParams, mirrored?: boolean): Promise<Float32Array> {
+    return this.run({ type: 'dense', ad, masters, params, ...(mirrored !== undefined ? { mirrored } : {}) });
   }
 
   async close(): Promise<void> {

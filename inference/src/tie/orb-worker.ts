@@ -3,6 +3,7 @@
  * Messages in: { id, type: 'features' | 'match', ... }; out: { id, ok, result | error }.
  */
 import { parentPort } from 'node:worker_threads';
+import { denseScores, type DenseParams, type Thumb } from './dense.js';
 import { extractFeatures, flipGrayX, loadCv, matchAd, type Features, type OrbParams } from './orb.js';
 
 interface FeaturesTask {
@@ -26,11 +27,20 @@ interface MatchTask {
   params: OrbParams;
 }
 
+interface DenseTask {
+  id: number;
+  type: 'dense';
+  ad: Thumb;
+  masters: Thumb[];
+  params: DenseParams;
+  mirrored?: boolean;
+}
+
 const port = parentPort;
 if (!port) throw new Error('orb-worker must run in a worker thread');
 const cvReady = loadCv();
 
-port.on('message', (task: FeaturesTask | MatchTask) => {
+port.on('message', (task: FeaturesTask | MatchTask | DenseTask) => {
   cvReady.then(
     (cv) => {
       try {
@@ -39,6 +49,9 @@ port.on('message', (task: FeaturesTask | MatchTask) => {
           const flipped = task.flip ? extractFeatures(cv, flipGrayX(task.gray, task.width, task.height), task.width, task.height, task.params) : undefined;
           const transfer = [features.xy.buffer, features.desc.buffer, ...(flipped ? [flipped.xy.buffer, flipped.desc.buffer] : [])] as ArrayBuffer[];
           port.postMessage({ id: task.id, ok: true, result: { features, flipped } }, transfer);
+        } else if (task.type === 'dense') {
+          const scores = denseScores(cv, task.ad, task.masters, task.params, task.mirrored);
+          port.postMessage({ id: task.id, ok: true, result: scores }, [scores.buffer as ArrayBuffer]);
         } else {
           const g = task.adGray;
           const flipped = task.adFlipped ?? (g ? () => extractFeatures(cv, flipGrayX(g.gray, g.width, g.height), g.width, g.height, task.params) : undefined);

@@ -38,6 +38,7 @@ export function configuredEngineOptions(
     topK?: number | undefined;
     candidates?: number | undefined;
     verifyTop?: number | undefined;
+    denseTop?: number | undefined;
     autoTieThreshold?: number | undefined;
     workers?: number | undefined;
   },
@@ -53,6 +54,7 @@ export function configuredEngineOptions(
     masterViews: tie.masterViews,
     masterMirror: tie.masterMirror,
     thinStrips: tie.thinStrips,
+    denseTop: o.denseTop ?? tie.denseTop,
     colourWeight: tie.colourWeight,
     ...(tie.descriptor ? { output: tie.descriptor } : {}),
     whitenDims: tie.whitenDims,
