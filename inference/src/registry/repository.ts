@@ -36,6 +36,8 @@ export interface StoredCandidate {
   euclidean: number;
   verified: boolean;
   inliers: number;
+  /** Dense check (the ad's pixels located in the master, normalized cross-correlation in [-1, 1]), when the engine ran it for this candidate. */
+  dense?: number;
 }
 
 /** An ad's rankings as computed by the tie engine against `masters` masters. */

@@ -105,6 +105,7 @@ describe('tie review API (real models, chDB, in-process bus)', { skip: findSampl
       }
       assert.ok(v.candidates.length > 0);
       for (let i = 1; i < v.candidates.length; i++) assert.ok(v.candidates[i - 1].score >= v.candidates[i].score, 'calibrated: best first');
+      assert.ok(v.candidates[0].dense >= -1 && v.candidates[0].dense <= 1, `the dense check is stored with the best candidates: ${JSON.stringify(v.candidates[0])}`);
       assert.deepEqual(v.suggestion, { master_asset_id: v.candidates[0].master_asset_id, score: v.candidates[0].score, auto_tie: false });
       assert.ok(v.similar_ads.length > 0 && v.similar_ads.length <= 10);
       assert.ok(v.similar_ads.every((s: { ad: { asset_id: string; role: string } }) => s.ad.asset_id !== stem(a.file) && s.ad.role === 'ad'));

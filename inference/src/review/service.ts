@@ -17,7 +17,7 @@ import {
   type TieDecision,
 } from '@afterglow/core';
 import { propagateHumanTie } from '../tie/propagate.js';
-import type { AssetRecord, AssetRepository, RankingRecord, StoredDecision } from '../registry/repository.js';
+import type { AssetRecord, AssetRepository, RankingRecord, StoredCandidate, StoredDecision } from '../registry/repository.js';
 import { nextDecisionTime } from '../registry/repository.js';
 import { apiAsset, tieSummaries, withTies, type ApiAsset } from '../registry/views.js';
 import { ID_PATTERN } from '../registry/service.js';
@@ -53,7 +53,7 @@ export interface CandidatesView {
   masters_compared: number;
   cosine: Array<{ master: ApiAsset; value: number; score: number | null }>;
   euclidean: Array<{ master: ApiAsset; value: number; score: number | null }>;
-  candidates: Array<{ master_asset_id: string; score: number; cosine: number; euclidean: number; verified: boolean; inliers: number }>;
+  candidates: StoredCandidate[];
   similar_ads: Array<{ ad: ApiAsset; cosine: number }>;
   suggestion: { master_asset_id: string; score: number; auto_tie: boolean } | null;
   tie: StoredDecision | null;

@@ -221,7 +221,7 @@ function toRanking(tenant: string, r: TieResult, now: number, masters: number): 
     best_master: best?.master ?? '',
     best_score: best?.score ?? 0,
     auto_tie: r.autoTie ?? '',
-    candidates: r.candidates.map((c) => ({ master_asset_id: c.master, score: c.score, cosine: c.cosine, euclidean: c.euclidean, verified: c.verified, inliers: c.inliers })),
+    candidates: r.candidates.map((c) => ({ master_asset_id: c.master, score: c.score, cosine: c.cosine, euclidean: c.euclidean, verified: c.verified, inliers: c.inliers, ...(c.dense !== undefined ? { dense: c.dense } : {}) })),
     by_cosine: r.byCosine.map((c) => ({ master_asset_id: c.master, value: c.value })),
     by_euclidean: r.byEuclidean.map((c) => ({ master_asset_id: c.master, value: c.value })),
     error: r.error ?? '',

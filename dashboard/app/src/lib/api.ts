@@ -197,7 +197,7 @@ export interface Candidates {
   masters_compared?: number;
   cosine: MasterMatch[];
   euclidean: MasterMatch[];
-  candidates: { master_asset_id: string; score: number; cosine: number; euclidean: number; verified: boolean; inliers: number }[];
+  candidates: { master_asset_id: string; score: number; cosine: number; euclidean: number; verified: boolean; inliers: number; dense?: number }[];
   similar_ads: { ad: Asset; cosine: number }[];
   suggestion: { master_asset_id: string; score: number; auto_tie: boolean } | null;
   tie: TieDecision | null;
