@@ -108,4 +108,6 @@ test('dense: masters side by side in one mosaic score as each would alone; the w
     await pool.close();
   }
   assert.throws(() => denseScores(cv, ad, [{ data: new Uint8Array(40 * 20 * 3), width: 40, height: 20 }]), /24 px high/);
+  assert.throws(() => denseScores(cv, ad, [{ data: new Uint8Array(10), width: 40, height: 24 }]), /needs 2880 bytes, got 10/);
+  assert.throws(() => denseScores(cv, { ...ad, data: ad.data.subarray(0, 100) }, thumbs), /RGB thumbnail needs/);
 });

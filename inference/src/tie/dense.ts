@@ -9,14 +9,16 @@
  *
  * Hypotheses, from how creative teams cut ads (cover crop with zoom and focal point, a photo panel
  * beside the copy, the whole photo contained with margins, a frame; any of them mirrored):
- *  - ad in master: each half of the ad along its long axis (and, for thin ads, each end's 30 %): a
- *    photo panel, or the part of a cover crop that the headline and CTA overlays leave more of; each
+ *  - ad in master: each half of the ad along its long axis and, for near-square ads, across it (for
+ *    thin ads each end's 30 % instead): a photo panel, or the part of a cover crop that the headline,
+ *    CTA and copy bands leave more of; each
  *    resized to several scales relative to a master of typical aspect and searched in all candidates
  *    at once: their thumbnails (one height) side by side in one mosaic, so one `matchTemplate` call
  *    serves every candidate (a placement counts for a master only when it lies wholly inside it, so
  *    the mosaic gives each master exactly what a call of its own would);
- *  - master in ad (contain): each master's thumbnail fitted into the ad at a few margins.
- * Both orientations of the ad. A master's score is the best `TM_CCOEFF_NORMED` value, in [-1, 1],
+ *  - master in ad (contain): each master's thumbnail fitted into the ad at a few margins, searched in
+ *    the ad and its mirror image stacked (one call for both orientations).
+ * Both orientations of the ad, unless the caller knows which (keypoints verified it strongly). A master's score is the best `TM_CCOEFF_NORMED` value, in [-1, 1],
  * over placements where both the template and the image window vary (on a flat one the normalisation
  * divides rounding noise by almost nothing and reads +-1).
  *
@@ -148,6 +150,7 @@ function templateTextured(cv: Cv, t: Cv, minVar: number): boolean {
 }
 
 function mat(cv: Cv, t: Thumb): Cv {
+  if (!(t.width > 0 && t.height > 0) || t.data.length < t.width * t.height * 3) throw new RangeError(`dense: a ${t.width} x ${t.height} RGB thumbnail needs ${t.width * t.height * 3} bytes, got ${t.data.length}`);
   const m = new cv.Mat(t.height, t.width, cv.CV_8UC3);
   m.data.set(t.data.subarray(0, t.width * t.height * 3));
   return m;
@@ -162,7 +165,10 @@ function mat(cv: Cv, t: Thumb): Cv {
 export function denseScores(cv: Cv, ad: Thumb, masters: readonly Thumb[], p: DenseParams = DEFAULT_DENSE_PARAMS, mirrored?: boolean): Float32Array {
   const scores = new Float32Array(masters.length).fill(-1);
   if (masters.length === 0) return scores;
-  for (const m of masters) if (m.height !== p.height) throw new RangeError(`dense: master thumbnails must be ${p.height} px high, got ${m.height}`);
+  for (const m of masters) {
+    if (m.height !== p.height) throw new RangeError(`dense: master thumbnails must be ${p.height} px high, got ${m.height}`);
+    if (!(m.width > 0) || m.data.length < m.width * m.height * 3) throw new RangeError(`dense: a ${m.width} x ${m.height} RGB thumbnail needs ${m.width * m.height * 3} bytes, got ${m.data.length}`);
+  }
   const H = p.height;
   const offsets: number[] = [];
   let mosaicWidth = 0;
