@@ -149,6 +149,15 @@ function templateTextured(cv: Cv, t: Cv, minVar: number): boolean {
   }
 }
 
+/**
+ * `src` resized (area averaging) to w x h into `out`; false when the result is too flat to search
+ * for (a copy panel's brand colour matches noise, and so do its smaller sizes: callers stop there).
+ */
+function sizedTemplate(cv: Cv, src: Cv, out: Cv, w: number, h: number, minVar: number): boolean {
+  cv.resize(src, out, new cv.Size(w, h), 0, 0, cv.INTER_AREA);
+  return templateTextured(cv, out, minVar);
+}
+
 function mat(cv: Cv, t: Thumb): Cv {
   if (!(t.width > 0 && t.height > 0) || t.data.length < t.width * t.height * 3) throw new RangeError(`dense: a ${t.width} x ${t.height} RGB thumbnail needs ${t.width * t.height * 3} bytes, got ${t.data.length}`);
   const m = new cv.Mat(t.height, t.width, cv.CV_8UC3);
@@ -209,9 +218,7 @@ export function denseScores(cv: Cv, ad: Thumb, masters: readonly Thumb[], p: Den
             const tw = Math.round(roi.cols * fit * s);
             const th = Math.round(roi.rows * fit * s);
             if (tw < p.minSide || th < p.minSide || th > H || tw > mosaicWidth) continue;
-            cv.resize(roi, template, new cv.Size(tw, th), 0, 0, cv.INTER_AREA);
-            // A flat part (a copy panel's brand colour) matches noise; the smaller sizes of it too.
-            if (!templateTextured(cv, template, minVar)) break;
+            if (!sizedTemplate(cv, roi, template, tw, th, minVar)) break;
             cv.matchTemplate(mosaic, template, result, cv.TM_CCOEFF_NORMED);
             masters.forEach((m, i) => {
               if (tw <= m.width) scores[i] = bestPlacement(result, mosaicSums, offsets[i]!, offsets[i]! + m.width - tw, 0, H - th, tw, th, minVar, scores[i]!);
@@ -248,8 +255,7 @@ export function denseScores(cv: Cv, ad: Thumb, masters: readonly Thumb[], p: Den
           const tw = Math.round(m.width * fit * margin);
           const th = Math.round(m.height * fit * margin);
           if (tw < p.minSide || th < p.minSide || tw > sw || th > sh) continue;
-          cv.resize(mm, masterMat, new cv.Size(tw, th), 0, 0, cv.INTER_AREA);
-          if (!templateTextured(cv, masterMat, minVar)) break;
+          if (!sizedTemplate(cv, mm, masterMat, tw, th, minVar)) break;
           cv.matchTemplate(stacked, masterMat, result, cv.TM_CCOEFF_NORMED);
           for (let c = 0; c < copies; c++) scores[i] = bestPlacement(result, stackedSums, 0, sw - tw, c * sh, c * sh + sh - th, tw, th, minVar, scores[i]!);
         }
