@@ -149,17 +149,13 @@ function templateTextured(cv: Cv, t: Cv, minVar: number): boolean {
   }
 }
 
-/**
- * `src` resized (area averaging) to w x h into `out`; false when the result is too flat to search
- * for (a copy panel's brand colour matches noise, and so do its smaller sizes: callers stop there).
- */
-function sizedTemplate(cv: Cv, src: Cv, out: Cv, w: number, h: number, minVar: number): boolean {
-  cv.resize(src, out, new cv.Size(w, h), 0, 0, cv.INTER_AREA);
-  return templateTextured(cv, out, minVar);
+/** Refuses a thumbnail whose bytes do not cover its size (a clear error, not a wasm read past the buffer). */
+function checkThumb(t: Thumb): void {
+  if (!(t.width > 0 && t.height > 0) || t.data.length < t.width * t.height * 3) throw new RangeError(`dense: a ${t.width} x ${t.height} RGB thumbnail needs ${t.width * t.height * 3} bytes, got ${t.data.length}`);
 }
 
 function mat(cv: Cv, t: Thumb): Cv {
-  if (!(t.width > 0 && t.height > 0) || t.data.length < t.width * t.height * 3) throw new RangeError(`dense: a ${t.width} x ${t.height} RGB thumbnail needs ${t.width * t.height * 3} bytes, got ${t.data.length}`);
+  checkThumb(t);
   const m = new cv.Mat(t.height, t.width, cv.CV_8UC3);
   m.data.set(t.data.subarray(0, t.width * t.height * 3));
   return m;
@@ -176,7 +172,7 @@ export function denseScores(cv: Cv, ad: Thumb, masters: readonly Thumb[], p: Den
   if (masters.length === 0) return scores;
   for (const m of masters) {
     if (m.height !== p.height) throw new RangeError(`dense: master thumbnails must be ${p.height} px high, got ${m.height}`);
-    if (!(m.width > 0) || m.data.length < m.width * m.height * 3) throw new RangeError(`dense: a ${m.width} x ${m.height} RGB thumbnail needs ${m.width * m.height * 3} bytes, got ${m.data.length}`);
+    checkThumb(m);
   }
   const H = p.height;
   const offsets: number[] = [];
@@ -203,6 +199,19 @@ export function denseScores(cv: Cv, ad: Thumb, masters: readonly Thumb[], p: Den
     const parts = adParts(ad.width, ad.height, p);
     const minVar = p.minWindowStd * p.minWindowStd;
     const mosaicSums = integrals(cv, mosaic, keep);
+    /**
+     * `src` resized (area averaging) to w x h, searched in `image` (at most maxW x maxH), the result
+     * handed to `place`. Sizes out of range are skipped; false when the template is too flat to
+     * search for (a copy panel's brand colour matches noise, and so do its smaller sizes: stop).
+     */
+    const matchSized = (src: Cv, w: number, h: number, image: Cv, maxW: number, maxH: number, place: () => void): boolean => {
+      if (w < p.minSide || h < p.minSide || w > maxW || h > maxH) return true;
+      cv.resize(src, template, new cv.Size(w, h), 0, 0, cv.INTER_AREA);
+      if (!templateTextured(cv, template, minVar)) return false;
+      cv.matchTemplate(image, template, result, cv.TM_CCOEFF_NORMED);
+      place();
+      return true;
+    };
 
     // Ad parts in the mosaic of masters.
     for (const src of mirrored === undefined ? [adMat, adFlipped] : [mirrored ? adFlipped : adMat]) {
@@ -217,12 +226,12 @@ export function denseScores(cv: Cv, ad: Thumb, masters: readonly Thumb[], p: Den
           for (const s of p.scales) {
             const tw = Math.round(roi.cols * fit * s);
             const th = Math.round(roi.rows * fit * s);
-            if (tw < p.minSide || th < p.minSide || th > H || tw > mosaicWidth) continue;
-            if (!sizedTemplate(cv, roi, template, tw, th, minVar)) break;
-            cv.matchTemplate(mosaic, template, result, cv.TM_CCOEFF_NORMED);
-            masters.forEach((m, i) => {
-              if (tw <= m.width) scores[i] = bestPlacement(result, mosaicSums, offsets[i]!, offsets[i]! + m.width - tw, 0, H - th, tw, th, minVar, scores[i]!);
-            });
+            const searched = matchSized(roi, tw, th, mosaic, mosaicWidth, H, () =>
+              masters.forEach((m, i) => {
+                if (tw <= m.width) scores[i] = bestPlacement(result, mosaicSums, offsets[i]!, offsets[i]! + m.width - tw, 0, H - th, tw, th, minVar, scores[i]!);
+              }),
+            );
+            if (!searched) break;
           }
         } finally {
           roi.delete();
@@ -246,7 +255,6 @@ export function denseScores(cv: Cv, ad: Thumb, masters: readonly Thumb[], p: Den
       stacked.data.set(flipped.data.subarray(0, sw * sh * 3), (copies - 1) * sw * sh * 3);
     }
     const stackedSums = integrals(cv, stacked, keep);
-    const masterMat = keep(new cv.Mat());
     masters.forEach((m, i) => {
       const mm = mat(cv, m);
       try {
@@ -254,10 +262,10 @@ export function denseScores(cv: Cv, ad: Thumb, masters: readonly Thumb[], p: Den
         for (const margin of p.margins) {
           const tw = Math.round(m.width * fit * margin);
           const th = Math.round(m.height * fit * margin);
-          if (tw < p.minSide || th < p.minSide || tw > sw || th > sh) continue;
-          if (!sizedTemplate(cv, mm, masterMat, tw, th, minVar)) break;
-          cv.matchTemplate(stacked, masterMat, result, cv.TM_CCOEFF_NORMED);
-          for (let c = 0; c < copies; c++) scores[i] = bestPlacement(result, stackedSums, 0, sw - tw, c * sh, c * sh + sh - th, tw, th, minVar, scores[i]!);
+          const searched = matchSized(mm, tw, th, stacked, sw, sh, () => {
+            for (let c = 0; c < copies; c++) scores[i] = bestPlacement(result, stackedSums, 0, sw - tw, c * sh, c * sh + sh - th, tw, th, minVar, scores[i]!);
+          });
+          if (!searched) break;
         }
       } finally {
         mm.delete();

@@ -1,6 +1,7 @@
 /**
  * Tying ads to master photos (Knot-Tie, made fast): six views per ad, exact top-K by best-view
- * cosine / euclidean, ORB + RANSAC verification of the top candidates, one calibrated score, auto-tie
+ * cosine / euclidean, ORB + RANSAC verification of the top candidates, a dense check of the best
+ * (the ad's pixels located in each), one calibrated score, auto-tie
  * and the human-tie propagation rule. See ./engine.ts.
  */
 export { TieEngine, createTieEngine, type TieEngineOptions, type AssetRef, type TieCandidate, type TieResult, type TieProgress, type TieTimings } from './engine.js';
@@ -30,6 +31,7 @@ export {
 } from './calibration.js';
 export { propagateHumanTie, DEFAULT_PROPAGATION_RULE, type PropagationRule, type PropagatedTie, type RankedAd } from './propagate.js';
 export { retrievalReport, averagePrecision, type RetrievalReport, type RankedPrediction } from './metrics.js';
+export { DEFAULT_DENSE_PARAMS, denseScores, thumbSize, type DenseParams, type Thumb } from './dense.js';
 export { DEFAULT_ORB_PARAMS, type OrbParams, type Features, type MatchResult } from './orb.js';
 export { DiskEmbeddingCache, DiskFeatureCache, type FeatureCache } from './cache.js';
 export { runTieCommand, TIE_USAGE, listImages, resultLine, ProgressBar } from './cli.js';
