@@ -60,6 +60,43 @@ test('memory bus: send is refused with BackpressureError over the backlog bound,
   await eventually(() => (member.records.length === accepted + 10 ? true : undefined));
 });
 
+test('memory bus: a refusal names the group holding the backlog; an ephemeral group stops holding it once it stops', async (t) => {
+  const bus = new MemoryBus({ partitions: 2, maxBacklogBytes: 50_000 });
+  t.after(() => bus.close());
+  const producer = await bus.producer();
+  const batch = (n: number): BusRecord[] => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: Buffer.alloc(1_000) }));
+
+  // One group keeps up and commits; a per-process group reads but never commits.
+  const keeper = new Member(bus, 'keeper', ['events']);
+  await keeper.start();
+  const reader = bus.consumer({ groupId: 'reader-of-one-process', topics: ['events'], ephemeral: true });
+  let read = 0;
+  await reader.run(async (b) => {
+    read += b.records.length;
+  });
+  let refusal: unknown;
+  let sent = 0;
+  for (let i = 0; i < 100 && !refusal; i++) {
+    try {
+      await producer.send('events', batch(5));
+      sent += 5;
+    } catch (err) {
+      refusal = err;
+    }
+  }
+  assert.ok(refusal instanceof BackpressureError, 'the reader that never commits pins the backlog');
+  assert.match(refusal.message, /furthest behind: group reader-of-one-process, \d+ records/);
+  await eventually(() => (read === sent && keeper.records.length === sent ? true : undefined));
+  const [pinned] = bus.backlog().filter((b) => b.topic === 'events');
+  assert.equal(pinned?.laggiest?.group, 'reader-of-one-process');
+  assert.equal(pinned?.laggiest?.records, sent, 'everything sent is uncommitted by the reader');
+
+  await reader.stop();
+  const [after] = bus.backlog().filter((b) => b.topic === 'events');
+  assert.equal(after?.retainedBytes, 0, 'the committing group has consumed everything, and the ephemeral one is gone');
+  await producer.send('events', batch(5)); // accepted again
+});
+
 test('memory bus: retention drops committed records but keeps absolute offsets', async (t) => {
   const bus = new MemoryBus({ partitions: 1, maxBacklogBytes: 1_000_000 });
   t.after(() => bus.close());

@@ -23,7 +23,7 @@ import type {
  * retained records refuses sends with BackpressureError. A topic no group has subscribed to yet
  * keeps everything (a group created later reads it from the beginning), so it fills up and
  * pushes back too. A group that subscribed once and went away keeps pinning the records it has
- * not committed, as Kafka keeps a group's offsets.
+ * not committed, as Kafka keeps a group's offsets, unless it was declared `ephemeral`.
  *
  * The bus keeps the value Buffers given to send() and hands the same Buffers to every consumer:
  * callers must not mutate them afterwards.
@@ -171,6 +171,17 @@ class Topic {
     for (const group of this.groups) low = Math.min(low, group.resumeOffset(this.name, partition.index));
     this.retainedBytes -= partition.trim(low);
   }
+
+  /** The group furthest behind (records not yet committed, summed over partitions): who pins the backlog. */
+  laggiest(): { group: string; records: number } | undefined {
+    let worst: { group: string; records: number } | undefined;
+    for (const group of this.groups) {
+      let records = 0;
+      for (const p of this.partitions) records += Math.max(0, p.endOffset - Math.max(p.lowWatermark, group.resumeOffset(this.name, p.index)));
+      if (!worst || records > worst.records) worst = { group: group.id, records };
+    }
+    return worst;
+  }
 }
 
 /** A consumer group: its members, their assignment, and its committed offsets. */
@@ -199,6 +210,19 @@ class Group {
     this.resetOffsets.set(topic.name, parts.map((p) => (fromBeginning ? p.lowWatermark : p.endOffset)));
     this.committed.set(topic.name, parts.map(() => -1));
     topic.groups.add(this);
+  }
+
+  /** Stops holding records back on every topic (an ephemeral group whose consumer stopped). */
+  release(): void {
+    for (const name of this.resetOffsets.keys()) {
+      const topic = this.bus.topic(name);
+      topic.groups.delete(this);
+      for (const partition of topic.partitions) topic.applyRetention(partition);
+    }
+  }
+
+  get memberCount(): number {
+    return this.members.length;
   }
 
   committedOffset(topic: string, partition: number): number {
@@ -379,6 +403,7 @@ class MemoryConsumer implements BusConsumer {
     this.state = 'stopped';
     this.bus.forget(this);
     if (wasRunning) await this.group.leave(this);
+    if (this.options.ephemeral && this.group.memberCount === 0) this.bus.dropGroup(this.group);
   }
 
   /** Rebalance, first half: stop every partition not in `keep` and wait for its in-flight batch. */
@@ -494,6 +519,18 @@ export class MemoryBus implements Bus {
     this.consumers.delete(consumer);
   }
 
+  /** An ephemeral group is gone for good: its offsets no longer hold records back. */
+  dropGroup(group: Group): void {
+    if (this.groups.get(group.id) !== group) return;
+    this.groups.delete(group.id);
+    group.release();
+  }
+
+  /** Per topic: bytes retained against the bound and the group furthest behind (diagnostics, tests). */
+  backlog(): { topic: string; retainedBytes: number; laggiest: { group: string; records: number } | undefined }[] {
+    return [...this.topics.values()].map((t) => ({ topic: t.name, retainedBytes: t.retainedBytes, laggiest: t.laggiest() }));
+  }
+
   /** Appends all records or none: the whole send is refused when it would exceed the bound. */
   append(topicName: string, records: BusRecord[]): void {
     this.assertOpen();
@@ -503,8 +540,11 @@ export class MemoryBus implements Bus {
     const bytes = sizes.reduce((a, b) => a + b, 0);
     // An oversized send into an empty backlog still goes through, or it could never succeed.
     if (topic.retainedBytes > 0 && topic.retainedBytes + bytes > this.options.maxBacklogBytes) {
+      // Name the group holding the records back: a consumer that never commits shows up here.
+      const laggiest = topic.laggiest();
+      const pinnedBy = laggiest ? `; furthest behind: group ${laggiest.group}, ${laggiest.records} records` : '; no group subscribed yet';
       throw new BackpressureError(
-        `topic ${topicName} holds ${topic.retainedBytes} unconsumed bytes (bound ${this.options.maxBacklogBytes})`,
+        `topic ${topicName} holds ${topic.retainedBytes} unconsumed bytes (bound ${this.options.maxBacklogBytes})${pinnedBy}`,
         BACKPRESSURE_RETRY_AFTER_MS,
       );
     }

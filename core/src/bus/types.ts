@@ -52,6 +52,12 @@ export interface ConsumerOptions {
   topics: string[];
   /** Where a group with no committed offset starts. Default: earliest. */
   fromBeginning?: boolean;
+  /**
+   * The group belongs to this one consumer and is never resumed once it stops (a per-process group
+   * that re-reads the log from the beginning on every start). The in-process log then stops
+   * holding records back for it when it stops; Kafka keeps its offsets until they expire.
+   */
+  ephemeral?: boolean;
   /** Called with the partitions this member now owns, after every rebalance. */
   onAssign?: (assigned: { topic: string; partition: number }[]) => void;
 }

@@ -95,7 +95,7 @@ export async function startAssetServices(app: FastifyInstance, deps: AssetServic
   // Load the tenants' masters in the background: requests that need an engine wait for it.
   void tiers.warm().catch((err) => log.error({ err }, 'warming the tie engines failed'));
   // Masters registered by other inference processes join this one's engines (a group per process).
-  const changes = deps.bus.consumer({ groupId: `afterglow-inference-assets-${randomUUID()}`, topics: [TOPICS.assetsChanges], fromBeginning: false });
+  const changes = deps.bus.consumer({ groupId: `afterglow-inference-assets-${randomUUID()}`, topics: [TOPICS.assetsChanges], fromBeginning: false, ephemeral: true });
   await changes.run(async (batch) => {
     for (const record of batch.records) {
       let change: AssetChange;

@@ -2,6 +2,7 @@ import {
   TOPICS,
   assetScoreSchema,
   decodeEvent,
+  offsetAfter,
   validateBusEvent,
   type Bus,
   type BusConsumer,
@@ -211,7 +212,9 @@ export class PlacementPosteriors {
 
   /** Feed from the bus: engagement.events with a placement, and assets.scores predictions. */
   consume(bus: Bus, groupId: string, limits: EventLimits, log: Logger): BusConsumer {
-    const consumer = bus.consumer({ groupId, topics: [TOPICS.events, TOPICS.assetsScores], fromBeginning: true });
+    // A group of this process alone, re-read from the beginning on every start: it commits as it
+    // goes all the same, or the in-process log would retain every event for it and refuse intake.
+    const consumer = bus.consumer({ groupId, topics: [TOPICS.events, TOPICS.assetsScores], fromBeginning: true, ephemeral: true });
     const horizon = () => Date.now() - 10 * this.options.halfLifeMs;
     void consumer
       .run(async (batch: DeliveredBatch) => {
@@ -224,6 +227,7 @@ export class PlacementPosteriors {
               // Not a score: nothing to learn.
             }
           }
+          await consumer.commit(offsetAfter(batch));
           return;
         }
         const cut = horizon();
@@ -245,6 +249,7 @@ export class PlacementPosteriors {
           touched.add(this.get(e.tenant_id, e.placement!)!);
         }
         for (const s of touched) this.changed(s);
+        await consumer.commit(offsetAfter(batch));
       })
       .catch((err) => log.error({ err }, 'edge posterior consumer stopped'));
     return consumer;

@@ -6,6 +6,7 @@ import {
   assetChangeSchema,
   assetScoreSchema,
   attributionHint,
+  offsetAfter,
   parseTriggerParams,
   subjectTokenDecode,
   tieDecisionSchema,
@@ -134,8 +135,13 @@ export class TriggerEngine {
     await this.refreshRules();
     this.rulesTimer = setInterval(() => void this.refreshRules().catch((err) => this.options.log.warn({ err }, 'trigger rules not refreshed')), settings.rulesRefreshMs);
     this.rulesTimer.unref();
-    this.scoresConsumer = bus.consumer({ groupId: `${settings.groupId}-scores-${this.options.processId}`, topics: [TOPICS.assetsScores], fromBeginning: true });
-    await this.scoresConsumer.run(async (batch) => this.onScores(batch));
+    // Per process, re-read from the beginning on start; committing keeps the in-process log from retaining every score.
+    const scores = bus.consumer({ groupId: `${settings.groupId}-scores-${this.options.processId}`, topics: [TOPICS.assetsScores], fromBeginning: true, ephemeral: true });
+    this.scoresConsumer = scores;
+    await scores.run(async (batch) => {
+      await this.onScores(batch);
+      await scores.commit(offsetAfter(batch));
+    });
     this.loopConsumer = bus.consumer({ groupId: `${settings.groupId}-loop`, topics: [TOPICS.assetsChanges, TOPICS.assetsTies], fromBeginning: true });
     await this.loopConsumer.run(async (batch) => this.onLoop(batch));
     this.evalTimer = setInterval(() => void this.tick(), settings.evalMs);
