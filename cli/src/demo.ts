@@ -61,6 +61,11 @@ export class DemoGenerator {
   private inFlight = false;
   private readonly random: () => number;
   sent = 0;
+  /** Events in posts the server refused (HTTP status not ok), and in posts that failed outright. */
+  refused = 0;
+  failed = 0;
+  /** Status of the last refused post. */
+  lastRefusal: number | undefined;
 
   constructor(private readonly options: DemoOptions) {
     this.random = options.random ?? Math.random;
@@ -143,8 +148,14 @@ export class DemoGenerator {
         body: JSON.stringify(events),
       });
       if (res.ok) this.sent += events.length;
-      else this.options.log.warn({ status: res.status }, 'demo post refused');
+      else {
+        this.refused += events.length;
+        this.lastRefusal = res.status;
+        this.options.log.warn({ status: res.status }, 'demo post refused');
+      }
+      await res.body?.cancel();
     } catch (err) {
+      this.failed += events.length;
       this.options.log.debug({ err }, 'demo post failed');
     } finally {
       this.inFlight = false;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import {
+  Gauge,
   TOPICS,
   createBus,
   createFanOut,
@@ -20,6 +21,7 @@ import {
   type Registry,
   type Store,
   type ApiKeyStore,
+  type TopicBacklog,
 } from '@afterglow/core';
 import { EventIntake, registerIngestRoutes, startEdge } from '@afterglow/ingest';
 import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, registerLiveRoutes, startTriggers } from '@afterglow/stream';
@@ -54,6 +56,8 @@ export interface Running {
   keys: ApiKeyStore | undefined;
   /** The demo tenant's keys, when the demo runs with keys on. */
   demoKeys: { ingest: string; dashboard: string } | undefined;
+  /** The demo (traffic generator, seeded assets and rules) when it runs. */
+  demo: DemoHandle | undefined;
   /** Graceful: stop intake, drain the sink's batch, close adapters. */
   stop(): Promise<void>;
 }
@@ -73,6 +77,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
   closers.push(() => bus.close());
   await bus.ensureTopics(Object.values(TOPICS).map((topic) => ({ topic, partitions: config.bus.partitions })));
   readiness.bus = () => bus.endOffsets(TOPICS.events);
+  if (bus.backlog) watchBacklog(bus.backlog.bind(bus), registry);
 
   let store: Store | undefined;
   if (roles.has('ingest') || roles.has('stream') || roles.has('live') || roles.has('inference') || config.auth.mode === 'keys') {
@@ -237,6 +242,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
     log,
     keys: auth.keys,
     demoKeys,
+    demo,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -250,4 +256,27 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
     },
   };
   return handle;
+}
+
+/** The in-process log's retained bytes per topic and the group furthest behind, as gauges. */
+function watchBacklog(backlog: () => TopicBacklog[], registry: Registry): void {
+  new Gauge({
+    name: 'afterglow_bus_retained_bytes',
+    help: 'In-process log: bytes retained per topic until every group commits past them (intake is refused at BUS_MEMORY_MAX_BACKLOG_BYTES)',
+    labelNames: ['topic'],
+    registers: [registry],
+    collect() {
+      for (const b of backlog()) this.set({ topic: b.topic }, b.retainedBytes);
+    },
+  });
+  new Gauge({
+    name: 'afterglow_bus_laggiest_group_records',
+    help: 'In-process log: uncommitted records of the group furthest behind, per topic',
+    labelNames: ['topic', 'group'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const b of backlog()) if (b.laggiest) this.set({ topic: b.topic, group: b.laggiest.group }, b.laggiest.records);
+    },
+  });
 }

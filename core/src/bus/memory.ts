@@ -10,6 +10,7 @@ import type {
   DeliveredBatch,
   DeliveredRecord,
   PartitionOffset,
+  TopicBacklog,
   TopicSpec,
 } from './types.js';
 
@@ -527,7 +528,7 @@ export class MemoryBus implements Bus {
   }
 
   /** Per topic: bytes retained against the bound and the group furthest behind (diagnostics, tests). */
-  backlog(): { topic: string; retainedBytes: number; laggiest: { group: string; records: number } | undefined }[] {
+  backlog(): TopicBacklog[] {
     return [...this.topics.values()].map((t) => ({ topic: t.name, retainedBytes: t.retainedBytes, laggiest: t.laggiest() }));
   }
 

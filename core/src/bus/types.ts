@@ -75,8 +75,18 @@ export interface BusConsumer {
   stop(): Promise<void>;
 }
 
+/** What the in-process log retains for one topic against its bound, and which group holds it back. */
+export interface TopicBacklog {
+  topic: string;
+  retainedBytes: number;
+  /** The subscribed group furthest behind (uncommitted records over all partitions). */
+  laggiest: { group: string; records: number } | undefined;
+}
+
 export interface Bus {
   readonly kind: 'kafka' | 'memory';
+  /** The in-process log only (Kafka's retention is by time and size, not by consumers): per topic. */
+  backlog?(): TopicBacklog[];
   ensureTopics(specs: TopicSpec[]): Promise<void>;
   producer(): Promise<BusProducer>;
   consumer(options: ConsumerOptions): BusConsumer;
