@@ -39,7 +39,7 @@ const WARMUP = 2;
 const INVALID_SHARE = 0.05;
 
 /** The defaults of loadConfig() (EVENT_MAX_AGE_MS, EVENT_MAX_FUTURE_MS, ...). */
-const LIMITS: EventLimits = { maxAgeMs: 7 * 24 * 3_600_000, maxFutureMs: 5 * 60_000, liveLateMs: 10 * 60_000, maxAttrsBytes: 2048 };
+const LIMITS: EventLimits = { maxAgeMs: 7 * 24 * 3_600_000, maxFutureMs: 5 * 60_000, liveLateMs: 10 * 60_000, maxAttrsBytes: 2048, dedupWindowMs: 300_000 };
 /** One fixed server clock for the whole run, so the time-window checks judge every pass alike. */
 const NOW = Date.now();
 

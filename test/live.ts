@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EVENT_KINDS, createBus, createFanOut, createHotState, createLogger, ulid, type EngagementEvent, type Env, type EventKind } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/core/testing';
 import { LiveAggregator, LiveKeys } from '@afterglow/stream';
-import { authFetch, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type TestApp } from './support.js';
+import { authFetch, fetchTotals, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type TestApp } from './support.js';
 import { LiveTestClient, percentile, type Counts } from './live-client.js';
 
 /**
@@ -189,6 +189,42 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
     };
     await eventually(async () => (same(await stored(), expected.get(`campaign|${campaign}`)!) ? true : undefined), 10_000, 100).catch(() => undefined);
     assert.deepEqual(await stored(), expected.get(`campaign|${campaign}`));
+  });
+
+  test(`${label}: a re-sent event counts once live and in ClickHouse; a re-used id with other content: the first write wins`, async (t) => {
+    if (!app) return t.skip('service not configured');
+    const { running } = app;
+    const url = running.url;
+    const campaign = uniqueName('c');
+    const asset = `${campaign}-a0`;
+    const q = `tenant_id=${encodeURIComponent(tenant)}`;
+    const now = Date.now();
+    const event = (kind: EventKind, occurredAt: number, id = ulid()): EngagementEvent => ({ event_id: id, tenant_id: tenant, campaign_id: campaign, asset_id: asset, kind, value: 1, occurred_at: occurredAt, received_at: 0 });
+    const x = event('impression', now - 2_000);
+    // A client that lost its responses posts X three times, each in a request of its own.
+    for (let i = 0; i < 3; i++) assert.equal((await postEvents(url, [x])).status, 202);
+    // Later: X again, claiming to be a click (a re-used id), and X two days earlier (older than
+    // every live window, but not in ClickHouse's eyes), with a new event beside them.
+    const y = event('click', now - 1_000);
+    assert.equal((await postEvents(url, [{ ...x, kind: 'click' }, { ...x, occurred_at: now - 2 * 86_400_000 }, y])).status, 202);
+    // A sentinel after everything: once it is counted, every copy before it has been seen.
+    const sentinel = event('like', now - 500);
+    assert.equal((await postEvents(url, [sentinel])).status, 202);
+
+    const expected = { ...zeroCounts(), impression: 1, click: 1, like: 1 };
+    const live = async (kind: 'assets' | 'campaigns', id: string) =>
+      ((await (await authFetch(`${url}/v1/${kind}/${id}/metrics?${q}`)).json()) as { windows: Record<string, { counts: Counts }> }).windows['24h']?.counts;
+    await eventually(async () => ((await live('assets', asset))?.like === 1 ? true : undefined), 20_000, 100);
+    assert.deepEqual(await live('assets', asset), expected, 'the asset, live');
+    await eventually(async () => ((await live('campaigns', campaign))?.like === 1 ? true : undefined), 20_000, 100);
+    assert.deepEqual(await live('campaigns', campaign), expected, 'the campaign, live');
+
+    await waitForSinkDrained(running);
+    for (const source of ['rollup', 'raw'] as const) {
+      const stored = await fetchTotals(url, tenant, campaign, source);
+      assert.deepEqual(stored.counts, expected, `ClickHouse ${source}`);
+      assert.equal(stored.total, 3);
+    }
   });
 
   test(`${label}: a client that never reads does not slow the others down`, async (t) => {

@@ -73,6 +73,7 @@ const envSchema = z.object({
   EVENT_MAX_FUTURE_MS: int(5 * MINUTE, 0),
   EVENT_LIVE_LATE_MS: int(10 * MINUTE, 0),
   EVENT_MAX_ATTRS_BYTES: int(2048, 0),
+  EVENT_DEDUP_WINDOW_MS: int(5 * MINUTE, 1000),
 
   SINK_GROUP_ID: z.string().default('afterglow-sink'),
   SINK_BATCH_MAX_ROWS: int(50_000, 1),
@@ -450,6 +451,11 @@ export interface EventLimits {
   maxFutureMs: number;
   liveLateMs: number;
   maxAttrsBytes: number;
+  /**
+   * How long after an event a re-sent copy (same tenant_id + event_id) is still recognised and
+   * left out of the live views, edge posteriors and trigger inputs (ClickHouse: always).
+   */
+  dedupWindowMs: number;
 }
 
 export function loadConfig(env: Env = process.env): AfterglowConfig {
@@ -503,6 +509,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       maxFutureMs: e.EVENT_MAX_FUTURE_MS,
       liveLateMs: e.EVENT_LIVE_LATE_MS,
       maxAttrsBytes: e.EVENT_MAX_ATTRS_BYTES,
+      dedupWindowMs: e.EVENT_DEDUP_WINDOW_MS,
     },
     sink: {
       groupId: e.SINK_GROUP_ID,

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { EVENT_KINDS, REJECT_REASONS, ulid, validateBusEvent, validateEvent, type RejectReason } from './events.js';
 import type { EventLimits } from './config.js';
 
-const limits: EventLimits = { maxAgeMs: 3_600_000, maxFutureMs: 60_000, liveLateMs: 600_000, maxAttrsBytes: 256 };
+const limits: EventLimits = { maxAgeMs: 3_600_000, maxFutureMs: 60_000, liveLateMs: 600_000, maxAttrsBytes: 256, dedupWindowMs: 300_000 };
 const NOW = 1_790_000_000_000;
 
 function good(overrides: Record<string, unknown> = {}): Record<string, unknown> {

@@ -1,6 +1,7 @@
 export * from './config.js';
 export * from './errors.js';
 export * from './events.js';
+export * from './dedup.js';
 export * from './random.js';
 export * from './contracts.js';
 export * from './assets.js';

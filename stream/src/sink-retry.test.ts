@@ -46,7 +46,7 @@ test('an insert that failed after events_raw took the rows is retried as is: rol
   sink = new EventSink({
     bus,
     store,
-    limits: { maxAgeMs: 86_400_000, maxFutureMs: 300_000, liveLateMs: 600_000, maxAttrsBytes: 2048 },
+    limits: { maxAgeMs: 86_400_000, maxFutureMs: 300_000, liveLateMs: 600_000, maxAttrsBytes: 2048, dedupWindowMs: 300_000 },
     log: createLogger('silent'),
     groupId: 'sink-retry',
     batchMaxRows: 10_000,

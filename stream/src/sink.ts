@@ -278,8 +278,8 @@ export class EventSink {
 
   /**
    * Which of these events does events_raw already hold? One primary-key lookup per tenant,
-   * pruned to the days the batch's events occurred on and to the batch's id range (ULIDs are
-   * time-ordered, so a batch's ids cover a narrow slice of the key space). Ids are validated (ULID/UUID, and tenant ids
+   * pruned to the batch's id range (ULIDs are time-ordered, so a batch's ids cover a narrow
+   * slice of the key space) in every day partition. Ids are validated (ULID/UUID, and tenant ids
    * to [A-Za-z0-9._:-]) before they get here, and quoted regardless.
    */
   private async existingKeys(rows: RawRow[]): Promise<Set<string>> {
@@ -293,20 +293,17 @@ export class EventSink {
     for (const [tenant, all] of byTenant) {
       for (let i = 0; i < all.length; i += EXISTENCE_CHECK_CHUNK) {
         const list = all.slice(i, i + EXISTENCE_CHECK_CHUNK);
-        let min = Infinity;
-        let max = -Infinity;
         let minId = list[0]!.event_id;
         let maxId = minId;
         for (const r of list) {
-          if (r.occurred_at < min) min = r.occurred_at;
-          if (r.occurred_at > max) max = r.occurred_at;
           if (r.event_id < minId) minId = r.event_id;
           if (r.event_id > maxId) maxId = r.event_id;
         }
+        // No occurred_at bound: a client may re-send an id with another occurred_at, and it must
+        // still be found (the id is the event; the first write wins).
         const rs = await this.options.store.client.query({
           query: `SELECT event_id FROM ${this.options.store.table(TABLES.eventsRaw)}
                   WHERE tenant_id = ${sqlString(tenant)}
-                    AND occurred_at BETWEEN fromUnixTimestamp64Milli(${min}) AND fromUnixTimestamp64Milli(${max})
                     AND event_id BETWEEN ${sqlString(minId)} AND ${sqlString(maxId)}
                     AND event_id IN (${list.map((r) => sqlString(r.event_id)).join(',')})`,
           format: 'JSONEachRow',

@@ -282,6 +282,19 @@ export function runHotStateContract(open: (t: TestContext) => Promise<HotStatePa
     assert.equal(await b.get(s), 'v');
   });
 
+  contract('append extends a string, creates a missing one, and keeps its TTL', async ({ a, b, key }) => {
+    const [fresh, timed] = [key('fresh'), key('timed')];
+    await a.set(timed, 'ab', 200);
+    await a.batch([
+      { op: 'append', key: fresh, value: 'x' },
+      { op: 'append', key: fresh, value: 'yz' },
+      { op: 'append', key: timed, value: 'c' },
+    ]);
+    assert.deepEqual(await b.mget([fresh, timed]), ['xyz', 'abc']);
+    await eventually(async () => ((await b.get(timed)) === null ? true : undefined), 3_000, 20);
+    assert.equal(await b.get(fresh), 'xyz', 'a string created by append has no TTL');
+  });
+
   contract('another client never sees part of a batch', async ({ a, b, key }) => {
     const [x, y, h] = [key('x'), key('y'), key('h')];
     await a.batch([

@@ -8,7 +8,7 @@ export interface MemoryHotStateOptions {
 }
 
 type Entry =
-  | { readonly type: 'string'; readonly value: string }
+  | { readonly type: 'string'; value: string }
   | { readonly type: 'hash'; readonly fields: Map<string, string> }
   | { readonly type: 'zset'; readonly zset: SortedSet };
 
@@ -190,6 +190,8 @@ export class MemoryHotState implements HotState {
     switch (op.op) {
       case 'set':
         return this.setNow(op.key, op.value, op.ttlMs === undefined ? undefined : ttl(op.ttlMs));
+      case 'append':
+        return this.appendNow(op.key, op.value);
       case 'del':
         return void this.delNow(op.key);
       case 'hset':
@@ -224,6 +226,13 @@ export class MemoryHotState implements HotState {
     this.live().set(key, { type: 'string', value });
     if (ms === undefined) this.expiries.delete(key);
     else this.expiries.set(key, Date.now() + ms);
+  }
+
+  private appendNow(key: string, value: string): void {
+    const entry = this.entry(key);
+    if (!entry) return void this.live().set(key, { type: 'string', value });
+    if (entry.type !== 'string') throw wrongType(key);
+    entry.value += value;
   }
 
   private delNow(key: string): boolean {

@@ -170,6 +170,9 @@ export class RedisHotState implements HotState {
           if (op.ttlMs === undefined) multi.set(op.key, op.value);
           else multi.set(op.key, op.value, 'PX', ttl(op.ttlMs));
           break;
+        case 'append':
+          multi.append(op.key, op.value);
+          break;
         case 'del':
           multi.del(op.key);
           break;

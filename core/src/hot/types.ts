@@ -50,6 +50,8 @@ export interface TokenBucket {
 
 export type HotOp =
   | { op: 'set'; key: string; value: string; ttlMs?: number }
+  /** Append to a string (created empty when missing); its TTL, if any, is kept. */
+  | { op: 'append'; key: string; value: string }
   | { op: 'del'; key: string }
   | { op: 'hset'; key: string; fields: Record<string, string | number> }
   | { op: 'hincrby'; key: string; increments: Record<string, number> }

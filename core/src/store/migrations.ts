@@ -26,8 +26,8 @@ export const MIGRATIONS: Migration[] = [
        * duplicates have to be stopped BEFORE they are inserted. The sink therefore:
        *  1. drops duplicates inside its batch;
        *  2. asks this table which of the batch's (tenant_id, event_id) it already holds — the
-       *     sort key makes that a primary-key lookup, and the partition key (occurred_at day)
-       *     prunes it, since a duplicate has the same occurred_at as its original;
+       *     sort key makes that a primary-key lookup in each day partition (not pruned by
+       *     occurred_at: a re-sent id may carry another one);
        *  3. inserts the rest with an insert_deduplication_token derived from the rows, so a retry
        *     of the same insert after a timeout is dropped by ClickHouse itself (this also holds
        *     across replicas for ReplicatedMergeTree);

@@ -1,8 +1,11 @@
 import {
   TOPICS,
   assetScoreSchema,
+  DedupWindow,
   decodeEvent,
+  eventFingerprint,
   offsetAfter,
+  payloadDigest,
   validateBusEvent,
   type Bus,
   type BusConsumer,
@@ -216,6 +219,9 @@ export class PlacementPosteriors {
     // goes all the same, or the in-process log would retain every event for it and refuse intake.
     const consumer = bus.consumer({ groupId, topics: [TOPICS.events, TOPICS.assetsScores], fromBeginning: true, ephemeral: true });
     const horizon = () => Date.now() - 10 * this.options.halfLifeMs;
+    // A client's retry reaches the log as a new record: count each event id once. Rebuilt by the
+    // replay from the beginning on every start, so it is never persisted.
+    const seen = new DedupWindow(limits.dedupWindowMs, 60_000, false);
     void consumer
       .run(async (batch: DeliveredBatch) => {
         if (batch.topic === TOPICS.assetsScores) {
@@ -245,6 +251,10 @@ export class PlacementPosteriors {
           const v = validateBusEvent(value, limits);
           if (!v.ok || !v.event.placement) continue;
           const e = v.event;
+          const fingerprint = eventFingerprint(e.tenant_id, e.event_id);
+          const digest = payloadDigest(e);
+          if (seen.verdict(fingerprint, digest) !== 'new') continue;
+          seen.add(fingerprint, digest, r.timestamp);
           this.add(e.tenant_id, e.placement!, e.asset_id, e.kind, Math.min(e.occurred_at, e.received_at), false);
           touched.add(this.get(e.tenant_id, e.placement!)!);
         }

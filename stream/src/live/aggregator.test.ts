@@ -22,7 +22,7 @@ import { LiveReader } from './reader.js';
 import { decodeDelta } from './state.js';
 
 const LATE = 10 * 60_000;
-const LIMITS = { maxAgeMs: 7 * 86_400_000, maxFutureMs: 300_000, liveLateMs: LATE, maxAttrsBytes: 2048 };
+const LIMITS = { maxAgeMs: 7 * 86_400_000, maxFutureMs: 300_000, liveLateMs: LATE, maxAttrsBytes: 2048, dedupWindowMs: 300_000 };
 const CI = { maxRelWidth: 0.5, maxAbsWidth: 0.01 };
 const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -120,6 +120,40 @@ test('aggregator: a crash after a flush and before the Kafka commit replays noth
     const m = key.includes('-a') ? await base.reader.assetMetrics(tenant, key, Date.now()) : await base.reader.campaignMetrics(tenant, key, Date.now());
     assert.deepEqual(m!.windows['24h'].counts, counts, key);
     assert.deepEqual(m!.windows['1h'].counts, counts, key);
+  }
+  await b.stop();
+});
+
+test('aggregator: client re-sends are dropped across a crash and restart; the dedup window is persisted with the offset', async () => {
+  const base = await rig();
+  const bus = forgetfulBus(base.bus);
+  const tenant = uniqueName('t');
+  const expected = new Map<string, Counts>();
+  const flushed = events(300, tenant, 'c9', 6, expected);
+  const unflushed = events(300, tenant, 'c9', 6, expected);
+  await produce(bus, flushed);
+  const a = new LiveAggregator({ ...base.options, bus });
+  await a.start();
+  await eventually(() => (a.totals.applied === 300 ? true : undefined), 10_000, 10);
+  await a.flush();
+  await produce(bus, unflushed);
+  await eventually(() => (a.totals.applied === 600 ? true : undefined), 10_000, 10);
+  await a.abandon(); // the second 300 (and what they taught the window) were in memory only
+
+  // Clients whose responses were lost re-send some of each, as new records (new offsets).
+  const resent = [...flushed.slice(0, 100), ...unflushed.slice(0, 100)];
+  await produce(bus, resent);
+  const b = new LiveAggregator({ ...base.options, bus });
+  await b.start();
+  await eventually(() => (b.totals.received >= 800 ? true : undefined), 10_000, 10);
+  await eventually(() => (b.totals.applied === 300 && b.totals.duplicates === 200 ? true : undefined), 10_000, 10).catch(() => {
+    assert.fail(`applied ${b.totals.applied} (want the 300 unflushed), duplicates ${b.totals.duplicates} (want 200): ${JSON.stringify(b.totals)}`);
+  });
+  assert.equal(b.totals.replayed, 300);
+  await b.flush();
+  for (const [key, counts] of expected) {
+    const m = key.includes('-a') ? await base.reader.assetMetrics(tenant, key, Date.now()) : await base.reader.campaignMetrics(tenant, key, Date.now());
+    assert.deepEqual(m!.windows['24h'].counts, counts, key);
   }
   await b.stop();
 });

@@ -5,7 +5,12 @@ import {
   Histogram,
   SUBJECTS,
   TOPICS,
+  DedupWindow,
+  decodeDedupEntries,
   decodeEvent,
+  encodeDedupEntries,
+  eventFingerprint,
+  payloadDigest,
   validateBusEvent,
   type Bus,
   type BusConsumer,
@@ -51,6 +56,11 @@ import { Buckets, DIRTY_FLUSH, DIRTY_PUBLISH, KIND_INDEX, windowLayout, type Lay
  * session timeout) and flushes after the new owner started. Before each flush we read the stored
  * offsets and drop partitions another member has moved past, which narrows that window to one
  * in-flight MULTI; closing it fully would take a compare-and-set in the hot-state port.
+ * Offsets cannot tell a client's retry (the same event posted again: a new record, a new offset)
+ * from a new event. Each partition keeps a DedupWindow of the (tenant_id, event_id) it counted in
+ * the last EVENT_DEDUP_WINDOW_MS (all of an asset's events share a partition) and persists what it
+ * learnt in the same MULTI as the rows and the offset, so after a crash the window is "as of
+ * offset X" too and the replay decides exactly as the first pass did.
  * Deltas may be published before the flush: after a crash the replay recomputes the same absolute
  * rows, and receivers merge rows by maximum (counts only grow), so a repeat changes nothing.
  *
@@ -130,12 +140,16 @@ interface PartitionState {
   committed: bigint | undefined;
   /** Bumped on revocation, so an in-flight batch can tell its partition went away. */
   generation: number;
+  /** Events counted lately, as of `applied` (persisted with the offset, so a replay decides alike). */
+  dedup: DedupWindow;
 }
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
 const LOAD_CHUNK = 500;
+/** Arrival buckets of the dedup window: a bucket's entries are one appended string in hot state. */
+const DEDUP_BUCKET_MS = MINUTE;
 
 export class LiveAggregator {
   private readonly layout: Layout;
@@ -162,7 +176,7 @@ export class LiveAggregator {
   /** Keys live this long after their last write: the 24 h window, the late window, an hour to spare. */
   private readonly ttlMs: number;
   private readonly metrics: ReturnType<typeof createMetrics>;
-  readonly totals = { received: 0, applied: 0, replayed: 0, late: 0, invalid: 0, expired: 0, published: 0, flushes: 0, reattributed: 0 };
+  readonly totals = { received: 0, applied: 0, replayed: 0, duplicates: 0, late: 0, invalid: 0, expired: 0, published: 0, flushes: 0, reattributed: 0 };
 
   constructor(private readonly options: LiveAggregatorOptions) {
     this.layout = windowLayout(options.limits.liveLateMs);
@@ -274,7 +288,8 @@ export class LiveAggregator {
       loading = (async () => {
         const stored = await this.options.hot.get(this.offsetKey(partition));
         const offset = stored !== null && /^[0-9]+$/.test(stored) ? BigInt(stored) : undefined;
-        const ps: PartitionState = { partition, applied: offset, persisted: offset, committed: undefined, generation: ++this.generationSeq };
+        const dedup = await this.loadDedup(partition);
+        const ps: PartitionState = { partition, applied: offset, persisted: offset, committed: undefined, generation: ++this.generationSeq, dedup };
         this.partitions.set(partition, ps);
         return ps;
       })();
@@ -282,6 +297,24 @@ export class LiveAggregator {
       loading.catch(() => this.partitionLoads.delete(partition));
     }
     return loading;
+  }
+
+  /** The partition's recent events as hot state holds them (written with its offset). */
+  private async loadDedup(partition: number): Promise<DedupWindow> {
+    const window = new DedupWindow(this.options.limits.dedupWindowMs, DEDUP_BUCKET_MS);
+    const newest = Math.floor(this.clock() / DEDUP_BUCKET_MS) + 1;
+    const buckets: number[] = [];
+    for (let b = newest - Math.ceil(window.windowMs / DEDUP_BUCKET_MS) - 1; b <= newest; b++) buckets.push(b);
+    const stored = await this.options.hot.mget(buckets.map((b) => this.dedupKey(partition, b)));
+    buckets.forEach((b, i) => {
+      const text = stored[i];
+      if (text) window.load(decodeDedupEntries(text, b));
+    });
+    return window;
+  }
+
+  private dedupKey(partition: number, bucket: number): string {
+    return this.keys.dedup(this.options.offsetScope, this.options.groupId, partition, bucket);
   }
 
   private offsetKey(partition: number): string {
@@ -300,6 +333,9 @@ export class LiveAggregator {
     // Nothing older than this is inside any window: skip it without decoding (broker time ~ received_at).
     const horizon = now - DAY - late - HOUR;
     const events: EngagementEvent[] = [];
+    /** [fingerprint, digest, arrival] of the events counted below, remembered once they are applied. */
+    const counted: [number, number, number][] = [];
+    const inBatch = new Map<number, number>();
     for (const record of batch.records) {
       this.totals.received++;
       if (ps.applied !== undefined && BigInt(record.offset) < ps.applied) {
@@ -334,6 +370,19 @@ export class LiveAggregator {
         this.metrics.skipped.inc({ reason: 'late' });
         continue;
       }
+      // A client's retry is a new record of an event already counted: first write wins.
+      const fingerprint = eventFingerprint(e.tenant_id, e.event_id);
+      const digest = payloadDigest(e);
+      const earlier = inBatch.get(fingerprint);
+      const verdict = earlier !== undefined ? (earlier === digest ? 'retry' : 'conflict') : ps.dedup.verdict(fingerprint, digest);
+      if (verdict !== 'new') {
+        this.totals.duplicates++;
+        this.metrics.skipped.inc({ reason: verdict === 'retry' ? 'duplicate' : 'conflicting_duplicate' });
+        if (verdict === 'conflict') this.options.log.warn({ tenant: e.tenant_id, event_id: e.event_id }, 'event id re-used with other content; the first one counts');
+        continue;
+      }
+      inBatch.set(fingerprint, digest);
+      counted.push([fingerprint, digest, record.timestamp]);
       events.push(e);
     }
     const next = BigInt(batch.records[batch.records.length - 1]!.offset) + 1n;
@@ -351,6 +400,7 @@ export class LiveAggregator {
       // From here on everything is synchronous: a flush sees all of this batch or none of it.
       const local = new Map(pinned.map((e) => [e.key, e]));
       for (const e of events) this.apply(e, partition, now, local);
+      for (const [fingerprint, digest, at] of counted) ps.dedup.add(fingerprint, digest, at);
       if (ps.applied === undefined || next > ps.applied) ps.applied = next;
     } finally {
       for (const e of pinned) e.pins--;
@@ -800,7 +850,18 @@ export class LiveAggregator {
     }
     this.flushQueue.clear();
     const offsets: [PartitionState, bigint][] = [];
+    const dedupTtl = this.options.limits.dedupWindowMs + 2 * DEDUP_BUCKET_MS;
     for (const ps of this.partitions.values()) {
+      const byBucket = new Map<number, [number, number][]>();
+      for (const [bucket, fingerprint, digest] of ps.dedup.drain()) {
+        let list = byBucket.get(bucket);
+        if (!list) byBucket.set(bucket, (list = []));
+        list.push([fingerprint, digest]);
+      }
+      for (const [bucket, entries] of byBucket) {
+        const key = this.dedupKey(ps.partition, bucket);
+        ops.push({ op: 'append', key, value: encodeDedupEntries(entries) }, { op: 'expire', key, ttlMs: dedupTtl });
+      }
       if (ps.applied === undefined || ps.applied === ps.persisted) continue;
       const key = this.offsetKey(ps.partition);
       ops.push(this.options.offsetScope.startsWith('process-') ? { op: 'set', key, value: ps.applied.toString(), ttlMs: 2 * DAY } : { op: 'set', key, value: ps.applied.toString() });
@@ -850,7 +911,7 @@ function createMetrics(registry: Registry | undefined, entities: () => number, d
     applied: new Counter({ name: 'afterglow_live_events_applied_total', help: 'Events counted in live windows', registers }),
     skipped: new Counter({
       name: 'afterglow_live_events_skipped_total',
-      help: 'Events not counted live: replayed (already in hot state), late, invalid, expired (older than every window)',
+      help: 'Events not counted live: replayed (already in hot state), duplicate (a re-sent event id), conflicting_duplicate (a re-used id with other content), late, invalid, expired (older than every window)',
       labelNames: ['reason'],
       registers,
     }),

@@ -12,6 +12,7 @@
  *   <prefix>:<tenant>:m:<master>:ads            zset: ads tied to the master, by last activity
  *   <prefix>:<tenant>:tie:<ad>                  string: {"m": master | null, "at": decided_at}
  *   <prefix>:off:<scope>:<group>:<topic>:<n>    string: next offset of partition n applied to the above
+ *   <prefix>:dd:<scope>:<group>:<n>:<bucket>     string: events of partition n counted in that arrival bucket (DedupWindow)
  */
 export function hotToken(id: string): string {
   return /^[A-Za-z0-9._-]+$/.test(id) ? id : id.replace(/[^A-Za-z0-9._-]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
@@ -50,6 +51,10 @@ export class LiveKeys {
 
   tie(tenant: string, ad: string): string {
     return `${this.base(tenant)}:tie:${hotToken(ad)}`;
+  }
+
+  dedup(scope: string, group: string, partition: number, bucket: number): string {
+    return `${this.prefix}:dd:${hotToken(scope)}:${hotToken(group)}:${partition}:${bucket}`;
   }
 
   offset(scope: string, group: string, topic: string, partition: number): string {

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { test } from 'node:test';
+import { DedupWindow, decodeDedupEntries, encodeDedupEntries, eventFingerprint, payloadDigest } from './dedup.js';
+import type { EngagementEvent } from './events.js';
+
+const MIN = 60_000;
+
+test('dedup window: new, then retry for the same content and conflict for other content', () => {
+  const w = new DedupWindow(5 * MIN);
+  assert.equal(w.verdict(42, 7), 'new');
+  w.add(42, 7, 10 * MIN);
+  assert.equal(w.verdict(42, 7), 'retry');
+  assert.equal(w.verdict(42, 8), 'conflict');
+  assert.equal(w.verdict(43, 7), 'new');
+  assert.equal(w.size, 1);
+});
+
+test('dedup window: an entry goes once the newest arrival is a whole window past its bucket', () => {
+  const w = new DedupWindow(5 * MIN, MIN);
+  w.add(1, 1, 10 * MIN + 30_000); // bucket 10
+  w.add(2, 2, 15 * MIN + 59_000); // bucket 15: bucket 10 is exactly 5 buckets back, still kept
+  assert.equal(w.verdict(1, 1), 'retry');
+  w.add(3, 3, 16 * MIN); // bucket 16: bucket 10 is now 6 back
+  assert.equal(w.verdict(1, 1), 'new');
+  assert.equal(w.verdict(2, 2), 'retry');
+  // An arrival older than the window is not remembered (its bucket is already gone).
+  w.add(4, 4, 9 * MIN);
+  assert.equal(w.verdict(4, 4), 'new');
+});
+
+test('dedup window: drain hands out each added entry once; loaded entries are known but not handed out', () => {
+  const w = new DedupWindow(5 * MIN, MIN);
+  w.load([[100, 9, 9]]);
+  w.add(1, 11, 100 * MIN + 1);
+  w.add(2, 22, 100 * MIN + 2);
+  assert.deepEqual(w.drain(), [
+    [100, 1, 11],
+    [100, 2, 22],
+  ]);
+  assert.deepEqual(w.drain(), []);
+  assert.equal(w.verdict(9, 9), 'retry');
+});
+
+test('dedup entries: encoded strings concatenate and decode as one', () => {
+  const max = 2 ** 52 - 1;
+  const a = encodeDedupEntries([
+    [0, 0],
+    [max, 0xffffffff],
+  ]);
+  const b = encodeDedupEntries([[123456789012345, 42]]);
+  assert.equal(a.length, 32, '16 characters an entry, no padding');
+  assert.deepEqual(decodeDedupEntries(a + b, 7), [
+    [7, 0, 0],
+    [7, max, 0xffffffff],
+    [7, 123456789012345, 42],
+  ]);
+});
+
+test('fingerprint: the first 52 bits of SHA-1 over tenant NUL id; differs by tenant', () => {
+  const h = createHash('sha1').update('acme\u000001HZX').digest();
+  const expected = Number(BigInt('0x' + h.subarray(0, 7).toString('hex')) >> 4n);
+  assert.equal(eventFingerprint('acme', '01HZX'), expected);
+  assert.notEqual(eventFingerprint('acme', '01HZX'), eventFingerprint('other', '01HZX'));
+  assert.ok(Number.isSafeInteger(expected));
+});
+
+test('payload digest: ignores received_at (set by ingest), sees everything the client said', () => {
+  const e: EngagementEvent = { event_id: 'x', tenant_id: 't', campaign_id: 'c', asset_id: 'a', kind: 'click', value: 1, occurred_at: 1000, received_at: 5 };
+  assert.equal(payloadDigest(e), payloadDigest({ ...e, received_at: 9999 }));
+  for (const other of [{ kind: 'like' as const }, { value: 2 }, { occurred_at: 1001 }, { asset_id: 'b' }, { placement: 'p' }, { attrs: { k: 1 } }]) {
+    assert.notEqual(payloadDigest({ ...e, ...other }), payloadDigest(e), JSON.stringify(other));
+  }
+});
