@@ -24,7 +24,9 @@ import {
   type Registry,
   type Subscription,
 } from '@afterglow/core';
+import { randomUUID } from 'node:crypto';
 import { DecayTracker } from './decay.js';
+import { FreshnessCounter } from './freshness.js';
 import { LiveKeys, type EntityKind } from './keys.js';
 import { ENGAGEMENT_INDEXES } from './rates.js';
 import { encodeDelta, metaFields, parseEntityHash, type EntityMeta } from './state.js';
@@ -176,6 +178,9 @@ export class LiveAggregator {
   /** Keys live this long after their last write: the 24 h window, the late window, an hour to spare. */
   private readonly ttlMs: number;
   private readonly metrics: ReturnType<typeof createMetrics>;
+  private readonly freshness = new FreshnessCounter();
+  /** This member's field in the tenants' freshness hashes. */
+  private readonly memberId = randomUUID();
   readonly totals = { received: 0, applied: 0, replayed: 0, duplicates: 0, late: 0, invalid: 0, expired: 0, published: 0, flushes: 0, reattributed: 0 };
 
   constructor(private readonly options: LiveAggregatorOptions) {
@@ -399,7 +404,10 @@ export class LiveAggregator {
       }
       // From here on everything is synchronous: a flush sees all of this batch or none of it.
       const local = new Map(pinned.map((e) => [e.key, e]));
-      for (const e of events) this.apply(e, partition, now, local);
+      for (const e of events) {
+        this.apply(e, partition, now, local);
+        this.freshness.count(e.tenant_id, e.received_at, now);
+      }
       for (const [fingerprint, digest, at] of counted) ps.dedup.add(fingerprint, digest, at);
       if (ps.applied === undefined || next > ps.applied) ps.applied = next;
     } finally {
@@ -849,6 +857,10 @@ export class LiveAggregator {
       entities.push(e);
     }
     this.flushQueue.clear();
+    for (const [tenant, value] of this.freshness.fields(now)) {
+      const key = this.keys.freshness(tenant);
+      ops.push({ op: 'hset', key, fields: { [this.memberId]: value } }, { op: 'expire', key, ttlMs: ttl });
+    }
     const offsets: [PartitionState, bigint][] = [];
     const dedupTtl = this.options.limits.dedupWindowMs + 2 * DEDUP_BUCKET_MS;
     for (const ps of this.partitions.values()) {

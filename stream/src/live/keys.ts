@@ -11,6 +11,7 @@
  *   <prefix>:<tenant>:m:<master>:parts          zset
  *   <prefix>:<tenant>:m:<master>:ads            zset: ads tied to the master, by last activity
  *   <prefix>:<tenant>:tie:<ad>                  string: {"m": master | null, "at": decided_at}
+ *   <prefix>:<tenant>:fresh                     hash: per aggregator member, "newest received_at,events in the last minute,written at"
  *   <prefix>:off:<scope>:<group>:<topic>:<n>    string: next offset of partition n applied to the above
  *   <prefix>:dd:<scope>:<group>:<n>:<bucket>     string: events of partition n counted in that arrival bucket (DedupWindow)
  */
@@ -47,6 +48,10 @@ export class LiveKeys {
 
   masterAds(tenant: string, master: string): string {
     return `${this.base(tenant)}:m:${hotToken(master)}:ads`;
+  }
+
+  freshness(tenant: string): string {
+    return `${this.base(tenant)}:fresh`;
   }
 
   tie(tenant: string, ad: string): string {

@@ -1,5 +1,6 @@
 import type { HotState } from '@afterglow/core';
 import type { DecayFit } from './decay.js';
+import { readFreshness, type Freshness } from './freshness.js';
 import type { LiveKeys } from './keys.js';
 import { ENGAGEMENT_KINDS, metricsView, type CiPolicy, type MetricsView, type RateEstimate } from './rates.js';
 import { fitEntityDecay, parseEntityHash, type EntitySnapshot } from './state.js';
@@ -58,6 +59,11 @@ export class LiveReader {
     private readonly fatigueFraction: number,
   ) {
     this.layout = windowLayout(lateMs);
+  }
+
+  /** The newest event counted live for the tenant and the rate over the last minute. */
+  async freshness(tenant: string, now: number): Promise<Freshness> {
+    return readFreshness(await this.hot.hgetall(this.keys.freshness(tenant)), now);
   }
 
   async asset(tenant: string, id: string): Promise<EntitySnapshot | undefined> {

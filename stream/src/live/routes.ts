@@ -42,6 +42,7 @@ const MAX_POINTS = 10_000;
 /**
  * The live API:
  *   GET /v1/live?tenant_id=                          WebSocket (see gateway.ts)
+ *   GET /v1/live/freshness?tenant_id=                newest event counted live, events/s over the last minute
  *   GET /v1/assets/:id/metrics?tenant_id=[&from&to&step]
  *   GET /v1/assets/:id/decay?tenant_id=[&from&to&step][&fatigue=0.25]
  *   GET /v1/campaigns/:id/leaderboard?tenant_id=[&window=1h][&metric=ctr][&limit=50][&from&to]
@@ -67,6 +68,12 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
       },
     );
   }
+
+  app.get(
+    '/v1/live/freshness',
+    { config: READ, preHandler: resolveTenant, schema: { querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } },
+    async (req) => ({ tenant_id: (req.query as { tenant_id: string }).tenant_id, ...(await deps.reader.freshness((req.query as { tenant_id: string }).tenant_id, clock())) }),
+  );
 
   app.get(
     '/v1/assets/:id/metrics',
