@@ -55,6 +55,9 @@ export interface EdgeHubOptions {
   clock?: () => number;
 }
 
+/** Tenants given their own placement-count series. */
+const TOP_TENANTS = 20;
+
 interface Pushed {
   asset: string | null;
   shares: Record<string, number>;
@@ -86,6 +89,41 @@ export class EdgeHub {
       registers,
       collect() {
         this.set(hub.sessions.size);
+      },
+    });
+    // Per-tenant placement counts for the largest tenants only: a label per tenant would be unbounded.
+    const posteriors = options.posteriors;
+    new Gauge({
+      name: 'afterglow_edge_placements',
+      help: 'Placements with decision state: in all (no label), and for the tenants holding the most (tenant_id)',
+      labelNames: ['tenant_id'],
+      registers,
+      collect() {
+        this.reset();
+        this.set(posteriors.size);
+        for (const [tenant, n] of posteriors.largestTenants(TOP_TENANTS)) this.set({ tenant_id: tenant }, n);
+      },
+    });
+    new Gauge({
+      name: 'afterglow_edge_tenants',
+      help: 'Tenants with edge decision state',
+      registers,
+      collect() {
+        this.set(posteriors.tenants);
+      },
+    });
+    const counted: Record<string, number> = { tenant: 0, total: 0 };
+    new Counter({
+      name: 'afterglow_edge_placements_evicted_total',
+      help: "Placements dropped to keep a bound: reason tenant (the tenant's own quota) or total (the process-wide bound, taken from the largest tenant)",
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        for (const reason of ['tenant', 'total'] as const) {
+          const d = posteriors.evicted[reason] - counted[reason]!;
+          if (d > 0) this.inc({ reason }, d);
+          counted[reason] = posteriors.evicted[reason];
+        }
       },
     });
     this.metrics = {
