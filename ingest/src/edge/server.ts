@@ -391,16 +391,17 @@ export class EdgeSession {
     return `${this.hub.options.keyPrefix}:owner:${encodeURIComponent(this.tenant)}:${encodeURIComponent(this.clientId!)}`;
   }
 
-  /**
-   * Binds the client_id to this connection's API key when it is free (atomic: of two keys saying
-   * hello at once, one wins), or finds it bound to this key (its TTL renewed) or to another.
-   * With auth off there is no key to bind to. Throws when hot state is unavailable.
-   */
+  /** After an ack: the binding's TTL renewed with the seq's; bound again if hot state lost it meanwhile. */
   private async refreshBinding(keyId: string): Promise<void> {
     const { hot } = this.hub.options;
     if (!(await hot.expire(this.ownerKey(), this.settings.seqTtlMs))) await hot.setIfAbsent(this.ownerKey(), keyId, this.settings.seqTtlMs);
   }
 
+  /**
+   * Binds the client_id to this connection's API key when it is free (atomic: of two keys saying
+   * hello at once, one wins), or finds it bound to this key (its TTL renewed) or to another.
+   * With auth off there is no key to bind to. Throws when hot state is unavailable.
+   */
   private async bindClientId(): Promise<'ours' | 'taken'> {
     if (this.keyId === undefined) return 'ours';
     const { hot } = this.hub.options;
