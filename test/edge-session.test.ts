@@ -2,18 +2,20 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { eventually, uniqueName } from '@afterglow/core/testing';
-import { EDGE_CLOSE } from '@afterglow/ingest';
+import { ulid } from '@afterglow/core';
+import { EDGE_CLOSE, EDGE_ERROR, EdgeClient } from '@afterglow/ingest';
 import { startApp, type TestApp } from './support.js';
 
 /**
  * The edge session's rules, on the embedded adapters: hello first, idle connections closed,
- * placement keys confined to their placements, no connection without a key (when keys are on).
+ * placement keys confined to their placements, no connection without a key (when keys are on),
+ * seqs within the window, and the reference client renumbering after the server forgot it.
  */
 let app: TestApp | undefined;
 const tenant = uniqueName('tenant');
 
 before(async () => {
-  app = await startApp({ KAFKA_BROKERS: '', REDIS_URL: '', NATS_URL: '', EDGE_GROUP_ID: uniqueName('edge'), EDGE_IDLE_TIMEOUT_MS: '600', EDGE_HEARTBEAT_MS: '200' }, ['ingest']);
+  app = await startApp({ KAFKA_BROKERS: '', REDIS_URL: '', NATS_URL: '', EDGE_GROUP_ID: uniqueName('edge'), EDGE_IDLE_TIMEOUT_MS: '600', EDGE_HEARTBEAT_MS: '200', EDGE_SEQ_TTL_MS: '1000', EDGE_MAX_SEQ_JUMP: '5' }, ['ingest']);
 });
 after(async () => {
   await app?.close();
@@ -65,4 +67,33 @@ test('edge: a placement key is confined to its placements', async (t) => {
   const anonymous = await open({});
   const code = await anonymous.closed;
   assert.ok(code !== 1000, `refused without a key (${code})`);
+});
+
+test('edge: a seq beyond the window is refused; the reference client renumbers once the server forgot it', async () => {
+  const headers = await app!.authHeaders(tenant, ['ingest']);
+  const c = new EdgeClient({ url: app!.running.url, clientId: uniqueName('dev'), tenantId: tenant, headers, pingMs: 100, reconnectDelayMs: 50 });
+  const events = () => [{ event_id: ulid(), campaign_id: 'c', asset_id: 'a', placement: 'p', kind: 'impression', value: 1, occurred_at: Date.now() }];
+  await c.connect();
+  for (let i = 1; i <= 8; i++) assert.equal((await c.send(events())).seq, i);
+  c.close();
+
+  // A raw client one past the window is refused; the next seq in it is taken.
+  const raw = await open(headers);
+  raw.ws.send(JSON.stringify({ type: 'hello', client_id: 'raw-1' }));
+  raw.ws.send(JSON.stringify({ type: 'events', seq: 7, events: events() }));
+  raw.ws.send(JSON.stringify({ type: 'events', seq: 5, events: events() }));
+  await eventually(() => (raw.messages.length >= 3 ? true : undefined));
+  assert.deepEqual(raw.messages.slice(1).map((m) => [m.type, m.seq, m.code]), [['error', 7, EDGE_ERROR.seqOutOfWindow], ['ack', 5, undefined]]);
+  raw.ws.close();
+
+  // The seq TTL passes: the server answers last_seq 0, and the client's next seq (9) is out of the
+  // window of 5; what it holds unacked was never produced, so it goes again from seq 1.
+  await new Promise((r) => setTimeout(r, 1_300));
+  const pending = c.send(events());
+  await c.connect();
+  assert.equal(c.lastSeqFromServer, 0);
+  const ack = await pending;
+  assert.deepEqual({ seq: ack.seq, accepted: ack.accepted, duplicate: ack.duplicate }, { seq: 1, accepted: 1, duplicate: undefined });
+  assert.equal((await c.send(events())).seq, 2);
+  c.close();
 });

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { pack, unpack } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { REJECT_REASONS, ulid } from '@afterglow/core';
+import { EDGE_CLOSE, EDGE_ERROR, EdgeClient } from '@afterglow/ingest';
 import { uniqueName } from '@afterglow/core/testing';
 import { registeredRoutes } from 'afterglow';
 import { startApp, type TestApp } from './support.js';
@@ -17,6 +18,9 @@ import { startApp, type TestApp } from './support.js';
  *                     nesting, unicode (lone surrogates included), compression garbage and bombs
  *   /v1/stream (WS)   random text and binary frames, wrong MessagePack, oversized frames
  *   /v1/live (WS)     random frames, unknown ops, hostile topic names, oversized frames
+ *   /v1/edge (WS)     random and malformed hellos (another key's client_id included), seqs that are
+ *                     negative, fractional, huge, strings, beyond the window; hostile events and
+ *                     placements; oversized frames; a well-behaved client alongside stays unaffected
  *   POST /v1/assets   random bytes, truncated PNGs, polyglots, pixel and deflate bombs
  * Every payload must get a reason-coded refusal (or be accepted when it is valid), or a clean
  * close of the socket; the server must stay up and answer, and the heap must come back down.
@@ -354,6 +358,158 @@ test('/v1/live WebSocket: random and hostile messages get coded errors or a clea
     { numRuns: RUNS, seed: SEED },
   );
   socket.ws.close();
+  await healthy();
+});
+
+// ---- edge protocol ----------------------------------------------------------------------------
+
+/** A well-behaved edge client of another key that the fuzzed connections try to take over. */
+const EDGE_VICTIM = uniqueName('fuzz-victim');
+/** Closes of the fuzzed edge connection that are a reasoned refusal: protocol, client_id of another key. */
+const EDGE_CLOSES = new Set([...CLEAN_CLOSES, EDGE_CLOSE.protocol, EDGE_CLOSE.forbidden]);
+const EDGE_TYPES = new Set(['welcome', 'error', 'ack', 'decision', 'pong']);
+
+const seqValue = fc.oneof(
+  { weight: 3, arbitrary: fc.integer({ min: 1, max: 60 }) },
+  { weight: 3, arbitrary: fc.constantFrom(-1, 0, 0.5, 1.5, -0.0, 2 ** 53 - 1, 2 ** 53, 2 ** 53 + 2, 1e308, -1e308, 1_000_001, 1_000_060, '1', '9007199254740991', '0x10', null, true, [], {}) },
+  { weight: 1, arbitrary: fc.double() },
+  { weight: 1, arbitrary: fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }).map((b) => Number(b)) },
+  { weight: 1, arbitrary: hostileValue },
+);
+/** Events for a placement: mostly valid (so acks and seqs move), some mutated. */
+const edgeEvents = fc.array(fc.oneof({ weight: 3, arbitrary: fc.constant(null).map(() => ({ ...validEvent(), placement: 'p1' })) }, { weight: 1, arbitrary: mutatedEvent }), { maxLength: 20 });
+const EDGE_KINDS = new Set(['hello', 'events', 'subscribe', 'unsubscribe', 'decide', 'ping']);
+const edgeId = fc.oneof(fc.nat({ max: 20 }).map((n) => `fuzz-dev-${n}`), fc.constant(EDGE_VICTIM), hostileString, hostileValue);
+const edgePlacement = fc.oneof(fc.constantFrom('p1', 'p2', 'lobby'), hostileString, hostileValue);
+
+const edgeHello = fc.oneof(
+  { weight: 5, arbitrary: fc.nat({ max: 20 }).map((n) => ({ type: 'hello', client_id: `fuzz-dev-${n}` })) },
+  { weight: 1, arbitrary: fc.constant({ type: 'hello', client_id: EDGE_VICTIM }) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .record({
+        type: fc.oneof({ weight: 4, arbitrary: fc.constant('hello') }, { weight: 1, arbitrary: hostileValue }),
+        client_id: fc.option(edgeId, { nil: undefined }),
+        placements: fc.option(fc.oneof(fc.array(edgePlacement, { maxLength: 120 }), hostileValue), { nil: undefined }),
+      })
+      .map((m) => ({ ...m })),
+  },
+);
+
+const edgeMessage = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ type: fc.constant('events'), seq: seqValue, events: fc.oneof({ weight: 4, arbitrary: edgeEvents }, { weight: 1, arbitrary: hostileValue }) }) },
+  fc.record({ type: fc.constantFrom('subscribe', 'unsubscribe', 'decide'), placement: edgePlacement, assets: fc.option(fc.oneof(fc.array(hostileString, { maxLength: 100 }), hostileValue), { nil: undefined }), id: fc.option(hostileValue, { nil: undefined }) }),
+  edgeHello,
+  fc.record({ type: fc.oneof(hostileValue, fc.constantFrom('ping', 'PING', 'welcome', 'ack', '')), t: fc.option(hostileValue, { nil: undefined }), seq: fc.option(seqValue, { nil: undefined }) }),
+);
+
+const edgeFrame = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.tuple(edgeMessage, fc.boolean()).map(([m, binary]) => {
+      const type = (m as { type?: unknown }).type;
+      return { kind: `edge-${typeof type === 'string' && EDGE_KINDS.has(type) ? type : 'other'}`, data: binary ? pack(m) : Buffer.from(JSON.stringify(m)), binary };
+    }),
+  },
+  { weight: 1, arbitrary: frame },
+);
+
+const edgeRun = fc.record({
+  fresh: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+  hello: edgeHello,
+  binary: fc.boolean(),
+  frames: fc.array(edgeFrame, { minLength: 1, maxLength: 3 }),
+});
+
+test('/v1/edge WebSocket: hostile hellos, seqs and frames get coded errors or a clean close; another client is unaffected', async () => {
+  // The victim: its own key (ingest only; the fuzzed connections use ingest+read), its own client_id.
+  const victim = new EdgeClient({ url: app.running.url, clientId: EDGE_VICTIM, tenantId: TENANT, headers: await app.authHeaders(TENANT, ['ingest']), reconnectDelayMs: 50 });
+  await victim.connect();
+  let victimSeq = 0;
+  const victimSends = async () => {
+    const ack = await victim.send([{ ...validEvent(), placement: 'p1' }]);
+    assert.deepEqual({ seq: ack.seq, accepted: ack.accepted, duplicate: ack.duplicate }, { seq: ++victimSeq, accepted: 1, duplicate: undefined }, 'the victim is acked in order, never as a duplicate');
+  };
+  await victimSends();
+
+  let socket: Socket | undefined;
+  let binary = false;
+  let pings = 0;
+  /** Reads replies until the pong for ping `t` (true) or the close (false), checking each one. */
+  const until = async (t: number, kind: string): Promise<boolean> => {
+    for (;;) {
+      const reply = await socket!.next();
+      if (!reply) {
+        count('edge', `close-${socket!.closeCode}`, false);
+        assert.ok(EDGE_CLOSES.has(socket!.closeCode!), `${kind}: closed with ${socket!.closeCode}`);
+        return false;
+      }
+      const m = (reply.binary ? unpack(reply.data) : JSON.parse(String(reply.data))) as Record<string, unknown>;
+      assert.ok(EDGE_TYPES.has(m.type as string), `${kind}: answered ${JSON.stringify(m).slice(0, 200)}`);
+      if (m.type === 'error') {
+        count('edge', `error-${m.code}`, false);
+        assert.match(m.code as string, CODE, kind);
+        assert.notEqual(m.code, 'internal', `${kind}: internal error ${m.message}`);
+        assert.equal(typeof m.retryable, 'boolean', kind);
+        assert.doesNotMatch(String(m.message), /\n\s+at |node_modules|\/work\//, kind);
+      }
+      if (m.type === 'ack') {
+        count('edge', m.duplicate ? 'ack-duplicate' : 'ack', false);
+        assert.ok(Number.isSafeInteger(m.seq) && (m.seq as number) >= 1, `${kind}: ack of seq ${String(m.seq)}`);
+        for (const r of (m.rejections as { reason: string }[] | undefined) ?? []) assert.ok(REASONS.has(r.reason), r.reason);
+      }
+      if (m.type === 'pong' && m.t === t) return true;
+    }
+  };
+  const ping = (t: number) => socket!.ws.send(binary ? pack({ type: 'ping', t }) : JSON.stringify({ type: 'ping', t }), { binary });
+
+  await fc.assert(
+    fc.asyncProperty(edgeRun, async (run) => {
+      if (run.fresh || !socket?.open) {
+        socket?.ws.close();
+        socket = await Socket.open(`/v1/edge?tenant_id=${TENANT}`, headers);
+        binary = run.binary;
+        socket.ws.send(binary ? pack(run.hello) : JSON.stringify(run.hello), { binary });
+        const t = ++pings;
+        ping(t);
+        const first = await socket.next();
+        const m = first ? ((first.binary ? unpack(first.data) : JSON.parse(String(first.data))) as Record<string, unknown>) : undefined;
+        if (m && run.hello.client_id === EDGE_VICTIM && run.hello.type === 'hello') {
+          // Another key's hello with the victim's client_id (one that fits a frame): refused, and the victim keeps its connection.
+          assert.deepEqual({ type: m?.type, code: m?.code }, { type: 'error', code: EDGE_ERROR.clientIdTaken });
+          count('edge', 'hello-taken');
+        } else count('edge', m ? `hello-${m.type === 'error' ? m.code : m.type}` : `hello-close-${socket.closeCode}`);
+        if (m && m.type !== 'welcome') assert.equal(m.type, 'error', `hello answered ${JSON.stringify(m).slice(0, 200)}`);
+        if (!m) assert.ok(EDGE_CLOSES.has(socket.closeCode!), `hello: closed with ${socket.closeCode}`);
+        if (!m || m.type === 'error') {
+          // Refused: nothing more is read from this connection; it closes cleanly.
+          if (m) assert.match(m.code as string, CODE);
+          if (m?.type === 'error' && m.retryable === false) {
+            while (await socket.next(5_000));
+            assert.ok(EDGE_CLOSES.has(socket.closeCode!), `hello refusal closed with ${socket.closeCode}`);
+          }
+          return;
+        }
+        if (!(await until(t, 'hello'))) return;
+      }
+      for (const f of run.frames) {
+        if (!socket.open) return;
+        socket.ws.send(f.data, { binary: f.binary });
+        const t = ++pings;
+        if (socket.open) ping(t);
+        count('edge', f.kind);
+        if (!(await until(t, f.kind))) return;
+      }
+      if (pings % 10 === 0) await victimSends();
+    }),
+    { numRuns: RUNS, seed: SEED },
+  );
+  socket?.ws.close();
+  await victimSends();
+  assert.equal(victim.reconnects, 0, 'the victim was never replaced or disconnected');
+  assert.ok(victim.connected);
+  victim.close();
   await healthy();
 });
 

@@ -210,6 +210,7 @@ const envSchema = z.object({
   EDGE_HALF_LIFE_MS: int(30 * MINUTE, 1_000),
   EDGE_PRIOR_STRENGTH: z.coerce.number().positive().max(1e6).default(20),
   EDGE_MAX_PLACEMENTS: int(10_000, 1),
+  EDGE_MAX_PLACEMENTS_PER_TENANT: int(2_000, 1),
   EDGE_MAX_ASSETS_PER_PLACEMENT: int(64, 1, 10_000),
   EDGE_MAX_SUBSCRIPTIONS: int(100, 1, 100_000),
   EDGE_HEARTBEAT_MS: int(15_000, 100),
@@ -219,6 +220,7 @@ const envSchema = z.object({
   EDGE_PUSH_MIN_MS: int(250, 0),
   EDGE_PUSH_THRESHOLD: z.coerce.number().gt(0).lt(1).default(0.05),
   EDGE_SEQ_TTL_MS: int(24 * HOUR, 1_000),
+  EDGE_MAX_SEQ_JUMP: int(1_000_000, 1),
 
   /** API keys (core/src/auth, issue 8). `off` trusts the tenant_id a client sends: only behind a gateway that authenticates. */
   AUTH_MODE: z.enum(['keys', 'off']).default('keys'),
@@ -328,7 +330,10 @@ export interface EdgeSettings {
   halfLifeMs: number;
   /** Weight (pseudo-impressions) of the assets.scores prediction as the Beta prior. */
   priorStrength: number;
+  /** Placements held in all; past it, the tenant holding the most loses its least recently touched. */
   maxPlacements: number;
+  /** Placements held per tenant (its least recently touched go first), so no tenant evicts another's. */
+  maxPlacementsPerTenant: number;
   maxAssetsPerPlacement: number;
   maxSubscriptions: number;
   heartbeatMs: number;
@@ -338,7 +343,10 @@ export interface EdgeSettings {
   pushMinMs: number;
   /** A decision is pushed when the best asset changes or a share moves by more than this. */
   pushThreshold: number;
+  /** How long a client's last acked seq, and the API key its client_id is bound to, are remembered. */
   seqTtlMs: number;
+  /** An events message whose seq is more than this above the client's last acked seq is refused. */
+  maxSeqJump: number;
 }
 
 /** Live metrics: the aggregator (consumer group on engagement.events), the /v1/live gateway, REST. */
@@ -617,6 +625,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       halfLifeMs: e.EDGE_HALF_LIFE_MS,
       priorStrength: e.EDGE_PRIOR_STRENGTH,
       maxPlacements: e.EDGE_MAX_PLACEMENTS,
+      maxPlacementsPerTenant: e.EDGE_MAX_PLACEMENTS_PER_TENANT,
       maxAssetsPerPlacement: e.EDGE_MAX_ASSETS_PER_PLACEMENT,
       maxSubscriptions: e.EDGE_MAX_SUBSCRIPTIONS,
       heartbeatMs: e.EDGE_HEARTBEAT_MS,
@@ -626,6 +635,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       pushMinMs: e.EDGE_PUSH_MIN_MS,
       pushThreshold: e.EDGE_PUSH_THRESHOLD,
       seqTtlMs: e.EDGE_SEQ_TTL_MS,
+      maxSeqJump: e.EDGE_MAX_SEQ_JUMP,
     },
     auth: {
       mode: e.AUTH_MODE,

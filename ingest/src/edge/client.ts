@@ -8,6 +8,10 @@ import { decode, encode, type Decision } from './protocol.js';
  * `maxPending`) and resent in order after the server's `welcome` (whose last_seq acks what the
  * server already produced), so a dropped connection loses nothing and repeats nothing.
  * A real device would also persist `nextSeq` and the pending messages across restarts.
+ *
+ * A hello the server refuses for good (`client_id_taken`: the client_id belongs to another API
+ * key; a bad client_id; no valid key) is not retried: `connect()` rejects with an EdgeError of
+ * that code, and the client stays down (`refused` is emitted after a reconnect).
  */
 
 export interface EdgeClientOptions {
@@ -48,6 +52,8 @@ export class EdgeError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** The server refused the hello for good: reconnecting as is cannot succeed. */
+    readonly fatal = false,
   ) {
     super(message);
   }
@@ -69,6 +75,8 @@ export class EdgeClient extends EventEmitter {
   /** Reconnects so far (tests). */
   reconnects = 0;
   lastSeqFromServer = 0;
+  /** Why the server refused this client's hello for good, if it did. */
+  refusal: EdgeError | undefined;
 
   constructor(private readonly options: EdgeClientOptions) {
     super();
@@ -93,6 +101,7 @@ export class EdgeClient extends EventEmitter {
     this.ready = false;
     return new Promise<void>((resolve, reject) => {
       let welcomed = false;
+      let refused: EdgeError | undefined;
       ws.on('message', (data, isBinary) => {
         let msg: Record<string, unknown>;
         try {
@@ -106,6 +115,8 @@ export class EdgeClient extends EventEmitter {
           resolve();
           return;
         }
+        // An error before the welcome answers the hello; not retryable means refused for good.
+        if (!welcomed && msg.type === 'error' && msg.retryable === false) refused = new EdgeError(String(msg.code), String(msg.message), true);
         this.onMessage(msg);
       });
       ws.on('open', () => this.raw({ type: 'hello', client_id: this.options.clientId, placements: [] }));
@@ -116,7 +127,11 @@ export class EdgeClient extends EventEmitter {
         this.ready = false;
         clearInterval(this.pingTimer);
         this.emit('disconnect', code, reason.toString());
-        if (!welcomed) reject(new EdgeError('closed', `closed before welcome: ${code} ${reason.toString()}`));
+        if (!welcomed) reject(refused ?? new EdgeError('closed', `closed before welcome: ${code} ${reason.toString()}`));
+        if (refused) {
+          this.refusal = refused;
+          return;
+        }
         if (!this.closing && this.options.reconnect !== false && this.ws === ws) this.scheduleReconnect();
       });
     });
@@ -126,14 +141,30 @@ export class EdgeClient extends EventEmitter {
     setTimeout(() => {
       if (this.closing) return;
       this.reconnects++;
-      this.connect().catch(() => this.scheduleReconnect());
+      this.connect().catch((err: unknown) => {
+        if (err instanceof EdgeError && err.fatal) this.emit('refused', err);
+        else this.scheduleReconnect();
+      });
     }, this.options.reconnectDelayMs ?? 200).unref();
   }
 
   private onWelcome(msg: Record<string, unknown>): void {
     const last = Number(msg.last_seq ?? 0);
     this.lastSeqFromServer = last;
+    this.refusal = undefined;
     if (this.nextSeq <= last) this.nextSeq = last + 1;
+    // The server has forgotten this client (its seq TTL passed) and our numbers are now beyond
+    // the window it accepts: nothing pending was produced, so number it again from last_seq.
+    const window = Number(msg.max_seq_jump);
+    if (Number.isSafeInteger(window) && window > 0 && this.nextSeq - 1 - last > window) {
+      const again = [...this.pending.values()].sort((a, b) => a.seq - b.seq);
+      this.pending.clear();
+      this.nextSeq = last + 1;
+      for (const p of again) {
+        p.seq = this.nextSeq++;
+        this.pending.set(p.seq, p);
+      }
+    }
     // What the server already produced is done; the rest goes again, in order.
     for (const [seq, p] of [...this.pending]) {
       if (seq > last) continue;

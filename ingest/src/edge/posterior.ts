@@ -13,6 +13,7 @@ import {
   type EventLimits,
   type Logger,
 } from '@afterglow/core';
+import { TenantLru, type EvictReason } from './tenant-lru.js';
 
 /**
  * What the edge decides with: per (tenant, placement, asset), impressions and engagements
@@ -25,8 +26,11 @@ import {
  * Thompson sampling draws one rate per asset and shows the largest: an asset is shown about as
  * often as it is probably the best, so new or uncertain creatives are explored and a creative
  * whose engagement fades (its recent impressions bring no engagement, its old successes decay)
- * loses its share. State is bounded: at most `maxPlacements` placements (least recently touched
- * dropped first) with at most `maxAssetsPerPlacement` assets each.
+ * loses its share. State is bounded per tenant, so one tenant's placements never push out
+ * another's: at most `maxPlacementsPerTenant` placements per tenant (its least recently touched
+ * dropped first) and `maxPlacements` in all (past it, the tenant holding the most loses its least
+ * recently touched), each with at most `maxAssetsPerPlacement` assets; predictions likewise, four
+ * per placement allowed.
  *
  * Every ingest process reads every partition (a consumer group of its own, from the beginning,
  * skipping records older than ten half-lives without decoding them): decisions are made locally,
@@ -63,22 +67,56 @@ export interface PosteriorOptions {
   halfLifeMs: number;
   priorStrength: number;
   maxPlacements: number;
+  /** Default: `maxPlacements` (one tenant may hold them all). */
+  maxPlacementsPerTenant?: number;
   maxAssetsPerPlacement: number;
   random?: () => number;
+  /** Told of every placement dropped to keep a bound (metrics). */
+  onEvict?: (tenant: string, reason: EvictReason) => void;
 }
 
+/** Predictions (assets.scores) kept per allowed placement. */
+const PREDICTIONS_PER_PLACEMENT = 4;
+
 export class PlacementPosteriors {
-  private readonly placements = new Map<string, PlacementState>();
-  private readonly predicted = new Map<string, number>();
+  private readonly placements: TenantLru<PlacementState>;
+  private readonly predicted: TenantLru<number>;
   private readonly random: () => number;
   private readonly listeners = new Set<(state: PlacementState) => void>();
+  /** Placements dropped so far, by the bound that dropped them. */
+  readonly evicted: Record<EvictReason, number> = { tenant: 0, total: 0 };
 
   constructor(private readonly options: PosteriorOptions) {
     this.random = options.random ?? Math.random;
+    const perTenant = Math.min(options.maxPlacementsPerTenant ?? options.maxPlacements, options.maxPlacements);
+    this.placements = new TenantLru(perTenant, options.maxPlacements, (tenant, _key, _state, reason) => {
+      this.evicted[reason]++;
+      options.onEvict?.(tenant, reason);
+    });
+    this.predicted = new TenantLru(perTenant * PREDICTIONS_PER_PLACEMENT, options.maxPlacements * PREDICTIONS_PER_PLACEMENT);
   }
 
   get size(): number {
     return this.placements.size;
+  }
+
+  /** Placements held for `tenant`. */
+  placementsOf(tenant: string): number {
+    return this.placements.countOf(tenant);
+  }
+
+  /** Predictions held for `tenant`. */
+  predictionsOf(tenant: string): number {
+    return this.predicted.countOf(tenant);
+  }
+
+  /** The `n` tenants holding the most placements, largest first. */
+  largestTenants(n: number): [string, number][] {
+    return this.placements.top(n);
+  }
+
+  get tenants(): number {
+    return this.placements.tenantCount;
   }
 
   onChange(listener: (state: PlacementState) => void): () => void {
@@ -91,21 +129,15 @@ export class PlacementPosteriors {
   }
 
   get(tenant: string, placement: string): PlacementState | undefined {
-    return this.placements.get(PlacementPosteriors.key(tenant, placement));
+    return this.placements.get(tenant, placement);
   }
 
-  /** The placement's state, created (and the oldest one dropped past the bound) when missing. */
+  /** The placement's state, created when missing (past a bound, a placement of this tenant, or of the largest one, is dropped). */
   touch(tenant: string, placement: string): PlacementState {
-    const key = PlacementPosteriors.key(tenant, placement);
-    let s = this.placements.get(key);
-    if (s) {
-      this.placements.delete(key);
-      this.placements.set(key, s);
-      return s;
-    }
+    let s = this.placements.touch(tenant, placement);
+    if (s) return s;
     s = { tenant, placement, assets: new Map(), version: 0 };
-    this.placements.set(key, s);
-    while (this.placements.size > this.options.maxPlacements) this.placements.delete(this.placements.keys().next().value!);
+    this.placements.set(tenant, placement, s);
     return s;
   }
 
@@ -160,10 +192,7 @@ export class PlacementPosteriors {
   }
 
   setPrediction(tenant: string, asset: string, predicted: number): void {
-    const key = tenant + SEP + asset;
-    this.predicted.delete(key);
-    this.predicted.set(key, predicted);
-    while (this.predicted.size > this.options.maxPlacements * 4) this.predicted.delete(this.predicted.keys().next().value!);
+    this.predicted.set(tenant, asset, predicted);
   }
 
   /** Every candidate's Beta posterior at time `now`. */
@@ -183,7 +212,7 @@ export class PlacementPosteriors {
     }
     const pooled = (te + 1) / (ti + 2);
     return decayed.map(([a, i, e]) => {
-      const m = clamp(this.predicted.get(s.tenant + SEP + a) ?? pooled, 1e-4, 1 - 1e-4);
+      const m = clamp(this.predicted.get(s.tenant, a) ?? pooled, 1e-4, 1 - 1e-4);
       const alpha = m * S + e;
       const beta = (1 - m) * S + Math.max(0, i - e);
       return { asset_id: a, alpha, beta, mean: alpha / (alpha + beta) };

@@ -18,7 +18,18 @@ export const EDGE_CLOSE = {
   /** A message could not be produced (the bus is unavailable): reconnect and resend from last_seq. */
   retry: 4004,
   unauthorized: 4401,
+  /** Another tenant, or a client_id bound to another API key. */
   forbidden: 4403,
+} as const;
+
+/** Codes of `error` messages the server sends for the client's identity and sequence numbers. */
+export const EDGE_ERROR = {
+  /** hello: the client_id is bound to another API key of the tenant (not retryable with this key). */
+  clientIdTaken: 'client_id_taken',
+  /** events: seq is more than `max_seq_jump` above the client's last acked seq; nothing was produced. */
+  seqOutOfWindow: 'seq_out_of_window',
+  /** hello: the client_id binding could not be checked (hot state unavailable): reconnect later. */
+  hotUnavailable: 'hot_unavailable',
 } as const;
 
 /** Client -> server. */
@@ -46,7 +57,7 @@ export interface Decision {
 
 /** Server -> client. */
 export type ServerMessage =
-  | { type: 'welcome'; client_id: string; tenant_id: string; last_seq: number; heartbeat_ms: number; idle_timeout_ms: number; max_inflight: number }
+  | { type: 'welcome'; client_id: string; tenant_id: string; last_seq: number; max_seq_jump: number; heartbeat_ms: number; idle_timeout_ms: number; max_inflight: number }
   | Decision
   | { type: 'ack'; seq: number; accepted: number; rejected: number; duplicate?: true; rejections?: unknown[] }
   | { type: 'error'; seq?: number | null; code: string; message: string; retryable?: boolean }

@@ -25,7 +25,7 @@ import {
 import type { DecodedItem } from '../decode.js';
 import type { EventIntake, IntakeGuard, IntakeResult } from '../intake.js';
 import { PlacementPosteriors, type PlacementState } from './posterior.js';
-import { EDGE_CLOSE, ID_RE, decode, encode, type Decision } from './protocol.js';
+import { EDGE_CLOSE, EDGE_ERROR, ID_RE, decode, encode, type Decision } from './protocol.js';
 
 /**
  * GET /v1/edge: the edge client protocol (ingest/EDGE-PROTOCOL.md). One EdgeHub per ingest
@@ -39,6 +39,12 @@ import { EDGE_CLOSE, ID_RE, decode, encode, type Decision } from './protocol.js'
  * resends what was not acked gets duplicates acked without producing them again: nothing is lost
  * (unacked messages are resent) and nothing is counted twice (live counts included; ClickHouse
  * also drops repeated event_ids).
+ *
+ * A client_id belongs to the API key that first said hello with it (bound in hot state beside the
+ * seq, with the same TTL, refreshed on every ack): another key's hello with it is refused, so one
+ * device cannot replace another's connection or move its seq. A seq more than `maxSeqJump` above
+ * the last acked one is refused and changes nothing, so no message can make a client's later
+ * messages pass for duplicates.
  */
 
 export interface EdgeHubOptions {
@@ -54,6 +60,9 @@ export interface EdgeHubOptions {
   registry?: Registry;
   clock?: () => number;
 }
+
+/** Tenants given their own placement-count series. */
+const TOP_TENANTS = 20;
 
 interface Pushed {
   asset: string | null;
@@ -71,7 +80,7 @@ export class EdgeHub {
   private readonly heartbeat: NodeJS.Timeout;
   private readonly unlisten: () => void;
   readonly clock: () => number;
-  readonly metrics: { messages: Counter<'type'>; pushes: Counter<string>; disconnects: Counter<'reason'> };
+  readonly metrics: { messages: Counter<'type'>; pushes: Counter<string>; disconnects: Counter<'reason'>; refusals: Counter<'code'> };
 
   constructor(readonly options: EdgeHubOptions) {
     this.clock = options.clock ?? Date.now;
@@ -88,15 +97,52 @@ export class EdgeHub {
         this.set(hub.sessions.size);
       },
     });
+    // Per-tenant placement counts for the largest tenants only: a label per tenant would be unbounded.
+    const posteriors = options.posteriors;
+    new Gauge({
+      name: 'afterglow_edge_placements',
+      help: 'Placements with decision state: in all (no label), and for the tenants holding the most (tenant_id)',
+      labelNames: ['tenant_id'],
+      registers,
+      collect() {
+        this.reset();
+        this.set(posteriors.size);
+        for (const [tenant, n] of posteriors.largestTenants(TOP_TENANTS)) this.set({ tenant_id: tenant }, n);
+      },
+    });
+    new Gauge({
+      name: 'afterglow_edge_tenants',
+      help: 'Tenants with edge decision state',
+      registers,
+      collect() {
+        this.set(posteriors.tenants);
+      },
+    });
+    const counted: Record<string, number> = { tenant: 0, total: 0 };
+    new Counter({
+      name: 'afterglow_edge_placements_evicted_total',
+      help: "Placements dropped to keep a bound: reason tenant (the tenant's own quota) or total (the process-wide bound, taken from the largest tenant)",
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        for (const reason of ['tenant', 'total'] as const) {
+          const d = posteriors.evicted[reason] - counted[reason]!;
+          if (d > 0) this.inc({ reason }, d);
+          counted[reason] = posteriors.evicted[reason];
+        }
+      },
+    });
     this.metrics = {
       messages: new Counter({ name: 'afterglow_edge_messages_total', help: 'Edge client messages by type', labelNames: ['type'], registers }),
       pushes: new Counter({ name: 'afterglow_edge_decisions_pushed_total', help: 'Decisions pushed to edge clients (on change)', registers }),
       disconnects: new Counter({ name: 'afterglow_edge_disconnects_total', help: 'Edge connections closed by the server, by reason', labelNames: ['reason'], registers }),
+      refusals: new Counter({ name: 'afterglow_edge_refusals_total', help: 'Edge hellos and events messages refused for the client identity or seq, by code', labelNames: ['code'], registers }),
     };
   }
 
-  accept(socket: WebSocket, tenant: string, allowed: readonly string[] | undefined, guard: IntakeGuard, quota: Quota | undefined): EdgeSession {
-    const s = new EdgeSession(socket, this, tenant, allowed, guard, quota);
+  /** `keyId`: the API key of the connection (undefined with auth off: client_ids are then not bound). */
+  accept(socket: WebSocket, tenant: string, allowed: readonly string[] | undefined, guard: IntakeGuard, quota: Quota | undefined, keyId?: string): EdgeSession {
+    const s = new EdgeSession(socket, this, tenant, allowed, guard, quota, keyId);
     this.sessions.add(s);
     return s;
   }
@@ -225,6 +271,7 @@ export class EdgeSession {
     private readonly allowed: readonly string[] | undefined,
     private readonly guard: IntakeGuard,
     private readonly quota: Quota | undefined,
+    private readonly keyId: string | undefined,
   ) {
     this.lastMessage = hub.clock();
     socket.on('message', (data, isBinary) => this.onFrame(toBuffer(data), isBinary));
@@ -310,18 +357,67 @@ export class EdgeSession {
     }
     this.hub.metrics.messages.inc({ type: 'hello' });
     this.clientId = id;
+    // Checked before claiming: a hello that may not use this client_id must not close its session.
+    let owner: 'ours' | 'taken';
+    try {
+      owner = await this.bindClientId();
+    } catch (err) {
+      this.hub.options.log.warn({ err }, 'edge client_id binding not checked');
+      this.send({ type: 'error', code: EDGE_ERROR.hotUnavailable, message: 'the client_id cannot be checked now; reconnect later', retryable: true });
+      this.close(EDGE_CLOSE.retry, 'hot state unavailable');
+      return;
+    }
+    if (owner === 'taken') {
+      this.hub.metrics.refusals.inc({ code: EDGE_ERROR.clientIdTaken });
+      this.send({ type: 'error', code: EDGE_ERROR.clientIdTaken, message: 'this client_id belongs to another API key of the tenant; use another client_id', retryable: false });
+      this.close(EDGE_CLOSE.forbidden, EDGE_ERROR.clientIdTaken);
+      return;
+    }
     this.clientKey = `${this.tenant}\u0000${id}`;
     await this.hub.claim(this.clientKey, this);
     const stored = await this.hub.options.hot.get(this.seqKey()).catch(() => null);
     this.lastSeq = stored !== null && /^[0-9]+$/.test(stored) ? Number(stored) : 0;
     this.ready = true;
     const s = this.settings;
-    this.send({ type: 'welcome', client_id: id, tenant_id: this.tenant, last_seq: this.lastSeq, heartbeat_ms: s.heartbeatMs, idle_timeout_ms: s.idleTimeoutMs, max_inflight: s.maxInflightMessages });
+    this.send({ type: 'welcome', client_id: id, tenant_id: this.tenant, last_seq: this.lastSeq, max_seq_jump: s.maxSeqJump, heartbeat_ms: s.heartbeatMs, idle_timeout_ms: s.idleTimeoutMs, max_inflight: s.maxInflightMessages });
     if (Array.isArray(msg.placements)) for (const p of msg.placements) this.control({ type: 'subscribe', placement: p });
   }
 
   private seqKey(): string {
     return `${this.hub.options.keyPrefix}:seq:${encodeURIComponent(this.tenant)}:${encodeURIComponent(this.clientId!)}`;
+  }
+
+  private ownerKey(): string {
+    return `${this.hub.options.keyPrefix}:owner:${encodeURIComponent(this.tenant)}:${encodeURIComponent(this.clientId!)}`;
+  }
+
+  /** After an ack: the binding's TTL renewed with the seq's; bound again if hot state lost it meanwhile. */
+  private async refreshBinding(keyId: string): Promise<void> {
+    const { hot } = this.hub.options;
+    if (!(await hot.expire(this.ownerKey(), this.settings.seqTtlMs))) await hot.setIfAbsent(this.ownerKey(), keyId, this.settings.seqTtlMs);
+  }
+
+  /**
+   * Binds the client_id to this connection's API key when it is free (atomic: of two keys saying
+   * hello at once, one wins), or finds it bound to this key (its TTL renewed) or to another.
+   * With auth off there is no key to bind to. Throws when hot state is unavailable.
+   */
+  private async bindClientId(): Promise<'ours' | 'taken'> {
+    if (this.keyId === undefined) return 'ours';
+    const { hot } = this.hub.options;
+    const key = this.ownerKey();
+    const ttl = this.settings.seqTtlMs;
+    // Two tries: the binding may expire between the failed set and the read.
+    for (let i = 0; i < 2; i++) {
+      if (await hot.setIfAbsent(key, this.keyId, ttl)) return 'ours';
+      const owner = await hot.get(key);
+      if (owner === this.keyId) {
+        await hot.expire(key, ttl);
+        return 'ours';
+      }
+      if (owner !== null) return 'taken';
+    }
+    return 'taken';
   }
 
   private control(msg: Record<string, unknown>): void {
@@ -388,13 +484,23 @@ export class EdgeSession {
       this.send({ type: 'ack', seq, accepted: 0, rejected: 0, duplicate: true });
       return;
     }
+    if (seq - this.lastSeq > this.settings.maxSeqJump) {
+      // Accepting it would make every later seq of this client below it pass for a duplicate.
+      this.hub.metrics.refusals.inc({ code: EDGE_ERROR.seqOutOfWindow });
+      this.send({ type: 'error', seq, code: EDGE_ERROR.seqOutOfWindow, message: `seq must be at most ${this.settings.maxSeqJump} above the last acked seq (${this.lastSeq})`, retryable: false });
+      return;
+    }
     try {
       if (!Array.isArray(msg.events)) throw new BadRequestError('invalid_events', 'events must be an array');
       if (msg.events.length > this.hub.options.maxEventsPerMessage) throw new BadRequestError('too_many_events', `at most ${this.hub.options.maxEventsPerMessage} events per message`);
       const items: DecodedItem[] = msg.events.map((e) => ({ ok: true, value: this.fill(e) }));
       const result = await this.submit(items);
       this.lastSeq = seq;
-      await this.hub.options.hot.set(this.seqKey(), String(seq), this.settings.seqTtlMs).catch((err) => this.hub.options.log.warn({ err }, 'edge seq not stored; a resend after reconnect may repeat live counts'));
+      await Promise.all([
+        this.hub.options.hot.set(this.seqKey(), String(seq), this.settings.seqTtlMs).catch((err) => this.hub.options.log.warn({ err }, 'edge seq not stored; a resend after reconnect may repeat live counts')),
+        // The binding lives as long as the seq it protects (and comes back if hot state lost it).
+        this.keyId === undefined ? undefined : this.refreshBinding(this.keyId).catch(() => undefined),
+      ]);
       this.send({ type: 'ack', seq, accepted: result.accepted, rejected: result.rejected, ...(result.rejected > 0 ? { rejections: result.rejections } : {}) });
     } catch (err) {
       const e = err instanceof AfterglowError ? err : undefined;
@@ -526,7 +632,7 @@ export async function startEdge(deps: EdgeDeps): Promise<RunningEdge> {
       socket.close(e.status === 403 ? EDGE_CLOSE.forbidden : EDGE_CLOSE.unauthorized, e.code ?? 'unauthorized');
       return;
     }
-    hub.accept(socket, tenant, principal?.placements, { tenantId: tenant, placements: principal?.placements }, quotaOf(req));
+    hub.accept(socket, tenant, principal?.placements, { tenantId: tenant, placements: principal?.placements }, quotaOf(req), principal?.keyId);
   });
   return {
     hub,
