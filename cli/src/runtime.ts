@@ -24,7 +24,7 @@ import {
   type TopicBacklog,
 } from '@afterglow/core';
 import { EventIntake, registerIngestRoutes, startEdge } from '@afterglow/ingest';
-import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, registerLiveRoutes, startTriggers } from '@afterglow/stream';
+import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, StoreHistorySource, registerLiveRoutes, startTriggers } from '@afterglow/stream';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
 import { createHttpServer } from './http.js';
 import { DEMO_TENANT } from './demo.js';
@@ -202,6 +202,8 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
         maxEntities: settings.maxEntities,
         tiesSweepMs: settings.tiesSweepMs,
         registry,
+        // Ties and (when the log cannot replay them) the last day's windows come back from the store on start.
+        ...(store && { history: new StoreHistorySource(store) }),
       });
       await aggregator.start();
     }

@@ -10,6 +10,7 @@ export * from './log.js';
 export * from './metrics.js';
 export type * from './bus/types.js';
 export { offsetAfter } from './bus/offsets.js';
+export { partitionForKey } from './bus/partitioner.js';
 export type * from './hot/types.js';
 export type * from './fanout/types.js';
 export { createStore, sqlString, type Store } from './store/clickhouse.js';

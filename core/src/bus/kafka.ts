@@ -61,6 +61,7 @@ const RETRY = { initialRetryTime: 100, maxRetryTime: 2_000, retries: 5 };
 
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
+  readonly replayable = true;
   private readonly kafka: Kafka;
   private readonly logger: Logger;
   private admin: Promise<Admin> | undefined;

@@ -461,6 +461,7 @@ class MemoryProducer implements BusProducer {
 
 export class MemoryBus implements Bus {
   readonly kind = 'memory' as const;
+  readonly replayable = false;
   private readonly topics = new Map<string, Topic>();
   private readonly groups = new Map<string, Group>();
   private readonly consumers = new Set<MemoryConsumer>();

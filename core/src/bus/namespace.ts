@@ -7,12 +7,14 @@ import type { Bus, BusConsumer, BusProducer, ConsumerOptions, DeliveredBatch, Pa
  */
 export class NamespacedBus implements Bus {
   readonly kind: Bus['kind'];
+  readonly replayable: boolean;
 
   constructor(
     private readonly inner: Bus,
     private readonly namespace: string,
   ) {
     this.kind = inner.kind;
+    this.replayable = inner.replayable;
   }
 
   private wire(topic: string): string {

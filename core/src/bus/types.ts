@@ -85,6 +85,11 @@ export interface TopicBacklog {
 
 export interface Bus {
   readonly kind: 'kafka' | 'memory';
+  /**
+   * Whether the log outlives the process: Kafka's does; the in-process log starts empty with
+   * every process, so state derived from it must be rebuilt from elsewhere (the store) on start.
+   */
+  readonly replayable: boolean;
   /** The in-process log only (Kafka's retention is by time and size, not by consumers): per topic. */
   backlog?(): TopicBacklog[];
   ensureTopics(specs: TopicSpec[]): Promise<void>;

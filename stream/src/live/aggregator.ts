@@ -6,6 +6,7 @@ import {
   SUBJECTS,
   TOPICS,
   DedupWindow,
+  partitionForKey,
   decodeDedupEntries,
   decodeEvent,
   encodeDedupEntries,
@@ -30,6 +31,7 @@ import { FreshnessCounter } from './freshness.js';
 import { LiveKeys, type EntityKind } from './keys.js';
 import { ENGAGEMENT_INDEXES } from './rates.js';
 import { encodeDelta, metaFields, parseEntityHash, type EntityMeta } from './state.js';
+import type { LiveHistorySource, WindowRow } from './rebuild.js';
 import { TieRecorder, parseTie } from './ties.js';
 import { Buckets, DIRTY_FLUSH, DIRTY_PUBLISH, KIND_INDEX, windowLayout, type Layout } from './windows.js';
 
@@ -92,7 +94,15 @@ export interface LiveAggregatorOptions {
   recordTies?: boolean;
   registry?: Registry;
   clock?: () => number;
+  /**
+   * Where ties and the last day's per-minute counts are rebuilt from on start when the bus cannot
+   * replay them (the in-process log starts empty with every process): the store.
+   */
+  history?: LiveHistorySource;
 }
+
+/** What locates an event's entities: its tenant, asset and campaign. */
+type AssetRef = Pick<EngagementEvent, 'tenant_id' | 'asset_id' | 'campaign_id'>;
 
 interface Spec {
   kind: EntityKind;
@@ -172,6 +182,8 @@ export class LiveAggregator {
   private pubTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastPublish = 0;
+  /** The last day's per-minute counts from the store, by partition, while a rebuild is due. */
+  private rebuild: Promise<Map<number, WindowRow[]>> | undefined;
   private stopping = false;
   private abandoned = false;
   private generationSeq = 0;
@@ -194,9 +206,23 @@ export class LiveAggregator {
   async start(): Promise<void> {
     const { bus, groupId, fanout } = this.options;
     this.tieNotices = fanout.subscribe(SUBJECTS.tieChangedAll, (data) => this.onTieNotice(data));
+    const history = this.options.history;
     if (this.options.recordTies !== false) {
       this.ties = new TieRecorder({ bus, hot: this.options.hot, fanout, keys: this.keys, log: this.options.log, groupId: `${groupId}-ties`, registry: this.options.registry });
+      // Ties first, so the rebuilt windows land in the right masters' shares. Replaying decisions
+      // is idempotent (older ones than recorded are ignored), so a durable hot state loses nothing.
+      if (history) await this.ties.replay(history);
       await this.ties.start();
+    }
+    if (history && !bus.replayable) {
+      // Read now, before this process takes events (the composition root listens after start()):
+      // the store then holds exactly what the empty log will never replay.
+      const rebuild = this.loadRebuild(history);
+      this.rebuild = rebuild;
+      await rebuild.catch((err) => {
+        this.options.log.warn({ err }, 'live windows not rebuilt from the store; they fill from new events');
+        this.rebuild = undefined;
+      });
     }
     this.consumer = bus.consumer({
       groupId,
@@ -265,6 +291,8 @@ export class LiveAggregator {
     const next = new Set(partitions);
     for (const p of this.owned) if (!next.has(p)) this.revoke(p);
     this.owned = next;
+    // A rebuild must not wait for the partition's first event: readers want the numbers now.
+    if (this.rebuild) for (const p of partitions) void this.partitionState(p).catch((err) => this.options.log.warn({ err, partition: p }, 'live partition not loaded'));
     this.options.log.info({ partitions }, 'live aggregator partitions assigned');
   }
 
@@ -286,22 +314,57 @@ export class LiveAggregator {
   }
 
   private async partitionState(partition: number): Promise<PartitionState> {
-    const known = this.partitions.get(partition);
-    if (known) return known;
+    // The load (not the map) first: a partition being rebuilt is in the map before it is ready.
     let loading = this.partitionLoads.get(partition);
     if (!loading) {
+      const known = this.partitions.get(partition);
+      if (known) return known;
       loading = (async () => {
         const stored = await this.options.hot.get(this.offsetKey(partition));
         const offset = stored !== null && /^[0-9]+$/.test(stored) ? BigInt(stored) : undefined;
         const dedup = await this.loadDedup(partition);
         const ps: PartitionState = { partition, applied: offset, persisted: offset, committed: undefined, generation: ++this.generationSeq, dedup };
         this.partitions.set(partition, ps);
+        if (offset === undefined && this.rebuild) await this.rebuildPartition(ps, (await this.rebuild).get(partition) ?? []);
         return ps;
       })();
       this.partitionLoads.set(partition, loading);
       loading.catch(() => this.partitionLoads.delete(partition));
     }
     return loading;
+  }
+
+  /** The store's per-minute rows of the last day, by the partition their asset's events go to. */
+  private async loadRebuild(history: LiveHistorySource): Promise<Map<number, WindowRow[]>> {
+    const partitions = (await this.options.bus.endOffsets(TOPICS.events)).length;
+    const since = this.clock() - DAY - this.options.limits.liveLateMs;
+    const byPartition = new Map<number, WindowRow[]>();
+    for (const row of await history.windowRows(since)) {
+      const p = partitionForKey(row.asset, partitions);
+      let list = byPartition.get(p);
+      if (!list) byPartition.set(p, (list = []));
+      list.push(row);
+    }
+    return byPartition;
+  }
+
+  /**
+   * Counts what the store holds for the partition's assets into their windows before the first
+   * event of this process (the log started empty, so nothing is counted twice). Oldest minute first.
+   */
+  private async rebuildPartition(ps: PartitionState, rows: WindowRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const refs = rows.map((r) => ({ tenant_id: r.tenant, asset_id: r.asset, campaign_id: r.campaign }));
+    const pinned = await this.ensureFor(refs, ps.partition);
+    try {
+      if (this.partitions.get(ps.partition) !== ps) return; // revoked meanwhile
+      const local = new Map(pinned.map((e) => [e.key, e]));
+      rows.forEach((r, i) => this.count(refs[i]!, KIND_INDEX[r.kind], r.events, r.value, r.minute, ps.partition, r.minute + MINUTE, local));
+    } finally {
+      for (const e of pinned) e.pins--;
+    }
+    this.options.log.info({ partition: ps.partition, rows: rows.length, events: rows.reduce((n, r) => n + r.events, 0) }, 'live windows rebuilt from the store');
+    this.schedulePublish();
   }
 
   /** The partition's recent events as hot state holds them (written with its offset). */
@@ -425,29 +488,32 @@ export class LiveAggregator {
   }
 
   private apply(e: EngagementEvent, partition: number, now: number, local: Map<string, Entity>): void {
-    const at = Math.min(e.occurred_at, e.received_at);
-    const kind = KIND_INDEX[e.kind];
+    this.count(e, KIND_INDEX[e.kind], 1, e.value, Math.min(e.occurred_at, e.received_at), partition, now, local);
+  }
+
+  /** Count `count` events of one asset and kind at `at` (their values summing to `value`). */
+  private count(e: AssetRef, kind: number, count: number, value: number, at: number, partition: number, now: number, local: Map<string, Entity>): void {
     const find = (key: string) => this.entities.get(key) ?? local.get(key);
     const asset = find(this.keys.asset(e.tenant_id, e.asset_id))!;
     this.absorbBeforeReuse(asset, Math.floor(at / MINUTE));
-    this.add(asset, kind, e.value, at, now);
+    this.add(asset, kind, value, at, now, count);
     if (asset.campaign !== e.campaign_id) {
       asset.campaign = e.campaign_id;
       asset.metaDirty = true;
     }
-    this.add(find(this.keys.entity('campaign', e.tenant_id, e.campaign_id, partition))!, kind, e.value, at, now);
+    this.add(find(this.keys.entity('campaign', e.tenant_id, e.campaign_id, partition))!, kind, value, at, now, count);
     if (asset.master) {
       const share = find(this.keys.entity('master', e.tenant_id, asset.master, partition));
-      if (share) this.add(share, kind, e.value, at, now);
+      if (share) this.add(share, kind, value, at, now, count);
       // Cannot happen (ensureFor loads and pins the shares; reattribute needs both loaded), but a
       // missing share must not take the consumer down: the asset is re-attributed by the sweep.
       else this.options.log.error({ asset: asset.id, master: asset.master }, 'master share not loaded; event not counted for the master');
     }
   }
 
-  private add(entity: Entity, kind: number, value: number, at: number, now: number): void {
-    entity.buckets.add(kind, value, at);
-    entity.n++;
+  private add(entity: Entity, kind: number, value: number, at: number, now: number, count = 1): void {
+    entity.buckets.add(kind, value, at, DIRTY_FLUSH | DIRTY_PUBLISH, count);
+    entity.n += count;
     entity.lastEventAt = now;
     this.flushQueue.add(entity);
     this.pubQueue.add(entity);
@@ -487,7 +553,7 @@ export class LiveAggregator {
   // ---- entities ---------------------------------------------------------------------------------
 
   /** Loads (and pins) every entity the events touch, re-attributing assets whose tie changed. */
-  private async ensureFor(events: EngagementEvent[], partition: number): Promise<Entity[]> {
+  private async ensureFor(events: readonly AssetRef[], partition: number): Promise<Entity[]> {
     const specs = new Map<string, Spec>();
     for (const e of events) {
       specs.set(this.keys.asset(e.tenant_id, e.asset_id), { kind: 'asset', tenant: e.tenant_id, id: e.asset_id, partition });

@@ -13,6 +13,7 @@ import {
   type TieDecision,
 } from '@afterglow/core';
 import type { LiveKeys } from './keys.js';
+import type { LiveHistorySource } from './rebuild.js';
 
 /**
  * Ties feed the master roll-ups. The decisions arrive on `assets.ties` (keyed by the ad), in their
@@ -79,6 +80,17 @@ export class TieRecorder {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.consumer?.stop();
+  }
+
+  /** Record every decision the store holds, oldest first (idempotent: older ones than recorded are ignored). */
+  async replay(history: Pick<LiveHistorySource, 'tieDecisions'>): Promise<number> {
+    let n = 0;
+    for await (const page of history.tieDecisions()) {
+      for (const d of page) this.decisions.inc({ outcome: await this.record(d) });
+      n += page.length;
+    }
+    if (n > 0) this.options.log.info({ decisions: n }, 'ties replayed from the store');
+    return n;
   }
 
   private async onBatch(batch: DeliveredBatch): Promise<void> {

@@ -161,13 +161,16 @@ export class Buckets {
     this.tiers = [new Tier(layout.tiers[0]), new Tier(layout.tiers[1]), new Tier(layout.tiers[2])];
   }
 
-  /** Count one event of `kind` (with its value) at time `at` in every tier; marks the slots dirty. */
-  add(kind: number, value: number, at: number, dirty = DIRTY_FLUSH | DIRTY_PUBLISH): void {
+  /**
+   * Count `count` events of `kind` (their values summing to `value`) at time `at` in every tier;
+   * marks the slots dirty.
+   */
+  add(kind: number, value: number, at: number, dirty = DIRTY_FLUSH | DIRTY_PUBLISH, count = 1): void {
     const valueColumn = VALUE_COLUMN[EVENT_KINDS[kind]!];
     for (const tier of this.tiers) {
       const slot = tier.claim(Math.floor(at / tier.spec.resMs));
       if (slot < 0) continue;
-      tier.counts[slot * KIND_COUNT + kind]!++;
+      tier.counts[slot * KIND_COUNT + kind]! += count;
       if (valueColumn !== undefined) tier.values[slot * VALUE_KINDS.length + valueColumn]! += value;
       tier.mark(slot, dirty);
     }

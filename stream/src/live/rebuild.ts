@@ -1,0 +1,89 @@
+import { TABLES, tieDecisionSchema, type EventKind, type Store, type TieDecision } from '@afterglow/core';
+
+/**
+ * What the live role rebuilds from the store when its log cannot replay (the in-process log
+ * starts empty with every process): the per-minute counts of the last day, which the windows
+ * are made of, and the tie decisions, which the master roll-ups follow.
+ */
+
+/** Events of one asset, kind and minute that the live windows count (late ones left out, as live does). */
+export interface WindowRow {
+  tenant: string;
+  campaign: string;
+  asset: string;
+  kind: EventKind;
+  /** Start of the minute, epoch ms. */
+  minute: number;
+  events: number;
+  /** Sum of the events' values (dwell ms, conversion value; 1 each otherwise). */
+  value: number;
+}
+
+export interface LiveHistorySource {
+  /** Per-minute rows of every asset from `since` (epoch ms) on. */
+  windowRows(since: number): Promise<WindowRow[]>;
+  /** Every tie decision, oldest first (decided_at, then decision id): replaying them gives today's ties. */
+  tieDecisions(): AsyncIterable<TieDecision[]>;
+}
+
+const TIE_PAGE = 10_000;
+
+export class StoreHistorySource implements LiveHistorySource {
+  constructor(private readonly store: Store) {}
+
+  async windowRows(since: number): Promise<WindowRow[]> {
+    // Late events (received more than the late window after they occurred) are in ClickHouse but
+    // not in live windows; the rollups count them apart, but sum their values in. Their share of
+    // the value is taken out in proportion (values only matter for dwell and conversions).
+    const rs = await this.store.client.query({
+      query: `SELECT tenant_id AS tenant, campaign_id AS campaign, asset_id AS asset, toString(kind) AS kind,
+                     toUnixTimestamp(minute) * 1000 AS minute, sum(events) AS all, sum(late_events) AS late, sum(value_sum) AS value
+              FROM ${this.store.table(TABLES.assetMinute)}
+              WHERE minute >= toDateTime({since:UInt32}, 'UTC')
+              GROUP BY tenant_id, campaign_id, asset_id, kind, minute
+              HAVING all > late
+              ORDER BY minute`,
+      query_params: { since: Math.floor(since / 1000) },
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<{ tenant: string; campaign: string; asset: string; kind: EventKind; minute: string | number; all: string | number; late: string | number; value: number }>();
+    return rows.map((r) => {
+      const all = Number(r.all);
+      const events = all - Number(r.late);
+      return { tenant: r.tenant, campaign: r.campaign, asset: r.asset, kind: r.kind, minute: Number(r.minute), events, value: (Number(r.value) * events) / all };
+    });
+  }
+
+  async *tieDecisions(): AsyncIterable<TieDecision[]> {
+    let after: { at: number; id: string } | undefined;
+    for (;;) {
+      const rs = await this.store.client.query({
+        query: `SELECT decision_id, tenant_id, ad_asset_id, toString(action) AS action, target_asset_id, score, auto, decided_by,
+                       toUnixTimestamp64Milli(decided_at) AS decided_at, because_of
+                FROM ${this.store.table(TABLES.tieDecisions)} FINAL
+                ${after ? 'WHERE (decided_at, decision_id) > (fromUnixTimestamp64Milli({at:Int64}), {id:String})' : ''}
+                ORDER BY decided_at, decision_id
+                LIMIT ${TIE_PAGE}`,
+        query_params: after ? { at: after.at, id: after.id } : {},
+        format: 'JSONEachRow',
+      });
+      const rows = await rs.json<Record<string, unknown>>();
+      const page: TieDecision[] = [];
+      for (const r of rows) {
+        const parsed = tieDecisionSchema.safeParse({
+          ...r,
+          decided_at: Number(r.decided_at),
+          target_asset_id: r.target_asset_id || undefined,
+          score: r.score ?? undefined,
+          because_of: r.because_of || undefined,
+          auto: Boolean(r.auto),
+        });
+        if (parsed.success) page.push(parsed.data);
+      }
+      if (page.length > 0) yield page;
+      if (rows.length < TIE_PAGE) return;
+      const last = rows[rows.length - 1]!;
+      after = { at: Number(last.decided_at), id: String(last.decision_id) };
+    }
+  }
+}
