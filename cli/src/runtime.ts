@@ -106,8 +106,13 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
       log: log.child({ role: 'ingest' }),
       maxBodyBytes: config.ingest.maxBodyBytes,
       maxEventsPerRequest: config.ingest.maxEventsPerRequest,
+      maxBadLines: config.ingest.maxBadLines,
+      maxEventBytes: config.ingest.maxEventBytes,
       wsMaxInflightMessages: config.ingest.wsMaxInflightMessages,
+      wsMaxTotalInflightBytes: config.ingest.wsMaxTotalInflightBytes,
+      wsMaxConnectionsPerTenant: config.ingest.wsMaxConnectionsPerTenant,
       produceTimeoutMs: config.ingest.produceTimeoutMs,
+      registry,
     });
     if (config.edge.enabled) {
       const edge = await startEdge({ app, config, bus, intake, log: log.child({ role: 'ingest' }), registry });

@@ -68,6 +68,14 @@ const envSchema = z.object({
   INGEST_WS_MAX_MESSAGE_BYTES: int(4 * 1024 * 1024, 1024),
   INGEST_WS_MAX_INFLIGHT_MESSAGES: int(64, 1),
   INGEST_PRODUCE_TIMEOUT_MS: int(10_000, 100),
+  /** Undecodable NDJSON lines tolerated per request; past it the request is refused whole (400) without parsing the rest. */
+  INGEST_MAX_BAD_LINES: int(1_000, 0),
+  /** A JSON element or NDJSON line longer than this is refused unparsed: no valid event is near it. */
+  INGEST_MAX_EVENT_BYTES: int(64 * 1024, 1024),
+  /** WebSocket ingest messages received and not yet acknowledged, across every socket; past it every stream pauses. */
+  INGEST_WS_MAX_TOTAL_INFLIGHT_BYTES: int(256 * 1024 * 1024, 1024),
+  /** Concurrent /v1/stream sockets of one tenant in this process (all its keys together); 0 = no cap. */
+  INGEST_WS_MAX_CONNECTIONS_PER_TENANT: int(500, 0),
 
   EVENT_MAX_AGE_MS: int(7 * 24 * HOUR, 1),
   EVENT_MAX_FUTURE_MS: int(5 * MINUTE, 0),
@@ -258,6 +266,11 @@ export interface AfterglowConfig {
     wsMaxMessageBytes: number;
     wsMaxInflightMessages: number;
     produceTimeoutMs: number;
+    maxBadLines: number;
+    maxEventBytes: number;
+    wsMaxTotalInflightBytes: number;
+    /** 0 = no cap. */
+    wsMaxConnectionsPerTenant: number;
   };
   events: EventLimits;
   sink: { groupId: string; batchMaxRows: number; batchMaxMs: number; lanes: number };
@@ -497,6 +510,10 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       wsMaxMessageBytes: e.INGEST_WS_MAX_MESSAGE_BYTES,
       wsMaxInflightMessages: e.INGEST_WS_MAX_INFLIGHT_MESSAGES,
       produceTimeoutMs: e.INGEST_PRODUCE_TIMEOUT_MS,
+      maxBadLines: e.INGEST_MAX_BAD_LINES,
+      maxEventBytes: e.INGEST_MAX_EVENT_BYTES,
+      wsMaxTotalInflightBytes: e.INGEST_WS_MAX_TOTAL_INFLIGHT_BYTES,
+      wsMaxConnectionsPerTenant: e.INGEST_WS_MAX_CONNECTIONS_PER_TENANT,
     },
     events: {
       maxAgeMs: e.EVENT_MAX_AGE_MS,

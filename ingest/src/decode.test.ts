@@ -2,22 +2,67 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pack } from 'msgpackr';
 import { BadRequestError } from '@afterglow/core';
-import { decodeJsonBody, decodeNdjsonBody, decodeStreamMessage } from './decode.js';
+import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, scanBody } from './decode.js';
 
-test('JSON bodies: an array, or one object', () => {
-  assert.equal(decodeJsonBody(Buffer.from('[{"a":1},{"a":2}]')).length, 2);
-  assert.equal(decodeJsonBody(Buffer.from('{"a":1}')).length, 1);
+const code = (c: string) => (e: unknown) => e instanceof BadRequestError && e.code === c;
+
+test('JSON bodies: an array, or one object', async () => {
+  assert.equal((await decodeJsonBody(Buffer.from('[{"a":1},{"a":2}]'))).length, 2);
+  assert.equal((await decodeJsonBody(Buffer.from('{"a":1}'))).length, 1);
+  assert.equal((await decodeJsonBody(Buffer.from(' [ ] '))).length, 0);
+  assert.deepEqual((await decodeJsonBody(Buffer.from('[{"a":"x,]}\\"["},[1,{"b":[2]}]]'))).map((i) => i.ok && i.value), [{ a: 'x,]}"[' }, [1, { b: [2] }]]);
+  assert.deepEqual((await decodeJsonBody(Buffer.from('\ufeff[{"a":1}]'))).length, 1, 'a leading BOM is skipped');
 });
 
-test('a JSON body that does not parse is refused whole', () => {
-  assert.throws(() => decodeJsonBody(Buffer.from('[{"a":1},')), (e: unknown) => e instanceof BadRequestError && e.code === 'invalid_json');
-  assert.throws(() => decodeJsonBody(Buffer.from('42')), (e: unknown) => e instanceof BadRequestError && e.code === 'invalid_body');
+test('a JSON body that does not parse is refused whole', async () => {
+  for (const bad of ['[{"a":1},', '[1,]', '[,1]', '[1 2]', '[1}', '[1]]', '[1] x', '', 'nope', '{"a":1', '[{"a":1]']) {
+    await assert.rejects(decodeJsonBody(Buffer.from(bad)), code('invalid_json'), bad);
+  }
+  await assert.rejects(decodeJsonBody(Buffer.from('42')), code('invalid_body'));
+  await assert.rejects(decodeJsonBody(Buffer.from('"x"')), code('invalid_body'));
 });
 
-test('NDJSON: a bad line is rejected alone, blank lines are skipped', () => {
-  const items = decodeNdjsonBody(Buffer.from('{"a":1}\n\n{oops\r\n{"a":3}'));
+test('large arrays parse in batches to the same values', async () => {
+  const events = Array.from({ length: 5000 }, (_, i) => ({ i, s: 'x'.repeat(i % 200), n: [i, { q: '"]' }] }));
+  const items = await decodeJsonBody(Buffer.from(JSON.stringify(events)));
+  assert.deepEqual(items.map((i) => i.ok && i.value), events);
+});
+
+test('NDJSON: a bad line is rejected alone, blank lines are skipped', async () => {
+  const items = await decodeNdjsonBody(Buffer.from('{"a":1}\n\n{oops\r\n{"a":3}'));
   assert.equal(items.length, 3);
   assert.deepEqual(items.map((i) => i.ok), [true, false, true]);
+  assert.equal((await decodeNdjsonBody(Buffer.from('\ufeff{"a":1}\r\n \t\r\n'))).length, 1);
+});
+
+test('NDJSON: past maxBadLines the request is refused whole, naming the first bad line', async () => {
+  const body = Buffer.from(`{"a":1}\n\n${'x\n'.repeat(20)}`);
+  await assert.rejects(decodeNdjsonBody(body, { maxEvents: 100, maxBadLines: 5, maxEventBytes: 1024 }), (e: unknown) => {
+    return e instanceof BadRequestError && e.code === 'too_many_bad_lines' && /first is line 3:/.test(e.message);
+  });
+});
+
+test('the scan counts events before any parsing and stops at the cap', () => {
+  const bounds = { maxEvents: 3, maxBadLines: 10, maxEventBytes: 100 };
+  assert.equal(scanBody(Buffer.from('a\n\nb\n  \nc\n'), 'ndjson', bounds).count, 3);
+  assert.throws(() => scanBody(Buffer.from('a\nb\nc\nd'), 'ndjson', bounds), code('too_many_events'));
+  assert.equal(scanBody(Buffer.from('[1,[2,3],{"a":[4,5]}]'), 'json', bounds).count, 3);
+  assert.throws(() => scanBody(Buffer.from('[1,2,3,4]'), 'json', bounds), code('too_many_events'));
+  // Streamed in one-byte chunks, the scan stops at the fourth element: nothing after it is read.
+  const s = new BodyScanner('ndjson', bounds);
+  const body = Buffer.from('x\n'.repeat(1000));
+  let fed = 0;
+  assert.throws(() => {
+    for (; fed < body.length; fed++) s.push(body.subarray(fed, fed + 1));
+  }, code('too_many_events'));
+  assert.ok(fed < 10);
+});
+
+test('one element or line longer than any event is refused unparsed', () => {
+  const bounds = { maxEvents: 10, maxBadLines: 10, maxEventBytes: 100 };
+  assert.throws(() => scanBody(Buffer.from(`["${'x'.repeat(200)}"]`), 'json', bounds), code('event_too_large'));
+  assert.throws(() => scanBody(Buffer.from(`{"a":"${'x'.repeat(200)}"}`), 'json', bounds), code('event_too_large'));
+  assert.throws(() => scanBody(Buffer.from(`{}\n${'x'.repeat(200)}\n{}`), 'ndjson', bounds), (e: unknown) => code('event_too_large')(e) && /line 2/.test((e as Error).message));
 });
 
 test('stream messages: envelope with seq, bare array, MessagePack', () => {

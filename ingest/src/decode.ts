@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { unpack } from 'msgpackr';
 import { BadRequestError } from '@afterglow/core';
 
@@ -10,38 +11,310 @@ export function isNdjson(contentType: string | undefined): boolean {
   return NDJSON_TYPES.has((contentType ?? '').split(';')[0]!.trim().toLowerCase());
 }
 
+/** What one request body may cost before it is refused. */
+export interface BodyBounds {
+  /** More events (array elements, non-blank lines) than this: 413 too_many_events, found before any parsing. */
+  maxEvents: number;
+  /** More undecodable NDJSON lines than this: the request is refused whole (400 too_many_bad_lines). */
+  maxBadLines: number;
+  /** An element or line longer than this is not parsed: no valid event is that long. */
+  maxEventBytes: number;
+}
+
+export const DEFAULT_BOUNDS: BodyBounds = { maxEvents: 100_000, maxBadLines: 1_000, maxEventBytes: 64 * 1024 };
+
+/** Parsing yields to the event loop after this much work, so one large body cannot hold every other request. */
+const SLICE_MS = 8;
+/** JSON array elements are parsed in batches of about this many bytes. */
+const BATCH_BYTES = 128 * 1024;
+
+const BOM = [0xef, 0xbb, 0xbf];
+const enum Phase {
+  Start,
+  Array,
+  Single,
+  Done,
+  Other,
+}
+
+/**
+ * A byte scan of a request body as it streams in (before anything is parsed): where each event
+ * starts and ends, and how many there are. NDJSON: non-blank lines. JSON: the top-level array's
+ * elements (strings and nesting tracked, so commas inside values do not count), or one object.
+ * It throws as soon as the body holds more events than the bound, or one event longer than any
+ * valid one, so a hostile body is refused after a few bytes of work per byte received, never
+ * after a parse per line. A leading UTF-8 BOM is skipped.
+ */
+export class BodyScanner {
+  /** [start, end, line] per event: byte offsets into the whole body, and (NDJSON) its 1-based line number. */
+  readonly spans: number[] = [];
+  private pos = 0;
+  private bom = 0;
+  // NDJSON
+  private line = 1;
+  private lineStart = -1;
+  // JSON
+  private phase = Phase.Start;
+  private depth = 0;
+  private inString = false;
+  private escape = false;
+  private elemStart = -1;
+  private afterComma = false;
+  private structural: string | undefined;
+  private top: 'array' | 'object' | undefined;
+
+  constructor(
+    readonly mode: 'json' | 'ndjson',
+    private readonly bounds: BodyBounds,
+  ) {}
+
+  /** JSON: whether the body is one array of events or one event object (undefined: neither, see jsonError). */
+  get shape(): 'array' | 'object' | undefined {
+    return this.top;
+  }
+
+  get count(): number {
+    return this.spans.length / 3;
+  }
+
+  get bytes(): number {
+    return this.pos;
+  }
+
+  push(chunk: Uint8Array): void {
+    let i = 0;
+    // A BOM may be split across chunks; only the body's first three bytes can be one.
+    while (this.pos + i < 3 && this.bom === this.pos + i && i < chunk.length && chunk[i] === BOM[this.pos + i]) {
+      this.bom++;
+      i++;
+    }
+    if (this.mode === 'ndjson') this.scanLines(chunk, i);
+    else this.scanJson(chunk, i);
+    this.pos += chunk.length;
+  }
+
+  /** The body ended: closes the last line, checks the JSON was complete. */
+  finish(): void {
+    if (this.mode === 'ndjson') {
+      if (this.lineStart >= 0) this.add(this.lineStart, this.pos, this.line);
+      this.lineStart = -1;
+      return;
+    }
+    if (this.structural) return;
+    if (this.phase === Phase.Array || (this.phase === Phase.Single && this.depth > 0)) this.structural = 'the body ends before its closing bracket';
+    else if (this.phase === Phase.Single) this.phase = Phase.Done;
+  }
+
+  private add(start: number, end: number, line: number): void {
+    if (end - start > this.bounds.maxEventBytes) this.tooLarge(this.mode === 'ndjson' ? line : undefined);
+    this.spans.push(start, end, line);
+    if (this.spans.length / 3 > this.bounds.maxEvents) {
+      throw new BadRequestError('too_many_events', `more than ${this.bounds.maxEvents} events in one request (the limit); split the batch`, 413);
+    }
+  }
+
+  private tooLarge(line?: number): never {
+    throw new BadRequestError(
+      'event_too_large',
+      `${line === undefined ? 'an element' : `line ${line}`} is over ${this.bounds.maxEventBytes} bytes; no valid event is that long`,
+      413,
+    );
+  }
+
+  private scanLines(chunk: Uint8Array, from: number): void {
+    const base = this.pos;
+    let start = this.lineStart;
+    for (let i = from; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (b === 0x0a) {
+        if (start >= 0) this.add(start, base + i, this.line);
+        start = -1;
+        this.line++;
+      } else if (start < 0 && b !== 0x20 && b !== 0x09 && b !== 0x0d && b !== 0x0b && b !== 0x0c) {
+        start = base + i;
+      }
+    }
+    this.lineStart = start;
+    // One line longer than any event: the request is refused whole rather than buffered to the
+    // body limit (a single line cannot be skipped without reading it anyway).
+    if (start >= 0 && base + chunk.length - start > this.bounds.maxEventBytes) this.tooLarge(this.line);
+  }
+
+  private scanJson(chunk: Uint8Array, from: number): void {
+    if (this.structural || this.phase === Phase.Other) return;
+    const base = this.pos;
+    for (let i = from; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (this.inString) {
+        if (this.escape) this.escape = false;
+        else if (b === 0x5c) this.escape = true;
+        else if (b === 0x22) this.inString = false;
+        continue;
+      }
+      const ws = b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+      switch (this.phase) {
+        case Phase.Start:
+          if (ws) continue;
+          if (b === 0x5b) {
+            this.phase = Phase.Array;
+            this.top = 'array';
+          } else if (b === 0x7b) {
+            this.phase = Phase.Single;
+            this.top = 'object';
+            this.depth = 1;
+            this.elemStart = base + i;
+          } else {
+            this.phase = Phase.Other;
+            return;
+          }
+          continue;
+        case Phase.Array:
+          if (this.depth === 0) {
+            if (ws) continue;
+            if (b === 0x2c) {
+              if (this.elemStart < 0) return this.fail('an empty element (two commas, or a comma first)');
+              this.add(this.elemStart, base + i, 0);
+              this.elemStart = -1;
+              this.afterComma = true;
+              continue;
+            }
+            if (b === 0x5d) {
+              if (this.elemStart >= 0) this.add(this.elemStart, base + i, 0);
+              else if (this.afterComma) return this.fail('a comma before the closing bracket');
+              this.elemStart = -1;
+              this.phase = Phase.Done;
+              continue;
+            }
+            if (b === 0x7d) return this.fail('a closing brace where the array should close');
+            if (this.elemStart < 0) this.elemStart = base + i;
+          }
+          if (b === 0x22) this.inString = true;
+          else if (b === 0x5b || b === 0x7b) this.depth++;
+          else if (b === 0x5d || b === 0x7d) this.depth--;
+          continue;
+        case Phase.Single:
+          if (b === 0x22) this.inString = true;
+          else if (b === 0x5b || b === 0x7b) this.depth++;
+          else if (b === 0x5d || b === 0x7d) {
+            if (--this.depth === 0) {
+              this.add(this.elemStart, base + i + 1, 0);
+              this.phase = Phase.Done;
+            }
+          }
+          continue;
+        case Phase.Done:
+          if (!ws) return this.fail('data after the end of the JSON value');
+          continue;
+      }
+    }
+    if (this.elemStart >= 0 && base + chunk.length - this.elemStart > this.bounds.maxEventBytes && (this.phase === Phase.Array || this.phase === Phase.Single)) {
+      this.tooLarge();
+    }
+  }
+
+  private fail(message: string): void {
+    this.structural ??= message;
+  }
+
+  /** Why the JSON body cannot be valid, found by the scan (undefined: the elements must still parse). */
+  get jsonError(): BadRequestError | undefined {
+    if (this.mode !== 'json') return undefined;
+    if (this.structural) return new BadRequestError('invalid_json', `body is not valid JSON: ${this.structural}`);
+    if (this.phase === Phase.Start) return new BadRequestError('invalid_json', 'body is not valid JSON: it is empty');
+    return undefined;
+  }
+}
+
+/** Scans a whole body at once (bodies that did not stream through a scanner: tests, tools). */
+export function scanBody(body: Uint8Array, mode: 'json' | 'ndjson', bounds: BodyBounds = DEFAULT_BOUNDS): BodyScanner {
+  const scanner = new BodyScanner(mode, bounds);
+  scanner.push(body);
+  scanner.finish();
+  return scanner;
+}
+
+/** Yields to the event loop once SLICE_MS of work has passed since the last yield (long loops over one request's events). */
+export class Slicer {
+  private since = performance.now();
+  async maybeYield(): Promise<void> {
+    if (performance.now() - this.since < SLICE_MS) return;
+    await nextTurn();
+    this.since = performance.now();
+  }
+}
+
 /**
  * A JSON body is an array of events (or one event object). The whole body must parse; a body that
- * does not is refused as a unit, since no event boundaries can be trusted in it.
+ * does not is refused as a unit, since no event boundaries can be trusted in it. Elements are
+ * parsed in batches between which other requests run.
  */
-export function decodeJsonBody(body: Buffer): DecodedItem[] {
-  let value: unknown;
+export async function decodeJsonBody(body: Buffer, bounds: BodyBounds = DEFAULT_BOUNDS, scanned?: BodyScanner): Promise<DecodedItem[]> {
+  const scan = scanned ?? scanBody(body, 'json', bounds);
+  const invalid = scan.jsonError;
+  if (invalid) throw invalid;
+  const { spans } = scan;
+  const items: DecodedItem[] = [];
+  const slicer = new Slicer();
+  if (scan.shape === undefined) {
+    // A JSON scalar (never a batch) or not JSON at all. Short ones are parsed to say which; a long
+    // one is refused without parsing.
+    if (body.length <= bounds.maxEventBytes) parseJson(body.toString('utf8'));
+    throw new BadRequestError(body.length <= bounds.maxEventBytes ? 'invalid_body' : 'invalid_json', 'expected an array of events or one event object');
+  }
+  if (scan.shape === 'object') return [{ ok: true, value: parseJson(body.toString('utf8', spans[0]!, spans[1]!)) }];
+  for (let i = 0; i < spans.length; ) {
+    // Consecutive elements with the commas between them: `[` + that + `]` is a JSON array.
+    const start = spans[i]!;
+    let next = i + 3;
+    while (next < spans.length && spans[next + 1]! - start <= BATCH_BYTES) next += 3;
+    const batch = parseJson(`[${body.toString('utf8', start, spans[next - 2]!)}]`) as unknown[];
+    for (const value of batch) items.push({ ok: true, value });
+    i = next;
+    await slicer.maybeYield();
+  }
+  return items;
+}
+
+function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(body.toString('utf8'));
+    return JSON.parse(text);
   } catch (err) {
     throw new BadRequestError('invalid_json', `body is not valid JSON: ${(err as Error).message}`);
   }
-  return toItems(value);
 }
 
 /**
  * NDJSON: one event per line. A line that does not parse is rejected on its own ('undecodable')
- * and every other line still counts — a bad line loses nothing else.
+ * and every other line still counts — a bad line loses nothing else. Past `maxBadLines` such lines
+ * the sender is not speaking NDJSON at all: the request is refused whole, naming the first one.
  */
-export function decodeNdjsonBody(body: Buffer): DecodedItem[] {
+export async function decodeNdjsonBody(body: Buffer, bounds: BodyBounds = DEFAULT_BOUNDS, scanned?: BodyScanner): Promise<DecodedItem[]> {
+  const scan = scanned ?? scanBody(body, 'ndjson', bounds);
+  const { spans } = scan;
   const items: DecodedItem[] = [];
-  const text = body.toString('utf8');
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\n', start);
-    if (end === -1) end = text.length;
-    const line = text.slice(start, end).trim();
-    start = end + 1;
-    if (line.length === 0) continue;
+  const slicer = new Slicer();
+  let bad = 0;
+  let sinceCheck = 0;
+  let firstBad: string | undefined;
+  for (let i = 0; i < spans.length; i += 3) {
+    const start = spans[i]!;
+    const end = spans[i + 1]!;
+    let message: string | undefined;
     try {
-      items.push({ ok: true, value: JSON.parse(line) });
+      items.push({ ok: true, value: JSON.parse(body.toString('utf8', start, end)) });
     } catch (err) {
-      items.push({ ok: false, message: `line is not valid JSON: ${(err as Error).message}` });
+      message = `line is not valid JSON: ${(err as Error).message}`;
+    }
+    if (message !== undefined) {
+      items.push({ ok: false, message });
+      firstBad ??= `line ${spans[i + 2]}: ${message}`;
+      if (++bad > bounds.maxBadLines) {
+        throw new BadRequestError('too_many_bad_lines', `more than ${bounds.maxBadLines} lines are not valid JSON; the first is ${firstBad}`);
+      }
+    }
+    if (++sinceCheck === 256) {
+      sinceCheck = 0;
+      await slicer.maybeYield();
     }
   }
   return items;

@@ -1,0 +1,131 @@
+/**
+ * bench/ingest-hostile: how long one request holds the server's event loop, for hostile bodies
+ * beside normal ones, measured in the same run. The server runs in this process (embedded
+ * adapters, ingest role only, the default ingest limits), so perf_hooks sees its event loop: for
+ * each body, the longest event-loop stall while it is handled (monitorEventLoopDelay, 1 ms
+ * resolution), its answer time, and the slowest /v1/whoami another client got meanwhile. Then
+ * the cost of refusing random well-formed keys against malformed ones. Prints figures; asserts
+ * nothing. Takes well under a minute.
+ *
+ *   npx tsc -b bench/tsconfig.json && node bench/dist/ingest-hostile.js [--repeat N]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { gzipSync } from 'node:zlib';
+import { EVENT_KINDS, generateKey, loadConfig, ulid } from '@afterglow/core';
+import { start } from 'afterglow';
+import { opt } from './args.js';
+
+const REPEAT = opt('repeat', 5);
+const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-hostile-'));
+const config = loadConfig({
+  PORT: '0',
+  LOG_LEVEL: 'error',
+  AFTERGLOW_DATA_DIR: dataDir,
+  AFTERGLOW_DEMO: '0',
+  RATE_EVENTS_PER_SEC: '0',
+  RATE_BYTES_PER_SEC: '0',
+  RATE_MAX_CONNECTIONS: '0',
+  // The auth figures below measure refusals themselves, not the per-address budget that stops them.
+  AUTH_FAIL_PER_IP_PER_MIN: '0',
+});
+const running = await start(config, { roles: ['ingest'], demo: false });
+const keys = running.keys!;
+const tenant = 'bench-hostile';
+const ingestKey = (await keys.create({ tenantId: tenant, scopes: ['ingest'], name: 'bench' })).key;
+const readKey = (await keys.create({ tenantId: tenant, scopes: ['read'], name: 'bench' })).key;
+
+function events(n: number): string[] {
+  const now = Date.now();
+  return Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ event_id: ulid(now), tenant_id: tenant, campaign_id: 'c', asset_id: `a-${i % 100}`, kind: EVENT_KINDS[i % EVENT_KINDS.length], value: 1, occurred_at: now - (i % 60_000), region: 'eu-west' }),
+  );
+}
+
+interface Body {
+  name: string;
+  kind: 'normal' | 'hostile';
+  bytes: Buffer;
+  type: string;
+  gzip: boolean;
+}
+
+const e5k = events(5_000);
+const e50k = events(50_000);
+const bodies: Body[] = [
+  { name: 'normal: 5,000 events, JSON', kind: 'normal', bytes: Buffer.from(`[${e5k.join(',')}]`), type: 'application/json', gzip: false },
+  { name: 'normal: 50,000 events, JSON', kind: 'normal', bytes: Buffer.from(`[${e50k.join(',')}]`), type: 'application/json', gzip: false },
+  { name: 'normal: 50,000 events, NDJSON gzip', kind: 'normal', bytes: gzipSync(e50k.join('\n')), type: 'application/x-ndjson', gzip: true },
+  { name: 'hostile: 1M undecodable lines, gzip', kind: 'hostile', bytes: gzipSync('x\n'.repeat(1_000_000)), type: 'application/x-ndjson', gzip: true },
+  { name: 'hostile: 99,000 undecodable lines, gzip', kind: 'hostile', bytes: gzipSync('{nope\n'.repeat(99_000)), type: 'application/x-ndjson', gzip: true },
+  { name: 'hostile: 99,000 `{}` lines (valid JSON, no event)', kind: 'hostile', bytes: gzipSync('{}\n'.repeat(99_000)), type: 'application/x-ndjson', gzip: true },
+  { name: 'hostile: 16 MB array of 1-byte elements, gzip', kind: 'hostile', bytes: gzipSync(`[${'1,'.repeat(8_000_000)}1]`), type: 'application/json', gzip: true },
+  { name: 'hostile: 8 MB line of nesting, gzip', kind: 'hostile', bytes: gzipSync(`${'['.repeat(4_000_000)}${']'.repeat(4_000_000)}`), type: 'application/x-ndjson', gzip: true },
+];
+
+async function measure(body: Body): Promise<{ status: number; code: string; ms: number; loopMaxMs: number; whoamiMaxMs: number }> {
+  let done = false;
+  let whoamiMax = 0;
+  const poller = (async () => {
+    while (!done) {
+      const t0 = performance.now();
+      await (await fetch(`${running.url}/v1/whoami`, { headers: { authorization: `Bearer ${readKey}` } })).arrayBuffer();
+      whoamiMax = Math.max(whoamiMax, performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 20));
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const t0 = performance.now();
+  const res = await fetch(`${running.url}/v1/events`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ingestKey}`, 'content-type': body.type, ...(body.gzip && { 'content-encoding': 'gzip' }) },
+    body: body.bytes,
+  });
+  const text = await res.text();
+  const ms = performance.now() - t0;
+  loop.disable();
+  done = true;
+  await poller;
+  const json = JSON.parse(text) as { error?: string; accepted?: number; rejected?: number };
+  return { status: res.status, code: json.error ?? `accepted ${json.accepted}, rejected ${json.rejected}`, ms, loopMaxMs: loop.max / 1e6, whoamiMaxMs: whoamiMax };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+console.log(
+  `ingest-hostile: default limits (INGEST_MAX_EVENTS_PER_REQUEST ${config.ingest.maxEventsPerRequest}, INGEST_MAX_BAD_LINES ${config.ingest.maxBadLines}, ` +
+    `INGEST_MAX_BODY_BYTES ${config.ingest.maxBodyBytes}); ${REPEAT} runs per body; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores ` +
+    '(a stall includes time the OS gave the CPU to other processes: on a loaded machine read the medians)',
+);
+console.log(`${'body'.padEnd(52)} ${'wire'.padStart(8)}  ${'answer'.padEnd(36)} ${'time ms'.padStart(8)} ${'loop stall ms (median / max)'.padStart(29)} ${'whoami ms (max)'.padStart(16)}`);
+const stalls: Record<Body['kind'], number[]> = { normal: [], hostile: [] };
+for (const body of bodies) {
+  const runs = [];
+  for (let i = 0; i < REPEAT; i++) runs.push(await measure(body));
+  const loop = runs.map((r) => r.loopMaxMs);
+  stalls[body.kind].push(median(loop));
+  console.log(
+    `${body.name.padEnd(52)} ${`${(body.bytes.length / 1024).toFixed(0)} KB`.padStart(8)}  ${`${runs[0]!.status} ${runs[0]!.code}`.slice(0, 36).padEnd(36)} ` +
+      `${median(runs.map((r) => r.ms)).toFixed(0).padStart(8)} ${`${median(loop).toFixed(1)} / ${Math.max(...loop).toFixed(1)}`.padStart(29)} ${Math.max(...runs.map((r) => r.whoamiMaxMs)).toFixed(1).padStart(16)}`,
+  );
+}
+console.log(`longest median event-loop stall: normal bodies ${Math.max(...stalls.normal).toFixed(1)} ms, hostile bodies ${Math.max(...stalls.hostile).toFixed(1)} ms`);
+
+// Refusing keys: malformed ones never reach the key cache; well-formed random ids are looked up in it.
+async function refusals(label: string, key: () => string, n = 300): Promise<void> {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${running.url}/v1/whoami`, { headers: { authorization: `Bearer ${key()}` } });
+    await res.arrayBuffer();
+    if (res.status !== 401) throw new Error(`${label}: ${res.status}`);
+  }
+  console.log(`${label}: ${((performance.now() - t0) / n).toFixed(2)} ms per 401 (${n} sequential requests)`);
+}
+await refusals('malformed keys', () => 'not-a-key');
+await refusals('well-formed random key ids', () => generateKey().key);
+
+await running.stop();
+rmSync(dataDir, { recursive: true, force: true });
