@@ -241,6 +241,11 @@ const envSchema = z.object({
   RATE_BYTES_PER_SEC: int(64 * 1024 * 1024, 0),
   RATE_BYTES_BURST: int(64 * 1024 * 1024, 1),
   RATE_MAX_CONNECTIONS: int(200, 0),
+  /** Failed authentications per client address (a token bucket, per process); past it 429 before any key is checked. 0 = off. */
+  AUTH_FAIL_PER_IP_PER_MIN: int(60, 0),
+  AUTH_FAIL_BURST: int(30, 1),
+  /** Addresses tracked at most (least recently seen evicted), so a spray of addresses cannot grow memory. */
+  AUTH_FAIL_MAX_IPS: int(50_000, 1),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -317,6 +322,8 @@ export interface AuthSettings {
     bytesBurst: number;
     maxConnections: number;
   };
+  /** Failed authentications per client address; perMin 0 (or absent) = no budget. */
+  failures?: { perMin: number; burst: number; maxAddresses: number };
 }
 
 /** Triggers (stream/src/triggers): evaluated in the `live` role; webhooks signed per rule. */
@@ -649,6 +656,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
         bytesBurst: e.RATE_BYTES_BURST,
         maxConnections: e.RATE_MAX_CONNECTIONS,
       },
+      failures: { perMin: e.AUTH_FAIL_PER_IP_PER_MIN, burst: e.AUTH_FAIL_BURST, maxAddresses: e.AUTH_FAIL_MAX_IPS },
     },
   };
 }
