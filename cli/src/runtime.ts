@@ -86,7 +86,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
 
   const auth = await createAuth(config, store, log);
   closers.push(() => auth.close());
-  const app = await createHttpServer({ log, registry, wsMaxPayloadBytes: config.ingest.wsMaxMessageBytes, readiness, auth: auth.options });
+  const app = await createHttpServer({ log, registry, wsMaxPayloadBytes: config.ingest.wsMaxMessageBytes, readiness, auth: auth.options, limits: config.http });
   registerWhoami(app);
   if (auth.keys) registerKeyRoutes(app, auth.keys);
 

@@ -246,12 +246,22 @@ const envSchema = z.object({
   AUTH_FAIL_BURST: int(30, 1),
   /** Addresses tracked at most (least recently seen evicted), so a spray of addresses cannot grow memory. */
   AUTH_FAIL_MAX_IPS: int(50_000, 1),
+
+  /** HTTP server: whole request (headers and body) must arrive within this; 0 = no limit. */
+  HTTP_REQUEST_TIMEOUT_MS: int(30_000, 0),
+  HTTP_HEADERS_TIMEOUT_MS: int(10_000, 0),
+  /** An idle kept-alive connection is closed after this. */
+  HTTP_KEEPALIVE_TIMEOUT_MS: int(5_000, 1),
+  /** A socket with no traffic either way is closed after this (above the longest handler wait); WebSockets are exempt. 0 = never. */
+  HTTP_IDLE_TIMEOUT_MS: int(120_000, 0),
+  /** Open connections (HTTP and WebSocket) at most; more are refused at accept. 0 = no cap. */
+  HTTP_MAX_CONNECTIONS: int(10_000, 0),
 });
 
 export type Env = Record<string, string | undefined>;
 
 export interface AfterglowConfig {
-  http: { host: string; port: number };
+  http: HttpSettings;
   dataDir: string;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   /** Run the built-in demo generator (defaults to on only for the embedded all-in-one mode). */
@@ -289,6 +299,21 @@ export interface AfterglowConfig {
   triggers: TriggerSettings;
   edge: EdgeSettings;
   auth: AuthSettings;
+}
+
+/** The HTTP server's listener: timeouts against slow clients and a connection cap (0 = off where noted). */
+export interface HttpSettings {
+  host: string;
+  port: number;
+  /** 0 = no limit. */
+  requestTimeoutMs: number;
+  /** 0 = no limit. */
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** 0 = never. */
+  idleTimeoutMs: number;
+  /** 0 = no cap. */
+  maxConnections: number;
 }
 
 /** Performance prediction and attribution (inference/src/predict, attribution, workers). */
@@ -483,7 +508,15 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
     throw new ConfigError('invalid configuration:\n  CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (embedded chDB is a single node)');
   const dataDir = path.resolve(e.AFTERGLOW_DATA_DIR);
   return {
-    http: { host: e.HOST, port: e.PORT },
+    http: {
+      host: e.HOST,
+      port: e.PORT,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_MS,
+      idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
+    },
     dataDir,
     logLevel: e.LOG_LEVEL,
     demo: e.AFTERGLOW_DEMO,
