@@ -124,6 +124,9 @@ const envSchema = z.object({
   IMAGE_MAX_SIDE: int(16_384, 1),
   /** Shorter side below this is refused (`too_small`): 1-px images crash keypoint extraction and say nothing. */
   IMAGE_MIN_SIDE: int(32, 1),
+  /** Uploads decoded at once (POST /v1/assets); 0 = available cores. More wait in a queue of IMAGE_DECODE_QUEUE, past which 503. */
+  IMAGE_DECODE_CONCURRENCY: int(0, 0, 256),
+  IMAGE_DECODE_QUEUE: int(64, 0, 100_000),
 
   /** Tying ads to masters (inference/src/tie): Knot-Tie's top-K, top-N and propagation rule, and the engine's knobs. */
   TIE_MODEL: z.enum(['mobilenet_v2', 'inception_v3']).default('mobilenet_v2'),
@@ -487,6 +490,9 @@ export interface ImageLimitSettings {
   maxSide: number;
   /** Min width and height. */
   minSide: number;
+  /** Uploads decoded at once, and how many may wait (past it 503). */
+  decodeConcurrency: number;
+  decodeQueue: number;
 }
 
 /** Limits the event validator enforces; kept separate so tests and tools can build one without env. */
@@ -589,7 +595,14 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       rescoreCheckMs: e.PREDICT_RESCORE_CHECK_MS,
       workersEnabled: e.PREDICT_WORKERS_ENABLED ?? true,
     },
-    images: { maxBytes: e.IMAGE_MAX_BYTES, maxPixels: e.IMAGE_MAX_PIXELS, maxSide: e.IMAGE_MAX_SIDE, minSide: e.IMAGE_MIN_SIDE },
+    images: {
+      maxBytes: e.IMAGE_MAX_BYTES,
+      maxPixels: e.IMAGE_MAX_PIXELS,
+      maxSide: e.IMAGE_MAX_SIDE,
+      minSide: e.IMAGE_MIN_SIDE,
+      decodeConcurrency: e.IMAGE_DECODE_CONCURRENCY > 0 ? e.IMAGE_DECODE_CONCURRENCY : availableCores(),
+      decodeQueue: e.IMAGE_DECODE_QUEUE,
+    },
     tie: {
       model: e.TIE_MODEL,
       topK: e.TIE_TOP_K,
