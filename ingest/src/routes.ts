@@ -221,13 +221,21 @@ function scanned(req: FastifyRequest, wire: Readable, body: Readable, bounds: Bo
       done(null, chunk);
     },
     flush(done) {
-      scanner.finish();
+      // The last line (no newline after it) is counted and measured here, and may be refused too.
+      try {
+        scanner.finish();
+      } catch (err) {
+        return done(err as Error);
+      }
       done();
     },
   });
   // Fastify checks Content-Length and the body limit against the encoded bytes the decompressor saw.
   Object.defineProperty(out, 'receivedEncodedLength', { get: () => (body as { receivedEncodedLength?: number }).receivedEncodedLength ?? 0 });
   body.on('error', (err) => out.destroy(err));
+  // Fastify stops listening once it has refused a body (over the body limit) while bytes may still
+  // arrive and be refused here too: such a late error has no one left to tell.
+  out.on('error', () => {});
   return body.pipe(out);
 }
 
