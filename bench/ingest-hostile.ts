@@ -4,8 +4,8 @@
  * adapters, ingest role only, the default ingest limits), so perf_hooks sees its event loop: for
  * each body, the longest event-loop stall while it is handled (monitorEventLoopDelay, 1 ms
  * resolution; and the same gap counted in this process's CPU time, which leaves out time the OS
- * gave other processes on a loaded machine), its answer time, and the slowest /v1/whoami another
- * client got meanwhile. Then
+ * gave other processes on a loaded machine) and its answer time, while another client polls
+ * /v1/whoami. Then
  * the cost of refusing random well-formed keys against malformed ones. Prints figures; asserts
  * nothing. Takes well under a minute.
  *
@@ -96,14 +96,15 @@ class StallMeter {
   }
 }
 
-async function measure(body: Body): Promise<{ status: number; code: string; ms: number; loopMaxMs: number; cpuStallMs: number; whoamiMaxMs: number }> {
+async function measure(body: Body): Promise<{ status: number; code: string; ms: number; loopMaxMs: number; cpuStallMs: number }> {
+  // Another client's requests are going on meanwhile (it shares this process, so the stall
+  // figures, not its latencies, are what says how long it waited).
   let done = false;
-  let whoamiMax = 0;
   const poller = (async () => {
     while (!done) {
-      const t0 = performance.now();
-      await (await fetch(`${running.url}/v1/whoami`, { headers: { authorization: `Bearer ${readKey}` } })).arrayBuffer();
-      whoamiMax = Math.max(whoamiMax, performance.now() - t0);
+      await fetch(`${running.url}/v1/whoami`, { headers: { authorization: `Bearer ${readKey}` } })
+        .then((res) => res.arrayBuffer())
+        .catch(() => undefined);
       await new Promise((r) => setTimeout(r, 2));
     }
   })();
@@ -125,7 +126,7 @@ async function measure(body: Body): Promise<{ status: number; code: string; ms: 
   done = true;
   await poller;
   const json = JSON.parse(text) as { error?: string; accepted?: number; rejected?: number };
-  return { status: res.status, code: json.error ?? `accepted ${json.accepted}, rejected ${json.rejected}`, ms, loopMaxMs: loop.max / 1e6, cpuStallMs: meter.cpuMs, whoamiMaxMs: whoamiMax };
+  return { status: res.status, code: json.error ?? `accepted ${json.accepted}, rejected ${json.rejected}`, ms, loopMaxMs: loop.max / 1e6, cpuStallMs: meter.cpuMs };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -135,9 +136,9 @@ console.log(
     '(a stall includes time the OS gave the CPU to other processes: on a loaded machine read the medians)',
 );
 console.log(
-  `${'body'.padEnd(50)} ${'wire'.padStart(8)}  ${'answer'.padEnd(34)} ${'time ms'.padStart(7)} ${'stall, wall ms'.padStart(15)} ${'stall, CPU ms'.padStart(14)} ${'whoami ms'.padStart(10)}`,
+  `${'body'.padEnd(50)} ${'wire'.padStart(8)}  ${'answer'.padEnd(34)} ${'time ms'.padStart(7)} ${'stall, wall ms'.padStart(15)} ${'stall, CPU ms'.padStart(14)}`,
 );
-console.log(`${''.padEnd(50)} ${''.padStart(8)}  ${''.padEnd(34)} ${'median'.padStart(7)} ${'median / max'.padStart(15)} ${'median / max'.padStart(14)} ${'max'.padStart(10)}`);
+console.log(`${''.padEnd(50)} ${''.padStart(8)}  ${''.padEnd(34)} ${'median'.padStart(7)} ${'median / max'.padStart(15)} ${'median / max'.padStart(14)}`);
 const stalls: Record<Body['kind'], { wall: number; cpu: number }> = { normal: { wall: 0, cpu: 0 }, hostile: { wall: 0, cpu: 0 } };
 for (const body of bodies) {
   const runs = [];
@@ -149,7 +150,7 @@ for (const body of bodies) {
   console.log(
     `${body.name.padEnd(50)} ${`${(body.bytes.length / 1024).toFixed(0)} KB`.padStart(8)}  ${`${runs[0]!.status} ${runs[0]!.code}`.slice(0, 34).padEnd(34)} ` +
       `${median(runs.map((r) => r.ms)).toFixed(0).padStart(7)} ${`${median(wall).toFixed(0)} / ${Math.max(...wall).toFixed(0)}`.padStart(15)} ` +
-      `${`${median(cpu).toFixed(0)} / ${Math.max(...cpu).toFixed(0)}`.padStart(14)} ${Math.max(...runs.map((r) => r.whoamiMaxMs)).toFixed(0).padStart(10)}`,
+      `${`${median(cpu).toFixed(0)} / ${Math.max(...cpu).toFixed(0)}`.padStart(14)}`,
   );
 }
 console.log(
