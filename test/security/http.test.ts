@@ -66,6 +66,7 @@ test('a body dripped one byte a second is cut at the request timeout; other clie
     assert.match(text, /^HTTP\/1\.1 408 /);
     assert.match(text, /"error":"request_timeout"/);
     assert.ok(closedAfterMs >= 1_900 && closedAfterMs < 6_000, `cut after ${closedAfterMs.toFixed(0)} ms`);
+    console.log(`slow body (HTTP_REQUEST_TIMEOUT_MS=2000): cut after ${closedAfterMs.toFixed(0)} ms with a 408`);
   } finally {
     clearInterval(drip);
     s.destroy();
@@ -82,6 +83,7 @@ test('headers dripped slowly are cut at the headers timeout', async () => {
     const { text, closedAfterMs } = await closed;
     assert.match(text, /^HTTP\/1\.1 408 /);
     assert.ok(closedAfterMs < 4_000, `cut after ${closedAfterMs.toFixed(0)} ms`);
+    console.log(`slow headers (HTTP_HEADERS_TIMEOUT_MS=1000): cut after ${closedAfterMs.toFixed(0)} ms with a 408`);
   } finally {
     clearInterval(drip);
     s.destroy();

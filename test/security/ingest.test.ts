@@ -94,6 +94,10 @@ test('a 2 KB gzip body of a million undecodable lines is refused at the event ca
     });
     return { status: res.status, body: (await res.json()) as Answer['body'], ms: performance.now() - t0 };
   });
+  console.log(
+    `gzip bomb of 1M bad lines (${bomb.length} bytes): ${result.status} in ${result.ms.toFixed(0)} ms; ` +
+      `longest event-loop stall meanwhile ${maxLoopDelayMs.toFixed(0)} ms, slowest concurrent /v1/whoami ${slowestWhoamiMs.toFixed(0)} ms`,
+  );
   assert.equal(result.status, 413);
   assert.equal(result.body.error, 'too_many_events');
   // The scan's refusal (found while counting lines), not the parser's count of a fully parsed body.
