@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pack } from 'msgpackr';
 import { BadRequestError } from '@afterglow/core';
-import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, scanBody } from './decode.js';
+import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, decodeStreamText, scanBody } from './decode.js';
 
 const code = (c: string) => (e: unknown) => e instanceof BadRequestError && e.code === c;
 
@@ -75,4 +75,22 @@ test('stream messages: envelope with seq, bare array, MessagePack', () => {
   assert.equal(bin.items.length, 2);
   assert.throws(() => decodeStreamMessage(Buffer.from('{"seq":-1,"events":[]}'), false), /seq/);
   assert.throws(() => decodeStreamMessage(Buffer.from([0x92, 0x01]), true), (e: unknown) => e instanceof BadRequestError && e.code === 'undecodable');
+});
+
+test('stream text messages are bounded like bodies: the events array of an envelope is counted in place', async () => {
+  const bounds = { maxEvents: 3, maxBadLines: 10, maxEventBytes: 200 };
+  const env = await decodeStreamText(Buffer.from('{"seq":7,"events":[{"a":"],"},{"b":[1,2]}],"x":{"events":1}}'), bounds);
+  assert.deepEqual([env.seq, env.items.map((i) => i.ok && i.value)], [7, [{ a: '],' }, { b: [1, 2] }]]);
+  assert.deepEqual((await decodeStreamText(Buffer.from(' {"events" : [] , "seq":1}'), bounds)).seq, 1);
+  assert.equal((await decodeStreamText(Buffer.from('[{"a":1},{"a":2}]'), bounds)).items.length, 2);
+  assert.deepEqual((await decodeStreamText(Buffer.from('{"a":1}'), bounds)).items.length, 1);
+  // Refused from the count, before parsing; the envelope besides its events must be small.
+  await assert.rejects(decodeStreamText(Buffer.from(`{"seq":4,"events":[${'{},'.repeat(10)}{}]}`), bounds), (e: unknown) => code('too_many_events')(e) && (e as { seq?: number }).seq === 4);
+  await assert.rejects(decodeStreamText(Buffer.from(`{"seq":1,"pad":"${'x'.repeat(300)}","events":[]}`), bounds), code('invalid_body'));
+  // The same refusals as before for the rest.
+  await assert.rejects(decodeStreamText(Buffer.from('{"seq":-1,"events":[]}'), bounds), code('invalid_seq'));
+  await assert.rejects(decodeStreamText(Buffer.from('{"seq":1,"events":5}'), bounds), code('invalid_body'));
+  await assert.rejects(decodeStreamText(Buffer.from('{"seq":1,"events":[1,}'), bounds), code('undecodable'));
+  await assert.rejects(decodeStreamText(Buffer.from('this is not json'), bounds), code('undecodable'));
+  await assert.rejects(decodeStreamText(Buffer.from('42'), bounds), code('invalid_body'));
 });

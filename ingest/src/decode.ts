@@ -63,9 +63,14 @@ export class BodyScanner {
   private structural: string | undefined;
   private top: 'array' | 'object' | undefined;
 
+  /** JSON: the offset just past the top-level value, once it has closed (-1 before). */
+  end = -1;
+
   constructor(
     readonly mode: 'json' | 'ndjson',
     private readonly bounds: BodyBounds,
+    /** JSON: stop at the end of the top-level value, whatever follows it (a value inside a larger document). */
+    private readonly stopAtEnd = false,
   ) {}
 
   /** JSON: whether the body is one array of events or one event object (undefined: neither, see jsonError). */
@@ -141,7 +146,7 @@ export class BodyScanner {
   }
 
   private scanJson(chunk: Uint8Array, from: number): void {
-    if (this.structural || this.phase === Phase.Other) return;
+    if (this.structural || this.phase === Phase.Other || (this.stopAtEnd && this.phase === Phase.Done)) return;
     const base = this.pos;
     for (let i = from; i < chunk.length; i++) {
       const b = chunk[i]!;
@@ -183,6 +188,8 @@ export class BodyScanner {
               else if (this.afterComma) return this.fail('a comma before the closing bracket');
               this.elemStart = -1;
               this.phase = Phase.Done;
+              this.end = base + i + 1;
+              if (this.stopAtEnd) return;
               continue;
             }
             if (b === 0x7d) return this.fail('a closing brace where the array should close');
@@ -199,6 +206,8 @@ export class BodyScanner {
             if (--this.depth === 0) {
               this.add(this.elemStart, base + i + 1, 0);
               this.phase = Phase.Done;
+              this.end = base + i + 1;
+              if (this.stopAtEnd) return;
             }
           }
           continue;
@@ -326,6 +335,98 @@ export interface StreamMessage {
   items: DecodedItem[];
 }
 
+/**
+ * A JSON text message, bounded like an HTTP body: a bare array is scanned as one; an object is an
+ * envelope when it has a top-level `events` array, whose elements are scanned in place (the rest of
+ * the envelope, `seq`, must be small), or else one event. So a message of a million tiny elements
+ * is refused from the count, and a large one is parsed in batches with other work between.
+ * MessagePack messages are decoded whole (decodeStreamMessage).
+ */
+export async function decodeStreamText(data: Buffer, bounds: BodyBounds = DEFAULT_BOUNDS): Promise<StreamMessage> {
+  try {
+    const events = eventsArrayAt(data);
+    if (events < 0) {
+      const items = await decodeJsonBody(data, bounds);
+      // An object with a non-array `events` is still an envelope (refused below, as before).
+      const only = items.length === 1 && items[0]!.ok ? items[0]!.value : undefined;
+      if (only !== null && typeof only === 'object' && !Array.isArray(only) && 'events' in only) {
+        const { seq, events: value } = only as { seq?: unknown; events: unknown };
+        return { seq: checkSeq(seq), items: toItems(value) };
+      }
+      return { seq: undefined, items };
+    }
+    const inner = new BodyScanner('json', bounds, true);
+    try {
+      inner.push(data.subarray(events));
+    } catch (err) {
+      // Refused from the count: still say which message, when its seq comes before its events.
+      throw Object.assign(err as Error, { seq: seqBefore(data, events) });
+    }
+    inner.finish();
+    const invalid = inner.jsonError;
+    if (invalid) throw invalid;
+    const after = events + inner.end;
+    if (events + (data.length - after) > bounds.maxEventBytes) {
+      throw new BadRequestError('invalid_body', `the message besides its events is over ${bounds.maxEventBytes} bytes`);
+    }
+    const bom = data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf ? 3 : 0;
+    const envelope = parseJson(`${data.toString('utf8', bom, events)}[]${data.toString('utf8', after)}`) as { seq?: unknown };
+    const seq = checkSeq(envelope.seq);
+    return { seq, items: await decodeJsonBody(data.subarray(events, after), bounds, inner) };
+  } catch (err) {
+    if (err instanceof BadRequestError && err.code === 'invalid_json') throw new BadRequestError('undecodable', err.message.replace(/^body is not/, 'message is not'));
+    throw err;
+  }
+}
+
+/**
+ * Where the array value of a top-level `"events"` key starts in a JSON object, or -1 (not an
+ * object, no such key, or not an array there). Keys written with escapes are not recognized: such
+ * a message is then read as one event, bounded by INGEST_MAX_EVENT_BYTES.
+ */
+function eventsArrayAt(data: Buffer): number {
+  let i = data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf ? 3 : 0;
+  const ws = (b: number | undefined) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+  while (ws(data[i])) i++;
+  if (data[i] !== 0x7b) return -1;
+  let depth = 0;
+  for (; i < data.length; i++) {
+    const b = data[i]!;
+    if (b === 0x22) {
+      const start = i;
+      for (i++; i < data.length && data[i] !== 0x22; i++) if (data[i] === 0x5c) i++;
+      if (depth !== 1 || i - start - 1 !== 6 || data.toString('latin1', start + 1, i) !== 'events') continue;
+      let j = i + 1;
+      while (ws(data[j])) j++;
+      if (data[j] !== 0x3a) continue;
+      j++;
+      while (ws(data[j])) j++;
+      return data[j] === 0x5b ? j : -1;
+    }
+    if (b === 0x7b || b === 0x5b) depth++;
+    else if (b === 0x7d || b === 0x5d) depth--;
+  }
+  return -1;
+}
+
+/** The seq of an envelope whose `events` array starts at `events`, read from what precedes it. */
+function seqBefore(data: Buffer, events: number): number | undefined {
+  if (events > 1024) return undefined;
+  try {
+    const seq = (JSON.parse(`${data.toString('utf8', 0, events).replace(/^\ufeff/, '')}[]}`) as { seq?: unknown }).seq;
+    return typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? seq : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkSeq(seq: unknown): number | undefined {
+  if (seq !== undefined && (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0)) {
+    throw new BadRequestError('invalid_seq', 'seq must be a non-negative integer');
+  }
+  return seq as number | undefined;
+}
+
 export function decodeStreamMessage(data: Buffer, binary: boolean): StreamMessage {
   let value: unknown;
   try {
@@ -335,10 +436,7 @@ export function decodeStreamMessage(data: Buffer, binary: boolean): StreamMessag
   }
   if (value !== null && typeof value === 'object' && !Array.isArray(value) && 'events' in value) {
     const { seq, events } = value as { seq?: unknown; events: unknown };
-    if (seq !== undefined && (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0)) {
-      throw new BadRequestError('invalid_seq', 'seq must be a non-negative integer');
-    }
-    return { seq: seq as number | undefined, items: toItems(events) };
+    return { seq: checkSeq(seq), items: toItems(events) };
   }
   return { seq: undefined, items: toItems(value) };
 }

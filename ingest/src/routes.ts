@@ -19,7 +19,7 @@ import {
   type Registry,
   type Store,
 } from '@afterglow/core';
-import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, isNdjson, type BodyBounds } from './decode.js';
+import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, decodeStreamText, isNdjson, type BodyBounds } from './decode.js';
 import type { EventIntake, IntakeGuard, IntakeResult } from './intake.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 
@@ -361,7 +361,8 @@ class StreamSession {
   private async handle(data: Buffer, binary: boolean): Promise<void> {
     let seq: number | undefined;
     try {
-      const msg = decodeStreamMessage(data, binary);
+      const { maxEventsPerRequest: maxEvents, maxBadLines, maxEventBytes } = this.deps;
+      const msg = binary ? decodeStreamMessage(data, true) : await decodeStreamText(data, { maxEvents, maxBadLines, maxEventBytes });
       seq = msg.seq ?? ++this.autoSeq;
       if (msg.items.length > this.deps.maxEventsPerRequest) {
         throw new BadRequestError('too_many_events', `${msg.items.length} events in one message; the limit is ${this.deps.maxEventsPerRequest}`);
@@ -371,6 +372,8 @@ class StreamSession {
     } catch (err) {
       const e = err instanceof AfterglowError ? err : undefined;
       if (!e) this.deps.log.error({ err }, 'stream message failed');
+      // A message refused before it was parsed may still name its seq (see decodeStreamText).
+      seq ??= (err as { seq?: number }).seq;
       this.send({ type: 'error', seq: seq ?? null, code: e?.code ?? 'internal', message: e?.message ?? 'internal error' }, binary);
     }
   }

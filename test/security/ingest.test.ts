@@ -188,6 +188,28 @@ test('a large legitimate body is parsed in slices: other requests are served whi
   }
 });
 
+test('a WebSocket message of a million tiny elements is refused from the count, before parsing', async () => {
+  const ws = new WebSocket(`${app.running.url.replace(/^http/, 'ws')}/v1/stream`, { headers: await app.authHeaders(uniqueName('wsbomb'), ['ingest']) });
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  try {
+    const message = `{"seq":1,"events":[${'{},'.repeat(1_300_000)}{}]}`;
+    assert.ok(message.length < 4 * 2 ** 20);
+    const { result, maxLoopDelayMs, slowestWhoamiMs } = await whileServing(async () => {
+      const t0 = performance.now();
+      const reply = new Promise<{ type: string; seq: number; code: string; message: string }>((resolve) => ws.once('message', (d) => resolve(JSON.parse(String(d)))));
+      ws.send(message);
+      return { reply: await reply, ms: performance.now() - t0 };
+    });
+    console.log(`WebSocket message of 1.3M {} elements: ${result.reply.code} in ${result.ms.toFixed(0)} ms; longest event-loop stall meanwhile ${maxLoopDelayMs.toFixed(0)} ms`);
+    assert.deepEqual([result.reply.type, result.reply.seq, result.reply.code], ['error', 1, 'too_many_events']);
+    // The scan's refusal, not the count of a parsed message.
+    assert.match(result.reply.message, new RegExp(`more than ${CAP} events`));
+    assert.ok(maxLoopDelayMs < 1_000 && slowestWhoamiMs < 1_000, `stall ${maxLoopDelayMs.toFixed(0)} ms, whoami ${slowestWhoamiMs.toFixed(0)} ms`);
+  } finally {
+    ws.close();
+  }
+});
+
 async function openStream(target: TestApp, headers: Record<string, string>): Promise<{ ws?: WebSocket; status: number }> {
   const ws = new WebSocket(`${target.running.url.replace(/^http/, 'ws')}/v1/stream`, { headers });
   return new Promise((resolve) => {
