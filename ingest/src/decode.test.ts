@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pack } from 'msgpackr';
 import { BadRequestError } from '@afterglow/core';
-import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, decodeStreamText, scanBody } from './decode.js';
+import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamMessage, decodeStreamText, scanBody, skipValue } from './decode.js';
 
 const code = (c: string) => (e: unknown) => e instanceof BadRequestError && e.code === c;
 
@@ -93,4 +93,29 @@ test('stream text messages are bounded like bodies: the events array of an envel
   await assert.rejects(decodeStreamText(Buffer.from('{"seq":1,"events":[1,}'), bounds), code('undecodable'));
   await assert.rejects(decodeStreamText(Buffer.from('this is not json'), bounds), code('undecodable'));
   await assert.rejects(decodeStreamText(Buffer.from('42'), bounds), code('invalid_body'));
+});
+
+test('MessagePack messages: counted from array headers, events measured by walking, then unpacked one by one', async () => {
+  const bounds = { maxEvents: 3, maxBadLines: 10, maxEventBytes: 200 };
+  const events = [{ a: 1, s: 'x', n: [1, 2, { b: null }] }, { t: true, f: 1.5, big: 2 ** 40, neg: -3, bin: Buffer.from([1, 2]) }];
+  const env = await decodeStreamBinary(pack({ seq: 9, events, other: 'ok' }), bounds);
+  assert.deepEqual([env.seq, env.items.map((i) => i.ok && i.value)], [9, events]);
+  assert.deepEqual((await decodeStreamBinary(pack(events), bounds)).items.map((i) => i.ok && i.value), events);
+  assert.deepEqual((await decodeStreamBinary(pack({ a: 1 }), bounds)).items.map((i) => i.ok && i.value), [{ a: 1 }]);
+  // Every value's extent, for all of MessagePack's types.
+  for (const v of [0, -1, 255, 65_536, 2 ** 33, -(2 ** 33), 1.25, 'é'.repeat(40), 'x'.repeat(300), 'y'.repeat(70_000), Buffer.alloc(300), null, true, new Date(0), Array(20).fill(1), Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i]))]) {
+    const b = pack(v);
+    assert.equal(skipValue(Buffer.concat([b, Buffer.from([0xc0])]), 0), b.length, String(v).slice(0, 20));
+    assert.equal(skipValue(b.subarray(0, b.length - 1), 0), -1);
+  }
+  // Refused from the header, before walking or unpacking anything: 4 million entries claimed, 5 bytes sent.
+  await assert.rejects(decodeStreamBinary(Buffer.from([0xdd, 0x00, 0x3d, 0x09, 0x00]), bounds), code('too_many_events'));
+  const many = Buffer.concat([Buffer.from([0x82, 0xa3, 0x73, 0x65, 0x71, 0x05, 0xa6, ...Buffer.from('events'), 0xdc, 0x00, 0x04]), Buffer.alloc(4, 0x80)]);
+  await assert.rejects(decodeStreamBinary(many, bounds), (e: unknown) => code('too_many_events')(e) && (e as { seq?: number }).seq === 5);
+  await assert.rejects(decodeStreamBinary(pack([{ a: 'x'.repeat(300) }]), bounds), code('event_too_large'));
+  await assert.rejects(decodeStreamBinary(pack({ seq: 1, pad: 'x'.repeat(300), events: [] }), bounds), code('invalid_body'));
+  await assert.rejects(decodeStreamBinary(pack({ seq: -1, events: [] }), bounds), code('invalid_seq'));
+  await assert.rejects(decodeStreamBinary(Buffer.from([0x92, 0x01]), bounds), code('undecodable'));
+  await assert.rejects(decodeStreamBinary(Buffer.concat([pack([1]), Buffer.from([1])]), bounds), code('undecodable'));
+  await assert.rejects(decodeStreamBinary(pack(5), bounds), code('invalid_body'));
 });

@@ -427,6 +427,157 @@ function checkSeq(seq: unknown): number | undefined {
   return seq as number | undefined;
 }
 
+/**
+ * A MessagePack message, bounded like a JSON one without unpacking it whole: array headers carry
+ * their length, so a batch over the cap is refused from its header; otherwise each event's extent
+ * is found by walking the encoding (no values are built), an event longer than
+ * INGEST_MAX_EVENT_BYTES is refused, and events are unpacked one at a time with other work
+ * between. For an envelope (a map with an `events` array) the other entries must be small.
+ */
+export async function decodeStreamBinary(data: Buffer, bounds: BodyBounds = DEFAULT_BOUNDS): Promise<StreamMessage> {
+  const first = data[0];
+  if (first === undefined) throw undecodable('an empty message');
+  if (arrayLength(data, 0) !== undefined) {
+    const { items, end } = await unpackEvents(data, 0, bounds);
+    if (end !== data.length) throw undecodable('data after the end of the message');
+    return { seq: undefined, items };
+  }
+  const map = mapLength(data, 0);
+  if (map === undefined) return decodeStreamMessage(data, true);
+  let pos = map.at;
+  let events: number | undefined;
+  let seq: unknown;
+  let other = map.at;
+  for (let i = 0; i < map.n; i++) {
+    const keyEnd = skipValue(data, pos);
+    const valueEnd = keyEnd < 0 ? -1 : skipValue(data, keyEnd);
+    if (valueEnd < 0) throw undecodable('the message ends inside a value');
+    if (keyIs(data, pos, keyEnd, 'events') && arrayLength(data, keyEnd) !== undefined) events = keyEnd;
+    else {
+      if (keyIs(data, pos, keyEnd, 'seq')) seq = unpackOne(data.subarray(keyEnd, valueEnd));
+      other += valueEnd - pos;
+    }
+    pos = valueEnd;
+  }
+  if (pos !== data.length) throw undecodable('data after the end of the message');
+  if (events === undefined) {
+    // One event (or an envelope whose events are not an array, refused as before).
+    if (data.length > bounds.maxEventBytes) throw new BadRequestError('event_too_large', `the message is one object over ${bounds.maxEventBytes} bytes; no valid event is that long`, 413);
+    return decodeStreamMessage(data, true);
+  }
+  if (other > bounds.maxEventBytes) throw new BadRequestError('invalid_body', `the message besides its events is over ${bounds.maxEventBytes} bytes`);
+  const checked = checkSeq(seq);
+  try {
+    return { seq: checked, items: (await unpackEvents(data, events, bounds)).items };
+  } catch (err) {
+    throw Object.assign(err as Error, { seq: checked });
+  }
+}
+
+/** Whether the MessagePack value in [pos, end) is the string `name` (fixstr or str8), compared as bytes. */
+function keyIs(d: Buffer, pos: number, end: number, name: string): boolean {
+  const n = name.length;
+  const at = d[pos] === (0xa0 | n) ? pos + 1 : d[pos] === 0xd9 && d[pos + 1] === n ? pos + 2 : -1;
+  return at > 0 && end - at === n && d.toString('latin1', at, end) === name;
+}
+
+function undecodable(why: string): BadRequestError {
+  return new BadRequestError('undecodable', `message is not valid MessagePack: ${why}`);
+}
+
+function unpackOne(bytes: Buffer): unknown {
+  try {
+    return unpack(bytes);
+  } catch (err) {
+    throw undecodable((err as Error).message);
+  }
+}
+
+/** The events of the MessagePack array at `at`: counted from its header, measured, then unpacked one by one. */
+async function unpackEvents(data: Buffer, at: number, bounds: BodyBounds): Promise<{ items: DecodedItem[]; end: number }> {
+  const header = arrayLength(data, at)!;
+  if (header.n > bounds.maxEvents) {
+    throw new BadRequestError('too_many_events', `more than ${bounds.maxEvents} events in one message (the limit); split the batch`, 413);
+  }
+  const spans: number[] = [];
+  let pos = header.at;
+  for (let i = 0; i < header.n; i++) {
+    const end = skipValue(data, pos);
+    if (end < 0) throw undecodable('the message ends inside an event');
+    if (end - pos > bounds.maxEventBytes) throw new BadRequestError('event_too_large', `an element is over ${bounds.maxEventBytes} bytes; no valid event is that long`, 413);
+    spans.push(pos, end);
+    pos = end;
+  }
+  const items: DecodedItem[] = [];
+  const slicer = new Slicer();
+  for (let i = 0; i < spans.length; i += 2) {
+    items.push({ ok: true, value: unpackOne(data.subarray(spans[i], spans[i + 1])) });
+    if ((i & 0x1fe) === 0) await slicer.maybeYield();
+  }
+  return { items, end: pos };
+}
+
+function arrayLength(d: Buffer, at: number): { n: number; at: number } | undefined {
+  const t = d[at];
+  if (t === undefined) return undefined;
+  if (t >= 0x90 && t <= 0x9f) return { n: t & 0x0f, at: at + 1 };
+  if (t === 0xdc && at + 3 <= d.length) return { n: d.readUInt16BE(at + 1), at: at + 3 };
+  if (t === 0xdd && at + 5 <= d.length) return { n: d.readUInt32BE(at + 1), at: at + 5 };
+  return undefined;
+}
+
+function mapLength(d: Buffer, at: number): { n: number; at: number } | undefined {
+  const t = d[at];
+  if (t === undefined) return undefined;
+  if (t >= 0x80 && t <= 0x8f) return { n: t & 0x0f, at: at + 1 };
+  if (t === 0xde && at + 3 <= d.length) return { n: d.readUInt16BE(at + 1), at: at + 3 };
+  if (t === 0xdf && at + 5 <= d.length) return { n: d.readUInt32BE(at + 1), at: at + 5 };
+  return undefined;
+}
+
+/** Where the MessagePack value at `pos` ends, without building it; -1 when the data ends first (or is invalid). */
+export function skipValue(d: Buffer, pos: number): number {
+  // Values still to skip; each step reads at least one byte, so the walk is bounded by the length.
+  let pending = 1;
+  const len = d.length;
+  const uint = (bytes: number) => (pos + bytes > len ? -1 : bytes === 1 ? d[pos]! : bytes === 2 ? d.readUInt16BE(pos) : d.readUInt32BE(pos));
+  while (pending > 0) {
+    if (pos >= len) return -1;
+    const t = d[pos++]!;
+    pending--;
+    if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) continue;
+    if (t <= 0x8f) pending += 2 * (t & 0x0f);
+    else if (t <= 0x9f) pending += t & 0x0f;
+    else if (t <= 0xbf) pos += t & 0x1f;
+    else {
+      let n: number;
+      switch (t) {
+        case 0xc4: case 0xd9: n = uint(1); if (n < 0) return -1; pos += 1 + n; break;
+        case 0xc5: case 0xda: n = uint(2); if (n < 0) return -1; pos += 2 + n; break;
+        case 0xc6: case 0xdb: n = uint(4); if (n < 0) return -1; pos += 4 + n; break;
+        case 0xc7: n = uint(1); if (n < 0) return -1; pos += 2 + n; break;
+        case 0xc8: n = uint(2); if (n < 0) return -1; pos += 3 + n; break;
+        case 0xc9: n = uint(4); if (n < 0) return -1; pos += 5 + n; break;
+        case 0xcc: case 0xd0: pos += 1; break;
+        case 0xcd: case 0xd1: pos += 2; break;
+        case 0xca: case 0xce: case 0xd2: pos += 4; break;
+        case 0xcb: case 0xcf: case 0xd3: pos += 8; break;
+        case 0xd4: pos += 2; break;
+        case 0xd5: pos += 3; break;
+        case 0xd6: pos += 5; break;
+        case 0xd7: pos += 9; break;
+        case 0xd8: pos += 17; break;
+        case 0xdc: n = uint(2); if (n < 0) return -1; pos += 2; pending += n; break;
+        case 0xdd: n = uint(4); if (n < 0) return -1; pos += 4; pending += n; break;
+        case 0xde: n = uint(2); if (n < 0) return -1; pos += 2; pending += 2 * n; break;
+        case 0xdf: n = uint(4); if (n < 0) return -1; pos += 4; pending += 2 * n; break;
+        default: return -1; // 0xc1: never used
+      }
+    }
+  }
+  return pos > len ? -1 : pos;
+}
+
 export function decodeStreamMessage(data: Buffer, binary: boolean): StreamMessage {
   let value: unknown;
   try {

@@ -19,7 +19,7 @@ import {
   type Registry,
   type Store,
 } from '@afterglow/core';
-import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, decodeStreamText, isNdjson, type BodyBounds } from './decode.js';
+import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamText, isNdjson, type BodyBounds } from './decode.js';
 import type { EventIntake, IntakeGuard, IntakeResult } from './intake.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 
@@ -362,7 +362,8 @@ class StreamSession {
     let seq: number | undefined;
     try {
       const { maxEventsPerRequest: maxEvents, maxBadLines, maxEventBytes } = this.deps;
-      const msg = binary ? decodeStreamMessage(data, true) : await decodeStreamText(data, { maxEvents, maxBadLines, maxEventBytes });
+      const bounds = { maxEvents, maxBadLines, maxEventBytes };
+      const msg = binary ? await decodeStreamBinary(data, bounds) : await decodeStreamText(data, bounds);
       seq = msg.seq ?? ++this.autoSeq;
       if (msg.items.length > this.deps.maxEventsPerRequest) {
         throw new BadRequestError('too_many_events', `${msg.items.length} events in one message; the limit is ${this.deps.maxEventsPerRequest}`);

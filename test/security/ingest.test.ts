@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
+import { unpack } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { eventually, uniqueName } from '@afterglow/core/testing';
 import { makeEvents, startApp, type TestApp } from '../support.js';
@@ -205,6 +206,30 @@ test('a WebSocket message of a million tiny elements is refused from the count, 
     // The scan's refusal, not the count of a parsed message.
     assert.match(result.reply.message, new RegExp(`more than ${CAP} events`));
     assert.ok(maxLoopDelayMs < 1_000 && slowestWhoamiMs < 1_000, `stall ${maxLoopDelayMs.toFixed(0)} ms, whoami ${slowestWhoamiMs.toFixed(0)} ms`);
+  } finally {
+    ws.close();
+  }
+});
+
+test('a MessagePack message of four million empty maps is refused from its array header, before unpacking', async () => {
+  const ws = new WebSocket(`${app.running.url.replace(/^http/, 'ws')}/v1/stream`, { headers: await app.authHeaders(uniqueName('wsbomb'), ['ingest']) });
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  try {
+    // {seq: 1, events: [{}, {}, ...]}: 4,000,000 one-byte empty maps.
+    const n = 4_000_000;
+    const head = Buffer.from([0x82, 0xa3, 0x73, 0x65, 0x71, 0x01, 0xa6, ...Buffer.from('events'), 0xdd, 0, 0, 0, 0]);
+    head.writeUInt32BE(n, head.length - 4);
+    const message = Buffer.concat([head, Buffer.alloc(n, 0x80)]);
+    const { result, maxLoopDelayMs } = await whileServing(async () => {
+      const t0 = performance.now();
+      const reply = new Promise<{ type: string; seq: number; code: string; message: string }>((resolve) => ws.once('message', (d) => resolve(unpack(d as Buffer))));
+      ws.send(message, { binary: true });
+      return { reply: await reply, ms: performance.now() - t0 };
+    });
+    console.log(`MessagePack message of 4M empty maps: ${result.reply.code} in ${result.ms.toFixed(0)} ms; longest event-loop stall meanwhile ${maxLoopDelayMs.toFixed(0)} ms`);
+    assert.deepEqual([result.reply.type, result.reply.seq, result.reply.code], ['error', 1, 'too_many_events']);
+    assert.match(result.reply.message, new RegExp(`more than ${CAP} events`), 'refused from the header, not after unpacking');
+    assert.ok(maxLoopDelayMs < 1_000, `stall ${maxLoopDelayMs.toFixed(0)} ms`);
   } finally {
     ws.close();
   }
