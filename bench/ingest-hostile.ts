@@ -17,6 +17,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { EVENT_KINDS, generateKey, loadConfig, ulid } from '@afterglow/core';
+import { unpack } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { start } from 'afterglow';
 import { opt } from './args.js';
@@ -51,7 +52,7 @@ interface Body {
   name: string;
   kind: 'normal' | 'hostile';
   bytes: Buffer;
-  /** A content type (POST /v1/events), or 'ws' for one text message on /v1/stream. */
+  /** A content type (POST /v1/events), or 'ws' / 'ws-binary' for one text / MessagePack message on /v1/stream. */
   type: string;
   gzip: boolean;
 }
@@ -69,16 +70,25 @@ const bodies: Body[] = [
   { name: 'hostile: 8 MB line of nesting, gzip', kind: 'hostile', bytes: gzipSync(`${'['.repeat(4_000_000)}${']'.repeat(4_000_000)}`), type: 'application/x-ndjson', gzip: true },
   // (The WebSocket client shares this process: masking the 3.9 MB frame counts in its stall.)
   { name: 'hostile: WebSocket message of 1.3M `{}`', kind: 'hostile', bytes: Buffer.from(`{"seq":1,"events":[${'{},'.repeat(1_300_000)}{}]}`), type: 'ws', gzip: false },
+  { name: 'hostile: MessagePack message of 4M empty maps', kind: 'hostile', bytes: msgpackBomb(4_000_000), type: 'ws-binary', gzip: false },
 ];
+
+/** `{seq: 1, events: [{}, {}, ...]}` in MessagePack: n one-byte empty maps. */
+function msgpackBomb(n: number): Buffer {
+  const head = Buffer.from([0x82, 0xa3, 0x73, 0x65, 0x71, 0x01, 0xa6, ...Buffer.from('events'), 0xdd, 0, 0, 0, 0]);
+  head.writeUInt32BE(n, head.length - 4);
+  return Buffer.concat([head, Buffer.alloc(n, 0x80)]);
+}
 
 const stream = new WebSocket(`${running.url.replace(/^http/, 'ws')}/v1/stream`, { headers: { authorization: `Bearer ${ingestKey}` } });
 await new Promise((resolve, reject) => stream.once('open', resolve).once('error', reject));
 
 /** Sends one text message on the stream; its ack or error, as an HTTP-like answer. */
-async function sendMessage(bytes: Buffer): Promise<{ status: number; text: string }> {
-  const reply = new Promise<string>((resolve) => stream.once('message', (d) => resolve(String(d))));
-  stream.send(bytes, { binary: false });
-  const m = JSON.parse(await reply) as { type: string; code?: string; accepted?: number; rejected?: number };
+async function sendMessage(bytes: Buffer, binary: boolean): Promise<{ status: number; text: string }> {
+  const reply = new Promise<Buffer>((resolve) => stream.once('message', (d) => resolve(d as Buffer)));
+  stream.send(bytes, { binary });
+  const raw = await reply;
+  const m = (binary ? unpack(raw) : JSON.parse(String(raw))) as { type: string; code?: string; accepted?: number; rejected?: number };
   return { status: m.type === 'ack' ? 200 : 400, text: JSON.stringify(m.type === 'ack' ? { accepted: m.accepted, rejected: m.rejected } : { error: `ws ${m.code}` }) };
 }
 
@@ -130,8 +140,8 @@ async function measure(body: Body): Promise<{ status: number; code: string; ms: 
   meter.start();
   const t0 = performance.now();
   const res =
-    body.type === 'ws'
-      ? await sendMessage(body.bytes)
+    body.type.startsWith('ws')
+      ? await sendMessage(body.bytes, body.type === 'ws-binary')
       : await fetch(`${running.url}/v1/events`, {
           method: 'POST',
           headers: { authorization: `Bearer ${ingestKey}`, 'content-type': body.type, ...(body.gzip && { 'content-encoding': 'gzip' }) },
