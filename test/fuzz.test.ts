@@ -15,7 +15,9 @@ import { startApp, type TestApp } from './support.js';
 /**
  * Property-based fuzzing of the hostile-input surfaces (issue 8), with fast-check, seeded:
  *   POST /v1/events   malformed JSON / NDJSON, wrong types, oversized fields and attrs, deep
- *                     nesting, unicode (lone surrogates included), compression garbage and bombs
+ *                     nesting, unicode (lone surrogates included), compression garbage and bombs;
+ *                     NDJSON shapes (blank lines, CRLF, BOM, huge lines, deep nesting, non-UTF-8
+ *                     bytes, too many lines or bad lines) checked against a model of the answer
  *   /v1/stream (WS)   random text and binary frames, wrong MessagePack, oversized frames
  *   /v1/live (WS)     random frames, unknown ops, hostile topic names, oversized frames
  *   /v1/edge (WS)     random and malformed hellos (another key's client_id included), seqs that are
@@ -32,6 +34,9 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20_261_122);
 const TENANT = uniqueName('fuzz');
 const MAX_BODY = 64 * 1024;
 const MAX_WS = 16 * 1024;
+const MAX_EVENT = 8 * 1024;
+const MAX_BAD_LINES = 20;
+const MAX_EVENTS = 500;
 const REASONS = new Set<string>(REJECT_REASONS);
 const CODE = /^[a-z0-9_]{2,64}$/;
 
@@ -62,6 +67,8 @@ before(async () => {
       INGEST_MAX_BODY_BYTES: String(MAX_BODY),
       INGEST_WS_MAX_MESSAGE_BYTES: String(MAX_WS),
       INGEST_MAX_EVENTS_PER_REQUEST: '500',
+      INGEST_MAX_EVENT_BYTES: String(MAX_EVENT),
+      INGEST_MAX_BAD_LINES: String(MAX_BAD_LINES),
       IMAGE_MAX_BYTES: String(MAX_BODY),
       IMAGE_MAX_PIXELS: '4000000',
       IMAGE_MAX_SIDE: '4096',
@@ -216,6 +223,97 @@ test('POST /v1/events: every hostile body is accepted per event or refused with 
           assert.equal(typeof x.message, 'string');
         }
       } else assertSafeError(json, b.kind);
+    }),
+    { numRuns: RUNS, seed: SEED },
+  );
+  await healthy();
+});
+
+// ---- NDJSON shapes ---------------------------------------------------------------------------
+
+type Line = { kind: string; bytes: Buffer };
+const line: fc.Arbitrary<Line> = fc.oneof(
+  { weight: 6, arbitrary: fc.constant(null).map(() => ({ kind: 'event', bytes: Buffer.from(JSON.stringify(validEvent())) })) },
+  { weight: 2, arbitrary: fc.constantFrom('', ' ', '\t', '\r', ' \t \r', '\u000b').map((b) => ({ kind: 'blank', bytes: Buffer.from(b) })) },
+  { weight: 2, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }).map((b) => ({ kind: 'bytes', bytes: Buffer.from(b.map((x) => (x === 0x0a ? 0xff : x))) })) },
+  { weight: 1, arbitrary: fc.constantFrom([0xc3, 0x28], [0xff, 0xfe, 0x7b, 0x7d], [0xed, 0xa0, 0x80], [0xf0, 0x28, 0x8c, 0xbc]).map((b) => ({ kind: 'non-utf8', bytes: Buffer.from([0x22, ...b, 0x22]) })) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 1_500 }).map((n) => ({ kind: 'nested', bytes: Buffer.from(`${'{"a":'.repeat(n)}1${'}'.repeat(n)}`) })) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 3_000 }).map((n) => ({ kind: 'nested-open', bytes: Buffer.from('['.repeat(n)) })) },
+  { weight: 1, arbitrary: fc.constantFrom('{}', '[]', '1', 'null', '"x"', '{"tenant_id":1}').map((b) => ({ kind: 'json-not-event', bytes: Buffer.from(b) })) },
+);
+/** One line around the longest an event may be (most runs have none, so the other checks get their turn). */
+const hugeLine = fc.integer({ min: MAX_EVENT - 64, max: MAX_EVENT * 3 }).map((n) => ({ kind: 'huge', bytes: Buffer.from(`{"attrs":"${'x'.repeat(n)}"}`) }));
+
+const ndjsonShape = fc.record({
+  lines: fc.oneof(
+    { weight: 8, arbitrary: fc.array(line, { maxLength: 40 }) },
+    // Around the event cap and the bad-line cap, in small lines (the body limit is not what refuses them).
+    { weight: 1, arbitrary: fc.array(fc.constantFrom('{}', '', '1', 'x', '{').map((b): Line => ({ kind: 'small', bytes: Buffer.from(b) })), { minLength: 560, maxLength: 720 }) },
+    { weight: 1, arbitrary: fc.array(fc.oneof(line, fc.constant<Line>({ kind: 'bad', bytes: Buffer.from('{nope') })), { minLength: 15, maxLength: 60 }) },
+  ),
+  crlf: fc.array(fc.boolean(), { minLength: 720, maxLength: 720 }),
+  bom: fc.boolean(),
+  trailingNewline: fc.boolean(),
+  gzip: fc.boolean(),
+  huge: fc.oneof({ weight: 5, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.tuple(fc.nat(), hugeLine) }),
+});
+
+/** The line as the server sees it: leading [ \t\r\v\f] skipped, up to (not including) the newline. */
+function served(bytes: Buffer): Buffer | undefined {
+  let i = 0;
+  while (i < bytes.length && [0x20, 0x09, 0x0d, 0x0b, 0x0c].includes(bytes[i]!)) i++;
+  return i === bytes.length ? undefined : bytes.subarray(i);
+}
+
+test('POST /v1/events NDJSON shapes: the answer matches a model of the body; no good line is lost', async () => {
+  await fc.assert(
+    fc.asyncProperty(ndjsonShape, async (shape) => {
+      if (shape.huge) shape.lines.splice(shape.huge[0] % (shape.lines.length + 1), 0, shape.huge[1]);
+      const parts: Buffer[] = shape.bom ? [Buffer.from([0xef, 0xbb, 0xbf])] : [];
+      shape.lines.forEach((l, i) => {
+        parts.push(l.bytes);
+        if (i < shape.lines.length - 1 || shape.trailingNewline) parts.push(Buffer.from(shape.crlf[i] ? '\r\n' : '\n'));
+      });
+      const raw = Buffer.concat(parts);
+      // The model: which lines count, which parse, which are events.
+      let events = 0;
+      let bad = 0;
+      let counted = 0;
+      let longest = 0;
+      shape.lines.forEach((l, i) => {
+        const cr = i < shape.lines.length - 1 || shape.trailingNewline ? (shape.crlf[i] ? 1 : 0) : 0;
+        const seen = served(cr ? Buffer.concat([l.bytes, Buffer.from('\r')]) : l.bytes);
+        if (!seen) return;
+        counted++;
+        longest = Math.max(longest, seen.length);
+        if (l.kind === 'event') events++;
+        try {
+          JSON.parse(seen.toString('utf8'));
+        } catch {
+          bad++;
+        }
+      });
+      const h: Record<string, string> = { ...headers, 'content-type': 'application/x-ndjson' };
+      if (shape.gzip) h['content-encoding'] = 'gzip';
+      const res = await fetch(`${app.running.url}/v1/events`, { method: 'POST', headers: h, body: shape.gzip ? gzipSync(raw) : raw });
+      const json = (await res.json()) as { error?: string; message?: string; accepted: number; rejected: number; rejections: { reason: string }[] };
+      count('ndjson', `${res.status}${json.error ? `:${json.error}` : ''}`);
+      const where = `${shape.lines.map((l) => l.kind).join(',').slice(0, 300)} -> ${res.status} ${JSON.stringify(json).slice(0, 300)}`;
+      if (raw.length > MAX_BODY || longest > MAX_EVENT || counted > MAX_EVENTS) {
+        assert.equal(res.status, 413, where);
+        assertSafeError(json as unknown as Record<string, unknown>, where);
+        if (raw.length <= MAX_BODY && longest <= MAX_EVENT) assert.equal(json.error, 'too_many_events', where);
+        return;
+      }
+      if (bad > MAX_BAD_LINES) {
+        assert.deepEqual([res.status, json.error], [400, 'too_many_bad_lines'], where);
+        return;
+      }
+      assert.equal(res.status, events > 0 || counted === 0 ? 202 : 422, where);
+      assert.equal(json.accepted, events, `every event line is accepted: ${where}`);
+      assert.equal(json.rejected, counted - events, where);
+      assert.equal(json.rejections.filter((r) => r.reason === 'undecodable').length, bad, where);
+      for (const r of json.rejections) assert.ok(REASONS.has(r.reason), r.reason);
     }),
     { numRuns: RUNS, seed: SEED },
   );

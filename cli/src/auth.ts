@@ -2,6 +2,8 @@ import { Transform } from 'node:stream';
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import {
   ApiKeyStore,
+  AuthFailureBudget,
+  AuthFailuresError,
   BadRequestError,
   ForbiddenError,
   RateLimiter,
@@ -36,6 +38,9 @@ import {
  *   HTTP needs no such check: keys travel in a header a browser never adds on its own.
  * - Rate limits: request bodies count against the key's bytes/s; WebSocket upgrades hold one of its
  *   connection slots until the socket closes; handlers charge events through quotaOf(req).
+ * - Failed authentications (a key presented and refused) are charged to the client address
+ *   (AUTH_FAIL_*); an address over its budget gets 429 + Retry-After before its key is even parsed.
+ *   Refusing a key never queries the store (the key cache is complete), so this bounds CPU, not I/O.
  */
 
 export interface RouteEntry {
@@ -101,6 +106,7 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
   const routes: RouteEntry[] = [];
   ROUTES.set(app, routes);
   const { settings, keys, limiter, log } = options;
+  const failures = settings.failures ? new AuthFailureBudget(settings.failures) : undefined;
 
   app.addHook('onRoute', (route: RouteOptions) => {
     const scope = (route.config as { scope?: RouteScope } | undefined)?.scope;
@@ -126,8 +132,13 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
       throw new ForbiddenError('origin_forbidden', 'WebSocket connections from this origin are not allowed (AUTH_ALLOWED_ORIGINS)');
     }
     if (scope === 'public' || !keys) return;
+    if (raw !== undefined && failures) {
+      const wait = failures.blocked(req.ip);
+      if (wait > 0) throw new AuthFailuresError(wait);
+    }
     const principal = raw === undefined ? undefined : await keys.authenticate(raw);
     if (!principal) {
+      if (raw !== undefined) failures?.fail(req.ip);
       reply.header('www-authenticate', 'Bearer');
       throw new UnauthorizedError(
         raw === undefined

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import websocket from '@fastify/websocket';
-import { AfterglowError, BackpressureError, BadRequestError, type Logger, type Registry } from '@afterglow/core';
+import { AfterglowError, BackpressureError, BadRequestError, type HttpSettings, type Logger, type Registry } from '@afterglow/core';
 import { installAuth, type AuthOptions } from './auth.js';
 
 export interface HttpOptions {
@@ -13,6 +13,31 @@ export interface HttpOptions {
   readiness: Record<string, () => Promise<unknown>>;
   /** The access check (cli/src/auth.ts), installed before any route. */
   auth: AuthOptions;
+  /** Timeouts and the connection cap (HTTP_*); absent = Node's and Fastify's defaults. */
+  limits?: Omit<HttpSettings, 'host' | 'port'>;
+}
+
+/**
+ * Slow clients are cut: the whole request (headers and body) must arrive within requestTimeout
+ * (408), headers within headersTimeout, an idle kept-alive socket closes after keepAliveTimeout,
+ * a socket silent both ways after idleTimeout (upgraded WebSockets have their own liveness), and
+ * past maxConnections new sockets are closed at accept. Node checks the first two only every
+ * connectionsCheckingInterval (30 s by default), so it is set from them.
+ */
+function serverLimits(limits: HttpOptions['limits']) {
+  if (!limits) return {};
+  const { requestTimeoutMs: request, headersTimeoutMs: headers } = limits;
+  const timeouts = [request, headers].filter((t) => t > 0);
+  const headersTimeout = headers > 0 && request > 0 ? Math.min(headers, request) : headers;
+  return {
+    requestTimeout: request,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    http: {
+      ...(headersTimeout > 0 && { headersTimeout }),
+      ...(timeouts.length > 0 && { connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(Math.min(...timeouts) / 4))) }),
+    },
+  };
 }
 
 /**
@@ -21,6 +46,7 @@ export interface HttpOptions {
  */
 export async function createHttpServer(options: HttpOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...serverLimits(options.limits),
     loggerInstance: options.log as FastifyBaseLogger,
     // Per-request lines would drown the logs at event rates; errors are logged by the handler below.
     logController: new LogController({ disableRequestLogging: true }),
@@ -51,6 +77,7 @@ export async function createHttpServer(options: HttpOptions): Promise<FastifyIns
       socket.destroy(err);
     },
   });
+  if (options.limits && options.limits.maxConnections > 0) app.server.maxConnections = options.limits.maxConnections;
   await app.register(websocket, {
     options: { maxPayload: options.wsMaxPayloadBytes },
     // A client's broken frame (too big, bad UTF-8, bad opcode) is its problem, not a server error:

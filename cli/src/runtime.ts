@@ -91,7 +91,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
 
   const auth = await createAuth(config, store, log);
   closers.push(() => auth.close());
-  const app = await createHttpServer({ log, registry, wsMaxPayloadBytes: config.ingest.wsMaxMessageBytes, readiness, auth: auth.options });
+  const app = await createHttpServer({ log, registry, wsMaxPayloadBytes: config.ingest.wsMaxMessageBytes, readiness, auth: auth.options, limits: config.http });
   registerWhoami(app);
   if (auth.keys) registerKeyRoutes(app, auth.keys);
 
@@ -111,8 +111,13 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
       log: log.child({ role: 'ingest' }),
       maxBodyBytes: config.ingest.maxBodyBytes,
       maxEventsPerRequest: config.ingest.maxEventsPerRequest,
+      maxBadLines: config.ingest.maxBadLines,
+      maxEventBytes: config.ingest.maxEventBytes,
       wsMaxInflightMessages: config.ingest.wsMaxInflightMessages,
+      wsMaxTotalInflightBytes: config.ingest.wsMaxTotalInflightBytes,
+      wsMaxConnectionsPerTenant: config.ingest.wsMaxConnectionsPerTenant,
       produceTimeoutMs: config.ingest.produceTimeoutMs,
+      registry,
     });
     if (config.edge.enabled) {
       const edge = await startEdge({ app, config, bus, intake, log: log.child({ role: 'ingest' }), registry });

@@ -68,6 +68,14 @@ const envSchema = z.object({
   INGEST_WS_MAX_MESSAGE_BYTES: int(4 * 1024 * 1024, 1024),
   INGEST_WS_MAX_INFLIGHT_MESSAGES: int(64, 1),
   INGEST_PRODUCE_TIMEOUT_MS: int(10_000, 100),
+  /** Undecodable NDJSON lines tolerated per request; past it the request is refused whole (400) without parsing the rest. */
+  INGEST_MAX_BAD_LINES: int(1_000, 0),
+  /** A JSON element or NDJSON line longer than this is refused unparsed: no valid event is near it. */
+  INGEST_MAX_EVENT_BYTES: int(64 * 1024, 1024),
+  /** WebSocket ingest messages received and not yet acknowledged, across every socket; past it every stream pauses. */
+  INGEST_WS_MAX_TOTAL_INFLIGHT_BYTES: int(256 * 1024 * 1024, 1024),
+  /** Concurrent /v1/stream sockets of one tenant in this process (all its keys together); 0 = no cap. */
+  INGEST_WS_MAX_CONNECTIONS_PER_TENANT: int(500, 0),
 
   EVENT_MAX_AGE_MS: int(7 * 24 * HOUR, 1),
   EVENT_MAX_FUTURE_MS: int(5 * MINUTE, 0),
@@ -117,6 +125,9 @@ const envSchema = z.object({
   IMAGE_MAX_SIDE: int(16_384, 1),
   /** Shorter side below this is refused (`too_small`): 1-px images crash keypoint extraction and say nothing. */
   IMAGE_MIN_SIDE: int(32, 1),
+  /** Uploads decoded at once (POST /v1/assets); 0 = available cores. More wait in a queue of IMAGE_DECODE_QUEUE, past which 503. */
+  IMAGE_DECODE_CONCURRENCY: int(0, 0, 256),
+  IMAGE_DECODE_QUEUE: int(64, 0, 100_000),
 
   /** Tying ads to masters (inference/src/tie): Knot-Tie's top-K, top-N and propagation rule, and the engine's knobs. */
   TIE_MODEL: z.enum(['mobilenet_v2', 'inception_v3']).default('mobilenet_v2'),
@@ -236,12 +247,27 @@ const envSchema = z.object({
   RATE_BYTES_PER_SEC: int(64 * 1024 * 1024, 0),
   RATE_BYTES_BURST: int(64 * 1024 * 1024, 1),
   RATE_MAX_CONNECTIONS: int(200, 0),
+  /** Failed authentications per client address (a token bucket, per process); past it 429 before any key is checked. 0 = off. */
+  AUTH_FAIL_PER_IP_PER_MIN: int(60, 0),
+  AUTH_FAIL_BURST: int(30, 1),
+  /** Addresses tracked at most (least recently seen evicted), so a spray of addresses cannot grow memory. */
+  AUTH_FAIL_MAX_IPS: int(50_000, 1),
+
+  /** HTTP server: whole request (headers and body) must arrive within this; 0 = no limit. */
+  HTTP_REQUEST_TIMEOUT_MS: int(30_000, 0),
+  HTTP_HEADERS_TIMEOUT_MS: int(10_000, 0),
+  /** An idle kept-alive connection is closed after this. */
+  HTTP_KEEPALIVE_TIMEOUT_MS: int(5_000, 1),
+  /** A socket with no traffic either way is closed after this (above the longest handler wait); WebSockets are exempt. 0 = never. */
+  HTTP_IDLE_TIMEOUT_MS: int(120_000, 0),
+  /** Open connections (HTTP and WebSocket) at most; more are refused at accept. 0 = no cap. */
+  HTTP_MAX_CONNECTIONS: int(10_000, 0),
 });
 
 export type Env = Record<string, string | undefined>;
 
 export interface AfterglowConfig {
-  http: { host: string; port: number };
+  http: HttpSettings;
   dataDir: string;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   /** Run the built-in demo generator (defaults to on only for the embedded all-in-one mode). */
@@ -261,6 +287,11 @@ export interface AfterglowConfig {
     wsMaxMessageBytes: number;
     wsMaxInflightMessages: number;
     produceTimeoutMs: number;
+    maxBadLines: number;
+    maxEventBytes: number;
+    wsMaxTotalInflightBytes: number;
+    /** 0 = no cap. */
+    wsMaxConnectionsPerTenant: number;
   };
   events: EventLimits;
   sink: { groupId: string; batchMaxRows: number; batchMaxMs: number; lanes: number };
@@ -274,6 +305,21 @@ export interface AfterglowConfig {
   triggers: TriggerSettings;
   edge: EdgeSettings;
   auth: AuthSettings;
+}
+
+/** The HTTP server's listener: timeouts against slow clients and a connection cap (0 = off where noted). */
+export interface HttpSettings {
+  host: string;
+  port: number;
+  /** 0 = no limit. */
+  requestTimeoutMs: number;
+  /** 0 = no limit. */
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** 0 = never. */
+  idleTimeoutMs: number;
+  /** 0 = no cap. */
+  maxConnections: number;
 }
 
 /** Performance prediction and attribution (inference/src/predict, attribution, workers). */
@@ -307,6 +353,8 @@ export interface AuthSettings {
     bytesBurst: number;
     maxConnections: number;
   };
+  /** Failed authentications per client address; perMin 0 (or absent) = no budget. */
+  failures?: { perMin: number; burst: number; maxAddresses: number };
 }
 
 /** Triggers (stream/src/triggers): evaluated in the `live` role; webhooks signed per rule. */
@@ -451,6 +499,9 @@ export interface ImageLimitSettings {
   maxSide: number;
   /** Min width and height. */
   minSide: number;
+  /** Uploads decoded at once, and how many may wait (past it 503). */
+  decodeConcurrency: number;
+  decodeQueue: number;
 }
 
 /** Limits the event validator enforces; kept separate so tests and tools can build one without env. */
@@ -477,7 +528,15 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
     throw new ConfigError('invalid configuration:\n  CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (embedded chDB is a single node)');
   const dataDir = path.resolve(e.AFTERGLOW_DATA_DIR);
   return {
-    http: { host: e.HOST, port: e.PORT },
+    http: {
+      host: e.HOST,
+      port: e.PORT,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_MS,
+      idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
+    },
     dataDir,
     logLevel: e.LOG_LEVEL,
     demo: e.AFTERGLOW_DEMO,
@@ -511,6 +570,10 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       wsMaxMessageBytes: e.INGEST_WS_MAX_MESSAGE_BYTES,
       wsMaxInflightMessages: e.INGEST_WS_MAX_INFLIGHT_MESSAGES,
       produceTimeoutMs: e.INGEST_PRODUCE_TIMEOUT_MS,
+      maxBadLines: e.INGEST_MAX_BAD_LINES,
+      maxEventBytes: e.INGEST_MAX_EVENT_BYTES,
+      wsMaxTotalInflightBytes: e.INGEST_WS_MAX_TOTAL_INFLIGHT_BYTES,
+      wsMaxConnectionsPerTenant: e.INGEST_WS_MAX_CONNECTIONS_PER_TENANT,
     },
     events: {
       maxAgeMs: e.EVENT_MAX_AGE_MS,
@@ -547,7 +610,14 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       rescoreCheckMs: e.PREDICT_RESCORE_CHECK_MS,
       workersEnabled: e.PREDICT_WORKERS_ENABLED ?? true,
     },
-    images: { maxBytes: e.IMAGE_MAX_BYTES, maxPixels: e.IMAGE_MAX_PIXELS, maxSide: e.IMAGE_MAX_SIDE, minSide: e.IMAGE_MIN_SIDE },
+    images: {
+      maxBytes: e.IMAGE_MAX_BYTES,
+      maxPixels: e.IMAGE_MAX_PIXELS,
+      maxSide: e.IMAGE_MAX_SIDE,
+      minSide: e.IMAGE_MIN_SIDE,
+      decodeConcurrency: e.IMAGE_DECODE_CONCURRENCY > 0 ? e.IMAGE_DECODE_CONCURRENCY : availableCores(),
+      decodeQueue: e.IMAGE_DECODE_QUEUE,
+    },
     tie: {
       model: e.TIE_MODEL,
       topK: e.TIE_TOP_K,
@@ -649,6 +719,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
         bytesBurst: e.RATE_BYTES_BURST,
         maxConnections: e.RATE_MAX_CONNECTIONS,
       },
+      failures: { perMin: e.AUTH_FAIL_PER_IP_PER_MIN, burst: e.AUTH_FAIL_BURST, maxAddresses: e.AUTH_FAIL_MAX_IPS },
     },
   };
 }

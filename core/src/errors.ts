@@ -51,3 +51,10 @@ export class BadRequestError extends AfterglowError {
     super(code, message);
   }
 }
+
+/** A bounded queue of work (image decodes, ...) is full: 503 with Retry-After; the client retries. */
+export class OverloadedError extends AfterglowError {
+  constructor(message: string) {
+    super('overloaded', message);
+  }
+}

@@ -32,4 +32,5 @@ export { blobKey, checkBlobKey, BlobCorruptError, BlobUnavailableError, type Blo
 export * from './auth/principal.js';
 export * from './auth/keys.js';
 export * from './auth/limits.js';
+export * from './auth/failures.js';
 export { PingLiveness, type PingableSocket } from './ws/liveness.js';

@@ -1,11 +1,25 @@
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import type { Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { pack } from 'msgpackr';
 import type {} from '@fastify/websocket';
-import { AfterglowError, BackpressureError, BadRequestError, actingTenant, principalOf, quotaOf, type Logger, type Quota, type Store } from '@afterglow/core';
-import { decodeJsonBody, decodeNdjsonBody, decodeStreamMessage, isNdjson } from './decode.js';
+import {
+  AfterglowError,
+  BackpressureError,
+  BadRequestError,
+  RateLimitedError,
+  actingTenant,
+  principalOf,
+  quotaOf,
+  Gauge,
+  type Logger,
+  type Quota,
+  type Registry,
+  type Store,
+} from '@afterglow/core';
+import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamText, isNdjson, type BodyBounds } from './decode.js';
 import type { EventIntake, IntakeGuard, IntakeResult } from './intake.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 
@@ -15,9 +29,18 @@ export interface IngestDeps {
   log: Logger;
   maxBodyBytes: number;
   maxEventsPerRequest: number;
+  /** Undecodable NDJSON lines tolerated per request. */
+  maxBadLines: number;
+  /** An element or line longer than this is refused unparsed. */
+  maxEventBytes: number;
   wsMaxInflightMessages: number;
+  /** WebSocket ingest messages received and not yet acknowledged, across every socket (bytes). */
+  wsMaxTotalInflightBytes: number;
+  /** Concurrent /v1/stream sockets of one tenant in this process; 0 = no cap. */
+  wsMaxConnectionsPerTenant: number;
   /** How long a WebSocket message may wait for bus capacity before it is answered with an error. */
   produceTimeoutMs: number;
+  registry?: Registry;
 }
 
 const BODY_TYPES = ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
@@ -32,6 +55,7 @@ const TENANT_QUERY = {
  * (the composition root does it, with the message size limit from config).
  */
 export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): Promise<void> {
+  const bounds: BodyBounds = { maxEvents: deps.maxEventsPerRequest, maxBadLines: deps.maxBadLines, maxEventBytes: deps.maxEventBytes };
   await app.register(async (scope) => {
     // Bodies are read as bytes and decoded here: NDJSON lines fail one by one, and gzip/deflate/br
     // bodies are decompressed as a stream whose output still counts against bodyLimit.
@@ -40,18 +64,26 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     scope.addContentTypeParser('*', (req, _payload, done) =>
       done(new BadRequestError('unsupported_media_type', `content-type ${req.headers['content-type'] ?? '(none)'} is not accepted; use application/json or application/x-ndjson`, 415)),
     );
-    scope.addHook('preParsing', async (req, _reply, payload) => decompress(req, payload, deps.maxBodyBytes));
+    scope.addHook('preParsing', async (req, _reply, payload) => scanned(req, payload, decompress(req, payload, deps.maxBodyBytes), bounds, deps.maxBodyBytes));
 
     scope.post('/v1/events', { bodyLimit: deps.maxBodyBytes, config: { scope: 'ingest' } }, async (req, reply) => {
       const body = req.body as Buffer;
-      const items = isNdjson(req.headers['content-type']) ? decodeNdjsonBody(body) : decodeJsonBody(body);
+      const scan = SCANS.get(req);
+      const quota = quotaOf(req);
+      // What a compressed body grew to is charged to the key's bytes/s before it is parsed (the
+      // auth hook charged only what crossed the wire).
+      const wire = Number(req.headers['content-length'] ?? 0) || 0;
+      if (quota && body.length > wire && (req.headers['content-encoding'] ?? 'identity') !== 'identity') await quota.bytes(body.length - wire);
+      // The scan counted the events as the body streamed in; nothing is parsed past the cap.
+      if (scan && scan.count > 0) await quota?.events(scan.count);
+      const items = isNdjson(req.headers['content-type']) ? await decodeNdjsonBody(body, bounds, scan) : await decodeJsonBody(body, bounds, scan);
       if (items.length > deps.maxEventsPerRequest) {
         throw new BadRequestError('too_many_events', `${items.length} events in one request; the limit is ${deps.maxEventsPerRequest}`, 413);
       }
-      await quotaOf(req)?.events(items.length);
+      if (!scan) await quota?.events(items.length);
       const result = await deps.intake.submit(items, guardOf(req));
       reply.code(result.accepted > 0 || items.length === 0 ? 202 : 422);
-      return result;
+      return result.rejections.length > STREAM_REJECTIONS ? reply.type('application/json').send(Readable.from(resultChunks(result))) : result;
     });
   });
 
@@ -66,15 +98,156 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     return { tenant_id, campaigns: await listCampaigns(deps.store, tenant_id) };
   });
 
-  app.get('/v1/stream', { websocket: true, config: { scope: 'ingest' } }, (socket, req) =>
-    new StreamSession(socket, deps, guardOf(req), quotaOf(req)).start(),
+  const budget = new StreamBudget(deps.wsMaxTotalInflightBytes);
+  new Gauge({
+    name: 'afterglow_ingest_ws_inflight_bytes',
+    help: 'Bytes of /v1/stream messages received and not yet acknowledged, across every socket',
+    registers: deps.registry ? [deps.registry] : [],
+    collect() {
+      this.set(budget.bytes);
+    },
+  });
+  const tenantStreams = new Map<string, number>();
+  app.get(
+    '/v1/stream',
+    {
+      websocket: true,
+      config: { scope: 'ingest' },
+      // Before the upgrade, so a tenant over its cap gets a 429 rather than a socket that closes.
+      preHandler: async (req) => {
+        const tenant = principalOf(req)?.tenantId;
+        const cap = deps.wsMaxConnectionsPerTenant;
+        if (tenant === undefined || cap <= 0) return;
+        const held = tenantStreams.get(tenant) ?? 0;
+        if (held >= cap) throw new RateLimitedError(`this tenant already holds its ${cap} concurrent streams on this server`, 5_000);
+        tenantStreams.set(tenant, held + 1);
+        const release = () => {
+          const n = (tenantStreams.get(tenant) ?? 1) - 1;
+          if (n <= 0) tenantStreams.delete(tenant);
+          else tenantStreams.set(tenant, n);
+        };
+        const socket = req.raw.socket;
+        if (socket.destroyed) release();
+        else socket.once('close', release);
+      },
+    },
+    (socket, req) => new StreamSession(socket, deps, guardOf(req), quotaOf(req), budget).start(),
   );
+}
+
+/**
+ * Bytes of /v1/stream messages received and not yet acknowledged, across every socket of the
+ * process. Over the bound every stream stops reading (TCP flow control slows the senders) until
+ * handled messages bring it back under; per-socket queues alone would allow sockets x messages x
+ * message size.
+ */
+class StreamBudget {
+  private used = 0;
+  private readonly sessions = new Set<StreamSession>();
+
+  constructor(private readonly max: number) {}
+
+  get over(): boolean {
+    return this.used >= this.max;
+  }
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  join(session: StreamSession): void {
+    this.sessions.add(session);
+  }
+
+  leave(session: StreamSession): void {
+    this.sessions.delete(session);
+  }
+
+  take(bytes: number): void {
+    const was = this.over;
+    this.used += bytes;
+    if (!was && this.over) for (const s of this.sessions) s.updateFlow();
+  }
+
+  give(bytes: number): void {
+    const was = this.over;
+    this.used -= bytes;
+    if (was && !this.over) for (const s of this.sessions) s.updateFlow();
+  }
 }
 
 /** Events must belong to the key's tenant (and placements); no key (AUTH_MODE=off): no check. */
 function guardOf(req: FastifyRequest): IntakeGuard | undefined {
   const p = principalOf(req);
   return p ? { tenantId: p.tenantId, placements: p.placements } : undefined;
+}
+
+const SCANS = new WeakMap<FastifyRequest, BodyScanner>();
+
+/** Over this many rejections the answer is serialized in slices (100k of them are ~9 MB of JSON). */
+const STREAM_REJECTIONS = 500;
+
+/** The same JSON as `JSON.stringify(result)`, a slice of rejections at a time with other work between. */
+async function* resultChunks(result: IntakeResult): AsyncGenerator<string> {
+  yield `{"accepted":${result.accepted},"rejected":${result.rejected},"rejections":[`;
+  for (let i = 0; i < result.rejections.length; i += STREAM_REJECTIONS) {
+    if (i > 0) await nextTurn();
+    yield `${i > 0 ? ',' : ''}${JSON.stringify(result.rejections.slice(i, i + STREAM_REJECTIONS)).slice(1, -1)}`;
+  }
+  yield ']}';
+}
+
+/**
+ * The decoded body passes through a BodyScanner on its way to the parser: events are counted (and
+ * their boundaries noted) as bytes arrive, so a body over the event cap, or with one event longer
+ * than any valid one, is refused after the bytes that show it, before any parsing. The rest of such
+ * a body is then read and dropped from the wire (up to the body limit) so the answer can be sent;
+ * the decompressor is stopped.
+ */
+function scanned(req: FastifyRequest, wire: Readable, body: Readable, bounds: BodyBounds, maxBodyBytes: number): Readable {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (!BODY_TYPES.includes(type)) return body;
+  const scanner = new BodyScanner(isNdjson(type) ? 'ndjson' : 'json', bounds);
+  SCANS.set(req, scanner);
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      try {
+        scanner.push(chunk);
+      } catch (err) {
+        if (body !== wire) body.destroy();
+        drop(wire, maxBodyBytes);
+        return done(err as Error);
+      }
+      done(null, chunk);
+    },
+    flush(done) {
+      // The last line (no newline after it) is counted and measured here, and may be refused too.
+      try {
+        scanner.finish();
+      } catch (err) {
+        return done(err as Error);
+      }
+      done();
+    },
+  });
+  // Fastify checks Content-Length and the body limit against the encoded bytes the decompressor saw.
+  Object.defineProperty(out, 'receivedEncodedLength', { get: () => (body as { receivedEncodedLength?: number }).receivedEncodedLength ?? 0 });
+  body.on('error', (err) => out.destroy(err));
+  // Fastify stops listening once it has refused a body (over the body limit) while bytes may still
+  // arrive and be refused here too: such a late error has no one left to tell.
+  out.on('error', () => {});
+  return body.pipe(out);
+}
+
+/** Read and discard the rest of a request body, cutting the connection past `limit` bytes. */
+function drop(wire: Readable, limit: number): void {
+  wire.unpipe();
+  let drained = 0;
+  wire.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > limit) wire.destroy();
+  });
+  wire.resume();
 }
 
 function decompress(req: FastifyRequest, payload: Readable, maxBodyBytes: number): Readable {
@@ -109,13 +282,7 @@ function decompress(req: FastifyRequest, payload: Readable, maxBodyBytes: number
     // rest of the body is read and dropped (up to the body limit) so the answer can still be sent;
     // destroying the request here would cut the connection instead.
     Object.assign(err, { code: 'invalid_encoding', statusCode: 400, message: `body is not valid ${encoding}: ${err.message}` });
-    payload.unpipe(inflate);
-    let drained = 0;
-    payload.on('data', (chunk: Buffer) => {
-      drained += chunk.length;
-      if (drained > maxBodyBytes) payload.destroy();
-    });
-    payload.resume();
+    drop(payload, maxBodyBytes);
   });
   return payload.pipe(inflate);
 }
@@ -136,18 +303,37 @@ class StreamSession {
     private readonly deps: IngestDeps,
     private readonly guard: IntakeGuard | undefined,
     private readonly quota: Quota | undefined,
+    private readonly budget: StreamBudget,
   ) {}
 
   start(): void {
+    this.budget.join(this);
     this.socket.on('message', (data, isBinary) => {
-      this.queue.push({ data: toBuffer(data), binary: isBinary });
-      if (!this.paused && this.queue.length >= this.deps.wsMaxInflightMessages) {
-        this.paused = true;
-        this.socket.pause();
-      }
+      const buffer = toBuffer(data);
+      this.queue.push({ data: buffer, binary: isBinary });
+      this.budget.take(buffer.length);
+      this.updateFlow();
       void this.drain();
     });
+    this.socket.on('close', () => {
+      this.budget.leave(this);
+      for (const msg of this.queue.splice(0)) this.budget.give(msg.data.length);
+    });
     this.socket.on('error', (err) => this.deps.log.debug({ err }, 'stream socket error'));
+  }
+
+  /** Stop reading while this socket's queue is full (resume at half) or the process-wide budget is spent. */
+  updateFlow(): void {
+    const max = this.deps.wsMaxInflightMessages;
+    const full = this.paused ? this.queue.length > max / 2 : this.queue.length >= max;
+    const pause = full || this.budget.over;
+    if (pause && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    } else if (!pause && this.paused && this.socket.readyState === this.socket.OPEN) {
+      this.paused = false;
+      this.socket.resume();
+    }
   }
 
   private async drain(): Promise<void> {
@@ -155,12 +341,17 @@ class StreamSession {
     this.draining = true;
     try {
       while (this.queue.length > 0 && this.socket.readyState === this.socket.OPEN) {
-        const msg = this.queue.shift()!;
-        await this.handle(msg.data, msg.binary);
-        if (this.paused && this.queue.length <= this.deps.wsMaxInflightMessages / 2) {
-          this.paused = false;
-          this.socket.resume();
+        const msg = this.queue[0]!;
+        try {
+          await this.handle(msg.data, msg.binary);
+        } finally {
+          // Still queued unless the close handler already released it.
+          if (this.queue[0] === msg) {
+            this.queue.shift();
+            this.budget.give(msg.data.length);
+          }
         }
+        this.updateFlow();
       }
     } finally {
       this.draining = false;
@@ -170,7 +361,9 @@ class StreamSession {
   private async handle(data: Buffer, binary: boolean): Promise<void> {
     let seq: number | undefined;
     try {
-      const msg = decodeStreamMessage(data, binary);
+      const { maxEventsPerRequest: maxEvents, maxBadLines, maxEventBytes } = this.deps;
+      const bounds = { maxEvents, maxBadLines, maxEventBytes };
+      const msg = binary ? await decodeStreamBinary(data, bounds) : await decodeStreamText(data, bounds);
       seq = msg.seq ?? ++this.autoSeq;
       if (msg.items.length > this.deps.maxEventsPerRequest) {
         throw new BadRequestError('too_many_events', `${msg.items.length} events in one message; the limit is ${this.deps.maxEventsPerRequest}`);
@@ -180,6 +373,8 @@ class StreamSession {
     } catch (err) {
       const e = err instanceof AfterglowError ? err : undefined;
       if (!e) this.deps.log.error({ err }, 'stream message failed');
+      // A message refused before it was parsed may still name its seq (see decodeStreamText).
+      seq ??= (err as { seq?: number }).seq;
       this.send({ type: 'error', seq: seq ?? null, code: e?.code ?? 'internal', message: e?.message ?? 'internal error' }, binary);
     }
   }

@@ -66,10 +66,40 @@ test('create and authenticate; only the hash is stored; a wrong secret, a malfor
   assert.equal(await keys.authenticate(wrong), undefined);
   assert.equal(await keys.authenticate(generateKey().key), undefined);
   assert.equal(await keys.authenticate('Bearer nonsense'), undefined);
-  // Another process (no cache yet) finds it by id.
+  // Another process sees it once it has loaded the keys (at start, then every refresh).
   const other = keyStore();
+  await other.start();
   assert.equal((await other.authenticate(key))?.tenantId, 'acme');
   keys.close();
+  other.close();
+});
+
+test('the cache is the truth for misses: unknown key ids cost no store query; keys made elsewhere appear on refresh', async () => {
+  const here = keyStore();
+  const there = keyStore({ refreshMs: 100 });
+  await here.start();
+  await there.start();
+  // Count every query the store is asked while random well-formed keys are refused.
+  const client = store.client;
+  const query = client.query.bind(client);
+  let queries = 0;
+  client.query = ((...args: Parameters<typeof query>) => {
+    queries++;
+    return query(...args);
+  }) as typeof client.query;
+  try {
+    there.close();
+    for (let i = 0; i < 200; i++) assert.equal(await here.authenticate(generateKey().key), undefined);
+    assert.equal(queries, 0);
+  } finally {
+    client.query = query;
+  }
+  const { key } = await here.create({ tenantId: 'acme', scopes: ['read'] });
+  assert.ok(await here.authenticate(key), 'made here: valid at once');
+  await there.start();
+  await eventually(async () => ((await there.authenticate(key)) ? true : undefined), 10_000, 50);
+  here.close();
+  there.close();
 });
 
 test('revocation is immediate here and reaches other processes on their refresh', async () => {
@@ -78,7 +108,7 @@ test('revocation is immediate here and reaches other processes on their refresh'
   await here.start();
   await there.start();
   const { key, info } = await here.create({ tenantId: 'acme', scopes: ['read'] });
-  assert.ok(await there.authenticate(key));
+  await eventually(async () => ((await there.authenticate(key)) ? true : undefined), 10_000, 50);
   const revoked = await here.revoke('acme', info.key_id);
   assert.equal(revoked.status, 'revoked');
   assert.equal(await here.authenticate(key), undefined);

@@ -8,7 +8,7 @@ import { SCOPES, type Principal, type Scope } from './principal.js';
 /**
  * API keys: `ag_<key id>.<secret>`, e.g. `ag_k3f9c0a1b2d4e6f80.Zq...` (43 base64url characters of
  * secret = 256 random bits). The key id is public (logs, listings, lookups: a request's key is one
- * primary-key read, never a scan); only an HMAC-SHA256 of the secret is stored.
+ * in-memory map read, never a store query); only an HMAC-SHA256 of the secret is stored.
  *
  * Why a fast keyed hash and not scrypt/argon2: those slow hashes exist to make guessing
  * low-entropy passwords expensive. A 256-bit random secret cannot be guessed however fast the
@@ -18,7 +18,9 @@ import { SCOPES, type Principal, type Scope } from './principal.js';
  *
  * Rotation issues a new key with the same tenant, scopes and placements, and gives the old one an
  * expiry (a grace period for clients to switch); revocation is immediate in the process that
- * handles it and reaches every other process within AUTH_REFRESH_MS (their cache refresh).
+ * handles it and reaches every other process within AUTH_REFRESH_MS (their cache refresh). The
+ * same holds for new keys: one created through this process works at once, one created elsewhere
+ * (another server, the keys CLI) within AUTH_REFRESH_MS.
  */
 
 const KEY_RE = /^ag_(k[0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
@@ -158,18 +160,15 @@ const toRecord = (r: Row): KeyRecord => ({
   updated_at: Number(r.k_updated),
 });
 
-const NEGATIVE_CACHE_MAX = 10_000;
-
 /**
  * Keys in ClickHouse with a per-process cache. Every key is held in memory (a few hundred bytes
- * each); a refresh every `refreshMs` reads only the keys written since the last one, and an unknown
- * key id is looked up once (then remembered as unknown until the next refresh, so random key ids
- * cost one query per refresh interval, not one per request).
+ * each) and a refresh every `refreshMs` reads only the keys written since the last one, so the
+ * cache is the whole truth as of the last refresh: an id it does not hold is refused without a
+ * query. Unknown key ids (a spray of well-formed random ones) thus cost the store nothing; a store
+ * that serves one query at a time (embedded chDB) would otherwise serve them before real requests.
  */
 export class ApiKeyStore {
   private readonly cache = new Map<string, KeyRecord>();
-  private readonly unknown = new Map<string, number>();
-  private readonly lookups = new Map<string, Promise<KeyRecord | undefined>>();
   private readonly pepper: string;
   private readonly clock: () => number;
   private timer: NodeJS.Timeout | undefined;
@@ -220,7 +219,6 @@ export class ApiKeyStore {
       this.cache.set(row.k_id, toRecord(row));
       this.since = Math.max(this.since, Number(row.inserted));
     }
-    this.unknown.clear();
   }
 
   private async load(keyId: string): Promise<KeyRecord | undefined> {
@@ -234,30 +232,11 @@ export class ApiKeyStore {
     return row ? toRecord(row) : undefined;
   }
 
-  private async record(keyId: string): Promise<KeyRecord | undefined> {
-    const cached = this.cache.get(keyId);
-    if (cached) return cached;
-    const until = this.unknown.get(keyId);
-    if (until !== undefined && until > this.clock()) return undefined;
-    let p = this.lookups.get(keyId);
-    if (!p) {
-      p = this.load(keyId).finally(() => this.lookups.delete(keyId));
-      this.lookups.set(keyId, p);
-    }
-    const r = await p;
-    if (r) this.cache.set(keyId, r);
-    else {
-      if (this.unknown.size >= NEGATIVE_CACHE_MAX) this.unknown.clear();
-      this.unknown.set(keyId, this.clock() + this.options.refreshMs);
-    }
-    return r;
-  }
-
   /** The principal of a valid, active key; undefined for anything else (malformed, unknown, wrong secret, revoked, expired). */
   async authenticate(raw: string | undefined): Promise<Principal | undefined> {
     const parsed = parseKey(raw);
     if (!parsed) return undefined;
-    const r = await this.record(parsed.keyId);
+    const r = this.cache.get(parsed.keyId);
     if (!r || !sameHash(r.secret_hash, hashSecret(parsed.secret, this.pepper))) return undefined;
     if (statusOf(r, this.clock()) !== 'active') return undefined;
     return { tenantId: r.tenant_id, keyId: r.key_id, scopes: r.scopes, ...(r.placements.length > 0 ? { placements: r.placements } : {}) };
@@ -286,7 +265,6 @@ export class ApiKeyStore {
       clickhouse_settings: { date_time_input_format: 'best_effort' },
     });
     this.cache.set(r.key_id, r);
-    this.unknown.delete(r.key_id);
   }
 
   async create(input: NewKey): Promise<CreatedKey> {

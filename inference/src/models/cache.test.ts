@@ -43,4 +43,17 @@ describe('Limiter', () => {
     assert.equal(peak, 2);
     assert.deepEqual(order, [0, 1, 2, 3, 4, 5]);
   });
+
+  it('with a bounded queue, refuses at once (OverloadedError) when it is full', async () => {
+    const l = new Limiter(1, 2, 'jobs');
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const held = [l.run(() => gate), l.run(() => gate), l.run(() => gate)];
+    assert.deepEqual([l.running, l.queued], [1, 2]);
+    await assert.rejects(l.run(async () => 1), { code: 'overloaded' });
+    release();
+    await Promise.all(held);
+    assert.equal(await l.run(async () => 7), 7);
+    assert.deepEqual([l.running, l.queued], [0, 0]);
+  });
 });

@@ -45,7 +45,15 @@ export async function startAssetServices(app: FastifyInstance, deps: AssetServic
   const embedder =
     deps.embedder ??
     (await createConfiguredEmbedder(config, { cacheDir: tie.cacheDir, log: (msg, fields) => log.info(fields ?? {}, msg) }));
-  const registry = new AssetRegistry({ repo, blobs: deps.blobs, producer, limits: config.images, log });
+  const registry = new AssetRegistry({
+    repo,
+    blobs: deps.blobs,
+    producer,
+    limits: config.images,
+    log,
+    decodeConcurrency: config.images.decodeConcurrency,
+    decodeQueue: config.images.decodeQueue,
+  });
   const review = new ReviewService({ repo, producer, log, propagate: { topN: tie.propagateTopN, minScore: tie.propagateMinScore } });
   const tiers = new TieTiers({
     repo,

@@ -17,11 +17,12 @@ const LIMITS = { maxBytes: MAX_BYTES, maxPixels: 50_000_000, maxSide: 16_384 };
 describe('asset registry routes (real chDB, in-process bus, local blob store)', () => {
   let kit: RouteKit;
   let changes: Awaited<ReturnType<RouteKit['watch']>>;
+  let registry: AssetRegistry;
 
   before(async () => {
     kit = await routeKit();
     const producer = await kit.bus.producer();
-    const registry = new AssetRegistry({ repo: new AssetRepository(kit.store), blobs: kit.blobs, producer, limits: LIMITS, log: silentLog });
+    registry = new AssetRegistry({ repo: new AssetRepository(kit.store), blobs: kit.blobs, producer, limits: LIMITS, log: silentLog, decodeConcurrency: 1, decodeQueue: 1 });
     await registerRegistryRoutes(kit.app, { registry, maxBytes: MAX_BYTES });
     changes = await kit.watch(TOPICS.assetsChanges);
   });
@@ -120,6 +121,21 @@ describe('asset registry routes (real chDB, in-process bus, local blob store)', 
     // Another tenant sees none of it.
     assert.equal((await kit.app.inject({ url: `/v1/assets/${a.asset_id}?tenant_id=t2` })).statusCode, 404);
     assert.equal((await kit.app.inject({ url: `/v1/assets/${a.asset_id}/image?tenant_id=t2` })).statusCode, 404);
+  });
+
+  it('bounds concurrent decodes: with the decoders busy and their queue full, an upload is refused at once (503), then served', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    // One decode running, one waiting: the queue (1) is full.
+    const held = [registry.decodes.run(() => gate), registry.decodes.run(() => gate)];
+    const bytes = await noiseImage(64, 48, 'jpeg', 99);
+    const busy = await post({ tenant_id: 't4', role: 'master', asset_id: 'busy' }, { filename: 'b.jpg', bytes });
+    assert.deepEqual([busy.status, busy.body.error], [503, 'overloaded']);
+    release();
+    await Promise.all(held);
+    const served = await post({ tenant_id: 't4', role: 'master', asset_id: 'busy' }, { filename: 'b.jpg', bytes });
+    assert.equal(served.status, 201, JSON.stringify(served.body));
+    assert.deepEqual([registry.decodes.running, registry.decodes.queued], [0, 0]);
   });
 
   it('lists assets by role and campaign with a cursor', async () => {

@@ -21,6 +21,7 @@ import {
   type Logger,
 } from '@afterglow/core';
 import { decodeImage, probeImage } from '../models/image.js';
+import { Limiter } from '../models/limiter.js';
 import { ImageRejectedError, type ImageLimits } from '../models/types.js';
 import type { AssetRecord, AssetRepository } from './repository.js';
 
@@ -67,13 +68,22 @@ export interface AssetRegistryOptions {
   limits: ImageLimits;
   log: Logger;
   clock?: () => number;
+  /** Decodes (and thumbnails) at once, and how many uploads may wait for one; default: unbounded. */
+  decodeConcurrency?: number;
+  decodeQueue?: number;
 }
 
 export class AssetRegistry {
   private readonly clock: () => number;
+  /**
+   * A full decode holds up to IMAGE_MAX_PIXELS of memory and a libvips thread: uploads beyond the
+   * cores wait here, and past the queue they are refused (503) rather than piling up in memory.
+   */
+  readonly decodes: Limiter;
 
   constructor(private readonly options: AssetRegistryOptions) {
     this.clock = options.clock ?? Date.now;
+    this.decodes = new Limiter(options.decodeConcurrency ?? Infinity, options.decodeQueue ?? Infinity, 'image decodes');
   }
 
   get repo(): AssetRepository {
@@ -107,11 +117,13 @@ export class AssetRegistry {
     let probed: { format: string; width: number; height: number };
     try {
       probed = await probeImage(bytes, this.options.limits);
-      const raw = await decodeImage(bytes, this.options.limits, { maxSide: 1024 });
-      thumbnail = await sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } })
-        .resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: 'inside', withoutEnlargement: true, kernel: 'lanczos3' })
-        .webp({ quality: 80 })
-        .toBuffer();
+      thumbnail = await this.decodes.run(async () => {
+        const raw = await decodeImage(bytes, this.options.limits, { maxSide: 1024 });
+        return sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } })
+          .resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: 'inside', withoutEnlargement: true, kernel: 'lanczos3' })
+          .webp({ quality: 80 })
+          .toBuffer();
+      });
     } catch (err) {
       if (err instanceof ImageRejectedError) throw imageRejection(err);
       throw err;
