@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EVENT_KINDS, SCOPES, TOPICS, loadConfig, ulid, type AfterglowConfig, type Scope, type EngagementEvent, type EventKind, type Env } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/core/testing';
-import { start, type RoleName, type Running } from 'afterglow';
+import { start, type RoleName, type Running, type StartOptions } from 'afterglow';
 
 /** Cross-role test helpers: a whole Afterglow in this process, and traffic with known answers. */
 
@@ -21,7 +21,7 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream']): Promise<TestApp> {
+export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'], options: Pick<StartOptions, 'resolveHost'> = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-test-'));
   const config = loadConfig({
     PORT: '0',
@@ -33,7 +33,7 @@ export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'
     PREDICT_WORKERS_ENABLED: '0',
     ...env,
   });
-  const running = await start(config, { roles, demo: false });
+  const running = await start(config, { roles, demo: false, ...options });
   // The one place tests get credentials: a key per (tenant, scopes), made on first use.
   const made = new Map<string, Promise<string>>();
   const authHeaders = async (tenant: string, scopes: readonly Scope[] = SCOPES): Promise<Record<string, string>> => {

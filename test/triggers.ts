@@ -64,6 +64,9 @@ export function triggerScenario(label: string, env: () => Env | undefined): void
         TRIGGERS_WEBHOOK_BACKOFF_MS: '50',
         TRIGGERS_WEBHOOK_MAX_ATTEMPTS: '5',
         LIVE_DECAY_REFIT_MS: '1000',
+        // The receiver is on loopback: an explicit opt-in for exactly its host and port.
+        TRIGGERS_WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${(receiver.address() as AddressInfo).port}`,
+        TRIGGERS_WEBHOOK_ALLOW_PRIVATE: '1',
         ...e,
       },
       ['ingest', 'stream', 'live'],

@@ -22,7 +22,7 @@ import {
   type ApiKeyStore,
 } from '@afterglow/core';
 import { EventIntake, registerIngestRoutes, startEdge } from '@afterglow/ingest';
-import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, registerLiveRoutes, startTriggers } from '@afterglow/stream';
+import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, registerLiveRoutes, startTriggers, type ResolveHost } from '@afterglow/stream';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
 import { createHttpServer } from './http.js';
 import { DEMO_TENANT } from './demo.js';
@@ -37,6 +37,8 @@ export interface StartOptions {
   /** Run the demo traffic generator against this process's ingest. */
   demo?: boolean;
   log?: Logger;
+  /** Resolves webhook hosts for the egress policy (tests play DNS rebinding with it); default: the system resolver. */
+  resolveHost?: ResolveHost;
 }
 
 export interface Running {
@@ -177,7 +179,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
       fatigueFraction: settings.fatigueFraction,
       maxLeaderboardAssets: settings.ws.topicMaxAssets,
     });
-    const triggers = await startTriggers({ app, config, bus, store: store!, hot, fanout, keys, log: liveLog, registry });
+    const triggers = await startTriggers({ app, config, bus, store: store!, hot, fanout, keys, log: liveLog, registry, ...(options.resolveHost && { resolveHost: options.resolveHost }) });
     closers.push(() => triggers.stop());
     let aggregator: LiveAggregator | undefined;
     if (settings.aggregate) {

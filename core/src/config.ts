@@ -22,6 +22,18 @@ const bool = z
   .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 
+/** Default TRIGGERS_WEBHOOK_DENY_PORTS: remote shells, mail, RPC/SMB, Docker, etcd, Kubernetes, databases, ClickHouse, caches, brokers. */
+export const DEFAULT_DENY_PORTS: readonly number[] = [22, 23, 25, 111, 135, 139, 445, 2375, 2376, 2379, 2380, 3306, 4222, 5432, 6379, 6443, 8123, 9000, 9009, 9092, 9093, 11211, 27017];
+
+function validHostEntry(entry: string): boolean {
+  try {
+    const u = new URL(`http://${entry}`);
+    return u.pathname === '/' && !u.search && !u.hash && !u.username && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
@@ -202,6 +214,21 @@ const envSchema = z.object({
   TRIGGERS_WEBHOOK_MAX_BACKOFF_MS: int(300_000, 1, 24 * HOUR),
   TRIGGERS_WEBHOOK_QUEUE: int(1_000, 1, 1_000_000),
   TRIGGERS_WEBHOOK_CONCURRENCY: int(4, 1, 256),
+  /** Webhook egress policy (stream/src/triggers/egress.ts): only these hosts (`host` or `host:port`), when set. */
+  TRIGGERS_WEBHOOK_ALLOW_HOSTS: csv
+    .refine((hosts) => hosts.every(validHostEntry), 'must be a comma-separated list of host or host:port (no scheme, no path)')
+    .optional(),
+  /** Development and tests only: webhooks may reach loopback/private addresses (the listed hosts only, with an allow-list). */
+  TRIGGERS_WEBHOOK_ALLOW_PRIVATE: bool.optional(),
+  /** Ports webhooks never reach (remote shells, mail, Docker, databases, caches, brokers). */
+  TRIGGERS_WEBHOOK_DENY_PORTS: z
+    .string()
+    .default(DEFAULT_DENY_PORTS.join(','))
+    .transform((s, ctx) => {
+      const ports = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+      if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of ports (1-65535)' });
+      return ports;
+    }),
 
   /** Edge clients (ingest/src/edge), served by the `ingest` role on GET /v1/edge. */
   EDGE_ENABLED: bool.optional(),
@@ -316,7 +343,16 @@ export interface TriggerSettings {
   maxAssetsPerCampaign: number;
   /** (rule, asset) debounce states and latest scores kept in memory at most. */
   maxTracked: number;
-  webhook: { timeoutMs: number; maxAttempts: number; backoffMs: number; maxBackoffMs: number; queue: number; concurrency: number };
+  webhook: {
+    timeoutMs: number;
+    maxAttempts: number;
+    backoffMs: number;
+    maxBackoffMs: number;
+    queue: number;
+    concurrency: number;
+    /** Where webhooks may go (stream/src/triggers/egress.ts). */
+    egress: { allowHosts: string[]; allowPrivate: boolean; denyPorts: number[] };
+  };
 }
 
 /** The edge protocol (ingest/src/edge): decisions by Thompson sampling, events acked by seq. */
@@ -602,6 +638,11 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
         maxBackoffMs: e.TRIGGERS_WEBHOOK_MAX_BACKOFF_MS,
         queue: e.TRIGGERS_WEBHOOK_QUEUE,
         concurrency: e.TRIGGERS_WEBHOOK_CONCURRENCY,
+        egress: {
+          allowHosts: e.TRIGGERS_WEBHOOK_ALLOW_HOSTS ?? [],
+          allowPrivate: e.TRIGGERS_WEBHOOK_ALLOW_PRIVATE ?? false,
+          denyPorts: e.TRIGGERS_WEBHOOK_DENY_PORTS,
+        },
       },
     },
     edge: {

@@ -17,8 +17,10 @@ export interface DeliveryRow {
   rule_id: string;
   target: string;
   attempt: number;
-  status: 'delivered' | 'failed' | 'gave_up' | 'dropped';
+  /** `refused`: the egress policy refused the target (final, not retried). */
+  status: 'delivered' | 'failed' | 'gave_up' | 'dropped' | 'refused';
   http_status: number;
+  /** A coarse outcome only (`failed`, `http_5xx`, `refused_by_policy`, `queue full`), never a network error's text. */
   error: string;
   at: number;
 }
