@@ -94,7 +94,8 @@ export function triggerScenario(label: string, env: () => Env | undefined): void
     const producer = await running.bus.producer();
     cleanup.push(() => producer.close());
     const second = new TriggerEngine({
-      store: new TriggerStore(running.store!),
+      // The app's webhook key: the rule's secret is stored sealed.
+      store: new TriggerStore(running.store!, { secretKey: config.triggers.secretKey }),
       hot: live.hot,
       fanout: live.fanout,
       bus: running.bus,

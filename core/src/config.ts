@@ -25,6 +25,17 @@ const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.nu
 /** Default TRIGGERS_WEBHOOK_DENY_PORTS: remote shells, mail, RPC/SMB, Docker, etcd, Kubernetes, databases, ClickHouse, caches, brokers. */
 export const DEFAULT_DENY_PORTS: readonly number[] = [22, 23, 25, 111, 135, 139, 445, 2375, 2376, 2379, 2380, 3306, 4222, 5432, 6379, 6443, 8123, 9000, 9009, 9092, 9093, 11211, 27017];
 
+/** 32 bytes from 64 hex digits or base64/base64url; undefined otherwise. */
+export function parseKey32(s: string): Buffer | undefined {
+  const t = s.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return Buffer.from(t, 'hex');
+  if (/^[A-Za-z0-9+/_-]{42,44}={0,2}$/.test(t)) {
+    const b = Buffer.from(t.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (b.length === 32) return b;
+  }
+  return undefined;
+}
+
 function validHostEntry(entry: string): boolean {
   try {
     const u = new URL(`http://${entry}`);
@@ -229,6 +240,15 @@ const envSchema = z.object({
       if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of ports (1-65535)' });
       return ports;
     }),
+  /** AES-256-GCM key (32 bytes, base64 or hex) for webhook secrets at rest; held outside the store. */
+  TRIGGERS_SECRET_KEY: z
+    .string()
+    .transform((s, ctx) => {
+      const key = parseKey32(s);
+      if (!key) ctx.addIssue({ code: 'custom', message: 'must be 32 bytes, base64 or hex (e.g. `openssl rand -base64 32`)' });
+      return key ?? Buffer.alloc(0);
+    })
+    .optional(),
 
   /** Edge clients (ingest/src/edge), served by the `ingest` role on GET /v1/edge. */
   EDGE_ENABLED: bool.optional(),
@@ -353,6 +373,8 @@ export interface TriggerSettings {
     /** Where webhooks may go (stream/src/triggers/egress.ts). */
     egress: { allowHosts: string[]; allowPrivate: boolean; denyPorts: number[] };
   };
+  /** AES-256-GCM key for webhook secrets at rest; undefined = not configured (the runtime decides). */
+  secretKey: Buffer | undefined;
 }
 
 /** The edge protocol (ingest/src/edge): decisions by Thompson sampling, events acked by seq. */
@@ -644,6 +666,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
           denyPorts: e.TRIGGERS_WEBHOOK_DENY_PORTS,
         },
       },
+      secretKey: e.TRIGGERS_SECRET_KEY,
     },
     edge: {
       enabled: e.EDGE_ENABLED ?? true,

@@ -9,9 +9,10 @@ import { registerTriggerRoutes } from './routes.js';
 import { TriggerStore } from './store.js';
 
 export { TriggerEngine, hintsOf, type TriggerEngineOptions } from './engine.js';
-export { TriggerStore, type StoredRule, type FiringLogEntry, type DeliveryRow, type LinkRow } from './store.js';
+export { TriggerStore, type TriggerStoreOptions, type StoredRule, type FiringLogEntry, type DeliveryRow, type LinkRow } from './store.js';
 export { WebhookDispatcher, type WebhookOptions } from './webhooks.js';
 export { EgressPolicy, EgressRefusedError, deniedRange, type EgressSettings, type ResolveHost } from './egress.js';
+export { SecretBox, isSealed } from './secrets.js';
 export { registerTriggerRoutes, type TriggerRoutesDeps } from './routes.js';
 export * as conditions from './evaluate.js';
 
@@ -42,7 +43,7 @@ export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers
   const { config } = deps;
   const ci = { maxRelWidth: config.live.ciMaxRelWidth, maxAbsWidth: config.live.ciMaxAbsWidth };
   const log = deps.log.child({ component: 'triggers' });
-  const store = new TriggerStore(deps.store);
+  const store = new TriggerStore(deps.store, { secretKey: config.triggers.secretKey, log });
   // One policy for saving rules and for delivering: the same resolver answers both.
   const egress = new EgressPolicy(config.triggers.webhook.egress, deps.resolveHost);
   let engine: TriggerEngine | undefined;
