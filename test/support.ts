@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,13 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/**
+ * Outside the demo the pepper and the webhook key are required: one of each per test process, so
+ * apps a test restarts on the same data dir (or runs side by side) share them, as a deployment does.
+ */
+const TEST_PEPPER = randomBytes(24).toString('base64url');
+const TEST_SECRET_KEY = randomBytes(32).toString('base64');
+
 export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'], options: Pick<StartOptions, 'resolveHost'> = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-test-'));
   const config = loadConfig({
@@ -31,6 +39,8 @@ export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'
     SINK_BATCH_MAX_MS: '200',
     // The scoring workers featurize every registered asset (ISNet, OCR): off unless a test asks (test/scoring-workers.test.ts).
     PREDICT_WORKERS_ENABLED: '0',
+    AUTH_KEY_PEPPER: TEST_PEPPER,
+    TRIGGERS_SECRET_KEY: TEST_SECRET_KEY,
     ...env,
   });
   const running = await start(config, { roles, demo: false, ...options });

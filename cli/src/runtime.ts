@@ -28,6 +28,7 @@ import { createHttpServer } from './http.js';
 import { DEMO_TENANT } from './demo.js';
 import { startDemo, type DemoHandle } from './demo-assets.js';
 import { createAuth, createDemoKeys, registerKeyRoutes, registerWhoami } from './auth.js';
+import { resolveSecrets, writePrivateFile } from './secrets.js';
 
 export const ROLES = ['ingest', 'stream', 'live', 'inference', 'dashboard'] as const;
 export type RoleName = (typeof ROLES)[number];
@@ -64,9 +65,12 @@ export interface Running {
  * The composition root: builds the adapters the config names, wires the requested roles onto them
  * and one HTTP server, and returns a handle to stop it all. `afterglow <role>` and the tests use it.
  */
-export async function start(config: AfterglowConfig, options: StartOptions): Promise<Running> {
+export async function start(given: AfterglowConfig, options: StartOptions): Promise<Running> {
   const roles = new Set(options.roles);
-  const log = options.log ?? createLogger(config.logLevel, { service: 'afterglow', roles: [...roles].join(',') });
+  const log = options.log ?? createLogger(given.logLevel, { service: 'afterglow', roles: [...roles].join(',') });
+  // The pepper and the webhook key: configured, or (demo only) generated into the data directory.
+  const secrets = resolveSecrets(given, { demo: Boolean(options.demo), live: roles.has('live'), log });
+  const config: AfterglowConfig = { ...given, auth: { ...given.auth, pepper: secrets.pepper }, triggers: { ...given.triggers, secretKey: secrets.secretKey } };
   const registry = createMetricsRegistry({ roles: [...roles].join(',') });
   const closers: (() => Promise<unknown>)[] = [];
   const readiness: Record<string, () => Promise<unknown>> = {};

@@ -268,7 +268,7 @@ const envSchema = z.object({
 
   /** API keys (core/src/auth, issue 8). `off` trusts the tenant_id a client sends: only behind a gateway that authenticates. */
   AUTH_MODE: z.enum(['keys', 'off']).default('keys'),
-  /** Keyed-hash secret for stored API key hashes; every process of a deployment must share it. */
+  /** Keyed-hash secret for stored API key hashes; every process of a deployment must share it. Required with keys on, outside the demo. */
   AUTH_KEY_PEPPER: z.string().min(16).optional(),
   /** Each process re-reads changed keys (revocations, rotations) this often. */
   AUTH_REFRESH_MS: int(2_000, 100, 60_000),
@@ -339,7 +339,10 @@ export interface PredictSettings {
 /** API keys, origins and per-key rate limits (core/src/auth). */
 export interface AuthSettings {
   mode: 'keys' | 'off';
-  /** undefined = a built-in constant (fine for one host; set AUTH_KEY_PEPPER in production). */
+  /**
+   * undefined = not configured: the runtime refuses to start with keys on, except the embedded demo,
+   * which generates one into its data directory (cli/src/secrets.ts).
+   */
   pepper: string | undefined;
   refreshMs: number;
   allowedOrigins: string[];
