@@ -29,6 +29,7 @@ import { DEMO_TENANT } from './demo.js';
 import { startDemo, type DemoHandle } from './demo-assets.js';
 import { createAuth, createDemoKeys, registerKeyRoutes, registerWhoami } from './auth.js';
 import { resolveSecrets, writePrivateFile } from './secrets.js';
+import path from 'node:path';
 
 export const ROLES = ['ingest', 'stream', 'live', 'inference', 'dashboard'] as const;
 export type RoleName = (typeof ROLES)[number];
@@ -57,6 +58,8 @@ export interface Running {
   keys: ApiKeyStore | undefined;
   /** The demo tenant's keys, when the demo runs with keys on. */
   demoKeys: { ingest: string; dashboard: string } | undefined;
+  /** Where those keys were written (0600): they never go to the log stream. */
+  demoKeysFile: string | undefined;
   /** Graceful: stop intake, drain the sink's batch, close adapters. */
   stop(): Promise<void>;
 }
@@ -216,8 +219,27 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
 
   let demo: DemoHandle | undefined;
   let demoKeys: Running['demoKeys'];
+  let demoKeysFile: string | undefined;
   if (options.demo && roles.has('ingest')) {
     demoKeys = auth.keys ? await createDemoKeys(auth.keys, DEMO_TENANT) : undefined;
+    if (demoKeys) {
+      // A file only this user can read, not the log stream (which is shipped and kept).
+      demoKeysFile = path.join(config.dataDir, 'demo-keys.json');
+      writePrivateFile(
+        demoKeysFile,
+        `${JSON.stringify(
+          {
+            tenant: DEMO_TENANT,
+            dashboard_url: `${url}/#key=${demoKeys.dashboard}`,
+            read_admin_key: demoKeys.dashboard,
+            ingest_key: demoKeys.ingest,
+            note: 'new keys every start (earlier ones are revoked); more keys: afterglow keys create --url URL --key <read_admin_key> --tenant demo --scopes ingest',
+          },
+          null,
+          2,
+        )}\n`,
+      );
+    }
     // Traffic, plus (in the background) demo masters/ads (inference role) and trigger rules (live role).
     demo = startDemo({
       baseUrl: url,
@@ -243,6 +265,7 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
     log,
     keys: auth.keys,
     demoKeys,
+    demoKeysFile,
     async stop() {
       if (stopped) return;
       stopped = true;
