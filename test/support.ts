@@ -41,6 +41,8 @@ export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'
     PREDICT_WORKERS_ENABLED: '0',
     AUTH_KEY_PEPPER: TEST_PEPPER,
     TRIGGERS_SECRET_KEY: TEST_SECRET_KEY,
+    // Prometheus' admin listener on a free port (running.metricsUrl).
+    METRICS_PORT: '0',
     ...env,
   });
   const running = await start(config, { roles, demo: false, ...options });

@@ -66,9 +66,10 @@ async function main(argv: string[]): Promise<void> {
   const demo = config.demo ?? (command === 'all' && config.bus.kind === 'memory');
   const running = await start(config, { roles, demo, log });
   const adapters = `bus=${config.bus.kind} store=${config.store.kind} hot=${config.hot.kind} fanout=${config.fanout.kind}`;
-  log.info({ url: running.url, roles, adapters }, 'afterglow is running');
+  log.info({ url: running.url, metrics: running.metricsUrl ?? null, roles, adapters }, 'afterglow is running');
   // Plain line for humans starting it with `npm start`.
-  process.stdout.write(`\nAfterglow (${command}) is running at ${running.url}/  [${adapters}${demo ? ', demo traffic on' : ''}]\n\n`);
+  process.stdout.write(`\nAfterglow (${command}) is running at ${running.url}/  [${adapters}${demo ? ', demo traffic on' : ''}]\n`);
+  process.stdout.write(running.metricsUrl ? `Prometheus metrics at ${running.metricsUrl}\n\n` : `No metrics endpoint (set METRICS_PORT for one).\n\n`);
   if (running.demoKeysFile) {
     // Only the path: the keys themselves stay out of stdout and the log stream.
     process.stdout.write(

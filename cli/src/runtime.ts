@@ -24,7 +24,7 @@ import {
 import { EventIntake, registerIngestRoutes, startEdge } from '@afterglow/ingest';
 import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, registerLiveRoutes, startTriggers, type ResolveHost } from '@afterglow/stream';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
-import { createHttpServer } from './http.js';
+import { createHttpServer, startMetricsServer } from './http.js';
 import { DEMO_TENANT } from './demo.js';
 import { startDemo, type DemoHandle } from './demo-assets.js';
 import { createAuth, createDemoKeys, registerKeyRoutes, registerWhoami } from './auth.js';
@@ -60,6 +60,8 @@ export interface Running {
   demoKeys: { ingest: string; dashboard: string } | undefined;
   /** Where those keys were written (0600): they never go to the log stream. */
   demoKeysFile: string | undefined;
+  /** Prometheus' endpoint on the admin listener (METRICS_PORT); undefined when there is none. */
+  metricsUrl: string | undefined;
   /** Graceful: stop intake, drain the sink's batch, close adapters. */
   stop(): Promise<void>;
 }
@@ -216,6 +218,12 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.http.port;
   const url = `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`;
+  let metricsUrl: string | undefined;
+  if (config.metrics) {
+    const metrics = await startMetricsServer(registry, config.metrics.host, config.metrics.port, log);
+    closers.push(() => metrics.close());
+    metricsUrl = `${metrics.url}/metrics`;
+  }
 
   let demo: DemoHandle | undefined;
   let demoKeys: Running['demoKeys'];
@@ -266,6 +274,7 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
     keys: auth.keys,
     demoKeys,
     demoKeysFile,
+    metricsUrl,
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -52,6 +52,10 @@ const envSchema = z.object({
   PORT: int(8080, 0, 65535),
   HOST: z.string().default('127.0.0.1'),
   AFTERGLOW_DATA_DIR: z.string().default('.afterglow-data'),
+  /** Prometheus /metrics on its own listener (not on PORT); unset = no metrics endpoint. 0 = any free port. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Where that listener binds: loopback unless a scraper on another host needs it (then firewall it). */
+  METRICS_HOST: z.string().default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AFTERGLOW_DEMO: bool.optional(),
 
@@ -286,6 +290,8 @@ export type Env = Record<string, string | undefined>;
 
 export interface AfterglowConfig {
   http: { host: string; port: number };
+  /** The admin listener for Prometheus (/metrics only); undefined = none. */
+  metrics: { host: string; port: number } | undefined;
   dataDir: string;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   /** Run the built-in demo generator (defaults to on only for the embedded all-in-one mode). */
@@ -525,6 +531,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
   const dataDir = path.resolve(e.AFTERGLOW_DATA_DIR);
   return {
     http: { host: e.HOST, port: e.PORT },
+    metrics: e.METRICS_PORT === undefined ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     dataDir,
     logLevel: e.LOG_LEVEL,
     demo: e.AFTERGLOW_DEMO,
