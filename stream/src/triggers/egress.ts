@@ -93,6 +93,9 @@ function parseEntry(entry: string): { host: string; port: number | undefined } {
   return { host: url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase(), port: url.port ? Number(url.port) : /:80$/.test(entry.trim()) ? 80 : undefined };
 }
 
+/** How long a save waits for the webhook host to resolve. */
+const RESOLVE_TIMEOUT_MS = 3_000;
+
 const defaultResolve: ResolveHost = (host) =>
   new Promise((resolve, reject) => dnsLookup(host, { all: true, verbatim: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))));
 
@@ -128,11 +131,20 @@ export class EgressPolicy {
     const t = this.checkStatic(raw);
     if (t.literal || t.private) return;
     let addresses: LookupAddress[];
+    let timer: NodeJS.Timeout | undefined;
     try {
-      addresses = await this.resolve(t.host);
+      // A name that takes long to resolve holds the save (and a resolver thread): refuse it instead.
+      addresses = await Promise.race([
+        this.resolve(t.host),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('resolve timed out')), RESOLVE_TIMEOUT_MS);
+        }),
+      ]);
     } catch {
       // Same answer as a private address: the tenant learns nothing about internal names.
       throw refusedAddress();
+    } finally {
+      clearTimeout(timer);
     }
     if (addresses.length === 0 || addresses.some((a) => deniedRange(a.address))) throw refusedAddress();
   }

@@ -144,6 +144,27 @@ test('webhooks: redirects are not followed, network errors and timeouts log one 
       egress: policy,
       record: async (r) => void rows.push(...r),
     });
+    // A name the policy's lookup resolves (the socket path a real host takes) is delivered to.
+    const named = await listen((_req, res) => res.end());
+    const viaName = new WebhookDispatcher({
+      timeoutMs: 1000,
+      maxAttempts: 1,
+      backoffMs: 10,
+      maxBackoffMs: 20,
+      queue: 10,
+      concurrency: 1,
+      log: createLogger('silent', {}),
+      egress: new EgressPolicy({ allowHosts: [`named.test:${named.port}`], allowPrivate: true, denyPorts: [] }, async () => [{ address: '127.0.0.1', family: 4 }]),
+      record: async (r) => void rows.push(...r),
+    });
+    viaName.enqueue(request('named'), `http://named.test:${named.port}/hook?x=1`, 'a-secret-of-at-least-16');
+    await viaName.idle();
+    await viaName.stop();
+    named.close();
+    assert.deepEqual(of('named'), [[1, 'delivered', 200, '']]);
+    assert.deepEqual(named.hits, ['/hook?x=1']);
+
+    rows.length = 0;
     answer = '93.184.216.34';
     await policy.check(`http://hook.test:${target.port}/hook`); // allowed at save
     answer = '127.0.0.1';
