@@ -46,6 +46,13 @@ export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers
   const store = new TriggerStore(deps.store, { secretKey: config.triggers.secretKey, log });
   // One policy for saving rules and for delivering: the same resolver answers both.
   const egress = new EgressPolicy(config.triggers.webhook.egress, deps.resolveHost);
+  const { allowPrivate, allowHosts } = config.triggers.webhook.egress;
+  if (allowPrivate) {
+    log.warn(
+      { allowHosts: allowHosts.length > 0 ? allowHosts : 'any' },
+      'TRIGGERS_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach loopback and private addresses (development and tests only)',
+    );
+  }
   let engine: TriggerEngine | undefined;
   let producer: BusProducer | undefined;
   if (config.triggers.enabled) {
