@@ -121,6 +121,8 @@ async function startServer(env: Record<string, string>): Promise<{ url: string; 
       LOG_LEVEL: 'warn',
       // No keys and no per-key connection limit: the bench opens thousands of sockets as one client.
       AUTH_MODE: 'off',
+      // Prometheus is on its own listener (METRICS_PORT); live-server prints where.
+      METRICS_PORT: '0',
       LIVE_WS_MAX_UPDATES_PER_SEC: String(UPDATES),
       LIVE_GROUP_ID: `bench-live-${Date.now().toString(36)}`,
       LIVE_KEY_PREFIX: `bench:${Date.now().toString(36)}`,
@@ -134,9 +136,10 @@ async function startServer(env: Record<string, string>): Promise<{ url: string; 
     const timer = setTimeout(() => reject(new Error('server did not start')), 60_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /READY (\S+)/.exec(out);
+      const m = /READY (\S+)(?: METRICS (\S+))?\n/.exec(out);
       if (m) {
         clearTimeout(timer);
+        if (m[2]) METRICS_URLS.set(m[1]!, m[2]);
         resolve(m[1]!);
       }
     });
@@ -242,8 +245,17 @@ function histogramQuantile(text: string, name: string, q: number): number {
   return buckets.find((b) => b.n >= q * total)?.le ?? NaN;
 }
 
+/** Server URL -> its Prometheus endpoint (the admin listener). */
+const METRICS_URLS = new Map<string, string>();
+
+function metricsText(url: string): Promise<string> {
+  const at = METRICS_URLS.get(url);
+  if (!at) throw new Error(`no metrics endpoint known for ${url}`);
+  return fetch(at).then((r) => r.text());
+}
+
 async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await metricsText(url);
   return text
     .split('\n')
     .filter((l) => l.startsWith(name))
@@ -297,7 +309,7 @@ async function latency(mode: string, env: Record<string, string>): Promise<Laten
     worker.postMessage('stop');
     const seen = await done;
     await worker.terminate();
-    const text = await (await fetch(`${url}/metrics`)).text();
+    const text = await metricsText(url);
     const produceP99 = histogramQuantile(text, 'afterglow_ingest_produce_seconds', 0.99) * 1000;
     const applyP99 = histogramQuantile(text, 'afterglow_live_apply_lag_seconds', 0.99) * 1000;
     return (['asset', 'campaign'] as const).map((name) => {

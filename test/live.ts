@@ -271,7 +271,8 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
       return lat;
     };
     const wsMetric = async (name: string) => {
-      const text = await (await authFetch(`${url}/metrics`)).text();
+      // Prometheus' admin listener (METRICS_PORT), not the tenants' port.
+      const text = await (await fetch(app!.running.metricsUrl!)).text();
       return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
     };
     try {

@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EVENT_KINDS, SCOPES, TOPICS, loadConfig, ulid, type AfterglowConfig, type Scope, type EngagementEvent, type EventKind, type Env } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/core/testing';
-import { start, type RoleName, type Running } from 'afterglow';
+import { start, type RoleName, type Running, type StartOptions } from 'afterglow';
 
 /** Cross-role test helpers: a whole Afterglow in this process, and traffic with known answers. */
 
@@ -21,7 +22,14 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream']): Promise<TestApp> {
+/**
+ * Outside the demo the pepper and the webhook key are required: one of each per test process, so
+ * apps a test restarts on the same data dir (or runs side by side) share them, as a deployment does.
+ */
+const TEST_PEPPER = randomBytes(24).toString('base64url');
+const TEST_SECRET_KEY = randomBytes(32).toString('base64');
+
+export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'], options: Pick<StartOptions, 'resolveHost'> = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-test-'));
   const config = loadConfig({
     PORT: '0',
@@ -31,9 +39,13 @@ export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'
     SINK_BATCH_MAX_MS: '200',
     // The scoring workers featurize every registered asset (ISNet, OCR): off unless a test asks (test/scoring-workers.test.ts).
     PREDICT_WORKERS_ENABLED: '0',
+    AUTH_KEY_PEPPER: TEST_PEPPER,
+    TRIGGERS_SECRET_KEY: TEST_SECRET_KEY,
+    // Prometheus' admin listener on a free port (running.metricsUrl).
+    METRICS_PORT: '0',
     ...env,
   });
-  const running = await start(config, { roles, demo: false });
+  const running = await start(config, { roles, demo: false, ...options });
   // The one place tests get credentials: a key per (tenant, scopes), made on first use.
   const made = new Map<string, Promise<string>>();
   const authHeaders = async (tenant: string, scopes: readonly Scope[] = SCOPES): Promise<Record<string, string>> => {

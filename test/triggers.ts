@@ -64,6 +64,9 @@ export function triggerScenario(label: string, env: () => Env | undefined): void
         TRIGGERS_WEBHOOK_BACKOFF_MS: '50',
         TRIGGERS_WEBHOOK_MAX_ATTEMPTS: '5',
         LIVE_DECAY_REFIT_MS: '1000',
+        // The receiver is on loopback: an explicit opt-in for exactly its host and port.
+        TRIGGERS_WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${(receiver.address() as AddressInfo).port}`,
+        TRIGGERS_WEBHOOK_ALLOW_PRIVATE: '1',
         ...e,
       },
       ['ingest', 'stream', 'live'],
@@ -91,7 +94,8 @@ export function triggerScenario(label: string, env: () => Env | undefined): void
     const producer = await running.bus.producer();
     cleanup.push(() => producer.close());
     const second = new TriggerEngine({
-      store: new TriggerStore(running.store!),
+      // The app's webhook key: the rule's secret is stored sealed.
+      store: new TriggerStore(running.store!, { secretKey: config.triggers.secretKey }),
       hot: live.hot,
       fanout: live.fanout,
       bus: running.bus,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLogger, createMetricsRegistry } from '@afterglow/core';
-import { createHttpServer } from './http.js';
+import { createHttpServer, startMetricsServer } from './http.js';
 
 test('/readyz is public and names failing checks without their error text, which goes to the log', async () => {
   const log = createLogger('warn');
@@ -42,6 +42,37 @@ test('/readyz is public and names failing checks without their error text, which
     assert.equal(up.statusCode, 200);
     assert.deepEqual(up.json(), { status: 'ready', checks: { bus: 'ok', store: 'ok' } });
   } finally {
+    await app.close();
+  }
+});
+
+test('/metrics is not on the tenants\' port; the admin listener serves it (loopback by default) and nothing else', async () => {
+  const log = createLogger('silent');
+  const registry = createMetricsRegistry();
+  const app = await createHttpServer({
+    log,
+    registry,
+    wsMaxPayloadBytes: 1024,
+    readiness: {},
+    auth: {
+      settings: { mode: 'keys', pepper: undefined, refreshMs: 60_000, allowedOrigins: [], rate: { eventsPerSec: 0, eventsBurst: 0, bytesPerSec: 0, bytesBurst: 0, maxConnections: 0 } },
+      keys: undefined,
+      limiter: undefined,
+      log,
+    },
+  });
+  const metrics = await startMetricsServer(registry, '127.0.0.1', 0, log);
+  try {
+    assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404);
+    assert.match(metrics.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const res = await fetch(`${metrics.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
+    assert.match(await res.text(), /process_cpu|nodejs_|# HELP/);
+    assert.equal((await fetch(`${metrics.url}/v1/whoami`)).status, 404);
+    assert.equal((await fetch(`${metrics.url}/metrics`, { method: 'POST' })).status, 404);
+  } finally {
+    await metrics.close();
     await app.close();
   }
 });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import websocket from '@fastify/websocket';
 import { AfterglowError, BackpressureError, BadRequestError, type HttpSettings, type Logger, type Registry } from '@afterglow/core';
@@ -41,7 +42,7 @@ function serverLimits(limits: HttpOptions['limits']) {
 }
 
 /**
- * The HTTP server every role runs: health, readiness, metrics, typed-error mapping (clients get a
+ * The HTTP server every role runs: health, readiness, typed-error mapping (clients get a
  * code and a message, never a stack trace) and request ids for log correlation. Roles add routes.
  */
 export async function createHttpServer(options: HttpOptions): Promise<FastifyInstance> {
@@ -139,9 +140,46 @@ export async function createHttpServer(options: HttpOptions): Promise<FastifyIns
     );
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
-  app.get('/metrics', pub, async (_req, reply) => {
-    reply.header('content-type', options.registry.contentType);
-    return options.registry.metrics();
-  });
+  // No /metrics here: the process-wide numbers (every tenant's traffic) are served on the admin
+  // listener (startMetricsServer, METRICS_PORT), never on the port tenants reach.
   return app;
+}
+
+/**
+ * Prometheus' endpoint on its own listener (METRICS_PORT, bound to METRICS_HOST, loopback by
+ * default): GET /metrics and nothing else. No key: what protects it is where it listens.
+ */
+export async function startMetricsServer(registry: Registry, host: string, port: number, log: Logger): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not_found', message: 'this listener serves GET /metrics only' }));
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: unknown) => {
+        log.warn({ err }, 'metrics not collected');
+        res.writeHead(500).end();
+      },
+    );
+  });
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  return {
+    url,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
 }

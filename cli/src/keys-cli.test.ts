@@ -8,9 +8,10 @@ import { runKeysCommand } from './keys-cli.js';
 /** `afterglow keys` on the store the environment names (embedded chDB here). */
 test('afterglow keys: create prints the key once, list shows it without the secret, rotate and revoke change its status', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'afterglow-keys-cli-'));
-  const saved = { dir: process.env.AFTERGLOW_DATA_DIR, ch: process.env.CLICKHOUSE_URL };
+  const saved = { dir: process.env.AFTERGLOW_DATA_DIR, ch: process.env.CLICKHOUSE_URL, pepper: process.env.AUTH_KEY_PEPPER };
   process.env.AFTERGLOW_DATA_DIR = dir;
   delete process.env.CLICKHOUSE_URL;
+  delete process.env.AUTH_KEY_PEPPER;
   const lines: string[] = [];
   const log = console.log;
   const error = console.error;
@@ -22,6 +23,11 @@ test('afterglow keys: create prints the key once, list shows it without the secr
     return { code, out: lines.join('\n') };
   };
   try {
+    // Without the servers' pepper the keys would never authenticate: refused, naming the variable.
+    const unpeppered = await run('create', '--tenant', 'acme', '--scopes', 'read');
+    assert.equal(unpeppered.code, 1);
+    assert.match(unpeppered.out, /AUTH_KEY_PEPPER/);
+    process.env.AUTH_KEY_PEPPER = 'a-test-pepper-of-some-length';
     const created = await run('create', '--tenant', 'acme', '--scopes', 'read,admin', '--name', 'dash', '--json');
     assert.equal(created.code, 0);
     const { key, info } = JSON.parse(created.out) as { key: string; info: { key_id: string } };
@@ -45,6 +51,8 @@ test('afterglow keys: create prints the key once, list shows it without the secr
     if (saved.dir === undefined) delete process.env.AFTERGLOW_DATA_DIR;
     else process.env.AFTERGLOW_DATA_DIR = saved.dir;
     if (saved.ch !== undefined) process.env.CLICKHOUSE_URL = saved.ch;
+    if (saved.pepper === undefined) delete process.env.AUTH_KEY_PEPPER;
+    else process.env.AUTH_KEY_PEPPER = saved.pepper;
     rmSync(dir, { recursive: true, force: true });
   }
 });

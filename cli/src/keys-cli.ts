@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { ApiKeyStore, createStore, loadConfig, migrate, parseScopes, type ApiKeyInfo } from '@afterglow/core';
+import { ApiKeyStore, ConfigError, createStore, loadConfig, migrate, parseScopes, type ApiKeyInfo } from '@afterglow/core';
+import { PEPPER_FILE, readSecretFile, secretPath } from './secrets.js';
 
 const USAGE = `usage: afterglow keys <create|list|rotate|revoke> [options]
 
@@ -10,8 +11,8 @@ const USAGE = `usage: afterglow keys <create|list|rotate|revoke> [options]
 
 With --url URL (or AFTERGLOW_URL) the command goes through a running server's /v1/keys with an
 admin key of the tenant (--key or AFTERGLOW_API_KEY). Without it, it writes the store named by
-the environment directly (CLICKHOUSE_URL; for embedded chDB only while no server holds the data dir).
-The new key is printed once; only its hash is stored.`;
+the environment directly (CLICKHOUSE_URL; for embedded chDB only while no server holds the data dir),
+hashing with AUTH_KEY_PEPPER (or the embedded demo's generated one in the data dir). The new key is printed once; only its hash is stored.`;
 
 export async function runKeysCommand(argv: string[]): Promise<number> {
   try {
@@ -85,10 +86,13 @@ async function keysCommand(argv: string[]): Promise<number> {
     else out = await call('DELETE', `/v1/keys/${values.id}?tenant_id=${t}`);
   } else {
     const config = loadConfig(process.env);
+    // The server's pepper: keys hashed with another one would never authenticate.
+    const pepper = config.auth.pepper ?? readSecretFile(secretPath(config.dataDir, PEPPER_FILE));
+    if (!pepper) throw new ConfigError('AUTH_KEY_PEPPER is not set (and the data dir holds no demo pepper): set the one the servers use');
     const store = await createStore(config.store);
     try {
       await migrate(store);
-      const keys = new ApiKeyStore({ store, pepper: config.auth.pepper, refreshMs: config.auth.refreshMs });
+      const keys = new ApiKeyStore({ store, pepper, refreshMs: config.auth.refreshMs });
       if (action === 'create') {
         out = await keys.create({
           tenantId: tenant,

@@ -66,17 +66,17 @@ async function main(argv: string[]): Promise<void> {
   const demo = config.demo ?? (command === 'all' && config.bus.kind === 'memory');
   const running = await start(config, { roles, demo, log });
   const adapters = `bus=${config.bus.kind} store=${config.store.kind} hot=${config.hot.kind} fanout=${config.fanout.kind}`;
-  log.info({ url: running.url, roles, adapters }, 'afterglow is running');
+  log.info({ url: running.url, metrics: running.metricsUrl ?? null, roles, adapters }, 'afterglow is running');
   // Plain line for humans starting it with `npm start`.
-  process.stdout.write(`\nAfterglow (${command}) is running at ${running.url}/  [${adapters}${demo ? ', demo traffic on' : ''}]\n\n`);
-  if (running.demoKeys) {
+  process.stdout.write(`\nAfterglow (${command}) is running at ${running.url}/  [${adapters}${demo ? ', demo traffic on' : ''}]\n`);
+  process.stdout.write(running.metricsUrl ? `Prometheus metrics at ${running.metricsUrl}\n\n` : `No metrics endpoint (set METRICS_PORT for one).\n\n`);
+  if (running.demoKeysFile) {
+    // Only the path: the keys themselves stay out of stdout and the log stream.
     process.stdout.write(
-      `Demo tenant "demo" (new keys every start; earlier ones are revoked):\n` +
-        `  dashboard:  ${running.url}/#key=${running.demoKeys.dashboard}\n` +
-        `  read+admin key: ${running.demoKeys.dashboard}\n` +
-        `  ingest key:     ${running.demoKeys.ingest}\n` +
-        `  more keys:      afterglow keys create --url ${running.url} --key <read+admin key> --tenant demo --scopes ingest\n\n`,
+      `Demo tenant "demo": its keys (new every start; earlier ones are revoked) and the dashboard link\n` +
+        `with its key are in ${running.demoKeysFile} (readable by you only; dashboard_url opens the dashboard).\n\n`,
     );
+    log.info({ file: running.demoKeysFile }, 'demo keys written');
   } else if (config.auth.mode === 'keys') {
     process.stdout.write(`API keys are on: create one with \`afterglow keys create --tenant T --scopes read,admin\` (see README).\n\n`);
   }

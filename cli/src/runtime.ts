@@ -24,12 +24,14 @@ import {
   type TopicBacklog,
 } from '@afterglow/core';
 import { EventIntake, registerIngestRoutes, startEdge } from '@afterglow/ingest';
-import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, StoreHistorySource, registerLiveRoutes, startTriggers } from '@afterglow/stream';
+import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, StoreHistorySource, registerLiveRoutes, startTriggers, type ResolveHost } from '@afterglow/stream';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
-import { createHttpServer } from './http.js';
+import { createHttpServer, startMetricsServer } from './http.js';
 import { DEMO_TENANT } from './demo.js';
 import { startDemo, type DemoHandle } from './demo-assets.js';
 import { createAuth, createDemoKeys, registerKeyRoutes, registerWhoami } from './auth.js';
+import { resolveSecrets, writePrivateFile } from './secrets.js';
+import path from 'node:path';
 
 export const ROLES = ['ingest', 'stream', 'live', 'inference', 'dashboard'] as const;
 export type RoleName = (typeof ROLES)[number];
@@ -39,6 +41,8 @@ export interface StartOptions {
   /** Run the demo traffic generator against this process's ingest. */
   demo?: boolean;
   log?: Logger;
+  /** Resolves webhook hosts for the egress policy (tests play DNS rebinding with it); default: the system resolver. */
+  resolveHost?: ResolveHost;
 }
 
 export interface Running {
@@ -58,6 +62,10 @@ export interface Running {
   demoKeys: { ingest: string; dashboard: string } | undefined;
   /** The demo (traffic generator, seeded assets and rules) when it runs. */
   demo: DemoHandle | undefined;
+  /** Where those keys were written (0600): they never go to the log stream. */
+  demoKeysFile: string | undefined;
+  /** Prometheus' endpoint on the admin listener (METRICS_PORT); undefined when there is none. */
+  metricsUrl: string | undefined;
   /** Graceful: stop intake, drain the sink's batch, close adapters. */
   stop(): Promise<void>;
 }
@@ -66,9 +74,12 @@ export interface Running {
  * The composition root: builds the adapters the config names, wires the requested roles onto them
  * and one HTTP server, and returns a handle to stop it all. `afterglow <role>` and the tests use it.
  */
-export async function start(config: AfterglowConfig, options: StartOptions): Promise<Running> {
+export async function start(given: AfterglowConfig, options: StartOptions): Promise<Running> {
   const roles = new Set(options.roles);
-  const log = options.log ?? createLogger(config.logLevel, { service: 'afterglow', roles: [...roles].join(',') });
+  const log = options.log ?? createLogger(given.logLevel, { service: 'afterglow', roles: [...roles].join(',') });
+  // The pepper and the webhook key: configured, or (demo only) generated into the data directory.
+  const secrets = resolveSecrets(given, { demo: Boolean(options.demo), live: roles.has('live'), log });
+  const config: AfterglowConfig = { ...given, auth: { ...given.auth, pepper: secrets.pepper }, triggers: { ...given.triggers, secretKey: secrets.secretKey } };
   const registry = createMetricsRegistry({ roles: [...roles].join(',') });
   const closers: (() => Promise<unknown>)[] = [];
   const readiness: Record<string, () => Promise<unknown>> = {};
@@ -187,7 +198,7 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
       fatigueFraction: settings.fatigueFraction,
       maxLeaderboardAssets: settings.ws.topicMaxAssets,
     });
-    const triggers = await startTriggers({ app, config, bus, store: store!, hot, fanout, keys, log: liveLog, registry });
+    const triggers = await startTriggers({ app, config, bus, store: store!, hot, fanout, keys, log: liveLog, registry, ...(options.resolveHost && { resolveHost: options.resolveHost }) });
     closers.push(() => triggers.stop());
     let aggregator: LiveAggregator | undefined;
     if (settings.aggregate) {
@@ -219,11 +230,36 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.http.port;
   const url = `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`;
+  let metricsUrl: string | undefined;
+  if (config.metrics) {
+    const metrics = await startMetricsServer(registry, config.metrics.host, config.metrics.port, log);
+    closers.push(() => metrics.close());
+    metricsUrl = `${metrics.url}/metrics`;
+  }
 
   let demo: DemoHandle | undefined;
   let demoKeys: Running['demoKeys'];
+  let demoKeysFile: string | undefined;
   if (options.demo && roles.has('ingest')) {
     demoKeys = auth.keys ? await createDemoKeys(auth.keys, DEMO_TENANT) : undefined;
+    if (demoKeys) {
+      // A file only this user can read, not the log stream (which is shipped and kept).
+      demoKeysFile = path.join(config.dataDir, 'demo-keys.json');
+      writePrivateFile(
+        demoKeysFile,
+        `${JSON.stringify(
+          {
+            tenant: DEMO_TENANT,
+            dashboard_url: `${url}/#key=${demoKeys.dashboard}`,
+            read_admin_key: demoKeys.dashboard,
+            ingest_key: demoKeys.ingest,
+            note: 'new keys every start (earlier ones are revoked); more keys: afterglow keys create --url URL --key <read_admin_key> --tenant demo --scopes ingest',
+          },
+          null,
+          2,
+        )}\n`,
+      );
+    }
     // Traffic, plus (in the background) demo masters/ads (inference role) and trigger rules (live role).
     demo = startDemo({
       baseUrl: url,
@@ -250,6 +286,8 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
     keys: auth.keys,
     demoKeys,
     demo,
+    demoKeysFile,
+    metricsUrl,
     async stop() {
       if (stopped) return;
       stopped = true;

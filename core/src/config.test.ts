@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { loadConfig } from './config.js';
+import { DEFAULT_DENY_PORTS, loadConfig } from './config.js';
 import { ConfigError } from './errors.js';
 
 test('an empty environment means the embedded mode', () => {
@@ -56,4 +56,27 @@ test('limits and batching are configurable', () => {
   assert.equal(c.events.maxAgeMs, 1000);
   assert.equal(c.sink.batchMaxRows, 10);
   assert.equal(c.demo, false);
+});
+
+test('security settings: webhook egress, the webhook key, the metrics listener', () => {
+  const none = loadConfig({});
+  assert.deepEqual(none.triggers.webhook.egress, { allowHosts: [], allowPrivate: false, denyPorts: [...DEFAULT_DENY_PORTS] });
+  assert.ok(none.triggers.webhook.egress.denyPorts.includes(8123) && none.triggers.webhook.egress.denyPorts.includes(6379));
+  assert.equal(none.triggers.secretKey, undefined);
+  assert.equal(none.metrics, undefined);
+  const set = loadConfig({
+    TRIGGERS_WEBHOOK_ALLOW_HOSTS: 'hooks.example.com, 127.0.0.1:9999,[::1]:8080',
+    TRIGGERS_WEBHOOK_ALLOW_PRIVATE: '1',
+    TRIGGERS_WEBHOOK_DENY_PORTS: '22, 25',
+    TRIGGERS_SECRET_KEY: 'ab'.repeat(32),
+  });
+  assert.deepEqual(set.triggers.webhook.egress, { allowHosts: ['hooks.example.com', '127.0.0.1:9999', '[::1]:8080'], allowPrivate: true, denyPorts: [22, 25] });
+  assert.deepEqual(set.triggers.secretKey, Buffer.alloc(32, 0xab));
+  const b64 = Buffer.alloc(32, 7);
+  assert.deepEqual(loadConfig({ TRIGGERS_SECRET_KEY: b64.toString('base64') }).triggers.secretKey, b64);
+  assert.deepEqual(loadConfig({ TRIGGERS_SECRET_KEY: b64.toString('base64url') }).triggers.secretKey, b64);
+  assert.throws(() => loadConfig({ TRIGGERS_SECRET_KEY: Buffer.alloc(16).toString('base64') }), /TRIGGERS_SECRET_KEY: must be 32 bytes/);
+  assert.throws(() => loadConfig({ TRIGGERS_WEBHOOK_DENY_PORTS: '22,ssh' }), /TRIGGERS_WEBHOOK_DENY_PORTS/);
+  assert.throws(() => loadConfig({ TRIGGERS_WEBHOOK_ALLOW_HOSTS: 'https://hooks.example.com/path' }), /TRIGGERS_WEBHOOK_ALLOW_HOSTS/);
+  assert.throws(() => loadConfig({ AUTH_KEY_PEPPER: 'short' }), /AUTH_KEY_PEPPER/);
 });

@@ -22,6 +22,29 @@ const bool = z
   .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 
+/** Default TRIGGERS_WEBHOOK_DENY_PORTS: remote shells, mail, RPC/SMB, Docker, etcd, Kubernetes, databases, ClickHouse, caches, brokers. */
+export const DEFAULT_DENY_PORTS: readonly number[] = [22, 23, 25, 111, 135, 139, 445, 2375, 2376, 2379, 2380, 3306, 4222, 5432, 6379, 6443, 8123, 9000, 9009, 9092, 9093, 11211, 27017];
+
+/** 32 bytes from 64 hex digits or base64/base64url; undefined otherwise. */
+export function parseKey32(s: string): Buffer | undefined {
+  const t = s.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return Buffer.from(t, 'hex');
+  if (/^[A-Za-z0-9+/_-]{42,44}={0,2}$/.test(t)) {
+    const b = Buffer.from(t.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (b.length === 32) return b;
+  }
+  return undefined;
+}
+
+function validHostEntry(entry: string): boolean {
+  try {
+    const u = new URL(`http://${entry}`);
+    return u.pathname === '/' && !u.search && !u.hash && !u.username && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
@@ -29,6 +52,10 @@ const envSchema = z.object({
   PORT: int(8080, 0, 65535),
   HOST: z.string().default('127.0.0.1'),
   AFTERGLOW_DATA_DIR: z.string().default('.afterglow-data'),
+  /** Prometheus /metrics on its own listener (not on PORT); unset = no metrics endpoint. 0 = any free port. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Where that listener binds: loopback unless a scraper on another host needs it (then firewall it). */
+  METRICS_HOST: z.string().default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AFTERGLOW_DEMO: bool.optional(),
 
@@ -214,6 +241,30 @@ const envSchema = z.object({
   TRIGGERS_WEBHOOK_MAX_BACKOFF_MS: int(300_000, 1, 24 * HOUR),
   TRIGGERS_WEBHOOK_QUEUE: int(1_000, 1, 1_000_000),
   TRIGGERS_WEBHOOK_CONCURRENCY: int(4, 1, 256),
+  /** Webhook egress policy (stream/src/triggers/egress.ts): only these hosts (`host` or `host:port`), when set. */
+  TRIGGERS_WEBHOOK_ALLOW_HOSTS: csv
+    .refine((hosts) => hosts.every(validHostEntry), 'must be a comma-separated list of host or host:port (no scheme, no path)')
+    .optional(),
+  /** Development and tests only: webhooks may reach loopback/private addresses (the listed hosts only, with an allow-list). */
+  TRIGGERS_WEBHOOK_ALLOW_PRIVATE: bool.optional(),
+  /** Ports webhooks never reach (remote shells, mail, Docker, databases, caches, brokers). */
+  TRIGGERS_WEBHOOK_DENY_PORTS: z
+    .string()
+    .default(DEFAULT_DENY_PORTS.join(','))
+    .transform((s, ctx) => {
+      const ports = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+      if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of ports (1-65535)' });
+      return ports;
+    }),
+  /** AES-256-GCM key (32 bytes, base64 or hex) for webhook secrets at rest; held outside the store. */
+  TRIGGERS_SECRET_KEY: z
+    .string()
+    .transform((s, ctx) => {
+      const key = parseKey32(s);
+      if (!key) ctx.addIssue({ code: 'custom', message: 'must be 32 bytes, base64 or hex (e.g. `openssl rand -base64 32`)' });
+      return key ?? Buffer.alloc(0);
+    })
+    .optional(),
 
   /** Edge clients (ingest/src/edge), served by the `ingest` role on GET /v1/edge. */
   EDGE_ENABLED: bool.optional(),
@@ -235,7 +286,7 @@ const envSchema = z.object({
 
   /** API keys (core/src/auth, issue 8). `off` trusts the tenant_id a client sends: only behind a gateway that authenticates. */
   AUTH_MODE: z.enum(['keys', 'off']).default('keys'),
-  /** Keyed-hash secret for stored API key hashes; every process of a deployment must share it. */
+  /** Keyed-hash secret for stored API key hashes; every process of a deployment must share it. Required with keys on, outside the demo. */
   AUTH_KEY_PEPPER: z.string().min(16).optional(),
   /** Each process re-reads changed keys (revocations, rotations) this often. */
   AUTH_REFRESH_MS: int(2_000, 100, 60_000),
@@ -268,6 +319,8 @@ export type Env = Record<string, string | undefined>;
 
 export interface AfterglowConfig {
   http: HttpSettings;
+  /** The admin listener for Prometheus (/metrics only); undefined = none. */
+  metrics: { host: string; port: number } | undefined;
   dataDir: string;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   /** Run the built-in demo generator (defaults to on only for the embedded all-in-one mode). */
@@ -341,7 +394,10 @@ export interface PredictSettings {
 /** API keys, origins and per-key rate limits (core/src/auth). */
 export interface AuthSettings {
   mode: 'keys' | 'off';
-  /** undefined = a built-in constant (fine for one host; set AUTH_KEY_PEPPER in production). */
+  /**
+   * undefined = not configured: the runtime refuses to start with keys on, except the embedded demo,
+   * which generates one into its data directory (cli/src/secrets.ts).
+   */
   pepper: string | undefined;
   refreshMs: number;
   allowedOrigins: string[];
@@ -367,7 +423,18 @@ export interface TriggerSettings {
   maxAssetsPerCampaign: number;
   /** (rule, asset) debounce states and latest scores kept in memory at most. */
   maxTracked: number;
-  webhook: { timeoutMs: number; maxAttempts: number; backoffMs: number; maxBackoffMs: number; queue: number; concurrency: number };
+  webhook: {
+    timeoutMs: number;
+    maxAttempts: number;
+    backoffMs: number;
+    maxBackoffMs: number;
+    queue: number;
+    concurrency: number;
+    /** Where webhooks may go (stream/src/triggers/egress.ts). */
+    egress: { allowHosts: string[]; allowPrivate: boolean; denyPorts: number[] };
+  };
+  /** AES-256-GCM key for webhook secrets at rest; undefined = not configured (the runtime decides). */
+  secretKey: Buffer | undefined;
 }
 
 /** The edge protocol (ingest/src/edge): decisions by Thompson sampling, events acked by seq. */
@@ -537,6 +604,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
       maxConnections: e.HTTP_MAX_CONNECTIONS,
     },
+    metrics: e.METRICS_PORT === undefined ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     dataDir,
     logLevel: e.LOG_LEVEL,
     demo: e.AFTERGLOW_DEMO,
@@ -687,7 +755,13 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
         maxBackoffMs: e.TRIGGERS_WEBHOOK_MAX_BACKOFF_MS,
         queue: e.TRIGGERS_WEBHOOK_QUEUE,
         concurrency: e.TRIGGERS_WEBHOOK_CONCURRENCY,
+        egress: {
+          allowHosts: e.TRIGGERS_WEBHOOK_ALLOW_HOSTS ?? [],
+          allowPrivate: e.TRIGGERS_WEBHOOK_ALLOW_PRIVATE ?? false,
+          denyPorts: e.TRIGGERS_WEBHOOK_DENY_PORTS,
+        },
       },
+      secretKey: e.TRIGGERS_SECRET_KEY,
     },
     edge: {
       enabled: e.EDGE_ENABLED ?? true,

@@ -34,6 +34,8 @@ const log = (msg: string) => {
 export class RoleProcess {
   child: ChildProcess | undefined;
   url = '';
+  /** Its Prometheus endpoint (the admin listener on a free port). */
+  metricsUrl = '';
 
   constructor(
     readonly role: string,
@@ -43,7 +45,7 @@ export class RoleProcess {
   async start(): Promise<void> {
     const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', path.join(ROOT, 'cli/src/main.ts'), this.role], {
       cwd: ROOT,
-      env: { ...process.env, PORT: '0', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', AFTERGLOW_DEMO: '0', AUTH_MODE: 'off', ...this.env } as NodeJS.ProcessEnv,
+      env: { ...process.env, PORT: '0', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', AFTERGLOW_DEMO: '0', AUTH_MODE: 'off', METRICS_PORT: '0', ...this.env } as NodeJS.ProcessEnv,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     this.child = child;
@@ -52,9 +54,11 @@ export class RoleProcess {
       const onData = (d: Buffer) => {
         out += d.toString();
         const m = /is running at (http:\/\/[^/\s]+)/.exec(out);
-        if (m) {
+        const metrics = /Prometheus metrics at (\S+)/.exec(out);
+        if (m && metrics) {
           child.stdout!.off('data', onData);
           child.stdout!.resume();
+          this.metricsUrl = metrics[1]!;
           resolve(m[1]!);
         }
       };
@@ -166,9 +170,9 @@ function sinkEnv(ch: OwnClickHouse): Env {
   };
 }
 
-/** A Prometheus counter of one process (summed over label sets). */
-export async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+/** A Prometheus counter of one process (summed over label sets), from its metrics endpoint. */
+export async function metric(metricsUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
   let sum = 0;
   for (const line of text.split('\n')) if (line.startsWith(name) && /^[a-z_]+(\{[^}]*\})? /.test(line)) sum += Number(line.split(' ').pop());
   return sum;
@@ -207,7 +211,7 @@ export async function sinkKills(options: { kills: number; sinks?: number; batchR
       await sleep(Math.floor(Math.random() * 400));
       // Redelivered events this incarnation found already stored: each is a kill (or rebalance)
       // that fell between an insert and its offset commit.
-      duplicates += await metric(victim.url, 'afterglow_sink_duplicates_total').catch(() => 0);
+      duplicates += await metric(victim.metricsUrl, 'afterglow_sink_duplicates_total').catch(() => 0);
       await victim.kill('SIGKILL');
       kills++;
       log(`kill ${kills}: accepted ${traffic.accepted}, stored ${(await storedCounts(store, tenant)).stored}`);
@@ -216,7 +220,7 @@ export async function sinkKills(options: { kills: number; sinks?: number; batchR
     await traffic.stop();
     await waitDrained(app.running.bus, env.SINK_GROUP_ID!, 180_000);
     const counts = await storedCounts(store, tenant);
-    return { scenario: 'sink kill -9', accepted: traffic.accepted, ...counts, faults: kills, notes: { refusedPosts: traffic.refused, sinks: sinks.length, redeliveredDuplicatesDropped: duplicates + (await Promise.all(sinks.map((s) => metric(s.url, 'afterglow_sink_duplicates_total').catch(() => 0)))).reduce((a, b) => a + b, 0) } };
+    return { scenario: 'sink kill -9', accepted: traffic.accepted, ...counts, faults: kills, notes: { refusedPosts: traffic.refused, sinks: sinks.length, redeliveredDuplicatesDropped: duplicates + (await Promise.all(sinks.map((s) => metric(s.metricsUrl, 'afterglow_sink_duplicates_total').catch(() => 0)))).reduce((a, b) => a + b, 0) } };
   } finally {
     await traffic.stop();
     for (const s of sinks) await s.kill('SIGKILL');

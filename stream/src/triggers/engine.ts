@@ -32,6 +32,7 @@ import { LiveReader } from '../live/reader.js';
 import { decaySeries, type EntitySnapshot } from '../live/state.js';
 import { parseTie } from '../live/ties.js';
 import { fatigue, tieAnomaly, underMedian, underPredicted, velocitySpike, type Peer, type Verdict } from './evaluate.js';
+import { EgressPolicy } from './egress.js';
 import type { StoredRule, TriggerStore } from './store.js';
 import { WebhookDispatcher } from './webhooks.js';
 
@@ -76,6 +77,8 @@ export interface TriggerEngineOptions {
   log: Logger;
   registry?: Registry;
   clock?: () => number;
+  /** Where webhooks may go; default: a policy from settings.webhook.egress with the system resolver. */
+  egress?: EgressPolicy;
 }
 
 interface Debounce {
@@ -120,8 +123,8 @@ export class TriggerEngine {
   constructor(private readonly options: TriggerEngineOptions) {
     this.clock = options.clock ?? Date.now;
     this.reader = new LiveReader(options.hot, options.keys, options.lateMs, options.ci, 0.5);
-    const w = options.settings.webhook;
-    this.dispatcher = new WebhookDispatcher({ ...w, log: options.log, record: (rows) => options.store.recordDeliveries(rows), ...(options.registry ? { registry: options.registry } : {}) });
+    const { egress, ...w } = options.settings.webhook;
+    this.dispatcher = new WebhookDispatcher({ ...w, egress: options.egress ?? new EgressPolicy(egress), log: options.log, record: (rows) => options.store.recordDeliveries(rows), ...(options.registry ? { registry: options.registry } : {}) });
     const registers = options.registry ? [options.registry] : [];
     this.metrics = {
       fired: new Counter({ name: 'afterglow_trigger_firings_total', help: 'Triggers fired (variant requests emitted), by kind', labelNames: ['kind'], registers }),

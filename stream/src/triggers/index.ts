@@ -3,13 +3,16 @@ import type { FastifyInstance } from 'fastify';
 import type { AfterglowConfig, Bus, BusProducer, FanOut, HotState, Logger, Registry, Store } from '@afterglow/core';
 import type { LiveKeys } from '../live/keys.js';
 import { LiveReader } from '../live/reader.js';
+import { EgressPolicy, type ResolveHost } from './egress.js';
 import { TriggerEngine } from './engine.js';
 import { registerTriggerRoutes } from './routes.js';
 import { TriggerStore } from './store.js';
 
 export { TriggerEngine, hintsOf, type TriggerEngineOptions } from './engine.js';
-export { TriggerStore, type StoredRule, type FiringLogEntry, type DeliveryRow, type LinkRow } from './store.js';
+export { TriggerStore, type TriggerStoreOptions, type StoredRule, type FiringLogEntry, type DeliveryRow, type LinkRow } from './store.js';
 export { WebhookDispatcher, type WebhookOptions } from './webhooks.js';
+export { EgressPolicy, EgressRefusedError, deniedRange, type EgressSettings, type ResolveHost } from './egress.js';
+export { SecretBox, isSealed } from './secrets.js';
 export { registerTriggerRoutes, type TriggerRoutesDeps } from './routes.js';
 export * as conditions from './evaluate.js';
 
@@ -23,6 +26,8 @@ export interface TriggersDeps {
   keys: LiveKeys;
   log: Logger;
   registry?: Registry;
+  /** Resolves webhook hosts (tests inject one to play DNS rebinding); default: the system resolver. */
+  resolveHost?: ResolveHost;
 }
 
 export interface RunningTriggers {
@@ -37,7 +42,17 @@ export interface RunningTriggers {
 export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers> {
   const { config } = deps;
   const ci = { maxRelWidth: config.live.ciMaxRelWidth, maxAbsWidth: config.live.ciMaxAbsWidth };
-  const store = new TriggerStore(deps.store);
+  const log = deps.log.child({ component: 'triggers' });
+  const store = new TriggerStore(deps.store, { secretKey: config.triggers.secretKey, log });
+  // One policy for saving rules and for delivering: the same resolver answers both.
+  const egress = new EgressPolicy(config.triggers.webhook.egress, deps.resolveHost);
+  const { allowPrivate, allowHosts } = config.triggers.webhook.egress;
+  if (allowPrivate) {
+    log.warn(
+      { allowHosts: allowHosts.length > 0 ? allowHosts : 'any' },
+      'TRIGGERS_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach loopback and private addresses (development and tests only)',
+    );
+  }
   let engine: TriggerEngine | undefined;
   let producer: BusProducer | undefined;
   if (config.triggers.enabled) {
@@ -54,7 +69,8 @@ export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers
       settings: config.triggers,
       refitMs: config.live.decayRefitMs,
       processId: randomUUID(),
-      log: deps.log.child({ component: 'triggers' }),
+      log,
+      egress,
       ...(deps.registry ? { registry: deps.registry } : {}),
     });
   }
@@ -62,6 +78,7 @@ export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers
     store,
     engine,
     reader: new LiveReader(deps.hot, deps.keys, config.events.liveLateMs, ci, config.live.fatigueFraction),
+    egress,
   });
   await engine?.start();
   return {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { BadRequestError, actingTenant, parseTriggerParams, principalOf, triggerRuleInputSchema, type TriggerRule } from '@afterglow/core';
 import type { LiveReader } from '../live/reader.js';
+import type { EgressPolicy } from './egress.js';
 import type { TriggerEngine } from './engine.js';
 import type { StoredRule, TriggerStore } from './store.js';
 
@@ -10,6 +11,8 @@ export interface TriggerRoutesDeps {
   /** Absent when this process evaluates no rules (TRIGGERS_ENABLED=0): writes still land in the store. */
   engine: TriggerEngine | undefined;
   reader: LiveReader;
+  /** Webhook URLs are checked (and their hosts resolved) against it before a rule is saved. */
+  egress: EgressPolicy;
   clock?: () => number;
 }
 
@@ -18,7 +21,8 @@ const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as
 /**
  * The triggers API (live role), see /tmp/afterglow-api-spec.md "Triggers":
  *   GET    /v1/triggers/rules?tenant_id[&campaign_id]           read
- *   PUT    /v1/triggers/rules/:rule_id                           admin, body = Rule (+ webhook_secret, write-only)
+ *   PUT    /v1/triggers/rules/:rule_id                           admin, body = Rule (+ webhook_secret, write-only);
+ *                                                                a webhook_url the egress policy refuses: 422 webhook_*
  *   DELETE /v1/triggers/rules/:rule_id?tenant_id                 admin
  *   GET    /v1/triggers/log?tenant_id[&campaign_id][&limit]      read
  *   GET    /v1/triggers/firings/:firing_id?tenant_id             read: one firing, the replaced creative's live
@@ -44,6 +48,8 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
     if (typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('invalid_rule', 'the body must be a rule object');
     if (body.rule_id !== undefined && body.rule_id !== rule_id) throw new BadRequestError('invalid_rule', 'rule_id in the body differs from the path');
     const tenant = actingTenant(principalOf(req), typeof body.tenant_id === 'string' ? body.tenant_id : undefined);
+    // Before the schema, so a refused scheme gets the policy's code; resolves the host (names too).
+    if (typeof body.webhook_url === 'string') await deps.egress.check(body.webhook_url);
     const parsed = triggerRuleInputSchema.safeParse({ ...body, rule_id, tenant_id: tenant });
     if (!parsed.success) {
       const i = parsed.error.issues[0]!;

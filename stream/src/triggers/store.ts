@@ -1,4 +1,5 @@
-import { TABLES, TRIGGER_KINDS, type Store, type TriggerKind, type TriggerRule, type VariantRequest } from '@afterglow/core';
+import { TABLES, TRIGGER_KINDS, type Logger, type Store, type TriggerKind, type TriggerRule, type VariantRequest } from '@afterglow/core';
+import { SecretBox, isSealed } from './secrets.js';
 
 /**
  * Trigger persistence in ClickHouse (migration 3): rules (a ReplacingMergeTree by version, with a
@@ -17,8 +18,10 @@ export interface DeliveryRow {
   rule_id: string;
   target: string;
   attempt: number;
-  status: 'delivered' | 'failed' | 'gave_up' | 'dropped';
+  /** `refused`: the egress policy refused the target (final, not retried). */
+  status: 'delivered' | 'failed' | 'gave_up' | 'dropped' | 'refused';
   http_status: number;
+  /** A coarse outcome only (`failed`, `http_5xx`, `refused_by_policy`, `queue full`), never a network error's text. */
   error: string;
   at: number;
 }
@@ -62,10 +65,53 @@ interface RuleRow {
   updated_at: string | number;
 }
 
+export interface TriggerStoreOptions {
+  /** Seals webhook secrets before they are written (secrets.ts); absent = written in clear. */
+  secretKey?: Buffer | undefined;
+  log?: Logger;
+}
+
 export class TriggerStore {
   private lastVersion = 0;
+  private readonly box: SecretBox | undefined;
+  /** Clear-text / unreadable secrets already reported (one log line each, not one per refresh). */
+  private readonly reported = new Set<string>();
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly options: TriggerStoreOptions = {},
+  ) {
+    this.box = options.secretKey ? new SecretBox(options.secretKey) : undefined;
+  }
+
+  /** The secret as it goes to ClickHouse: sealed when there is a key. */
+  private sealed(rule: StoredRule): string {
+    if (!rule.webhook_secret) return '';
+    return this.box ? this.box.seal(rule.webhook_secret, rule.tenant_id, rule.rule_id) : rule.webhook_secret;
+  }
+
+  /** The clear secret of a stored value: sealed ones opened, clear-text ones (older rows) read as they are. */
+  private opened(stored: string, tenant: string, rule: string): string | null {
+    if (stored === '') return null;
+    const id = `${tenant}\u0000${rule}\u0000${stored.slice(-16)}`;
+    if (!isSealed(stored)) {
+      if (this.box && !this.reported.has(id)) {
+        this.reported.add(id);
+        this.options.log?.warn({ tenant, rule }, 'webhook secret stored in clear (written before TRIGGERS_SECRET_KEY was set); save the rule again to encrypt it');
+      }
+      return stored;
+    }
+    try {
+      if (!this.box) throw new Error('no key');
+      return this.box.open(stored, tenant, rule);
+    } catch {
+      if (!this.reported.has(id)) {
+        this.reported.add(id);
+        this.options.log?.error({ tenant, rule }, 'webhook secret cannot be decrypted (TRIGGERS_SECRET_KEY missing or not the key it was sealed with): the rule sends no webhooks');
+      }
+      return null;
+    }
+  }
 
   private t(name: string): string {
     return this.store.table(name);
@@ -91,7 +137,7 @@ export class TriggerStore {
           cooldown_ms: rule.cooldown_ms,
           enabled: rule.enabled ? 1 : 0,
           webhook_url: rule.webhook_url ?? '',
-          webhook_secret: rule.webhook_secret ?? '',
+          webhook_secret: this.sealed(rule),
           updated_at: rule.updated_at,
           version: this.version(rule.updated_at),
           deleted: 0,
@@ -168,7 +214,7 @@ export class TriggerStore {
           cooldown_ms: Number(r.cooldown_ms),
           enabled: Number(r.enabled) === 1,
           webhook_url: r.webhook_url || null,
-          webhook_secret: r.webhook_secret || null,
+          webhook_secret: this.opened(r.webhook_secret, r.tenant_id, r.rule_id),
           webhook_secret_set: r.webhook_secret !== '',
           updated_at: Number(r.updated_at),
         },

@@ -1,4 +1,7 @@
+import { request as httpRequest, Agent as HttpAgent } from 'node:http';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { Counter, Gauge, WEBHOOK_HEADERS, signWebhook, type Logger, type Registry, type VariantRequest } from '@afterglow/core';
+import { EgressDeniedAtConnect, EgressRefusedError, type EgressPolicy } from './egress.js';
 import type { DeliveryRow } from './store.js';
 
 /**
@@ -9,6 +12,13 @@ import type { DeliveryRow } from './store.js';
  * `maxAttempts`. Every attempt is logged (ClickHouse, via `record`). The queue is bounded: jobs
  * waiting for a worker or for their next attempt count against `queue`; past it a job is dropped
  * (and logged as such) rather than held in memory without bound. Retries do not survive a restart.
+ *
+ * Egress (egress.ts): every attempt goes through the policy. The URL's static checks run first
+ * and the socket resolves the host through the policy's `lookup`, so the address connected to is
+ * a checked one (DNS rebinding). A refusal is final (`refused`, no retry). Redirects are never
+ * followed (a 3xx is a failed attempt). The log keeps a coarse outcome only (`failed` for every
+ * network error and timeout, `http_4xx`/`http_5xx`/`http_3xx` for the receiver's answer): a
+ * tenant must not tell a closed port from a filtered one or from a DNS failure.
  */
 
 export interface WebhookOptions {
@@ -19,6 +29,7 @@ export interface WebhookOptions {
   queue: number;
   concurrency: number;
   log: Logger;
+  egress: EgressPolicy;
   record: (rows: DeliveryRow[]) => Promise<void>;
   registry?: Registry;
   random?: () => number;
@@ -41,9 +52,12 @@ export class WebhookDispatcher {
   private idleWaiters: (() => void)[] = [];
   private readonly random: () => number;
   private readonly metrics: { attempts: Counter<'outcome'> };
+  private readonly agents: { http: HttpAgent; https: HttpsAgent };
 
   constructor(private readonly options: WebhookOptions) {
     this.random = options.random ?? Math.random;
+    // No keep-alive: every attempt resolves (through the policy) and connects afresh.
+    this.agents = { http: new HttpAgent({ keepAlive: false, lookup: options.egress.lookup }), https: new HttpsAgent({ keepAlive: false, lookup: options.egress.lookup }) };
     const registers = options.registry ? [options.registry] : [];
     const self = this;
     new Gauge({
@@ -92,6 +106,8 @@ export class WebhookDispatcher {
     this.ready.length = 0;
     const deadline = Date.now() + this.options.timeoutMs;
     while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 
   private pump(): void {
@@ -116,32 +132,25 @@ export class WebhookDispatcher {
     job.attempt++;
     const at = Date.now();
     let status = 0;
-    let error = '';
+    let error: string;
     try {
-      const res = await fetch(job.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'afterglow-triggers',
-          [WEBHOOK_HEADERS.signature]: signWebhook(job.secret, at, job.body),
-          [WEBHOOK_HEADERS.timestamp]: String(at),
-          [WEBHOOK_HEADERS.delivery]: `${job.request.request_id}.${job.attempt}`,
-          [WEBHOOK_HEADERS.event]: 'variant_request',
-        },
-        body: job.body,
-        signal: AbortSignal.timeout(this.options.timeoutMs),
-        redirect: 'manual',
-      });
-      status = res.status;
-      await res.body?.cancel().catch(() => undefined);
+      status = await this.post(job, at);
       if (status >= 200 && status < 300) {
         this.metrics.attempts.inc({ outcome: 'delivered' });
         await this.write([row(job.request, job.url, job.attempt, 'delivered', status, '')]);
         return;
       }
-      error = `HTTP ${status}`;
+      error = `http_${Math.floor(status / 100)}xx`;
     } catch (err) {
-      error = (err as Error).name === 'TimeoutError' ? `timed out after ${this.options.timeoutMs} ms` : String((err as Error).message ?? err).slice(0, 500);
+      if (err instanceof EgressRefusedError || err instanceof EgressDeniedAtConnect || (err as { cause?: unknown }).cause instanceof EgressDeniedAtConnect) {
+        this.metrics.attempts.inc({ outcome: 'refused' });
+        this.options.log.warn({ firing: job.request.request_id, rule: job.request.rule_id, tenant: job.request.tenant_id }, 'webhook refused by the egress policy');
+        await this.write([row(job.request, job.url, job.attempt, 'refused', 0, 'refused_by_policy')]);
+        return;
+      }
+      // One outcome for every network error and timeout (no port/DNS oracle); details stay in debug logs.
+      this.options.log.debug({ err, firing: job.request.request_id }, 'webhook attempt failed');
+      error = 'failed';
     }
     const last = job.attempt >= this.options.maxAttempts;
     this.metrics.attempts.inc({ outcome: last ? 'gave_up' : 'failed' });
@@ -161,6 +170,46 @@ export class WebhookDispatcher {
     }, delay);
     timer.unref();
     this.timers.add(timer);
+  }
+
+  /** One POST through the egress policy; resolves with the HTTP status (redirects are not followed). */
+  private post(job: Job, at: number): Promise<number> {
+    const target = this.options.egress.checkStatic(job.url);
+    const { url } = target;
+    const body = Buffer.from(job.body);
+    const https = url.protocol === 'https:';
+    return new Promise<number>((resolve, reject) => {
+      const req = (https ? httpsRequest : httpRequest)(
+        {
+          protocol: url.protocol,
+          hostname: target.host,
+          port: target.port,
+          path: `${url.pathname}${url.search}`,
+          method: 'POST',
+          agent: https ? this.agents.https : this.agents.http,
+          ...(url.username || url.password ? { auth: `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` } : {}),
+          headers: {
+            host: url.host,
+            'content-type': 'application/json',
+            'content-length': body.length,
+            'user-agent': 'afterglow-triggers',
+            [WEBHOOK_HEADERS.signature]: signWebhook(job.secret, at, job.body),
+            [WEBHOOK_HEADERS.timestamp]: String(at),
+            [WEBHOOK_HEADERS.delivery]: `${job.request.request_id}.${job.attempt}`,
+            [WEBHOOK_HEADERS.event]: 'variant_request',
+          },
+          signal: AbortSignal.timeout(this.options.timeoutMs),
+        },
+        (res) => {
+          // Only the status matters: the body is not read (a receiver cannot make us buffer it).
+          const status = res.statusCode ?? 0;
+          res.destroy();
+          resolve(status);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   private async write(rows: DeliveryRow[]): Promise<void> {
