@@ -12,7 +12,7 @@ import { after, test } from 'node:test';
 import { TABLES, TOPICS, loadConfig, ulid, type EngagementEvent, type EventKind, type TieDecision } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/core/testing';
 import { start, type Running } from 'afterglow';
-import { authFetch, fetchTotals, postEvents, waitForSinkDrained, zeroCounts, type Counts } from './support.js';
+import { authFetch, fetchTotals, waitForSinkDrained, zeroCounts, type Counts } from './support.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-restart-test-'));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -33,7 +33,7 @@ const boot = () =>
     { roles: ['ingest', 'stream', 'live'], demo: false },
   );
 
-test('a restart mid-traffic keeps the live windows and the ties: live equals ClickHouse after it', { timeout: 240_000 }, async () => {
+test('a restart mid-traffic keeps the live windows and the ties: live equals ClickHouse after it', { timeout: 240_000 }, async (t) => {
   const tenant = uniqueName('tenant');
   const campaign = uniqueName('c');
   const assets = [0, 1, 2].map((i) => `${campaign}-ad${i}`);
@@ -52,21 +52,26 @@ test('a restart mid-traffic keeps the live windows and the ties: live equals Cli
   };
 
   let running: Running = await boot();
+  t.after(() => running.stop());
   // A client posting steadily, through the restart (it retries a batch whose post failed).
   let stop = false;
   let accepted = 0;
   let pending: EngagementEvent[] | undefined;
+  const failures: string[] = [];
   const poster = (async () => {
     while (!stop) {
       pending ??= batch(200);
       try {
-        const r = await postEvents(running.url, pending);
-        if (r.status === 202) {
-          accepted += r.body.accepted;
+        // A client gives up on an answer that does not come (a request caught by the stop).
+        const res = await fetch(`${running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(pending), signal: AbortSignal.timeout(10_000) });
+        const body = (await res.json()) as { accepted: number };
+        if (res.status === 202) {
+          accepted += body.accepted;
           pending = undefined;
-        }
-      } catch {
+        } else failures.push(`HTTP ${res.status}`);
+      } catch (err) {
         // Connection refused while the process restarts: the same batch goes again.
+        failures.push(String((err as Error).cause ?? err));
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -93,6 +98,7 @@ test('a restart mid-traffic keeps the live windows and the ties: live equals Cli
   stop = true;
   await poster;
   assert.equal(pending, undefined, 'the last batch went through');
+  t.diagnostic(`posts retried over the restart: ${failures.length} (${[...new Set(failures)].join('; ')})`);
 
   await waitForSinkDrained(running);
   const q = `tenant_id=${encodeURIComponent(tenant)}`;

@@ -138,9 +138,11 @@ export function triggerScenario(label: string, env: () => Env | undefined): void
       reason: 'registered',
       scored_at: Date.now(),
     };
-    await producer.send(TOPICS.assetsScores, [{ key: fading, value: Buffer.from(JSON.stringify(score)) }]);
+    // Sent once the engine reads assets.scores: the in-process log drops a record every subscribed
+    // group has committed past, so a group that joins later (unlike on Kafka) would not see it.
     await second.start();
     cleanup.push(() => second.stop());
+    await producer.send(TOPICS.assetsScores, [{ key: fading, value: Buffer.from(JSON.stringify(score)) }]);
 
     // Nine minutes of a creative whose engagement halves every ~1.4 minutes, next to a steady one.
     const now = Date.now();
