@@ -174,8 +174,10 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
           registry,
         })
       : undefined;
+    let aggregator: LiveAggregator | undefined;
     await registerLiveRoutes(app, {
       gateway,
+      freshness: (tenant, now) => aggregator?.freshness(tenant, now),
       reader: new LiveReader(hot, keys, config.events.liveLateMs, ci, settings.fatigueFraction),
       store,
       ci,
@@ -184,7 +186,6 @@ export async function start(config: AfterglowConfig, options: StartOptions): Pro
     });
     const triggers = await startTriggers({ app, config, bus, store: store!, hot, fanout, keys, log: liveLog, registry });
     closers.push(() => triggers.stop());
-    let aggregator: LiveAggregator | undefined;
     if (settings.aggregate) {
       aggregator = new LiveAggregator({
         bus,

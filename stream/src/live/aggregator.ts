@@ -25,6 +25,7 @@ import {
   type Subscription,
 } from '@afterglow/core';
 import { DecayTracker } from './decay.js';
+import { TenantFreshness, type FreshnessView } from './freshness.js';
 import { LiveKeys, type EntityKind } from './keys.js';
 import { ENGAGEMENT_INDEXES } from './rates.js';
 import { encodeDelta, metaFields, parseEntityHash, type EntityMeta } from './state.js';
@@ -176,6 +177,8 @@ export class LiveAggregator {
   /** Keys live this long after their last write: the 24 h window, the late window, an hour to spare. */
   private readonly ttlMs: number;
   private readonly metrics: ReturnType<typeof createMetrics>;
+  /** Per tenant: last event counted and events/s (GET /v1/live/freshness). */
+  private readonly fresh = new TenantFreshness();
   readonly totals = { received: 0, applied: 0, replayed: 0, duplicates: 0, late: 0, invalid: 0, expired: 0, published: 0, flushes: 0, reattributed: 0 };
 
   constructor(private readonly options: LiveAggregatorOptions) {
@@ -206,6 +209,11 @@ export class LiveAggregator {
     this.sweepTimer = setInterval(() => void this.sweep().catch((err) => this.options.log.warn({ err }, 'live sweep failed')), this.options.tiesSweepMs);
     this.sweepTimer.unref();
     await this.consumer.run((batch) => this.onBatch(batch));
+  }
+
+  /** When this aggregator last counted an event for the tenant, and events/s over the last minute. */
+  freshness(tenant: string, now = this.clock()): FreshnessView {
+    return this.fresh.read(tenant, now);
   }
 
   /** Graceful: publish and flush what was applied, commit it, then leave the group. */
@@ -399,7 +407,10 @@ export class LiveAggregator {
       }
       // From here on everything is synchronous: a flush sees all of this batch or none of it.
       const local = new Map(pinned.map((e) => [e.key, e]));
-      for (const e of events) this.apply(e, partition, now, local);
+      for (const e of events) {
+        this.apply(e, partition, now, local);
+        this.fresh.note(e.tenant_id, 1, now);
+      }
       for (const [fingerprint, digest, at] of counted) ps.dedup.add(fingerprint, digest, at);
       if (ps.applied === undefined || next > ps.applied) ps.applied = next;
     } finally {

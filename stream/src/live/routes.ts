@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type {} from '@fastify/websocket';
 import { BadRequestError, actingTenant, principalOf, type Store } from '@afterglow/core';
 import { fitDecay } from './decay.js';
+import type { FreshnessView } from './freshness.js';
 import type { LiveGateway } from './gateway.js';
 import { LiveHistory, type Range } from './history.js';
 import { LEADERBOARD_METRICS, type LeaderboardMetric, type LiveReader } from './reader.js';
@@ -18,6 +19,8 @@ export interface LiveRoutesDeps {
   /** Assets a leaderboard considers at most (the most recently active). */
   maxLeaderboardAssets: number;
   clock?: () => number;
+  /** This process's aggregator's freshness per tenant; absent (501) where no aggregator runs here. */
+  freshness?: (tenant: string, now: number) => FreshnessView | undefined;
 }
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
@@ -46,6 +49,7 @@ const MAX_POINTS = 10_000;
  *   GET /v1/assets/:id/decay?tenant_id=[&from&to&step][&fatigue=0.25]
  *   GET /v1/campaigns/:id/leaderboard?tenant_id=[&window=1h][&metric=ctr][&limit=50][&from&to]
  *   GET /v1/campaigns/:id/metrics?tenant_id=
+ *   GET /v1/live/freshness?tenant_id=                { last_event_at, events_per_sec, as_of }
  * Without from/to/step they read hot state (live windows); with them, ClickHouse rollups.
  */
 export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesDeps): Promise<void> {
@@ -67,6 +71,14 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
       },
     );
   }
+
+  app.get('/v1/live/freshness', { config: READ, preHandler: resolveTenant, schema: { querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } }, async (req, reply) => {
+    const { tenant_id } = req.query as { tenant_id: string };
+    const now = clock();
+    const view = deps.freshness?.(tenant_id, now);
+    if (!view) return reply.code(501).send({ error: 'freshness_unavailable', message: 'no live aggregator runs in this process' });
+    return { ...view, as_of: now };
+  });
 
   app.get(
     '/v1/assets/:id/metrics',

@@ -353,3 +353,19 @@ export function listModels(tenant: string, signal?: AbortSignal) {
 export function whoami(signal?: AbortSignal) {
   return getJson<{ tenant_id: string; key_id: string; scopes: string[]; placements: string[] | null }>('/v1/whoami', {}, signal);
 }
+
+// ---- Data freshness (live role) ----
+
+/** What the live role last counted for the tenant: apart from the WebSocket's state. */
+export interface FreshnessJson {
+  /** Epoch ms of the newest event counted live for the tenant; null: none since the live role started. */
+  last_event_at: number | null;
+  /** Events counted live per second over the last minute. */
+  events_per_sec: number;
+  /** The server's clock when it answered (ages are measured on it, not on the browser's clock). */
+  as_of: number;
+}
+
+export function liveFreshness(tenant: string, signal?: AbortSignal) {
+  return getJson<FreshnessJson>('/v1/live/freshness', { tenant_id: tenant }, signal);
+}
