@@ -332,8 +332,16 @@ export interface AggregatedAttributionJson {
   significant: boolean;
 }
 
+export interface AttributionSummaryJson {
+  model_version: string | null;
+  /** Scored creatives behind the estimates (each estimate's n is at most this). */
+  assets: number;
+  /** One per element AND edit (text/remove and subject/remove are two). */
+  elements: AggregatedAttributionJson[];
+}
+
 export function aggregateAttribution(tenant: string, campaign: string | null, signal?: AbortSignal) {
-  return getJson<{ model_version: string | null; elements: AggregatedAttributionJson[] }>('/v1/attribution', { tenant_id: tenant, campaign_id: campaign }, signal);
+  return getJson<AttributionSummaryJson>('/v1/attribution', { tenant_id: tenant, campaign_id: campaign }, signal);
 }
 
 export interface ModelJson {
