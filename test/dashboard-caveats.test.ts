@@ -131,6 +131,112 @@ describe('dashboard caveats in a browser', { skip: !hasChromium && `${CHROMIUM} 
   });
   // The amber and red states are checked by the last tests of this file, once the time has passed.
 
+  // ---- Statistics with their caveats ----
+
+  test('leaderboard: ranks whose 95% intervals overlap are shown tied ("=1"), with a tooltip', async () => {
+    // CTR 5.0% and 4.8% over 4,000 impressions overlap; 2.0% is clearly below both.
+    const seed = [...traffic(T, 'tie-camp', 'lead-a', 4000, 200), ...traffic(T, 'tie-camp', 'lead-b', 4000, 192), ...traffic(T, 'tie-camp', 'third-c', 4000, 80)];
+    await post(base, seed);
+    await waitForLive(base, T, 'tie-camp', new Map([['lead-a', 4000], ['lead-b', 4000], ['third-c', 4000]]));
+    await open(T, '/c/tie-camp');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=leaderboard] tbody tr[data-id]').length === 3);
+    const rankOf = async (id: string) => (await page.locator(`tr[data-id="${id}"] [data-testid=rank]`).textContent())?.trim();
+    assert.equal(await rankOf('lead-a'), '=1');
+    assert.equal(await rankOf('lead-b'), '=1');
+    assert.equal(await rankOf('third-c'), '3');
+    assert.match((await page.locator('tr[data-id="lead-b"] [data-testid=rank]').getAttribute('title')) ?? '', /Tied at 1: the 95% intervals of CTR overlap \(with lead-a\)/);
+    assert.equal(await page.locator('tr[data-id="third-c"] [data-testid=rank]').getAttribute('title'), null);
+    await shots('leaderboard-ties', false);
+  });
+
+  test('"15 min avg" divides by the time that has data', async () => {
+    // 900 events over the last 2.5 minutes: about 360/min, not 900 / 15 = 60/min.
+    await post(base, traffic(T, 'avg-camp', 'avg-1', 900, 0, 150_000));
+    await waitForLive(base, T, 'avg-camp', new Map([['avg-1', 900]]));
+    await open(T, '/c/avg-camp');
+    const avg = page.getByTestId('kpi-avg');
+    await avg.waitFor();
+    const text = (await avg.textContent())?.trim() ?? '';
+    const m = /^([\d.]+) min avg ([\d.]+)\/min$/.exec(text);
+    assert.ok(m, text);
+    const minutes = Number(m[1]);
+    const perMin = Number(m[2]);
+    assert.ok(minutes >= 2.5 && minutes <= 4, text);
+    assert.ok(Math.abs(perMin - 900 / minutes) <= 900 / minutes * 0.05, text);
+    assert.match((await avg.getAttribute('title')) ?? '', /a creative 4 minutes old is divided by 4, not 15/);
+    // Not cut in its card.
+    assert.ok(await avg.evaluate((e: any) => e.scrollWidth <= e.clientWidth), 'the average label is cut');
+  });
+
+  /** Models and scores written to the server's store the way the inference role's registry and workers write them. */
+  async function seedModel(tenant: string, version: string, r2: number, scored: { asset: string; campaign: string; edits: [string, string, number][] }[]): Promise<void> {
+    const store = app.running.store!;
+    const now = Date.now();
+    await store.client.insert({
+      table: store.table(TABLES.predictionModels),
+      values: [{ tenant_id: tenant, version, provider: 'light', schema_id: 'light-v1', trained_at: now - 3_600_000, n_train: 90, n_valid: 22, metrics: JSON.stringify({ rmse: 0.0412, mae: 0.0311, r2 }), params: '{}', path: '/nonexistent' }],
+      format: 'JSONEachRow',
+    });
+    await store.client.insert({ table: store.table(TABLES.activeModels), values: [{ tenant_id: tenant, version, activated_at: now - 3_000_000 }], format: 'JSONEachRow' });
+    const rows = scored.map(({ asset, campaign, edits }, i) => {
+      const members: Record<string, number[]> = {};
+      const attribution = edits.map(([element, edit, mean]) => {
+        const ms = [0, 1, 2, 3].map((k) => mean + 0.004 * Math.sin(i * 5 + k * 2));
+        members[`${element}\0${edit}`] = ms;
+        return { element, edit, delta: ms.reduce((a, b) => a + b, 0) / 4, ci_low: Math.min(...ms), ci_high: Math.max(...ms), n: 4 };
+      });
+      const score = { tenant_id: tenant, asset_id: asset, campaign_id: campaign, model_version: version, predicted: 0.05, flag: 'insufficient_data', attribution, reason: 'model_changed', scored_at: now - 60_000 };
+      return { tenant_id: tenant, asset_id: asset, campaign_id: campaign, model_version: version, predicted: 0.05, actual: null, flag: score.flag, reason: score.reason, scored_at: score.scored_at, score: JSON.stringify({ score, members }) };
+    });
+    await store.client.insert({ table: store.table(TABLES.assetScores), values: rows, format: 'JSONEachRow' });
+  }
+
+  const WEAK = 'ui-weak';
+  test('a weak model (validation R² below 0.1): labelled, its attributions withheld on the asset page until asked, flagged in insights', async () => {
+    // Five creatives: text removal measured on three, subject removal on all five (two edits named "remove").
+    const scored = Array.from({ length: 5 }, (_, i) => ({
+      asset: `wk-${i}`,
+      campaign: 'wk-camp',
+      edits: [...(i < 3 ? [['text', 'remove', 0.06] as [string, string, number]] : []), ['subject', 'remove', -0.12] as [string, string, number], ['background', 'blur', 0.01] as [string, string, number]],
+    }));
+    await seedModel(WEAK, 'gbt-20261201000000-weak00', -1.69, scored);
+    await open(WEAK, '/a/wk-0');
+    await page.getByTestId('weak-model').waitFor();
+    assert.match((await page.getByTestId('weak-model').textContent()) ?? '', /weak model.*validation R² −1\.69 \(below 0\.1\)/s);
+    assert.match((await page.getByTestId('model-version').textContent()) ?? '', /R² −1\.69/);
+    await page.getByTestId('attribution-withheld').waitFor();
+    assert.equal(await page.getByTestId('attribution').count(), 0);
+    await shots('asset-weak-model');
+    await page.getByRole('button', { name: 'Show them anyway' }).click();
+    await page.getByTestId('attribution').waitFor();
+    await page.getByTestId('attribution-flagged').waitFor();
+
+    // Insights: flagged, one estimate per element and edit, the real number of creatives.
+    await open(WEAK, '/insights');
+    await page.waitForSelector('[data-testid=drivers-list] li');
+    await page.getByTestId('drivers-weak').waitFor();
+    const edits = await page.locator('[data-testid=drivers-list] li').evaluateAll((els) => els.map((e: any) => e.getAttribute('data-edit')).sort());
+    assert.deepEqual(edits, ['background/blur', 'subject/remove', 'text/remove']);
+    assert.match((await page.locator('[data-testid=drivers-list] li[data-edit="text/remove"]').textContent()) ?? '', /text removed.*n=3/s);
+    assert.match((await page.locator('[data-testid=drivers-list] li[data-edit="subject/remove"]').textContent()) ?? '', /subject removed.*n=5/s);
+    assert.match((await page.getByTestId('drivers-summary').textContent()) ?? '', /5 scored creatives/);
+    assert.match((await page.getByTestId('model-r2').textContent()) ?? '', /−?-?1\.69.*weak/s);
+    await shots('insights-weak-model');
+    // Phone: every label whole and R² in view.
+    await page.setViewportSize(PHONE);
+    const cut = await page.evaluate(() => [...document.querySelectorAll('[data-testid=drivers-list] .name')].filter((e: any) => e.scrollWidth > e.clientWidth + 1).map((e: any) => e.textContent));
+    assert.deepEqual(cut, []);
+    const r2 = await page.evaluate(() => {
+      const el = document.querySelector('[data-testid=model-r2]');
+      const r = el.getBoundingClientRect();
+      const box = el.closest('.scroll').getBoundingClientRect();
+      return { right: r.right, left: r.left, boxRight: box.right, width: r.width };
+    });
+    assert.ok(r2.width > 0 && r2.right <= r2.boxRight + 1 && r2.right <= PHONE.width, JSON.stringify(r2));
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), 0);
+    await page.setViewportSize(DESKTOP);
+  });
+
   test('freshness: traffic stopped: amber after 30 s while the connection still says "Live"', async () => {
     await open(FRESH, '/c/f-camp');
     await page.waitForSelector('[data-testid=connection][data-state=live]');
