@@ -237,6 +237,62 @@ describe('dashboard caveats in a browser', { skip: !hasChromium && `${CHROMIUM} 
     await page.setViewportSize(DESKTOP);
   });
 
+  // ---- The decay panel ----
+
+  /** A creative that peaked 9 minutes ago and fades with a 2-minute half-life (inside the live late window). */
+  function decaying(tenant: string, campaign: string, asset: string): EngagementEvent[] {
+    const now = Date.now();
+    const out: EngagementEvent[] = [];
+    let carry = 0;
+    for (let s = 0; s < 540; s += 5) {
+      const at = now - 540_000 + s * 1000;
+      carry += ((240 / 60) * 5) * 0.5 ** (s / 60 / 2);
+      const n = Math.floor(carry);
+      carry -= n;
+      for (let i = 0; i < n; i++) out.push(event(tenant, campaign, asset, i % 2 ? 'like' : 'click', at + i));
+      for (let i = 0; i < n * 20; i++) out.push(event(tenant, campaign, asset, 'impression', at + (i % 5000)));
+    }
+    return out;
+  }
+
+  test('decay panel: PEAK is the highest point it plots; the count says fitted only when there is a fit; time labels do not overlap', async () => {
+    const seed = decaying(T, 'decay-camp', 'dec-1');
+    // And a creative with a few engagements only: not enough to fit.
+    const few = traffic(T, 'decay-camp', 'dec-few', 200, 12, 120_000);
+    await post(base, [...seed, ...few]);
+    await waitForLive(base, T, 'decay-camp', new Map([['dec-1', seed.filter((e) => e.kind === 'impression').length], ['dec-few', 200]]));
+    await open(T, '/a/dec-1');
+    await page.waitForFunction(() => /fatigued|decaying/.test(document.querySelector('[data-testid=decay-status]')?.textContent ?? ''), undefined, { timeout: 20_000 });
+    await page.waitForSelector('[data-testid=decay] canvas');
+    // The plotted series, as the page got it.
+    const fit = (await (await app.request(T, `/v1/assets/dec-1/decay?tenant_id=${T}`)).json()) as { curve: { t: number; observed_per_min: number }[]; events: number };
+    const top = Math.max(...fit.curve.map((p) => p.observed_per_min));
+    const peak = (await page.getByTestId('decay-peak').textContent()) ?? '';
+    const shown = Number(/· ([\d,.]+)\/min/.exec(peak)![1]!.replace(/,/g, ''));
+    assert.ok(Math.abs(shown - top) <= Math.max(1, top * 0.01), `PEAK ${peak} vs highest plotted point ${top}`);
+    assert.match((await page.getByTestId('decay-events').textContent())?.trim() ?? '', /^Engagements fitted\s*[\d,]+$/);
+    // Time labels of the axis: none overlapping another, at desktop and phone widths.
+    for (const vp of [DESKTOP, PHONE]) {
+      await page.setViewportSize(vp);
+      await page.waitForTimeout(300);
+      const overlaps = await page.evaluate(() => {
+        const plot = document.querySelector('[data-testid=decay] .plot');
+        return plot?.getAttribute('data-label-overlaps');
+      });
+      assert.equal(overlaps, '0', `overlapping time labels at ${vp.width}px`);
+    }
+    await page.setViewportSize(DESKTOP);
+    await page.locator('[data-testid=decay]').screenshot({ path: path.join(SHOTS, 'decay-desktop.png') });
+    await shots('asset-decay');
+
+    await open(T, '/a/dec-few');
+    await page.waitForSelector('[data-testid=decay-status]');
+    await page.waitForFunction(() => /not enough data/.test(document.querySelector('[data-testid=decay-status]')?.textContent ?? ''), undefined, { timeout: 15_000 });
+    const events = (await page.getByTestId('decay-events').textContent())?.trim() ?? '';
+    assert.doesNotMatch(events, /fitted/);
+    assert.match(events, /^Engagements so far\s*12\b/);
+  });
+
   test('freshness: traffic stopped: amber after 30 s while the connection still says "Live"', async () => {
     await open(FRESH, '/c/f-camp');
     await page.waitForSelector('[data-testid=connection][data-state=live]');

@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { freshnessOf, fmtEventsPerSec } from '../app/src/lib/freshness.ts';
+import { eventsLabel, overlappingLabels, plottedPeak } from '../app/src/lib/decay.ts';
+import { WEAK_R2, modelFit } from '../app/src/lib/models.ts';
 
 describe('data freshness', () => {
   const at = 1_800_000_000_000;
@@ -36,5 +38,41 @@ describe('data freshness', () => {
     assert.equal(fmtEventsPerSec(12.54), '12.5 ev/s');
     assert.equal(fmtEventsPerSec(0.35), '0.35 ev/s');
     assert.equal(fmtEventsPerSec(0), '0 ev/s');
+  });
+});
+
+describe('decay panel', () => {
+  test('PEAK is the highest plotted point, not the fit\'s smoothed start', () => {
+    const curve = [
+      { t: 1, observed_per_min: 120, fitted_per_min: null },
+      { t: 2, observed_per_min: 231, fitted_per_min: 167 },
+      { t: 3, observed_per_min: 229, fitted_per_min: 150 },
+      { t: 4, observed_per_min: 90, fitted_per_min: 80 },
+    ];
+    assert.deepEqual(plottedPeak(curve), { t: 2, perMin: 231 });
+    assert.equal(plottedPeak([]), null);
+    assert.equal(plottedPeak(undefined), null);
+  });
+  test('"fitted" only with a fit', () => {
+    assert.equal(eventsLabel('ok'), 'Engagements fitted');
+    assert.equal(eventsLabel('not_decaying'), 'Engagements fitted');
+    assert.equal(eventsLabel('insufficient_data'), 'Engagements so far');
+  });
+  test('overlapping axis labels are counted', () => {
+    assert.equal(overlappingLabels([0, 100, 200], [60, 60, 60]), 0);
+    assert.equal(overlappingLabels([0, 50, 200], [60, 60, 60]), 1);
+  });
+});
+
+describe('weak models', () => {
+  test('validation R² below 0.1 (or unknown) is weak', () => {
+    assert.equal(WEAK_R2, 0.1);
+    const weak = modelFit({ metrics: { rmse: 0.03, mae: 0.02, r2: -1.69 } })!;
+    assert.equal(weak.weak, true);
+    assert.match(weak.note, /validation R² −1\.69 \(below 0\.1\).*worse than their average/);
+    assert.equal(modelFit({ metrics: { rmse: 0.03, mae: 0.02, r2: 0.05 } })!.weak, true);
+    assert.equal(modelFit({ metrics: { rmse: 0.03, mae: 0.02, r2: 0.38 } })!.weak, false);
+    assert.equal(modelFit({ metrics: { rmse: 0.03, mae: 0.02, r2: null as unknown as number } })!.weak, true);
+    assert.equal(modelFit(null), null);
   });
 });

@@ -1,4 +1,4 @@
-import { listModels, type ModelJson } from './api.ts';
+import type { ModelJson } from './api.ts';
 import { fmtNum } from './format.ts';
 
 /**
@@ -31,25 +31,4 @@ export function modelFit(m: Pick<ModelJson, 'metrics'> | null | undefined): Mode
 /** −1.69, 0.38 (a real minus sign). */
 export function fmtR2(r2: number): string {
   return fmtNum(r2, 2).replace('-', '−');
-}
-
-// One request per tenant for every panel of a page (cached 30 s).
-const cache = new Map<string, { at: number; models: Promise<ModelJson[]> }>();
-
-export function tenantModels(tenant: string): Promise<ModelJson[]> {
-  const hit = cache.get(tenant);
-  if (hit && Date.now() - hit.at < 30_000) return hit.models;
-  const models = listModels(tenant).then((r) => r.models);
-  cache.set(tenant, { at: Date.now(), models });
-  models.catch(() => cache.delete(tenant));
-  return models;
-}
-
-/** The fit of the model `version` of the tenant; null when it is not listed (or models are not served). */
-export async function fitOf(tenant: string, version: string): Promise<ModelFit | null> {
-  try {
-    return modelFit((await tenantModels(tenant)).find((m) => m.version === version));
-  } catch {
-    return null;
-  }
 }
