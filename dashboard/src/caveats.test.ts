@@ -76,3 +76,45 @@ describe('weak models', () => {
     assert.equal(modelFit(null), null);
   });
 });
+
+describe('triggers log numbers', () => {
+  test('times as dates and relative times, *_ms as durations, rates with their interval', async () => {
+    const { triggerNumbers } = await import('../app/src/lib/trigger-numbers.ts');
+    const now = Date.UTC(2026, 11, 7, 13, 0, 0);
+    const lines = triggerNumbers(
+      {
+        status: 'ok',
+        events: 1204,
+        peak_rate_per_min: 231.4,
+        fraction: 0.25,
+        fatigue_at: now + 252_000,
+        half_life_ms: 126_000,
+        engagement_rate_15m: 0.0412,
+        engagement_rate_15m_low: 0.0381,
+        engagement_rate_15m_high: 0.0445,
+        forecast_in_ms: 252_000,
+        p_value: 0.00002,
+        ratio: 3.456,
+        z: -4.12345,
+      },
+      now,
+    );
+    const by = Object.fromEntries(lines.map((l) => [l.key, `${l.label}: ${l.text}`]));
+    assert.equal(by.events, 'events: 1,204');
+    assert.equal(by.peak_rate_per_min, 'peak: 231/min');
+    assert.equal(by.fraction, 'fatigue threshold: 25%');
+    assert.match(by.fatigue_at!, /^fatigue at: \d{1,2}:04:12.*\(in 4\.2 min\)$/);
+    assert.equal(by.half_life_ms, 'half-life: 2.1 min');
+    assert.equal(by.engagement_rate_15m, 'engagement rate, 15 min: 4.12% (95% CI 3.81–4.45%)');
+    assert.equal(by.forecast_in_ms, 'forecast in: 4.2 min');
+    assert.equal(by.p_value, 'p-value: < 0.001');
+    assert.equal(by.ratio, 'ratio: ×3.46');
+    assert.equal(by.z, 'z: -4.12');
+    // The bounds are shown with their rate, not on lines of their own; no raw epoch anywhere.
+    assert.ok(!lines.some((l) => l.key.endsWith('_low') || l.key.endsWith('_high')));
+    assert.ok(!lines.some((l) => /\d{1,3}(,\d{3}){4}/.test(l.text)), JSON.stringify(lines));
+    // The under-performance rule's ci_low/ci_high belong to engagement_rate.
+    const under = triggerNumbers({ engagement_rate: 0.021, ci_low: 0.018, ci_high: 0.025, predicted: 0.04 }, now);
+    assert.deepEqual(under.map((l) => l.text), ['2.10% (95% CI 1.80–2.50%)', '4.00%']);
+  });
+});
