@@ -256,6 +256,13 @@ describe('dashboard caveats in a browser', { skip: !hasChromium && `${CHROMIUM} 
   }
 
   test('decay panel: PEAK is the highest point it plots; the count says fitted only when there is a fit; time labels do not overlap', async () => {
+    // A fatigue rule on the campaign: its firing is what the triggers log test reads.
+    const rule = await app.request(T, '/v1/triggers/rules/fade-decay-camp', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ tenant_id: T, campaign_id: 'decay-camp', kind: 'fatigue', params: { fraction: 0.5, min_events: 30, debounce_evals: 1 }, cooldown_ms: 3_600_000 }),
+    });
+    assert.equal(rule.status, 200, await rule.clone().text());
     const seed = decaying(T, 'decay-camp', 'dec-1');
     // And a creative with a few engagements only: not enough to fit.
     const few = traffic(T, 'decay-camp', 'dec-few', 200, 12, 120_000);
@@ -291,6 +298,76 @@ describe('dashboard caveats in a browser', { skip: !hasChromium && `${CHROMIUM} 
     const events = (await page.getByTestId('decay-events').textContent())?.trim() ?? '';
     assert.doesNotMatch(events, /fitted/);
     assert.match(events, /^Engagements so far\s*12\b/);
+  });
+
+  test('triggers log in human units: times as dates and relative times, durations, rates with intervals', async () => {
+    await eventually(async () => {
+      const res = await app.request(T, `/v1/triggers/log?tenant_id=${T}&campaign_id=decay-camp`);
+      const body = (await res.json()) as { firings: unknown[] };
+      return body.firings.length > 0 ? true : undefined;
+    }, 60_000, 500);
+    await open(T, '/triggers');
+    await page.waitForSelector('[data-testid=triggers-log] [data-testid=trigger-numbers]');
+    const numbers = page.locator('[data-testid=trigger-numbers]').first();
+    const all = (await numbers.textContent()) ?? '';
+    // No epoch as a number, no "ms" field names, no bare fractions for rates.
+    assert.doesNotMatch(all, /\d{1,3}(,\d{3}){4}/, all);
+    assert.doesNotMatch(all, /\bms\b/, all);
+    assert.match((await numbers.locator('[data-key=half_life_ms]').textContent()) ?? '', /^half-life\s*\d+(\.\d)? (s|min)$/);
+    assert.match((await numbers.locator('[data-key=fatigue_at]').textContent()) ?? '', /^fatigue at\s*.*\d:\d\d:\d\d.*\((\d+(\.\d)? (s|min) ago|in \d+(\.\d)? (s|min)|now)\)$/);
+    assert.match((await numbers.locator('[data-key=engagement_rate_15m]').textContent()) ?? '', /\d+(\.\d+)?% \(95% CI [\d.]+–[\d.]+%\)/);
+    assert.match((await numbers.locator('[data-key=fatigue_at] dd').getAttribute('title')) ?? '', /^\d{4}-\d\d-\d\dT/);
+    await shots('triggers-log');
+  });
+
+  test('key prompt: a refused key is not shown as "Key ✓"; Esc on the tenant lookup stops it and says what to do', async () => {
+    if (!app.running.keys) return; // AUTH_MODE=off: nothing to ask
+    const ctx = await browser.newContext({ viewport: DESKTOP, colorScheme: 'light' });
+    const p = await ctx.newPage();
+    try {
+      await p.goto(`${base}/?tenant=${T}#/c/tie-camp`);
+      await p.getByRole('dialog', { name: 'API key needed' }).waitFor();
+      assert.equal(await p.getByTestId('key-button').getAttribute('data-key-state'), 'none');
+      await p.getByLabel('API key', { exact: true }).fill('ag_k0000000000000000.wrong');
+      await p.getByRole('button', { name: 'Use this key' }).click();
+      await p.waitForFunction(() => /refused this key/.test(document.querySelector('[data-testid=key-prompt]')?.textContent ?? ''));
+      await p.keyboard.press('Escape');
+      await p.getByRole('dialog', { name: 'API key needed' }).waitFor({ state: 'hidden' });
+      const btn = p.getByTestId('key-button');
+      assert.equal(await btn.getAttribute('data-key-state'), 'rejected');
+      assert.doesNotMatch((await btn.textContent()) ?? '', /✓/);
+      assert.match((await btn.getAttribute('title')) ?? '', /refused/);
+      await p.screenshot({ path: path.join(SHOTS, 'key-refused-desktop-light.png') });
+      // A good key: ✓ again.
+      await btn.click();
+      await p.getByLabel('API key', { exact: true }).fill(decodeURIComponent(await keyFor(T)));
+      await p.getByRole('button', { name: 'Use this key' }).click();
+      await p.waitForSelector('[data-testid=key-button][data-key-state=set]');
+      assert.match((await btn.textContent()) ?? '', /Key ✓/);
+    } finally {
+      await ctx.close();
+    }
+
+    // No tenant in the URL and no key: the lookup waits on the prompt; Esc there stops it.
+    const ctx2 = await browser.newContext({ viewport: PHONE, colorScheme: 'dark' });
+    const p2 = await ctx2.newPage();
+    try {
+      await p2.goto(`${base}/#/`);
+      await p2.getByRole('dialog', { name: 'API key needed' }).waitFor();
+      await p2.keyboard.press('Escape');
+      await p2.getByTestId('tenant-cancelled').waitFor({ timeout: 5_000 });
+      assert.equal(await p2.getByTestId('tenant-pending').count(), 0);
+      assert.match((await p2.getByTestId('tenant-cancelled').textContent()) ?? '', /No tenant chosen.*Type a tenant above, or\s+enter an API key/s);
+      await p2.screenshot({ path: path.join(SHOTS, 'tenant-cancelled-phone-dark.png') });
+      // And it can go on from there: a tenant typed in the header opens it (the key is asked for again).
+      await p2.getByRole('button', { name: 'enter an API key' }).click();
+      await p2.getByLabel('API key', { exact: true }).fill(decodeURIComponent(await keyFor(T)));
+      await p2.getByRole('button', { name: 'Use this key' }).click();
+      await p2.waitForFunction((t) => (document.querySelector('#tenant-input') as any)?.value === t, T);
+      assert.equal(await p2.getByTestId('tenant-cancelled').count(), 0);
+    } finally {
+      await ctx2.close();
+    }
   });
 
   test('freshness: traffic stopped: amber after 30 s while the connection still says "Live"', async () => {
