@@ -4,13 +4,13 @@
 // triggers in human units, key prompt states and phone layouts. Screenshots (1440x900 and 390x844,
 // light and dark) go to DASH_SHOTS (default artifacts/dashboard-caveats/, gitignored).
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { TABLES, ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
 import { eventually, freePort } from '@afterglow/core/testing';
-import { ensureTestModels, testModelsDir } from '@afterglow/inference/testing';
+import { assetForm, ensureTestModels, findSamplePhotos, testModelsDir } from '@afterglow/inference/testing';
 import { authFetch, postEvents, startApp, type TestApp } from './support.js';
 
 declare const document: any, window: any, getComputedStyle: any;
@@ -368,6 +368,85 @@ describe('dashboard caveats in a browser', { skip: !hasChromium && `${CHROMIUM} 
     } finally {
       await ctx2.close();
     }
+  });
+
+  // ---- Phone layouts ----
+
+  test('phone 390x844: every view fits the screen; the Asset column has width; the master table fits or scrolls in its card', async () => {
+    // A master with two tied ads (photos from Debian's python3-skimage), with live traffic.
+    const photos = findSamplePhotos().slice(0, 4);
+    assert.ok(photos.length === 4 || !process.env.CI, 'python3-skimage photos are needed');
+    let master: string | null = null;
+    if (photos.length === 4) {
+      // The last one stays untied: the tie review shows it.
+      const ids = ['ph-master-shoot-0042', 'ph-ad-long-name-for-a-phone-1', 'ph-ad-2', 'ph-ad-untied-3'];
+      for (const [i, photo] of photos.entries()) {
+        const role = i === 0 ? 'master' : 'ad';
+        const form = assetForm({ tenant_id: T, role, asset_id: ids[i]!, name: ids[i]!, ...(role === 'ad' ? { campaign_id: 'tie-camp' } : {}) }, { filename: path.basename(photo.path), bytes: readFileSync(photo.path) });
+        const res = await app.request(T, '/v1/assets', { method: 'POST', body: form, scopes: ['admin'] });
+        assert.ok(res.status === 201 || res.status === 200, `${res.status} ${await res.text()}`);
+      }
+      master = ids[0]!;
+      for (const ad of ids.slice(1, 3)) {
+        const res = await app.request(T, '/v1/ties', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant_id: T, ad_asset_id: ad, action: 'tie', target_asset_id: master, decided_by: 'phone-test' }) });
+        assert.equal(res.status, 200, await res.clone().text());
+      }
+      await post(base, [...traffic(T, 'tie-camp', ids[1]!, 300, 9), ...traffic(T, 'tie-camp', ids[2]!, 200, 4)]);
+    }
+
+    await page.setViewportSize(PHONE);
+    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const views: [string, string, string][] = [
+      ['campaign', '/c/tie-camp', '[data-testid=leaderboard] tbody tr[data-id]'],
+      ['asset', '/a/dec-1', '[data-testid=decay] canvas'],
+      ['triggers', '/triggers', '[data-testid=triggers-log]'],
+      ['insights', '/insights', '[data-testid=insights-title]'],
+      ['review', '/review', '[data-testid=review-ad], [data-testid=review-empty]'],
+      ...(master
+        ? ([
+            ['master', `/m/${master}`, '[data-testid=master-tree] tr[data-ad]'],
+            ['review-ad', '/review/ph-ad-untied-3', '[data-testid=list-euclidean] [data-master]'],
+          ] as [string, string, string][])
+        : []),
+    ];
+    for (const [name, hash, ready] of views) {
+      await open(T, hash);
+      await page.waitForSelector(ready, { timeout: 20_000 });
+      await page.waitForTimeout(400);
+      assert.ok((await overflow()) <= 0, `${name}: the page is ${await overflow()} px wider than the phone`);
+      for (const scheme of ['light', 'dark'] as const) {
+        await page.emulateMedia({ colorScheme: scheme });
+        await page.waitForTimeout(150);
+        await page.screenshot({ path: path.join(SHOTS, `phone-${name}-${scheme}.png`), fullPage: true });
+      }
+      await page.emulateMedia({ colorScheme: 'light' });
+      if (name === 'campaign') {
+        const asset = await page.locator('[data-testid=leaderboard] thead th.c-asset').boundingBox();
+        assert.ok(asset && asset.width >= 120, `Asset column ${asset?.width} px wide`);
+        const link = await page.locator('[data-testid=leaderboard] tbody tr[data-id] td.c-asset a').first().evaluate((e: any) => ({ w: e.getBoundingClientRect().width, text: e.textContent }));
+        assert.ok(link.w >= 40, JSON.stringify(link));
+        // Ranks ("=1") whole.
+        const cutRanks = await page.locator('[data-testid=leaderboard] [data-testid=rank]').evaluateAll((els) => els.filter((e: any) => e.scrollWidth > e.clientWidth).map((e: any) => e.textContent));
+        assert.deepEqual(cutRanks, []);
+        // The table scrolls inside its card, not the page.
+        const box = await page.locator('[data-testid=leaderboard]').evaluate((t: any) => ({ card: t.closest('.scroller').getBoundingClientRect().right }));
+        assert.ok(box.card <= PHONE.width, JSON.stringify(box));
+      }
+      if (name === 'review-ad') {
+        // Master names whole (on two lines if need be), shoot number included.
+        const names = await page.locator('[data-testid=list-euclidean] [data-master] .tid').evaluateAll((els) => els.map((e: any) => ({ text: e.textContent, cut: e.scrollHeight > e.clientHeight + 1 || e.scrollWidth > e.clientWidth + 1 })));
+        assert.ok(names.length > 0 && names.every((n) => !n.cut), JSON.stringify(names));
+      }
+      if (name === 'master') {
+        const m = await page.getByTestId('master-tree-scroll').evaluate((el: any) => ({ right: el.getBoundingClientRect().right, client: el.clientWidth, table: el.querySelector('table').getBoundingClientRect().width }));
+        assert.ok(m.right <= PHONE.width, `master table's container ends at ${m.right} px`);
+        assert.ok(m.table < 822, JSON.stringify(m));
+        // Ad names wrap at their hyphens, not a letter a line.
+        const heights = await page.locator('[data-testid=master-tree] tr[data-ad] td:first-child a').evaluateAll((els) => els.map((e: any) => e.getBoundingClientRect().height));
+        assert.ok(heights.every((h) => h < 60), JSON.stringify(heights));
+      }
+    }
+    await page.setViewportSize(DESKTOP);
   });
 
   test('freshness: traffic stopped: amber after 30 s while the connection still says "Live"', async () => {
