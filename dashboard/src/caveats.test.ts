@@ -101,7 +101,7 @@ describe('triggers log numbers', () => {
     );
     const by = Object.fromEntries(lines.map((l) => [l.key, `${l.label}: ${l.text}`]));
     assert.equal(by.events, 'events: 1,204');
-    assert.equal(by.peak_rate_per_min, 'peak: 231/min');
+    assert.equal(by.peak_rate_per_min, 'smoothed peak: 231/min');
     assert.equal(by.fraction, 'fatigue threshold: 25%');
     assert.match(by.fatigue_at!, /^fatigue at: \d{1,2}:04:12.*\(in 4\.2 min\)$/);
     assert.equal(by.half_life_ms, 'half-life: 2.1 min');

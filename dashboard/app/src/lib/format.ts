@@ -72,3 +72,7 @@ const FULL_AVG_MS = 15 * 60_000;
 export function avgLabel(avgMs: number): string {
   return avgMs >= FULL_AVG_MS - 30_000 ? '15 min avg' : `${fmtDuration(avgMs)} avg`;
 }
+
+// Model quality labels live in models.ts (pure, unit-tested); re-exported here for the lazily
+// loaded views, which take their formatting from this module.
+export { WEAK_R2, fmtR2, modelFit } from './models.ts';

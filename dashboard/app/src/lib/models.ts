@@ -1,5 +1,4 @@
 import type { ModelJson } from './api.ts';
-import { fmtNum } from './format.ts';
 
 /**
  * Whether a scoring model is good enough for its attributions to be shown as findings. Below this
@@ -30,5 +29,5 @@ export function modelFit(m: Pick<ModelJson, 'metrics'> | null | undefined): Mode
 
 /** −1.69, 0.38 (a real minus sign). */
 export function fmtR2(r2: number): string {
-  return fmtNum(r2, 2).replace('-', '−');
+  return r2.toFixed(2).replace('-', '−');
 }
