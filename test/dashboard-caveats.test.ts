@@ -13,7 +13,7 @@ import { eventually, freePort } from '@afterglow/core/testing';
 import { assetForm, ensureTestModels, findSamplePhotos, testModelsDir } from '@afterglow/inference/testing';
 import { authFetch, postEvents, startApp, type TestApp } from './support.js';
 
-declare const document: any, window: any, getComputedStyle: any;
+declare const document: any, window: any, location: any, navigator: any;
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
@@ -368,6 +368,61 @@ describe('dashboard caveats in a browser', { skip: !hasChromium && `${CHROMIUM} 
     } finally {
       await ctx2.close();
     }
+  });
+
+  // ---- Shareable URLs and CSV export ----
+
+  test('campaign view: window, sort and filters are kept in a shareable URL; CSV export of the rows shown', async () => {
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await open(T, '/c/tie-camp');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=leaderboard] tbody tr[data-id]').length >= 3);
+    // Change the view: 15 min window, sort by impressions ascending, filter "lead".
+    await page.getByRole('radio', { name: 'last 15 minutes' }).check();
+    await page.getByTestId('sort').selectOption('impressions');
+    await page.getByRole('button', { name: /^Order: highest first/ }).click();
+    await page.getByTestId('filter').fill('lead');
+    await page.waitForFunction(() => location.hash === '#/c/tie-camp?w=15m&sort=impressions&dir=asc&q=lead');
+    assert.ok(!page.url().includes('key='), page.url());
+    // The link (copied as shown) opens the same view in a new tab.
+    await page.getByTestId('copy-link').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid=copy-link]')?.textContent === 'Link copied');
+    const link = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(link, page.url());
+    const ctx = await browser.newContext({ viewport: DESKTOP });
+    const p = await ctx.newPage();
+    try {
+      // The key travels apart from the link (the link never carries it).
+      await p.goto(`${link}&key=${await keyFor(T)}`);
+      await p.waitForFunction(() => document.querySelectorAll('[data-testid=leaderboard] tbody tr[data-id]').length === 2);
+      assert.equal(await p.getByRole('radio', { name: 'last 15 minutes' }).isChecked(), true);
+      assert.equal(await p.getByTestId('sort').inputValue(), 'impressions');
+      assert.equal(await p.getByTestId('filter').inputValue(), 'lead');
+      assert.match((await p.getByRole('button', { name: /^Order:/ }).textContent()) ?? '', /low first/);
+      assert.equal(await p.evaluate(() => location.hash), '#/c/tie-camp?w=15m&sort=impressions&dir=asc&q=lead');
+      // Back to the defaults: the query goes away.
+      await p.getByTestId('filter').fill('');
+      await p.getByTestId('sort').selectOption('ctr');
+      await p.getByRole('button', { name: /^Order: lowest first/ }).click();
+      await p.getByRole('radio', { name: 'last hour' }).check();
+      await p.waitForFunction(() => location.hash === '#/c/tie-camp');
+    } finally {
+      await ctx.close();
+    }
+
+    // CSV: the rows shown, in their order, for the window shown.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-csv').click()]);
+    assert.match(download.suggestedFilename(), /^tie-camp-15m-impressions-\d{4}-\d\d-\d\d-\d\d-\d\d\.csv$/);
+    const csv = readFileSync((await download.path())!, 'utf8');
+    const lines = csv.trimEnd().split('\r\n');
+    assert.match(lines[0]!, /^rank,tied,asset_id,window,impressions,clicks,likes,shares,comments,engagements,ctr,ctr_low,ctr_high,ctr_enough_data,/);
+    const shown = await page.locator('[data-testid=leaderboard] tbody tr[data-id]').evaluateAll((els) => els.map((e: any) => e.getAttribute('data-id')));
+    assert.deepEqual(lines.slice(1).map((l) => l.split(',')[2]), shown);
+    assert.ok(lines.slice(1).every((l) => l.split(',')[3] === '15m'));
+    const a = lines.find((l) => l.split(',')[2] === 'lead-a')!.split(',');
+    assert.equal(a[4], '4000');
+    assert.equal(a[5], '200');
+    assert.equal(Number(a[10]), 0.05);
+    await shots('campaign-shared-view', false);
   });
 
   // ---- Phone layouts ----

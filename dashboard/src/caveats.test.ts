@@ -118,3 +118,39 @@ describe('triggers log numbers', () => {
     assert.deepEqual(under.map((l) => l.text), ['2.10% (95% CI 1.80–2.50%)', '4.00%']);
   });
 });
+
+describe('shareable campaign URLs and CSV export', () => {
+  test('window, sort and filters round-trip through the URL; defaults are left out', async () => {
+    const { campaignQuery, parseCampaignState, DEFAULT_STATE } = await import('../app/src/lib/view-state.ts');
+    assert.equal(campaignQuery(DEFAULT_STATE), '');
+    const s = { window: '15m' as const, sort: 'impressions' as const, dir: 'asc' as const, q: 'spring sale', hide: true };
+    const q = campaignQuery(s);
+    assert.equal(q, '?w=15m&sort=impressions&dir=asc&q=spring+sale&hide=1');
+    assert.deepEqual(parseCampaignState(q), s);
+    // Unknown values are ignored; no window named: null (the page keeps the one in use).
+    assert.deepEqual(parseCampaignState('?w=2d&sort=evil&dir=up'), { window: null, sort: 'ctr', dir: 'desc', q: '', hide: false });
+    assert.equal(campaignQuery({ ...DEFAULT_STATE, sort: 'asset', dir: 'asc' }), '?sort=asset');
+    assert.deepEqual(parseCampaignState('?sort=asset').dir, 'asc');
+  });
+  test('CSV: the rows in order with rank, tie, counts and intervals; cells escaped', async () => {
+    const { csvCell, leaderboardCsv } = await import('../app/src/lib/csv.ts');
+    const { ViewDecoder } = await import('@afterglow/core/live-protocol');
+    const { order, rowOf } = await import('../app/src/lib/leaderboard.ts');
+    const d = new ViewDecoder();
+    const mk = (id: string, imp: number, clicks: number, half: number) => {
+      const p = clicks / imp;
+      return rowOf(d.decode({ kind: 'asset', id, n: 1, w: { '1h': [imp, 0, clicks, 0, 0, 0, 0, 0, 0, 0, [p, p - half, p + half, 1], [p, p - half, p + half, 1], [0, 0, 1, 1]] }, vel: [12, 3, 0, 'steady'] }, 0), '1h');
+    };
+    const rows = new Map([mk('a', 1000, 50, 0.01), mk('b', 1000, 48, 0.01), mk('c', 1000, 10, 0.004)].map((r) => [r.id, r]));
+    const o = order(rows.values(), 'ctr', 'desc', { text: '', hideNotEnough: false });
+    const lines = leaderboardCsv(o, rows, '1h').trimEnd().split('\r\n');
+    assert.equal(lines.length, 4);
+    assert.match(lines[0]!, /^rank,tied,asset_id,window,impressions,clicks,/);
+    assert.match(lines[1]!, /^1,true,a,1h,1000,50,0,0,0,50,0\.05,0\.04,0\.06,true,/);
+    assert.match(lines[2]!, /^1,true,b,1h,1000,48,/);
+    assert.match(lines[3]!, /^3,false,c,1h,1000,10,.*,12$/);
+    assert.equal(csvCell('=cmd()'), "'=cmd()");
+    assert.equal(csvCell('a,"b"'), '"a,""b"""');
+    assert.equal(csvCell(null), '');
+  });
+});
