@@ -199,8 +199,11 @@ describe('dashboard caveats in a browser', { skip: !hasChromium && `${CHROMIUM} 
       campaign: 'wk-camp',
       edits: [...(i < 3 ? [['text', 'remove', 0.06] as [string, string, number]] : []), ['subject', 'remove', -0.12] as [string, string, number], ['background', 'blur', 0.01] as [string, string, number]],
     }));
-    await seedModel(WEAK, 'gbt-20261201000000-weak00', -1.69, scored);
+    // The page is open before the creative is scored: the score appears without a reload.
     await open(WEAK, '/a/wk-0');
+    await page.getByTestId('score-empty').waitFor();
+    await seedModel(WEAK, 'gbt-20261201000000-weak00', -1.69, scored);
+    await page.getByTestId('model-version').waitFor({ timeout: 20_000 });
     await page.getByTestId('weak-model').waitFor();
     assert.match((await page.getByTestId('weak-model').textContent()) ?? '', /weak model.*validation R² −1\.69 \(below 0\.1\)/s);
     assert.match((await page.getByTestId('model-version').textContent()) ?? '', /R² −1\.69/);
