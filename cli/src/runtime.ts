@@ -190,6 +190,7 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
           registry,
         })
       : undefined;
+    let aggregator: LiveAggregator | undefined;
     await registerLiveRoutes(app, {
       gateway,
       reader: new LiveReader(hot, keys, config.events.liveLateMs, ci, settings.fatigueFraction),
@@ -200,7 +201,6 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
     });
     const triggers = await startTriggers({ app, config, bus, store: store!, hot, fanout, keys, log: liveLog, registry, ...(options.resolveHost && { resolveHost: options.resolveHost }) });
     closers.push(() => triggers.stop());
-    let aggregator: LiveAggregator | undefined;
     if (settings.aggregate) {
       aggregator = new LiveAggregator({
         bus,

@@ -9,7 +9,7 @@
  *   {"type":"error","code":"...","message":"...","topic"?:...} {"type":"unsubscribed","topic"} {"type":"pong","id"?}
  * A view is compact: per window the 8 counts (EVENT_KINDS order), dwell ms, conversion value, then
  * [value, low, high, enough] for ctr, engagement_rate, shares_per_1k; `vel` is
- * [per_min, per_min_15m, trend, direction]. The snapshot's `legend` names those positions; the
+ * [per_min, per_min_15m, trend, direction, avg_ms]. The snapshot's `legend` names those positions; the
  * decoder follows it, so a reordering on the server is picked up.
  */
 
@@ -34,7 +34,7 @@ export interface Legend {
 export const DEFAULT_LEGEND: Legend = {
   w: [...EVENT_KINDS, 'dwell_ms', 'conversion_value', 'ctr', 'engagement_rate', 'shares_per_1k'],
   rate: ['value', 'low', 'high', 'enough'],
-  vel: ['per_min', 'per_min_15m', 'trend', 'direction'],
+  vel: ['per_min', 'per_min_15m', 'trend', 'direction', 'avg_ms'],
   windows: [...WINDOW_NAMES],
 };
 
@@ -100,6 +100,8 @@ export type Direction = 'rising' | 'falling' | 'steady';
 export interface Velocity {
   perMin: number;
   perMin15m: number;
+  /** The time perMin15m averages over: the part of the last 15 min that has data (15 min from a server that does not say). */
+  avgMs: number;
   trend: number;
   direction: Direction;
 }
@@ -141,7 +143,7 @@ export class ViewDecoder {
   private readonly er: number;
   private readonly spk: number;
   private readonly rate: [number, number, number, number];
-  private readonly vel: [number, number, number, number];
+  private readonly vel: [number, number, number, number, number];
 
   constructor(readonly legend: Legend = DEFAULT_LEGEND) {
     const w = (name: string) => legend.w.indexOf(name);
@@ -154,7 +156,7 @@ export class ViewDecoder {
     const r = (name: string) => legend.rate.indexOf(name);
     this.rate = [r('value'), r('low'), r('high'), r('enough')];
     const v = (name: string) => legend.vel.indexOf(name);
-    this.vel = [v('per_min'), v('per_min_15m'), v('trend'), v('direction')];
+    this.vel = [v('per_min'), v('per_min_15m'), v('trend'), v('direction'), v('avg_ms')];
   }
 
   decode(view: ViewWire, at: number): Entity {
@@ -172,6 +174,7 @@ export class ViewDecoder {
       velocity: {
         perMin: num(vel[this.vel[0]]),
         perMin15m: num(vel[this.vel[1]]),
+        avgMs: num(vel[this.vel[4]]) || 15 * 60_000,
         trend: num(vel[this.vel[2]]),
         direction: dir === 'rising' || dir === 'falling' ? dir : 'steady',
       },

@@ -37,8 +37,9 @@ class FakeSocket implements SocketLike {
   }
 }
 
-function view(id: string, impressions: number, clicks: number, enough = 1, kind: 'asset' | 'campaign' = 'asset'): ViewWire {
-  const w = [impressions, 0, clicks, 0, 0, 0, 0, 0, 0, 0, [clicks / Math.max(1, impressions), 0, 1, enough], [0, 0, 1, 0], [0, 0, 1, 0]];
+function view(id: string, impressions: number, clicks: number, enough = 1, kind: 'asset' | 'campaign' = 'asset', half = 0.01): ViewWire {
+  const p = clicks / Math.max(1, impressions);
+  const w = [impressions, 0, clicks, 0, 0, 0, 0, 0, 0, 0, [p, Math.max(0, p - half), p + half, enough], [0, 0, 1, 0], [0, 0, 1, 0]];
   return { kind, id, campaign_id: 'c1', master_id: null, n: impressions + clicks, w: { '1m': w, '15m': w, '1h': w, '24h': w }, vel: [impressions, 1, 0.5, 'rising'] };
 }
 
@@ -196,10 +197,13 @@ describe('ViewDecoder', () => {
     assert.equal(e.windows['1h'].engagements, 10);
     assert.equal(e.windows['1h'].ctr.value, 0.05);
     assert.equal(e.windows['1h'].ctr.enough, true);
-    assert.deepEqual(e.velocity, { perMin: 200, perMin15m: 1, trend: 0.5, direction: 'rising' });
+    // A server that does not say what the average covers: the nominal 15 min.
+    assert.deepEqual(e.velocity, { perMin: 200, perMin15m: 1, avgMs: 900_000, trend: 0.5, direction: 'rising' });
     const legend = { ...DEFAULT_LEGEND, vel: ['direction', 'trend', 'per_min_15m', 'per_min'] };
     const swapped = new ViewDecoder(legend).decode({ ...view('a1', 1, 0), vel: ['falling', -2, 3, 4] }, 5);
-    assert.deepEqual(swapped.velocity, { perMin: 4, perMin15m: 3, trend: -2, direction: 'falling' });
+    assert.deepEqual(swapped.velocity, { perMin: 4, perMin15m: 3, avgMs: 900_000, trend: -2, direction: 'falling' });
+    const withAvg = new ViewDecoder({ ...DEFAULT_LEGEND, vel: ['per_min', 'per_min_15m', 'trend', 'direction', 'avg_ms'] });
+    assert.equal(withAvg.decode({ ...view('a1', 1, 0), vel: [4, 3, 0, 'steady', 240_000] }, 5).velocity.avgMs, 240_000);
   });
 });
 
@@ -212,11 +216,30 @@ describe('leaderboard order', () => {
     const o = order(rs, 'ctr', 'desc', { text: '', hideNotEnough: false });
     assert.deepEqual(o.ids, ['high', 'low', 'weak-big', 'weak-small']);
     assert.deepEqual([...o.rank], [['high', 1], ['low', 2]]);
+    assert.equal(o.tied.size, 0);
     assert.deepEqual(order(rs, 'ctr', 'asc', { text: '', hideNotEnough: false }).ids, ['low', 'high', 'weak-big', 'weak-small']);
     assert.deepEqual(order(rs, 'ctr', 'desc', { text: '', hideNotEnough: true }).ids, ['high', 'low']);
     assert.deepEqual(order(rs, 'impressions', 'desc', { text: 'WEAK', hideNotEnough: false }).ids, ['weak-big', 'weak-small']);
     assert.deepEqual(order(rs, 'asset', 'asc', { text: '', hideNotEnough: false }).ids, ['high', 'low', 'weak-big', 'weak-small']);
     assert.equal(o.total, 4);
+  });
+});
+
+describe('leaderboard ties', () => {
+  const d = new ViewDecoder();
+  const rows = (vs: ViewWire[]) => vs.map((v) => rowOf(d.decode(v, 0) as Entity, '1h'));
+  test('ranks whose 95% intervals overlap are tied ("=1"), not winner and runner-up', async () => {
+    const { rankLabel } = await import('../app/src/lib/leaderboard.ts');
+    // CTR 5.0% [4.0, 6.0], 4.8% [3.8, 5.8] overlap; 3.0% [2.5, 3.5] is clearly below both; 2.9% overlaps it.
+    const rs = rows([view('a', 1000, 50), view('b', 1000, 48), view('c', 1000, 30, 1, 'asset', 0.005), view('d', 1000, 29, 1, 'asset', 0.005), view('weak', 10, 5, 0)]);
+    const o = order(rs, 'ctr', 'desc', { text: '', hideNotEnough: false });
+    assert.deepEqual(o.ids, ['a', 'b', 'c', 'd', 'weak']);
+    assert.deepEqual(['a', 'b', 'c', 'd', 'weak'].map((id) => rankLabel(o, id)), ['=1', '=1', '=3', '=3', '—']);
+    assert.deepEqual([...o.tied], [['b', 'a'], ['a', 'a'], ['d', 'c'], ['c', 'c']]);
+    // Counts have no interval: plain ranks.
+    const byImp = order(rs, 'impressions', 'desc', { text: '', hideNotEnough: false });
+    assert.equal(byImp.tied.size, 0);
+    assert.equal(rankLabel(byImp, 'a'), '1');
   });
 });
 

@@ -43,6 +43,24 @@ test('aggregation: consistent effects are significant, effects that depend on th
   assert.deepEqual(aggregateAttribution(per), out);
 });
 
+test('aggregation: the same edit of two elements is two estimates, each counting its own creatives once', () => {
+  // 20 creatives with their text removed (+10 %), 26 with their subject removed (-20 %): not one
+  // "remove" of 46; a creative listed twice for an edit counts once.
+  const per = Array.from({ length: 26 }, (_, i) => [
+    ...(i < 20 ? [{ element: 'text', edit: 'remove', delta: 0.1, ci_low: 0, ci_high: 0, n: 4, members: [0.1, 0.1, 0.1, 0.1] }] : []),
+    { element: 'subject', edit: 'remove', delta: -0.2, ci_low: 0, ci_high: 0, n: 4, members: [-0.2, -0.2, -0.2, -0.2] },
+    ...(i === 0 ? [{ element: 'subject', edit: 'remove', delta: -0.2, ci_low: 0, ci_high: 0, n: 4, members: [-0.2, -0.2, -0.2, -0.2] }] : []),
+  ]);
+  const out = aggregateAttribution(per);
+  assert.deepEqual(
+    out.map((e) => [e.element, e.edit, e.n, Math.round(e.mean * 100)]),
+    [
+      ['subject', 'remove', 26, -20],
+      ['text', 'remove', 20, 10],
+    ],
+  );
+});
+
 test('light features: edits and measurements run in worker threads; a red recolour shows in the subject colour features', async () => {
   const { findSamplePhotos } = await import('../testing/images.js');
   const { lightFeatureProvider } = await import('../predict/featurizer.js');

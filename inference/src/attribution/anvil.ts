@@ -115,15 +115,25 @@ export interface AggregateOptions {
  * edit is `significant` when the interval excludes 0 and |mean| >= minEffect.
  */
 export function aggregateAttribution(perAsset: readonly (readonly EditEffect[])[], o: AggregateOptions = {}): AggregatedElement[] {
-  const byEdit = new Map<string, { element: string; members: number[][] }>();
-  for (const list of perAsset) for (const a of list) (byEdit.get(a.edit) ?? byEdit.set(a.edit, { element: a.element, members: [] }).get(a.edit)!).members.push(a.members);
+  // Keyed by element AND edit: `remove` of the text and `remove` of the subject are different
+  // edits, and an asset counts once per edit (n is the number of creatives behind an estimate).
+  const byEdit = new Map<string, { element: string; edit: string; members: number[][] }>();
+  for (const list of perAsset) {
+    const seen = new Set<string>();
+    for (const a of list) {
+      const key = `${a.element}\0${a.edit}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      (byEdit.get(key) ?? byEdit.set(key, { element: a.element, edit: a.edit, members: [] }).get(key)!).members.push(a.members);
+    }
+  }
   const k = o.bonferroni === false ? 1 : Math.max(1, byEdit.size);
   const alpha = (o.alpha ?? 0.05) / k;
   const minEffect = o.minEffect ?? 0.03;
   const B = o.replicates ?? 4000;
   const rng = mulberry32(o.seed ?? 12345);
   return [...byEdit.entries()]
-    .map(([edit, { element, members }]) => {
+    .map(([, { element, edit, members }]) => {
       const n = members.length;
       const m = Math.min(...members.map((x) => x.length));
       const overall = mean(members.map((x) => mean(x)));

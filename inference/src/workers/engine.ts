@@ -258,16 +258,17 @@ export class ScoringEngine {
   }
 
   /** Attribution aggregated over the latest scores of the active model (optionally one campaign). */
-  async aggregate(tenantId: string, campaignId?: string): Promise<{ model_version: string | null; elements: AggregatedElement[] }> {
+  async aggregate(tenantId: string, campaignId?: string): Promise<{ model_version: string | null; assets: number; elements: AggregatedElement[] }> {
     const version = await this.deps.registry.activeVersion(tenantId);
-    if (!version) return { model_version: null, elements: [] };
+    if (!version) return { model_version: null, assets: 0, elements: [] };
     const rows = await this.latestRows(tenantId, `${campaignId ? 'AND campaign_id = {campaign:String}' : ''}`, { campaign: campaignId ?? '' });
     const per = rows
       .filter((r) => r.score.model_version === version)
       .map((r) =>
         (r.score.attribution ?? []).map((a) => ({ ...a, members: r.members[`${a.element}\0${a.edit}`] ?? [a.delta] })),
       );
-    return { model_version: version, elements: aggregateAttribution(per) };
+    // Creatives with any attribution: the "n of N" of every estimate.
+    return { model_version: version, assets: per.filter((p) => p.length > 0).length, elements: aggregateAttribution(per) };
   }
 
   /** The occlusion map of an asset under the active model (computed once per model version, then stored). */

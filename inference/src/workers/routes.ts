@@ -5,7 +5,7 @@
  *   GET  /v1/assets/:id/score?tenant_id          (read)  latest AssetScore, 404 not_scored
  *   GET  /v1/assets/:id/occlusion?tenant_id      (read)  { grid_w, grid_h, values, model_version }
  *   GET  /v1/campaigns/:id/scores?tenant_id      (read)  { scores }
- *   GET  /v1/attribution?tenant_id[&campaign_id] (read)  { model_version, elements }
+ *   GET  /v1/attribution?tenant_id[&campaign_id] (read)  { model_version, assets, elements }
  *   GET  /v1/models?tenant_id                    (read)  { models }
  *   POST /v1/models/:version/activate            (admin) body { tenant_id } -> { version, active: true }
  */

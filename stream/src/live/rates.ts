@@ -86,8 +86,13 @@ export function windowView(sums: Float64Array, policy: CiPolicy): WindowView {
 export interface Velocity {
   /** Events per minute over the last minute. */
   per_min: number;
-  /** Events per minute averaged over the last 15 minutes. */
+  /** Events per minute averaged over the last 15 minutes that have data (see avg_ms). */
   per_min_15m: number;
+  /**
+   * The time per_min_15m is averaged over: from the first minute with data in the last 15 to now
+   * (1 to 15 min). Dividing by 15 after 4 minutes of data would understate the rate by almost 4x.
+   */
+  avg_ms: number;
   /** Least-squares slope of events/min over the last 10 whole minutes, in events/min per minute. */
   trend: number;
   direction: 'rising' | 'falling' | 'steady';
@@ -104,6 +109,14 @@ export function velocity(sums1m: Float64Array, sums15m: Float64Array, parts: rea
     return n;
   };
   const thisMinute = Math.floor(now / 60_000);
+  // The first minute of the last 15 with any event: the average covers the time with data only.
+  let firstMinute = thisMinute;
+  for (const p of parts) {
+    const mins = p.minuteSeries(thisMinute - 15, thisMinute, ALL_KINDS);
+    const i = mins.findIndex((v) => v > 0);
+    if (i >= 0) firstMinute = Math.min(firstMinute, thisMinute - 15 + i);
+  }
+  const avgMs = Math.min(15 * 60_000, Math.max(60_000, now - Math.max(now - 15 * 60_000, firstMinute * 60_000)));
   const series = new Array<number>(TREND_MINUTES).fill(0);
   for (const p of parts) p.minuteSeries(thisMinute - TREND_MINUTES, thisMinute, ALL_KINDS).forEach((v, i) => (series[i]! += v));
   const trend = slope(series);
@@ -112,7 +125,8 @@ export function velocity(sums1m: Float64Array, sums15m: Float64Array, parts: rea
   const relative = (trend * TREND_MINUTES) / Math.max(mean, 1);
   return {
     per_min: round(total(sums1m), 2),
-    per_min_15m: round(total(sums15m) / 15, 2),
+    per_min_15m: round(total(sums15m) / (avgMs / 60_000), 2),
+    avg_ms: avgMs,
     trend: round(trend, 3),
     direction: relative > 0.25 ? 'rising' : relative < -0.25 ? 'falling' : 'steady',
   };

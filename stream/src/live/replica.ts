@@ -161,7 +161,7 @@ export class View {
     }
     o.n = n;
     o.w = w;
-    o.vel = [v.per_min, v.per_min_15m, v.trend, v.direction];
+    o.vel = [v.per_min, v.per_min_15m, v.trend, v.direction, v.avg_ms];
     if (this.kind === 'asset' && this.decayWanted > 0) o.decay = this.decay(now, options);
     this.fragment = JSON.stringify(o);
     this.fragmentAt = now;
@@ -193,7 +193,7 @@ export class View {
 export const LEGEND: Legend = {
   w: ['impression', 'view', 'click', 'like', 'share', 'comment', 'conversion', 'dwell', 'dwell_ms', 'conversion_value', 'ctr', 'engagement_rate', 'shares_per_1k'],
   rate: ['value', 'low', 'high', 'enough'],
-  vel: ['per_min', 'per_min_15m', 'trend', 'direction'],
+  vel: ['per_min', 'per_min_15m', 'trend', 'direction', 'avg_ms'],
   windows: WINDOWS.map((w) => w.name),
 };
 

@@ -93,6 +93,24 @@ test('rates: Wilson intervals, the not-enough-data flag, and a view over several
   assert.ok(v.velocity.per_min > 0);
 });
 
+test('velocity: the 15 min average is over the time that has data, not 15 min', () => {
+  // 60 events a minute for the last 4 minutes (NOW is on a minute boundary).
+  const b = new Buckets(layout);
+  for (let m = 0; m < 4; m++) for (let i = 0; i < 60; i++) b.add(KIND_INDEX.impression, 1, NOW - 4 * MINUTE + m * MINUTE + i * 1000);
+  const v = metricsView([b], NOW, CI).velocity;
+  assert.equal(v.avg_ms, 4 * MINUTE);
+  assert.equal(v.per_min_15m, 60);
+  // Data over the whole window: 15 min. One event just now: at least a minute.
+  const full = new Buckets(layout);
+  for (let m = 0; m < 20; m++) for (let i = 0; i < 30; i++) full.add(KIND_INDEX.impression, 1, NOW - (m + 0.5) * MINUTE);
+  const fv = metricsView([full], NOW, CI).velocity;
+  assert.equal(fv.avg_ms, 15 * MINUTE);
+  assert.equal(fv.per_min_15m, 30);
+  const one = new Buckets(layout);
+  one.add(KIND_INDEX.impression, 1, NOW - 100);
+  assert.equal(metricsView([one], NOW, CI).velocity.avg_ms, MINUTE);
+});
+
 test('subjects and keys: ids with separators are encoded into single, distinct tokens', () => {
   for (const id of ['a.b', 'a:b', 'a%2Eb', 'x y', '*', '>', 'é']) {
     const t = subjectToken(id);

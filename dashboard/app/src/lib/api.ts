@@ -332,8 +332,16 @@ export interface AggregatedAttributionJson {
   significant: boolean;
 }
 
+export interface AttributionSummaryJson {
+  model_version: string | null;
+  /** Scored creatives behind the estimates (each estimate's n is at most this). */
+  assets: number;
+  /** One per element AND edit (text/remove and subject/remove are two). */
+  elements: AggregatedAttributionJson[];
+}
+
 export function aggregateAttribution(tenant: string, campaign: string | null, signal?: AbortSignal) {
-  return getJson<{ model_version: string | null; elements: AggregatedAttributionJson[] }>('/v1/attribution', { tenant_id: tenant, campaign_id: campaign }, signal);
+  return getJson<AttributionSummaryJson>('/v1/attribution', { tenant_id: tenant, campaign_id: campaign }, signal);
 }
 
 export interface ModelJson {
@@ -352,4 +360,20 @@ export function listModels(tenant: string, signal?: AbortSignal) {
 /** The key's tenant and scopes (404 `auth_off` when the server runs without keys). */
 export function whoami(signal?: AbortSignal) {
   return getJson<{ tenant_id: string; key_id: string; scopes: string[]; placements: string[] | null }>('/v1/whoami', {}, signal);
+}
+
+// ---- Data freshness (live role) ----
+
+/** What the live role last counted for the tenant: apart from the WebSocket's state. */
+export interface FreshnessJson {
+  /** Epoch ms of the newest event counted live for the tenant; null: none since the live role started. */
+  last_event_at: number | null;
+  /** Events counted live per second over the last minute. */
+  events_per_sec: number;
+  /** The server's clock when it answered (ages are measured on it, not on the browser's clock). */
+  as_of: number;
+}
+
+export function liveFreshness(tenant: string, signal?: AbortSignal) {
+  return getJson<FreshnessJson>('/v1/live/freshness', { tenant_id: tenant }, signal);
 }

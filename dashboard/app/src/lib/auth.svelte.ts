@@ -36,6 +36,8 @@ class Auth {
   reason = $state<string | null>(null);
   /** Moves when the key changes: views and the live connection start again with it. */
   epoch = $state(0);
+  /** The server refused the key set now (401): the header must not say it is fine. */
+  rejected = $state(false);
 
   constructor() {
     this.fromHash();
@@ -49,6 +51,7 @@ class Auth {
     if (key === this.key) return;
     this.key = key;
     store(key);
+    this.rejected = false;
     this.needed = false;
     this.reason = null;
     this.epoch++;
@@ -68,6 +71,7 @@ class Auth {
   detail = $state<string | null>(null);
 
   unauthorized(message: string): void {
+    this.rejected = this.key !== null;
     this.reason = this.key ? 'The server refused this key.' : 'This server needs an API key.';
     this.detail = message;
     this.needed = true;
@@ -83,6 +87,7 @@ class Auth {
   set(key: string): void {
     this.key = key.trim() || null;
     store(this.key);
+    this.rejected = false;
     this.needed = false;
     this.reason = null;
     this.epoch++;

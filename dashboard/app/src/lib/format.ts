@@ -62,3 +62,17 @@ export function fmtRelative(ms: number, now: number): string {
   if (Math.abs(d) < 1000) return 'now';
   return d > 0 ? `in ${fmtDuration(d)}` : `${fmtDuration(-d)} ago`;
 }
+
+const FULL_AVG_MS = 15 * 60_000;
+
+/**
+ * The label of the 15-minute average, which the server takes over the part of the 15 minutes that
+ * has data: "15 min avg" when it covers them, else "2.5 min avg" (the time it divides by).
+ */
+export function avgLabel(avgMs: number): string {
+  return avgMs >= FULL_AVG_MS - 30_000 ? '15 min avg' : `${fmtDuration(avgMs)} avg`;
+}
+
+// Model quality labels live in models.ts (pure, unit-tested); re-exported here for the lazily
+// loaded views, which take their formatting from this module.
+export { WEAK_R2, fmtR2, modelFit } from './models.ts';

@@ -63,8 +63,16 @@ export interface Filter {
 
 export interface Ordered {
   ids: string[];
-  /** 1-based rank among rankable rows; absent: "not enough data" to rank. */
+  /**
+   * 1-based rank among rankable rows; absent: "not enough data" to rank. Rows tied (see `tied`)
+   * share the rank of the first of them.
+   */
   rank: Map<string, number>;
+  /**
+   * Rows whose rate's 95% interval overlaps that of the row their tie starts with (the first row
+   * not clearly below the one before it), mapped to that row: their order is not significant.
+   */
+  tied: Map<string, string>;
   /** Rows before filtering. */
   total: number;
 }
@@ -100,8 +108,36 @@ export function order(rows: Iterable<Row>, key: SortKey, dir: SortDir, filter: F
     });
   weak.sort((a, b) => b.w.impressions - a.w.impressions || cmp(a.id, b.id));
   const rank = new Map<string, number>();
-  ranked.forEach((r, i) => rank.set(r.id, i + 1));
-  return { ids: [...ranked, ...weak].map((r) => r.id), rank, total };
+  const tied = new Map<string, string>();
+  if (isRate(key)) {
+    // Walk down the order: a row whose interval overlaps the current group's first row joins it
+    // (same rank, "=2"); one clearly below it starts a new group at its own position.
+    let lead: Row | undefined;
+    let leadRank = 0;
+    ranked.forEach((r, i) => {
+      if (lead && overlaps(rateOf(lead, key), rateOf(r, key))) {
+        rank.set(r.id, leadRank);
+        tied.set(r.id, lead.id);
+        tied.set(lead.id, lead.id);
+      } else {
+        lead = r;
+        leadRank = i + 1;
+        rank.set(r.id, leadRank);
+      }
+    });
+  } else ranked.forEach((r, i) => rank.set(r.id, i + 1));
+  return { ids: [...ranked, ...weak].map((r) => r.id), rank, tied, total };
+}
+
+function overlaps(a: Rate, b: Rate): boolean {
+  return a.low <= b.high && b.low <= a.high;
+}
+
+/** "=2" for a tied rank, "2" otherwise, "—" for rows not ranked. */
+export function rankLabel(o: Ordered, id: string): string {
+  const r = o.rank.get(id);
+  if (r === undefined) return '—';
+  return o.tied.has(id) ? `=${r}` : String(r);
 }
 
 function cmp(a: string, b: string): number {

@@ -1,6 +1,6 @@
 /**
  * Routes live in the URL fragment, so the server serves one page at `/` and never sees them:
- *   #/c/<campaign>   campaign overview (leaderboard)
+ *   #/c/<campaign>[?w=&sort=&dir=&q=&hide=]   campaign overview (leaderboard; the query keeps its state, view-state.ts)
  *   #/a/<asset>      asset detail
  *   #/m/<master>     master roll-up and its tied ads
  *   #/review[/<ad>]  tie review (the queue, or one ad)
@@ -14,7 +14,7 @@ import { auth } from './auth.svelte.ts';
 
 export type Route =
   | { name: 'home' }
-  | { name: 'campaign'; id: string }
+  | { name: 'campaign'; id: string; query: string }
   | { name: 'asset'; id: string }
   | { name: 'master'; id: string }
   | { name: 'review'; id: string | null }
@@ -23,7 +23,10 @@ export type Route =
   | { name: 'not_found'; path: string };
 
 export function parseRoute(hash: string): Route {
-  const path = hash.replace(/^#/, '');
+  const full = hash.replace(/^#/, '');
+  const qi = full.indexOf('?');
+  const path = qi < 0 ? full : full.slice(0, qi);
+  const query = qi < 0 ? '' : full.slice(qi);
   if (path === '' || path === '/') return { name: 'home' };
   if (path === '/triggers') return { name: 'triggers' };
   const sub = /^\/(review|insights)(?:\/(.+))?$/.exec(path);
@@ -44,11 +47,12 @@ export function parseRoute(hash: string): Route {
   } catch {
     return { name: 'not_found', path };
   }
-  return { name: m[1] === 'c' ? 'campaign' : m[1] === 'a' ? 'asset' : 'master', id };
+  if (m[1] === 'c') return { name: 'campaign', id, query };
+  return { name: m[1] === 'a' ? 'asset' : 'master', id };
 }
 
 export const href = {
-  campaign: (id: string) => `#/c/${encodeURIComponent(id)}`,
+  campaign: (id: string, query = '') => `#/c/${encodeURIComponent(id)}${query}`,
   asset: (id: string) => `#/a/${encodeURIComponent(id)}`,
   master: (id: string) => `#/m/${encodeURIComponent(id)}`,
   review: (id?: string | null) => (id ? `#/review/${encodeURIComponent(id)}` : '#/review'),

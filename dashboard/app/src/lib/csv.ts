@@ -1,0 +1,79 @@
+import type { WindowName } from '@afterglow/core/live-protocol';
+import type { Ordered, Row } from './leaderboard.ts';
+
+/**
+ * The leaderboard as CSV, in the order and with the filter shown: one row per creative, its rank
+ * (empty: not enough data to rank) and whether it is tied, counts, and each rate with its 95%
+ * interval and whether it is reliable. Pure.
+ */
+const HEADER = [
+  'rank',
+  'tied',
+  'asset_id',
+  'window',
+  'impressions',
+  'clicks',
+  'likes',
+  'shares',
+  'comments',
+  'engagements',
+  'ctr',
+  'ctr_low',
+  'ctr_high',
+  'ctr_enough_data',
+  'engagement_rate',
+  'engagement_rate_low',
+  'engagement_rate_high',
+  'engagement_rate_enough_data',
+  'shares_per_1k',
+  'shares_per_1k_low',
+  'shares_per_1k_high',
+  'velocity_per_min',
+];
+
+/** A cell: quoted when it must be; a text cell a spreadsheet would run as a formula is prefixed with '. */
+export function csvCell(v: string | number | boolean | null | undefined): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(Math.round(v * 1e6) / 1e6) : '';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  const s = /^[=+\-@\t\r]/.test(v) ? `'${v}` : v;
+  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+export function leaderboardCsv(ordered: Ordered, rows: ReadonlyMap<string, Row>, window: WindowName): string {
+  const lines = [HEADER.join(',')];
+  for (const id of ordered.ids) {
+    const r = rows.get(id);
+    if (!r) continue;
+    const w = r.w;
+    lines.push(
+      [
+        ordered.rank.get(id) ?? null,
+        ordered.tied.has(id),
+        id,
+        window,
+        w.impressions,
+        w.counts.click,
+        w.counts.like,
+        w.counts.share,
+        w.counts.comment,
+        w.engagements,
+        w.ctr.value,
+        w.ctr.low,
+        w.ctr.high,
+        w.ctr.enough,
+        w.engagementRate.value,
+        w.engagementRate.low,
+        w.engagementRate.high,
+        w.engagementRate.enough,
+        w.sharesPer1k.value,
+        w.sharesPer1k.low,
+        w.sharesPer1k.high,
+        r.entity.velocity.perMin,
+      ]
+        .map(csvCell)
+        .join(','),
+    );
+  }
+  return `${lines.join('\r\n')}\r\n`;
+}
