@@ -30,4 +30,5 @@ test('freshness: readers add up members and age a member that stopped writing', 
   assert.equal(f.as_of, now);
   assert.deepEqual(readFreshness({ a: `${now - 200_000},600,${now - 120_000}` }, now), { last_event_at: now - 200_000, events_per_sec: 0, as_of: now }, 'intake stopped: the rate is 0, the last event stays');
   assert.deepEqual(readFreshness({}, now), { last_event_at: null, events_per_sec: 0, as_of: now });
+  assert.equal(readFreshness({ a: `${now - 61_000},5,${now - 1_000}` }, now).events_per_sec, 0, 'written lately, but its newest event is over a minute old');
 });

@@ -74,8 +74,9 @@ export function readFreshness(fields: Record<string, string>, now: number): Fres
     const [l, n, w] = value.split(',').map(Number);
     if (!Number.isFinite(l) || !Number.isFinite(n) || !Number.isFinite(w)) continue;
     if (l! > 0 && (last === null || l! > last)) last = l!;
-    // Its minute was [w - 60 s, w]; only the part still inside [now - 60 s, now] counts.
-    const overlap = Math.max(0, Math.min(1, 1 - (now - w!) / (SLOTS * 1000)));
+    // Its minute was [w - 60 s, w]; only the part still inside [now - 60 s, now] counts, and none
+    // of it once its newest event is over a minute old.
+    const overlap = now - l! > SLOTS * 1000 ? 0 : Math.max(0, Math.min(1, 1 - (now - w!) / (SLOTS * 1000)));
     perMinute += n! * overlap;
   }
   return { last_event_at: last, events_per_sec: Math.round((perMinute / SLOTS) * 100) / 100, as_of: now };
