@@ -314,8 +314,11 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
     assert.ok(seen.includes('resynced'));
     assert.equal(await page.getByTestId('stale-banner').count(), 0);
 
-    // The new server's live state is empty (memory hot state): the page says so, then follows new events.
-    await page.getByTestId('board-empty').waitFor();
+    // The new server starts with empty memory hot state and an empty in-process log, and rebuilds
+    // the live windows from ClickHouse: the board shows what was counted before the restart (all six
+    // creatives, a-02 with its 4,500), then follows new events.
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=leaderboard] tbody tr[data-id]').length === 6, undefined, { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector('tr[data-id="a-02"] [data-testid=impressions]')?.textContent?.trim() === '4,500', undefined, { timeout: 20_000 });
     await post(app.running.url, traffic('a-07', 300, 9, 5_000));
     await page.waitForFunction(() => document.querySelector('tr[data-id="a-07"] [data-testid=impressions]')?.textContent?.trim() === '300', undefined, { timeout: 10_000 });
     const info = (await page.getByTestId('connection').getAttribute('title')) ?? '';
