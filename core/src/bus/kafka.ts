@@ -95,7 +95,8 @@ export class KafkaBus implements Bus {
       // Topics are created by ensureTopics with the configured partitions, never by a typo.
       autocreateTopics: false,
       ...(options.sasl ? { sasl: { ...options.sasl } } : {}),
-      ...(options.tls ? { tls: options.tls.ca ? { ca: options.tls.ca } : {} } : {}),
+      // SNI with each broker's host name, which managed services route on.
+      ...(options.tls ? { tls: options.tls.ca ? { ca: options.tls.ca } : {}, tlsServerName: true } : {}),
     };
   }
 
