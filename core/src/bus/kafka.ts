@@ -308,6 +308,12 @@ interface PartitionState {
   failures: number;
   /** Not fetched before this time (handler backoff). */
   notBefore: number;
+  /**
+   * Records fetched while the partition's handler was busy (one batch ahead, as kafkajs
+   * prefetched): handed over the moment the handler resolves, so a partition does not wait for
+   * the next fetch round trip; the partition is not fetched again while they wait.
+   */
+  pending: DeliveredRecord[] | undefined;
 }
 
 class KafkaConsumer implements BusConsumer {
@@ -315,8 +321,12 @@ class KafkaConsumer implements BusConsumer {
   private state: 'idle' | 'running' | 'stopped' = 'idle';
   private generation = 0;
   private partitions = new Map<string, PartitionState>();
-  /** Partitions whose handler is running (across generations: a partition is never handled twice at once). */
-  private readonly busy = new Map<string, Promise<void>>();
+  /**
+   * Partitions whose handler is running, with the generation that started it (across generations:
+   * a partition is never handled twice at once).
+   */
+  private readonly busy = new Map<string, { run: Promise<void>; generation: number }>();
+  private handler: ((batch: DeliveredBatch) => Promise<void>) | undefined;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private topicIds = new Map<string, string>();
@@ -348,7 +358,7 @@ class KafkaConsumer implements BusConsumer {
       this.partitions = new Map(
         assigned.map(({ topic, partition }) => [
           key({ topic, partition }),
-          { topic, partition, position: undefined, fetchedFrom: -1n, committed: -1n, failures: 0, notBefore: 0 },
+          { topic, partition, position: undefined, fetchedFrom: -1n, committed: -1n, failures: 0, notBefore: 0, pending: undefined },
         ]),
       );
       this.topicIds.clear();
@@ -415,7 +425,7 @@ class KafkaConsumer implements BusConsumer {
     this.onStop();
     this.poke();
     await this.loop;
-    await Promise.allSettled([...this.busy.values()]);
+    await Promise.allSettled([...this.busy.values()].map((b) => b.run));
     await this.consumer.close().catch((err: unknown) => this.logger.warn({ err, groupId: this.options.groupId }, 'kafka consumer close failed'));
     // An ephemeral group is never resumed: delete it now rather than leave its offsets to expire
     // (offsets.retention.minutes, 7 days by default).
@@ -443,18 +453,25 @@ class KafkaConsumer implements BusConsumer {
   }
 
   /**
-   * One fetch at a time for all this member's partitions that are not busy (a fetch session per
-   * broker, as the client keeps them). Each partition's records go to the handler as one batch;
-   * the partition is fetched again only once its handler resolved, which is the backpressure the
-   * port promises.
+   * One fetch at a time for all this member's partitions (a fetch session per broker, as the client
+   * keeps them). Each partition's records go to the handler as one batch; while it runs, at most
+   * one more batch of that partition is fetched and held, and the partition is fetched again only
+   * once that one was handed over: the backpressure the port promises.
    */
   private async fetchLoop(handler: (batch: DeliveredBatch) => Promise<void>): Promise<void> {
+    this.handler = handler;
     while (this.state === 'running') {
       const generation = this.generation;
       const now = Date.now();
-      const ready = [...this.partitions.values()].filter((p) => !this.busy.has(key(p)) && p.notBefore <= now);
-      if (ready.length === 0 || this.busy.size >= PARTITIONS_CONCURRENTLY) {
-        const waitFor = Math.min(FETCH_MAX_WAIT_MS, ...[...this.partitions.values()].map((p) => Math.max(1, p.notBefore - now)));
+      const ready = [...this.partitions.values()].filter((p) => {
+        const busy = this.busy.get(key(p));
+        // A handler of an earlier generation may still commit: read the position after it is done.
+        return p.pending === undefined && p.notBefore <= now && (!busy || busy.generation === generation);
+      });
+      if (ready.length === 0) {
+        // Woken early by a handler finishing or a new assignment; otherwise until a backoff ends.
+        const backoffs = [...this.partitions.values()].filter((p) => p.notBefore > now).map((p) => p.notBefore - now);
+        const waitFor = Math.min(FETCH_MAX_WAIT_MS, ...backoffs);
         await this.idle(waitFor);
         continue;
       }
@@ -484,12 +501,26 @@ class KafkaConsumer implements BusConsumer {
         for (const partitionResponse of topicResponse.partitions) {
           const state = this.partitions.get(key({ topic, partition: partitionResponse.partitionIndex }));
           const from = requested.get(key({ topic, partition: partitionResponse.partitionIndex }));
-          if (!state || from === undefined || state.position !== from || this.busy.has(key(state))) continue;
+          if (!state || from === undefined || state.position !== from || state.pending !== undefined) continue;
           const { records, next } = delivered(topic, state.partition, partitionResponse.records ?? [], from);
           if (next > from) state.position = next;
-          if (records.length > 0) this.dispatch(handler, state, records, generation);
+          if (records.length > 0) state.pending = records;
         }
       }
+      this.handOver(generation);
+    }
+  }
+
+  /** Starts the handler on every partition with records waiting and no handler running (up to the cap). */
+  private handOver(generation: number): void {
+    const handler = this.handler;
+    if (!handler || generation !== this.generation || this.state !== 'running') return;
+    for (const state of this.partitions.values()) {
+      if (this.busy.size >= PARTITIONS_CONCURRENTLY) return;
+      if (state.pending === undefined || this.busy.has(key(state))) continue;
+      const records = state.pending;
+      state.pending = undefined;
+      this.dispatch(handler, state, records, generation);
     }
   }
 
@@ -566,14 +597,17 @@ class KafkaConsumer implements BusConsumer {
           { err, topic: state.topic, partition: state.partition, offset: records[0]!.offset, restartAt: restart.toString(), retryInMs: delay },
           'bus handler failed; redelivering from the committed offset',
         );
+        // Records fetched ahead came after the failed ones: drop them, they come again from `restart`.
+        state.pending = undefined;
         state.position = restart;
         state.notBefore = Date.now() + delay;
       } finally {
         this.busy.delete(tp);
+        this.handOver(this.generation);
         this.poke();
       }
     })();
-    this.busy.set(tp, run);
+    this.busy.set(tp, { run, generation });
   }
 }
 
