@@ -66,6 +66,7 @@ const PARTITIONS_CONCURRENTLY = 4;
 const HANDLER_BACKOFF_MIN_MS = 100;
 const HANDLER_BACKOFF_MAX_MS = 5_000;
 const FETCH_ERROR_BACKOFF_MS = 500;
+const REJOIN_BACKOFF_MS = 1_000;
 /** Retries with backoff: ~3 s in all before an operation fails. */
 const RETRIES = 5;
 const RETRY_DELAY_MS = 250;
@@ -370,8 +371,34 @@ class KafkaConsumer implements BusConsumer {
       this.poke();
     });
     this.consumer.on('consumer:heartbeat:error', ({ error }) => this.logger.debug({ err: error, groupId: options.groupId }, 'kafka heartbeat failed'));
-    // Without a listener an 'error' event (a rejoin that failed for good) would throw.
-    this.consumer.on('error', (err: unknown) => this.logger.warn({ err, groupId: options.groupId }, 'kafka consumer error'));
+    // The client emits 'error' when a rejoin failed for good (the coordinator was unreachable for
+    // all its retries, e.g. across a broker restart) and then stops heartbeating: this member is
+    // out of the group. Stop handling the old assignment and join again until it works.
+    this.consumer.on('error', (err: unknown) => {
+      this.logger.warn({ err, groupId: options.groupId }, 'kafka consumer left the group; joining again');
+      this.generation++;
+      this.partitions = new Map();
+      this.rejoin();
+    });
+  }
+
+  private rejoining = false;
+
+  private rejoin(): void {
+    if (this.rejoining || this.state !== 'running') return;
+    this.rejoining = true;
+    setTimeout(() => {
+      this.consumer.joinGroup({}).then(
+        () => {
+          this.rejoining = false;
+        },
+        (err: unknown) => {
+          this.rejoining = false;
+          this.logger.warn({ err, groupId: this.options.groupId }, 'kafka consumer could not join its group yet');
+          this.rejoin();
+        },
+      );
+    }, REJOIN_BACKOFF_MS).unref();
   }
 
   async run(handler: (batch: DeliveredBatch) => Promise<void>): Promise<void> {
