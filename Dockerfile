@@ -9,7 +9,8 @@
 # Stages: manifests (package.json files only, so the npm ci layers stay cached until a dependency
 # changes) -> build (all deps, tsc) and prod-deps (runtime deps only) -> runtime (non-root).
 
-ARG NODE_VERSION=20.19
+# The Node the project pins (the `node` dev dependency in package.json): the same LTS line here.
+ARG NODE_VERSION=24.21
 # Debian, not Alpine: chDB, onnxruntime-node and sharp ship glibc binaries.
 FROM node:${NODE_VERSION}-bookworm-slim AS base
 WORKDIR /app

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Runs every *.test.ts beside the code (roles) and in test/ with node's test runner through tsx.
-// Node 20's runner takes no globs, so the files are listed here.
+// The files are listed here so that arguments can pick them by substring.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -27,5 +27,9 @@ if (only.length) files = files.filter((f) => only.some((o) => f.includes(o)));
 if (files.length === 0) { console.error('no test files found'); process.exit(1); }
 // --conditions=source: workspace packages resolve to their TypeScript sources, so tests never run a stale dist.
 const args = ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=300000', ...files];
-const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+// The project's own Node (the `node` dev dependency) even when this script was started with the
+// system's: `npm test` already runs on it, a direct `node scripts/run-tests.mjs` may not.
+const bundled = path.join(root, 'node_modules', '.bin', 'node');
+const node = existsSync(bundled) ? realpathSync(bundled) : process.execPath;
+const r = spawnSync(node, args, { cwd: root, stdio: 'inherit' });
 process.exit(r.status ?? 1);

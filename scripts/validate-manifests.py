@@ -40,7 +40,7 @@ K8S = os.path.join(ROOT, 'deploy', 'k8s')
 SCHEMAS = os.path.join(K8S, 'schemas')
 COMPOSE = os.path.join(ROOT, 'deploy', 'docker-compose.yml')
 # The oldest Kubernetes minor we support, and the newest the package knows.
-K8S_VERSIONS = [os.environ.get('K8S_MIN_VERSION', '1.29.0'), kv.latest_version()]
+K8S_VERSIONS = [os.environ.get('K8S_MIN_VERSION', '1.30.0'), kv.latest_version()]
 ROLES = {'ingest', 'stream', 'live', 'inference', 'dashboard'}
 APP_ENV = ('KAFKA_BROKERS', 'CLICKHOUSE_URL', 'REDIS_URL', 'NATS_URL')
 

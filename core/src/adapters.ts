@@ -17,6 +17,8 @@ export async function createBus(config: AfterglowConfig['bus'], logger?: Logger)
       brokers: config.brokers,
       clientId: config.clientId,
       replicationFactor: config.replicationFactor,
+      ...(config.sasl ? { sasl: config.sasl } : {}),
+      ...(config.tls ? { tls: config.tls } : {}),
       ...(logger ? { logger } : {}),
     });
     if (!config.namespace) return kafka;

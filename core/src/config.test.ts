@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_DENY_PORTS, loadConfig } from './config.js';
 import { ConfigError } from './errors.js';
@@ -79,4 +81,34 @@ test('security settings: webhook egress, the webhook key, the metrics listener',
   assert.throws(() => loadConfig({ TRIGGERS_WEBHOOK_DENY_PORTS: '22,ssh' }), /TRIGGERS_WEBHOOK_DENY_PORTS/);
   assert.throws(() => loadConfig({ TRIGGERS_WEBHOOK_ALLOW_HOSTS: 'https://hooks.example.com/path' }), /TRIGGERS_WEBHOOK_ALLOW_HOSTS/);
   assert.throws(() => loadConfig({ AUTH_KEY_PEPPER: 'short' }), /AUTH_KEY_PEPPER/);
+});
+
+test('managed Kafka: SASL and TLS settings, checked as a whole', () => {
+  const ca = path.join(mkdtempSync(path.join(os.tmpdir(), 'ag-ca-')), 'ca.pem');
+  writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+  const c = loadConfig({
+    KAFKA_BROKERS: 'b-1.example.com:9096',
+    KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+    KAFKA_SASL_USERNAME: 'afterglow',
+    KAFKA_SASL_PASSWORD: 's3cret',
+    KAFKA_SSL: '1',
+    KAFKA_SSL_CA_FILE: ca,
+  });
+  assert.ok(c.bus.kind === 'kafka');
+  assert.deepEqual(c.bus.sasl, { mechanism: 'SCRAM-SHA-512', username: 'afterglow', password: 's3cret' });
+  assert.match(c.bus.tls?.ca ?? '', /BEGIN CERTIFICATE/);
+
+  const plain = loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092' });
+  assert.ok(plain.bus.kind === 'kafka' && plain.bus.sasl === undefined && plain.bus.tls === undefined);
+  const tlsOnly = loadConfig({ KAFKA_BROKERS: 'b:9094', KAFKA_SSL: 'true' });
+  assert.ok(tlsOnly.bus.kind === 'kafka');
+  assert.deepEqual(tlsOnly.bus.tls, {});
+
+  const refused = (env: Record<string, string>, pattern: RegExp) =>
+    assert.throws(() => loadConfig({ KAFKA_BROKERS: 'b:9092', ...env }), (err: Error) => err instanceof ConfigError && pattern.test(err.message));
+  refused({ KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'u' }, /KAFKA_SASL_MECHANISM: needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD/);
+  refused({ KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' }, /need KAFKA_SASL_MECHANISM/);
+  refused({ KAFKA_SASL_MECHANISM: 'GSSAPI', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' }, /KAFKA_SASL_MECHANISM/);
+  refused({ KAFKA_SSL_CA_FILE: ca }, /KAFKA_SSL_CA_FILE: needs KAFKA_SSL=1/);
+  refused({ KAFKA_SSL: '1', KAFKA_SSL_CA_FILE: '/nonexistent/ca.pem' }, /KAFKA_SSL_CA_FILE: cannot read/);
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -68,6 +69,13 @@ const envSchema = z.object({
     .optional(),
   KAFKA_TOPIC_PARTITIONS: int(6, 1, 1024),
   KAFKA_REPLICATION_FACTOR: int(1, 1, 7),
+  /** Managed Kafka: SASL over the broker connections (set with its username and password). */
+  KAFKA_SASL_MECHANISM: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']).optional(),
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  KAFKA_SASL_PASSWORD: z.string().optional(),
+  /** TLS to the brokers; KAFKA_SSL_CA_FILE (PEM) replaces the system CAs, for a private CA. */
+  KAFKA_SSL: bool.optional(),
+  KAFKA_SSL_CA_FILE: z.string().optional(),
   BUS_MEMORY_MAX_BACKLOG_BYTES: int(256 * 1024 * 1024, 1024),
 
   CLICKHOUSE_URL: z.string().url().optional(),
@@ -326,7 +334,17 @@ export interface AfterglowConfig {
   /** Run the built-in demo generator (defaults to on only for the embedded all-in-one mode). */
   demo: boolean | undefined;
   bus:
-    | { kind: 'kafka'; brokers: string[]; clientId: string; partitions: number; replicationFactor: number; namespace: string | undefined }
+    | {
+        kind: 'kafka';
+        brokers: string[];
+        clientId: string;
+        partitions: number;
+        replicationFactor: number;
+        namespace: string | undefined;
+        sasl?: KafkaSasl | undefined;
+        /** TLS on; `ca` (PEM text) when a private CA signs the brokers' certificates. */
+        tls?: { ca?: string } | undefined;
+      }
     | { kind: 'memory'; partitions: number; maxBacklogBytes: number };
   store:
     | { kind: 'clickhouse'; url: string; user: string; password: string; database: string; cluster?: string | undefined }
@@ -571,6 +589,12 @@ export interface ImageLimitSettings {
   decodeQueue: number;
 }
 
+export interface KafkaSasl {
+  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+  username: string;
+  password: string;
+}
+
 /** Limits the event validator enforces; kept separate so tests and tools can build one without env. */
 export interface EventLimits {
   maxAgeMs: number;
@@ -584,6 +608,31 @@ export interface EventLimits {
   dedupWindowMs: number;
 }
 
+/** SASL and TLS settings of the Kafka connections, checked as a whole (the CA file is read here). */
+function kafkaSecurityOf(e: z.infer<typeof envSchema>): { sasl?: KafkaSasl; tls?: { ca?: string } } {
+  const out: { sasl?: KafkaSasl; tls?: { ca?: string } } = {};
+  const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = e;
+  if (mechanism) {
+    if (username === undefined || password === undefined)
+      throw new ConfigError('invalid configuration:\n  KAFKA_SASL_MECHANISM: needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD');
+    out.sasl = { mechanism, username, password };
+  } else if (username !== undefined || password !== undefined) {
+    throw new ConfigError('invalid configuration:\n  KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD: need KAFKA_SASL_MECHANISM');
+  }
+  if (e.KAFKA_SSL_CA_FILE && !e.KAFKA_SSL) throw new ConfigError('invalid configuration:\n  KAFKA_SSL_CA_FILE: needs KAFKA_SSL=1');
+  if (e.KAFKA_SSL) {
+    out.tls = {};
+    if (e.KAFKA_SSL_CA_FILE) {
+      try {
+        out.tls.ca = readFileSync(e.KAFKA_SSL_CA_FILE, 'utf8');
+      } catch (err) {
+        throw new ConfigError(`invalid configuration:\n  KAFKA_SSL_CA_FILE: cannot read ${e.KAFKA_SSL_CA_FILE} (${(err as Error).message})`);
+      }
+    }
+  }
+  return out;
+}
+
 export function loadConfig(env: Env = process.env): AfterglowConfig {
   const parsed = envSchema.safeParse(stripEmpty(env));
   if (!parsed.success) {
@@ -594,6 +643,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
   if (e.CLICKHOUSE_CLUSTER && !e.CLICKHOUSE_URL)
     throw new ConfigError('invalid configuration:\n  CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (embedded chDB is a single node)');
   const dataDir = path.resolve(e.AFTERGLOW_DATA_DIR);
+  const kafkaSecurity = kafkaSecurityOf(e);
   return {
     http: {
       host: e.HOST,
@@ -617,6 +667,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
             partitions: e.KAFKA_TOPIC_PARTITIONS,
             replicationFactor: e.KAFKA_REPLICATION_FACTOR,
             namespace: e.KAFKA_NAMESPACE,
+            ...kafkaSecurity,
           }
         : { kind: 'memory', partitions: e.KAFKA_TOPIC_PARTITIONS, maxBacklogBytes: e.BUS_MEMORY_MAX_BACKLOG_BYTES },
     store: e.CLICKHOUSE_URL

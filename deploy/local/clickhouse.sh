@@ -74,13 +74,16 @@ cmd_start() {
   [[ -f $REPO/node_modules/tsx/package.json && -d $REPO/node_modules/chdb ]] ||
     die "node_modules missing under $REPO (run npm ci first): the stand-in runs chDB with tsx"
   mkdir -p "$DIR/data"
-  log "starting the ClickHouse HTTP stand-in (chDB $(node -p "require('$REPO/node_modules/chdb/package.json').version")) on $AG_BIND:$CLICKHOUSE_PORT (dir $DIR)"
+  # The project's own Node (the `node` dev dependency), not whatever the system has.
+  local node=node
+  [[ -x $REPO/node_modules/.bin/node ]] && node=$REPO/node_modules/.bin/node
+  log "starting the ClickHouse HTTP stand-in (chDB $("$node" -p "require('$REPO/node_modules/chdb/package.json').version")) on $AG_BIND:$CLICKHOUSE_PORT (dir $DIR)"
   rm -f -- "$PIDFILE"
   # `exec`: no subshell stays behind holding the lock fd (9) for the daemon's lifetime, which made
   # every later start/stop wait 300 s for the lock and fail.
   # shellcheck disable=SC2016
   (cd "$REPO" && exec setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
-    node --import tsx deploy/local/chdb-http.ts --path "$DIR/data" --port "$CLICKHOUSE_PORT" --host "$AG_BIND" \
+    "$node" --import tsx deploy/local/chdb-http.ts --path "$DIR/data" --port "$CLICKHOUSE_PORT" --host "$AG_BIND" \
     >>"$LOGFILE" 2>&1 </dev/null 9>&-) &
   local i
   for ((i = 0; i < 40; i++)); do

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local single-node Apache Kafka 3.9.x in KRaft mode (combined broker+controller),
+# Local single-node Apache Kafka (4.x by default, 3.9.x via KAFKA_VERSION) in KRaft mode (combined broker+controller),
 # jars resolved from Maven Central, run with the machine's java.
 #   broker:     PLAINTEXT://127.0.0.1:${KAFKA_PORT:-9092}
 #   controller: 127.0.0.1:${KAFKA_CONTROLLER_PORT:-9093}
@@ -12,8 +12,9 @@ AG_NAME=kafka
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
-# Stay on 3.9.x: kafkajs 2.2.4 needs protocol versions that Kafka 4.0 removed.
-KAFKA_VERSION="${KAFKA_VERSION:-3.9.2}"
+# Current stable 4.x from Maven Central; a 3.9.x version still works (the last 3.x line, which
+# clusters not yet upgraded run).
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
@@ -36,9 +37,17 @@ PIDFILE="$DIR/kafka.pid"
 OUTFILE="$LOGDIR/kafka.out" # JVM stdout/stderr; log4j writes $LOGDIR/server.log
 PID_PATTERN="kafka.Kafka $CONF" # main class + our server.properties
 
+# 4.x logs through log4j 2, 3.9 through reload4j (log4j 1.x): pom profile and config differ.
 case "$KAFKA_VERSION" in
-  3.*) ;;
-  *) die "KAFKA_VERSION=$KAFKA_VERSION is not 3.x; kafkajs 2.2.4 does not work with Kafka 4+" ;;
+  4.*)
+    MVN_PROFILE=kafka4
+    log_config() { printf -- '-Dlog4j2.configurationFile=%s\n' "$AG_LOCAL_SCRIPTS/kafka/$1log4j2.properties"; }
+    ;;
+  3.9.*)
+    MVN_PROFILE=kafka3
+    log_config() { printf -- '-Dlog4j.configuration=file:%s\n' "$AG_LOCAL_SCRIPTS/kafka/$1log4j.properties"; }
+    ;;
+  *) die "KAFKA_VERSION=$KAFKA_VERSION is not supported: use 4.x or 3.9.x" ;;
 esac
 
 java_bin() {
@@ -68,7 +77,7 @@ ensure_libs() {
   mkdir -p "$DIR/resolve" "$DIR/libs"
   cp -- "$POM" "$DIR/resolve/pom.xml"
   # Output goes to a file: Debian's mvn prints ANSI resets even with -B -q.
-  if ! (cd "$DIR/resolve" && mvn -B -q -Dkafka.version="$KAFKA_VERSION" \
+  if ! (cd "$DIR/resolve" && mvn -B -q -Dkafka.version="$KAFKA_VERSION" -P"$MVN_PROFILE" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" \
     >mvn.log 2>&1 </dev/null 9>&-); then
     sed 's/\x1b\[[0-9;]*m//g' "$DIR/resolve/mvn.log" | tail -n 40 >&2
@@ -83,22 +92,24 @@ ensure_libs() {
 }
 
 # kafka_ready: a real Kafka protocol round trip in pure bash (no JVM): sends a
-# Metadata v0 request and succeeds when the response carries our correlation
-# id and lists at least one broker. A KRaft broker lists itself only once it
-# has caught up with the controller and been unfenced, i.e. is usable.
+# Metadata v4 request (the oldest version Kafka 4.x still answers) and succeeds
+# when the response carries our correlation id and lists at least one broker.
+# A KRaft broker lists itself only once it has caught up with the controller
+# and been unfenced, i.e. is usable.
 kafka_ready() {
   local -a b
-  # size=29 | api_key=3 (Metadata) | api_version=0 | correlation_id=0x41470001 |
-  # client_id="afterglow-probe" (15 bytes) | topics=[] (v0: empty = all topics)
+  # size=30 | api_key=3 (Metadata) | api_version=4 | correlation_id=0x41470001 |
+  # client_id="afterglow-probe" (15 bytes) | topics=null (all) | allow_auto_topic_creation=0
+  # Response: size | correlation_id | throttle_time_ms | brokers count.
   # shellcheck disable=SC2016
   read -r -a b < <(timeout 5 bash -c '
     exec 3<>"/dev/tcp/$0/$1" || exit 1
-    printf "\x00\x00\x00\x1d\x00\x03\x00\x00\x41\x47\x00\x01\x00\x0fafterglow-probe\x00\x00\x00\x00" >&3
-    od -An -v -tu1 -N12 <&3
+    printf "\x00\x00\x00\x1e\x00\x03\x00\x04\x41\x47\x00\x01\x00\x0fafterglow-probe\xff\xff\xff\xff\x00" >&3
+    od -An -v -tu1 -N16 <&3
   ' "$AG_BIND" "$KAFKA_PORT" 2>/dev/null) || return 1
-  ((${#b[@]} == 12)) || return 1
+  ((${#b[@]} == 16)) || return 1
   [[ "${b[4]} ${b[5]} ${b[6]} ${b[7]}" == "65 71 0 1" ]] || return 1
-  (((b[8] << 24) + (b[9] << 16) + (b[10] << 8) + b[11] >= 1))
+  (((b[12] << 24) + (b[13] << 16) + (b[14] << 8) + b[15] >= 1))
 }
 
 write_config() {
@@ -156,7 +167,15 @@ random_cluster_id() {
 # Past KAFKA_MAX_PARTITIONS partition directories, start from empty storage.
 prune_stale_storage() {
   [[ -d $DATA ]] || return 0
-  local n
+  local n major=${KAFKA_VERSION%%.*}
+  # Storage written by another major version is not read back (4.x cannot go back to 3.9, and
+  # 3.9 storage lacks what 4.x expects of an upgraded cluster): scratch space, start afresh.
+  if [[ -f $DATA/meta.properties && "$(cat "$DIR/major" 2>/dev/null)" != "$major" ]]; then
+    log "storage in $DATA is not from a Kafka $major.x broker: starting from empty storage"
+    rm -rf -- "$DATA"
+    mkdir -p "$DATA"
+  fi
+  printf '%s\n' "$major" >"$DIR/major"
   n=$(find "$DATA" -mindepth 1 -maxdepth 1 -type d | wc -l)
   ((n > KAFKA_MAX_PARTITIONS)) || return 0
   log "$n partition directories from earlier runs in $DATA (over KAFKA_MAX_PARTITIONS=$KAFKA_MAX_PARTITIONS): starting from empty storage"
@@ -174,7 +193,7 @@ format_storage() {
   fi
   log "formatting KRaft storage (cluster id $cid) in $DATA"
   "$java" -Xmx256m -XX:TieredStopAtLevel=1 \
-    -Dlog4j.configuration="file:$AG_LOCAL_SCRIPTS/kafka/tools-log4j.properties" \
+    "$(log_config tools-)" \
     -cp "$LIBS/*" kafka.tools.StorageTool \
     format -t "$cid" -c "$CONF" --ignore-formatted 9>&- </dev/null |
     sed 's/^/[kafka]   /' || die "kafka-storage format failed"
@@ -251,7 +270,7 @@ cmd_start() {
   setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
     "$java" $KAFKA_HEAP_OPTS $KAFKA_JVM_PERFORMANCE_OPTS $KAFKA_OPTS \
     -Dkafka.logs.dir="$LOGDIR" \
-    -Dlog4j.configuration="file:$AG_LOCAL_SCRIPTS/kafka/log4j.properties" \
+    "$(log_config '')" \
     -cp "$LIBS/*" kafka.Kafka "$CONF" \
     >>"$OUTFILE" 2>&1 </dev/null 9>&- &
   launcher=$!
@@ -284,7 +303,7 @@ run_tool() {
   java=$(java_bin) || die "java not found"
   ensure_libs
   exec "$java" -Xmx512m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
-    -Dlog4j.configuration="file:$AG_LOCAL_SCRIPTS/kafka/tools-log4j.properties" \
+    "$(log_config tools-)" \
     -cp "$LIBS/*" "$@"
 }
 

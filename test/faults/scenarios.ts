@@ -313,7 +313,7 @@ export async function kafkaRestart(options: { restarts: number }): Promise<Fault
     SINK_BATCH_MAX_ROWS: '5000',
     SINK_BATCH_MAX_MS: '200',
     INGEST_PRODUCE_TIMEOUT_MS: '5000',
-    // kafkajs logs every refused connection while the broker is down; the figures say what happened.
+    // The Kafka client logs every failed request while the broker is down; the figures say what happened.
     LOG_LEVEL: 'fatal',
   };
   let app: TestApp | undefined;

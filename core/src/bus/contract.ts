@@ -209,6 +209,45 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
     assert.equal(byValue.get(Buffer.from('{"json":true}').toString('hex'))?.key, 'plain');
   });
 
+  test(`${adapter} bus: a new group with fromBeginning false starts at the end of the log`, async (t) => {
+    const s = await setup(t, 2);
+    if (!s) return;
+    await s.producer.send(s.topic, Array.from({ length: 20 }, (_, i) => record(`k${i}`, `before${i}`)));
+    const late: DeliveredRecord[] = [];
+    let assigned = 0;
+    const consumer = s.bus.consumer({ groupId: s.groupId, topics: [s.topic], fromBeginning: false, onAssign: (a) => (assigned = a.length) });
+    await consumer.run(async (batch) => {
+      late.push(...batch.records);
+    });
+    await eventually(() => (assigned === 2 ? true : undefined), 30_000);
+    // The start position is taken once the member owns its partitions; give it that moment.
+    await settle(s.bus);
+    await s.producer.send(s.topic, Array.from({ length: 20 }, (_, i) => record(`k${i}`, `after${i}`)));
+    await eventually(() => (late.length >= 20 ? true : undefined), 30_000);
+    await settle(s.bus);
+    assert.deepEqual(late.map((r) => r.value.toString()).sort(), Array.from({ length: 20 }, (_, i) => `after${i}`).sort(), 'only records sent after the start');
+    await consumer.stop();
+  });
+
+  test(`${adapter} bus: an ephemeral group's commits are gone once its consumer stops`, async (t) => {
+    const s = await setup(t, 2);
+    if (!s) return;
+    await s.producer.send(s.topic, Array.from({ length: 10 }, (_, i) => record(`k${i}`, `v${i}`)));
+    const records: DeliveredRecord[] = [];
+    const consumer = s.bus.consumer({ groupId: s.groupId, topics: [s.topic], ephemeral: true });
+    await consumer.run(async (batch) => {
+      records.push(...batch.records);
+      await consumer.commit([{ topic: batch.topic, partition: batch.partition, offset: String(Number(batch.records.at(-1)!.offset) + 1) }]);
+    });
+    await eventually(() => (records.length >= 10 ? true : undefined), 30_000);
+    await eventually(async () => (sumOffsets(await s.bus.committedOffsets(s.groupId, s.topic)) === 10 ? true : undefined));
+    await consumer.stop();
+    await eventually(async () => {
+      const committed = await s.bus.committedOffsets(s.groupId, s.topic);
+      return committed.every((o) => o.offset === '-1') ? true : undefined;
+    });
+  });
+
   test(`${adapter} bus: endOffsets and committedOffsets report per partition`, async (t) => {
     const s = await setup(t, 3);
     if (!s) return;

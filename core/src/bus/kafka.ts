@@ -1,17 +1,13 @@
 import {
-  CompressionTypes,
-  Kafka,
-  Partitioners,
-  logLevel,
-  type Admin,
-  type Consumer,
-  type EachBatchPayload,
-  type IHeaders,
-  type KafkaMessage,
-  type LogEntry,
-  type Message,
-  type Producer,
-} from 'kafkajs';
+  Admin,
+  Consumer,
+  ListOffsetTimestamps,
+  Producer,
+  type BaseOptions,
+  type fetchV17,
+  type KafkaRecord,
+  type RecordsBatch,
+} from '@platformatic/kafka';
 import { BusUnavailableError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { createPartitioner, type Partitioner } from './partitioner.js';
@@ -27,44 +23,64 @@ import type {
   TopicSpec,
 } from './types.js';
 
-/** The production bus: Apache Kafka through kafkajs. */
+/**
+ * The production bus: Apache Kafka (4.x and 3.9) through @platformatic/kafka, a maintained pure-JS
+ * client. Its consumer streams single messages; the bus port wants per-partition batches, a handler
+ * awaited before that partition's next batch, and redelivery from the committed offset when the
+ * handler fails. So the client keeps the group membership (join, sync, heartbeats on a timer,
+ * rejoin on rebalance) and this adapter runs the fetch loop itself.
+ */
+
+type FetchRequestTopic = fetchV17.FetchRequestTopic;
+type FetchResponse = fetchV17.FetchResponse;
 
 export interface KafkaBusOptions {
   brokers: string[];
   clientId: string;
   replicationFactor: number;
   logger?: Logger;
+  /** Managed Kafka: SASL credentials. */
+  sasl?: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: string };
+  /** TLS to the brokers; `ca` (PEM) replaces the system roots when given. */
+  tls?: { ca?: string };
 }
 
-/** Broker-side ack timeout of a produce request. */
-const PRODUCE_TIMEOUT_MS = 10_000;
+/** Broker-side ack timeout of a produce request, and the client's per-request timeout. */
+const REQUEST_TIMEOUT_MS = 10_000;
 /**
  * One produce request carries at most one chunk per partition, and the broker refuses a
  * partition's record batch above message.max.bytes (1 MiB by default): stay well below it.
  */
 const MAX_CHUNK_BYTES = 900 * 1024;
-/**
- * kafkajs groups a request's messages per partition by copying an array per message (quadratic in
- * the messages of one partition), so large chunks cost more CPU than they save in round trips.
- */
-const MAX_CHUNK_RECORDS = 1_000;
 /** Per-record framing in a v2 record batch (varint lengths, deltas, attributes), rounded up. */
 const RECORD_OVERHEAD_BYTES = 24;
 const PARTITION_COUNT_TTL_MS = 60_000;
+const SESSION_TIMEOUT_MS = 10_000;
 const HEARTBEAT_EVERY_MS = 1_000;
+/** Idle long-poll: short, so partitions freed by a finished handler are fetched again soon. */
+const FETCH_MAX_WAIT_MS = 500;
+const FETCH_MAX_BYTES = 32 * 1024 * 1024;
+const FETCH_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
+/** Partitions whose handlers run at once per member (as kafkajs's partitionsConsumedConcurrently was). */
+const PARTITIONS_CONCURRENTLY = 4;
 const HANDLER_BACKOFF_MIN_MS = 100;
 const HANDLER_BACKOFF_MAX_MS = 5_000;
+const FETCH_ERROR_BACKOFF_MS = 500;
+const REJOIN_BACKOFF_MS = 1_000;
+/** Retries with backoff: ~3 s in all before an operation fails. */
+const RETRIES = 5;
+const RETRY_DELAY_MS = 250;
+/** Control batches (transaction markers) carry no records for the handler. */
+const IS_CONTROL = 0b100000;
 /** Errors that mean "this member's generation is over": the partition's next owner redelivers. */
-const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP']);
-/** kafkajs retries with backoff: ~3 s in all before an operation fails. */
-const RETRY = { initialRetryTime: 100, maxRetryTime: 2_000, retries: 5 };
+const REBALANCE_ERRORS = ['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR'];
 
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
   readonly replayable = true;
-  private readonly kafka: Kafka;
   private readonly logger: Logger;
-  private admin: Promise<Admin> | undefined;
+  private readonly base: BaseOptions;
+  private admin: Admin | undefined;
   /** Partition counts by topic, for partitioning sends ourselves (see KafkaProducer.send). */
   private readonly partitionCounts = new Map<string, { count: Promise<number>; expires: number }>();
   private readonly producers = new Set<KafkaProducer>();
@@ -72,41 +88,61 @@ export class KafkaBus implements Bus {
 
   constructor(private readonly options: KafkaBusOptions) {
     this.logger = options.logger ?? createLogger('warn', { component: 'kafka' });
-    this.kafka = new Kafka({
+    this.base = {
       clientId: options.clientId,
-      brokers: options.brokers,
-      logLevel: logLevel.WARN,
-      logCreator: () => (entry) => logEntry(this.logger, entry),
-      retry: RETRY,
-    });
+      bootstrapBrokers: options.brokers,
+      timeout: REQUEST_TIMEOUT_MS,
+      retries: RETRIES,
+      retryDelay: RETRY_DELAY_MS,
+      // Topics are created by ensureTopics with the configured partitions, never by a typo.
+      autocreateTopics: false,
+      ...(options.sasl ? { sasl: { ...options.sasl } } : {}),
+      // SNI with each broker's host name, which managed services route on.
+      ...(options.tls ? { tls: options.tls.ca ? { ca: options.tls.ca } : {}, tlsServerName: true } : {}),
+    };
   }
 
   async ensureTopics(specs: TopicSpec[]): Promise<void> {
     if (specs.length === 0) return;
-    const admin = await this.connectedAdmin();
-    try {
-      // Resolves false (no error) when the topics exist already; an existing topic is left as it is.
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: specs.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: this.options.replicationFactor })),
-      });
-    } catch (err) {
-      throw unavailable('createTopics', err);
+    const admin = this.connectedAdmin();
+    for (const spec of specs) {
+      try {
+        await admin.createTopics({ topics: [spec.topic], partitions: spec.partitions, replicas: this.options.replicationFactor });
+      } catch (err) {
+        // An existing topic is left as it is.
+        if (!hasApiError(err, ['TOPIC_ALREADY_EXISTS'])) throw unavailable(`createTopics ${spec.topic}`, err);
+      }
+    }
+    // Like kafkajs's waitForLeaders: producers and consumers may start right after this resolves.
+    const deadline = Date.now() + REQUEST_TIMEOUT_MS;
+    for (;;) {
+      try {
+        const metadata = await admin.metadata({ topics: specs.map((s) => s.topic), forceUpdate: true });
+        const ready = specs.every((s) => {
+          const topic = metadata.topics.get(s.topic);
+          return topic !== undefined && topic.partitionsCount > 0 && topic.partitions.every((p) => p.leader >= 0);
+        });
+        if (ready) return;
+      } catch (err) {
+        if (Date.now() > deadline) throw unavailable('metadata after createTopics', err);
+      }
+      if (Date.now() > deadline) throw new BusUnavailableError('kafka createTopics: partitions have no leader yet');
+      await sleep(100);
     }
   }
 
   async producer(): Promise<BusProducer> {
-    const producer = this.kafka.producer({
-      // Explicit so kafkajs does not warn about its v2 default change; partitions are chosen by
-      // the shared partitioner anyway (same murmur2), see KafkaProducer.send.
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: false,
-      maxInFlightRequests: 5,
-      retry: RETRY,
+    const producer = new Producer({
+      ...this.base,
+      // Retries cannot duplicate or reorder records: the broker drops re-sent sequence numbers.
+      idempotent: true,
+      acks: -1,
     });
     try {
-      await producer.connect();
+      // Connects and fetches the producer id now, so a dead cluster fails here and not on first send.
+      await producer.metadata({ topics: [] });
     } catch (err) {
+      await producer.close().catch(() => undefined);
       throw unavailable('producer connect', err);
     }
     const wrapped = new KafkaProducer(producer, this, () => this.producers.delete(wrapped));
@@ -115,40 +151,50 @@ export class KafkaBus implements Bus {
   }
 
   consumer(options: ConsumerOptions): BusConsumer {
-    const consumer = new KafkaConsumer(this.kafka, options, this.logger, () => this.consumers.delete(consumer));
+    const consumer = new KafkaConsumer(this.base, options, this.logger, this, () => this.consumers.delete(consumer));
     this.consumers.add(consumer);
     return consumer;
   }
 
   async committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
-    const admin = await this.connectedAdmin();
+    const partitions = await this.partitionCount(topic, true);
+    const admin = this.connectedAdmin();
     try {
-      const [result] = await admin.fetchOffsets({ groupId, topics: [topic] });
-      return (result?.partitions ?? [])
-        .map((p) => ({ topic, partition: p.partition, offset: p.offset }))
-        .sort((a, b) => a.partition - b.partition);
+      const [group] = await admin.listConsumerGroupOffsets({
+        groups: [{ groupId, topics: [{ name: topic, partitionIndexes: range(partitions) }] }],
+      });
+      const committed = new Map<number, bigint>();
+      for (const t of group?.topics ?? []) {
+        if (t.name === topic) for (const p of t.partitions) committed.set(p.partitionIndex, p.committedOffset);
+      }
+      return range(partitions).map((partition) => ({ topic, partition, offset: (committed.get(partition) ?? -1n).toString() }));
     } catch (err) {
-      throw unavailable('fetchOffsets', err);
+      throw unavailable('listConsumerGroupOffsets', err);
     }
   }
 
   async endOffsets(topic: string): Promise<PartitionOffset[]> {
-    const admin = await this.connectedAdmin();
+    const partitions = await this.partitionCount(topic, true);
+    const admin = this.connectedAdmin();
     try {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      return offsets.map((p) => ({ topic, partition: p.partition, offset: p.high })).sort((a, b) => a.partition - b.partition);
+      const [listed] = await admin.listOffsets({
+        topics: [{ name: topic, partitions: range(partitions).map((partitionIndex) => ({ partitionIndex, timestamp: ListOffsetTimestamps.LATEST })) }],
+      });
+      return (listed?.partitions ?? [])
+        .map((p) => ({ topic, partition: p.partitionIndex, offset: p.offset.toString() }))
+        .sort((a, b) => a.partition - b.partition);
     } catch (err) {
-      throw unavailable('fetchTopicOffsets', err);
+      throw unavailable('listOffsets', err);
     }
   }
 
   /**
-   * The topic's partition count, cached for a while (added partitions are picked up, as kafkajs
-   * picks them up with its metadata refresh) and dropped when a send fails.
+   * The topic's partition count, cached for a while (added partitions are picked up) and dropped
+   * when a send fails.
    */
-  partitionCount(topic: string): Promise<number> {
+  partitionCount(topic: string, fresh = false): Promise<number> {
     const cached = this.partitionCounts.get(topic);
-    if (cached && cached.expires > Date.now()) return cached.count;
+    if (!fresh && cached && cached.expires > Date.now()) return cached.count;
     const count = this.fetchPartitionCount(topic);
     this.partitionCounts.set(topic, { count, expires: Date.now() + PARTITION_COUNT_TTL_MS });
     count.catch(() => this.partitionCounts.delete(topic));
@@ -159,19 +205,27 @@ export class KafkaBus implements Bus {
     this.partitionCounts.delete(topic);
   }
 
+  /** Deletes a consumer group (an ephemeral member's, once it stopped); a group still in use stays. */
+  async deleteGroup(groupId: string): Promise<void> {
+    try {
+      await this.connectedAdmin().deleteGroups({ groups: [groupId] });
+    } catch (err) {
+      this.logger.debug({ err, groupId }, 'kafka: ephemeral consumer group not deleted (offsets expire instead)');
+    }
+  }
+
   async close(): Promise<void> {
     await Promise.allSettled([...this.consumers].map((c) => c.stop()));
     await Promise.allSettled([...this.producers].map((p) => p.close()));
     const admin = this.admin;
     this.admin = undefined;
-    if (admin) await admin.then((a) => a.disconnect()).catch(() => undefined);
+    if (admin) await admin.close().catch(() => undefined);
   }
 
   private async fetchPartitionCount(topic: string): Promise<number> {
-    const admin = await this.connectedAdmin();
     try {
-      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
-      const count = topics[0]?.partitions.length ?? 0;
+      const metadata = await this.connectedAdmin().metadata({ topics: [topic], forceUpdate: true });
+      const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
       if (count === 0) throw new Error(`topic ${topic} has no partitions`);
       return count;
     } catch (err) {
@@ -179,17 +233,9 @@ export class KafkaBus implements Bus {
     }
   }
 
-  private connectedAdmin(): Promise<Admin> {
-    if (!this.admin) {
-      const admin = this.kafka.admin({ retry: RETRY });
-      this.admin = admin.connect().then(
-        () => admin,
-        (err: unknown) => {
-          this.admin = undefined;
-          throw unavailable('admin connect', err);
-        },
-      );
-    }
+  private connectedAdmin(): Admin {
+    // The client connects lazily on the first request; nothing to await here.
+    this.admin ??= new Admin({ ...this.base });
     return this.admin;
   }
 }
@@ -204,40 +250,39 @@ class KafkaProducer implements BusProducer {
   ) {}
 
   /**
-   * Partitions the records here (the same murmur2 kafkajs would use) and sends them in waves:
-   * each wave holds at most one chunk (MAX_CHUNK_RECORDS, MAX_CHUNK_BYTES) per partition, so no
-   * record batch exceeds the broker's message.max.bytes, all partitions travel in parallel, and a
-   * partition's chunks go one after the other, which keeps per-key order across chunks and retries.
+   * Partitions the records here (Kafka's murmur2, as the Java client does) and sends them in waves:
+   * each wave holds at most one chunk (MAX_CHUNK_BYTES) per partition, so no record batch exceeds
+   * the broker's message.max.bytes, all partitions travel in parallel, and a partition's chunks go
+   * one after the other, which keeps per-key order across chunks and retries.
    */
   async send(topic: string, records: BusRecord[]): Promise<void> {
     if (records.length === 0) return;
     const partitions = await this.bus.partitionCount(topic);
-    const chunks: Message[][][] = Array.from({ length: partitions }, () => []);
+    type Outgoing = { topic: string; partition: number; key?: Buffer; value: Buffer; headers?: Map<Buffer, Buffer> };
+    const chunks: Outgoing[][][] = Array.from({ length: partitions }, () => []);
     const chunkBytes = new Array<number>(partitions).fill(0);
     for (const record of records) {
       const partition = this.partitioner(topic, record.key, partitions);
       const bytes = recordBytes(record);
       const perPartition = chunks[partition]!;
       let current = perPartition.at(-1);
-      const full = current && (current.length === MAX_CHUNK_RECORDS || chunkBytes[partition]! + bytes > MAX_CHUNK_BYTES);
-      if (!current || full) {
+      if (!current || chunkBytes[partition]! + bytes > MAX_CHUNK_BYTES) {
         current = [];
         perPartition.push(current);
         chunkBytes[partition] = 0;
       }
-      current.push({ key: record.key, value: record.value, headers: record.headers, partition });
+      const message: Outgoing = { topic, partition, value: record.value };
+      if (record.key !== null) message.key = Buffer.from(record.key, 'utf8');
+      if (record.headers) {
+        message.headers = new Map(Object.entries(record.headers).map(([k, v]) => [Buffer.from(k, 'utf8'), Buffer.from(v, 'utf8')]));
+      }
+      current.push(message);
       chunkBytes[partition]! += bytes;
     }
     const waves = Math.max(...chunks.map((c) => c.length));
     try {
       for (let wave = 0; wave < waves; wave++) {
-        await this.producer.send({
-          topic,
-          messages: chunks.flatMap((c) => c[wave] ?? []),
-          acks: -1,
-          timeout: PRODUCE_TIMEOUT_MS,
-          compression: CompressionTypes.None,
-        });
+        await this.producer.send({ messages: chunks.flatMap((c) => c[wave] ?? []) });
       }
     } catch (err) {
       // Partitions may have been added, or the topic recreated: look the count up again next time.
@@ -248,88 +293,147 @@ class KafkaProducer implements BusProducer {
 
   async close(): Promise<void> {
     this.onClose();
-    await this.producer.disconnect();
+    await this.producer.close();
   }
 }
 
-/** Per assigned partition, what a failing handler rewinds to. Reset on every rebalance. */
+/** One assigned partition of the current generation. */
 interface PartitionState {
-  /** The first offset fetched since the assignment: the group's committed (or reset) offset then. */
+  topic: string;
+  partition: number;
+  /** Next offset to fetch; undefined until read from the group's commit (lazily, see fetchLoop). */
+  position: bigint | undefined;
+  /** Where a failing handler rewinds to: the position read from the group at the assignment. */
   fetchedFrom: bigint;
   /** The highest offset this member committed since the assignment. */
   committed: bigint;
   failures: number;
+  /** Not fetched before this time (handler backoff). */
+  notBefore: number;
+  /**
+   * Records fetched while the partition's handler was busy (one batch ahead, as kafkajs
+   * prefetched): handed over the moment the handler resolves, so a partition does not wait for
+   * the next fetch round trip; the partition is not fetched again while they wait.
+   */
+  pending: DeliveredRecord[] | undefined;
 }
 
 class KafkaConsumer implements BusConsumer {
   private readonly consumer: Consumer;
-  private readonly partitions = new Map<string, PartitionState>();
   private state: 'idle' | 'running' | 'stopped' = 'idle';
+  private generation = 0;
+  private partitions = new Map<string, PartitionState>();
+  /**
+   * Partitions whose handler is running, with the generation that started it (across generations:
+   * a partition is never handled twice at once).
+   */
+  private readonly busy = new Map<string, { run: Promise<void>; generation: number }>();
+  private handler: ((batch: DeliveredBatch) => Promise<void>) | undefined;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+  private topicIds = new Map<string, string>();
 
   constructor(
-    kafka: Kafka,
+    base: BaseOptions,
     private readonly options: ConsumerOptions,
     private readonly logger: Logger,
+    private readonly bus: KafkaBus,
     private readonly onStop: () => void,
   ) {
-    this.consumer = kafka.consumer({
+    this.consumer = new Consumer({
+      ...base,
       groupId: options.groupId,
-      // Short enough for quick rebalances; long handlers are covered by heartbeats (eachBatch).
-      sessionTimeout: 10_000,
-      rebalanceTimeout: 10_000,
+      // Short enough for quick rebalances; the client heartbeats on a timer, so a long handler
+      // keeps its member in the group.
+      sessionTimeout: SESSION_TIMEOUT_MS,
+      rebalanceTimeout: SESSION_TIMEOUT_MS,
       heartbeatInterval: HEARTBEAT_EVERY_MS,
-      // kafkajs only notices a rebalance between fetches: keep idle long-polls short.
-      maxWaitTimeInMs: 500,
-      maxBytesPerPartition: 4 * 1024 * 1024,
-      maxBytes: 32 * 1024 * 1024,
-      allowAutoTopicCreation: false,
-      retry: RETRY,
+      maxWaitTime: FETCH_MAX_WAIT_MS,
+      maxBytes: FETCH_MAX_BYTES,
+      maxBytesPerPartition: FETCH_MAX_BYTES_PER_PARTITION,
+      autocommit: false,
     });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
-      // Fresh generation: kafkajs refetches committed offsets, so must we (lazily, see eachBatch).
-      this.partitions.clear();
-      const assigned = Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
-        partitions.map((partition) => ({ topic, partition })),
+    this.consumer.on('consumer:group:join', ({ assignments }) => {
+      // Fresh generation: positions are read from the group's commits again (lazily, per partition).
+      this.generation++;
+      const assigned = (assignments ?? []).flatMap((a) => a.partitions.map((partition) => ({ topic: a.topic, partition })));
+      this.partitions = new Map(
+        assigned.map(({ topic, partition }) => [
+          key({ topic, partition }),
+          { topic, partition, position: undefined, fetchedFrom: -1n, committed: -1n, failures: 0, notBefore: 0, pending: undefined },
+        ]),
       );
+      this.topicIds.clear();
       try {
         this.options.onAssign?.(assigned);
       } catch (err) {
         this.logger.error({ err }, 'bus onAssign callback failed');
       }
+      this.poke();
     });
+    this.consumer.on('consumer:heartbeat:error', ({ error }) => this.logger.debug({ err: error, groupId: options.groupId }, 'kafka heartbeat failed'));
+    // The client emits 'error' when a rejoin failed for good (the coordinator was unreachable for
+    // all its retries, e.g. across a broker restart) and then stops heartbeating: this member is
+    // out of the group. Stop handling the old assignment and join again until it works.
+    this.consumer.on('error', (err: unknown) => {
+      this.logger.warn({ err, groupId: options.groupId }, 'kafka consumer left the group; joining again');
+      this.generation++;
+      this.partitions = new Map();
+      this.rejoin();
+    });
+  }
+
+  private rejoining = false;
+
+  private rejoin(): void {
+    if (this.rejoining || this.state !== 'running') return;
+    this.rejoining = true;
+    setTimeout(() => {
+      this.consumer.joinGroup({}).then(
+        () => {
+          this.rejoining = false;
+        },
+        (err: unknown) => {
+          this.rejoining = false;
+          this.logger.warn({ err, groupId: this.options.groupId }, 'kafka consumer could not join its group yet');
+          this.rejoin();
+        },
+      );
+    }, REJOIN_BACKOFF_MS).unref();
   }
 
   async run(handler: (batch: DeliveredBatch) => Promise<void>): Promise<void> {
     if (this.state !== 'idle') throw new Error('KafkaBus consumer: run() may be called once');
     this.state = 'running';
     try {
-      await this.consumer.connect();
-      await this.consumer.subscribe({ topics: this.options.topics, fromBeginning: this.options.fromBeginning ?? true });
-      await this.consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: 4,
-        eachBatch: (payload) => this.eachBatch(handler, payload),
-      });
+      this.consumer.topics.trackAll(...this.options.topics);
+      await this.consumer.joinGroup({});
     } catch (err) {
+      this.state = 'stopped';
+      await this.consumer.close(true).catch(() => undefined);
       throw unavailable(`consumer ${this.options.groupId} start`, err);
     }
+    this.loop = this.fetchLoop(handler).catch((err: unknown) => {
+      this.logger.error({ err, groupId: this.options.groupId }, 'kafka fetch loop stopped');
+    });
   }
 
   /**
    * Commits, ignoring offsets not above what this member already committed. A commit refused
    * because the group is rebalancing is dropped (the partition's next owner redelivers from the
-   * last commit: at-least-once); other failures reject with BusUnavailableError. Like kafkajs,
-   * a stopped member commits nothing.
+   * last commit: at-least-once); other failures reject with BusUnavailableError. A stopped member
+   * commits nothing.
    */
   async commit(offsets: PartitionOffset[]): Promise<void> {
     if (this.state !== 'running') return;
     const fresh = offsets.filter((o) => BigInt(o.offset) > (this.partitions.get(key(o))?.committed ?? -1n));
     if (fresh.length === 0) return;
     try {
-      await this.consumer.commitOffsets(fresh.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
+      await this.consumer.commit({
+        offsets: fresh.map(({ topic, partition, offset }) => ({ topic, partition, offset: BigInt(offset), leaderEpoch: -1 })),
+      });
     } catch (err) {
-      if (isRebalanceError(err)) {
+      if (hasApiError(err, REBALANCE_ERRORS)) {
         this.logger.warn({ err, groupId: this.options.groupId }, 'commit dropped: group is rebalancing');
         return;
       }
@@ -341,69 +445,260 @@ class KafkaConsumer implements BusConsumer {
     }
   }
 
-  /** Leaves the group after the in-flight batches finish (kafkajs disconnect). */
+  /** Leaves the group after the in-flight batches finish; an ephemeral group is then deleted. */
   async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    const wasRunning = this.state === 'running';
     this.state = 'stopped';
     this.onStop();
-    await this.consumer.disconnect();
+    this.poke();
+    await this.loop;
+    await Promise.allSettled([...this.busy.values()].map((b) => b.run));
+    await this.consumer.close().catch((err: unknown) => this.logger.warn({ err, groupId: this.options.groupId }, 'kafka consumer close failed'));
+    // An ephemeral group is never resumed: delete it now rather than leave its offsets to expire
+    // (offsets.retention.minutes, 7 days by default).
+    if (wasRunning && this.options.ephemeral) await this.bus.deleteGroup(this.options.groupId);
   }
 
-  private async eachBatch(
-    handler: (batch: DeliveredBatch) => Promise<void>,
-    { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload,
-  ): Promise<void> {
-    const { topic, partition, messages } = batch;
-    const first = messages[0];
-    const last = messages.at(-1);
-    if (!first || !last || !isRunning() || isStale()) return;
-    const tp = key({ topic, partition });
-    let state = this.partitions.get(tp);
-    if (!state) {
-      state = { fetchedFrom: BigInt(first.offset), committed: -1n, failures: 0 };
-      this.partitions.set(tp, state);
-    }
+  private poke(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
 
-    // The handler may wait on a slow downstream flush: keep the session alive meanwhile.
-    const beat = setInterval(() => heartbeat().catch(() => undefined), HEARTBEAT_EVERY_MS);
-    let failure: { err: unknown } | undefined;
-    try {
-      await handler({ topic, partition, records: messages.map((m) => delivered(topic, partition, m)) });
-    } catch (err) {
-      failure = { err };
-    } finally {
-      clearInterval(beat);
-    }
-    if (!failure) {
-      state.failures = 0;
-      resolveOffset(last.offset);
-      return;
-    }
+  /** Waits until a handler finishes, the assignment changes, the consumer stops, or `ms` passes. */
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
 
-    const restart = state.committed > state.fetchedFrom ? state.committed : state.fetchedFrom;
-    const delay = Math.min(HANDLER_BACKOFF_MIN_MS * 2 ** state.failures, HANDLER_BACKOFF_MAX_MS);
-    state.failures++;
-    this.logger.warn(
-      { err: failure.err, topic, partition, offset: first.offset, restartAt: restart.toString(), retryInMs: delay },
-      'bus handler failed; redelivering from the committed offset',
-    );
-    // With autoCommit off, seek only moves the fetch position (it commits nothing). Returning
-    // without resolveOffset leaves the batch unconsumed.
-    this.consumer.seek({ topic, partition, offset: restart.toString() });
-    await pause(delay, heartbeat, isRunning);
+  /**
+   * One fetch at a time for all this member's partitions (a fetch session per broker, as the client
+   * keeps them). Each partition's records go to the handler as one batch; while it runs, at most
+   * one more batch of that partition is fetched and held, and the partition is fetched again only
+   * once that one was handed over: the backpressure the port promises.
+   */
+  private async fetchLoop(handler: (batch: DeliveredBatch) => Promise<void>): Promise<void> {
+    this.handler = handler;
+    while (this.state === 'running') {
+      const generation = this.generation;
+      const now = Date.now();
+      const ready = [...this.partitions.values()].filter((p) => {
+        const busy = this.busy.get(key(p));
+        // A handler of an earlier generation may still commit: read the position after it is done.
+        return p.pending === undefined && p.notBefore <= now && (!busy || busy.generation === generation);
+      });
+      if (ready.length === 0) {
+        // Woken early by a handler finishing or a new assignment; otherwise until a backoff ends.
+        const backoffs = [...this.partitions.values()].filter((p) => p.notBefore > now).map((p) => p.notBefore - now);
+        const waitFor = Math.min(FETCH_MAX_WAIT_MS, ...backoffs);
+        await this.idle(waitFor);
+        continue;
+      }
+      let response: FetchResponse;
+      let requested: Map<string, bigint>;
+      try {
+        await this.resolvePositions(ready, generation);
+        if (generation !== this.generation || this.state !== 'running') continue;
+        const request = await this.fetchRequest(ready);
+        requested = request.requested;
+        response = await this.consumer.fetch({ node: request.node, topics: request.topics, maxWaitTime: FETCH_MAX_WAIT_MS });
+      } catch (err) {
+        if (this.state !== 'running') return;
+        if (hasApiError(err, ['OFFSET_OUT_OF_RANGE'])) {
+          // Retention removed the records at our position: start over from the group's commit or the reset policy.
+          for (const p of ready) p.position = undefined;
+        } else {
+          this.logger.warn({ err, groupId: this.options.groupId }, 'kafka fetch failed; retrying');
+          this.topicIds.clear();
+        }
+        await this.idle(FETCH_ERROR_BACKOFF_MS);
+        continue;
+      }
+      if (generation !== this.generation || this.state !== 'running') continue;
+      for (const topicResponse of response.responses) {
+        const topic = this.topicIds.get(topicResponse.topicId) ?? topicResponse.topicId;
+        for (const partitionResponse of topicResponse.partitions) {
+          const state = this.partitions.get(key({ topic, partition: partitionResponse.partitionIndex }));
+          const from = requested.get(key({ topic, partition: partitionResponse.partitionIndex }));
+          if (!state || from === undefined || state.position !== from || state.pending !== undefined) continue;
+          const { records, next } = delivered(topic, state.partition, partitionResponse.records ?? [], from);
+          if (next > from) state.position = next;
+          if (records.length > 0) state.pending = records;
+        }
+      }
+      this.handOver(generation);
+    }
+  }
+
+  /** Starts the handler on every partition with records waiting and no handler running (up to the cap). */
+  private handOver(generation: number): void {
+    const handler = this.handler;
+    if (!handler || generation !== this.generation || this.state !== 'running') return;
+    for (const state of this.partitions.values()) {
+      if (this.busy.size >= PARTITIONS_CONCURRENTLY) return;
+      if (state.pending === undefined || this.busy.has(key(state))) continue;
+      const records = state.pending;
+      state.pending = undefined;
+      this.dispatch(handler, state, records, generation);
+    }
+  }
+
+  /** Reads the group's committed offset (or applies the reset policy) for partitions with no position yet. */
+  private async resolvePositions(states: PartitionState[], generation: number): Promise<void> {
+    const missing = states.filter((s) => s.position === undefined);
+    if (missing.length === 0) return;
+    const byTopic = groupByTopic(missing);
+    const committed = await this.consumer.listCommittedOffsets({
+      topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+    });
+    const reset: PartitionState[] = [];
+    for (const s of missing) {
+      const offset = committed.get(s.topic)?.[s.partition];
+      if (offset !== undefined && offset >= 0n) setPosition(s, offset);
+      else reset.push(s);
+    }
+    if (reset.length > 0) {
+      const timestamp = (this.options.fromBeginning ?? true) ? ListOffsetTimestamps.EARLIEST : ListOffsetTimestamps.LATEST;
+      const resetByTopic = groupByTopic(reset);
+      const listed = await this.consumer.listOffsets({
+        topics: [...resetByTopic.keys()],
+        partitions: Object.fromEntries(resetByTopic),
+        timestamp,
+      });
+      if (generation !== this.generation) return;
+      for (const s of reset) {
+        const offset = listed.get(s.topic)?.[s.partition];
+        if (offset === undefined) throw new Error(`no ${timestamp === ListOffsetTimestamps.EARLIEST ? 'earliest' : 'latest'} offset for ${s.topic}/${s.partition}`);
+        setPosition(s, offset);
+      }
+    }
+  }
+
+  private async fetchRequest(states: PartitionState[]): Promise<{ node: number; topics: FetchRequestTopic[]; requested: Map<string, bigint> }> {
+    const metadata = await this.consumer.metadata({ topics: this.options.topics });
+    const topics = new Map<string, FetchRequestTopic>();
+    const requested = new Map<string, bigint>();
+    let node = metadata.controllerId;
+    for (const s of states) {
+      if (s.position === undefined) continue;
+      const topicMetadata = metadata.topics.get(s.topic);
+      if (!topicMetadata) continue;
+      this.topicIds.set(topicMetadata.id, s.topic);
+      const leader = topicMetadata.partitions[s.partition]?.leader;
+      if (leader !== undefined && leader >= 0) node = leader;
+      let t = topics.get(topicMetadata.id);
+      if (!t) topics.set(topicMetadata.id, (t = { topicId: topicMetadata.id, partitions: [] }));
+      t.partitions.push({
+        partition: s.partition,
+        fetchOffset: s.position,
+        partitionMaxBytes: FETCH_MAX_BYTES_PER_PARTITION,
+        currentLeaderEpoch: -1,
+        lastFetchedEpoch: -1,
+      });
+      requested.set(key(s), s.position);
+    }
+    // The client sends to each partition's leader itself; `node` is only its fallback.
+    return { node, topics: [...topics.values()], requested };
+  }
+
+  private dispatch(handler: (batch: DeliveredBatch) => Promise<void>, state: PartitionState, records: DeliveredRecord[], generation: number): void {
+    const tp = key(state);
+    const run = (async () => {
+      try {
+        await handler({ topic: state.topic, partition: state.partition, records });
+        if (generation === this.generation) state.failures = 0;
+      } catch (err) {
+        if (generation !== this.generation || this.state !== 'running') return;
+        const restart = state.committed > state.fetchedFrom ? state.committed : state.fetchedFrom;
+        const delay = Math.min(HANDLER_BACKOFF_MIN_MS * 2 ** state.failures, HANDLER_BACKOFF_MAX_MS);
+        state.failures++;
+        this.logger.warn(
+          { err, topic: state.topic, partition: state.partition, offset: records[0]!.offset, restartAt: restart.toString(), retryInMs: delay },
+          'bus handler failed; redelivering from the committed offset',
+        );
+        // Records fetched ahead came after the failed ones: drop them, they come again from `restart`.
+        state.pending = undefined;
+        state.position = restart;
+        state.notBefore = Date.now() + delay;
+      } finally {
+        this.busy.delete(tp);
+        this.handOver(this.generation);
+        this.poke();
+      }
+    })();
+    this.busy.set(tp, { run, generation });
   }
 }
 
-/** Sleeps `ms` while heartbeating, cut short when the consumer stops. */
-async function pause(ms: number, heartbeat: () => Promise<void>, isRunning: () => boolean): Promise<void> {
-  const until = Date.now() + ms;
-  while (isRunning() && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, Math.min(HEARTBEAT_EVERY_MS, until - Date.now())));
-    await heartbeat().catch(() => undefined);
+function setPosition(state: PartitionState, offset: bigint): void {
+  state.position = offset;
+  state.fetchedFrom = offset;
+}
+
+function groupByTopic(states: PartitionState[]): Map<string, number[]> {
+  const byTopic = new Map<string, number[]>();
+  for (const s of states) {
+    const list = byTopic.get(s.topic) ?? [];
+    list.push(s.partition);
+    byTopic.set(s.topic, list);
   }
+  return byTopic;
+}
+
+/** The records of a partition's batches from `from` on (a batch may start earlier), and the next offset to fetch. */
+function delivered(topic: string, partition: number, batches: RecordsBatch[], from: bigint): { records: DeliveredRecord[]; next: bigint } {
+  const records: DeliveredRecord[] = [];
+  let next = from;
+  for (const batch of batches) {
+    const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
+    if (last + 1n > next) next = last + 1n;
+    if (batch.attributes & IS_CONTROL) continue;
+    for (const record of batch.records) {
+      const offset = batch.firstOffset + BigInt(record.offsetDelta);
+      if (offset < from) continue;
+      records.push(toDelivered(topic, partition, offset, batch.firstTimestamp + record.timestampDelta, record));
+    }
+  }
+  return { records, next };
+}
+
+function toDelivered(topic: string, partition: number, offset: bigint, timestamp: bigint, record: KafkaRecord): DeliveredRecord {
+  const out: DeliveredRecord = {
+    topic,
+    partition,
+    offset: offset.toString(),
+    timestamp: Number(timestamp),
+    key: record.key ? record.key.toString('utf8') : null,
+    value: record.value ?? Buffer.alloc(0),
+  };
+  if (record.headers.length > 0) {
+    const headers: Record<string, string> = {};
+    // Repeated header keys: the last one wins.
+    for (const [k, v] of record.headers) if (k) headers[k.toString('utf8')] = v ? v.toString('utf8') : '';
+    out.headers = headers;
+  }
+  return out;
 }
 
 function key(tp: { topic: string; partition: number }): string {
   return `${tp.topic}\u0000${tp.partition}`;
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 function recordBytes(record: BusRecord): number {
@@ -414,60 +709,22 @@ function recordBytes(record: BusRecord): number {
   return bytes;
 }
 
-function delivered(topic: string, partition: number, m: KafkaMessage): DeliveredRecord {
-  const record: DeliveredRecord = {
-    topic,
-    partition,
-    offset: m.offset,
-    timestamp: Number(m.timestamp),
-    key: m.key ? m.key.toString('utf8') : null,
-    value: m.value ?? Buffer.alloc(0),
+/** Whether the client's error (or one it wraps) is a broker error with one of these ids. */
+function hasApiError(err: unknown, ids: string[]): boolean {
+  const seen = new Set<unknown>();
+  const walk = (e: unknown, depth: number): boolean => {
+    if (!e || typeof e !== 'object' || depth > 6 || seen.has(e)) return false;
+    seen.add(e);
+    const { apiId, errors, cause } = e as { apiId?: unknown; errors?: unknown; cause?: unknown };
+    if (typeof apiId === 'string' && ids.includes(apiId)) return true;
+    if (Array.isArray(errors) && errors.some((x) => walk(x, depth + 1))) return true;
+    return walk(cause, depth + 1);
   };
-  const headers = m.headers && stringHeaders(m.headers);
-  if (headers) record.headers = headers;
-  return record;
-}
-
-/** kafkajs hands header values over as Buffers (arrays for repeated keys: the last one wins). */
-function stringHeaders(raw: IHeaders): Record<string, string> | undefined {
-  let out: Record<string, string> | undefined;
-  for (const [name, value] of Object.entries(raw)) {
-    const v = Array.isArray(value) ? value.at(-1) : value;
-    if (v === undefined) continue;
-    (out ??= {})[name] = v.toString();
-  }
-  return out;
-}
-
-function isRebalanceError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
-    const { type, cause } = e as { type?: unknown; cause?: unknown };
-    if (typeof type === 'string' && REBALANCE_ERRORS.has(type)) return true;
-    e = cause;
-  }
-  return false;
+  return walk(err, 0);
 }
 
 function unavailable(what: string, err: unknown): BusUnavailableError {
   if (err instanceof BusUnavailableError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new BusUnavailableError(`kafka ${what} failed: ${message}`, { cause: err });
-}
-
-/**
- * kafkajs log entries to pino, keeping kafkajs's namespace and extra fields. kafkajs logs every
- * error response at ERROR in its Connection layer even when the caller expects and handles it
- * (a heartbeat answered "rebalancing", createTopics answered "already exists"); real failures
- * surface again from the operation itself, so those entries go to debug, and the runner's
- * routine "re-joining" notice to info.
- */
-function logEntry(logger: Logger, { namespace, level, log }: LogEntry): void {
-  const { message, timestamp: _timestamp, ...extra } = log;
-  const fields = { kafkajs: namespace, ...extra };
-  if (namespace === 'Connection' && message.startsWith('Response ')) logger.debug(fields, message);
-  else if (namespace === 'Runner' && message.startsWith('The group is rebalancing')) logger.info(fields, message);
-  else if (level === logLevel.ERROR) logger.error(fields, message);
-  else if (level === logLevel.WARN) logger.warn(fields, message);
-  else if (level === logLevel.INFO) logger.info(fields, message);
-  else logger.debug(fields, message);
 }

@@ -1,6 +1,6 @@
 /**
  * The bus port: a partitioned, ordered, replayable log with consumer groups, as Kafka offers it.
- * Two adapters: kafkajs (production) and an in-process log (embedded default) with the same
+ * Two adapters: Kafka through @platformatic/kafka (production) and an in-process log (embedded default) with the same
  * semantics: per-partition order, offsets, at-least-once delivery, commit only on request.
  */
 
@@ -54,8 +54,9 @@ export interface ConsumerOptions {
   fromBeginning?: boolean;
   /**
    * The group belongs to this one consumer and is never resumed once it stops (a per-process group
-   * that re-reads the log from the beginning on every start). The in-process log then stops
-   * holding records back for it when it stops; Kafka keeps its offsets until they expire.
+   * that re-reads the log from the beginning on every start). When it stops, the in-process log
+   * stops holding records back for it and Kafka deletes the group with its offsets (rather than
+   * keep them until offsets.retention.minutes expires them).
    */
   ephemeral?: boolean;
   /** Called with the partitions this member now owns, after every rebalance. */
