@@ -2,7 +2,8 @@
 // Runs every *.test.ts beside the code (roles) and in test/ with node's test runner through tsx.
 // The files are listed here so that arguments can pick them by substring.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -31,5 +32,16 @@ const args = ['--conditions=source', '--import', 'tsx', '--test', '--test-concur
 // system's: `npm test` already runs on it, a direct `node scripts/run-tests.mjs` may not.
 const bundled = path.join(root, 'node_modules', '.bin', 'node');
 const node = existsSync(bundled) ? realpathSync(bundled) : process.execPath;
-const r = spawnSync(node, args, { cwd: root, stdio: 'inherit' });
+// The spec reporter for people, TAP to a file for the one-line summary at the end (CI reads it).
+const tap = path.join(tmpdir(), `afterglow-tests-${process.pid}.tap`);
+const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`];
+const r = spawnSync(node, [...reporters, ...args], { cwd: root, stdio: 'inherit' });
+try {
+  const text = readFileSync(tap, 'utf8');
+  const count = (name) => Number([...text.matchAll(new RegExp(`^# ${name} (\\d+)$`, 'gm'))].at(-1)?.[1] ?? 0);
+  console.log(`tests: ${count('pass')} passed, ${count('fail') + count('cancelled')} failed, ${count('skipped')} skipped`);
+  rmSync(tap, { force: true });
+} catch {
+  // No TAP file: the runner died before reporting; its exit status says so.
+}
 process.exit(r.status ?? 1);

@@ -19,15 +19,33 @@ export function siblingModuleUrl(name: string, base: string = import.meta.url): 
 
 /**
  * A worker running a sibling module. From dist that is plain `new Worker(file.js)`; under tsx (the
- * test runner) Node 20 workers do not inherit `--import tsx`, so the worker first registers tsx's
- * ESM hooks itself and then imports the .ts module.
+ * test runner) the worker first registers tsx's ESM hooks itself and then imports the .ts module.
  */
 export function moduleWorker(name: string, options: WorkerOptions = {}): Worker {
-  const url = siblingModuleUrl(name);
+  return scriptWorker(siblingModuleUrl(name), options);
+}
+
+/**
+ * A worker running `url`, a .js file or (under tsx) a .ts one. Node 20 runs no `--import` preload
+ * in workers, Node 22 and later do: the worker gets only the parent's `--conditions` and registers
+ * tsx once itself (registered twice, its hooks left the worker's import hanging).
+ */
+export function scriptWorker(url: URL, options: WorkerOptions = {}): Worker {
   if (!url.pathname.endsWith('.ts')) return new Worker(url, options);
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
-  return new Worker(boot, { ...options, eval: true });
+  return new Worker(boot, { ...options, eval: true, execArgv: conditionsOnly(options.execArgv ?? process.execArgv) });
+}
+
+/** The parent's `--conditions` (workspace packages resolve to their sources under tests), nothing else. */
+function conditionsOnly(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('--conditions=')) out.push(a);
+    else if ((a === '--conditions' || a === '-C') && args[i + 1]) out.push(`--conditions=${args[++i]}`);
+  }
+  return out;
 }
 
 export async function ensureModel(

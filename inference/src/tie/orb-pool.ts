@@ -4,6 +4,7 @@
  * alive; `close()` terminates them.
  */
 import { Worker } from 'node:worker_threads';
+import { scriptWorker, siblingModuleUrl } from '../models/ensure.js';
 import type { DenseParams, Thumb } from './dense.js';
 import type { Features, MatchResult, OrbParams } from './orb.js';
 
@@ -21,12 +22,7 @@ interface Slot {
 
 /** Starts a sibling module as a worker, from dist (.js) or from sources under tsx (.ts). */
 export function siblingWorker(name: string): Worker {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  const url = new URL(`./${name}${ext}`, import.meta.url);
-  if (ext === '.js') return new Worker(url);
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
-  return new Worker(boot, { eval: true });
+  return scriptWorker(siblingModuleUrl(name, import.meta.url));
 }
 
 export class OrbPool {
@@ -86,7 +82,21 @@ export class OrbPool {
       const p = this.queue.shift()!;
       slot.busy = p;
       slot.worker.ref();
-      slot.worker.postMessage({ ...p.msg, id: this.nextId++ }, p.transfer);
+      const msg = { ...p.msg, id: this.nextId++ };
+      try {
+        slot.worker.postMessage(msg, p.transfer);
+      } catch {
+        // Node 22+ refuses to transfer an ArrayBuffer it cannot detach (sharp's output buffers are
+        // external memory): send a copy instead. Anything else that fails fails the task, not the pool.
+        try {
+          slot.worker.postMessage(msg);
+        } catch (err) {
+          slot.busy = undefined;
+          slot.worker.unref();
+          p.reject(err);
+          continue;
+        }
+      }
     }
   }
 

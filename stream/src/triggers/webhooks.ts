@@ -1,6 +1,6 @@
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
-import { Counter, Gauge, WEBHOOK_HEADERS, signWebhook, type Logger, type Registry, type VariantRequest } from '@afterglow/core';
+import { Counter, Gauge, WEBHOOK_HEADERS, signWebhook, type Logger, type Registry, type TriggerSettings, type VariantRequest } from '@afterglow/core';
 import { EgressDeniedAtConnect, EgressRefusedError, type EgressPolicy } from './egress.js';
 import type { DeliveryRow } from './store.js';
 
@@ -21,13 +21,7 @@ import type { DeliveryRow } from './store.js';
  * tenant must not tell a closed port from a filtered one or from a DNS failure.
  */
 
-export interface WebhookOptions {
-  timeoutMs: number;
-  maxAttempts: number;
-  backoffMs: number;
-  maxBackoffMs: number;
-  queue: number;
-  concurrency: number;
+export interface WebhookOptions extends Omit<TriggerSettings['webhook'], 'egress'> {
   log: Logger;
   egress: EgressPolicy;
   record: (rows: DeliveryRow[]) => Promise<void>;
