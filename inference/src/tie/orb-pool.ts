@@ -93,7 +93,7 @@ export class OrbPool {
         } catch (err) {
           slot.busy = undefined;
           slot.worker.unref();
-          p.reject(err);
+          p.reject(err instanceof Error ? err : new Error(String(err)));
           continue;
         }
       }
