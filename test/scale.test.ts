@@ -42,9 +42,9 @@ test('2 ingest + 2 sinks + 2 live aggregators: exact totals in ClickHouse and in
     assert.deepEqual(got, want, `per-kind counts of ${campaign}`);
   }
 
-  const perIngest = await Promise.all(c.ingest.map((p) => metric(p.url, 'afterglow_ingest_events_accepted_total')));
-  const perSink = await Promise.all(c.stream.map((p) => metric(p.url, 'afterglow_sink_rows_inserted_total')));
-  const perLive = await Promise.all(c.live.map((p) => metric(p.url, 'afterglow_live_events_applied_total')));
+  const perIngest = await Promise.all(c.ingest.map((p) => metric(p.metricsUrl, 'afterglow_ingest_events_accepted_total')));
+  const perSink = await Promise.all(c.stream.map((p) => metric(p.metricsUrl, 'afterglow_sink_rows_inserted_total')));
+  const perLive = await Promise.all(c.live.map((p) => metric(p.metricsUrl, 'afterglow_live_events_applied_total')));
   t.diagnostic(JSON.stringify({ perIngest, perSink, perLive }));
   assert.equal(perSink.reduce((a, b) => a + b, 0), 30_000, 'the two sinks inserted every event once between them');
   assert.equal(perLive.reduce((a, b) => a + b, 0), 30_000, 'the two aggregators applied every event once between them');
