@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
 import { EVENT_KINDS, generateKey, loadConfig, ulid } from '@afterglow/core';
 import { unpack } from 'msgpackr';
 import { WebSocket } from 'ws';
@@ -28,6 +29,8 @@ const config = loadConfig({
   RATE_BYTES_PER_SEC: '0',
   RATE_MAX_CONNECTIONS: '0',
   // The auth figures below measure refusals themselves, not the per-address budget that stops them.
+  // Keys on outside the demo need a pepper; a bench makes its own.
+  AUTH_KEY_PEPPER: randomBytes(32).toString('hex'),
   AUTH_FAIL_PER_IP_PER_MIN: '0',
 });
 const running = await start(config, { roles: ['ingest'], demo: false });
