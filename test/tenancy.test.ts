@@ -35,6 +35,9 @@ after(async () => {
   await app?.close();
 });
 
+/** Routes whose body is events, each naming its tenant: live ingest and the history import. */
+const EVENT_ROUTES = ['/v1/events', '/v1/import/events'];
+
 function pathOf(route: RouteEntry): string {
   return route.url.replace(/:[A-Za-z_]+/g, PARAM).replace(/\*$/, 'x');
 }
@@ -47,10 +50,11 @@ function otherScope(scope: Scope): Scope {
 async function call(route: RouteEntry, who: string | undefined, scopes: readonly Scope[], claimed: string, multipart = false): Promise<{ status: number; body: Record<string, unknown> }> {
   const headers: Record<string, string> = who ? await app.authHeaders(who, scopes) : {};
   // Events name their tenant inside (each is checked); every other route claims it in the query too.
-  const url = `${app.running.url}${pathOf(route)}${route.url === '/v1/events' ? '' : `?tenant_id=${encodeURIComponent(claimed)}`}`;
+  const events = EVENT_ROUTES.includes(route.url);
+  const url = `${app.running.url}${pathOf(route)}${events ? '' : `?tenant_id=${encodeURIComponent(claimed)}`}`;
   let body: string | FormData | undefined;
   if (route.method !== 'GET' && route.method !== 'DELETE') {
-    if (route.url === '/v1/events') {
+    if (events) {
       body = JSON.stringify(makeEvents(3, claimed, ['c']).events);
       headers['content-type'] = 'application/json';
     } else if (multipart) {
@@ -153,7 +157,7 @@ describe('every route, table-driven', () => {
 
       let foreign = await call(route, INTRUDER, [scope], VICTIM);
       if (foreign.status === 415) foreign = await call(route, INTRUDER, [scope], VICTIM, true);
-      if (route.url === '/v1/events') {
+      if (EVENT_ROUTES.includes(route.url)) {
         // Events are checked one by one: all three name the victim, so all are rejected.
         assert.equal(foreign.status, 422, `${name} with a foreign key`);
         const reasons = (foreign.body.rejections as { reason: string }[]).map((x) => x.reason);

@@ -23,7 +23,7 @@ import {
   type ApiKeyStore,
   type TopicBacklog,
 } from '@afterglow/core';
-import { EventIntake, registerIngestRoutes, startEdge } from '@afterglow/ingest';
+import { EventIntake, HistoryImport, registerIngestRoutes, startEdge } from '@afterglow/ingest';
 import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, StoreHistorySource, registerLiveRoutes, startTriggers, type ResolveHost } from '@afterglow/stream';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
 import { createHttpServer, startMetricsServer } from './http.js';
@@ -129,6 +129,13 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
       wsMaxConnectionsPerTenant: config.ingest.wsMaxConnectionsPerTenant,
       produceTimeoutMs: config.ingest.produceTimeoutMs,
       registry,
+      history: new HistoryImport({
+        store: store!,
+        limits: config.events,
+        maxAgeMs: config.ingest.importMaxAgeMs,
+        insertSettings: sinkInsertSettings(config.store),
+        registry,
+      }),
     });
     if (config.edge.enabled) {
       const edge = await startEdge({ app, config, bus, intake, log: log.child({ role: 'ingest' }), registry });

@@ -111,6 +111,11 @@ const envSchema = z.object({
   INGEST_WS_MAX_TOTAL_INFLIGHT_BYTES: int(256 * 1024 * 1024, 1024),
   /** Concurrent /v1/stream sockets of one tenant in this process (all its keys together); 0 = no cap. */
   INGEST_WS_MAX_CONNECTIONS_PER_TENANT: int(500, 0),
+  /**
+   * History import (POST /v1/import/events) takes events older than EVENT_LIVE_LATE_MS and at most
+   * this old (default three years); newer ones belong to live ingest, whose windows still count them.
+   */
+  IMPORT_MAX_AGE_MS: int(3 * 365 * 24 * HOUR, 1),
 
   EVENT_MAX_AGE_MS: int(7 * 24 * HOUR, 1),
   EVENT_MAX_FUTURE_MS: int(5 * MINUTE, 0),
@@ -363,6 +368,7 @@ export interface AfterglowConfig {
     wsMaxTotalInflightBytes: number;
     /** 0 = no cap. */
     wsMaxConnectionsPerTenant: number;
+    importMaxAgeMs: number;
   };
   events: EventLimits;
   sink: { groupId: string; batchMaxRows: number; batchMaxMs: number; lanes: number };
@@ -693,6 +699,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       maxEventBytes: e.INGEST_MAX_EVENT_BYTES,
       wsMaxTotalInflightBytes: e.INGEST_WS_MAX_TOTAL_INFLIGHT_BYTES,
       wsMaxConnectionsPerTenant: e.INGEST_WS_MAX_CONNECTIONS_PER_TENANT,
+      importMaxAgeMs: e.IMPORT_MAX_AGE_MS,
     },
     events: {
       maxAgeMs: e.EVENT_MAX_AGE_MS,

@@ -38,6 +38,8 @@ export const REJECT_REASONS = [
   'unknown_kind',
   'too_far_in_future',
   'too_old',
+  /** History import only: the event is recent enough for live ingest, which must count it. */
+  'too_recent',
   'attrs_too_large',
   'undecodable',
   /** The event names another tenant than the API key that sent it (issue 8). */

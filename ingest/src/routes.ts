@@ -19,8 +19,9 @@ import {
   type Registry,
   type Store,
 } from '@afterglow/core';
-import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamText, isNdjson, type BodyBounds } from './decode.js';
+import { BodyScanner, type DecodedItem, decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamText, isNdjson, type BodyBounds } from './decode.js';
 import type { EventIntake, IntakeGuard, IntakeResult } from './intake.js';
+import type { HistoryImport, ImportResult } from './backfill.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 
 export interface IngestDeps {
@@ -41,6 +42,8 @@ export interface IngestDeps {
   /** How long a WebSocket message may wait for bus capacity before it is answered with an error. */
   produceTimeoutMs: number;
   registry?: Registry;
+  /** Serves POST /v1/import/events when given. */
+  history?: HistoryImport;
 }
 
 const BODY_TYPES = ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
@@ -66,7 +69,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     );
     scope.addHook('preParsing', async (req, _reply, payload) => scanned(req, payload, decompress(req, payload, deps.maxBodyBytes), bounds, deps.maxBodyBytes));
 
-    scope.post('/v1/events', { bodyLimit: deps.maxBodyBytes, config: { scope: 'ingest' } }, async (req, reply) => {
+    /** The request's events, decoded within the body bounds, with the key's quota charged for them. */
+    const readItems = async (req: FastifyRequest): Promise<DecodedItem[]> => {
       const body = req.body as Buffer;
       const scan = SCANS.get(req);
       const quota = quotaOf(req);
@@ -81,10 +85,34 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         throw new BadRequestError('too_many_events', `${items.length} events in one request; the limit is ${deps.maxEventsPerRequest}`, 413);
       }
       if (!scan) await quota?.events(items.length);
+      return items;
+    };
+
+    scope.post('/v1/events', { bodyLimit: deps.maxBodyBytes, config: { scope: 'ingest' } }, async (req, reply) => {
+      const items = await readItems(req);
       const result = await deps.intake.submit(items, guardOf(req));
       reply.code(result.accepted > 0 || items.length === 0 ? 202 : 422);
       return result.rejections.length > STREAM_REJECTIONS ? reply.type('application/json').send(Readable.from(resultChunks(result))) : result;
     });
+
+    // History import writes the tenant's past straight to the store: an admin's act, not a device's.
+    const history = deps.history;
+    if (history) {
+      scope.post(
+        '/v1/import/events',
+        {
+          bodyLimit: deps.maxBodyBytes,
+          config: { scope: 'admin' },
+          schema: { querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false } }, additionalProperties: false } },
+        },
+        async (req, reply) => {
+          const items = await readItems(req);
+          const result = await history.run(items, guardOf(req), (req.query as { dry_run: boolean }).dry_run);
+          reply.code(result.new + result.duplicates > 0 || items.length === 0 ? 200 : 422);
+          return result.rejections.length > STREAM_REJECTIONS ? reply.type('application/json').send(Readable.from(importChunks(result))) : result;
+        },
+      );
+    }
   });
 
   app.get('/v1/campaigns/:campaignId/totals', { schema: { querystring: TENANT_QUERY }, config: { scope: 'read' } }, async (req) => {
@@ -190,9 +218,19 @@ const STREAM_REJECTIONS = 500;
 /** The same JSON as `JSON.stringify(result)`, a slice of rejections at a time with other work between. */
 async function* resultChunks(result: IntakeResult): AsyncGenerator<string> {
   yield `{"accepted":${result.accepted},"rejected":${result.rejected},"rejections":[`;
-  for (let i = 0; i < result.rejections.length; i += STREAM_REJECTIONS) {
+  yield* rejectionChunks(result.rejections);
+}
+
+async function* importChunks(result: ImportResult): AsyncGenerator<string> {
+  const { rejections, ...counts } = result;
+  yield `${JSON.stringify(counts).slice(0, -1)},"rejections":[`;
+  yield* rejectionChunks(rejections);
+}
+
+async function* rejectionChunks(rejections: IntakeResult['rejections']): AsyncGenerator<string> {
+  for (let i = 0; i < rejections.length; i += STREAM_REJECTIONS) {
     if (i > 0) await nextTurn();
-    yield `${i > 0 ? ',' : ''}${JSON.stringify(result.rejections.slice(i, i + STREAM_REJECTIONS)).slice(1, -1)}`;
+    yield `${i > 0 ? ',' : ''}${JSON.stringify(rejections.slice(i, i + STREAM_REJECTIONS)).slice(1, -1)}`;
   }
   yield ']}';
 }
