@@ -68,7 +68,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig(process.env);
-  const log = createLogger(config.logLevel, { service: 'afterglow', role: command });
+  const log = createLogger(config.logLevel, { service: 'afterglow', role: command }, config.logFormat);
   const demo = config.demo ?? (command === 'all' && config.bus.kind === 'memory');
   const running = await start(config, { roles, demo, log });
   const adapters = `bus=${config.bus.kind} store=${config.store.kind} hot=${config.hot.kind} fanout=${config.fanout.kind}`;

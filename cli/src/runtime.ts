@@ -76,7 +76,7 @@ export interface Running {
  */
 export async function start(given: AfterglowConfig, options: StartOptions): Promise<Running> {
   const roles = new Set(options.roles);
-  const log = options.log ?? createLogger(given.logLevel, { service: 'afterglow', roles: [...roles].join(',') });
+  const log = options.log ?? createLogger(given.logLevel, { service: 'afterglow', roles: [...roles].join(',') }, given.logFormat);
   // The pepper and the webhook key: configured, or (demo only) generated into the data directory.
   const secrets = resolveSecrets(given, { demo: Boolean(options.demo), live: roles.has('live'), log });
   const config: AfterglowConfig = { ...given, auth: { ...given.auth, pepper: secrets.pepper }, triggers: { ...given.triggers, secretKey: secrets.secretKey } };

@@ -58,6 +58,8 @@ const envSchema = z.object({
   /** Where that listener binds: loopback unless a scraper on another host needs it (then firewall it). */
   METRICS_HOST: z.string().default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** auto: readable lines when stdout is a terminal, JSON otherwise; json / pretty force one. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   AFTERGLOW_DEMO: bool.optional(),
 
   KAFKA_BROKERS: csv.optional(),
@@ -336,6 +338,7 @@ export interface AfterglowConfig {
   metrics: { host: string; port: number } | undefined;
   dataDir: string;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  logFormat: z.infer<typeof envSchema>['LOG_FORMAT'];
   /** Run the built-in demo generator (defaults to on only for the embedded all-in-one mode). */
   demo: boolean | undefined;
   bus:
@@ -663,6 +666,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
     metrics: e.METRICS_PORT === undefined ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     dataDir,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     demo: e.AFTERGLOW_DEMO,
     bus:
       e.KAFKA_BROKERS && e.KAFKA_BROKERS.length > 0
