@@ -149,6 +149,45 @@ describe('history import (afterglow import events)', () => {
     assert.deepEqual((await fetchTotals(app.running.url, TENANT, 'imp-nd', 'raw')).counts, nd.counts);
   });
 
+  it('a daily platform export becomes exact day totals per ad and kind, once', async () => {
+    const file = path.join(dir, 'daily.csv');
+    const days = [10, 9, 8].map((ago) => new Date(Date.now() - ago * DAY).toISOString().slice(0, 10));
+    const lines = ['Day,Ad ID,impressions,clicks,conversions,conversion_value,spend'];
+    let impressions = 0;
+    let clicks = 0;
+    let conversions = 0;
+    let value = 0;
+    for (const [d, day] of days.entries()) {
+      for (const ad of ['banner-1', 'story-2']) {
+        const row = { impressions: 40 + d * 7 + ad.length, clicks: 3 + d, conversions: d, value: d * 12.5 };
+        impressions += row.impressions;
+        clicks += row.clicks;
+        conversions += row.conversions;
+        value += row.value;
+        lines.push(`${day},${ad},${row.impressions},${row.clicks},${row.conversions},${row.value},${(row.impressions * 0.01).toFixed(2)}`);
+      }
+    }
+    lines.push(`${days[0]},banner-1,many,1,0,0,0`, 'Sept 5,banner-1,1,1,0,0,0');
+    writeFileSync(file, lines.join('\n'));
+    const args = ['daily', file, '--tenant', TENANT, '--campaign', 'imp-daily', '--map', 'Day=date,Ad ID=asset_id', '--url', app.running.url, '--key', key, '--quiet'];
+    const first = await runCli(args);
+    assert.equal(first.code, 1, first.err + first.out);
+    const events = impressions + clicks + conversions;
+    assert.match(first.out, new RegExp(`^8 rows \\(${events + 2} events\\): wrote ${events}, already stored 0, refused 2`));
+    assert.match(first.out, /row 7: invalid_row \(impressions\)/);
+    assert.match(first.out, /row 8: invalid_row \(date\)/);
+    assert.match(first.err, /columns not imported: spend/);
+    const totals = await fetchTotals(app.running.url, TENANT, 'imp-daily');
+    assert.equal(totals.counts.impression, impressions);
+    assert.equal(totals.counts.click, clicks);
+    assert.equal(totals.counts.conversion, conversions);
+    const raw = (await (await app.request(TENANT, `/v1/campaigns/imp-daily/totals?tenant_id=${TENANT}&source=raw`)).json()) as { values: Record<string, number> };
+    assert.ok(Math.abs(raw.values.conversion! - value) < 1e-6, `conversion value ${raw.values.conversion} vs ${value}`);
+    const again = await runCli(args);
+    assert.match(again.out, new RegExp(`wrote 0, already stored ${events}, refused 2`));
+    assert.equal((await fetchTotals(app.running.url, TENANT, 'imp-daily')).total, events);
+  });
+
   it('a dry run reports what it would write and writes nothing', async () => {
     const dry = history(300, 10, 'imp-dry', 4);
     const file = path.join(dir, 'dry.ndjson');

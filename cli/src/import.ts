@@ -15,8 +15,10 @@ import { compressors } from 'hyparquet-compressors';
  * its content, so running the same import twice adds nothing the second time.
  */
 const USAGE = `usage: afterglow import events FILE [options]
+       afterglow import daily FILE [options]
 
-  FILE                 .ndjson/.jsonl, .csv or .parquet (or --format); one event per line/row
+  events FILE          .ndjson/.jsonl, .csv or .parquet (or --format); one event per line/row
+  daily FILE           a platform's daily export: one row per ad and day with counts (see below)
   --tenant T           tenant of rows that carry no tenant_id (the key's tenant must match)
   --campaign C         campaign of rows that carry no campaign_id
   --map FROM=TO,...    rename columns, e.g. --map ad_id=asset_id,ts=occurred_at,type=kind
@@ -31,6 +33,12 @@ const USAGE = `usage: afterglow import events FILE [options]
 Columns: event_id, tenant_id, campaign_id, asset_id, kind, value, occurred_at (epoch ms or ISO 8601),
 channel, placement, region, device; others are ignored. Events must be older than the live late
 window (EVENT_LIVE_LATE_MS): newer ones are refused as too_recent and belong to POST /v1/events.
+
+Daily exports: columns date (YYYY-MM-DD, UTC), asset_id (e.g. --map ad_id=asset_id), campaign_id (or
+--campaign) and any of impressions, views, clicks, likes, shares, comments, conversions, conversion_value.
+Each count becomes that many events spread evenly over the day (the minute shape is not known; day
+totals are exact), with ids derived from tenant, ad, day, kind and position, so a re-import of the
+same export adds nothing. Other columns (spend, reach, ...) are ignored and named in the summary.
 Exit status: 0 all rows written (or already there), 1 some rows refused, 2 usage or server error.`;
 
 const FIELDS = ['event_id', 'tenant_id', 'campaign_id', 'asset_id', 'kind', 'value', 'occurred_at', 'channel', 'placement', 'region', 'device', 'edge_node'];
@@ -94,7 +102,7 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
     return 0;
   }
   const [what, file] = positionals;
-  if (what !== 'events' || !file || positionals.length > 2) {
+  if ((what !== 'events' && what !== 'daily') || !file || positionals.length > 2) {
     err.write(`${USAGE}\n`);
     return 2;
   }
@@ -124,6 +132,11 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
   const shown: string[] = [];
   try {
     let pending: SourceRow[] = [];
+    const report = async (line: { row: number; reason: string; field?: string; message: string }): Promise<void> => {
+      summary.rejected++;
+      if (rejectsOut) await write(rejectsOut, `${JSON.stringify(line)}\n`);
+      if (shown.length < 10) shown.push(`  row ${line.row}: ${line.reason}${line.field ? ` (${line.field})` : ''}: ${line.message}`);
+    };
     const send = async (): Promise<void> => {
       const sent = pending;
       pending = [];
@@ -131,19 +144,28 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
       summary.inserted += result.inserted;
       summary.new += result.new;
       summary.duplicates += result.duplicates;
-      summary.rejected += result.rejected;
       for (const r of result.rejections) {
-        const line = { row: sent[r.index]?.row ?? -1, reason: r.reason, ...(r.field ? { field: r.field } : {}), message: r.message };
-        if (rejectsOut) await write(rejectsOut, `${JSON.stringify(line)}\n`);
-        if (shown.length < 10) shown.push(`  row ${line.row}: ${line.reason}${line.field ? ` (${line.field})` : ''}: ${line.message}`);
+        await report({ row: sent[r.index]?.row ?? -1, reason: r.reason, ...(r.field ? { field: r.field } : {}), message: r.message });
       }
       progress.update(summary, sent[sent.length - 1]?.position);
     };
+    const ignored = new Set<string>();
     for await (const source of readRows(file, format, progress)) {
       summary.rows++;
-      pending.push({ ...source, value: toEvent(source.value, renames, values.tenant, values.campaign) });
-      if (pending.length >= batch) await send();
+      let events: unknown[];
+      try {
+        events = what === 'daily' ? expandDaily(source.value, renames, values.tenant, values.campaign, ignored) : [toEvent(source.value, renames, values.tenant, values.campaign)];
+      } catch (e) {
+        if (!(e instanceof RowError)) throw e;
+        await report({ row: source.row, reason: 'invalid_row', field: e.field, message: e.message });
+        continue;
+      }
+      for (const value of events) {
+        pending.push({ ...source, value });
+        if (pending.length >= batch) await send();
+      }
     }
+    if (ignored.size > 0) err.write(`columns not imported: ${[...ignored].sort().join(', ')}\n`);
     if (pending.length > 0) await send();
   } catch (e) {
     progress.done();
@@ -156,7 +178,7 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
   progress.done();
   const verb = dryRun ? 'would write' : 'wrote';
   out.write(
-    `${summary.rows} rows: ${verb} ${dryRun ? summary.new : summary.inserted}, already stored ${summary.duplicates}, refused ${summary.rejected}` +
+    `${summary.rows} rows${what === 'daily' ? ` (${summary.new + summary.duplicates + summary.rejected} events)` : ''}: ${verb} ${dryRun ? summary.new : summary.inserted}, already stored ${summary.duplicates}, refused ${summary.rejected}` +
       `${dryRun ? ' (dry run: nothing written)' : ''}\n`,
   );
   if (summary.rejected > 0) {
@@ -177,8 +199,9 @@ function parseMap(spec: string | undefined): Map<string, string> {
   const renames = new Map<string, string>();
   for (const pair of (spec ?? '').split(',').filter(Boolean)) {
     const [from, to, ...rest] = pair.split('=');
-    if (!from || !to || rest.length > 0 || !FIELDS.includes(to)) {
-      throw new Error(`--map ${JSON.stringify(pair)}: expected FROM=TO with TO one of ${FIELDS.join(', ')}`);
+    const targets = [...FIELDS, 'date', 'conversion_value', ...Object.keys(DAILY_COUNTS)];
+    if (!from || !to || rest.length > 0 || !targets.includes(to)) {
+      throw new Error(`--map ${JSON.stringify(pair)}: expected FROM=TO with TO one of ${targets.join(', ')}`);
     }
     renames.set(from, to);
   }
@@ -236,6 +259,79 @@ export function toEvent(input: unknown, renames: ReadonlyMap<string, string>, te
   if (typeof event.occurred_at === 'string' && /^\d+$/.test(event.occurred_at)) event.occurred_at = Number(event.occurred_at);
   if (event.event_id === undefined) event.event_id = contentId(event);
   return event;
+}
+
+/** Count columns of a daily export and the event kind each becomes. */
+const DAILY_COUNTS: Record<string, EventKindName> = {
+  impressions: 'impression',
+  views: 'view',
+  clicks: 'click',
+  likes: 'like',
+  shares: 'share',
+  comments: 'comment',
+  conversions: 'conversion',
+};
+type EventKindName = 'impression' | 'view' | 'click' | 'like' | 'share' | 'comment' | 'conversion';
+const DAILY_KEYS = new Set(['date', 'tenant_id', 'campaign_id', 'asset_id', 'conversion_value', 'channel', 'placement', 'region', 'device']);
+/** More than this many events from one row is a unit mistake (e.g. micros), not a day of one ad. */
+const MAX_DAILY_COUNT = 10_000_000;
+const DAY_MS = 86_400_000;
+
+/** A row the command itself cannot turn into events; reported like a server refusal. */
+export class RowError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * One row of a daily export as events: each count as that many events of its kind spread evenly
+ * over the day; conversion_value is shared evenly by the day's conversions. Throws RowError for a
+ * row without a date or with a count that is not a whole number.
+ */
+export function expandDaily(input: unknown, renames: ReadonlyMap<string, string>, tenant?: string, campaign?: string, ignored?: Set<string>): unknown[] {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return [input];
+  const row: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) {
+    const name = renames.get(k) ?? k;
+    row[name] = typeof v === 'bigint' ? Number(v) : v;
+    if (!(name in DAILY_COUNTS) && !DAILY_KEYS.has(name)) ignored?.add(name);
+  }
+  const date = row.date instanceof Date ? row.date.toISOString().slice(0, 10) : String(row.date ?? '');
+  const dayStart = /^\d{4}-\d{2}-\d{2}$/.test(date) ? Date.parse(`${date}T00:00:00Z`) : Number.NaN;
+  const base: Record<string, unknown> = {
+    tenant_id: row.tenant_id ?? tenant,
+    campaign_id: row.campaign_id ?? campaign,
+    asset_id: row.asset_id,
+  };
+  for (const f of ['channel', 'placement', 'region', 'device']) if (row[f] !== undefined && row[f] !== '') base[f] = row[f];
+  if (Number.isNaN(dayStart)) throw new RowError('date', `date ${JSON.stringify(date).slice(0, 40)} is not YYYY-MM-DD`);
+  const events: unknown[] = [];
+  const conversions = Number(row.conversions ?? 0);
+  const conversionValue = Number(row.conversion_value ?? 0);
+  for (const [column, kind] of Object.entries(DAILY_COUNTS)) {
+    const raw = row[column];
+    if (raw === undefined || raw === '' || raw === null) continue;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0 || n > MAX_DAILY_COUNT) {
+      throw new RowError(column, `${column} ${JSON.stringify(String(raw)).slice(0, 40)} is not a whole number from 0 to ${MAX_DAILY_COUNT}`);
+    }
+    for (let i = 0; i < n; i++) {
+      const event: Record<string, unknown> = {
+        ...base,
+        kind,
+        // Spread evenly, each in the middle of its share of the day.
+        occurred_at: dayStart + Math.floor(((i + 0.5) * DAY_MS) / n),
+        event_id: contentId({ t: base.tenant_id, c: base.campaign_id, a: base.asset_id, date, kind, i }),
+      };
+      if (kind === 'conversion' && conversionValue > 0 && conversions > 0) event.value = conversionValue / conversions;
+      events.push(event);
+    }
+  }
+  return events;
 }
 
 /**
