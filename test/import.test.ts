@@ -149,43 +149,79 @@ describe('history import (afterglow import events)', () => {
     assert.deepEqual((await fetchTotals(app.running.url, TENANT, 'imp-nd', 'raw')).counts, nd.counts);
   });
 
-  it('a daily platform export becomes exact day totals per ad and kind, once', async () => {
+  it('a daily platform export becomes exact day totals per ad and kind once, and its spend gives costs per result', async () => {
     const file = path.join(dir, 'daily.csv');
     const days = [10, 9, 8].map((ago) => new Date(Date.now() - ago * DAY).toISOString().slice(0, 10));
-    const lines = ['Day,Ad ID,impressions,clicks,conversions,conversion_value,spend'];
-    let impressions = 0;
-    let clicks = 0;
-    let conversions = 0;
-    let value = 0;
+    const header = 'Day,Ad ID,impressions,clicks,conversions,conversion_value,spend,reach';
+    const lines = [header];
+    const expected = new Map<string, { impressions: number; clicks: number; conversions: number; value: number; spend: number }>();
     for (const [d, day] of days.entries()) {
       for (const ad of ['banner-1', 'story-2']) {
-        const row = { impressions: 40 + d * 7 + ad.length, clicks: 3 + d, conversions: d, value: d * 12.5 };
-        impressions += row.impressions;
-        clicks += row.clicks;
-        conversions += row.conversions;
-        value += row.value;
-        lines.push(`${day},${ad},${row.impressions},${row.clicks},${row.conversions},${row.value},${(row.impressions * 0.01).toFixed(2)}`);
+        const row = { impressions: 40 + d * 7 + ad.length, clicks: 3 + d, conversions: d, value: d * 12.5, spend: 0.37 * (d + 1) + ad.length / 10 };
+        const e = expected.get(ad) ?? { impressions: 0, clicks: 0, conversions: 0, value: 0, spend: 0 };
+        e.impressions += row.impressions;
+        e.clicks += row.clicks;
+        e.conversions += row.conversions;
+        e.value += row.value;
+        e.spend += row.spend;
+        expected.set(ad, e);
+        lines.push(`${day},${ad},${row.impressions},${row.clicks},${row.conversions},${row.value},${row.spend},${row.impressions - 5}`);
       }
     }
-    lines.push(`${days[0]},banner-1,many,1,0,0,0`, 'Sept 5,banner-1,1,1,0,0,0');
+    lines.push(`${days[0]},banner-1,many,1,0,0,0,0`, '2026-02-30,banner-1,1,1,0,0,0,0');
     writeFileSync(file, lines.join('\n'));
-    const args = ['daily', file, '--tenant', TENANT, '--campaign', 'imp-daily', '--map', 'Day=date,Ad ID=asset_id', '--url', app.running.url, '--key', key, '--quiet'];
+    const args = ['daily', file, '--tenant', TENANT, '--campaign', 'imp-daily', '--currency', 'EUR', '--map', 'Day=date,Ad ID=asset_id', '--url', app.running.url, '--key', key, '--quiet'];
     const first = await runCli(args);
     assert.equal(first.code, 1, first.err + first.out);
-    const events = impressions + clicks + conversions;
-    assert.match(first.out, new RegExp(`^8 rows \\(${events + 2} events\\): wrote ${events}, already stored 0, refused 2`));
+    const all = [...expected.values()].reduce((t, e) => ({ impressions: t.impressions + e.impressions, clicks: t.clicks + e.clicks, conversions: t.conversions + e.conversions }), { impressions: 0, clicks: 0, conversions: 0 });
+    const events = all.impressions + all.clicks + all.conversions;
+    assert.match(first.out, new RegExp(`^8 rows \\(${events + 2} events\\): wrote ${events}, already stored 0, refused 2; spend for 6 asset-days`));
     assert.match(first.out, /row 7: invalid_row \(impressions\)/);
     assert.match(first.out, /row 8: invalid_row \(date\)/);
-    assert.match(first.err, /columns not imported: spend/);
+    assert.match(first.err, /columns not imported: reach/);
     const totals = await fetchTotals(app.running.url, TENANT, 'imp-daily');
-    assert.equal(totals.counts.impression, impressions);
-    assert.equal(totals.counts.click, clicks);
-    assert.equal(totals.counts.conversion, conversions);
-    const raw = (await (await app.request(TENANT, `/v1/campaigns/imp-daily/totals?tenant_id=${TENANT}&source=raw`)).json()) as { values: Record<string, number> };
-    assert.ok(Math.abs(raw.values.conversion! - value) < 1e-6, `conversion value ${raw.values.conversion} vs ${value}`);
+    assert.equal(totals.counts.impression, all.impressions);
+    assert.equal(totals.counts.click, all.clicks);
+    assert.equal(totals.counts.conversion, all.conversions);
+
+    const costsOf = async () => {
+      const res = await app.request(TENANT, `/v1/campaigns/imp-daily/costs?tenant_id=${TENANT}&from=${days[0]}&to=${days[2]}`);
+      assert.equal(res.status, 200);
+      return (await res.json()) as { assets: { asset_id: string; currency: string; spend: number; cpm: number; cpc: number; cpa: number | null; roas: number }[]; totals: { currency: string; spend: number }[] };
+    };
+    const close = (a: number | null, b: number, what: string) => assert.ok(a !== null && Math.abs(a - b) < 1e-9 * Math.max(1, b), `${what}: ${a} vs ${b}`);
+    const costs = await costsOf();
+    assert.deepEqual(costs.assets.map((a) => [a.asset_id, a.currency]).sort(), [['banner-1', 'EUR'], ['story-2', 'EUR']]);
+    for (const a of costs.assets) {
+      const e = expected.get(a.asset_id)!;
+      close(a.spend, e.spend, `${a.asset_id} spend`);
+      close(a.cpm, (e.spend / e.impressions) * 1000, `${a.asset_id} cpm`);
+      close(a.cpc, e.spend / e.clicks, `${a.asset_id} cpc`);
+      close(a.cpa, e.spend / e.conversions, `${a.asset_id} cpa`);
+      close(a.roas, e.value / e.spend, `${a.asset_id} roas`);
+    }
+    close(costs.totals[0]!.spend, [...expected.values()].reduce((n, e) => n + e.spend, 0), 'total spend');
+
+    // The same export again: no event twice, and spend replaced rather than added.
     const again = await runCli(args);
     assert.match(again.out, new RegExp(`wrote 0, already stored ${events}, refused 2`));
     assert.equal((await fetchTotals(app.running.url, TENANT, 'imp-daily')).total, events);
+    close((await costsOf()).totals[0]!.spend, [...expected.values()].reduce((n, e) => n + e.spend, 0), 'spend after re-import');
+    // A platform restates one day: that day's figure is replaced.
+    const restated = path.join(dir, 'restated.csv');
+    writeFileSync(restated, [header, `${days[1]},banner-1,0,0,0,0,100,0`].join('\n'));
+    const r = await runCli(['daily', restated, '--tenant', TENANT, '--campaign', 'imp-daily', '--currency', 'EUR', '--map', 'Day=date,Ad ID=asset_id', '--url', app.running.url, '--key', key, '--quiet']);
+    assert.equal(r.code, 0, r.err + r.out);
+    const banner = (await costsOf()).assets.find((a) => a.asset_id === 'banner-1')!;
+    close(banner.spend, expected.get('banner-1')!.spend - (0.37 * 2 + 0.8) + 100, 'restated spend');
+    // Spend rows are validated on their own: a bad one is refused with its field, others kept.
+    const bad = await app.request(TENANT, `/v1/import/spend`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: [{ campaign_id: 'imp-daily', asset_id: 'x', date: days[0], spend: -3 }, { campaign_id: 'imp-daily', asset_id: 'x', date: '2026-02-30', spend: 1 }, { campaign_id: 'imp-daily', asset_id: 'x', date: days[0], spend: 2, currency: 'eur' }].map((x) => JSON.stringify(x)).join('\n'),
+    });
+    assert.equal(bad.status, 422);
+    assert.deepEqual(((await bad.json()) as { rejections: { field: string }[] }).rejections.map((x) => x.field), ['spend', 'date', 'currency']);
   });
 
   it('a dry run reports what it would write and writes nothing', async () => {

@@ -28,6 +28,7 @@ const USAGE = `usage: afterglow import events FILE [options]
   --batch N            events per request (default 5000)
   --dry-run            validate and count what would be written; write nothing
   --rejects FILE       write every refused row as NDJSON {row, reason, field, message}
+  --currency CUR       daily: currency of a spend column when rows carry none (default USD)
   --quiet              no progress line
 
 Columns: event_id, tenant_id, campaign_id, asset_id, kind, value, occurred_at (epoch ms or ISO 8601),
@@ -35,10 +36,12 @@ channel, placement, region, device; others are ignored. Events must be older tha
 window (EVENT_LIVE_LATE_MS): newer ones are refused as too_recent and belong to POST /v1/events.
 
 Daily exports: columns date (YYYY-MM-DD, UTC), asset_id (e.g. --map ad_id=asset_id), campaign_id (or
---campaign) and any of impressions, views, clicks, likes, shares, comments, conversions, conversion_value.
+--campaign) and any of impressions, views, clicks, likes, shares, comments, conversions, conversion_value,
+and spend (with currency, or --currency), written per asset, placement and day (a day imported again
+replaces its spend).
 Each count becomes that many events spread evenly over the day (the minute shape is not known; day
 totals are exact), with ids derived from tenant, ad, day, kind and position, so a re-import of the
-same export adds nothing. Other columns (spend, reach, ...) are ignored and named in the summary.
+same export adds nothing. Other columns (reach, ...) are ignored and named in the summary.
 Exit status: 0 all rows written (or already there), 1 some rows refused, 2 usage or server error.`;
 
 const FIELDS = ['event_id', 'tenant_id', 'campaign_id', 'asset_id', 'kind', 'value', 'occurred_at', 'channel', 'placement', 'region', 'device', 'edge_node'];
@@ -53,6 +56,8 @@ export interface ImportSummary {
   new: number;
   duplicates: number;
   rejected: number;
+  /** Daily exports: asset-days of spend written (or, on a dry run, valid). */
+  spendDays: number;
   dryRun: boolean;
 }
 
@@ -88,6 +93,7 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
         batch: { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
         rejects: { type: 'string' },
+        currency: { type: 'string' },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -128,7 +134,7 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
   const dryRun = values['dry-run'];
   const rejectsOut = values.rejects ? createWriteStream(values.rejects) : undefined;
   const progress = new Progress(err, !values.quiet, format === 'parquet' ? undefined : statSync(file).size);
-  const summary: ImportSummary = { rows: 0, inserted: 0, new: 0, duplicates: 0, rejected: 0, dryRun };
+  const summary: ImportSummary = { rows: 0, inserted: 0, new: 0, duplicates: 0, rejected: 0, spendDays: 0, dryRun };
   const shown: string[] = [];
   try {
     let pending: SourceRow[] = [];
@@ -140,7 +146,7 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
     const send = async (): Promise<void> => {
       const sent = pending;
       pending = [];
-      const result = await post(base, key, sent, dryRun);
+      const result = await post<ServerResult>(base, key, sent, dryRun);
       summary.inserted += result.inserted;
       summary.new += result.new;
       summary.duplicates += result.duplicates;
@@ -150,6 +156,16 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
       progress.update(summary, sent[sent.length - 1]?.position);
     };
     const ignored = new Set<string>();
+    let spendRows: SourceRow[] = [];
+    const sendSpend = async (): Promise<void> => {
+      const sent = spendRows;
+      spendRows = [];
+      const result = await post<{ written: number; rejections: ServerResult['rejections'] }>(base, key, sent, dryRun, '/v1/import/spend', (r) => typeof r.written === 'number');
+      summary.spendDays += dryRun ? sent.length - result.rejections.length : result.written;
+      for (const r of result.rejections) {
+        await report({ row: sent[r.index]?.row ?? -1, reason: r.reason, ...(r.field ? { field: r.field } : {}), message: `spend: ${r.message}` });
+      }
+    };
     for await (const source of readRows(file, format, progress)) {
       summary.rows++;
       let events: unknown[];
@@ -164,7 +180,13 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
         pending.push({ ...source, value });
         if (pending.length >= batch) await send();
       }
+      const spend = what === 'daily' ? dailySpend(source.value, renames, values.tenant, values.campaign, values.currency) : undefined;
+      if (spend) {
+        spendRows.push({ ...source, value: spend });
+        if (spendRows.length >= batch) await sendSpend();
+      }
     }
+    if (spendRows.length > 0) await sendSpend();
     if (ignored.size > 0) err.write(`columns not imported: ${[...ignored].sort().join(', ')}\n`);
     if (pending.length > 0) await send();
   } catch (e) {
@@ -179,7 +201,7 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
   const verb = dryRun ? 'would write' : 'wrote';
   out.write(
     `${summary.rows} rows${what === 'daily' ? ` (${summary.new + summary.duplicates + summary.rejected} events)` : ''}: ${verb} ${dryRun ? summary.new : summary.inserted}, already stored ${summary.duplicates}, refused ${summary.rejected}` +
-      `${dryRun ? ' (dry run: nothing written)' : ''}\n`,
+      `${summary.spendDays > 0 ? `; spend for ${summary.spendDays} asset-days` : ''}${dryRun ? ' (dry run: nothing written)' : ''}\n`,
   );
   if (summary.rejected > 0) {
     out.write(`${shown.join('\n')}\n${summary.rejected > shown.length ? `  ... ${values.rejects ? `all in ${values.rejects}` : 'pass --rejects FILE for all'}\n` : ''}`);
@@ -199,7 +221,7 @@ function parseMap(spec: string | undefined): Map<string, string> {
   const renames = new Map<string, string>();
   for (const pair of (spec ?? '').split(',').filter(Boolean)) {
     const [from, to, ...rest] = pair.split('=');
-    const targets = [...FIELDS, 'date', 'conversion_value', ...Object.keys(DAILY_COUNTS)];
+    const targets = [...FIELDS, 'date', 'conversion_value', 'spend', 'currency', ...Object.keys(DAILY_COUNTS)];
     if (!from || !to || rest.length > 0 || !targets.includes(to)) {
       throw new Error(`--map ${JSON.stringify(pair)}: expected FROM=TO with TO one of ${targets.join(', ')}`);
     }
@@ -272,7 +294,26 @@ const DAILY_COUNTS: Record<string, EventKindName> = {
   conversions: 'conversion',
 };
 type EventKindName = 'impression' | 'view' | 'click' | 'like' | 'share' | 'comment' | 'conversion';
-const DAILY_KEYS = new Set(['date', 'tenant_id', 'campaign_id', 'asset_id', 'conversion_value', 'channel', 'placement', 'region', 'device']);
+const DAILY_KEYS = new Set(['date', 'tenant_id', 'campaign_id', 'asset_id', 'conversion_value', 'spend', 'currency', 'channel', 'placement', 'region', 'device']);
+
+/** The spend of one daily-export row, as a POST /v1/import/spend row (the server validates it), or undefined without a spend column. */
+export function dailySpend(input: unknown, renames: ReadonlyMap<string, string>, tenant?: string, campaign?: string, currency?: string): Record<string, unknown> | undefined {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return undefined;
+  const row: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) row[renames.get(k) ?? k] = v;
+  if (row.spend === undefined || row.spend === null || row.spend === '') return undefined;
+  const spend = typeof row.spend === 'string' && /^\d+(\.\d+)?$/.test(row.spend) ? Number(row.spend) : row.spend;
+  const out: Record<string, unknown> = {
+    campaign_id: row.campaign_id ?? campaign,
+    asset_id: row.asset_id,
+    date: row.date instanceof Date ? row.date.toISOString().slice(0, 10) : row.date,
+    spend,
+    currency: row.currency || currency || 'USD',
+  };
+  if (row.tenant_id ?? tenant) out.tenant_id = row.tenant_id ?? tenant;
+  if (row.placement) out.placement = row.placement;
+  return out;
+}
 /** More than this many events from one row is a unit mistake (e.g. micros), not a day of one ad. */
 const MAX_DAILY_COUNT = 10_000_000;
 const DAY_MS = 86_400_000;
@@ -308,7 +349,8 @@ export function expandDaily(input: unknown, renames: ReadonlyMap<string, string>
     asset_id: row.asset_id,
   };
   for (const f of ['channel', 'placement', 'region', 'device']) if (row[f] !== undefined && row[f] !== '') base[f] = row[f];
-  if (Number.isNaN(dayStart)) throw new RowError('date', `date ${JSON.stringify(date).slice(0, 40)} is not YYYY-MM-DD`);
+  // Read back to refuse dates JavaScript rolls over (2026-02-30 parses as March 2nd).
+  if (Number.isNaN(dayStart) || new Date(dayStart).toISOString().slice(0, 10) !== date) throw new RowError('date', `date ${JSON.stringify(date).slice(0, 40)} is not YYYY-MM-DD`);
   const events: unknown[] = [];
   const conversions = Number(row.conversions ?? 0);
   const conversionValue = Number(row.conversion_value ?? 0);
@@ -347,7 +389,14 @@ export function contentId(event: Record<string, unknown>): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-async function post(base: string, key: string | undefined, rows: SourceRow[], dryRun: boolean): Promise<ServerResult> {
+async function post<T extends { rejections: ServerResult['rejections'] }>(
+  base: string,
+  key: string | undefined,
+  rows: SourceRow[],
+  dryRun: boolean,
+  path = '/v1/import/events',
+  answered: (r: Record<string, unknown>) => boolean = (r) => typeof r.new === 'number',
+): Promise<T> {
   const body = gzipSync(rows.map((r) => (typeof r.value === 'string' ? r.value.replace(/[\r\n]/g, ' ') : JSON.stringify(r.value))).join('\n'));
   const headers: Record<string, string> = { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' };
   if (key) headers.authorization = `Bearer ${key}`;
@@ -355,7 +404,7 @@ async function post(base: string, key: string | undefined, rows: SourceRow[], dr
   for (let attempt = 1; ; attempt++) {
     let res: Response;
     try {
-      res = await fetch(`${base}/v1/import/events${dryRun ? '?dry_run=true' : ''}`, { method: 'POST', headers, body });
+      res = await fetch(`${base}${path}${dryRun ? '?dry_run=true' : ''}`, { method: 'POST', headers, body });
     } catch (e) {
       if (attempt >= MAX_ATTEMPTS) throw new Error(`server unreachable at ${base}: ${(e as Error).message}`);
       await sleep(delay);
@@ -363,8 +412,8 @@ async function post(base: string, key: string | undefined, rows: SourceRow[], dr
       continue;
     }
     if (res.status === 200 || res.status === 422) {
-      const result = (await res.json()) as Partial<ServerResult> & { code?: string };
-      if (typeof result.new === 'number') return result as ServerResult;
+      const result = (await res.json()) as Record<string, unknown>;
+      if (answered(result)) return result as unknown as T;
       throw new Error(`HTTP ${res.status}: ${JSON.stringify(result).slice(0, 300)}`);
     }
     // The same batch is re-sent with the same ids: a retry after a lost answer writes nothing twice.

@@ -23,7 +23,7 @@ import {
   type ApiKeyStore,
   type TopicBacklog,
 } from '@afterglow/core';
-import { EventIntake, HistoryImport, registerIngestRoutes, startEdge } from '@afterglow/ingest';
+import { EventIntake, HistoryImport, SpendImport, registerIngestRoutes, startEdge } from '@afterglow/ingest';
 import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, StoreHistorySource, registerLiveRoutes, startTriggers, type ResolveHost } from '@afterglow/stream';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
 import { createHttpServer, startMetricsServer } from './http.js';
@@ -136,6 +136,7 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
         insertSettings: sinkInsertSettings(config.store),
         registry,
       }),
+      spend: new SpendImport({ store: store!, maxAgeMs: config.ingest.importMaxAgeMs }),
     });
     if (config.edge.enabled) {
       const edge = await startEdge({ app, config, bus, intake, log: log.child({ role: 'ingest' }), registry });

@@ -22,6 +22,7 @@ import {
 import { BodyScanner, type DecodedItem, decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamText, isNdjson, type BodyBounds } from './decode.js';
 import type { EventIntake, IntakeGuard, IntakeResult } from './intake.js';
 import type { HistoryImport, ImportResult } from './backfill.js';
+import { campaignCosts, type SpendImport } from './spend.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 
 export interface IngestDeps {
@@ -44,6 +45,8 @@ export interface IngestDeps {
   registry?: Registry;
   /** Serves POST /v1/import/events when given. */
   history?: HistoryImport;
+  /** Serves POST /v1/import/spend when given. */
+  spend?: SpendImport;
 }
 
 const BODY_TYPES = ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
@@ -113,7 +116,58 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         },
       );
     }
+    const spend = deps.spend;
+    if (spend) {
+      scope.post(
+        '/v1/import/spend',
+        {
+          bodyLimit: deps.maxBodyBytes,
+          config: { scope: 'admin' },
+          schema: {
+            description: 'Media spend per asset, placement and UTC day: {campaign_id, asset_id, date, spend, currency?, placement?} rows; a day imported again replaces the earlier figure',
+            querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false }, tenant_id: { type: 'string', maxLength: 128 } } },
+          },
+        },
+        async (req, reply) => {
+          const items = await readItems(req);
+          const q = req.query as { dry_run: boolean; tenant_id?: string };
+          const result = await spend.run(items, guardOf(req), q.tenant_id, q.dry_run);
+          reply.code(result.rejected === items.length && items.length > 0 ? 422 : 200);
+          return result;
+        },
+      );
+    }
   });
+
+  app.get(
+    '/v1/campaigns/:campaignId/costs',
+    {
+      config: { scope: 'read' },
+      schema: {
+        description: 'Spend against engagement per asset over whole UTC days from..to (default: the last 30 days): CPM, CPC, CPA, ROAS',
+        querystring: {
+          type: 'object',
+          required: ['tenant_id'],
+          properties: {
+            tenant_id: { type: 'string', minLength: 1, maxLength: 128 },
+            from: { type: 'string', format: 'date' },
+            to: { type: 'string', format: 'date' },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const { campaignId } = req.params as { campaignId: string };
+      const q = req.query as { tenant_id: string; from?: string; to?: string };
+      const to = q.to ?? new Date().toISOString().slice(0, 10);
+      const from = q.from ?? new Date(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000).toISOString().slice(0, 10);
+      if (from > to) throw new BadRequestError('invalid_range', `from (${from}) is after to (${to})`, 400);
+      if (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`) > 3 * 366 * 86_400_000) {
+        throw new BadRequestError('invalid_range', 'a range covers at most three years', 400);
+      }
+      return campaignCosts(deps.store, actingTenant(principalOf(req), q.tenant_id), campaignId, from, to);
+    },
+  );
 
   app.get('/v1/campaigns/:campaignId/totals', { schema: { querystring: TENANT_QUERY }, config: { scope: 'read' } }, async (req) => {
     const { campaignId } = req.params as { campaignId: string };

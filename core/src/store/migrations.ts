@@ -344,6 +344,28 @@ export const MIGRATIONS: Migration[] = [
       `ALTER TABLE ${db}.${TABLES.campaignMinute} MODIFY SETTING non_replicated_deduplication_window = 10000`,
     ],
   },
+  {
+    version: 10,
+    name: 'media spend per asset, placement and day',
+    statements: (db) => [
+      /*
+       * Platforms restate spend for days already reported, so a day's figure is replaced, never
+       * added: the latest import of (tenant, campaign, asset, placement, day) wins. Reads use FINAL
+       * (a few rows per asset and day).
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.spendDaily} (
+        tenant_id LowCardinality(String),
+        campaign_id String,
+        asset_id String,
+        placement LowCardinality(String),
+        day Date,
+        spend Float64,
+        currency LowCardinality(String),
+        imported_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(imported_at)
+      ORDER BY (tenant_id, campaign_id, asset_id, placement, day)`,
+    ],
+  },
 ];
 
 /** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */
