@@ -12,6 +12,7 @@ import {
   createBlobStore,
   applySchema,
   sinkInsertSettings,
+  viewerHashKey,
   type AfterglowConfig,
   type Bus,
   type BusProducer,
@@ -109,12 +110,15 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
   let producer: BusProducer | undefined;
   if (roles.has('ingest')) {
     producer = await bus.producer();
+    const viewerKey = viewerHashKey(config.ingest.viewerIdKey, config.auth.pepper);
+    if (!viewerKey) log.warn('neither VIEWER_ID_KEY nor AUTH_KEY_PEPPER is set: events\' viewer_id is dropped at ingest (no reach or frequency)');
     const intake = new EventIntake({
       producer,
       limits: config.events,
       maxInflightBytes: config.ingest.maxInflightBytes,
       produceTimeoutMs: config.ingest.produceTimeoutMs,
       registry,
+      viewerKey,
     });
     await registerIngestRoutes(app, {
       intake,
@@ -135,6 +139,7 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
         maxAgeMs: config.ingest.importMaxAgeMs,
         insertSettings: sinkInsertSettings(config.store),
         registry,
+        viewerKey,
       }),
       spend: new SpendImport({ store: store!, maxAgeMs: config.ingest.importMaxAgeMs }),
     });

@@ -118,6 +118,14 @@ const envSchema = z.object({
    * this old (default three years); newer ones belong to live ingest, whose windows still count them.
    */
   IMPORT_MAX_AGE_MS: int(3 * 365 * 24 * HOUR, 1),
+  /**
+   * Key (base64, at least 32 bytes) of the hash that replaces an event's viewer_id at ingest, for
+   * reach and frequency. Unset: derived from AUTH_KEY_PEPPER; with neither, viewer ids are dropped.
+   */
+  VIEWER_ID_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length >= 32, 'VIEWER_ID_KEY must be at least 32 bytes, base64')
+    .optional(),
 
   EVENT_MAX_AGE_MS: int(7 * 24 * HOUR, 1),
   EVENT_MAX_FUTURE_MS: int(5 * MINUTE, 0),
@@ -372,6 +380,7 @@ export interface AfterglowConfig {
     /** 0 = no cap. */
     wsMaxConnectionsPerTenant: number;
     importMaxAgeMs: number;
+    viewerIdKey: string | undefined;
   };
   events: EventLimits;
   sink: { groupId: string; batchMaxRows: number; batchMaxMs: number; lanes: number };
@@ -704,6 +713,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       wsMaxTotalInflightBytes: e.INGEST_WS_MAX_TOTAL_INFLIGHT_BYTES,
       wsMaxConnectionsPerTenant: e.INGEST_WS_MAX_CONNECTIONS_PER_TENANT,
       importMaxAgeMs: e.IMPORT_MAX_AGE_MS,
+      viewerIdKey: e.VIEWER_ID_KEY,
     },
     events: {
       maxAgeMs: e.EVENT_MAX_AGE_MS,

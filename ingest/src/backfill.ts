@@ -3,6 +3,7 @@ import {
   EventsRawRepository,
   dedupeWithinBatch,
   rawRowKey,
+  sealViewer,
   splitByDayPartitions,
   toRawRow,
   validateEvent,
@@ -31,6 +32,8 @@ export interface HistoryImportOptions {
   insertSettings: Readonly<Record<string, string | number>>;
   registry?: Registry;
   clock?: () => number;
+  /** As live ingest: viewer ids are replaced by their keyed hash (dropped without a key). */
+  viewerKey?: Buffer | undefined;
 }
 
 export interface ImportResult {
@@ -113,6 +116,7 @@ export class HistoryImport {
           message: `occurred_at is within the live late window (${limits.liveLateMs} ms): send it to POST /v1/events, where the live views count it`,
         });
       } else {
+        sealViewer(v.event, this.options.viewerKey);
         rows.push(toRawRow(v.event, limits.liveLateMs));
       }
     }

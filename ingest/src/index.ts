@@ -5,3 +5,4 @@ export { SpendImport, campaignCosts, spendRowSchema, type AssetCosts, type Campa
 export { decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamMessage, decodeStreamText, type DecodedItem } from './decode.js';
 export { campaignTotals, listCampaigns, type CampaignTotals, type CampaignSummary } from './totals.js';
 export * from './edge/index.js';
+export { campaignReach, type CampaignReach, type ReachRow } from './reach.js';

@@ -23,6 +23,7 @@ import { BodyScanner, type DecodedItem, decodeJsonBody, decodeNdjsonBody, decode
 import type { EventIntake, IntakeGuard, IntakeResult } from './intake.js';
 import type { HistoryImport, ImportResult } from './backfill.js';
 import { campaignCosts, type SpendImport } from './spend.js';
+import { campaignReach } from './reach.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 
 export interface IngestDeps {
@@ -139,33 +140,49 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
   });
 
+  const DAYS_QUERY = {
+    type: 'object',
+    required: ['tenant_id'],
+    properties: {
+      tenant_id: { type: 'string', minLength: 1, maxLength: 128 },
+      from: { type: 'string', format: 'date' },
+      to: { type: 'string', format: 'date' },
+    },
+  } as const;
+  /** Whole UTC days from..to (default: the last 30), at most three years. */
+  const daysOf = (q: { from?: string; to?: string }): { from: string; to: string } => {
+    const to = q.to ?? new Date().toISOString().slice(0, 10);
+    const from = q.from ?? new Date(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000).toISOString().slice(0, 10);
+    if (from > to) throw new BadRequestError('invalid_range', `from (${from}) is after to (${to})`, 400);
+    if (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`) > 3 * 366 * 86_400_000) {
+      throw new BadRequestError('invalid_range', 'a range covers at most three years', 400);
+    }
+    return { from, to };
+  };
   app.get(
     '/v1/campaigns/:campaignId/costs',
     {
       config: { scope: 'read' },
-      schema: {
-        description: 'Spend against engagement per asset over whole UTC days from..to (default: the last 30 days): CPM, CPC, CPA, ROAS',
-        querystring: {
-          type: 'object',
-          required: ['tenant_id'],
-          properties: {
-            tenant_id: { type: 'string', minLength: 1, maxLength: 128 },
-            from: { type: 'string', format: 'date' },
-            to: { type: 'string', format: 'date' },
-          },
-        },
-      },
+      schema: { description: 'Spend against engagement per asset over whole UTC days from..to (default: the last 30 days): CPM, CPC, CPA, ROAS', querystring: DAYS_QUERY },
     },
     async (req) => {
       const { campaignId } = req.params as { campaignId: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
-      const to = q.to ?? new Date().toISOString().slice(0, 10);
-      const from = q.from ?? new Date(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000).toISOString().slice(0, 10);
-      if (from > to) throw new BadRequestError('invalid_range', `from (${from}) is after to (${to})`, 400);
-      if (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`) > 3 * 366 * 86_400_000) {
-        throw new BadRequestError('invalid_range', 'a range covers at most three years', 400);
-      }
+      const { from, to } = daysOf(q);
       return campaignCosts(deps.store, actingTenant(principalOf(req), q.tenant_id), campaignId, from, to);
+    },
+  );
+  app.get(
+    '/v1/campaigns/:campaignId/reach',
+    {
+      config: { scope: 'read' },
+      schema: { description: 'Unique viewers and frequency per asset and for the campaign (viewers counted once across assets) over whole UTC days', querystring: DAYS_QUERY },
+    },
+    async (req) => {
+      const { campaignId } = req.params as { campaignId: string };
+      const q = req.query as { tenant_id: string; from?: string; to?: string };
+      const { from, to } = daysOf(q);
+      return campaignReach(deps.store, actingTenant(principalOf(req), q.tenant_id), campaignId, from, to);
     },
   );
 

@@ -24,6 +24,7 @@ export interface RawRow {
   region: string;
   device: string;
   edge_node: string;
+  viewer_hash: string;
   attrs: string;
   late: boolean;
 }
@@ -51,6 +52,7 @@ const RAW_COLUMNS = [
   'region',
   'device',
   'edge_node',
+  'viewer_hash',
   'attrs',
   'late',
 ] as const satisfies readonly (keyof RawRow)[];
@@ -70,6 +72,8 @@ export function toRawRow(e: EngagementEvent, liveLateMs: number): RawRow {
     region: e.region ?? '',
     device: e.device ?? '',
     edge_node: e.edge_node ?? '',
+    // Only the keyed hash is stored; a viewer_id in clear (from a producer that is not ingest) is dropped here.
+    viewer_hash: e.viewer_hash ?? '',
     attrs: e.attrs ? JSON.stringify(e.attrs) : '',
     // Counted like any other event, but flagged: live windows had already closed when it arrived.
     late: e.received_at - e.occurred_at > liveLateMs,

@@ -366,6 +366,36 @@ export const MIGRATIONS: Migration[] = [
       ORDER BY (tenant_id, campaign_id, asset_id, placement, day)`,
     ],
   },
+  {
+    version: 11,
+    name: 'reach and frequency from hashed viewer ids',
+    statements: (db) => [
+      `ALTER TABLE ${db}.${TABLES.eventsRaw} ADD COLUMN IF NOT EXISTS viewer_hash String DEFAULT '' AFTER edge_node`,
+      /*
+       * uniqCombined states merge across assets and days, so a campaign's reach over a range is one
+       * merge (viewers seen on two assets count once), not a sum. Its error is measured in
+       * test/reach.test.ts. Only impressions that carry a viewer count here: frequency is impressions
+       * per unique viewer among them.
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.reachDay} (
+        tenant_id LowCardinality(String),
+        campaign_id String,
+        asset_id String,
+        day Date,
+        viewers AggregateFunction(uniqCombined, String),
+        impressions SimpleAggregateFunction(sum, UInt64)
+      ) ENGINE = AggregatingMergeTree
+      PARTITION BY toYYYYMM(day)
+      ORDER BY (tenant_id, campaign_id, asset_id, day)
+      SETTINGS non_replicated_deduplication_window = 10000`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.reachDay}_mv TO ${db}.${TABLES.reachDay} AS
+        SELECT tenant_id, campaign_id, asset_id, toDate(occurred_at) AS day,
+               uniqCombinedState(viewer_hash) AS viewers, toUInt64(count()) AS impressions
+        FROM ${db}.${TABLES.eventsRaw}
+        WHERE kind = 'impression' AND viewer_hash != ''
+        GROUP BY tenant_id, campaign_id, asset_id, day`,
+    ],
+  },
 ];
 
 /** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */
