@@ -344,6 +344,14 @@ export const MIGRATIONS: Migration[] = [
       `ALTER TABLE ${db}.${TABLES.campaignMinute} MODIFY SETTING non_replicated_deduplication_window = 10000`,
     ],
   },
+  {
+    version: 10,
+    name: 'web keys: allowed page origins',
+    statements: (db) => [
+      // The browser SDK's public keys (core/src/auth/keys.ts, ApiKeyInfo.origins); empty for other keys.
+      `ALTER TABLE ${db}.${TABLES.apiKeys} ADD COLUMN IF NOT EXISTS origins Array(String) AFTER placements`,
+    ],
+  },
 ];
 
 /** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */
