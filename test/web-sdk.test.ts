@@ -13,7 +13,7 @@ import { build } from 'esbuild';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ulid } from '@afterglow/core';
 import { eventually, freePort } from '@afterglow/core/testing';
-import { fetchTotals, startApp, waitForSinkDrained, type TestApp } from './support.js';
+import { fetchTotals, startApp, waitForSinkDrained, type Counts, type TestApp } from './support.js';
 
 // Browser globals, for the callbacks that run in the page (this project compiles without the DOM lib).
 declare const window: any, document: any;
@@ -124,7 +124,8 @@ describe('web SDK in a browser', { skip: !hasChromium && `${CHROMIUM} not instal
   }
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const totals = (campaign: string) => fetchTotals(app.running.url, TENANT, campaign, 'raw');
+  /** The campaign's counts recounted from events_raw, with the sums of value per kind (the route returns them; the helper's type omits them). */
+  const totals = async (campaign: string) => (await fetchTotals(app.running.url, TENANT, campaign, 'raw')) as Awaited<ReturnType<typeof fetchTotals>> & { values: Counts };
   async function arrived(campaign: string, kind: 'impression' | 'click' | 'dwell', n = 1) {
     return eventually(async () => ((await totals(campaign)).counts[kind] >= n ? true : undefined), 30_000, 200);
   }
