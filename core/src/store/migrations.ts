@@ -363,6 +363,10 @@ export function migrationsTableDdl(db: string): string {
 
 /** Apply every migration not yet recorded; returns the versions applied by this call. */
 export async function migrate(store: Store, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
+  const versions = migrations.map((m) => m.version);
+  // Two migrations with one number (branches merged side by side): the second would never run on a store that has the first.
+  const twice = versions.find((v, i) => versions.indexOf(v) !== i);
+  if (twice !== undefined) throw new Error(`two schema migrations are numbered ${twice}: renumber one`);
   const db = store.database;
   const { client } = store;
   await client.command({ query: migrationsTableDdl(db) });
