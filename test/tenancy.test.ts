@@ -141,7 +141,7 @@ test('the OpenAPI document (public) lists every route with its scope, security a
     if (r.scope !== 'public') for (const code of ['401', '403']) assert.ok(code in op.responses, `${r.method} ${r.url} documents ${code}`);
   }
   const events = spec.paths['/v1/events']!.post as unknown as { requestBody?: { content: Record<string, unknown> } };
-  assert.deepEqual(Object.keys(events.requestBody?.content ?? {}).sort(), ['application/json', 'application/x-ndjson']);
+  assert.deepEqual(Object.keys(events.requestBody?.content ?? {}).sort(), ['application/json', 'application/x-ndjson', 'text/plain']);
   const docs = await fetch(`${app.running.url}/docs/`);
   assert.equal(docs.status, 200);
   assert.match(await docs.text(), /swagger-ui/i);

@@ -23,11 +23,14 @@ const ERROR: Record<string, unknown> = {
 };
 
 const EVENTS_BODY = {
-  description: 'Events: a JSON array (or one object), or NDJSON (one event per line); gzip, deflate or br with Content-Encoding',
+  description:
+    'Events: a JSON array (or one object), or NDJSON (one event per line); gzip, deflate or br with Content-Encoding. text/plain is read as JSON ' +
+    '(browsers: the web SDK sends it with a web key in ?access_token=, which needs no CORS preflight)',
   required: true,
   content: {
     'application/json': { schema: { oneOf: [{ type: 'array', items: { $ref: '#/components/schemas/Event' } }, { $ref: '#/components/schemas/Event' }] } },
     'application/x-ndjson': { schema: { type: 'string' } },
+    'text/plain': { schema: { type: 'string' } },
   },
 };
 

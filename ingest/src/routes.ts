@@ -50,7 +50,9 @@ export interface IngestDeps {
   spend?: SpendImport;
 }
 
-const BODY_TYPES = ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
+// text/plain is read as JSON: the one body type the browser SDK can send cross-origin without a CORS
+// preflight (sendBeacon with a string, fetch keepalive). It opens nothing: every request still needs a key.
+const BODY_TYPES = ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines', 'text/plain'];
 const TENANT_QUERY = {
   type: 'object',
   required: ['tenant_id'],

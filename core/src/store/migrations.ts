@@ -396,6 +396,14 @@ export const MIGRATIONS: Migration[] = [
         GROUP BY tenant_id, campaign_id, asset_id, day`,
     ],
   },
+  {
+    version: 12,
+    name: 'web keys: allowed page origins',
+    statements: (db) => [
+      // The browser SDK's public keys (core/src/auth/keys.ts, ApiKeyInfo.origins); empty for other keys.
+      `ALTER TABLE ${db}.${TABLES.apiKeys} ADD COLUMN IF NOT EXISTS origins Array(String) AFTER placements`,
+    ],
+  },
 ];
 
 /** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */
@@ -407,6 +415,10 @@ export function migrationsTableDdl(db: string): string {
 
 /** Apply every migration not yet recorded; returns the versions applied by this call. */
 export async function migrate(store: Store, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
+  const versions = migrations.map((m) => m.version);
+  // Two migrations with one number (branches merged side by side): the second would never run on a store that has the first.
+  const twice = versions.find((v, i) => versions.indexOf(v) !== i);
+  if (twice !== undefined) throw new Error(`two schema migrations are numbered ${twice}: renumber one`);
   const db = store.database;
   const { client } = store;
   await client.command({ query: migrationsTableDdl(db) });
