@@ -66,6 +66,8 @@ describe('reach and frequency', () => {
     assert.equal(r.impressions, 800);
     assert.equal(r.frequency, 2);
     assert.equal((await reachOf(OTHER, 'spring')).reach, 30);
+    const none = await reachOf(TENANT, 'no-such-campaign');
+    assert.deepEqual([none.reach, none.impressions, none.frequency, none.assets], [0, 0, null, []]);
 
     // Stored: hashes only, keyed (not the plain SHA-256 of the id), different per tenant.
     const store = app.running.store!;

@@ -23,19 +23,27 @@ export interface CampaignReach extends ReachRow {
 }
 
 export async function campaignReach(store: Store, tenantId: string, campaignId: string, from: string, to: string): Promise<CampaignReach> {
-  const rs = await store.client.query({
-    // WITH TOTALS: the last row merges every asset's states (the campaign's unique viewers).
+  const params = { tenant: tenantId, campaign: campaignId, from, to };
+  const where = `tenant_id = {tenant:String} AND campaign_id = {campaign:String} AND day BETWEEN {from:Date} AND {to:Date}`;
+  const perAsset = await store.client.query({
     query: `SELECT asset_id, uniqCombinedMerge(viewers) AS reach, sum(impressions) AS impressions
-            FROM ${store.table(TABLES.reachDay)}
-            WHERE tenant_id = {tenant:String} AND campaign_id = {campaign:String} AND day BETWEEN {from:Date} AND {to:Date}
-            GROUP BY asset_id WITH TOTALS
-            ORDER BY reach DESC, asset_id`,
-    query_params: { tenant: tenantId, campaign: campaignId, from, to },
-    format: 'JSON',
+            FROM ${store.table(TABLES.reachDay)} WHERE ${where}
+            GROUP BY asset_id ORDER BY reach DESC, asset_id`,
+    query_params: params,
+    format: 'JSONEachRow',
   });
-  const body = await rs.json<{ asset_id: string; reach: string | number; impressions: string | number }>();
+  // The campaign's own merge (not WITH TOTALS: chDB writes invalid JSON for its totals on an empty result).
+  const merged = await store.client.query({
+    query: `SELECT uniqCombinedMerge(viewers) AS reach, sum(impressions) AS impressions FROM ${store.table(TABLES.reachDay)} WHERE ${where}`,
+    query_params: params,
+    format: 'JSONEachRow',
+  });
   const row = (reach: number, impressions: number): ReachRow => ({ reach, impressions, frequency: reach > 0 ? impressions / reach : null });
-  const assets = body.data.map((r) => ({ asset_id: r.asset_id, ...row(Number(r.reach), Number(r.impressions)) }));
-  const total = body.totals && assets.length > 0 ? row(Number(body.totals.reach), Number(body.totals.impressions)) : row(0, 0);
+  const assets = (await perAsset.json<{ asset_id: string; reach: string | number; impressions: string | number }>()).map((r) => ({
+    asset_id: r.asset_id,
+    ...row(Number(r.reach), Number(r.impressions)),
+  }));
+  const [t] = await merged.json<{ reach: string | number; impressions: string | number }>();
+  const total = row(Number(t?.reach ?? 0), Number(t?.impressions ?? 0));
   return { tenant_id: tenantId, campaign_id: campaignId, from, to, ...total, assets };
 }
