@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { ulid, type EngagementEvent } from '@afterglow/core';
 import { eventually } from '@afterglow/core/testing';
 import { assetForm, ensureTestModels, noiseImage, testModelsDir } from '@afterglow/inference/testing';
-import { postEvents, startApp, type TestApp } from './support.js';
+import { postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 const T = 'views-tenant';
 const ENV = {
@@ -152,5 +152,31 @@ describe('tie views agree: registry, live roll-ups, master page', () => {
     await agree({ a: null, b: null, c: 'm1', x: 'm1' }, 'after restart');
     assert.equal((await decide({ ad_asset_id: 'a', action: 'tie', target_asset_id: 'm2' })).status, 200);
     await agree({ a: 'm2', b: 'm2', c: 'm1', x: 'm1' }, 'original tied after restart');
+  });
+
+  it('serves timeline annotations from the store: registration, launch, relaunch, tie changes', async () => {
+    // c also ran three days ago: its events now are a relaunch.
+    const then = Date.now() - 3 * 86_400_000;
+    const old: EngagementEvent[] = Array.from({ length: 3 }, (_, j) => ({ event_id: ulid(then), tenant_id: T, campaign_id: 'spring', asset_id: 'c', kind: 'impression' as const, value: 1, occurred_at: then + j * 1000, received_at: 0 }));
+    assert.equal((await postEvents(app.running.url, old)).body.accepted, old.length);
+    await waitForSinkDrained(app.running);
+    const kinds = (tl: any) => tl.annotations.map((a: any) => (a.ad_asset_id ? `${a.kind}:${a.ad_asset_id}` : a.kind));
+    const c = await eventually(async () => {
+      const tl = await get(`/v1/assets/c/timeline?tenant_id=${T}`);
+      return tl.annotations.some((a: any) => a.kind === 'relaunch') ? tl : undefined;
+    }, 30_000, 200);
+    // (The relaunch is at its minute's start, so it may sort before the registration it followed.)
+    assert.deepEqual([...kinds(c)].sort(), ['launch', 'registered', 'relaunch', 'tie'], JSON.stringify(c.annotations));
+    assert.equal(c.annotations[0].kind, 'launch');
+    assert.ok(Math.abs(c.annotations[0].at - then) < 60_000, 'launch is the first event');
+    assert.equal(c.annotations.find((x: any) => x.kind === 'tie').master_asset_id, 'm1');
+    const a = await get(`/v1/assets/a/timeline?tenant_id=${T}`);
+    assert.deepEqual(kinds(a).filter((k: string) => k !== 'launch' && k !== 'registered'), ['tie', 'tie', 'untie', 'tie']);
+    // m1: a joined, c joined, a left (re-tied to m2); the launch of its tied ads is c's first event.
+    const m1 = await get(`/v1/assets/m1/timeline?tenant_id=${T}`);
+    assert.deepEqual(kinds(m1).filter((k: string) => k !== 'relaunch'), ['launch', 'registered', 'tie:a', 'tie:c', 'untie:a']);
+    assert.ok(Math.abs(m1.annotations[0].at - then) < 60_000);
+    const missing = await app.request(T, `/v1/assets/nope/timeline?tenant_id=${T}`);
+    assert.equal(missing.status, 404);
   });
 });

@@ -153,6 +153,7 @@ export interface AssetTie {
   decided_at: number;
   auto: boolean;
   action: TieAction;
+  decision_id?: string;
 }
 
 export interface Asset {
@@ -383,4 +384,21 @@ export interface FreshnessJson {
 
 export function liveFreshness(tenant: string, signal?: AbortSignal) {
   return getJson<FreshnessJson>('/v1/live/freshness', { tenant_id: tenant }, signal);
+}
+
+// ---- Timeline annotations (inference role: asset registry and tie decisions) ----
+
+export type TimelineKind = 'registered' | 'launch' | 'relaunch' | 'tie' | 'untie' | 'duplicate' | 'no_sim';
+export interface TimelineAnnotation {
+  at: number;
+  kind: TimelineKind;
+  label: string;
+  ad_asset_id?: string;
+  master_asset_id?: string | null;
+  decided_by?: string;
+  auto?: boolean;
+}
+
+export function assetTimeline(tenant: string, id: string, signal?: AbortSignal) {
+  return getJson<{ asset_id: string; role: 'master' | 'ad'; relaunch_gap_ms: number; annotations: TimelineAnnotation[] }>(`/v1/assets/${enc(id)}/timeline`, { tenant_id: tenant }, signal);
 }

@@ -42,3 +42,45 @@ export function fitWidth(el: HTMLElement, plot: uPlot, height: number): () => vo
   ro.observe(el);
   return () => ro.disconnect();
 }
+
+/** A vertical marker on a time chart: `at` in epoch ms. */
+export interface ChartMarker {
+  at: number;
+  /** A few characters drawn at the top of the line. */
+  tag: string;
+  colour: string;
+}
+
+/**
+ * Draws `markers()` as dashed vertical lines over the plot area, each tagged at the top; markers
+ * outside the x range are skipped. Read on every draw, so new markers show at the next redraw.
+ */
+export function markersPlugin(markers: () => readonly ChartMarker[]): uPlot.Plugin {
+  return {
+    hooks: {
+      draw: [
+        (u: uPlot) => {
+          const { ctx, bbox } = u;
+          const dpr = window.devicePixelRatio || 1;
+          ctx.save();
+          ctx.font = `${Math.round(11 * dpr)}px system-ui, sans-serif`;
+          ctx.lineWidth = Math.max(1, dpr);
+          for (const m of markers()) {
+            const x = Math.round(u.valToPos(m.at / 1000, 'x', true));
+            if (!Number.isFinite(x) || x < bbox.left || x > bbox.left + bbox.width) continue;
+            ctx.strokeStyle = m.colour;
+            ctx.fillStyle = m.colour;
+            ctx.setLineDash([4 * dpr, 3 * dpr]);
+            ctx.beginPath();
+            ctx.moveTo(x, bbox.top);
+            ctx.lineTo(x, bbox.top + bbox.height);
+            ctx.stroke();
+            ctx.setLineDash([]);
+            ctx.fillText(m.tag, x + 3 * dpr, bbox.top + 11 * dpr);
+          }
+          ctx.restore();
+        },
+      ],
+    },
+  };
+}
