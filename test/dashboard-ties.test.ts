@@ -126,6 +126,21 @@ describe('tie pages in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
     await shot('4-master-tied');
   });
 
+  test('timeline annotations: launch and tie changes on the asset and master charts', async () => {
+    await open('/a/a');
+    await page.waitForSelector('[data-testid=ts-annotations] li[data-kind=tie]');
+    const kinds = () => page.locator('[data-testid=ts-annotations] li').evaluateAll((els) => els.map((e: any) => e.getAttribute('data-kind')));
+    assert.deepEqual(new Set(await kinds()), new Set(['tie', 'launch', 'registered']));
+    assert.match((await page.locator('[data-testid=ts-annotations] li[data-kind=tie]').textContent())!, new RegExp(`tied to ${M1} by ui-test`));
+    await page.locator('[data-testid=timeseries] canvas').waitFor();
+    await page.getByTestId('timeseries').screenshot({ path: path.join(ARTIFACTS, '4b-asset-chart-annotations.png') });
+    await open(`/m/${M1}`);
+    await page.waitForSelector('[data-testid=ts-annotations] li[data-kind=tie]');
+    assert.match((await page.locator('[data-testid=ts-annotations]').textContent())!, /a tied to/);
+    await page.locator('[data-testid=timeseries] canvas').waitFor();
+    await shot('4c-master-chart-annotations');
+  });
+
   test('after an untie the master page reads zero in every place', async () => {
     await decide({ ad_asset_id: 'a', action: 'untie', target_asset_id: M1 });
     await liveMaster('b', null);

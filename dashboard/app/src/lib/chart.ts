@@ -65,7 +65,9 @@ export function markersPlugin(markers: () => readonly ChartMarker[]): uPlot.Plug
           ctx.save();
           ctx.font = `${Math.round(11 * dpr)}px system-ui, sans-serif`;
           ctx.lineWidth = Math.max(1, dpr);
-          for (const m of markers()) {
+          // Tags of markers close together go on the next row down instead of over each other.
+          const rowEnds: number[] = [];
+          for (const m of [...markers()].sort((a, b) => a.at - b.at)) {
             const x = Math.round(u.valToPos(m.at / 1000, 'x', true));
             if (!Number.isFinite(x) || x < bbox.left || x > bbox.left + bbox.width) continue;
             ctx.strokeStyle = m.colour;
@@ -76,7 +78,14 @@ export function markersPlugin(markers: () => readonly ChartMarker[]): uPlot.Plug
             ctx.lineTo(x, bbox.top + bbox.height);
             ctx.stroke();
             ctx.setLineDash([]);
-            ctx.fillText(m.tag, x + 3 * dpr, bbox.top + 11 * dpr);
+            const width = ctx.measureText(m.tag).width + 6 * dpr;
+            let row = rowEnds.findIndex((end) => end < x);
+            if (row < 0) row = Math.min(rowEnds.push(0) - 1, 3);
+            rowEnds[row] = x + width;
+            // Near the right edge the tag goes on the line's left, inside the plot.
+            const left = x + width > bbox.left + bbox.width;
+            ctx.textAlign = left ? 'right' : 'left';
+            ctx.fillText(m.tag, left ? x - 3 * dpr : x + 3 * dpr, bbox.top + (11 + 13 * row) * dpr);
           }
           ctx.restore();
         },
