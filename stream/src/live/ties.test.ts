@@ -83,3 +83,11 @@ test('ties: a master counts only the ads whose tie still names it', async () => 
   assert.deepEqual(await r.reader.masterAdIds(r.tenant, 'm1'), ['a']);
   assert.deepEqual([...(await r.reader.tieMasters(r.tenant, ['a', 'b', 'zz']))], [['a', 'm1'], ['b', null], ['zz', null]]);
 });
+
+test('ties: a duplicate and a tie of its original recorded at the same time (two partitions) still agree', async () => {
+  for (let i = 0; i < 20; i++) {
+    const r = await rig();
+    await Promise.all([r.decide(`b${i}`, 'duplicate', `a${i}`, 10), r.decide(`a${i}`, 'tie', 'm1', 11)]);
+    assert.deepEqual(await r.masters(`a${i}`, `b${i}`), ['m1', 'm1'], `round ${i}`);
+  }
+});

@@ -142,12 +142,14 @@ export class TieRecorder {
         break;
       case 'duplicate':
         if (!d.target_asset_id || d.target_asset_id === d.ad_asset_id) return 'invalid';
+        // Listed as a follower before reading the original's master: a change of the original
+        // recorded at the same time either finds it in the list or is seen by this read.
+        await hot.zadd(keys.tieDuplicates(d.tenant_id, d.target_asset_id), [{ member: d.ad_asset_id, score: d.decided_at }]);
         next = { master: await this.masterThrough(d.tenant_id, d.ad_asset_id, d.target_asset_id), at: d.decided_at, duplicateOf: d.target_asset_id };
         break;
     }
-    if (current.duplicateOf && current.duplicateOf !== next.duplicateOf) await hot.zrem(keys.tieDuplicates(d.tenant_id, current.duplicateOf), [d.ad_asset_id]);
-    if (next.duplicateOf) await hot.zadd(keys.tieDuplicates(d.tenant_id, next.duplicateOf), [{ member: d.ad_asset_id, score: d.decided_at }]);
     await hot.set(key, tieText(next));
+    if (current.duplicateOf && current.duplicateOf !== next.duplicateOf) await hot.zrem(keys.tieDuplicates(d.tenant_id, current.duplicateOf), [d.ad_asset_id]);
     if (next.master === current.master) return 'unchanged';
     this.notice(d.tenant_id, d.ad_asset_id);
     await this.followDuplicates(d.tenant_id, d.ad_asset_id, next.master, new Set([d.ad_asset_id]));
@@ -171,12 +173,12 @@ export class TieRecorder {
   private async followDuplicates(tenant: string, ad: string, master: string, seen: Set<string>): Promise<void> {
     const { hot, keys } = this.options;
     if (seen.size > MAX_DUPLICATE_DEPTH) return;
-    const members = (await hot.zrange(keys.tieDuplicates(tenant, ad), 0, -1)).map((m) => m.member);
-    for (const dup of members) {
+    for (const { member: dup, score: listedAt } of await hot.zrange(keys.tieDuplicates(tenant, ad), 0, -1)) {
       const key = keys.tie(tenant, dup);
       const t = parseTie(await hot.get(key));
+      if (t.at < listedAt) continue; // its duplicate decision is being recorded: it reads this ad's master itself
       if (t.duplicateOf !== ad) {
-        await hot.zrem(keys.tieDuplicates(tenant, ad), [dup]); // it was re-decided since
+        await hot.zrem(keys.tieDuplicates(tenant, ad), [dup]); // re-decided since
         continue;
       }
       const follows = seen.has(dup) ? '' : master; // a loop has no master
