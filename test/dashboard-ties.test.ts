@@ -84,7 +84,17 @@ describe('tie pages in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
   });
 
   test('a duplicate of an untied ad reads "not tied" everywhere; similar ads stay in the campaign', async () => {
-    await decide({ ad_asset_id: 'b', action: 'duplicate', target_asset_id: 'a' });
+    // "A then D" on a: selects and ties the similar ads of a's campaign only (b), not x (autumn).
+    await open('/review/a');
+    await page.waitForSelector('.sims li');
+    await page.keyboard.press('a');
+    await page.keyboard.press('d');
+    await page.getByTestId('duplicates-untied').waitFor();
+    assert.match((await text('decision'))!, /b tied as a duplicate of a/);
+    const tieOf = async (id: string) => ((await (await app.request(T, `/v1/assets/${id}?tenant_id=${T}`)).json()) as { tie: { action: string } | null }).tie;
+    assert.equal((await tieOf('b'))?.action, 'duplicate');
+    assert.equal(await tieOf('x'), null, 'an ad of another campaign was not tied as a duplicate');
+    await shot('0-review-a-then-d');
     await open('/a/b');
     await page.getByTestId('duplicate-untied').waitFor();
     assert.equal(await text('master-none'), 'not tied to a master yet');
