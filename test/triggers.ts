@@ -243,7 +243,11 @@ export function triggerScenario(label: string, env: () => Env | undefined): void
     const log = async () => {
       const res = await app!.request(tenant, `/v1/triggers/log?tenant_id=${tenant}&campaign_id=${campaign}`);
       assert.equal(res.status, 200);
-      return ((await res.json()) as { firings: { firing_id: string; asset_id: string; deliveries: { status: string; attempts: number }[]; replaced_by: { asset_id: string }[] }[] }).firings;
+      return (
+        (await res.json()) as {
+          firings: { firing_id: string; asset_id: string; master_asset_id: string | null; master_now: string | null; deliveries: { status: string; attempts: number }[]; replaced_by: { asset_id: string }[] }[];
+        }
+      ).firings;
     };
     const firings = await eventually(async () => {
       const f = await log();
@@ -265,8 +269,17 @@ export function triggerScenario(label: string, env: () => Env | undefined): void
     assert.equal(closed.replaced_by[0]!.asset_id, variant);
     const compare = await app.request(tenant, `/v1/triggers/firings/${closed.firing_id}?tenant_id=${tenant}`);
     assert.equal(compare.status, 200);
-    const body = (await compare.json()) as { replaced: { asset_id: string; metrics: unknown }; variants: { asset_id: string }[] };
+    const body = (await compare.json()) as { firing: { master_now: string | null }; replaced: { asset_id: string; metrics: unknown }; variants: { asset_id: string }[] };
     assert.equal(body.replaced.asset_id, fading);
+    assert.equal(body.firing.master_now, master);
+    // The log names the master the creative counted for when it fired, and the one it counts for now.
+    assert.deepEqual([closed.master_asset_id, closed.master_now], [master, master]);
+    await producer.send(TOPICS.assetsTies, [{ key: fading, value: Buffer.from(JSON.stringify({ ...tie(fading, Date.now()), action: 'untie' })) }]);
+    const untied = await eventually(async () => {
+      const f = (await log())[0]!;
+      return f.master_now === null ? f : undefined;
+    }, 20_000);
+    assert.equal(untied.master_asset_id, master, 'the firing keeps the master it fired under');
     assert.ok(body.replaced.metrics, 'the replaced creative has live metrics');
     assert.deepEqual(body.variants.map((v) => v.asset_id), [variant]);
 

@@ -17,7 +17,8 @@ import { AssetRegistry } from './service.js';
 export { AssetRepository, type AssetRecord, type StoredDecision, type RankingRecord, type StoredCandidate } from './repository.js';
 export { AssetRegistry, deriveAssetId, imageRejection, THUMBNAIL_SIDE } from './service.js';
 export { registerRegistryRoutes } from './routes.js';
-export { apiAsset, type ApiAsset, type TieSummary } from './views.js';
+export { apiAsset, resolveMaster, type ApiAsset, type TieSummary } from './views.js';
+export { assetTimeline, launches, TIMELINE_KINDS, type Timeline, type TimelineAnnotation, type TimelineKind } from './timeline.js';
 export { runAssetsCommand, ASSETS_USAGE } from './import-cli.js';
 
 export interface AssetServicesDeps {

@@ -197,6 +197,31 @@ export class AssetRepository {
     return rows.map(decision);
   }
 
+  /** Decisions of the ads in `ads`, oldest first (at most `limit`). */
+  async decisionsOf(tenant: string, ads: readonly string[], limit: number): Promise<StoredDecision[]> {
+    if (ads.length === 0) return [];
+    const rows = await this.rows<RawDecision>(
+      `SELECT ${DECISION_COLUMNS} FROM ${this.t(TABLES.tieDecisions)} FINAL WHERE tenant_id = {tenant:String} AND ad_asset_id IN {ads:Array(String)}
+       ORDER BY decided_at, decision_id LIMIT {limit:UInt32}`,
+      { tenant, ads: [...new Set(ads)], limit },
+    );
+    return rows.map(decision);
+  }
+
+  // ---- activity (the event rollups) -------------------------------------------------------------
+
+  /** Per asset, its hours with events (each with its first active minute, epoch ms), oldest first. */
+  async activeHours(tenant: string, assets: readonly string[], limit = 50_000): Promise<Array<{ asset_id: string; hour: number; first: number }>> {
+    if (assets.length === 0) return [];
+    const rows = await this.rows<{ asset_id: string; hour: Num; first: Num }>(
+      `SELECT asset_id, toUnixTimestamp(toStartOfHour(minute)) * 1000 AS hour, toUnixTimestamp(min(minute)) * 1000 AS first
+       FROM ${this.t(TABLES.assetMinute)} WHERE tenant_id = {tenant:String} AND asset_id IN {assets:Array(String)}
+       GROUP BY asset_id, hour HAVING sum(events) > 0 ORDER BY hour, asset_id LIMIT {limit:UInt32}`,
+      { tenant, assets: [...new Set(assets)], limit },
+    );
+    return rows.map((r) => ({ asset_id: r.asset_id, hour: Number(r.hour), first: Number(r.first) }));
+  }
+
   // ---- rankings ---------------------------------------------------------------------------------
 
   async putRankings(rows: ReadonlyArray<RankingRecord & { embedding: Float32Array | undefined }>): Promise<void> {

@@ -5,12 +5,14 @@
  *   GET  /v1/assets?tenant_id&role&campaign_id&limit&cursor                                          (read)
  *   GET  /v1/assets/:id?tenant_id                                                                    (read)
  *   GET  /v1/assets/:id/image?tenant_id, /v1/assets/:id/thumbnail?tenant_id                          (read)
+ *   GET  /v1/assets/:id/timeline?tenant_id&limit    registration, launch, relaunches, tie changes    (read)
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { BadRequestError, actingTenant, principalOf, type AssetRole } from '@afterglow/core';
 import type { AssetRecord } from './repository.js';
 import { CONTENT_TYPES, type AssetRegistry } from './service.js';
+import { assetTimeline, type Timeline } from './timeline.js';
 import { withTies, type ApiAsset } from './views.js';
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
@@ -114,6 +116,16 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     const [view] = await withTies(repo, tenant, [await load(tenant, (req.params as { id: string }).id)]);
     return view;
   });
+
+  app.get(
+    '/v1/assets/:id/timeline',
+    { config: { scope: 'read' }, schema: { params: PARAMS, querystring: { type: 'object', properties: { tenant_id: ID, limit: { type: 'integer', minimum: 1, maximum: 2000 } } } } },
+    async (req): Promise<Timeline> => {
+      const q = req.query as { tenant_id?: string; limit?: number };
+      const tenant = tenantOf(req, q.tenant_id);
+      return assetTimeline(repo, await load(tenant, (req.params as { id: string }).id), { limit: q.limit ?? 500 });
+    },
+  );
 
   const serveBlob = (which: 'image' | 'thumbnail') =>
     app.get(`/v1/assets/:id/${which}`, { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {

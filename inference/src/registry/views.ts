@@ -1,12 +1,12 @@
 /**
  * The API's Asset (see /v1/assets in README.md): the stored row plus the ad's current tie, which is
- * its latest decision. A `duplicate` decision shows the master of the ad it duplicates (one level).
+ * its latest decision. A `duplicate` decision shows the master the ad it duplicates counts for now.
  */
 import type { TieDecision } from '@afterglow/core';
 import type { AssetRecord, AssetRepository, StoredDecision } from './repository.js';
 
 export interface TieSummary {
-  /** The master the ad is tied to now (null after untie / no_sim, or a duplicate of an untied ad). */
+  /** The master the ad counts for now (null after untie / no_sim, or as a duplicate of an ad with none); see resolveMaster. */
   master_asset_id: string | null;
   action: TieDecision['action'];
   /** For `duplicate`: the ad it duplicates. */
@@ -51,19 +51,37 @@ export function apiAsset(a: AssetRecord, tie: TieSummary | null = null): ApiAsse
   };
 }
 
-/** The master a decision ties its ad to, without following duplicates. */
-export function directMaster(d: StoredDecision | undefined): string | null {
-  return d?.action === 'tie' ? (d.target_asset_id ?? null) : null;
+/** Longest chain of duplicates followed (a longer one, or a cycle, resolves to no master). */
+export const MAX_DUPLICATE_DEPTH = 16;
+
+/**
+ * The master an ad counts for now, from each ad's latest decision: `tie` -> its target; `duplicate`
+ * -> whatever the ad it duplicates counts for now (followed through chains, so a duplicate follows a
+ * later re-tie or untie of its original); `untie` / `no_sim` / no decision -> none. The live role
+ * (stream/src/live/ties.ts) applies the same rule to the same decisions, so the registry, the live
+ * roll-ups, the master page and the trigger log name the same master.
+ */
+export function resolveMaster(ad: string, latest: (ad: string) => StoredDecision | undefined): string | null {
+  const seen = new Set<string>();
+  for (let at = ad; seen.size <= MAX_DUPLICATE_DEPTH; ) {
+    seen.add(at);
+    const d = latest(at);
+    if (!d) return null;
+    if (d.action === 'tie') return d.target_asset_id ?? null;
+    if (d.action !== 'duplicate' || !d.target_asset_id || seen.has(d.target_asset_id)) return null;
+    at = d.target_asset_id;
+  }
+  return null;
 }
 
-/** Tie summaries of `decisions` (ad -> latest decision), resolving duplicates through `lookup`. */
-export function tieSummaries(decisions: ReadonlyMap<string, StoredDecision>, lookup: ReadonlyMap<string, StoredDecision>): Map<string, TieSummary> {
+/** Tie summaries of the ads in `ads` (default: every ad of `latest`), resolved through `latest`. */
+export function tieSummaries(latest: ReadonlyMap<string, StoredDecision>, ads: Iterable<string> = latest.keys()): Map<string, TieSummary> {
   const out = new Map<string, TieSummary>();
-  for (const [ad, d] of decisions) {
-    let master = directMaster(d);
-    if (d.action === 'duplicate' && d.target_asset_id) master = directMaster(lookup.get(d.target_asset_id) ?? decisions.get(d.target_asset_id));
+  for (const ad of ads) {
+    const d = latest.get(ad);
+    if (!d) continue;
     out.set(ad, {
-      master_asset_id: master,
+      master_asset_id: resolveMaster(ad, (id) => latest.get(id)),
       action: d.action,
       ...(d.action === 'duplicate' && d.target_asset_id ? { duplicate_of: d.target_asset_id } : {}),
       decided_by: d.decided_by,
@@ -75,12 +93,22 @@ export function tieSummaries(decisions: ReadonlyMap<string, StoredDecision>, loo
   return out;
 }
 
+/** The latest decisions of `ads` and of every ad their duplicate chains lead to. */
+export async function latestWithChains(repo: AssetRepository, tenant: string, ads: readonly string[]): Promise<Map<string, StoredDecision>> {
+  const latest = ads.length ? await repo.latestDecisions(tenant, ads) : new Map<string, StoredDecision>();
+  const asked = new Set(ads);
+  for (let depth = 0; depth < MAX_DUPLICATE_DEPTH; depth++) {
+    const next = [...latest.values()].filter((d) => d.action === 'duplicate' && d.target_asset_id && !asked.has(d.target_asset_id)).map((d) => d.target_asset_id!);
+    if (next.length === 0) break;
+    for (const id of next) asked.add(id);
+    for (const [id, d] of await repo.latestDecisions(tenant, next)) latest.set(id, d);
+  }
+  return latest;
+}
+
 /** API assets for `records`, with their current ties read from the store. */
 export async function withTies(repo: AssetRepository, tenant: string, records: readonly AssetRecord[]): Promise<ApiAsset[]> {
   const ads = records.filter((r) => r.role === 'ad').map((r) => r.asset_id);
-  const latest = ads.length ? await repo.latestDecisions(tenant, ads) : new Map<string, StoredDecision>();
-  const dupTargets = [...latest.values()].filter((d) => d.action === 'duplicate' && d.target_asset_id && !latest.has(d.target_asset_id)).map((d) => d.target_asset_id!);
-  const lookup = dupTargets.length ? await repo.latestDecisions(tenant, dupTargets) : new Map<string, StoredDecision>();
-  const ties = tieSummaries(latest, lookup);
+  const ties = tieSummaries(await latestWithChains(repo, tenant, ads), ads);
   return records.map((r) => apiAsset(r, ties.get(r.asset_id) ?? null));
 }

@@ -1,15 +1,15 @@
 /**
  * The tie review API (served by the `inference` role; contract in README.md):
  *
- *   GET  /v1/assets/:id/candidates?tenant_id                                  (read)
+ *   GET  /v1/assets/:id/candidates?tenant_id&similar_scope=campaign|all        (read)
  *   GET  /v1/review/queue?tenant_id&campaign_id&status&limit                  (read)
- *   POST /v1/ties  { tenant_id, ad_asset_id, action, target_asset_id?, decided_by }   (admin)
+ *   POST /v1/ties  { tenant_id, ad_asset_id, action, target_asset_id?, decided_by, across_campaigns? }   (admin)
  *   GET  /v1/ties?tenant_id&ad_asset_id|master_asset_id&limit                 (read)
  *   GET  /v1/masters/:id/ads?tenant_id                                        (read)
  */
 import type { FastifyInstance } from 'fastify';
 import { tenantOf } from '../registry/routes.js';
-import { QUEUE_STATUSES, TIE_ACTIONS, type QueueStatus, type ReviewService } from './service.js';
+import { QUEUE_STATUSES, SIMILAR_SCOPES, TIE_ACTIONS, type QueueStatus, type ReviewService, type SimilarScope } from './service.js';
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
 const PARAMS = { type: 'object', required: ['id'], properties: { id: ID } } as const;
@@ -18,10 +18,15 @@ const TENANT_QUERY = { type: 'object', properties: { tenant_id: ID } } as const;
 export async function registerReviewRoutes(app: FastifyInstance, deps: { review: ReviewService }): Promise<void> {
   const { review } = deps;
 
-  app.get('/v1/assets/:id/candidates', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => {
-    const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
-    return review.candidates(tenant, (req.params as { id: string }).id);
-  });
+  app.get(
+    '/v1/assets/:id/candidates',
+    { config: { scope: 'read' }, schema: { params: PARAMS, querystring: { type: 'object', properties: { tenant_id: ID, similar_scope: { type: 'string', enum: [...SIMILAR_SCOPES] } } } } },
+    async (req) => {
+      const q = req.query as { tenant_id?: string; similar_scope?: SimilarScope };
+      const tenant = tenantOf(req, q.tenant_id);
+      return review.candidates(tenant, (req.params as { id: string }).id, { similarScope: q.similar_scope ?? 'campaign' });
+    },
+  );
 
   app.get(
     '/v1/review/queue',
@@ -55,12 +60,13 @@ export async function registerReviewRoutes(app: FastifyInstance, deps: { review:
             action: { type: 'string', enum: [...TIE_ACTIONS] },
             target_asset_id: ID,
             decided_by: { type: 'string', minLength: 1, maxLength: 128 },
+            across_campaigns: { type: 'boolean' },
           },
         },
       },
     },
     async (req) => {
-      const b = req.body as { tenant_id?: string; ad_asset_id: string; action: string; target_asset_id?: string; decided_by: string };
+      const b = req.body as { tenant_id?: string; ad_asset_id: string; action: string; target_asset_id?: string; decided_by: string; across_campaigns?: boolean };
       const tenant = tenantOf(req, b.tenant_id);
       return review.decide(tenant, b);
     },

@@ -19,13 +19,16 @@ import {
 import { propagateHumanTie } from '../tie/propagate.js';
 import type { AssetRecord, AssetRepository, RankingRecord, StoredCandidate, StoredDecision } from '../registry/repository.js';
 import { nextDecisionTime } from '../registry/repository.js';
-import { apiAsset, tieSummaries, withTies, type ApiAsset } from '../registry/views.js';
+import { apiAsset, latestWithChains, resolveMaster, tieSummaries, withTies, type ApiAsset } from '../registry/views.js';
 import { ID_PATTERN } from '../registry/service.js';
 import type { Ranked } from './tiers.js';
 
 export const TIE_ACTIONS = ['tie', 'untie', 'no_sim', 'duplicate'] as const;
 export const QUEUE_STATUSES = ['untied', 'tied', 'no_sim', 'all'] as const;
 export type QueueStatus = (typeof QUEUE_STATUSES)[number];
+/** Where similar ads (duplicate candidates) come from: the ad's own campaign, unless all campaigns are asked for. */
+export const SIMILAR_SCOPES = ['campaign', 'all'] as const;
+export type SimilarScope = (typeof SIMILAR_SCOPES)[number];
 
 export interface ReviewServiceOptions {
   repo: AssetRepository;
@@ -42,6 +45,8 @@ export interface DecideInput {
   action: string;
   target_asset_id?: string | undefined;
   decided_by: string;
+  /** A duplicate in another campaign than its target's is refused unless this is true. */
+  across_campaigns?: boolean | undefined;
 }
 
 export interface CandidatesView {
@@ -55,6 +60,8 @@ export interface CandidatesView {
   euclidean: Array<{ master: ApiAsset; value: number; score: number | null }>;
   candidates: StoredCandidate[];
   similar_ads: Array<{ ad: ApiAsset; cosine: number }>;
+  /** The campaign(s) similar_ads were drawn from. */
+  similar_scope: SimilarScope;
   suggestion: { master_asset_id: string; score: number; auto_tie: boolean } | null;
   tie: StoredDecision | null;
 }
@@ -97,14 +104,15 @@ export class ReviewService {
 
   // ---- reads ----------------------------------------------------------------------------------
 
-  async candidates(tenant: string, adId: string): Promise<CandidatesView> {
+  async candidates(tenant: string, adId: string, options: { similarScope?: SimilarScope } = {}): Promise<CandidatesView> {
+    const scope = options.similarScope ?? 'campaign';
     const ad = await this.o.repo.getAsset(tenant, adId);
     if (!ad) throw notFound(adId);
     if (ad.role !== 'ad') throw new BadRequestError('not_an_ad', `asset ${adId} is a master; candidates are ranked for ads`, 400);
     const [rankings, latest, similar] = await Promise.all([
       this.o.repo.rankings(tenant, { ads: [adId], full: true }),
       this.o.repo.latestDecisions(tenant, [adId]),
-      this.similarAds(tenant, adId, 10),
+      this.similarAds(tenant, adId, 10, scope === 'campaign' ? { campaign: ad.campaign_id } : {}),
     ]);
     const r = rankings.get(adId);
     const ids = new Set<string>(similar.map((s) => s.id));
@@ -130,14 +138,19 @@ export class ReviewService {
       cosine: r ? list(r.by_cosine) : [],
       euclidean: r ? list(r.by_euclidean) : [],
       candidates: r?.candidates ?? [],
+      similar_scope: scope,
       similar_ads: similar.flatMap((s) => (byId.has(s.id) ? [{ ad: byId.get(s.id)!, cosine: s.cosine }] : [])),
       suggestion: best ? { master_asset_id: best.master_asset_id, score: best.score, auto_tie: r!.auto_tie === best.master_asset_id } : null,
       tie: decision,
     };
   }
 
-  /** The ads most like `adId` (whole-view cosine), for duplicate ties. */
-  async similarAds(tenant: string, adId: string, k: number): Promise<Array<{ id: string; cosine: number }>> {
+  /**
+   * The ads most like `adId` (whole-view cosine), for duplicate ties; with `campaign`, only that
+   * campaign's ads (ads of one brand's shoot sit at cosine 0.97+ across campaigns, so an unscoped
+   * list would offer other campaigns' ads as duplicates).
+   */
+  async similarAds(tenant: string, adId: string, k: number, filter: { campaign?: string } = {}): Promise<Array<{ id: string; cosine: number }>> {
     let entry = this.vectors.get(tenant);
     const now = this.clock();
     if (!entry || now - entry.at > (this.o.vectorsTtlMs ?? 30_000)) {
@@ -150,11 +163,12 @@ export class ReviewService {
     const map = await entry.map;
     const q = map.get(adId);
     if (!q) return [];
+    const inScope = filter.campaign !== undefined ? new Set((await this.o.repo.allAssets(tenant, { role: 'ad', campaign: filter.campaign })).map((a) => a.asset_id)) : undefined;
     const norm = (v: Float32Array) => Math.sqrt(v.reduce((acc, x) => acc + x * x, 0)) || 1;
     const qn = norm(q);
     const out: Array<{ id: string; cosine: number }> = [];
     for (const [id, v] of map) {
-      if (id === adId || v.length !== q.length) continue; // another model's vector
+      if (id === adId || v.length !== q.length || (inScope && !inScope.has(id))) continue; // itself, another model's vector, another campaign
       let dot = 0;
       for (let i = 0; i < q.length; i++) dot += q[i]! * v[i]!;
       out.push({ id, cosine: dot / (qn * norm(v)) });
@@ -165,11 +179,12 @@ export class ReviewService {
   async queue(tenant: string, filter: { campaign?: string | undefined; status: QueueStatus; limit: number }) {
     const ads = await this.o.repo.allAssets(tenant, { role: 'ad', ...(filter.campaign ? { campaign: filter.campaign } : {}) });
     const [rankings, latest] = await Promise.all([this.o.repo.rankings(tenant), this.o.repo.latestDecisions(tenant)]);
-    const ties = tieSummaries(latest, latest);
+    const ties = tieSummaries(latest);
     const items = ads.map((a) => {
-      const d = latest.get(a.asset_id);
+      const tie = ties.get(a.asset_id);
       const r = rankings.get(a.asset_id);
-      const status: Exclude<QueueStatus, 'all'> = !d || d.action === 'untie' ? 'untied' : d.action === 'no_sim' ? 'no_sim' : 'tied';
+      // Tied means counting for a master now: a duplicate of an ad with no master is not tied.
+      const status: Exclude<QueueStatus, 'all'> = tie?.master_asset_id ? 'tied' : tie?.action === 'no_sim' ? 'no_sim' : 'untied';
       return {
         ad: apiAsset(a, ties.get(a.asset_id) ?? null),
         best: r && r.best_master ? { master_asset_id: r.best_master, score: r.best_score } : null,
@@ -196,7 +211,7 @@ export class ReviewService {
     if (!master) throw notFound(masterId);
     if (master.role !== 'master') throw new BadRequestError('not_a_master', `asset ${masterId} is an ad`, 400);
     const latest = await this.o.repo.latestDecisions(tenant);
-    const ties = tieSummaries(latest, latest);
+    const ties = tieSummaries(latest);
     const adIds = [...ties].filter(([, t]) => t.master_asset_id === masterId).map(([ad]) => ad);
     const records = await this.o.repo.getAssets(tenant, adIds);
     return {
@@ -234,6 +249,7 @@ export class ReviewService {
         const want = action === 'tie' ? 'master' : 'ad';
         if (t.role !== want) throw new BadRequestError('invalid_target', `${action} needs a${want === 'ad' ? 'n ad' : ' master'} as target; ${target} is a${t.role === 'ad' ? 'n ad' : ' master'}`);
         if (target === ad.asset_id) throw new BadRequestError('invalid_target', 'an ad cannot duplicate itself');
+        if (action === 'duplicate') await this.checkDuplicate(tenant, ad, t, input.across_campaigns === true);
         if (action === 'tie') score = (await this.o.repo.rankings(tenant, { ads: [ad.asset_id] })).get(ad.asset_id)?.candidates.find((c) => c.master_asset_id === target)?.score;
         break;
       }
@@ -241,6 +257,11 @@ export class ReviewService {
         if (target) {
           const t = records.get(target);
           if (!t) throw notFound(target);
+          // An untie names what it undoes: the ad's master now, or the ad it duplicates.
+          const latest = await latestWithChains(this.o.repo, tenant, [ad.asset_id]);
+          const current = latest.get(ad.asset_id);
+          if (target !== resolveMaster(ad.asset_id, (id) => latest.get(id)) && !(current?.action === 'duplicate' && current.target_asset_id === target))
+            throw new BadRequestError('not_tied_to_target', `ad ${ad.asset_id} is not tied to ${target}; untie without target_asset_id, or name its master`, 409);
         }
         break;
       }
@@ -253,6 +274,22 @@ export class ReviewService {
     await this.commit([decision, ...autoTies]);
     this.o.log.info({ tenant, ad: ad.asset_id, action, target, by, auto_ties: autoTies.length }, 'tie decision');
     return { decision, auto_ties: autoTies };
+  }
+
+  /** A duplicate stays in its target's campaign unless asked otherwise, and never closes a loop. */
+  private async checkDuplicate(tenant: string, ad: AssetRecord, target: AssetRecord, acrossCampaigns: boolean): Promise<void> {
+    if (ad.campaign_id !== target.campaign_id && !acrossCampaigns)
+      throw new BadRequestError(
+        'other_campaign',
+        `ad ${ad.asset_id} (campaign ${ad.campaign_id}) and ${target.asset_id} (campaign ${target.campaign_id}) are in different campaigns; set across_campaigns to tie them as duplicates`,
+        409,
+      );
+    const latest = await latestWithChains(this.o.repo, tenant, [target.asset_id]);
+    for (let at: string | undefined = target.asset_id, n = 0; at && n <= latest.size; n++) {
+      const d = latest.get(at);
+      at = d?.action === 'duplicate' ? d.target_asset_id : undefined;
+      if (at === ad.asset_id) throw new BadRequestError('duplicate_cycle', `${target.asset_id} already follows ${ad.asset_id} as a duplicate`, 409);
+    }
   }
 
   /**

@@ -10,7 +10,8 @@
  *   <prefix>:<tenant>:m:<master>:p<n>           hash: partition n's share of a master (its tied ads)
  *   <prefix>:<tenant>:m:<master>:parts          zset
  *   <prefix>:<tenant>:m:<master>:ads            zset: ads tied to the master, by last activity
- *   <prefix>:<tenant>:tie:<ad>                  string: {"m": master | null, "at": decided_at}
+ *   <prefix>:<tenant>:tie:<ad>                  string: {"m": master | null, "at": decided_at, "d"?: the ad it duplicates}
+ *   <prefix>:<tenant>:tie:<ad>:dups             zset: the ads whose latest decision duplicates this ad (by decided_at)
  *   <prefix>:<tenant>:fresh                     hash: per aggregator member, "newest received_at,events in the last minute,written at"
  *   <prefix>:off:<scope>:<group>:<topic>:<n>    string: next offset of partition n applied to the above
  *   <prefix>:dd:<scope>:<group>:<n>:<bucket>     string: events of partition n counted in that arrival bucket (DedupWindow)
@@ -56,6 +57,11 @@ export class LiveKeys {
 
   tie(tenant: string, ad: string): string {
     return `${this.base(tenant)}:tie:${hotToken(ad)}`;
+  }
+
+  /** The ads that follow `ad`'s master as its duplicates. */
+  tieDuplicates(tenant: string, ad: string): string {
+    return `${this.tie(tenant, ad)}:dups`;
   }
 
   dedup(scope: string, group: string, partition: number, bucket: number): string {

@@ -4,6 +4,7 @@ import { readFreshness, type Freshness } from './freshness.js';
 import type { LiveKeys } from './keys.js';
 import { ENGAGEMENT_KINDS, metricsView, type CiPolicy, type MetricsView, type RateEstimate } from './rates.js';
 import { fitEntityDecay, parseEntityHash, type EntitySnapshot } from './state.js';
+import { parseTie } from './ties.js';
 import { WINDOWS, windowLayout, type Layout, type WindowName } from './windows.js';
 
 /** REST reads of live state, straight from hot state (no gateway needed). */
@@ -92,10 +93,28 @@ export class LiveReader {
       ...own,
     };
     if (masterShares.length > 0) {
-      const ads = await this.hot.zrange(this.keys.masterAds(tenant, id), 0, -1);
+      const ads = await this.masterAdIds(tenant, id);
       out.master = { ads: ads.length, ...metricsView(masterShares.map((s) => s.buckets), now, this.ci) };
     }
     return out;
+  }
+
+  /** The master each ad counts for now, as the tie recorder holds it (null: none). */
+  async tieMasters(tenant: string, ads: readonly string[]): Promise<Map<string, string | null>> {
+    const unique = [...new Set(ads)];
+    const ties = unique.length ? await this.hot.mget(unique.map((ad) => this.keys.tie(tenant, ad))) : [];
+    return new Map(unique.map((ad, i) => [ad, parseTie(ties[i] ?? null).master || null]));
+  }
+
+  /**
+   * The ads counted in a master's roll-up now: those its shares were fed by whose tie still names
+   * it (the index keeps an ad until it goes quiet; the tie is what says whether it still counts).
+   */
+  async masterAdIds(tenant: string, id: string): Promise<string[]> {
+    const members = (await this.hot.zrange(this.keys.masterAds(tenant, id), 0, -1)).map((m) => m.member);
+    if (members.length === 0) return [];
+    const ties = await this.hot.mget(members.map((ad) => this.keys.tie(tenant, ad)));
+    return members.filter((_, i) => parseTie(ties[i] ?? null).master === id);
   }
 
   async campaignMetrics(tenant: string, id: string, now: number): Promise<(MetricsView & { partitions: number }) | undefined> {

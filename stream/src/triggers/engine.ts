@@ -262,7 +262,7 @@ export class TriggerEngine {
       let p = masters.get(id);
       if (!p) {
         p = (async () => {
-          const [shares, ads] = await Promise.all([this.reader.shares('master', tenant, id), hot.zrange(keys.masterAds(tenant, id), 0, -1)]);
+          const [shares, ads] = await Promise.all([this.reader.shares('master', tenant, id), this.reader.masterAdIds(tenant, id)]);
           return shares.length === 0 ? undefined : { view: metricsView(shares.map((s) => s.buckets), now, ci), ads: ads.length };
         })();
         masters.set(id, p);
@@ -349,8 +349,9 @@ export class TriggerEngine {
       this.metrics.suppressed.inc();
       return;
     }
-    let master = row.snap.meta.master;
-    if (!master) master = parseTie(await this.options.hot.get(this.options.keys.tie(tenant, row.id))).master;
+    // The ad's tie as recorded (the live roll-ups and the registry follow the same decisions); the
+    // asset hash's meta can lag a tie change by a flush.
+    const master = parseTie(await this.options.hot.get(this.options.keys.tie(tenant, row.id))).master;
     await this.fire(rule, firingId, tenant, campaign, row.id, master || null, verdict, now);
   }
 

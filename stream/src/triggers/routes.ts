@@ -108,7 +108,7 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
       const q = req.query as { tenant_id?: string; campaign_id?: string; limit?: number };
       const tenant = actingTenant(principalOf(req), q.tenant_id);
       const firings = await deps.store.log(tenant, { limit: q.limit ?? 100, ...(q.campaign_id !== undefined ? { campaign: q.campaign_id } : {}) });
-      return { firings };
+      return { firings: await withMasterNow(deps.reader, tenant, firings) };
     },
   );
 
@@ -118,7 +118,7 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
     async (req, reply) => {
       const { firing_id } = req.params as { firing_id: string };
       const tenant = actingTenant(principalOf(req), (req.query as { tenant_id?: string }).tenant_id);
-      const [firing] = await deps.store.log(tenant, { firingId: firing_id, limit: 1 });
+      const [firing] = await withMasterNow(deps.reader, tenant, await deps.store.log(tenant, { firingId: firing_id, limit: 1 }));
       if (!firing) return reply.code(404).send({ error: 'not_found', message: `no firing ${firing_id}` });
       const now = clock();
       const [replaced, ...variants] = await Promise.all([firing.asset_id, ...firing.replaced_by.map((v) => v.asset_id)].map((id) => deps.reader.assetMetrics(tenant, id, now)));
@@ -134,4 +134,13 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
 function publicRule(r: StoredRule): TriggerRule {
   const { webhook_secret: _secret, ...rest } = r;
   return rest;
+}
+
+/**
+ * Each firing with `master_now`: the master its creative counts for now (the tie the live roll-ups
+ * use), beside `master_asset_id`, the one it counted for when it fired.
+ */
+async function withMasterNow<F extends { asset_id: string }>(reader: LiveReader, tenant: string, firings: F[]): Promise<Array<F & { master_now: string | null }>> {
+  const now = await reader.tieMasters(tenant, firings.map((f) => f.asset_id));
+  return firings.map((f) => ({ ...f, master_now: now.get(f.asset_id) ?? null }));
 }

@@ -145,7 +145,7 @@ export function assetDecay(tenant: string, asset: string, signal?: AbortSignal) 
 export type TieAction = 'tie' | 'untie' | 'no_sim' | 'duplicate';
 
 export interface AssetTie {
-  /** The master the ad is tied to now (null after untie / no_sim). */
+  /** The master the ad counts for now (null after untie / no_sim, or as a duplicate of an ad with none). */
   master_asset_id: string | null;
   /** For `duplicate`: the ad it duplicates. */
   duplicate_of?: string;
@@ -153,6 +153,7 @@ export interface AssetTie {
   decided_at: number;
   auto: boolean;
   action: TieAction;
+  decision_id?: string;
 }
 
 export interface Asset {
@@ -199,6 +200,8 @@ export interface Candidates {
   euclidean: MasterMatch[];
   candidates: { master_asset_id: string; score: number; cosine: number; euclidean: number; verified: boolean; inliers: number; dense?: number }[];
   similar_ads: { ad: Asset; cosine: number }[];
+  /** Where similar_ads come from: the ad's campaign (default) or every campaign. */
+  similar_scope?: SimilarScope;
   suggestion: { master_asset_id: string; score: number; auto_tie: boolean } | null;
   tie: TieDecision | null;
 }
@@ -218,15 +221,17 @@ export function listAssets(tenant: string, q: { role?: 'master' | 'ad'; campaign
   return getJson<{ assets: Asset[]; next_cursor: string | null }>('/v1/assets', { tenant_id: tenant, ...q }, signal);
 }
 
-export function candidates(tenant: string, ad: string, signal?: AbortSignal) {
-  return getJson<Candidates>(`/v1/assets/${enc(ad)}/candidates`, { tenant_id: tenant }, signal);
+export type SimilarScope = 'campaign' | 'all';
+
+export function candidates(tenant: string, ad: string, signal?: AbortSignal, similarScope: SimilarScope = 'campaign') {
+  return getJson<Candidates>(`/v1/assets/${enc(ad)}/candidates`, { tenant_id: tenant, similar_scope: similarScope }, signal);
 }
 
 export function reviewQueue(tenant: string, q: { campaign_id?: string | undefined; status?: ReviewStatus; limit?: number }, signal?: AbortSignal) {
   return getJson<{ items: QueueItem[] }>('/v1/review/queue', { tenant_id: tenant, ...q }, signal);
 }
 
-export function decideTie(tenant: string, body: { ad_asset_id: string; action: TieAction; target_asset_id?: string; decided_by: string }) {
+export function decideTie(tenant: string, body: { ad_asset_id: string; action: TieAction; target_asset_id?: string; decided_by: string; across_campaigns?: boolean }) {
   return postJson<{ decision: TieDecision; auto_ties: TieDecision[] }>('/v1/ties', { tenant_id: tenant, ...body });
 }
 
@@ -301,7 +306,10 @@ export interface TriggerFiring {
   rule_id: string;
   kind: string;
   asset_id: string | null;
+  /** The master the creative counted for when the rule fired. */
   master_asset_id: string | null;
+  /** The master it counts for now (the live tie); absent from older servers. */
+  master_now?: string | null;
   campaign_id: string | null;
   reason: string;
   numbers: Record<string, unknown>;
@@ -376,4 +384,21 @@ export interface FreshnessJson {
 
 export function liveFreshness(tenant: string, signal?: AbortSignal) {
   return getJson<FreshnessJson>('/v1/live/freshness', { tenant_id: tenant }, signal);
+}
+
+// ---- Timeline annotations (inference role: asset registry and tie decisions) ----
+
+export type TimelineKind = 'registered' | 'launch' | 'relaunch' | 'tie' | 'untie' | 'duplicate' | 'no_sim';
+export interface TimelineAnnotation {
+  at: number;
+  kind: TimelineKind;
+  label: string;
+  ad_asset_id?: string;
+  master_asset_id?: string | null;
+  decided_by?: string;
+  auto?: boolean;
+}
+
+export function assetTimeline(tenant: string, id: string, signal?: AbortSignal) {
+  return getJson<{ asset_id: string; role: 'master' | 'ad'; relaunch_gap_ms: number; annotations: TimelineAnnotation[] }>(`/v1/assets/${enc(id)}/timeline`, { tenant_id: tenant }, signal);
 }

@@ -42,3 +42,54 @@ export function fitWidth(el: HTMLElement, plot: uPlot, height: number): () => vo
   ro.observe(el);
   return () => ro.disconnect();
 }
+
+/** A vertical marker on a time chart: `at` in epoch ms. */
+export interface ChartMarker {
+  at: number;
+  /** A few characters drawn at the top of the line. */
+  tag: string;
+  colour: string;
+}
+
+/**
+ * Draws `markers()` as dashed vertical lines over the plot area, each tagged at the top; markers
+ * outside the x range are skipped. Read on every draw, so new markers show at the next redraw.
+ */
+export function markersPlugin(markers: () => readonly ChartMarker[]): uPlot.Plugin {
+  return {
+    hooks: {
+      draw: [
+        (u: uPlot) => {
+          const { ctx, bbox } = u;
+          const dpr = window.devicePixelRatio || 1;
+          ctx.save();
+          ctx.font = `${Math.round(11 * dpr)}px system-ui, sans-serif`;
+          ctx.lineWidth = Math.max(1, dpr);
+          // Tags of markers close together go on the next row down instead of over each other.
+          const rowEnds: number[] = [];
+          for (const m of [...markers()].sort((a, b) => a.at - b.at)) {
+            const x = Math.round(u.valToPos(m.at / 1000, 'x', true));
+            if (!Number.isFinite(x) || x < bbox.left || x > bbox.left + bbox.width) continue;
+            ctx.strokeStyle = m.colour;
+            ctx.fillStyle = m.colour;
+            ctx.setLineDash([4 * dpr, 3 * dpr]);
+            ctx.beginPath();
+            ctx.moveTo(x, bbox.top);
+            ctx.lineTo(x, bbox.top + bbox.height);
+            ctx.stroke();
+            ctx.setLineDash([]);
+            const width = ctx.measureText(m.tag).width + 6 * dpr;
+            let row = rowEnds.findIndex((end) => end < x);
+            if (row < 0) row = Math.min(rowEnds.push(0) - 1, 3);
+            rowEnds[row] = x + width;
+            // Near the right edge the tag goes on the line's left, inside the plot.
+            const left = x + width > bbox.left + bbox.width;
+            ctx.textAlign = left ? 'right' : 'left';
+            ctx.fillText(m.tag, left ? x - 3 * dpr : x + 3 * dpr, bbox.top + (11 + 13 * row) * dpr);
+          }
+          ctx.restore();
+        },
+      ],
+    },
+  };
+}

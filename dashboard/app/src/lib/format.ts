@@ -76,3 +76,13 @@ export function avgLabel(avgMs: number): string {
 // Model quality labels live in models.ts (pure, unit-tested); re-exported here for the lazily
 // loaded views, which take their formatting from this module.
 export { WEAK_R2, fmtR2, modelFit } from './models.ts';
+
+/**
+ * A long name cut in the middle, so both ends stay readable: a master's shoot number usually
+ * closes its name ("brand-spring-shoot-…-0417"). The full name goes in a title attribute.
+ */
+export function midTrim(name: string, max = 28): string {
+  if (name.length <= max) return name;
+  const tail = Math.ceil((max - 1) / 2);
+  return `${name.slice(0, max - 1 - tail)}…${name.slice(-tail)}`;
+}
