@@ -33,6 +33,7 @@ import { decaySeries, type EntitySnapshot } from '../live/state.js';
 import { parseTie } from '../live/ties.js';
 import { fatigue, tieAnomaly, underMedian, underPredicted, velocitySpike, type Peer, type Verdict } from './evaluate.js';
 import { EgressPolicy } from './egress.js';
+import type { SnoozeCheck } from './snooze.js';
 import type { StoredRule, TriggerStore } from './store.js';
 import { WebhookDispatcher } from './webhooks.js';
 
@@ -79,6 +80,8 @@ export interface TriggerEngineOptions {
   clock?: () => number;
   /** Where webhooks may go; default: a policy from settings.webhook.egress with the system resolver. */
   egress?: EgressPolicy;
+  /** Snoozed rules (snooze.ts) do not fire; absent = nothing is ever snoozed. */
+  snoozes?: SnoozeCheck;
 }
 
 interface Debounce {
@@ -117,7 +120,7 @@ export class TriggerEngine {
   private running: Promise<void> | undefined;
   private stopping = false;
   readonly dispatcher: WebhookDispatcher;
-  readonly totals = { evaluations: 0, fired: 0, suppressed: 0, links: 0 };
+  readonly totals = { evaluations: 0, fired: 0, suppressed: 0, links: 0, snoozed: 0 };
   private readonly metrics: { fired: Counter<'kind'>; suppressed: Counter<string>; seconds: Histogram<string> };
 
   constructor(private readonly options: TriggerEngineOptions) {
@@ -341,6 +344,11 @@ export class TriggerEngine {
     st.count++;
     st.clear = 0;
     if (st.fired || st.count < p.debounce_evals || now - st.since < p.debounce_ms) return;
+    // Snoozed: no firing and no claim; the episode stays armed, so it fires once the snooze ends if the condition still holds.
+    if ((await this.options.snoozes?.covering(tenant, rule.rule_id, campaign, row.id, now)) != null) {
+      this.totals.snoozed++;
+      return;
+    }
     st.fired = true;
     const firingId = ulid(now);
     const claim = `${this.options.keys.prefix}:trig:${hotToken(tenant)}:${hotToken(rule.rule_id)}:${hotToken(row.id)}`;
