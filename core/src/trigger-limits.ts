@@ -112,7 +112,7 @@ export function checkRuleForm(rule: RuleForm): Record<string, string> {
     }
   }
   if (!Number.isInteger(rule.cooldown_ms) || rule.cooldown_ms <= 0 || rule.cooldown_ms > RULE_LIMITS.cooldownMsMax) {
-    errors.cooldown_ms = `The cool-down is a whole number of ms above 0 and at most ${RULE_LIMITS.cooldownMsMax / DAY} days`;
+    errors.cooldown_ms = `The cool-down must be above 0 and at most ${RULE_LIMITS.cooldownMsMax / DAY} days (whole milliseconds)`;
   }
   if (rule.webhook_url !== null) {
     const u = rule.webhook_url;
