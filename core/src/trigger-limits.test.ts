@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SNOOZE_LIMITS, TRIGGER_KINDS, TRIGGER_PARAM_SPECS, checkParam, checkRuleForm, snoozeEnd, type ParamSpec } from './trigger-limits.js';
+import { SNOOZE_LIMITS, TRIGGER_KINDS, TRIGGER_PARAM_SPECS, checkParam, checkRuleForm, snoozeEnd, type ParamSpec, type RuleForm } from './trigger-limits.js';
 import { TRIGGER_PARAMS, triggerRuleInputSchema } from './triggers.js';
 
 /** The dashboard's checks (trigger-limits.ts) and the server's zod schemas must refuse the same values. */
@@ -32,8 +32,8 @@ test('every parameter bound: checkParam agrees with the server schema', () => {
 });
 
 test('checkRuleForm refuses what the rule schema refuses', () => {
-  const ok = { rule_id: 'r1', campaign_id: null, kind: 'fatigue', params: {}, cooldown_ms: 60_000, enabled: true, webhook_url: null };
-  const cases: [Partial<typeof ok> & Record<string, unknown>, string | null][] = [
+  const ok: RuleForm = { rule_id: 'r1', campaign_id: null, kind: 'fatigue', params: {}, cooldown_ms: 60_000, enabled: true, webhook_url: null };
+  const cases: [Partial<RuleForm>, string | null][] = [
     [{}, null],
     [{ rule_id: '-bad' }, 'rule_id'],
     [{ rule_id: 'x'.repeat(129) }, 'rule_id'],
@@ -49,7 +49,7 @@ test('checkRuleForm refuses what the rule schema refuses', () => {
     [{ params: { fraction: 1 } }, 'params.fraction'],
   ];
   for (const [change, field] of cases) {
-    const form = { ...ok, ...change } as typeof ok;
+    const form: RuleForm = { ...ok, ...change };
     const errors = checkRuleForm(form);
     const server = triggerRuleInputSchema.safeParse({ ...form, tenant_id: 't' });
     const serverOk = server.success && TRIGGER_PARAMS.fatigue.safeParse(form.params).success;
