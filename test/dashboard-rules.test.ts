@@ -212,6 +212,27 @@ describe('trigger rules in a browser', { skip: !hasChromium && `${CHROMIUM} not 
     await card.locator('[data-testid=snooze-apply]').click();
     await card.locator('[data-testid=snoozed-badge]').waitFor();
     assert.match((await card.locator('[data-testid=snooze-until]').textContent()) ?? '', /in (2 h 59 min|3 h 0 min)/);
+
+    // Edit: the form opens with the rule's values; a changed cool-down is saved, the snooze stays.
+    await card.locator('[data-testid=rule-edit]').click();
+    await editor.waitFor();
+    assert.equal(await page.locator('[data-testid=rule-id]').isDisabled(), true, 'the id of a rule is not edited');
+    assert.equal(await page.locator('[data-testid=rule-cooldown]').inputValue(), '60');
+    assert.equal(await page.locator('[data-param=factor]').inputValue(), '3');
+    await page.fill('[data-testid=rule-cooldown]', '120');
+    await page.locator('[data-testid=rule-save]').click();
+    await editor.waitFor({ state: 'detached' });
+    await card.getByText(/cool-down 2 h 0 min/).waitFor();
+    const edited = ((await (await app.request(T, `/v1/triggers/rules?tenant_id=${T}`)).json()) as { rules: { rule_id: string; cooldown_ms: number; snoozes: unknown[] }[] }).rules.find((r) => r.rule_id === 'spike-ui')!;
+    assert.deepEqual([edited.cooldown_ms, edited.snoozes.length], [7_200_000, 1]);
+
+    // Delete, confirmed in place.
+    const twinRow = page.locator('[data-testid=rules-panel] li[data-rule=spike-twin]');
+    await twinRow.locator('[data-testid=rule-delete]').click();
+    await twinRow.locator('[data-testid=rule-delete-yes]').click();
+    await twinRow.waitFor({ state: 'detached' });
+    const left = ((await (await app.request(T, `/v1/triggers/rules?tenant_id=${T}`)).json()) as { rules: { rule_id: string }[] }).rules.map((r) => r.rule_id);
+    assert.deepEqual(left, ['spike-ui']);
     assert.deepEqual(errors, []);
   });
 
