@@ -129,7 +129,7 @@ test('a snoozed rule does not fire while the snooze runs, and fires once when it
     h.advance(5 * MIN);
   }
   assert.equal(h.store.firings.length, 0, 'nothing fires inside the snooze');
-  assert.equal(h.engine.totals.snoozed, 5);
+  assert.equal(h.engine.snoozedDecisions, 5);
   // 25 min in; 5 more and the snooze has ended (the clock, not a timer, says so).
   h.advance(5 * MIN);
   await h.settle('ad1', h.holds);

@@ -104,6 +104,8 @@ const MAX_CAMPAIGNS_PER_TENANT = 10_000;
 
 export class TriggerEngine {
   private readonly clock: () => number;
+  /** Fire decisions a snooze held back (a held condition counts once per evaluation). */
+  snoozedDecisions = 0;
   private readonly reader: LiveReader;
   private byTenant = new Map<string, StoredRule[]>();
   private readonly parsed = new WeakMap<StoredRule, Record<string, unknown>>();
@@ -120,7 +122,7 @@ export class TriggerEngine {
   private running: Promise<void> | undefined;
   private stopping = false;
   readonly dispatcher: WebhookDispatcher;
-  readonly totals = { evaluations: 0, fired: 0, suppressed: 0, links: 0, snoozed: 0 };
+  readonly totals = { evaluations: 0, fired: 0, suppressed: 0, links: 0 };
   private readonly metrics: { fired: Counter<'kind'>; suppressed: Counter<string>; seconds: Histogram<string> };
 
   constructor(private readonly options: TriggerEngineOptions) {
@@ -346,7 +348,7 @@ export class TriggerEngine {
     if (st.fired || st.count < p.debounce_evals || now - st.since < p.debounce_ms) return;
     // Snoozed: no firing and no claim; the episode stays armed, so it fires once the snooze ends if the condition still holds.
     if ((await this.options.snoozes?.covering(tenant, rule.rule_id, campaign, row.id, now)) != null) {
-      this.totals.snoozed++;
+      this.snoozedDecisions++;
       return;
     }
     st.fired = true;
