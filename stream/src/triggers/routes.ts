@@ -131,14 +131,15 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
 
   app.put('/v1/triggers/rules/:rule_id/snooze', { config: { scope: 'admin' }, schema: { params: ruleParams } }, async (req) => {
     const { rule_id } = req.params as { rule_id: string };
+    const principal = principalOf(req);
+    // The tenant first: a key naming another tenant is refused (403) whatever else the body says.
+    const tenant = actingTenant(principal, claimedTenant(req.body));
     const parsed = triggerSnoozeInputSchema.safeParse(req.body ?? {});
     if (!parsed.success) {
       const i = parsed.error.issues[0]!;
       throw new BadRequestError('invalid_snooze', `${i.path.join('.') || 'snooze'}: ${i.message}`);
     }
     const input = parsed.data;
-    const principal = principalOf(req);
-    const tenant = actingTenant(principal, input.tenant_id);
     const now = clock();
     const end = snoozeEnd(input, now);
     if ('error' in end) throw new BadRequestError('invalid_snooze', end.error);
@@ -174,13 +175,13 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
     { config: { scope: 'admin' }, schema: { params: { type: 'object', required: ['firing_id'], properties: { firing_id: ID } } } },
     async (req) => {
       const { firing_id } = req.params as { firing_id: string };
+      const principal = principalOf(req);
+      const tenant = actingTenant(principal, claimedTenant(req.body));
       const parsed = triggerAckInputSchema.safeParse(req.body ?? {});
       if (!parsed.success) {
         const i = parsed.error.issues[0]!;
         throw new BadRequestError('invalid_ack', `${i.path.join('.') || 'ack'}: ${i.message}`);
       }
-      const principal = principalOf(req);
-      const tenant = actingTenant(principal, parsed.data.tenant_id);
       const [firing] = await deps.store.log(tenant, { firingId: firing_id, limit: 1 });
       if (!firing) throw new BadRequestError('not_found', `no firing ${firing_id}`, 404);
       if (firing.acknowledged) throw new BadRequestError('already_acknowledged', `acknowledged by ${firing.acknowledged.by} at ${new Date(firing.acknowledged.at).toISOString()}`, 409);
@@ -221,6 +222,12 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
       };
     },
   );
+}
+
+/** The tenant_id a body claims, if it names one as text (the schema checks its form after). */
+function claimedTenant(body: unknown): string | undefined {
+  const t = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as { tenant_id?: unknown }).tenant_id : undefined;
+  return typeof t === 'string' ? t : undefined;
 }
 
 function publicSnooze(s: StoredSnooze): TriggerSnooze {
