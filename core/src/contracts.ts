@@ -33,6 +33,9 @@ export const TABLES = {
   triggerFirings: 'trigger_firings',
   triggerDeliveries: 'trigger_deliveries',
   triggerLinks: 'trigger_links',
+  /** Snoozes of rules (ReplacingMergeTree by version, `deleted` marks an un-snooze) and acknowledgements of firings. */
+  triggerSnoozes: 'trigger_snoozes',
+  triggerAcks: 'trigger_acks',
   /** Inference (inference/src/predict, workers): feature vectors, scores, occlusion maps, trained models and the active one. */
   assetFeatures: 'asset_features',
   assetScores: 'asset_scores',

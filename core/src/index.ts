@@ -6,6 +6,7 @@ export * from './random.js';
 export * from './contracts.js';
 export * from './assets.js';
 export * from './triggers.js';
+export { ACK_LIMITS, RULE_LIMITS, SNOOZE_LIMITS, TRIGGER_ID_RE, TRIGGER_PARAM_SPECS, checkParam, checkRuleForm, snoozeEnd, type ParamSpec, type RuleForm } from './trigger-limits.js';
 export * from './log.js';
 export * from './metrics.js';
 export type * from './bus/types.js';

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { attributionSchema } from './assets.js';
+import { ACK_LIMITS, RULE_LIMITS, SNOOZE_LIMITS, TRIGGER_ID_RE, TRIGGER_KINDS, TRIGGER_PARAM_SPECS, type TriggerKind } from './trigger-limits.js';
 
 /**
  * Trigger contracts: the rules the live role evaluates (stored in ClickHouse, edited over
@@ -8,16 +9,28 @@ import { attributionSchema } from './assets.js';
  * on the fan-out subject SUBJECTS.variantRequests(tenant) and to signed webhooks.
  */
 
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/);
+const id = z.string().regex(TRIGGER_ID_RE);
 
-export const TRIGGER_KINDS = ['fatigue', 'underperformance', 'velocity_spike', 'tie_anomaly'] as const;
-export type TriggerKind = (typeof TRIGGER_KINDS)[number];
+export { TRIGGER_KINDS, type TriggerKind };
 
-const fraction = z.number().gt(0).lt(1);
-const positiveMs = z.number().int().positive().max(30 * 24 * 3_600_000);
+type NumberSpec = { type: 'number' | 'int'; min?: number; max?: number; gt?: number; lt?: number; default: number };
+
+/** A zod number from a ParamSpec (trigger-limits.ts): the dashboard checks the same bounds. */
+function numberParam(s: NumberSpec) {
+  let n = z.number();
+  if (s.type === 'int') n = n.int();
+  if (s.min !== undefined) n = n.min(s.min);
+  if (s.max !== undefined) n = n.max(s.max);
+  if (s.gt !== undefined) n = n.gt(s.gt);
+  if (s.lt !== undefined) n = n.lt(s.lt);
+  return n.default(s.default);
+}
+function enumParam<const V extends readonly [string, ...string[]]>(s: { values: V; default: V[number] }) {
+  return z.enum(s.values).default(s.default as never);
+}
 
 /**
- * Per-kind parameters, every one with a default, so `params: {}` is a usable rule.
+ * Per-kind parameters (bounds and defaults in trigger-limits.ts), every one with a default, so `params: {}` is a usable rule.
  *   fatigue           the decay fit's rate is below `fraction` x its fitted peak, or is forecast to be within `within_ms`
  *   underperformance  the engagement rate is significantly below the prediction (assets.scores) or the campaign median
  *   velocity_spike    the last minute's engagements are `factor` x the recent baseline (Poisson test)
@@ -25,37 +38,38 @@ const positiveMs = z.number().int().positive().max(30 * 24 * 3_600_000);
  * Common: `min_impressions` (window trials before judging), `alpha` (test level), `debounce_evals` and
  * `debounce_ms` (the condition must hold that many consecutive evaluations AND that long).
  */
+const P = TRIGGER_PARAM_SPECS;
 const common = {
-  min_impressions: z.number().int().nonnegative().max(1e12).default(200),
-  alpha: z.number().gt(0).lt(0.5).default(0.01),
-  debounce_evals: z.number().int().min(1).max(1000).default(2),
-  debounce_ms: z.number().int().nonnegative().max(24 * 3_600_000).default(0),
+  min_impressions: numberParam(P.fatigue.min_impressions),
+  alpha: numberParam(P.fatigue.alpha),
+  debounce_evals: numberParam(P.fatigue.debounce_evals),
+  debounce_ms: numberParam(P.fatigue.debounce_ms),
 };
 export const fatigueParamsSchema = z.object({
   ...common,
-  fraction: fraction.default(0.5),
-  within_ms: z.number().int().nonnegative().max(30 * 24 * 3_600_000).default(0),
-  min_events: z.number().int().min(1).max(1e9).default(30),
+  fraction: numberParam(P.fatigue.fraction),
+  within_ms: numberParam(P.fatigue.within_ms),
+  min_events: numberParam(P.fatigue.min_events),
 });
 export const underperformanceParamsSchema = z.object({
   ...common,
-  versus: z.enum(['predicted', 'campaign_median']).default('campaign_median'),
-  window: z.enum(['15m', '1h', '24h']).default('1h'),
+  versus: enumParam(P.underperformance.versus),
+  window: enumParam(P.underperformance.window),
   /** Fire only when the rate is at least this far (relative) below the reference. */
-  margin: z.number().min(0).lt(1).default(0.2),
+  margin: numberParam(P.underperformance.margin),
 });
 export const velocitySpikeParamsSchema = z.object({
   ...common,
-  factor: z.number().gt(1).max(1e6).default(3),
+  factor: numberParam(P.velocity_spike.factor),
   /** Engagements in the last minute below this never count as a spike. */
-  min_per_min: z.number().nonnegative().max(1e9).default(20),
+  min_per_min: numberParam(P.velocity_spike.min_per_min),
 });
 export const tieAnomalyParamsSchema = z.object({
   ...common,
-  window: z.enum(['15m', '1h', '24h']).default('1h'),
-  factor: z.number().gt(1).max(1e6).default(2),
+  window: enumParam(P.tie_anomaly.window),
+  factor: numberParam(P.tie_anomaly.factor),
   /** Other ads of the master (with data) needed before the comparison means anything. */
-  min_other_ads: z.number().int().min(1).max(10_000).default(1),
+  min_other_ads: numberParam(P.tie_anomaly.min_other_ads),
 });
 export type FatigueParams = z.infer<typeof fatigueParamsSchema>;
 export type UnderperformanceParams = z.infer<typeof underperformanceParamsSchema>;
@@ -76,17 +90,17 @@ export const triggerRuleInputSchema = z.object({
   campaign_id: id.nullable().default(null),
   kind: z.enum(TRIGGER_KINDS),
   params: z.record(z.string(), z.unknown()).default({}),
-  cooldown_ms: positiveMs.default(6 * 3_600_000),
+  cooldown_ms: z.number().int().positive().max(RULE_LIMITS.cooldownMsMax).default(RULE_LIMITS.cooldownMsDefault),
   enabled: z.boolean().default(true),
   webhook_url: z
     .string()
     .url()
-    .max(2048)
+    .max(RULE_LIMITS.webhookUrlMax)
     .refine((u) => /^https?:\/\//i.test(u), 'webhook_url must be http(s)')
     .nullable()
     .default(null),
   /** HMAC key for the webhook signature (16-256 characters); generated when a webhook has none. */
-  webhook_secret: z.string().min(16).max(256).optional(),
+  webhook_secret: z.string().min(RULE_LIMITS.webhookSecretMin).max(RULE_LIMITS.webhookSecretMax).optional(),
 });
 export type TriggerRuleInput = z.input<typeof triggerRuleInputSchema>;
 
@@ -102,6 +116,52 @@ export interface TriggerRule {
   webhook_url: string | null;
   webhook_secret_set: boolean;
   updated_at: number;
+}
+
+/**
+ * A snooze (PUT /v1/triggers/rules/:rule_id/snooze): the rule does not fire (nor send webhooks) until
+ * `until` (epoch ms) or for `for_ms`, for the whole rule or only for one asset or one campaign.
+ */
+export const triggerSnoozeInputSchema = z
+  .object({
+    tenant_id: id.optional(),
+    until: z.number().int().optional(),
+    for_ms: z.number().int().positive().max(SNOOZE_LIMITS.maxMs).optional(),
+    asset_id: id.optional(),
+    campaign_id: id.optional(),
+    note: z.string().max(SNOOZE_LIMITS.noteMax).optional(),
+  })
+  .strict()
+  .refine((s) => (s.until === undefined) !== (s.for_ms === undefined), 'give exactly one of until (epoch ms) and for_ms')
+  .refine((s) => s.asset_id === undefined || s.campaign_id === undefined, 'snooze one asset or one campaign, not both');
+
+export interface TriggerSnooze {
+  rule_id: string;
+  /** Both null: the whole rule is snoozed. */
+  asset_id: string | null;
+  campaign_id: string | null;
+  until: number;
+  note: string | null;
+  /** The API key that snoozed it (null with auth off). */
+  by: string | null;
+  created_at: number;
+}
+
+/** An acknowledgement of a firing (POST /v1/triggers/firings/:firing_id/ack): someone has seen it. */
+export const triggerAckInputSchema = z
+  .object({
+    tenant_id: id.optional(),
+    /** Who, as a person would say it; the key id is recorded as well. */
+    by: z.string().trim().min(1).max(ACK_LIMITS.byMax).optional(),
+    note: z.string().max(ACK_LIMITS.noteMax).optional(),
+  })
+  .strict();
+
+export interface TriggerAck {
+  by: string;
+  key_id: string | null;
+  at: number;
+  note: string | null;
 }
 
 /** Validates a rule's params for its kind; returns them with defaults filled in. */

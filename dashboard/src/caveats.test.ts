@@ -154,3 +154,16 @@ describe('shareable campaign URLs and CSV export', () => {
     assert.equal(csvCell(null), '');
   });
 });
+
+describe('durations', () => {
+  test('hours and minutes never read "60 min": 2 h 59.9 min is 3 h 0 min', async () => {
+    const { fmtDuration } = await import('../app/src/lib/format.ts');
+    const MIN = 60_000;
+    assert.equal(fmtDuration(3 * 60 * MIN - 3_000), '3 h 0 min');
+    assert.equal(fmtDuration(2 * 60 * MIN + 59 * MIN), '2 h 59 min');
+    assert.equal(fmtDuration(90 * MIN), '1 h 30 min');
+    assert.equal(fmtDuration(36 * 60 * MIN - 1_000), '1.5 d');
+    assert.equal(fmtDuration(6 * 60 * MIN), '6 h 0 min');
+    for (let ms = 90 * MIN; ms < 36 * 60 * MIN; ms += 7_919) assert.doesNotMatch(fmtDuration(ms), /\b60 min/, String(ms));
+  });
+});

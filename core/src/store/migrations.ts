@@ -404,6 +404,40 @@ export const MIGRATIONS: Migration[] = [
       `ALTER TABLE ${db}.${TABLES.apiKeys} ADD COLUMN IF NOT EXISTS origins Array(String) AFTER placements`,
     ],
   },
+  {
+    version: 14,
+    name: 'trigger snoozes and acknowledgements',
+    statements: (db) => [
+      /*
+       * A snooze per (rule, target): target_kind '' is the whole rule, 'asset' / 'campaign' one of
+       * them. The latest version wins; `deleted` = 1 is an un-snooze. Expired rows stay (reads filter
+       * on `until`) and are replaced by the next snooze of the same target.
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.triggerSnoozes} (
+        tenant_id String,
+        rule_id String,
+        target_kind LowCardinality(String),
+        target_id String,
+        until DateTime64(3, 'UTC'),
+        note String,
+        snoozed_by String,
+        created_at DateTime64(3, 'UTC'),
+        version UInt64,
+        deleted UInt8
+      ) ENGINE = ReplacingMergeTree(version, deleted)
+      ORDER BY (tenant_id, rule_id, target_kind, target_id)`,
+      /* One acknowledgement per firing (the API refuses a second; reads take the earliest of any that raced). */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.triggerAcks} (
+        tenant_id String,
+        firing_id String,
+        acked_by String,
+        key_id String,
+        note String,
+        acked_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree
+      ORDER BY (tenant_id, firing_id)`,
+    ],
+  },
 ];
 
 /** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */

@@ -33,6 +33,7 @@ import { decaySeries, type EntitySnapshot } from '../live/state.js';
 import { parseTie } from '../live/ties.js';
 import { fatigue, tieAnomaly, underMedian, underPredicted, velocitySpike, type Peer, type Verdict } from './evaluate.js';
 import { EgressPolicy } from './egress.js';
+import type { SnoozeCheck } from './snooze.js';
 import type { StoredRule, TriggerStore } from './store.js';
 import { WebhookDispatcher } from './webhooks.js';
 
@@ -79,6 +80,8 @@ export interface TriggerEngineOptions {
   clock?: () => number;
   /** Where webhooks may go; default: a policy from settings.webhook.egress with the system resolver. */
   egress?: EgressPolicy;
+  /** Snoozed rules (snooze.ts) do not fire; absent = nothing is ever snoozed. */
+  snoozes?: SnoozeCheck;
 }
 
 interface Debounce {
@@ -101,6 +104,8 @@ const MAX_CAMPAIGNS_PER_TENANT = 10_000;
 
 export class TriggerEngine {
   private readonly clock: () => number;
+  /** Fire decisions a snooze held back (a held condition counts once per evaluation). */
+  snoozedDecisions = 0;
   private readonly reader: LiveReader;
   private byTenant = new Map<string, StoredRule[]>();
   private readonly parsed = new WeakMap<StoredRule, Record<string, unknown>>();
@@ -341,6 +346,11 @@ export class TriggerEngine {
     st.count++;
     st.clear = 0;
     if (st.fired || st.count < p.debounce_evals || now - st.since < p.debounce_ms) return;
+    // Snoozed: no firing and no claim; the episode stays armed, so it fires once the snooze ends if the condition still holds.
+    if ((await this.options.snoozes?.covering(tenant, rule.rule_id, campaign, row.id, now)) != null) {
+      this.snoozedDecisions++;
+      return;
+    }
     st.fired = true;
     const firingId = ulid(now);
     const claim = `${this.options.keys.prefix}:trig:${hotToken(tenant)}:${hotToken(rule.rule_id)}:${hotToken(row.id)}`;

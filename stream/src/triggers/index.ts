@@ -6,14 +6,16 @@ import { LiveReader } from '../live/reader.js';
 import { EgressPolicy, type ResolveHost } from './egress.js';
 import { TriggerEngine } from './engine.js';
 import { registerTriggerRoutes } from './routes.js';
+import { Snoozes } from './snooze.js';
 import { TriggerStore } from './store.js';
 
 export { TriggerEngine, hintsOf, type TriggerEngineOptions } from './engine.js';
-export { TriggerStore, type TriggerStoreOptions, type StoredRule, type FiringLogEntry, type DeliveryRow, type LinkRow } from './store.js';
+export { TriggerStore, type TriggerStoreOptions, type StoredRule, type StoredSnooze, type FiringLogEntry, type DeliveryRow, type LinkRow } from './store.js';
 export { WebhookDispatcher, type WebhookOptions } from './webhooks.js';
 export { EgressPolicy, EgressRefusedError, deniedRange, type EgressSettings, type ResolveHost } from './egress.js';
 export { SecretBox, isSealed } from './secrets.js';
 export { registerTriggerRoutes, type TriggerRoutesDeps } from './routes.js';
+export { Snoozes, latestEnd, type SnoozeCheck } from './snooze.js';
 export * as conditions from './evaluate.js';
 
 export interface TriggersDeps {
@@ -53,6 +55,8 @@ export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers
       'TRIGGERS_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach loopback and private addresses (development and tests only)',
     );
   }
+  // Snoozes are read by the engine from hot state (any process's writes at once); the store's survive a restart.
+  const snoozes = new Snoozes(deps.hot, deps.keys.prefix, store);
   let engine: TriggerEngine | undefined;
   let producer: BusProducer | undefined;
   if (config.triggers.enabled) {
@@ -71,14 +75,18 @@ export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers
       processId: randomUUID(),
       log,
       egress,
+      snoozes,
       ...(deps.registry ? { registry: deps.registry } : {}),
     });
+    // Before the first evaluation: a snooze made before this process started is honoured from the start.
+    await snoozes.load();
   }
   await registerTriggerRoutes(deps.app, {
     store,
     engine,
     reader: new LiveReader(deps.hot, deps.keys, config.events.liveLateMs, ci, config.live.fatigueFraction),
     egress,
+    snoozes,
   });
   await engine?.start();
   return {

@@ -1,10 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { BadRequestError, actingTenant, parseTriggerParams, principalOf, triggerRuleInputSchema, type TriggerRule } from '@afterglow/core';
+import {
+  BadRequestError,
+  SNOOZE_LIMITS,
+  actingTenant,
+  parseTriggerParams,
+  principalOf,
+  snoozeEnd,
+  triggerAckInputSchema,
+  triggerRuleInputSchema,
+  triggerSnoozeInputSchema,
+  type TriggerAck,
+  type TriggerRule,
+  type TriggerSnooze,
+} from '@afterglow/core';
 import type { LiveReader } from '../live/reader.js';
 import type { EgressPolicy } from './egress.js';
 import type { TriggerEngine } from './engine.js';
-import type { StoredRule, TriggerStore } from './store.js';
+import type { Snoozes } from './snooze.js';
+import type { StoredRule, StoredSnooze, TriggerStore } from './store.js';
 
 export interface TriggerRoutesDeps {
   store: TriggerStore;
@@ -13,18 +27,23 @@ export interface TriggerRoutesDeps {
   reader: LiveReader;
   /** Webhook URLs are checked (and their hosts resolved) against it before a rule is saved. */
   egress: EgressPolicy;
+  snoozes: Snoozes;
   clock?: () => number;
 }
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
 
 /**
- * The triggers API (live role), see /tmp/afterglow-api-spec.md "Triggers":
+ * The triggers API (live role), see /tmp/afterglow-api-spec.md "Triggers". Rules are listed with their running snoozes.
  *   GET    /v1/triggers/rules?tenant_id[&campaign_id]           read
  *   PUT    /v1/triggers/rules/:rule_id                           admin, body = Rule (+ webhook_secret, write-only);
  *                                                                a webhook_url the egress policy refuses: 422 webhook_*
  *   DELETE /v1/triggers/rules/:rule_id?tenant_id                 admin
- *   GET    /v1/triggers/log?tenant_id[&campaign_id][&limit]      read
+ *   PUT    /v1/triggers/rules/:rule_id/snooze                    admin, body { until | for_ms, asset_id? | campaign_id?, note? }:
+ *                                                                the rule (for that asset / campaign only) does not fire until then
+ *   DELETE /v1/triggers/rules/:rule_id/snooze?tenant_id[&asset_id|&campaign_id]   admin: un-snooze
+ *   GET    /v1/triggers/log?tenant_id[&campaign_id][&limit]      read; each firing's `acknowledged` (null or who, when, note)
+ *   POST   /v1/triggers/firings/:firing_id/ack                   admin, body { by?, note? }: 409 already_acknowledged the second time
  *   GET    /v1/triggers/firings/:firing_id?tenant_id             read: one firing, the replaced creative's live
  *                                                                metrics next to its new variants' (the closed loop)
  */
@@ -37,8 +56,11 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
     async (req) => {
       const q = req.query as { tenant_id?: string; campaign_id?: string };
       const tenant = actingTenant(principalOf(req), q.tenant_id);
-      const rules = await deps.store.rules({ tenant, ...(q.campaign_id !== undefined ? { campaign: q.campaign_id } : {}) });
-      return { rules: rules.map(publicRule) };
+      const [rules, snoozes] = await Promise.all([
+        deps.store.rules({ tenant, ...(q.campaign_id !== undefined ? { campaign: q.campaign_id } : {}) }),
+        deps.store.snoozes({ tenant, activeAt: clock() }),
+      ]);
+      return { rules: rules.map((r) => ({ ...publicRule(r), snoozes: snoozes.filter((s) => s.rule_id === r.rule_id).map(publicSnooze) })) };
     },
   );
 
@@ -93,8 +115,79 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
       const { rule_id } = req.params as { rule_id: string };
       const tenant = actingTenant(principalOf(req), (req.query as { tenant_id?: string }).tenant_id);
       if (!(await deps.store.deleteRule(tenant, rule_id, clock()))) return reply.code(404).send({ error: 'not_found', message: `no rule ${rule_id}` });
+      await deps.snoozes.removeAll(tenant, rule_id);
       await deps.engine?.refreshRules().catch(() => undefined);
       return { deleted: rule_id };
+    },
+  );
+
+  const ruleParams = { type: 'object', required: ['rule_id'], properties: { rule_id: ID } } as const;
+  const ruleOf = async (tenant: string, ruleId: string): Promise<StoredRule> => {
+    const [rule] = await deps.store.rules({ tenant, ruleId });
+    // Another tenant's rule reads as absent: nothing says it exists.
+    if (!rule) throw new BadRequestError('not_found', `no rule ${ruleId}`, 404);
+    return rule;
+  };
+
+  app.put('/v1/triggers/rules/:rule_id/snooze', { config: { scope: 'admin' }, schema: { params: ruleParams } }, async (req) => {
+    const { rule_id } = req.params as { rule_id: string };
+    const principal = principalOf(req);
+    // The tenant first: a key naming another tenant is refused (403) whatever else the body says.
+    const tenant = actingTenant(principal, claimedTenant(req.body));
+    const parsed = triggerSnoozeInputSchema.safeParse(req.body ?? {});
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      throw new BadRequestError('invalid_snooze', `${i.path.join('.') || 'snooze'}: ${i.message}`);
+    }
+    const input = parsed.data;
+    const now = clock();
+    const end = snoozeEnd(input, now);
+    if ('error' in end) throw new BadRequestError('invalid_snooze', end.error);
+    await ruleOf(tenant, rule_id);
+    const target = { asset_id: input.asset_id ?? null, campaign_id: input.campaign_id ?? null };
+    const running = await deps.store.snoozes({ tenant, ruleId: rule_id, activeAt: now });
+    const replaces = running.some((s) => s.asset_id === target.asset_id && s.campaign_id === target.campaign_id);
+    if (!replaces && running.length >= SNOOZE_LIMITS.perRuleMax) {
+      throw new BadRequestError('too_many_snoozes', `a rule has at most ${SNOOZE_LIMITS.perRuleMax} running snoozes; snooze the whole rule instead`, 422);
+    }
+    const snooze: StoredSnooze = { tenant_id: tenant, rule_id, ...target, until: end.until, note: input.note ?? null, by: principal?.keyId ?? null, created_at: now };
+    await deps.snoozes.put(snooze);
+    return { snooze: publicSnooze(snooze) };
+  });
+
+  app.delete(
+    '/v1/triggers/rules/:rule_id/snooze',
+    { config: { scope: 'admin' }, schema: { params: ruleParams, querystring: { type: 'object', additionalProperties: false, properties: { tenant_id: ID, asset_id: ID, campaign_id: ID } } } },
+    async (req) => {
+      const { rule_id } = req.params as { rule_id: string };
+      const q = req.query as { tenant_id?: string; asset_id?: string; campaign_id?: string };
+      if (q.asset_id !== undefined && q.campaign_id !== undefined) throw new BadRequestError('invalid_snooze', 'un-snooze one asset or one campaign, not both');
+      const tenant = actingTenant(principalOf(req), q.tenant_id);
+      await ruleOf(tenant, rule_id);
+      const target = { asset_id: q.asset_id ?? null, campaign_id: q.campaign_id ?? null };
+      if (!(await deps.snoozes.remove(tenant, rule_id, target))) throw new BadRequestError('not_found', `rule ${rule_id} has no running snooze for that target`, 404);
+      return { unsnoozed: { rule_id, ...target } };
+    },
+  );
+
+  app.post(
+    '/v1/triggers/firings/:firing_id/ack',
+    { config: { scope: 'admin' }, schema: { params: { type: 'object', required: ['firing_id'], properties: { firing_id: ID } } } },
+    async (req) => {
+      const { firing_id } = req.params as { firing_id: string };
+      const principal = principalOf(req);
+      const tenant = actingTenant(principal, claimedTenant(req.body));
+      const parsed = triggerAckInputSchema.safeParse(req.body ?? {});
+      if (!parsed.success) {
+        const i = parsed.error.issues[0]!;
+        throw new BadRequestError('invalid_ack', `${i.path.join('.') || 'ack'}: ${i.message}`);
+      }
+      const [firing] = await deps.store.log(tenant, { firingId: firing_id, limit: 1 });
+      if (!firing) throw new BadRequestError('not_found', `no firing ${firing_id}`, 404);
+      if (firing.acknowledged) throw new BadRequestError('already_acknowledged', `acknowledged by ${firing.acknowledged.by} at ${new Date(firing.acknowledged.at).toISOString()}`, 409);
+      const ack: TriggerAck = { by: parsed.data.by ?? principal?.keyId ?? 'anonymous', key_id: principal?.keyId ?? null, at: clock(), note: parsed.data.note || null };
+      await deps.store.putAck(tenant, firing_id, ack);
+      return { firing_id, acknowledged: ack };
     },
   );
 
@@ -129,6 +222,17 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
       };
     },
   );
+}
+
+/** The tenant_id a body claims, if it names one as text (the schema checks its form after). */
+function claimedTenant(body: unknown): string | undefined {
+  const t = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as { tenant_id?: unknown }).tenant_id : undefined;
+  return typeof t === 'string' ? t : undefined;
+}
+
+function publicSnooze(s: StoredSnooze): TriggerSnooze {
+  const { tenant_id: _tenant, ...rest } = s;
+  return rest;
 }
 
 function publicRule(r: StoredRule): TriggerRule {

@@ -1,4 +1,4 @@
-import { TABLES, TRIGGER_KINDS, type Logger, type Store, type TriggerKind, type TriggerRule, type VariantRequest } from '@afterglow/core';
+import { TABLES, TRIGGER_KINDS, type Logger, type Store, type TriggerAck, type TriggerKind, type TriggerRule, type TriggerSnooze, type VariantRequest } from '@afterglow/core';
 import { SecretBox, isSealed } from './secrets.js';
 
 /**
@@ -50,6 +50,20 @@ export interface FiringLogEntry {
   deliveries: { target: string; status: string; attempts: number; last_error: string | null; http_status: number | null; at: number }[];
   /** New variants tied to the same master after this firing: the creatives that replace this one. */
   replaced_by: { asset_id: string; registered_at: number | null; tied_at: number }[];
+  /** Who acknowledged it (POST /v1/triggers/firings/:id/ack), null while nobody has. */
+  acknowledged: TriggerAck | null;
+}
+
+/** A snooze as stored, with its tenant. */
+export interface StoredSnooze extends TriggerSnooze {
+  tenant_id: string;
+}
+
+/** The (kind, id) of a snooze's target as the table keys it. */
+export function snoozeTarget(s: { asset_id: string | null; campaign_id: string | null }): { kind: '' | 'asset' | 'campaign'; id: string } {
+  if (s.asset_id !== null) return { kind: 'asset', id: s.asset_id };
+  if (s.campaign_id !== null) return { kind: 'campaign', id: s.campaign_id };
+  return { kind: '', id: '' };
 }
 
 interface RuleRow {
@@ -279,6 +293,95 @@ export class TriggerStore {
     return (await rs.json<{ firing_id: string; asset_id: string; fired_ms: string | number }>()).map((r) => ({ firing_id: r.firing_id, asset_id: r.asset_id, fired_at: Number(r.fired_ms) }));
   }
 
+  async putSnooze(s: StoredSnooze): Promise<void> {
+    const target = snoozeTarget(s);
+    await this.store.client.insert({
+      table: this.t(TABLES.triggerSnoozes),
+      format: 'JSONEachRow',
+      values: [
+        {
+          tenant_id: s.tenant_id,
+          rule_id: s.rule_id,
+          target_kind: target.kind,
+          target_id: target.id,
+          until: s.until,
+          note: s.note ?? '',
+          snoozed_by: s.by ?? '',
+          created_at: s.created_at,
+          version: this.version(s.created_at),
+          deleted: 0,
+        },
+      ],
+    });
+  }
+
+  /** Ends a snooze now; false when there was none (or it had ended). */
+  async deleteSnooze(tenant: string, ruleId: string, target: { asset_id: string | null; campaign_id: string | null }, now: number): Promise<boolean> {
+    const existing = (await this.snoozes({ tenant, ruleId, activeAt: now })).find((s) => s.asset_id === target.asset_id && s.campaign_id === target.campaign_id);
+    if (!existing) return false;
+    const t = snoozeTarget(target);
+    await this.store.client.insert({
+      table: this.t(TABLES.triggerSnoozes),
+      format: 'JSONEachRow',
+      values: [{ tenant_id: tenant, rule_id: ruleId, target_kind: t.kind, target_id: t.id, until: now, note: '', snoozed_by: '', created_at: now, version: this.version(now), deleted: 1 }],
+    });
+    return true;
+  }
+
+  /** Snoozes still running at `activeAt` (FINAL: the latest of each target, un-snoozed ones gone), optionally of one tenant / rule. */
+  async snoozes(filter: { tenant?: string; ruleId?: string; activeAt: number }): Promise<StoredSnooze[]> {
+    const where = ['deleted = 0', 'until > fromUnixTimestamp64Milli({at:Int64})'];
+    const params: Record<string, string | number> = { at: filter.activeAt };
+    if (filter.tenant !== undefined) {
+      where.push('tenant_id = {tenant:String}');
+      params.tenant = filter.tenant;
+    }
+    if (filter.ruleId !== undefined) {
+      where.push('rule_id = {rule:String}');
+      params.rule = filter.ruleId;
+    }
+    const rs = await this.store.client.query({
+      query: `SELECT tenant_id, rule_id, target_kind, target_id, toUnixTimestamp64Milli(until) AS until_ms, note, snoozed_by,
+                     toUnixTimestamp64Milli(created_at) AS created_ms
+              FROM ${this.t(TABLES.triggerSnoozes)} FINAL WHERE ${where.join(' AND ')} ORDER BY tenant_id, rule_id, target_kind, target_id`,
+      query_params: params,
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<{ tenant_id: string; rule_id: string; target_kind: string; target_id: string; until_ms: string | number; note: string; snoozed_by: string; created_ms: string | number }>();
+    return rows.map((r) => ({
+      tenant_id: r.tenant_id,
+      rule_id: r.rule_id,
+      asset_id: r.target_kind === 'asset' ? r.target_id : null,
+      campaign_id: r.target_kind === 'campaign' ? r.target_id : null,
+      until: Number(r.until_ms),
+      note: r.note || null,
+      by: r.snoozed_by || null,
+      created_at: Number(r.created_ms),
+    }));
+  }
+
+  async putAck(tenant: string, firingId: string, ack: TriggerAck): Promise<void> {
+    await this.store.client.insert({
+      table: this.t(TABLES.triggerAcks),
+      format: 'JSONEachRow',
+      values: [{ tenant_id: tenant, firing_id: firingId, acked_by: ack.by, key_id: ack.key_id ?? '', note: ack.note ?? '', acked_at: ack.at }],
+    });
+  }
+
+  /** The acknowledgements of some firings of a tenant, by firing id (the earliest of each). */
+  async acks(tenant: string, firingIds: string[]): Promise<Map<string, TriggerAck>> {
+    if (firingIds.length === 0) return new Map();
+    const rs = await this.store.client.query({
+      query: `SELECT firing_id, argMin(acked_by, acked_at) AS who, argMin(key_id, acked_at) AS key, argMin(note, acked_at) AS text,
+                     toUnixTimestamp64Milli(min(acked_at)) AS at
+              FROM ${this.t(TABLES.triggerAcks)} WHERE tenant_id = {tenant:String} AND firing_id IN {ids:Array(String)} GROUP BY firing_id`,
+      query_params: { tenant, ids: firingIds },
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<{ firing_id: string; who: string; key: string; text: string; at: string | number }>();
+    return new Map(rows.map((r) => [r.firing_id, { by: r.who, key_id: r.key || null, at: Number(r.at), note: r.text || null }]));
+  }
+
   /** The firings log, newest first, with each target's latest delivery state and the variants that replaced the creative. */
   async log(tenant: string, options: { campaign?: string; firingId?: string; limit: number }): Promise<FiringLogEntry[]> {
     const where = ['tenant_id = {tenant:String}'];
@@ -313,7 +416,7 @@ export class TriggerStore {
     }>();
     if (firings.length === 0) return [];
     const ids = firings.map((f) => f.firing_id);
-    const [deliveries, links] = await Promise.all([
+    const [deliveries, links, acks] = await Promise.all([
       this.store.client
         .query({
           query: `SELECT firing_id, target, max(attempt) AS attempts,
@@ -335,6 +438,7 @@ export class TriggerStore {
           format: 'JSONEachRow',
         })
         .then((r) => r.json<{ firing_id: string; new_asset_id: string; registered_at: string | number | null; tied_at: string | number }>()),
+      this.acks(tenant, ids),
     ]);
     return firings.map((f) => {
       let numbers: Record<string, number | string | null> = {};
@@ -367,6 +471,7 @@ export class TriggerStore {
         replaced_by: links
           .filter((l) => l.firing_id === f.firing_id)
           .map((l) => ({ asset_id: l.new_asset_id, registered_at: l.registered_at === null ? null : Number(l.registered_at), tied_at: Number(l.tied_at) })),
+        acknowledged: acks.get(f.firing_id) ?? null,
       };
     });
   }

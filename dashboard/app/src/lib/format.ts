@@ -44,8 +44,10 @@ export function fmtDuration(ms: number): string {
   if (s < 90) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
   const m = s / 60;
   if (m < 90) return `${m < 10 ? m.toFixed(1) : Math.round(m)} min`;
+  // Whole minutes first, so 2 h 59.9 min reads "3 h 0 min", not "2 h 60 min".
+  const mins = Math.round(m);
+  if (mins < 36 * 60) return `${Math.floor(mins / 60)} h ${mins % 60} min`;
   const h = m / 60;
-  if (h < 36) return `${Math.floor(h)} h ${Math.round(m - Math.floor(h) * 60)} min`;
   return `${(h / 24).toFixed(1)} d`;
 }
 
