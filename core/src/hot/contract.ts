@@ -172,6 +172,7 @@ export function runHotStateContract(open: (t: TestContext) => Promise<HotStatePa
   contract('zrange orders by score then member, with inclusive and negative indices', async ({ a, b, key }) => {
     const z = key('z');
     assert.deepEqual(await a.zrange(z, 0, -1), []);
+    assert.equal(await a.zcard(z), 0);
     await a.zadd(z, [
       { member: 'c', score: 1 },
       { member: 'a', score: 1 },
@@ -186,6 +187,7 @@ export function runHotStateContract(open: (t: TestContext) => Promise<HotStatePa
       { member: 'a', score: 1 },
     ]);
     assert.equal(await members(0, -1), 'dabce');
+    assert.equal(await b.zcard(z), 5);
     assert.equal(await members(1, 2), 'ab');
     assert.equal(await members(-2, -1), 'ce');
     assert.equal(await members(-100, 1), 'da');

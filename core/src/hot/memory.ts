@@ -112,6 +112,13 @@ export class MemoryHotState implements HotState {
     return options.reverse ? out.reverse() : out;
   }
 
+  async zcard(key: string): Promise<number> {
+    const entry = this.entry(key);
+    if (!entry) return 0;
+    if (entry.type !== 'zset') throw wrongType(key);
+    return entry.zset.size;
+  }
+
   async zrem(key: string, members: string[]): Promise<number> {
     const entry = this.entry(key);
     if (!entry) return 0;

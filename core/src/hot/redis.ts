@@ -138,6 +138,10 @@ export class RedisHotState implements HotState {
     return out;
   }
 
+  async zcard(key: string): Promise<number> {
+    return reply(this.redis.zcard(key));
+  }
+
   async zrem(key: string, members: string[]): Promise<number> {
     return members.length === 0 ? 0 : reply(this.redis.zrem(key, ...members));
   }

@@ -22,6 +22,8 @@ export interface HotState {
   /** Members by rank, highest score first when `reverse`. `stop` is inclusive, -1 = last. */
   zrange(key: string, start: number, stop: number, options?: { reverse?: boolean }): Promise<{ member: string; score: number }[]>;
   zrem(key: string, members: string[]): Promise<number>;
+  /** How many members the sorted set holds (0 when absent). */
+  zcard(key: string): Promise<number>;
 
   /**
    * Token bucket (per-key rate limits shared by processes), atomic: the bucket at `key` refills

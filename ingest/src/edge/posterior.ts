@@ -7,13 +7,14 @@ import {
   offsetAfter,
   payloadDigest,
   validateBusEvent,
+  TenantLru,
+  type EvictReason,
   type Bus,
   type BusConsumer,
   type DeliveredBatch,
   type EventLimits,
   type Logger,
 } from '@afterglow/core';
-import { TenantLru, type EvictReason } from './tenant-lru.js';
 
 /**
  * What the edge decides with: per (tenant, placement, asset), impressions and engagements

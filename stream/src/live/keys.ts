@@ -11,6 +11,8 @@
  *   <prefix>:<tenant>:m:<master>:parts          zset
  *   <prefix>:<tenant>:m:<master>:ads            zset: ads tied to the master, by last activity
  *   <prefix>:<tenant>:tie:<ad>                  string: {"m": master | null, "at": decided_at}
+ *   <prefix>:<tenant>:q:a:p<n> / q:c:p<n>        zset: the tenant's live assets / campaigns on partition n, by last activity (quotas)
+ *   <prefix>:<tenant>:eid:<fingerprint>         string: payload digest of the first copy of an event id (cross-partition first write wins)
  *   <prefix>:<tenant>:fresh                     hash: per aggregator member, "newest received_at,events in the last minute,written at"
  *   <prefix>:off:<scope>:<group>:<topic>:<n>    string: next offset of partition n applied to the above
  *   <prefix>:dd:<scope>:<group>:<n>:<bucket>     string: events of partition n counted in that arrival bucket (DedupWindow)
@@ -48,6 +50,16 @@ export class LiveKeys {
 
   masterAds(tenant: string, master: string): string {
     return `${this.base(tenant)}:m:${hotToken(master)}:ads`;
+  }
+
+  /** The tenant's live assets (or campaigns) on one partition, counted against its quota. */
+  quota(kind: 'asset' | 'campaign', tenant: string, partition: number): string {
+    return `${this.base(tenant)}:q:${kind === 'asset' ? 'a' : 'c'}:p${partition}`;
+  }
+
+  /** Who first used an event id (its fingerprint, see core dedup.ts) among the partitions. */
+  eventClaim(tenant: string, fingerprint: number): string {
+    return `${this.base(tenant)}:eid:${fingerprint.toString(36)}`;
   }
 
   freshness(tenant: string): string {
