@@ -10,6 +10,13 @@ export interface HotState {
   set(key: string, value: string, ttlMs?: number): Promise<void>;
   /** Set only if absent; true when this call set it (dedup markers, leases). */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Set-if-absent for many fields at once, in two hashes (consecutive time buckets): for each
+   * [field, value], the value `previous` or `current` already holds for the field, or null when this
+   * call stored it in `current`. A `current` this call creates expires after `ttlMs`. Atomic per
+   * call. On Redis Cluster both keys must share a hash slot (a `{...}` tag).
+   */
+  claimFields(current: string, previous: string, entries: readonly (readonly [field: string, value: string])[], ttlMs: number): Promise<(string | null)[]>;
   del(keys: string[]): Promise<number>;
   expire(key: string, ttlMs: number): Promise<boolean>;
 

@@ -554,30 +554,41 @@ export class LiveAggregator {
 
   /**
    * First write wins across partitions: an id re-used for another asset goes to that asset's
-   * partition, where this partition's window cannot see it. Each event claims (tenant, event_id)
-   * in hot state with its payload digest for the dedup window; a copy finding another digest there
-   * is a conflict and leaves the batch (in place: `events` and `counted` stay aligned). A claim
-   * holding our own digest is ours (a replay after a crash, or a batch redelivered).
+   * partition, where this partition's window cannot see it. Each event claims its fingerprint in
+   * hot state with its payload digest for the dedup window (a hash per tenant and window, one
+   * round trip per tenant and batch); a copy finding another digest there is a conflict and leaves
+   * the batch (in place: `events` and `counted` stay aligned). A claim holding our own digest is
+   * ours (a replay after a crash, or a batch redelivered).
    */
   private async claim(events: EngagementEvent[], counted: [number, number, number][]): Promise<void> {
     if (this.partitionCount === 1) return;
-    const { hot } = this.options;
-    const ttl = this.options.limits.dedupWindowMs;
-    const keys = events.map((e, i) => this.keys.eventClaim(e.tenant_id, counted[i]![0]));
-    const won = await Promise.all(keys.map((key, i) => hot.setIfAbsent(key, String(counted[i]![1]), ttl)));
-    const lost = won.flatMap((ok, i) => (ok ? [] : [i]));
-    if (lost.length === 0) return;
-    const held = await hot.mget(lost.map((i) => keys[i]!));
+    const windowMs = this.options.limits.dedupWindowMs;
+    // One call per (tenant, arrival bucket of one window): a claim is looked for in its bucket and
+    // the one before, so it is seen for at least a window; buckets expire two windows on.
+    const groups = new Map<string, { tenant: string; bucket: number; at: number[] }>();
+    events.forEach((e, i) => {
+      const bucket = Math.floor(counted[i]![2] / windowMs);
+      const id = `${bucket}:${e.tenant_id}`;
+      let g = groups.get(id);
+      if (!g) groups.set(id, (g = { tenant: e.tenant_id, bucket, at: [] }));
+      g.at.push(i);
+    });
     const conflicts = new Set<number>();
-    lost.forEach((i, j) => {
-      const h = held[j];
-      if (h === null || h === undefined || h === String(counted[i]![1])) return;
-      conflicts.add(i);
+    await Promise.all(
+      [...groups.values()].map(async ({ tenant, bucket, at }) => {
+        const entries = at.map((i) => [counted[i]![0].toString(36), String(counted[i]![1])] as const);
+        const held = await this.options.hot.claimFields(this.keys.eventClaims(tenant, bucket), this.keys.eventClaims(tenant, bucket - 1), entries, 2 * windowMs + MINUTE);
+        at.forEach((i, j) => {
+          if (held[j] !== null && held[j] !== entries[j]![1]) conflicts.add(i);
+        });
+      }),
+    );
+    for (const i of conflicts) {
       const e = events[i]!;
       this.totals.duplicates++;
       this.metrics.skipped.inc({ reason: 'conflicting_duplicate' });
       this.options.log.warn({ tenant: e.tenant_id, event_id: e.event_id, asset: e.asset_id }, 'event id re-used with other content (another asset); the first one counts');
-    });
+    }
     if (conflicts.size === 0) return;
     let w = 0;
     for (let r = 0; r < events.length; r++) {
