@@ -144,6 +144,8 @@ class Entity {
   metaDirty = false;
   pins = 0;
   lastEventAt = 0;
+  /** When its entry in the tenant's quota set was last written (refreshed hourly, not every flush). */
+  quotaAt = 0;
 
   constructor(
     readonly key: string,
@@ -513,10 +515,18 @@ export class LiveAggregator {
       events.push(e);
     }
     const next = BigInt(batch.records[batch.records.length - 1]!.offset) + 1n;
-    if (events.length > 0) await this.claim(events, counted);
-    if (events.length > 0 && this.quotaOn) await this.loadQuotas(ps, events);
-
-    const pinned = events.length > 0 ? await this.ensureFor(events, partition) : [];
+    // Side by side (round trips to hot state): the claims drop conflicting copies from `events`,
+    // whose entities are then loaded for nothing (they are unpinned below like the others).
+    let pinned: Entity[] = [];
+    if (events.length > 0) {
+      const [loaded, ...rest] = await Promise.allSettled([this.ensureFor(events.slice(), partition), this.claim(events, counted), this.quotaOn ? this.loadQuotas(ps, events.slice()) : undefined]);
+      if (loaded.status === 'fulfilled') pinned = loaded.value;
+      const failed = [loaded, ...rest].find((r) => r.status === 'rejected');
+      if (failed) {
+        for (const e of pinned) e.pins--;
+        throw failed.reason;
+      }
+    }
     let applied = 0;
     try {
       if (this.stopping) return;
@@ -1142,9 +1152,11 @@ export class LiveAggregator {
           ops.push({ op: 'zadd', key: ads, member: e.id, score: e.lastEventAt || now }, { op: 'expire', key: ads, ttlMs: ttl });
         }
       }
-      if (e.kind !== 'master' && this.quotaOn && e.n > 0) {
+      if (e.kind !== 'master' && this.quotaOn && e.n > 0 && now - e.quotaAt >= HOUR) {
+        // Its score only has to stay within the hash's TTL (which has an hour to spare) for the prune.
         const quota = this.keys.quota(e.kind, e.tenant, e.partition);
-        ops.push({ op: 'zadd', key: quota, member: e.id, score: e.lastEventAt || now }, { op: 'expire', key: quota, ttlMs: ttl });
+        ops.push({ op: 'zadd', key: quota, member: e.id, score: now }, { op: 'expire', key: quota, ttlMs: ttl });
+        e.quotaAt = now;
       }
       if (e.kind !== 'asset') {
         const parts = this.keys.parts(e.kind, e.tenant, e.id);
