@@ -132,7 +132,8 @@ function quotaScenario(label: string, env: () => Env | undefined): void {
       assert.equal(await postAll(running.url, flood, 5000), flood.length);
       const refused = async () => metric('afterglow_live_quota_refused_total');
       // Every flood event was looked at: counted or refused (a refused asset's later events are refused too).
-      await eventually(async () => ((await metric('afterglow_live_events_applied_total')) + (await metric('afterglow_live_events_skipped_total', { reason: 'tenant_quota' })) >= base.length + flood.length ? true : undefined), 60_000, 200);
+      const looked = async () => (await metric('afterglow_live_events_applied_total')) + (await metric('afterglow_live_events_skipped_total', { reason: 'tenant_quota' }));
+      await eventually(async () => ((await looked()) >= base.length + flood.length ? true : undefined), 60_000, 200);
       assert.ok((await refused()) > 0, 'the flood was refused past the quota');
       // The hostile tenant's debounce states churn within its own quota.
       await eventually(async () => ((await metric('afterglow_trigger_tracked_evicted_total', { map: 'debounce', reason: 'tenant' })) > 0 ? true : undefined), 30_000, 100);
@@ -160,7 +161,8 @@ function quotaScenario(label: string, env: () => Env | undefined): void {
       for (const [id, counts] of expected) assert.deepEqual(await live(victim, id === campaign ? 'campaigns' : 'assets', id), counts, id);
       console.log(
         `[quotas ${label}] ${flood.length} flood events over ${ids} assets: ${await refused()} refused live, ${liveAssets} assets and ${liveCampaigns} campaign shares live in hot state, ` +
-          `${aggregator.entityCount} entities in memory (hostile ${aggregator.entitiesOf(hostile)}, victim ${victimHeld}), heap ${((process.memoryUsage().heapUsed - heapBefore) / 1e6).toFixed(1)} MB more than before the flood`,
+          `${aggregator.entityCount} entities in memory (hostile ${aggregator.entitiesOf(hostile)}, victim ${victimHeld}), ` +
+          `heap ${((process.memoryUsage().heapUsed - heapBefore) / 1e6).toFixed(1)} MB more than before the flood`,
       );
 
       // The victim's trigger still fires while the attacker's states churn: its debounce needs 4

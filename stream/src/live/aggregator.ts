@@ -69,8 +69,9 @@ import { Buckets, DIRTY_FLUSH, DIRTY_PUBLISH, KIND_INDEX, windowLayout, type Lay
  * rows, and receivers merge rows by maximum (counts only grow), so a repeat changes nothing.
  *
  * An id re-used for another asset lands on another partition, out of reach of that window: the
- * first partition to see an id claims it in hot state (set-if-absent, the payload's digest, for
- * the dedup window), and a copy whose digest differs from the claim is a conflict everywhere.
+ * first partition to see an id claims it in hot state (its payload digest, set-if-absent in a hash
+ * per tenant and window-long bucket, see claim()), and a copy whose digest differs from the claim
+ * is a conflict on every partition.
  *
  * Memory: entities are held in an LRU map of at most `maxEntities`; clean ones (already flushed)
  * are evicted and reloaded from hot state when an event needs them again. Consumption waits for a
@@ -643,7 +644,8 @@ export class LiveAggregator {
       if ((this.quotaWarned.get(e.tenant_id) ?? 0) < now - MINUTE) {
         if (this.quotaWarned.size >= 10_000) this.quotaWarned.clear();
         this.quotaWarned.set(e.tenant_id, now);
-        this.options.log.warn({ tenant: e.tenant_id, partition: ps.partition, kind: refused, assets: q.assets, campaigns: q.campaigns }, 'tenant past its live quota; events of new ids are stored but not counted live');
+        const at = { tenant: e.tenant_id, partition: ps.partition, kind: refused, assets: q.assets, campaigns: q.campaigns };
+        this.options.log.warn(at, 'tenant past its live quota; events of new ids are stored but not counted live');
       }
       return false;
     }
@@ -1231,7 +1233,9 @@ function createMetrics(registry: Registry | undefined, entities: () => number, d
     applied: new Counter({ name: 'afterglow_live_events_applied_total', help: 'Events counted in live windows', registers }),
     skipped: new Counter({
       name: 'afterglow_live_events_skipped_total',
-      help: 'Events not counted live: replayed (already in hot state), duplicate (a re-sent event id), conflicting_duplicate (a re-used id with other content), late, invalid, expired (older than every window), tenant_quota (a new asset or campaign past the tenant\'s live quota)',
+      help:
+        'Events not counted live: replayed (already in hot state), duplicate (a re-sent event id), conflicting_duplicate (a re-used id with other content), ' +
+        "late, invalid, expired (older than every window), tenant_quota (a new asset or campaign past the tenant's live quota)",
       labelNames: ['reason'],
       registers,
     }),
