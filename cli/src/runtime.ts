@@ -229,6 +229,8 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
         flushMs: settings.flushMs,
         publishMs: settings.publishMs,
         maxEntities: settings.maxEntities,
+        quotas: { entitiesPerTenant: settings.maxEntitiesPerTenant, assetsPerTenant: settings.maxAssetsPerTenant, campaignsPerTenant: settings.maxCampaignsPerTenant },
+        partitions: config.bus.partitions,
         tiesSweepMs: settings.tiesSweepMs,
         registry,
         // Ties and (when the log cannot replay them) the last day's windows come back from the store on start.

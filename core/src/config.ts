@@ -238,6 +238,9 @@ const envSchema = z.object({
   LIVE_FLUSH_MS: int(500, 10, 60_000),
   LIVE_PUBLISH_MS: int(25, 1, 10_000),
   LIVE_MAX_ENTITIES: int(20_000, 100),
+  LIVE_MAX_ENTITIES_PER_TENANT: int(10_000, 10),
+  LIVE_MAX_ASSETS_PER_TENANT: int(100_000, 1),
+  LIVE_MAX_CAMPAIGNS_PER_TENANT: int(10_000, 1),
   LIVE_TIES_SWEEP_MS: int(60_000, 1_000),
   LIVE_WS_MAX_UPDATES_PER_SEC: int(10, 1, 1000),
   LIVE_WS_COALESCE_BYTES: int(64 * 1024, 1024),
@@ -258,6 +261,7 @@ const envSchema = z.object({
   TRIGGERS_RULES_REFRESH_MS: int(5_000, 100, 3_600_000),
   TRIGGERS_MAX_ASSETS_PER_CAMPAIGN: int(500, 1, 100_000),
   TRIGGERS_MAX_TRACKED: int(50_000, 100),
+  TRIGGERS_MAX_TRACKED_PER_TENANT: int(10_000, 10),
   TRIGGERS_WEBHOOK_TIMEOUT_MS: int(5_000, 100, 120_000),
   TRIGGERS_WEBHOOK_MAX_ATTEMPTS: int(8, 1, 100),
   TRIGGERS_WEBHOOK_BACKOFF_MS: int(1_000, 1, 3_600_000),
@@ -459,6 +463,8 @@ export interface TriggerSettings {
   maxAssetsPerCampaign: number;
   /** (rule, asset) debounce states and latest scores kept in memory at most. */
   maxTracked: number;
+  /** The same, per tenant: a tenant past it loses its own least recently touched entries. */
+  maxTrackedPerTenant: number;
   webhook: {
     timeoutMs: number;
     maxAttempts: number;
@@ -514,6 +520,15 @@ export interface LiveSettings {
   publishMs: number;
   /** Entities (assets, campaign/master partials) held in aggregator memory; clean ones beyond it are evicted. */
   maxEntities: number;
+  /** Of those, one tenant holds at most this many; past it (or past maxEntities) the largest tenant's go first. */
+  maxEntitiesPerTenant: number;
+  /**
+   * Distinct assets a tenant may have live (in hot state, active within the last day); events of
+   * further assets are stored but not counted live. Split evenly over the events topic's partitions.
+   */
+  maxAssetsPerTenant: number;
+  /** Distinct campaigns a tenant may have live on each partition (a campaign has a share per partition). */
+  maxCampaignsPerTenant: number;
   tiesSweepMs: number;
   ws: {
     maxUpdatesPerSec: number;
@@ -798,6 +813,9 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       flushMs: e.LIVE_FLUSH_MS,
       publishMs: e.LIVE_PUBLISH_MS,
       maxEntities: e.LIVE_MAX_ENTITIES,
+      maxEntitiesPerTenant: e.LIVE_MAX_ENTITIES_PER_TENANT,
+      maxAssetsPerTenant: e.LIVE_MAX_ASSETS_PER_TENANT,
+      maxCampaignsPerTenant: e.LIVE_MAX_CAMPAIGNS_PER_TENANT,
       tiesSweepMs: e.LIVE_TIES_SWEEP_MS,
       ws: {
         maxUpdatesPerSec: e.LIVE_WS_MAX_UPDATES_PER_SEC,
@@ -820,6 +838,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       rulesRefreshMs: e.TRIGGERS_RULES_REFRESH_MS,
       maxAssetsPerCampaign: e.TRIGGERS_MAX_ASSETS_PER_CAMPAIGN,
       maxTracked: e.TRIGGERS_MAX_TRACKED,
+      maxTrackedPerTenant: e.TRIGGERS_MAX_TRACKED_PER_TENANT,
       webhook: {
         timeoutMs: e.TRIGGERS_WEBHOOK_TIMEOUT_MS,
         maxAttempts: e.TRIGGERS_WEBHOOK_MAX_ATTEMPTS,

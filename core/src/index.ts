@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './dedup.js';
+export * from './tenant-lru.js';
 export * from './random.js';
 export * from './contracts.js';
 export * from './assets.js';

@@ -37,9 +37,10 @@ export interface SinkOptions {
   /** ...or when the oldest buffered row has waited this long. */
   batchMaxMs: number;
   /**
-   * Independent flush pipelines, partition % lanes. A duplicate of an event always arrives on the
-   * same partition (keyed by asset_id), so lanes never race on one event id; running them
-   * concurrently lets one lane's insert overlap another's dedup query. Default 2.
+   * Independent flush pipelines, partition % lanes. A retry of an event arrives on the same
+   * partition (keyed by asset_id); an id re-used for another asset may not, and the lanes claim
+   * what they insert (see `inflight`). Running them concurrently lets one lane's insert overlap
+   * another's dedup query. Default 2.
    */
   lanes?: number;
   /**
@@ -74,6 +75,8 @@ interface Pending {
    * views' targets, which keep their own dedup window (migration 9), add only what they lack.
    */
   fresh?: RawRow[];
+  /** Keys of `fresh`, held in the sink's in-flight set until the insert lands or is given up. */
+  claimed?: string[];
 }
 
 export interface FlushReport {
@@ -96,6 +99,14 @@ export class EventSink {
   private consumer: BusConsumer | undefined;
   private dlqProducer: BusProducer | undefined;
   private readonly lanes: Lane[];
+  /**
+   * Keys (tenant, event_id) of rows a lane decided to insert and has not yet seen land. Lanes flush
+   * concurrently: without this, an id re-used on a partition of another lane could pass both
+   * lanes' existence lookups before either insert lands, and both copies would be stored (the
+   * rollups counting the id twice). Checked and claimed synchronously after the lookup: the first
+   * lane to claim a key inserts it, the others drop their copy.
+   */
+  private readonly inflight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private readonly metrics: ReturnType<typeof createSinkMetrics>;
@@ -204,7 +215,10 @@ export class EventSink {
     lane.pending = emptyPending();
     const stopTimer = this.metrics.flushSeconds.startTimer();
     try {
-      const report = await this.retry('flush', () => this.write(batch), Infinity);
+      const report = await this.retry('flush', () => this.write(batch), Infinity).finally(() => {
+        // Landed (later lookups find the rows), or given up (the records are redelivered).
+        for (const k of batch.claimed ?? []) this.inflight.delete(k);
+      });
       // A commit can fail for good when a rebalance moved the partition away; the rows are already
       // durable, and the new owner's redelivery is absorbed by dedup, so giving up is safe.
       await this.retry('commit', () => this.consumer!.commit([...batch.offsets.values()]), 5).catch((err) =>
@@ -230,7 +244,9 @@ export class EventSink {
     if (!batch.fresh) {
       const unique = dedupeWithinBatch(batch.rows);
       const existing = await this.events.existingKeys(unique);
-      batch.fresh = existing.size === 0 ? unique : unique.filter((r) => !existing.has(rawRowKey(r)));
+      batch.fresh = unique.filter((r) => !existing.has(rawRowKey(r)) && !this.inflight.has(rawRowKey(r)));
+      batch.claimed = batch.fresh.map(rawRowKey);
+      for (const k of batch.claimed) this.inflight.add(k);
     }
     const fresh = batch.fresh;
     if (fresh.length > 0) {

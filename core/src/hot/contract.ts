@@ -130,6 +130,26 @@ export function runHotStateContract(open: (t: TestContext) => Promise<HotStatePa
     assert.equal(await b.get(lease), 'next');
   });
 
+  contract('claimFields: the first value for a field wins, in either bucket; a created bucket expires', async ({ a, b, key }) => {
+    const [cur, prev, next] = [key('claims:2'), key('claims:1'), key('claims:3')];
+    assert.deepEqual(await a.claimFields(prev, key('claims:0'), [['x', '1']], 60_000), [null]);
+    assert.deepEqual(
+      await b.claimFields(cur, prev, [
+        ['x', '2'],
+        ['y', '3'],
+        ['y', '4'],
+      ], 200),
+      ['1', null, '3'],
+    );
+    const concurrent = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).claimFields(cur, prev, [['z', String(i)]], 200)));
+    assert.equal(concurrent.filter(([v]) => v === null).length, 1, 'one caller claims z');
+    assert.deepEqual(await a.claimFields(next, cur, [['y', '9']], 60_000), ['3']);
+    // Once `cur` (created with a 200 ms TTL) expires, what it held can be claimed again.
+    await eventually(async () => ((await b.claimFields(next, cur, [['z', 'late']], 60_000))[0] === null ? true : undefined), 3_000, 20);
+    await a.set(key('claims:str'), 'v');
+    await assert.rejects(a.claimFields(cur, key('claims:str'), [['q', '1']], 1000));
+  });
+
   contract('hset and hgetall store every value as a string', async ({ a, b, key }) => {
     const h = key('h');
     assert.deepEqual(await a.hgetall(h), {});
@@ -172,6 +192,7 @@ export function runHotStateContract(open: (t: TestContext) => Promise<HotStatePa
   contract('zrange orders by score then member, with inclusive and negative indices', async ({ a, b, key }) => {
     const z = key('z');
     assert.deepEqual(await a.zrange(z, 0, -1), []);
+    assert.equal(await a.zcard(z), 0);
     await a.zadd(z, [
       { member: 'c', score: 1 },
       { member: 'a', score: 1 },
@@ -186,6 +207,7 @@ export function runHotStateContract(open: (t: TestContext) => Promise<HotStatePa
       { member: 'a', score: 1 },
     ]);
     assert.equal(await members(0, -1), 'dabce');
+    assert.equal(await b.zcard(z), 5);
     assert.equal(await members(1, 2), 'ab');
     assert.equal(await members(-2, -1), 'ce');
     assert.equal(await members(-100, 1), 'da');

@@ -112,6 +112,13 @@ export class MemoryHotState implements HotState {
     return options.reverse ? out.reverse() : out;
   }
 
+  async zcard(key: string): Promise<number> {
+    const entry = this.entry(key);
+    if (!entry) return 0;
+    if (entry.type !== 'zset') throw wrongType(key);
+    return entry.zset.size;
+  }
+
   async zrem(key: string, members: string[]): Promise<number> {
     const entry = this.entry(key);
     if (!entry) return 0;
@@ -135,6 +142,23 @@ export class MemoryHotState implements HotState {
     fields.set('at', String(now));
     this.expireNow(key, bucketTtl(bucket, tokens));
     return { ok, retryAfterMs: ok ? 0 : Math.ceil(((need - tokens) * 1000) / bucket.perSec) };
+  }
+
+  async claimFields(current: string, previous: string, entries: readonly (readonly [string, string])[], ttlMs: number): Promise<(string | null)[]> {
+    const ms = ttl(ttlMs);
+    const before = this.entry(previous);
+    if (before && before.type !== 'hash') throw wrongType(previous);
+    const created = !this.entry(current);
+    const fields = this.hash(current);
+    const out = entries.map(([field, value]) => {
+      const held = before?.fields.get(field) ?? fields.get(field);
+      if (held !== undefined) return held;
+      fields.set(field, value);
+      return null;
+    });
+    if (fields.size === 0) this.delNow(current);
+    else if (created) this.expireNow(current, ms);
+    return out;
   }
 
   async acquireSlot(key: string, member: string, limit: number, ttlMs: number): Promise<boolean> {

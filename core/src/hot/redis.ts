@@ -28,6 +28,20 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - math.min(tokens, capacity))
 return {ok, retry}`;
 
 /** KEYS[1] slots hash (member -> expiry ms); ARGV member, limit, ttlMs. Returns 1 when held. */
+/** KEYS: current, previous; ARGV: ttl ms, then field, value pairs. Replies the held value or false (nil) per pair. */
+const CLAIM_FIELDS = `
+local out = {}
+for i = 2, #ARGV - 1, 2 do
+  local held = redis.call('HGET', KEYS[2], ARGV[i])
+  if not held then
+    if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 0 then held = redis.call('HGET', KEYS[1], ARGV[i]) end
+  end
+  out[#out + 1] = held
+end
+if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return out
+`;
+
 const ACQUIRE_SLOT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -138,6 +152,10 @@ export class RedisHotState implements HotState {
     return out;
   }
 
+  async zcard(key: string): Promise<number> {
+    return reply(this.redis.zcard(key));
+  }
+
   async zrem(key: string, members: string[]): Promise<number> {
     return members.length === 0 ? 0 : reply(this.redis.zrem(key, ...members));
   }
@@ -147,6 +165,12 @@ export class RedisHotState implements HotState {
     checkBucket(bucket, cost);
     const [ok, retry] = (await reply(this.redis.eval(TAKE_TOKENS, 1, key, bucket.capacity, bucket.perSec, cost))) as [number, number];
     return { ok: ok === 1, retryAfterMs: Number(retry) };
+  }
+
+  async claimFields(current: string, previous: string, entries: readonly (readonly [string, string])[], ttlMs: number): Promise<(string | null)[]> {
+    if (entries.length === 0) return [];
+    const replied = (await reply(this.redis.eval(CLAIM_FIELDS, 2, current, previous, ttl(ttlMs), ...entries.flat()))) as (string | null)[];
+    return entries.map((_, i) => replied[i] ?? null);
   }
 
   async acquireSlot(key: string, member: string, limit: number, ttlMs: number): Promise<boolean> {

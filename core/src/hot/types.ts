@@ -10,6 +10,13 @@ export interface HotState {
   set(key: string, value: string, ttlMs?: number): Promise<void>;
   /** Set only if absent; true when this call set it (dedup markers, leases). */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Set-if-absent for many fields at once, in two hashes (consecutive time buckets): for each
+   * [field, value], the value `previous` or `current` already holds for the field, or null when this
+   * call stored it in `current`. A `current` this call creates expires after `ttlMs`. Atomic per
+   * call. On Redis Cluster both keys must share a hash slot (a `{...}` tag).
+   */
+  claimFields(current: string, previous: string, entries: readonly (readonly [field: string, value: string])[], ttlMs: number): Promise<(string | null)[]>;
   del(keys: string[]): Promise<number>;
   expire(key: string, ttlMs: number): Promise<boolean>;
 
@@ -22,6 +29,8 @@ export interface HotState {
   /** Members by rank, highest score first when `reverse`. `stop` is inclusive, -1 = last. */
   zrange(key: string, start: number, stop: number, options?: { reverse?: boolean }): Promise<{ member: string; score: number }[]>;
   zrem(key: string, members: string[]): Promise<number>;
+  /** How many members the sorted set holds (0 when absent). */
+  zcard(key: string): Promise<number>;
 
   /**
    * Token bucket (per-key rate limits shared by processes), atomic: the bucket at `key` refills

@@ -7,13 +7,14 @@ import {
   offsetAfter,
   payloadDigest,
   validateBusEvent,
+  TenantLru,
+  type EvictReason,
   type Bus,
   type BusConsumer,
   type DeliveredBatch,
   type EventLimits,
   type Logger,
 } from '@afterglow/core';
-import { TenantLru, type EvictReason } from './tenant-lru.js';
 
 /**
  * What the edge decides with: per (tenant, placement, asset), impressions and engagements
@@ -243,7 +244,7 @@ export class PlacementPosteriors {
   }
 
   /** Feed from the bus: engagement.events with a placement, and assets.scores predictions. */
-  consume(bus: Bus, groupId: string, limits: EventLimits, log: Logger): BusConsumer {
+  consume(bus: Bus, groupId: string, limits: EventLimits, log: Logger, onSkipped?: (reason: 'duplicate' | 'conflicting_duplicate') => void): BusConsumer {
     // A group of this process alone, re-read from the beginning on every start: it commits as it
     // goes all the same, or the in-process log would retain every event for it and refuse intake.
     const consumer = bus.consumer({ groupId, topics: [TOPICS.events, TOPICS.assetsScores], fromBeginning: true, ephemeral: true });
@@ -282,7 +283,14 @@ export class PlacementPosteriors {
           const e = v.event;
           const fingerprint = eventFingerprint(e.tenant_id, e.event_id);
           const digest = payloadDigest(e);
-          if (seen.verdict(fingerprint, digest) !== 'new') continue;
+          // One window for every partition this process reads: an id re-used for another asset
+          // (another partition) is a conflict here too, and the first copy read counts.
+          const verdict = seen.verdict(fingerprint, digest);
+          if (verdict !== 'new') {
+            onSkipped?.(verdict === 'retry' ? 'duplicate' : 'conflicting_duplicate');
+            if (verdict === 'conflict') log.warn({ tenant: e.tenant_id, event_id: e.event_id, asset: e.asset_id }, 'edge: event id re-used with other content; the first one counts');
+            continue;
+          }
           seen.add(fingerprint, digest, r.timestamp);
           this.add(e.tenant_id, e.placement!, e.asset_id, e.kind, Math.min(e.occurred_at, e.received_at), false);
           touched.add(this.get(e.tenant_id, e.placement!)!);

@@ -609,7 +609,13 @@ export async function startEdge(deps: EdgeDeps): Promise<RunningEdge> {
   const log = deps.log.child({ component: 'edge' });
   const hot = await createHotState(config.hot);
   const posteriors = new PlacementPosteriors(settings);
-  const consumer: BusConsumer = posteriors.consume(deps.bus, `${settings.groupId}-${randomUUID()}`, config.events, log);
+  const skipped = new Counter({
+    name: 'afterglow_edge_events_skipped_total',
+    help: 'Events the edge posteriors left out as copies of an event id already counted: duplicate (a retry), conflicting_duplicate (a re-used id with other content; the first counts)',
+    labelNames: ['reason'],
+    registers: deps.registry ? [deps.registry] : [],
+  });
+  const consumer: BusConsumer = posteriors.consume(deps.bus, `${settings.groupId}-${randomUUID()}`, config.events, log, (reason) => skipped.inc({ reason }));
   const hub = new EdgeHub({
     intake: deps.intake,
     hot,

@@ -8,6 +8,7 @@ import {
   createHotState,
   createLogger,
   encodeEvent,
+  partitionForKey,
   ulid,
   type Bus,
   type EngagementEvent,
@@ -237,5 +238,80 @@ test('aggregator: memory stays bounded: clean entities are evicted and reloaded 
     assert.deepEqual((await r.reader.assetMetrics(tenant, id, Date.now()))!.windows['24h'].counts, expected.get(id), id);
   }
   assert.deepEqual((await r.reader.campaignMetrics(tenant, 'c4', Date.now()))!.windows['24h'].counts, expected.get('c4'));
+  await a.stop();
+});
+
+test('aggregator: a tenant inventing asset ids is held to its quotas; another tenant keeps its entities and counts', async () => {
+  const r = await rig();
+  const victim = uniqueName('victim');
+  const hostile = uniqueName('hostile');
+  const a = new LiveAggregator({ ...r.options, maxEntities: 200, flushMs: 50, quotas: { entitiesPerTenant: 100, assetsPerTenant: 400, campaignsPerTenant: 3 } });
+  await a.start();
+  const expected = new Map<string, Counts>();
+  await produce(r.bus, events(80, victim, 'v1', 20, expected));
+  await eventually(() => (a.totals.applied === 80 ? true : undefined), 10_000, 10);
+  await a.flush();
+  const victimHeld = a.entitiesOf(victim);
+  assert.ok(victimHeld >= 20, `victim entities held: ${victimHeld}`);
+  // 3000 events, each a new asset (and 5 campaigns, over a quota of 3 a partition).
+  const now = Date.now();
+  const flood = Array.from({ length: 3000 }, (_, i) => ({
+    event_id: ulid(),
+    tenant_id: hostile,
+    campaign_id: `h${i % 5}`,
+    asset_id: `x${i}`,
+    kind: 'impression' as const,
+    value: 1,
+    occurred_at: now,
+    received_at: now,
+  }));
+  await produce(r.bus, flood);
+  await eventually(() => (a.totals.applied + a.totals.quotaRefused === 3080 ? true : undefined), 20_000, 10);
+  // Entities in use by the last batch or not yet published are evicted by a later flush.
+  await eventually(async () => {
+    await a.flush();
+    return a.entitiesOf(hostile) <= 100 ? true : undefined;
+  }, 10_000, 20).catch(() => assert.fail(`hostile entities held: ${a.entitiesOf(hostile)}`));
+  assert.equal(a.entitiesOf(victim), victimHeld, 'the victim lost no entity to the flood');
+  assert.ok(a.entityCount <= 200, `entities held: ${a.entityCount}`);
+  // 4 partitions, 100 assets each; campaigns 3 a partition.
+  const live = a.totals.applied - 80;
+  assert.ok(live <= 400 && live >= 4, `hostile events counted live: ${live}`);
+  assert.equal(a.totals.quotaRefused, 3000 - live);
+  for (let p = 0; p < 4; p++) {
+    assert.ok((await r.hot.zcard(r.keys.quota('asset', hostile, p))) <= 100, `partition ${p} assets`);
+    assert.ok((await r.hot.zcard(r.keys.quota('campaign', hostile, p))) <= 3, `partition ${p} campaigns`);
+  }
+  for (const [key, counts] of expected) {
+    const m = key.includes('-a') ? await r.reader.assetMetrics(victim, key, Date.now()) : await r.reader.campaignMetrics(victim, key, Date.now());
+    assert.deepEqual(m!.windows['24h'].counts, counts, key);
+  }
+  // A refused asset has no live state; an admitted one counts its events.
+  const refusedIds = [];
+  for (const e of flood.slice(0, 600)) if ((await r.reader.assetMetrics(hostile, e.asset_id, Date.now())) === undefined) refusedIds.push(e.asset_id);
+  assert.ok(refusedIds.length > 0, 'some flood assets were refused');
+  await a.stop();
+});
+
+test('aggregator: an event id re-used for an asset on another partition counts once, for the first', async () => {
+  const r = await rig();
+  const tenant = uniqueName('t');
+  const first = 'r-a0';
+  const other = ['r-a1', 'r-a2', 'r-a3', 'r-a4', 'r-a5', 'r-a6', 'r-a7'].find((id) => partitionForKey(id, 4) !== partitionForKey(first, 4))!;
+  const now = Date.now();
+  const original = { event_id: ulid(), tenant_id: tenant, campaign_id: 'rc', asset_id: first, kind: 'click' as const, value: 1, occurred_at: now, received_at: now };
+  const a = new LiveAggregator(r.options);
+  await a.start();
+  await produce(r.bus, [original]);
+  await eventually(() => (a.totals.applied === 1 ? true : undefined), 10_000, 10);
+  await produce(r.bus, [{ ...original, asset_id: other }, { ...original, asset_id: other, kind: 'view' as const }, { ...original, received_at: now + 1 }]);
+  await eventually(() => (a.totals.received === 4 ? true : undefined), 10_000, 10);
+  await eventually(() => (a.totals.duplicates === 3 ? true : undefined), 10_000, 10);
+  await a.flush();
+  assert.equal(a.totals.applied, 1);
+  assert.equal((await r.reader.assetMetrics(tenant, first, Date.now()))!.windows['24h'].counts.click, 1);
+  assert.equal(await r.reader.assetMetrics(tenant, other, Date.now()), undefined, 'the re-used id counts nothing for the other asset');
+  const campaign = (await r.reader.campaignMetrics(tenant, 'rc', Date.now()))!;
+  assert.equal(EVENT_KINDS.reduce((n, k) => n + campaign.windows['24h'].counts[k], 0), 1);
   await a.stop();
 });

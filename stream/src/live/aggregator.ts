@@ -68,9 +68,19 @@ import { Buckets, DIRTY_FLUSH, DIRTY_PUBLISH, KIND_INDEX, windowLayout, type Lay
  * Deltas may be published before the flush: after a crash the replay recomputes the same absolute
  * rows, and receivers merge rows by maximum (counts only grow), so a repeat changes nothing.
  *
+ * An id re-used for another asset lands on another partition, out of reach of that window: the
+ * first partition to see an id claims it in hot state (its payload digest, set-if-absent in a hash
+ * per tenant and window-long bucket, see claim()), and a copy whose digest differs from the claim
+ * is a conflict on every partition.
+ *
  * Memory: entities are held in an LRU map of at most `maxEntities`; clean ones (already flushed)
  * are evicted and reloaded from hot state when an event needs them again. Consumption waits for a
- * flush when too much is dirty, which bounds the rest.
+ * flush when too much is dirty, which bounds the rest. Ids are the clients' to choose, so the map
+ * is also bounded per tenant (`quotas.entitiesPerTenant`), and past `maxEntities` the largest
+ * tenant's go first: a tenant inventing ids pushes out only its own. What a tenant may hold in hot
+ * state is bounded too: each partition counts the tenant's live assets and campaigns (a sorted set
+ * by last activity, written in the flush's MULTI, pruned by the sweep once they expire), and an
+ * event that would make one more than the quota is not counted live (ClickHouse still has it).
  */
 
 export interface LiveAggregatorOptions {
@@ -90,6 +100,13 @@ export interface LiveAggregatorOptions {
   publishMs: number;
   maxEntities: number;
   tiesSweepMs: number;
+  /**
+   * Per-tenant bounds on what client-chosen ids can make us hold (config LIVE_MAX_*_PER_TENANT).
+   * Defaults: entities up to maxEntities, assets and campaigns unbounded.
+   */
+  quotas?: { entitiesPerTenant?: number; assetsPerTenant?: number; campaignsPerTenant?: number };
+  /** Partitions of the events topic, when the bus cannot tell (it is asked first). */
+  partitions?: number;
   /** Also record decisions from `assets.ties` into hot state (a second consumer group). Default true. */
   recordTies?: boolean;
   registry?: Registry;
@@ -128,6 +145,8 @@ class Entity {
   metaDirty = false;
   pins = 0;
   lastEventAt = 0;
+  /** When its entry in the tenant's quota set was last written (refreshed hourly, not every flush). */
+  quotaAt = 0;
 
   constructor(
     readonly key: string,
@@ -154,6 +173,8 @@ interface PartitionState {
   generation: number;
   /** Events counted lately, as of `applied` (persisted with the offset, so a replay decides alike). */
   dedup: DedupWindow;
+  /** Per tenant: live assets and campaigns this partition holds in hot state (loaded on first use). */
+  quota: Map<string, { assets: number; campaigns: number }>;
 }
 
 const DAY = 86_400_000;
@@ -171,6 +192,13 @@ export class LiveAggregator {
   private ties: TieRecorder | undefined;
   private tieNotices: Subscription | undefined;
   private readonly entities = new Map<string, Entity>();
+  /** The same entities by tenant, each tenant's in least recently used order. */
+  private readonly byTenant = new Map<string, Map<string, Entity>>();
+  private readonly quotas: { entitiesPerTenant: number; assetsPerTenant: number; campaignsPerTenant: number };
+  /** Partitions of the events topic (set on start); with one, the partition's window sees every copy. */
+  private partitionCount = 0;
+  /** Tenants warned about their quota, and when (one line a minute each). */
+  private readonly quotaWarned = new Map<string, number>();
   private readonly loading = new Map<string, Promise<Entity>>();
   private readonly partitions = new Map<number, PartitionState>();
   private readonly partitionLoads = new Map<number, Promise<PartitionState>>();
@@ -193,7 +221,7 @@ export class LiveAggregator {
   private readonly freshness = new FreshnessCounter();
   /** This member's field in the tenants' freshness hashes. */
   private readonly memberId = randomUUID();
-  readonly totals = { received: 0, applied: 0, replayed: 0, duplicates: 0, late: 0, invalid: 0, expired: 0, published: 0, flushes: 0, reattributed: 0 };
+  readonly totals = { received: 0, applied: 0, replayed: 0, duplicates: 0, late: 0, invalid: 0, expired: 0, published: 0, flushes: 0, reattributed: 0, quotaRefused: 0 };
 
   constructor(private readonly options: LiveAggregatorOptions) {
     this.layout = windowLayout(options.limits.liveLateMs);
@@ -201,12 +229,42 @@ export class LiveAggregator {
     this.clock = options.clock ?? Date.now;
     this.ttlMs = DAY + options.limits.liveLateMs + HOUR;
     this.metrics = createMetrics(options.registry, () => this.entities.size, () => this.flushQueue.size);
+    const q = options.quotas ?? {};
+    this.quotas = {
+      entitiesPerTenant: Math.min(q.entitiesPerTenant ?? options.maxEntities, options.maxEntities),
+      assetsPerTenant: q.assetsPerTenant ?? Infinity,
+      campaignsPerTenant: q.campaignsPerTenant ?? Infinity,
+    };
+  }
+
+  /** Entities held in memory for `tenant`. */
+  entitiesOf(tenant: string): number {
+    return this.byTenant.get(tenant)?.size ?? 0;
+  }
+
+  /** Entities held in memory in all. */
+  get entityCount(): number {
+    return this.entities.size;
+  }
+
+  private get quotaOn(): boolean {
+    return Number.isFinite(this.quotas.assetsPerTenant) || Number.isFinite(this.quotas.campaignsPerTenant);
+  }
+
+  /** A tenant's asset quota on one partition: its assets spread evenly over them (keyed by asset id). */
+  private get assetsPerPartition(): number {
+    return Math.ceil(this.quotas.assetsPerTenant / Math.max(1, this.partitionCount));
   }
 
   async start(): Promise<void> {
     const { bus, groupId, fanout } = this.options;
     this.tieNotices = fanout.subscribe(SUBJECTS.tieChangedAll, (data) => this.onTieNotice(data));
     const history = this.options.history;
+    this.partitionCount = await bus
+      .endOffsets(TOPICS.events)
+      .then((ends) => ends.length)
+      .catch(() => 0);
+    if (this.partitionCount === 0) this.partitionCount = this.options.partitions ?? 0;
     if (this.options.recordTies !== false) {
       this.ties = new TieRecorder({ bus, hot: this.options.hot, fanout, keys: this.keys, log: this.options.log, groupId: `${groupId}-ties`, registry: this.options.registry });
       // Ties first, so the rebuilt windows land in the right masters' shares. Replaying decisions
@@ -260,6 +318,7 @@ export class LiveAggregator {
     this.flushQueue.clear();
     this.pubQueue.clear();
     this.entities.clear();
+    this.byTenant.clear();
     // Offsets go with the rows they describe: a flush already queued must not write offsets for
     // changes that were just forgotten.
     this.partitions.clear();
@@ -305,9 +364,9 @@ export class LiveAggregator {
     if (ps) ps.generation = -1;
     this.partitions.delete(partition);
     this.partitionLoads.delete(partition);
-    for (const [key, e] of this.entities) {
+    for (const e of this.entities.values()) {
       if (e.partition !== partition) continue;
-      this.entities.delete(key);
+      this.drop(e);
       this.flushQueue.delete(e);
       this.pubQueue.delete(e);
     }
@@ -323,7 +382,7 @@ export class LiveAggregator {
         const stored = await this.options.hot.get(this.offsetKey(partition));
         const offset = stored !== null && /^[0-9]+$/.test(stored) ? BigInt(stored) : undefined;
         const dedup = await this.loadDedup(partition);
-        const ps: PartitionState = { partition, applied: offset, persisted: offset, committed: undefined, generation: ++this.generationSeq, dedup };
+        const ps: PartitionState = { partition, applied: offset, persisted: offset, committed: undefined, generation: ++this.generationSeq, dedup, quota: new Map() };
         this.partitions.set(partition, ps);
         if (offset === undefined && this.rebuild) await this.rebuildPartition(ps, (await this.rebuild).get(partition) ?? []);
         return ps;
@@ -457,8 +516,19 @@ export class LiveAggregator {
       events.push(e);
     }
     const next = BigInt(batch.records[batch.records.length - 1]!.offset) + 1n;
-
-    const pinned = events.length > 0 ? await this.ensureFor(events, partition) : [];
+    // Side by side (round trips to hot state): the claims drop conflicting copies from `events`,
+    // whose entities are then loaded for nothing (they are unpinned below like the others).
+    let pinned: Entity[] = [];
+    if (events.length > 0) {
+      const [loaded, ...rest] = await Promise.allSettled([this.ensureFor(events.slice(), partition), this.claim(events, counted), this.quotaOn ? this.loadQuotas(ps, events.slice()) : undefined]);
+      if (loaded.status === 'fulfilled') pinned = loaded.value;
+      const failed = [loaded, ...rest].find((r) => r.status === 'rejected');
+      if (failed) {
+        for (const e of pinned) e.pins--;
+        throw failed.reason;
+      }
+    }
+    let applied = 0;
     try {
       if (this.stopping) return;
       if (ps.generation !== generation || this.partitions.get(partition) !== ps) {
@@ -470,17 +540,20 @@ export class LiveAggregator {
       }
       // From here on everything is synchronous: a flush sees all of this batch or none of it.
       const local = new Map(pinned.map((e) => [e.key, e]));
-      for (const e of events) {
+      events.forEach((e, i) => {
+        if (this.quotaOn && !this.admit(ps, e, local)) return;
         this.apply(e, partition, now, local);
         this.freshness.count(e.tenant_id, e.received_at, now);
-      }
-      for (const [fingerprint, digest, at] of counted) ps.dedup.add(fingerprint, digest, at);
+        const [fingerprint, digest, at] = counted[i]!;
+        ps.dedup.add(fingerprint, digest, at);
+        applied++;
+      });
       if (ps.applied === undefined || next > ps.applied) ps.applied = next;
     } finally {
       for (const e of pinned) e.pins--;
     }
-    this.totals.applied += events.length;
-    this.metrics.applied.inc(events.length);
+    this.totals.applied += applied;
+    this.metrics.applied.inc(applied);
     if (events.length > 0) {
       const lastReceived = events[events.length - 1]!.received_at;
       this.metrics.lag.observe(Math.max(0, this.clock() - lastReceived) / 1000);
@@ -488,6 +561,97 @@ export class LiveAggregator {
     this.schedulePublish();
     // Backpressure: stop reading until a flush makes room (bounded memory while hot state is slow).
     if (this.flushQueue.size > this.options.maxEntities / 2 || this.entities.size > this.options.maxEntities * 1.5) await this.flush();
+  }
+
+  /**
+   * First write wins across partitions: an id re-used for another asset goes to that asset's
+   * partition, where this partition's window cannot see it. Each event claims its fingerprint in
+   * hot state with its payload digest for the dedup window (a hash per tenant and window, one
+   * round trip per tenant and batch); a copy finding another digest there is a conflict and leaves
+   * the batch (in place: `events` and `counted` stay aligned). A claim holding our own digest is
+   * ours (a replay after a crash, or a batch redelivered).
+   */
+  private async claim(events: EngagementEvent[], counted: [number, number, number][]): Promise<void> {
+    if (this.partitionCount === 1) return;
+    const windowMs = this.options.limits.dedupWindowMs;
+    // One call per (tenant, arrival bucket of one window): a claim is looked for in its bucket and
+    // the one before, so it is seen for at least a window; buckets expire two windows on.
+    const groups = new Map<string, { tenant: string; bucket: number; at: number[] }>();
+    events.forEach((e, i) => {
+      const bucket = Math.floor(counted[i]![2] / windowMs);
+      const id = `${bucket}:${e.tenant_id}`;
+      let g = groups.get(id);
+      if (!g) groups.set(id, (g = { tenant: e.tenant_id, bucket, at: [] }));
+      g.at.push(i);
+    });
+    const conflicts = new Set<number>();
+    await Promise.all(
+      [...groups.values()].map(async ({ tenant, bucket, at }) => {
+        const entries = at.map((i) => [counted[i]![0].toString(36), String(counted[i]![1])] as const);
+        const held = await this.options.hot.claimFields(this.keys.eventClaims(tenant, bucket), this.keys.eventClaims(tenant, bucket - 1), entries, 2 * windowMs + MINUTE);
+        at.forEach((i, j) => {
+          if (held[j] !== null && held[j] !== entries[j]![1]) conflicts.add(i);
+        });
+      }),
+    );
+    for (const i of conflicts) {
+      const e = events[i]!;
+      this.totals.duplicates++;
+      this.metrics.skipped.inc({ reason: 'conflicting_duplicate' });
+      this.options.log.warn({ tenant: e.tenant_id, event_id: e.event_id, asset: e.asset_id }, 'event id re-used with other content (another asset); the first one counts');
+    }
+    if (conflicts.size === 0) return;
+    let w = 0;
+    for (let r = 0; r < events.length; r++) {
+      if (conflicts.has(r)) continue;
+      events[w] = events[r]!;
+      counted[w++] = counted[r]!;
+    }
+    events.length = w;
+    counted.length = w;
+  }
+
+  /** The partition's quota counts of the tenants in `events` that it has not read yet. */
+  private async loadQuotas(ps: PartitionState, events: readonly EngagementEvent[]): Promise<void> {
+    const tenants = [...new Set(events.map((e) => e.tenant_id))].filter((t) => !ps.quota.has(t));
+    if (tenants.length === 0) return;
+    const { hot } = this.options;
+    const counts = await Promise.all(tenants.map((t) => Promise.all([hot.zcard(this.keys.quota('asset', t, ps.partition)), hot.zcard(this.keys.quota('campaign', t, ps.partition))])));
+    tenants.forEach((t, i) => {
+      if (!ps.quota.has(t)) ps.quota.set(t, { assets: counts[i]![0], campaigns: counts[i]![1] });
+    });
+  }
+
+  /**
+   * Whether the event may be counted live: it may if its asset and campaign are live already, or
+   * if making them live keeps the tenant within its quota on this partition. Synchronous.
+   */
+  private admit(ps: PartitionState, e: EngagementEvent, local: Map<string, Entity>): boolean {
+    const find = (key: string) => this.entities.get(key) ?? local.get(key);
+    const asset = find(this.keys.asset(e.tenant_id, e.asset_id));
+    const campaign = find(this.keys.entity('campaign', e.tenant_id, e.campaign_id, ps.partition));
+    const q = ps.quota.get(e.tenant_id) ?? { assets: 0, campaigns: 0 };
+    ps.quota.set(e.tenant_id, q);
+    // Counted (n > 0) means it is live in hot state, or will be with the next flush.
+    const newAsset = !asset || asset.n === 0;
+    const newCampaign = !campaign || campaign.n === 0;
+    const refused = newAsset && q.assets >= this.assetsPerPartition ? 'asset' : newCampaign && q.campaigns >= this.quotas.campaignsPerTenant ? 'campaign' : undefined;
+    if (refused) {
+      this.totals.quotaRefused++;
+      this.metrics.skipped.inc({ reason: 'tenant_quota' });
+      this.metrics.quotaRefused.inc({ kind: refused });
+      const now = this.clock();
+      if ((this.quotaWarned.get(e.tenant_id) ?? 0) < now - MINUTE) {
+        if (this.quotaWarned.size >= 10_000) this.quotaWarned.clear();
+        this.quotaWarned.set(e.tenant_id, now);
+        const at = { tenant: e.tenant_id, partition: ps.partition, kind: refused, assets: q.assets, campaigns: q.campaigns };
+        this.options.log.warn(at, 'tenant past its live quota; events of new ids are stored but not counted live');
+      }
+      return false;
+    }
+    if (newAsset) q.assets++;
+    if (newCampaign) q.campaigns++;
+    return true;
   }
 
   private apply(e: EngagementEvent, partition: number, now: number, local: Map<string, Entity>): void {
@@ -603,7 +767,7 @@ export class LiveAggregator {
       const current = this.entities.get(key);
       if (current && current !== e) e = current;
       else if (!current) {
-        if (this.partitions.has(e.partition)) this.entities.set(key, e);
+        if (this.partitions.has(e.partition)) this.hold(e);
       } else this.touch(e);
       e.pins++;
       return e;
@@ -635,24 +799,75 @@ export class LiveAggregator {
       }
       if (spec.kind === 'asset') e.tieMaster = parseTie(tieOf.get(i) ?? null).master;
       // A partition revoked while we read: its entities must not linger (stale if it comes back).
-      if (this.partitions.has(spec.partition)) this.entities.set(key, e);
+      if (this.partitions.has(spec.partition)) this.hold(e);
       return e;
     });
+  }
+
+  private hold(e: Entity): void {
+    this.entities.set(e.key, e);
+    let held = this.byTenant.get(e.tenant);
+    if (!held) this.byTenant.set(e.tenant, (held = new Map()));
+    held.set(e.key, e);
+  }
+
+  private drop(e: Entity): void {
+    this.entities.delete(e.key);
+    const held = this.byTenant.get(e.tenant);
+    held?.delete(e.key);
+    if (held?.size === 0) this.byTenant.delete(e.tenant);
   }
 
   private touch(e: Entity): void {
     this.entities.delete(e.key);
     this.entities.set(e.key, e);
+    const held = this.byTenant.get(e.tenant);
+    if (held?.delete(e.key)) held.set(e.key, e);
   }
 
-  /** Drop clean, unpinned entities, least recently used first, down to maxEntities. */
+  /**
+   * Drop clean, unpinned entities, least recently used first: a tenant's own past its quota, then,
+   * past maxEntities, the largest tenant's (a tenant keeps its entities until every larger one has
+   * been cut to its size).
+   */
   private evict(): void {
+    const evictable = (e: Entity) => e.pins === 0 && !this.flushQueue.has(e) && !this.pubQueue.has(e);
+    const perTenant = this.quotas.entitiesPerTenant;
+    for (const held of [...this.byTenant.values()]) {
+      if (held.size <= perTenant) continue;
+      let excess = held.size - perTenant;
+      for (const e of [...held.values()]) {
+        if (excess <= 0) break;
+        if (!evictable(e)) continue;
+        this.drop(e);
+        this.metrics.evicted.inc({ reason: 'tenant' });
+        excess--;
+      }
+    }
     let excess = this.entities.size - this.options.maxEntities;
     if (excess <= 0) return;
-    for (const [key, e] of this.entities) {
-      if (excess <= 0) break;
-      if (e.pins > 0 || this.flushQueue.has(e) || this.pubQueue.has(e)) continue;
-      this.entities.delete(key);
+    const sizes = new Map([...this.byTenant].map(([t, held]) => [t, held.size]));
+    const cursors = new Map<string, Iterator<Entity>>();
+    // A larger tenant whose entities are all in use (pinned by a batch, or dirty) is not a reason
+    // to take a smaller one's: memory waits for the next flush instead.
+    let stuckAt = -1;
+    while (excess > 0 && sizes.size > 0) {
+      let victim = '';
+      let most = -1;
+      for (const [t, n] of sizes) if (n > most) [victim, most] = [t, n];
+      if (most < stuckAt) break;
+      let cursor = cursors.get(victim);
+      if (!cursor) cursors.set(victim, (cursor = this.byTenant.get(victim)!.values()));
+      let next = cursor.next();
+      while (!next.done && !evictable(next.value)) next = cursor.next();
+      if (next.done) {
+        sizes.delete(victim);
+        stuckAt = Math.max(stuckAt, most);
+        continue;
+      }
+      this.drop(next.value);
+      this.metrics.evicted.inc({ reason: 'total' });
+      sizes.set(victim, most - 1);
       excess--;
     }
   }
@@ -748,10 +963,29 @@ export class LiveAggregator {
     }
   }
 
-  /** Periodic upkeep: ties re-read, campaign indexes pruned. */
+  /** Periodic upkeep: ties re-read, campaign indexes and quota counts pruned. */
   private async sweep(): Promise<void> {
     await this.sweepTies();
     await this.pruneIndexes();
+    await this.pruneQuotas();
+  }
+
+  /** Assets and campaigns quiet for longer than their hashes live no longer count against a quota. */
+  private async pruneQuotas(): Promise<void> {
+    const cutoff = this.clock() - this.ttlMs;
+    for (const ps of [...this.partitions.values()]) {
+      for (const [tenant, q] of [...ps.quota]) {
+        for (const kind of ['asset', 'campaign'] as const) {
+          if (this.stopping) return;
+          const key = this.keys.quota(kind, tenant, ps.partition);
+          const stale = (await this.options.hot.zrange(key, 0, 999)).filter((m) => m.score < cutoff).map((m) => m.member);
+          if (stale.length === 0) continue;
+          const removed = await this.options.hot.zrem(key, stale);
+          if (kind === 'asset') q.assets = Math.max(0, q.assets - removed);
+          else q.campaigns = Math.max(0, q.campaigns - removed);
+        }
+      }
+    }
   }
 
   /**
@@ -919,7 +1153,14 @@ export class LiveAggregator {
           const ads = this.keys.masterAds(e.tenant, e.master);
           ops.push({ op: 'zadd', key: ads, member: e.id, score: e.lastEventAt || now }, { op: 'expire', key: ads, ttlMs: ttl });
         }
-      } else {
+      }
+      if (e.kind !== 'master' && this.quotaOn && e.n > 0 && now - e.quotaAt >= HOUR) {
+        // Its score only has to stay within the hash's TTL (which has an hour to spare) for the prune.
+        const quota = this.keys.quota(e.kind, e.tenant, e.partition);
+        ops.push({ op: 'zadd', key: quota, member: e.id, score: now }, { op: 'expire', key: quota, ttlMs: ttl });
+        e.quotaAt = now;
+      }
+      if (e.kind !== 'asset') {
         const parts = this.keys.parts(e.kind, e.tenant, e.id);
         ops.push({ op: 'zadd', key: parts, member: String(e.partition), score: now }, { op: 'expire', key: parts, ttlMs: ttl });
       }
@@ -992,11 +1233,25 @@ function createMetrics(registry: Registry | undefined, entities: () => number, d
     applied: new Counter({ name: 'afterglow_live_events_applied_total', help: 'Events counted in live windows', registers }),
     skipped: new Counter({
       name: 'afterglow_live_events_skipped_total',
-      help: 'Events not counted live: replayed (already in hot state), duplicate (a re-sent event id), conflicting_duplicate (a re-used id with other content), late, invalid, expired (older than every window)',
+      help:
+        'Events not counted live: replayed (already in hot state), duplicate (a re-sent event id), conflicting_duplicate (a re-used id with other content), ' +
+        "late, invalid, expired (older than every window), tenant_quota (a new asset or campaign past the tenant's live quota)",
       labelNames: ['reason'],
       registers,
     }),
     published: new Counter({ name: 'afterglow_live_deltas_published_total', help: 'Entity deltas published on the fan-out', registers }),
+    quotaRefused: new Counter({
+      name: 'afterglow_live_quota_refused_total',
+      help: 'Events not counted live because their new asset or campaign would pass the tenant\'s quota (LIVE_MAX_ASSETS_PER_TENANT, LIVE_MAX_CAMPAIGNS_PER_TENANT)',
+      labelNames: ['kind'],
+      registers,
+    }),
+    evicted: new Counter({
+      name: 'afterglow_live_entities_evicted_total',
+      help: 'Clean entities dropped from aggregator memory (reloaded from hot state on demand): tenant (past LIVE_MAX_ENTITIES_PER_TENANT), total (past LIVE_MAX_ENTITIES, from the largest tenant)',
+      labelNames: ['reason'],
+      registers,
+    }),
     reattributed: new Counter({ name: 'afterglow_live_reattributed_total', help: 'Assets moved between masters after a tie change', registers }),
     retries: new Counter({ name: 'afterglow_live_flush_retries_total', help: 'Retried hot-state flushes', registers }),
     flushSeconds: new Histogram({

@@ -12,6 +12,8 @@
  *   <prefix>:<tenant>:m:<master>:ads            zset: ads tied to the master, by last activity
  *   <prefix>:<tenant>:tie:<ad>                  string: {"m": master | null, "at": decided_at, "d"?: the ad it duplicates}
  *   <prefix>:<tenant>:tie:<ad>:dups             zset: the ads whose latest decision duplicates this ad (by decided_at)
+ *   <prefix>:<tenant>:q:a:p<n> / q:c:p<n>        zset: the tenant's live assets / campaigns on partition n, by last activity (quotas)
+ *   <prefix>:<tenant>:eid:{<tenant>}:<bucket>  hash: fingerprint -> payload digest of the first copy of each event id that arrived in that window-long bucket
  *   <prefix>:<tenant>:fresh                     hash: per aggregator member, "newest received_at,events in the last minute,written at"
  *   <prefix>:off:<scope>:<group>:<topic>:<n>    string: next offset of partition n applied to the above
  *   <prefix>:dd:<scope>:<group>:<n>:<bucket>     string: events of partition n counted in that arrival bucket (DedupWindow)
@@ -49,6 +51,20 @@ export class LiveKeys {
 
   masterAds(tenant: string, master: string): string {
     return `${this.base(tenant)}:m:${hotToken(master)}:ads`;
+  }
+
+  /** The tenant's live assets (or campaigns) on one partition, counted against its quota. */
+  quota(kind: 'asset' | 'campaign', tenant: string, partition: number): string {
+    return `${this.base(tenant)}:q:${kind === 'asset' ? 'a' : 'c'}:p${partition}`;
+  }
+
+  /**
+   * Who first used each event id (fingerprint -> payload digest, see core dedup.ts) among the
+   * partitions, for ids that arrived in one window-long bucket. Consecutive buckets are read
+   * together, so the tenant is a hash tag: they share a Redis Cluster slot.
+   */
+  eventClaims(tenant: string, bucket: number): string {
+    return `${this.base(tenant)}:eid:{${hotToken(tenant)}}:${bucket}`;
   }
 
   freshness(tenant: string): string {

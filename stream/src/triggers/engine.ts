@@ -3,6 +3,7 @@ import {
   Histogram,
   SUBJECTS,
   TOPICS,
+  TenantLru,
   assetChangeSchema,
   assetScoreSchema,
   attributionHint,
@@ -111,10 +112,12 @@ export class TriggerEngine {
   private readonly parsed = new WeakMap<StoredRule, Record<string, unknown>>();
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly seen = new Map<string, Map<string, number>>();
-  private readonly states = new Map<string, Debounce>();
-  private readonly scores = new Map<string, AssetScore>();
-  private readonly registered = new Map<string, number>();
-  private readonly fits = new Map<string, { at: number; verdict: Verdict }>();
+  // Keyed by ids clients choose (assets, via events and scores): each bounded per tenant and in all,
+  // so a tenant inventing ids only pushes out its own entries (TenantLru).
+  private readonly states: TenantLru<Debounce>;
+  private readonly scores: TenantLru<AssetScore>;
+  private readonly registered: TenantLru<number>;
+  private readonly fits: TenantLru<{ at: number; verdict: Verdict }>;
   private scoresConsumer: BusConsumer | undefined;
   private loopConsumer: BusConsumer | undefined;
   private evalTimer: NodeJS.Timeout | undefined;
@@ -123,7 +126,7 @@ export class TriggerEngine {
   private stopping = false;
   readonly dispatcher: WebhookDispatcher;
   readonly totals = { evaluations: 0, fired: 0, suppressed: 0, links: 0 };
-  private readonly metrics: { fired: Counter<'kind'>; suppressed: Counter<string>; seconds: Histogram<string> };
+  private readonly metrics: { fired: Counter<'kind'>; suppressed: Counter<string>; seconds: Histogram<string>; evicted: Counter<'map' | 'reason'> };
 
   constructor(private readonly options: TriggerEngineOptions) {
     this.clock = options.clock ?? Date.now;
@@ -135,7 +138,19 @@ export class TriggerEngine {
       fired: new Counter({ name: 'afterglow_trigger_firings_total', help: 'Triggers fired (variant requests emitted), by kind', labelNames: ['kind'], registers }),
       suppressed: new Counter({ name: 'afterglow_trigger_suppressed_total', help: 'Conditions that held but another evaluator (or the cool-down) had the claim', registers }),
       seconds: new Histogram({ name: 'afterglow_trigger_evaluation_seconds', help: 'One evaluation pass over every enabled rule', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers }),
+      evicted: new Counter({
+        name: 'afterglow_trigger_tracked_evicted_total',
+        help: 'Per-asset trigger state dropped to keep memory bounded: reason "tenant" (past TRIGGERS_MAX_TRACKED_PER_TENANT) or "total" (past TRIGGERS_MAX_TRACKED, from the largest tenant)',
+        labelNames: ['map', 'reason'],
+        registers,
+      }),
     };
+    const { maxTracked, maxTrackedPerTenant } = options.settings;
+    const bounded = <V>(map: string) => new TenantLru<V>(Math.min(maxTrackedPerTenant, maxTracked), maxTracked, (_t, _k, _v, reason) => this.metrics.evicted.inc({ map, reason }));
+    this.states = bounded('debounce');
+    this.scores = bounded('scores');
+    this.registered = bounded('registered');
+    this.fits = bounded('fits');
   }
 
   async start(): Promise<void> {
@@ -288,16 +303,14 @@ export class TriggerEngine {
           case 'fatigue': {
             const p = params as ReturnType<typeof parseTriggerParams<'fatigue'>>;
             // A decay fit costs a few milliseconds: refitted at most every refitMs per (asset, fraction).
-            const key = [tenant, row.id, p.fraction, p.within_ms, p.min_events].join(SEP);
-            const cached = this.fits.get(key);
+            const key = [row.id, p.fraction, p.within_ms, p.min_events].join(SEP);
+            const cached = this.fits.touch(tenant, key);
             if (cached && now - cached.at < this.options.refitMs) verdict = cached.verdict;
             else {
               const bins = decaySeries(DecayTracker.fromJSON(row.snap.decay), row.snap.buckets, now);
               const { fit: _fit, ...v } = fatigue({ bins, windows: { '15m': row.view.windows['15m'], '1h': row.view.windows['1h'] } }, p, now);
               verdict = v;
-              this.fits.delete(key);
-              this.fits.set(key, { at: now, verdict });
-              while (this.fits.size > this.options.settings.maxTracked) this.fits.delete(this.fits.keys().next().value!);
+              this.fits.set(tenant, key, { at: now, verdict });
             }
             break;
           }
@@ -329,18 +342,17 @@ export class TriggerEngine {
 
   /** Debounce, claim, fire. */
   private async settle(rule: StoredRule, p: { debounce_evals: number; debounce_ms: number }, tenant: string, campaign: string, row: AssetRow, verdict: Verdict, now: number): Promise<void> {
-    const key = [tenant, rule.rule_id, row.id].join(SEP);
-    let st = this.states.get(key);
+    const key = rule.rule_id + SEP + row.id;
+    let st = this.states.touch(tenant, key);
     if (!verdict.holds) {
       if (!st) return;
       st.count = 0;
-      if (!st.fired || ++st.clear >= p.debounce_evals) this.states.delete(key);
+      if (!st.fired || ++st.clear >= p.debounce_evals) this.states.delete(tenant, key);
       return;
     }
     if (!st) {
       st = { count: 0, since: now, fired: false, clear: 0 };
-      this.states.set(key, st);
-      while (this.states.size > this.options.settings.maxTracked) this.states.delete(this.states.keys().next().value!);
+      this.states.set(tenant, key, st);
     }
     if (st.count === 0) st.since = now;
     st.count++;
@@ -405,7 +417,7 @@ export class TriggerEngine {
 
   /** The latest assets.scores record of an asset this engine has read. */
   scoreOf(tenant: string, asset: string): AssetScore | undefined {
-    return this.scores.get(tenant + SEP + asset);
+    return this.scores.get(tenant, asset);
   }
 
   // ---- consumers ----------------------------------------------------------------------------------
@@ -414,12 +426,9 @@ export class TriggerEngine {
     for (const record of batch.records) {
       const parsed = safeJson(record.value, assetScoreSchema);
       if (!parsed) continue;
-      const key = parsed.tenant_id + SEP + parsed.asset_id;
-      const known = this.scores.get(key);
+      const known = this.scores.get(parsed.tenant_id, parsed.asset_id);
       if (known && known.scored_at > parsed.scored_at) continue;
-      this.scores.delete(key);
-      this.scores.set(key, parsed);
-      while (this.scores.size > this.options.settings.maxTracked) this.scores.delete(this.scores.keys().next().value!);
+      this.scores.set(parsed.tenant_id, parsed.asset_id, parsed);
     }
   }
 
@@ -429,16 +438,13 @@ export class TriggerEngine {
       if (batch.topic === TOPICS.assetsChanges) {
         const change = safeJson(record.value, assetChangeSchema);
         if (change?.type !== 'registered') continue;
-        const key = change.tenant_id + SEP + change.asset_id;
-        this.registered.delete(key);
-        this.registered.set(key, change.at);
-        while (this.registered.size > this.options.settings.maxTracked) this.registered.delete(this.registered.keys().next().value!);
+        this.registered.set(change.tenant_id, change.asset_id, change.at);
         continue;
       }
       const d = safeJson(record.value, tieDecisionSchema);
       if (!d || d.action !== 'tie' || !d.target_asset_id) continue;
       const firings = await this.options.store.firingsOfMaster(d.tenant_id, d.target_asset_id, d.ad_asset_id, d.decided_at);
-      const registeredAt = this.registered.get(d.tenant_id + SEP + d.ad_asset_id) ?? null;
+      const registeredAt = this.registered.get(d.tenant_id, d.ad_asset_id) ?? null;
       // A variant is new if it was registered after the firing (or its registration was not seen).
       const links = firings
         .filter((f) => registeredAt === null || registeredAt >= f.fired_at)

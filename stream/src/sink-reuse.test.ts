@@ -1,0 +1,56 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { TABLES, TOPICS, createBus, createLogger, createStore, encodeEvent, migrate, partitionForKey, ulid, type Bus, type EngagementEvent, type Store } from '@afterglow/core';
+import { eventually } from '@afterglow/core/testing';
+import { EventSink } from './sink.js';
+
+/**
+ * An event id re-used for another asset goes to another partition, which may be another lane of
+ * the sink; lanes flush concurrently, so both copies can pass their existence lookups before either
+ * insert lands. The first lane to claim the id inserts it; the other copy is a duplicate.
+ */
+const dir = mkdtempSync(path.join(tmpdir(), 'afterglow-sink-reuse-'));
+let store: Store | undefined;
+let bus: Bus | undefined;
+let sink: EventSink | undefined;
+after(async () => {
+  await sink?.stop();
+  await bus?.close();
+  await store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a re-used id on two lanes flushed at once is stored once', async () => {
+  store = await createStore({ kind: 'chdb', path: dir, database: 'sink_reuse' });
+  await migrate(store);
+  bus = await createBus({ kind: 'memory', partitions: 2, maxBacklogBytes: 64 * 1024 * 1024 });
+  await bus.ensureTopics([{ topic: TOPICS.events, partitions: 2 }]);
+  // Flushed by hand only: both lanes hold their copy when flush() runs them side by side.
+  sink = new EventSink({
+    bus,
+    store,
+    limits: { maxAgeMs: 86_400_000, maxFutureMs: 300_000, liveLateMs: 600_000, maxAttrsBytes: 2048, dedupWindowMs: 300_000 },
+    log: createLogger('silent'),
+    groupId: 'sink-reuse',
+    batchMaxRows: 10_000,
+    batchMaxMs: 3_600_000,
+    lanes: 2,
+  });
+  await sink.start();
+  const first = 'a0';
+  const other = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7'].find((id) => partitionForKey(id, 2) !== partitionForKey(first, 2))!;
+  const now = Date.now();
+  const x: EngagementEvent = { event_id: ulid(), tenant_id: 'reuse', campaign_id: 'c', asset_id: first, kind: 'click', value: 1, occurred_at: now, received_at: now };
+  const producer = await bus.producer();
+  await producer.send(TOPICS.events, [x, { ...x, asset_id: other }].map((e) => ({ key: e.asset_id, value: encodeEvent(e) })));
+  await producer.close();
+  await eventually(() => (sink!.totals.received === 2 ? true : undefined), 10_000, 10);
+  await sink.flush();
+  assert.equal(sink.totals.inserted, 1);
+  assert.equal(sink.totals.duplicates, 1);
+  const rs = await store.client.query({ query: `SELECT count() AS n FROM ${store.table(TABLES.eventsRaw)} WHERE tenant_id = 'reuse'`, format: 'JSONEachRow' });
+  assert.deepEqual(await rs.json(), [{ n: 1 }]);
+});
