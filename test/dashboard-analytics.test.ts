@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
 import { eventually, freePort } from '@afterglow/core/testing';
+import { assetForm, ensureTestModels, findSamplePhotos, testModelsDir } from '@afterglow/inference/testing';
 import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 declare const location: any;
@@ -110,12 +111,22 @@ describe('dashboard analytics in a browser', { skip: !hasChromium && `${CHROMIUM
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
+    ensureTestModels(['mobilenet_v2']);
     const port = await freePort();
     [app, browser] = await Promise.all([
-      startApp({ PORT: String(port) }, ['ingest', 'stream', 'live', 'dashboard']),
+      startApp({ PORT: String(port), AFTERGLOW_MODELS_DIR: testModelsDir(), TIE_MODEL: 'mobilenet_v2', TIE_AUTO_TIE_THRESHOLD: '1' }, ['ingest', 'stream', 'live', 'inference', 'dashboard']),
       chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'] }),
     ]);
     base = app.running.url;
+    // The creatives' images (Debian's python3-skimage photos), for the compare view's cards.
+    const photos = findSamplePhotos().slice(0, 3);
+    assert.ok(photos.length === 3 || !process.env.CI, 'python3-skimage photos are needed');
+    for (const [i, photo] of photos.entries()) {
+      const id = ['ax-strong', 'ax-weak', 'ax-third'][i]!;
+      const form = assetForm({ tenant_id: T, role: 'ad', asset_id: id, name: id, campaign_id: C }, { filename: path.basename(photo.path), bytes: readFileSync(photo.path) });
+      const res = await app.request(T, '/v1/assets', { method: 'POST', body: form, scopes: ['admin'] });
+      assert.ok(res.status === 201 || res.status === 200, `${res.status} ${await res.text()}`);
+    }
     await postAll(base, events);
     await waitForSinkDrained(app.running);
     page = await browser.newPage({ viewport: DESKTOP, colorScheme: 'light', acceptDownloads: true, timezoneId: 'UTC' });
@@ -236,6 +247,7 @@ describe('dashboard analytics in a browser', { skip: !hasChromium && `${CHROMIUM
     assert.equal(await page.textContent('[data-testid=pair-p]'), '< 0.0001');
     assert.match((await page.textContent('[data-testid=pair-verdict]')) ?? '', /ax-strong is ahead/);
     await page.waitForSelector('[data-testid=compare-chart] canvas');
+    if (findSamplePhotos().length >= 3) await page.waitForSelector('[data-testid=compare-card][data-id=ax-weak] img[data-testid=thumb]');
     await shots('compare-two');
 
     // A third creative, by URL (shareable): 3.75% vs 2.5% is significant on its own (p about 0.08? recounted), judged per pair.
