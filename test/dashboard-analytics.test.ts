@@ -263,6 +263,20 @@ describe('dashboard analytics in a browser', { skip: !hasChromium && `${CHROMIUM
     await shots('compare-three');
   });
 
+  test('asset page: the creative over a date range (7 days by default, then 24 hours), against the period before', async () => {
+    await open('/a/ax-strong');
+    await page.waitForSelector('[data-testid=asset-range] [data-testid=ar-impressions]');
+    const mine = (e: EngagementEvent) => e.asset_id === 'ax-strong';
+    await waitText('[data-testid=ar-impressions]', fmt(count('impression', NOW - 7 * 24 * HOUR, NOW + MIN, mine)));
+    await page.selectOption('[data-testid=asset-range] [data-testid=range-preset]', '24h');
+    await waitText('[data-testid=ar-impressions]', fmt(count('impression', NOW - 24 * HOUR, NOW + MIN, mine)));
+    await waitText('[data-testid=ar-clicks]', fmt(count('click', NOW - 24 * HOUR, NOW + MIN, mine)));
+    // 2,000 against 1,000 the day before.
+    assert.equal(await page.textContent('[data-testid=asset-range] [data-testid=delta]'), '▲+100%');
+    await page.waitForSelector('[data-testid=asset-range-chart] canvas');
+    await shots('asset-range');
+  });
+
   test('the live leaderboard has tick boxes that lead to the same compare view', async () => {
     // The live windows count what arrives now (the traffic above is past their late window).
     const live: EngagementEvent[] = [];
