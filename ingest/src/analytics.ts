@@ -501,11 +501,32 @@ export async function compareAssets(store: Store, rq: RangeQuery, ids: string[])
   };
 }
 
+/**
+ * The query parameters, for the OpenAPI document. Untyped on purpose: the handlers check them
+ * (parseRangeQuery), so a bad one gets its own stable code rather than a generic validation error.
+ */
+const RANGE_PARAMS = {
+  tenant_id: { description: 'the tenant (a key reaches only its own)' },
+  from: { description: 'start of the range: epoch ms, ISO 8601 with a zone, or a date (UTC); rounded down to the minute. Default: 24 hours before `to`' },
+  to: { description: 'end of the range (exclusive), rounded up to the minute; default now. At most 400 days after `from`' },
+  source: { description: 'rollup (default) or raw: recount events_raw, an independent check' },
+  ...Object.fromEntries(DIMENSIONS.map((d) => [`filter[${d}]`, { description: `only events whose ${d} is this value ('' for none); repeat for several` }])),
+};
+
+function docs(description: string, extra: Record<string, { description: string }> = {}) {
+  return { description, querystring: { type: 'object', properties: { ...RANGE_PARAMS, ...extra } } };
+}
+
 /** Registered by ingest's routes, next to /totals (they read the same store). */
 export function registerAnalyticsRoutes(app: FastifyInstance, store: Store): void {
   const read = { config: { scope: 'read' } } as const;
+  const limit = (dflt: number, max: number) => ({ limit: { description: `rows at most (1-${max}, default ${dflt})` } });
 
-  app.get('/v1/campaigns/:campaignId/breakdown', read, async (req) => {
+  const breakdownDocs = docs('A campaign split by one event label over a range, each value against the period of equal length before it', {
+    by: { description: 'channel, placement, region or device' },
+    ...limit(50, 500),
+  });
+  app.get('/v1/campaigns/:campaignId/breakdown', { ...read, schema: breakdownDocs }, async (req) => {
     const rq = parseRangeQuery(req, ['by', 'limit']);
     const campaignId = checkId((req.params as { campaignId: string }).campaignId, 'campaign id');
     const by = single(rq.q, 'by');
@@ -513,18 +534,20 @@ export function registerAnalyticsRoutes(app: FastifyInstance, store: Store): voi
     return campaignBreakdown(store, rq, campaignId, by as Dimension, parseLimit(rq.q, 50, 500));
   });
 
-  app.get('/v1/campaigns/:campaignId/range', read, async (req) => {
+  const rangeDocs = docs('A campaign over a range against the period before: totals, changes, per-asset rows and a series (at most 240 points)', limit(200, 1000));
+  app.get('/v1/campaigns/:campaignId/range', { ...read, schema: rangeDocs }, async (req) => {
     const rq = parseRangeQuery(req, ['limit']);
     const campaignId = checkId((req.params as { campaignId: string }).campaignId, 'campaign id');
     return campaignRange(store, rq, campaignId, parseLimit(rq.q, 200, 1000));
   });
 
-  app.get('/v1/assets/:id/range', read, async (req) => {
+  app.get('/v1/assets/:id/range', { ...read, schema: docs('An asset over a range against the period before: totals, changes and a series') }, async (req) => {
     const rq = parseRangeQuery(req, []);
     return assetRange(store, rq, checkId((req.params as { id: string }).id, 'asset id'));
   });
 
-  app.get('/v1/compare', read, async (req) => {
+  const compareDocs = docs('2 to 4 assets over one range on one time axis: totals and series', { ids: { description: 'the assets, comma-separated (2 to 4)' } });
+  app.get('/v1/compare', { ...read, schema: compareDocs }, async (req) => {
     const rq = parseRangeQuery(req, ['ids']);
     const raw = single(rq.q, 'ids') ?? '';
     const ids = [...new Set(raw.split(',').filter((s) => s !== ''))];
