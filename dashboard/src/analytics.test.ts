@@ -21,6 +21,8 @@ describe('range and filters in the URL', () => {
     assert.equal(parseAnalyticsState('?range=custom&from=2020-01-01T00:00Z&to=2026-01-01T00:00Z').preset, 'live');
     assert.equal(parseAnalyticsState('?range=custom&from=yesterday&to=2026-01-01T00:00Z').preset, 'live');
     assert.equal(parseAnalyticsState(`?f.region=${'x'.repeat(129)}`).filters.region, undefined);
+    // A filter needs the stored rollups: without a range it reads the last 24 hours, not the live window.
+    assert.deepEqual(parseAnalyticsState('?f.region=eu'), { ...DEFAULT_ANALYTICS, preset: '24h', filters: { region: 'eu' } });
   });
   test('presets end now; live follows the live window; filters become filter[dim] parameters', () => {
     const now = 1_800_000_000_000;

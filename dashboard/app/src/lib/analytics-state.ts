@@ -70,6 +70,8 @@ export function parseAnalyticsState(query: string): AnalyticsState {
     const v = p.get(`f.${d}`);
     if (v !== null && v.length <= 128) filters[d] = v;
   }
+  // Labels exist only in the stored rollups: a filtered link without a range reads the last 24 hours.
+  if (preset === 'live' && DIMENSIONS.some((d) => filters[d] !== undefined)) preset = '24h';
   return { preset, from, to, by: by && (DIMENSIONS as readonly string[]).includes(by) ? (by as Dimension) : 'channel', filters };
 }
 
