@@ -19,6 +19,8 @@ export const TABLES = {
   eventsRaw: 'events_raw',
   assetMinute: 'events_by_asset_minute',
   campaignMinute: 'events_by_campaign_minute',
+  /** Per-minute rollup by asset and the events' labels (channel, placement, region, device): breakdowns and filtered reads. */
+  dimsMinute: 'events_by_dims_minute',
   migrations: 'schema_migrations',
   /** Asset registry (inference/src/registry): one row per version of an asset (ReplacingMergeTree by version). */
   assets: 'assets',

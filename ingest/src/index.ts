@@ -6,3 +6,11 @@ export { decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamMessa
 export { campaignTotals, listCampaigns, type CampaignTotals, type CampaignSummary } from './totals.js';
 export * from './edge/index.js';
 export { campaignReach, type CampaignReach, type ReachRow } from './reach.js';
+export {
+  DIMENSIONS,
+  type Dimension,
+  type BreakdownResponse,
+  type CampaignRangeResponse,
+  type AssetRangeResponse,
+  type CompareResponse,
+} from './analytics.js';

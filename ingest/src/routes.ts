@@ -25,6 +25,7 @@ import type { HistoryImport, ImportResult } from './backfill.js';
 import { campaignCosts, type SpendImport } from './spend.js';
 import { campaignReach } from './reach.js';
 import { campaignTotals, listCampaigns } from './totals.js';
+import { registerAnalyticsRoutes } from './analytics.js';
 
 export interface IngestDeps {
   intake: EventIntake;
@@ -198,6 +199,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     const tenant_id = actingTenant(principalOf(req), (req.query as { tenant_id: string }).tenant_id);
     return { tenant_id, campaigns: await listCampaigns(deps.store, tenant_id) };
   });
+
+  registerAnalyticsRoutes(app, deps.store);
 
   const budget = new StreamBudget(deps.wsMaxTotalInflightBytes);
   new Gauge({

@@ -405,6 +405,42 @@ export const MIGRATIONS: Migration[] = [
     ],
   },
   {
+    version: 13,
+    name: 'per-minute rollup by asset and event labels',
+    statements: (db) => [
+      /*
+       * Breakdowns and filters by channel, placement, region and device (the events' optional
+       * labels; '' when an event has none). One table for all four, so a breakdown by one label can
+       * be filtered by the others. It fills from the migration on (no backfill: an INSERT ... SELECT
+       * racing the sink could count an event twice); unfiltered reads keep using the rollups above,
+       * which hold the whole history. Same dedup window as those, for the same reason (migration 9).
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.dimsMinute} (
+        tenant_id LowCardinality(String),
+        campaign_id String,
+        asset_id String,
+        kind ${kindEnum},
+        minute DateTime('UTC'),
+        channel LowCardinality(String),
+        placement LowCardinality(String),
+        region LowCardinality(String),
+        device LowCardinality(String),
+        events UInt64,
+        value_sum Float64,
+        late_events UInt64
+      ) ENGINE = SummingMergeTree
+      PARTITION BY toYYYYMM(minute)
+      ORDER BY (tenant_id, campaign_id, asset_id, kind, minute, channel, placement, region, device)
+      SETTINGS non_replicated_deduplication_window = 10000`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.dimsMinute}_mv TO ${db}.${TABLES.dimsMinute} AS
+        SELECT tenant_id, campaign_id, asset_id, kind, toStartOfMinute(occurred_at) AS minute,
+               channel, placement, region, device,
+               count() AS events, sum(value) AS value_sum, countIf(late) AS late_events
+        FROM ${db}.${TABLES.eventsRaw}
+        GROUP BY tenant_id, campaign_id, asset_id, kind, minute, channel, placement, region, device`,
+    ],
+  },
+  {
     version: 14,
     name: 'trigger snoozes and acknowledgements',
     statements: (db) => [

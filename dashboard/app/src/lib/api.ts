@@ -402,3 +402,103 @@ export interface TimelineAnnotation {
 export function assetTimeline(tenant: string, id: string, signal?: AbortSignal) {
   return getJson<{ asset_id: string; role: 'master' | 'ad'; relaunch_gap_ms: number; annotations: TimelineAnnotation[] }>(`/v1/assets/${enc(id)}/timeline`, { tenant_id: tenant }, signal);
 }
+
+// Range reads, breakdowns and comparison (ingest/src/analytics.ts): from/to are epoch ms or ISO;
+// `filter[channel]=...` etc. narrow by the events' labels.
+
+export interface PeriodJson {
+  from: string;
+  to: string;
+}
+
+export interface RangeTotalsJson {
+  counts: Counts;
+  values: Counts;
+  total: number;
+  ctr: number | null;
+}
+
+export interface ChangeJson {
+  abs: number;
+  rel: number | null;
+}
+
+export interface PeriodChangeJson {
+  counts: Record<keyof Counts, ChangeJson>;
+  ctr: ChangeJson | null;
+}
+
+export interface RangeSeriesJson {
+  step_ms: number;
+  points: { t: string; counts: Counts }[];
+}
+
+export interface BreakdownRowJson {
+  value: string;
+  current: RangeTotalsJson;
+  previous: RangeTotalsJson;
+  change: PeriodChangeJson;
+}
+
+export interface BreakdownJson {
+  tenant_id: string;
+  campaign_id: string;
+  by: string;
+  range: PeriodJson;
+  previous_range: PeriodJson;
+  filters: Record<string, string[]>;
+  rows: BreakdownRowJson[];
+  truncated: boolean;
+  totals: { current: RangeTotalsJson; previous: RangeTotalsJson; change: PeriodChangeJson };
+}
+
+export interface CampaignRangeJson {
+  tenant_id: string;
+  campaign_id: string;
+  range: PeriodJson;
+  previous_range: PeriodJson;
+  filters: Record<string, string[]>;
+  current: RangeTotalsJson;
+  previous: RangeTotalsJson;
+  change: PeriodChangeJson;
+  assets: { asset_id: string; current: RangeTotalsJson; previous: RangeTotalsJson; change: PeriodChangeJson }[];
+  assets_truncated: boolean;
+  series: RangeSeriesJson;
+}
+
+export interface AssetRangeJson {
+  tenant_id: string;
+  asset_id: string;
+  campaign_id: string | null;
+  range: PeriodJson;
+  previous_range: PeriodJson;
+  current: RangeTotalsJson;
+  previous: RangeTotalsJson;
+  change: PeriodChangeJson;
+  series: RangeSeriesJson;
+}
+
+export interface CompareJson {
+  tenant_id: string;
+  range: PeriodJson;
+  step_ms: number;
+  assets: { asset_id: string; campaign_id: string | null; current: RangeTotalsJson; series: RangeSeriesJson }[];
+}
+
+type RangeParams = Record<string, string>;
+
+export function campaignBreakdown(tenant: string, campaign: string, by: string, range: RangeParams, signal?: AbortSignal) {
+  return getJson<BreakdownJson>(`/v1/campaigns/${enc(campaign)}/breakdown`, { tenant_id: tenant, by, ...range }, signal);
+}
+
+export function campaignRange(tenant: string, campaign: string, range: RangeParams, signal?: AbortSignal) {
+  return getJson<CampaignRangeJson>(`/v1/campaigns/${enc(campaign)}/range`, { tenant_id: tenant, ...range }, signal);
+}
+
+export function assetRange(tenant: string, asset: string, range: RangeParams, signal?: AbortSignal) {
+  return getJson<AssetRangeJson>(`/v1/assets/${enc(asset)}/range`, { tenant_id: tenant, ...range }, signal);
+}
+
+export function compareAssets(tenant: string, ids: string[], range: RangeParams, signal?: AbortSignal) {
+  return getJson<CompareJson>('/v1/compare', { tenant_id: tenant, ids: ids.join(','), ...range }, signal);
+}

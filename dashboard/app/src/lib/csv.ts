@@ -1,5 +1,7 @@
 import type { WindowName } from '@afterglow/core/live-protocol';
 import type { Ordered, Row } from './leaderboard.ts';
+import type { CampaignRangeJson } from './api.ts';
+import { wilson } from './stats.ts';
 
 /**
  * The leaderboard as CSV, in the order and with the filter shown: one row per creative, its rank
@@ -70,6 +72,71 @@ export function leaderboardCsv(ordered: Ordered, rows: ReadonlyMap<string, Row>,
         w.sharesPer1k.low,
         w.sharesPer1k.high,
         r.entity.velocity.perMin,
+      ]
+        .map(csvCell)
+        .join(','),
+    );
+  }
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+const RANGE_HEADER = [
+  'asset_id',
+  'from',
+  'to',
+  'filters',
+  'impressions',
+  'clicks',
+  'likes',
+  'shares',
+  'comments',
+  'engagements',
+  'ctr',
+  'ctr_low',
+  'ctr_high',
+  'previous_from',
+  'previous_impressions',
+  'previous_clicks',
+  'previous_ctr',
+  'impressions_change',
+  'ctr_change',
+];
+
+/**
+ * A range read (GET /v1/campaigns/:id/range) as CSV: one row per creative with its counts, CTR and
+ * 95% interval over the range, and the previous period of equal length; the range and the label
+ * filters it was read with are on every row, so a file says what it counts. Pure.
+ */
+export function rangeCsv(r: CampaignRangeJson): string {
+  const filters = Object.entries(r.filters)
+    .map(([d, vs]) => `${d}=${vs.join('|')}`)
+    .join(';');
+  const lines = [RANGE_HEADER.join(',')];
+  for (const a of r.assets) {
+    const c = a.current.counts;
+    const ci = wilson(c.click, c.impression);
+    const engagements = c.click + c.like + c.share + c.comment;
+    lines.push(
+      [
+        a.asset_id,
+        r.range.from,
+        r.range.to,
+        filters,
+        c.impression,
+        c.click,
+        c.like,
+        c.share,
+        c.comment,
+        engagements,
+        a.current.ctr,
+        c.impression > 0 ? ci.low : null,
+        c.impression > 0 ? ci.high : null,
+        r.previous_range.from,
+        a.previous.counts.impression,
+        a.previous.counts.click,
+        a.previous.ctr,
+        a.change.counts.impression.rel,
+        a.change.ctr?.abs ?? null,
       ]
         .map(csvCell)
         .join(','),

@@ -6,6 +6,7 @@
  *   #/review[/<ad>]  tie review (the queue, or one ad)
  *   #/triggers       triggers log
  *   #/insights[/<campaign>]  what drives performance (aggregated attribution) and the models
+ *   #/compare?ids=a,b[,c,d][&range=&from=&to=&f.channel=]  2-4 creatives side by side (analytics-state.ts)
  * The tenant is the `tenant` query parameter when given; else the API key's (GET /v1/whoami); else
  * the last one opened in this browser, `demo` by default (a server without keys).
  */
@@ -20,6 +21,7 @@ export type Route =
   | { name: 'review'; id: string | null }
   | { name: 'triggers' }
   | { name: 'insights'; id: string | null }
+  | { name: 'compare'; query: string }
   | { name: 'not_found'; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -29,6 +31,7 @@ export function parseRoute(hash: string): Route {
   const query = qi < 0 ? '' : full.slice(qi);
   if (path === '' || path === '/') return { name: 'home' };
   if (path === '/triggers') return { name: 'triggers' };
+  if (path === '/compare') return { name: 'compare', query };
   const sub = /^\/(review|insights)(?:\/(.+))?$/.exec(path);
   if (sub) {
     const name = sub[1] as 'review' | 'insights';
@@ -58,6 +61,8 @@ export const href = {
   review: (id?: string | null) => (id ? `#/review/${encodeURIComponent(id)}` : '#/review'),
   triggers: () => '#/triggers',
   insights: (campaign?: string | null) => (campaign ? `#/insights/${encodeURIComponent(campaign)}` : '#/insights'),
+  /** `query` carries the range and filters (analytics-state.ts withAnalytics); ids go first. */
+  compare: (ids: string[], query = '') => `#/compare?ids=${ids.map(encodeURIComponent).join(',')}${query ? `&${query.replace(/^\?/, '')}` : ''}`,
 };
 
 class Router {
