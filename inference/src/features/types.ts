@@ -3,6 +3,7 @@
  * and features look like, for the prediction model, ANVIL attribution (../edits) and the workers.
  * Kept stable: add, never change. Feature names are listed in ./names.ts.
  */
+import type { InferenceSettings } from '@afterglow/core';
 import type { RawImage, Rect } from '../models/types.js';
 
 export type { RawImage, Rect };
@@ -109,13 +110,8 @@ export interface FeatureSchema {
   embeddingDims: number;
 }
 
-export interface FeaturizerOptions {
-  /** Default: config `inference.modelsDir`. */
-  modelsDir?: string;
-  executionProvider?: 'auto' | 'cpu' | 'cuda';
-  /** Worker threads for the feature models (default: config `inference.workers`). */
-  workers?: number;
-  intraOpThreads?: number;
+/** The inference settings (config.inference: models, provider, worker threads) plus the featurizer's own; left-out settings take their defaults. */
+export interface FeaturizerOptions extends Partial<Pick<InferenceSettings, 'modelsDir' | 'executionProvider' | 'workers' | 'intraOpThreads'>> {
   /** Longer side of the analysed image (default 1024). */
   analysisMaxSide?: number;
   /** Run OCR (default true). */

@@ -39,6 +39,9 @@ export function createFeatureProvider(config: AfterglowConfig, log?: (msg: strin
       executionProvider: config.inference.executionProvider,
       workers: config.inference.workers,
       intraOpThreads: config.inference.intraOpThreads,
+      batchSize: config.inference.batchSize,
+      cacheMaxBytes: config.inference.embedCacheBytes,
+      limits: config.images,
       log,
     }));
   return {
