@@ -6,11 +6,10 @@ import {
   SINGLE_NODE_SINK_INSERT_SETTINGS,
   EventsRawRepository,
   TOPICS,
-  decodeEvent,
   dedupeWithinBatch,
   rawRowKey,
+  readBusEvent,
   toRawRow,
-  validateBusEvent,
   type Bus,
   type BusConsumer,
   type BusProducer,
@@ -176,15 +175,8 @@ export class EventSink {
   }
 
   private decode(record: DeliveredRecord): Decoded {
-    let value: unknown;
-    try {
-      value = decodeEvent(record.value);
-    } catch (err) {
-      return { ok: false, reason: 'undecodable', message: `not JSON: ${(err as Error).message}` };
-    }
-    const v = validateBusEvent(value, this.options.limits);
-    if (!v.ok) return { ok: false, reason: v.reason, message: v.message };
-    return { ok: true, row: toRawRow(v.event, this.options.limits.liveLateMs) };
+    const r = readBusEvent(record.value, this.options.limits);
+    return r.ok ? { ok: true, row: toRawRow(r.event, this.options.limits.liveLateMs) } : r;
   }
 
   /** Make everything buffered so far durable, then commit its offsets. */

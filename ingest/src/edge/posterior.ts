@@ -2,11 +2,10 @@ import {
   TOPICS,
   assetScoreSchema,
   DedupWindow,
-  decodeEvent,
   eventFingerprint,
   offsetAfter,
   payloadDigest,
-  validateBusEvent,
+  readBusEvent,
   type Bus,
   type BusConsumer,
   type DeliveredBatch,
@@ -271,13 +270,7 @@ export class PlacementPosteriors {
           // Most events have no placement: skip them without parsing (core's encodeEvent writes JSON;
           // anything else is decoded).
           if (r.timestamp < cut || (r.value[0] === 0x7b && !r.value.includes(PLACEMENT_FIELD))) continue;
-          let value: unknown;
-          try {
-            value = decodeEvent(r.value);
-          } catch {
-            continue;
-          }
-          const v = validateBusEvent(value, limits);
+          const v = readBusEvent(r.value, limits);
           if (!v.ok || !v.event.placement) continue;
           const e = v.event;
           const fingerprint = eventFingerprint(e.tenant_id, e.event_id);
