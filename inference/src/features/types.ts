@@ -127,7 +127,7 @@ export interface FeaturizerOptions extends Partial<Pick<InferenceSettings, 'mode
   /**
    * Where the measurements (colour statistics, k-means dominant colours, mask statistics: plain
    * JavaScript pixel loops) run; default `measure` on the calling thread. The scoring workers pass
-   * a worker-thread pool's (inference/src/workers/anvil-pool.ts) so their event loop stays free.
+   * a worker-thread pool's (inference/src/predict/anvil-pool.ts) so their event loop stays free.
    */
   measure?: (raw: RawImage, analysis: AssetAnalysis, source: { width: number; height: number }) => Promise<{ named: Record<string, number>; words: string[]; dominant: AssetFeatures['dominantColors'] }>;
   /** Reuse an existing embedder (it is not closed by the featurizer). */

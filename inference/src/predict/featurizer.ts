@@ -20,7 +20,7 @@ import { mulberry32 } from '@afterglow/core';
 import { buildFeatureSchema, createFeaturizer, schemaColumns, toVector, type AssetAnalysis, type AssetMeta, type FeatureSchema as FSchema, type Mask } from '../features/index.js';
 import { decodeForEdits, type EditSpec } from '../edits/index.js';
 import { createEmbedder } from '../models/embedder.js';
-import { AnvilPool } from '../workers/anvil-pool.js';
+import { AnvilPool } from './anvil-pool.js';
 import { decodeImage, probeImage, resolveLimits } from '../models/image.js';
 import type { EmbedderOptions, RawImage } from '../models/types.js';
 
