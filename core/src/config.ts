@@ -178,8 +178,15 @@ const SETTINGS = {
 
   sink: {
     groupId: env('SINK_GROUP_ID', z.string().default('afterglow-sink')),
+    /** Flush when this many rows are buffered (per lane)... */
     batchMaxRows: env('SINK_BATCH_MAX_ROWS', int(50_000, 1)),
+    /** ...or when the oldest buffered row has waited this long. */
     batchMaxMs: env('SINK_BATCH_MAX_MS', int(1000, 1)),
+    /**
+     * Independent flush pipelines, partition % lanes. A duplicate of an event always arrives on the
+     * same partition (keyed by asset_id), so lanes never race on one event id; running them
+     * concurrently lets one lane's insert overlap another's dedup query.
+     */
     lanes: env('SINK_FLUSH_LANES', int(2, 1, 64)),
   },
 
@@ -481,6 +488,7 @@ export type AuthSettings = Omit<Settings['auth'], 'failures'> & {
   failures?: Settings['auth']['failures'];
 };
 export type ClientSettings = Settings['client'];
+export type SinkSettings = Settings['sink'];
 export type KafkaSasl = { mechanism: NonNullable<Settings['kafka']['saslMechanism']>; username: string; password: string };
 
 type KafkaConnection = Pick<Settings['kafka'], 'clientId' | 'partitions' | 'replicationFactor' | 'namespace'>;
@@ -516,7 +524,7 @@ export interface AfterglowConfig {
   fanout: { kind: 'nats'; servers: string[] } | { kind: 'memory' };
   ingest: Settings['ingest'];
   events: EventLimits;
-  sink: Settings['sink'];
+  sink: SinkSettings;
   inference: InferenceSettings;
   predict: PredictSettings;
   images: ImageLimitSettings;

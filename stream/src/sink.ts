@@ -22,25 +22,16 @@ import {
   type PartitionOffset,
   type RawRow,
   type Registry,
+  type SinkSettings,
   type Store,
 } from '@afterglow/core';
 
-export interface SinkOptions {
+/** The sink settings are config.sink's (lanes default 2). */
+export interface SinkOptions extends Pick<SinkSettings, 'groupId' | 'batchMaxRows' | 'batchMaxMs'>, Partial<Pick<SinkSettings, 'lanes'>> {
   bus: Bus;
   store: Store;
   limits: EventLimits;
   log: Logger;
-  groupId: string;
-  /** Flush when this many rows are buffered (per lane)... */
-  batchMaxRows: number;
-  /** ...or when the oldest buffered row has waited this long. */
-  batchMaxMs: number;
-  /**
-   * Independent flush pipelines, partition % lanes. A duplicate of an event always arrives on the
-   * same partition (keyed by asset_id), so lanes never race on one event id; running them
-   * concurrently lets one lane's insert overlap another's dedup query. Default 2.
-   */
-  lanes?: number;
   /**
    * Exactly-once settings of the events_raw insert (the token is added per batch): the composition
    * root passes `sinkInsertSettings(config.store)`, i.e. the cluster's on a ClickHouse cluster.

@@ -9,6 +9,7 @@ import {
   type Bus,
   type BusConsumer,
   type DeliveredBatch,
+  type EdgeSettings,
   type EventLimits,
   type Logger,
 } from '@afterglow/core';
@@ -62,13 +63,10 @@ export interface Posterior {
   mean: number;
 }
 
-export interface PosteriorOptions {
-  halfLifeMs: number;
-  priorStrength: number;
-  maxPlacements: number;
-  /** Default: `maxPlacements` (one tenant may hold them all). */
-  maxPlacementsPerTenant?: number;
-  maxAssetsPerPlacement: number;
+/** The edge settings (config.edge); maxPlacementsPerTenant defaults to `maxPlacements` (one tenant may hold them all). */
+export interface PosteriorOptions
+  extends Pick<EdgeSettings, 'halfLifeMs' | 'priorStrength' | 'maxPlacements' | 'maxAssetsPerPlacement'>,
+    Partial<Pick<EdgeSettings, 'maxPlacementsPerTenant'>> {
   random?: () => number;
   /** Told of every placement dropped to keep a bound (metrics). */
   onEvict?: (tenant: string, reason: EvictReason) => void;
