@@ -18,8 +18,9 @@ import os from 'node:os';
 import path from 'node:path';
 import Fastify from 'fastify';
 import { availableCores, BadRequestError, createBlobStore, createBus, createStore, loadConfig, migrate, type Logger } from '@afterglow/core';
-import { FULL_PACKAGES, SHORT_PACKAGES, generateTieDataset, startAssetServices } from '@afterglow/inference';
-import { multipartBody } from '@afterglow/inference/testing';
+import { startAssetServices } from '@afterglow/inference';
+import { FULL_PACKAGES, SHORT_PACKAGES, generateTieDataset } from '@afterglow/testkit/tie';
+import { multipartBody } from '@afterglow/testkit/inference';
 import { flag, opt } from './args.js';
 
 const SHORT = flag('short');

@@ -18,8 +18,9 @@
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { availableCores, mulberry32 } from '@afterglow/core';
-import { buildFeatureModels, buildModels, createFeaturizer, decodeForEdits, defaultEditSpecs, generateVariants, occlusionGrid, renderAd, type AssetFeatures } from '@afterglow/inference';
-import { findSamplePhotos, testModelsDir } from '@afterglow/inference/testing';
+import { buildFeatureModels, buildModels, createFeaturizer, decodeForEdits, defaultEditSpecs, generateVariants, occlusionGrid, type AssetFeatures } from '@afterglow/inference';
+import { renderAd } from '@afterglow/testkit/tie';
+import { findSamplePhotos, testModelsDir } from '@afterglow/testkit/inference';
 import { flag, opt } from './args.js';
 
 const SHORT = flag('short');

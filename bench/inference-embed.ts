@@ -9,7 +9,7 @@
  *     pixels, batch-sized calls (what the model costs);
  *   - end-to-end: `embedder.embed` on encoded photos (sharp probe + decode + resize + blur, worker
  *     inference, power + L2 normalization), cache off, INFERENCE_BATCH_SIZE = the batch size.
- * Photos: the Debian python3-skimage sample photos when present (see inference/src/testing/images.ts),
+ * Photos: the Debian python3-skimage sample photos when present (see test/kit/src/images.ts),
  * else generated 1024x768 JPEGs.
  */
 import { readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { buildModels, createEmbedder, loadManifest, MODEL_IDS, runtimeSpec, type EmbeddingModelId } from '@afterglow/inference';
-import { findSamplePhotos, testModelsDir } from '@afterglow/inference/testing';
+import { findSamplePhotos, testModelsDir } from '@afterglow/testkit/inference';
 import { availableCores } from '@afterglow/core';
 
 const args = process.argv.slice(2);

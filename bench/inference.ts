@@ -21,13 +21,11 @@ import path from 'node:path';
 import { availableCores, loadConfig, mulberry32, ulid } from '@afterglow/core';
 import {
   Predictor,
-  SHORT_PACKAGES,
   attributeAsset,
   attributionEdits,
   buildVectorSchema,
   createEmbedder,
   fullFeatureProvider,
-  generateTieDataset,
   gbtToOnnx,
   lightFeatureProvider,
   matrix,
@@ -37,7 +35,8 @@ import {
   type Analysed,
   type FeatureProvider,
 } from '@afterglow/inference';
-import { testModelsDir } from '@afterglow/inference/testing';
+import { SHORT_PACKAGES, generateTieDataset } from '@afterglow/testkit/tie';
+import { testModelsDir } from '@afterglow/testkit/inference';
 import { start } from 'afterglow';
 import { writeFileSync } from 'node:fs';
 import { flag, opt } from './args.js';

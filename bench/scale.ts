@@ -22,7 +22,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:f
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { EVENT_KINDS, TOPICS, createBus, loadConfig, ulid, type Bus } from '@afterglow/core';
-import { freePort } from '@afterglow/core/testing';
+import { freePort } from '@afterglow/testkit/services';
 import { flag, opt } from './args.js';
 
 const SHORT = flag('short');

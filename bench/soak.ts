@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '@afterglow/core';
-import { ensureTestModels, testModelsDir } from '@afterglow/inference/testing';
+import { ensureTestModels, testModelsDir } from '@afterglow/testkit/inference';
 import { start } from 'afterglow';
 import { flag, opt } from './args.js';
 

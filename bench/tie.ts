@@ -28,21 +28,23 @@ import {
   CALIBRATION_PATH,
   colourDims,
   createEmbedder,
-  FULL_PACKAGES,
-  SHORT_PACKAGES,
-  fitCalibration,
-  generateTieDataset,
   loadCalibration,
   normalizeInPlace,
-  runEngine,
-  runOrbBaseline,
-  runPhashBaseline,
   searchTopK,
   wilsonLower,
   type Calibration,
   type RetrievalReport,
-  type TieDataset,
 } from '@afterglow/inference';
+import {
+  FULL_PACKAGES,
+  SHORT_PACKAGES,
+  fitCalibration,
+  generateTieDataset,
+  runEngine,
+  runOrbBaseline,
+  runPhashBaseline,
+  type TieDataset,
+} from '@afterglow/testkit/tie';
 import { flag, opt, optStr } from './args.js';
 
 const SHORT = flag('short');

@@ -10,9 +10,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EVENT_KINDS, ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
-import { eventually } from '@afterglow/core/testing';
-import { assetForm, ensureTestModels, findSamplePhotos, hostileUploads, testModelsDir } from '@afterglow/inference/testing';
-import { generateTieDataset, type TieDataset } from '@afterglow/inference';
+import { eventually } from '@afterglow/testkit/services';
+import { assetForm, ensureTestModels, findSamplePhotos, hostileUploads, testModelsDir } from '@afterglow/testkit/inference';
+import { generateTieDataset, type TieDataset } from '@afterglow/testkit/tie';
 import { postEvents, startApp, type TestApp } from './support.js';
 
 const T = 'tie-tenant';

@@ -18,14 +18,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { TABLES, mulberry32, ulid, type EngagementEvent } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import {
   ModelRegistry,
   Predictor,
-  SHORT_PACKAGES,
   aggregateAttribution,
   attributeAsset,
-  generateTieDataset,
   lightFeatureProvider,
   matrix,
   predictMembers,
@@ -36,6 +34,7 @@ import {
   type EditSpec,
   type StoredModel,
 } from '@afterglow/inference';
+import { SHORT_PACKAGES, generateTieDataset } from '@afterglow/testkit/tie';
 import { postAll, startApp, type TestApp } from './support.js';
 
 const EFFECT = 0.5;

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
-import { eventually, freePort } from '@afterglow/core/testing';
-import { assetForm, ensureTestModels, findSamplePhotos, testModelsDir } from '@afterglow/inference/testing';
+import { eventually, freePort } from '@afterglow/testkit/services';
+import { assetForm, ensureTestModels, findSamplePhotos, testModelsDir } from '@afterglow/testkit/inference';
 import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 declare const location: any;

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ulid, type EngagementEvent } from '@afterglow/core';
-import { eventually, freePort } from '@afterglow/core/testing';
-import { assetForm, ensureTestModels, noiseImage, testModelsDir } from '@afterglow/inference/testing';
+import { eventually, freePort } from '@afterglow/testkit/services';
+import { assetForm, ensureTestModels, noiseImage, testModelsDir } from '@afterglow/testkit/inference';
 import { postEvents, startApp, type TestApp } from './support.js';
 
 declare const document: any;

@@ -9,9 +9,9 @@ import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { TABLES, ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
-import { eventually, freePort } from '@afterglow/core/testing';
-import { generateTieDataset } from '@afterglow/inference';
-import { assetForm, ensureTestModels, testModelsDir } from '@afterglow/inference/testing';
+import { eventually, freePort } from '@afterglow/testkit/services';
+import { generateTieDataset } from '@afterglow/testkit/tie';
+import { assetForm, ensureTestModels, testModelsDir } from '@afterglow/testkit/inference';
 import { authFetch, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 // Browser globals, for the callbacks that run in the page (this project compiles without the DOM lib).

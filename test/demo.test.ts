@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '@afterglow/core';
-import { eventually } from '@afterglow/core/testing';
-import { ensureTestModels, testModelsDir } from '@afterglow/inference/testing';
+import { eventually } from '@afterglow/testkit/services';
+import { ensureTestModels, testModelsDir } from '@afterglow/testkit/inference';
 import { DEMO_CAMPAIGNS, DEMO_MASTERS_PER_CAMPAIGN, DEMO_TENANT, demoMasterId, demoRules, start, type Running } from 'afterglow';
 
 describe('the built-in demo', () => {

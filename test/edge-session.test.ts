@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { ulid } from '@afterglow/core';
 import { EDGE_CLOSE, EDGE_ERROR, EdgeClient } from '@afterglow/ingest';
 import { startApp, type TestApp } from './support.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { pack, unpack } from 'msgpackr';
 import { ulid, type EngagementEvent, type Env } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { EdgeClient } from '@afterglow/ingest';
 import { startApp, waitForSinkDrained, zeroCounts, type Counts, type TestApp } from './support.js';
 

@@ -8,7 +8,7 @@ import { pack, unpack } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { REJECT_REASONS, ulid } from '@afterglow/core';
 import { EDGE_CLOSE, EDGE_ERROR, EdgeClient } from '@afterglow/ingest';
-import { uniqueName } from '@afterglow/core/testing';
+import { uniqueName } from '@afterglow/testkit/services';
 import { registeredRoutes } from 'afterglow';
 import { startApp, type TestApp } from './support.js';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { pack, unpack } from 'msgpackr';
 import { WebSocket } from 'ws';
-import { uniqueName } from '@afterglow/core/testing';
+import { uniqueName } from '@afterglow/testkit/services';
 import { ANY_TENANT, authFetch, fetchTotals, headersFor, makeEvents, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 /** Ingest at its edges, on the embedded adapters: WebSocket stream, size limits, backpressure. */

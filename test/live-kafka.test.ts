@@ -1,4 +1,4 @@
-import { uniqueName } from '@afterglow/core/testing';
+import { uniqueName } from '@afterglow/testkit/services';
 import { liveScenario } from './live.js';
 
 // Real Kafka + Redis + NATS (deploy/local) + chDB. CI sets the variables; locally the suite skips without them.

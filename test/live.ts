@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EVENT_KINDS, createBus, createFanOut, createHotState, createLogger, ulid, type EngagementEvent, type Env, type EventKind } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { LiveAggregator, LiveKeys } from '@afterglow/stream';
 import { authFetch, fetchTotals, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type TestApp } from './support.js';
 import { LiveTestClient, percentile, type Counts } from './live-client.js';

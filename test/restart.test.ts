@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { TABLES, TOPICS, loadConfig, ulid, type EngagementEvent, type EventKind, type TieDecision } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { start, type Running } from 'afterglow';
 import { authFetch, fetchTotals, waitForSinkDrained, zeroCounts, type Counts } from './support.js';
 

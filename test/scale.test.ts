@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createStore, type Store } from '@afterglow/core';
-import { serviceUrl, uniqueName } from '@afterglow/core/testing';
+import { serviceUrl, uniqueName } from '@afterglow/testkit/services';
 import { metric, postRoundRobin, startCluster, storedCounts, waitAllDrained, type Cluster } from './faults/scale.js';
 
 // Issue 9: two ingest processes, two stream sinks and two live aggregators (six processes) in

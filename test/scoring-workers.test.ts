@@ -16,20 +16,19 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { TABLES, TOPICS, createBlobStore, mulberry32, ulid, type AssetScore, type BlobStore, type BusProducer, type EngagementEvent } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import {
   ModelRegistry,
   Predictor,
-  SHORT_PACKAGES,
   ScoringEngine,
   ScoringWorkers,
-  generateTieDataset,
   lightFeatureProvider,
   registryImageSource,
   runTrainCommand,
   trainModel,
   type TrainOptions,
 } from '@afterglow/inference';
+import { SHORT_PACKAGES, generateTieDataset } from '@afterglow/testkit/tie';
 import { postAll, startApp, type TestApp } from './support.js';
 
 const HOUR = 3_600_000;

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '@afterglow/core';
-import { eventually } from '@afterglow/core/testing';
-import { ensureTestModels, testModelsDir } from '@afterglow/inference/testing';
+import { eventually } from '@afterglow/testkit/services';
+import { ensureTestModels, testModelsDir } from '@afterglow/testkit/inference';
 import { start, type Running } from 'afterglow';
 
 const SOAK_MS = Number(process.env.SOAK_MS ?? 75_000);

@@ -1,4 +1,4 @@
-import { uniqueName } from '@afterglow/core/testing';
+import { uniqueName } from '@afterglow/testkit/services';
 import { spineScenario } from './spine.js';
 
 // Real Kafka (deploy/local) and, when CLICKHOUSE_URL is set (deploy/local/env.sh sets it), the store

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DLQ_HEADERS, TOPICS, ulid, type DeliveredRecord, type Env } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { EventSink } from '@afterglow/stream';
 import { authFetch, fetchTotals, makeEvents, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type Counts, type TestApp } from './support.js';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EVENT_KINDS, SCOPES, TOPICS, loadConfig, ulid, type AfterglowConfig, type Scope, type EngagementEvent, type EventKind, type Env } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { start, type RoleName, type Running, type StartOptions } from 'afterglow';
 
 /** Cross-role test helpers: a whole Afterglow in this process, and traffic with known answers. */

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import Fastify from 'fastify';
 import { WebSocket } from 'ws';
 import { SCOPES, createLogger, type Scope } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { ROLES, installAuth, registeredRoutes, type RouteEntry } from 'afterglow';
 import { makeEvents, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
 

@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ulid, type EngagementEvent } from '@afterglow/core';
-import { eventually } from '@afterglow/core/testing';
-import { assetForm, ensureTestModels, noiseImage, testModelsDir } from '@afterglow/inference/testing';
+import { eventually } from '@afterglow/testkit/services';
+import { assetForm, ensureTestModels, noiseImage, testModelsDir } from '@afterglow/testkit/inference';
 import { postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 const T = 'views-tenant';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ulid, type EngagementEvent, type Scope } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { postAll, realServicesEnv, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 const services = realServicesEnv();

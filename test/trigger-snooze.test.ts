@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig, ulid, type EngagementEvent, type Scope } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { start, type Running } from 'afterglow';
 import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 

@@ -17,7 +17,7 @@ import {
   type TieDecision,
   type VariantRequest,
 } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { LiveKeys, TriggerEngine, TriggerStore } from '@afterglow/stream';
 import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 

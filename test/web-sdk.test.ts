@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { build } from 'esbuild';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ulid } from '@afterglow/core';
-import { eventually, freePort } from '@afterglow/core/testing';
+import { eventually, freePort } from '@afterglow/testkit/services';
 import { fetchTotals, startApp, waitForSinkDrained, type Counts, type TestApp } from './support.js';
 
 // Browser globals, for the callbacks that run in the page (this project compiles without the DOM lib).

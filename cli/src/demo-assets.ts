@@ -101,7 +101,7 @@ export function startDemoSeeder(options: DemoSeedOptions): DemoSeeder {
   };
 
   const registerAd = async (campaign: string, assetId: string, format: string, channel: string, master: string): Promise<boolean> => {
-    const { AD_FORMATS, renderAd } = await import('@afterglow/inference');
+    const { AD_FORMATS, renderAd } = await import('./demo-ads.js');
     const ad = await renderAd(master, forcedFormatRng(AD_FORMATS, format, seedOf(assetId)));
     return register({ role: 'ad', campaign_id: campaign, asset_id: assetId, channel, name: `${assetId} (${ad.format} ${ad.layout})` }, ad.bytes, `${assetId}.${ad.ext}`);
   };

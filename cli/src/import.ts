@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { parse as parseCsv } from 'csv-parse';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
+import { loadConfig, type ClientSettings } from '@afterglow/core';
 
 /**
  * `afterglow import events FILE`: engagement history (NDJSON, CSV or Parquet) sent to a running
@@ -77,7 +78,13 @@ interface ServerResult {
   rejections: { index: number; reason: string; field?: string; message: string; event_id?: string }[];
 }
 
-export async function runImportCommand(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+/** `client`: AFTERGLOW_URL / AFTERGLOW_API_KEY from the config (read only when --url or --key is not given). */
+export async function runImportCommand(
+  argv: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+  client?: ClientSettings,
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -129,8 +136,9 @@ export async function runImportCommand(argv: string[], out: NodeJS.WritableStrea
     err.write(`${(e as Error).message}\n`);
     return 2;
   }
-  const base = (values.url ?? process.env.AFTERGLOW_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
-  const key = values.key ?? process.env.AFTERGLOW_API_KEY;
+  const settings = values.url === undefined || values.key === undefined ? (client ?? loadConfig(process.env).client) : undefined;
+  const base = (values.url ?? settings?.url ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+  const key = values.key ?? settings?.apiKey;
   const dryRun = values['dry-run'];
   const rejectsOut = values.rejects ? createWriteStream(values.rejects) : undefined;
   const progress = new Progress(err, !values.quiet, format === 'parquet' ? undefined : statSync(file).size);

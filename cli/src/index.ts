@@ -1,4 +1,5 @@
 export { start, ROLES, type RoleName, type Running, type StartOptions } from './runtime.js';
 export { DemoGenerator, DEMO_TENANT, DEMO_CAMPAIGNS } from './demo.js';
 export { demoRules, demoMasterId, DEMO_MASTERS_PER_CAMPAIGN } from './demo-assets.js';
+export { renderAd, AD_FORMATS, type RenderedAd } from './demo-ads.js';
 export { registeredRoutes, installAuth, type RouteEntry, type AuthOptions } from './auth.js';

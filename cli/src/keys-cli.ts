@@ -58,10 +58,11 @@ async function keysCommand(argv: string[]): Promise<number> {
   }
   const placements = values.placements?.split(',').map((p) => p.trim()).filter(Boolean);
   const origins = values.origins?.split(',').map((o) => o.trim()).filter(Boolean);
-  const url = values.url ?? process.env.AFTERGLOW_URL;
+  const config = loadConfig(process.env);
+  const url = values.url ?? config.client.url;
   let out: unknown;
   if (url) {
-    const key = values.key ?? process.env.AFTERGLOW_API_KEY;
+    const key = values.key ?? config.client.apiKey;
     if (!key) {
       console.error('--url needs an admin key: --key or AFTERGLOW_API_KEY');
       return 2;
@@ -90,7 +91,6 @@ async function keysCommand(argv: string[]): Promise<number> {
     else if (action === 'rotate') out = await call('POST', `/v1/keys/${values.id}/rotate`, { tenant_id: tenant, ...(values['grace-ms'] && { grace_ms: Number(values['grace-ms']) }) });
     else out = await call('DELETE', `/v1/keys/${values.id}?tenant_id=${t}`);
   } else {
-    const config = loadConfig(process.env);
     // The server's pepper: keys hashed with another one would never authenticate.
     const pepper = config.auth.pepper ?? readSecretFile(secretPath(config.dataDir, PEPPER_FILE));
     if (!pepper) throw new ConfigError('AUTH_KEY_PEPPER is not set (and the data dir holds no demo pepper): set the one the servers use');

@@ -48,7 +48,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'assets') {
     const { runAssetsCommand } = await import('@afterglow/inference');
-    process.exitCode = await runAssetsCommand(argv.slice(1));
+    process.exitCode = await runAssetsCommand(argv.slice(1), { client: loadConfig(process.env).client });
     return;
   }
   if (command === 'train') {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
-import { EVENT_KINDS, REJECT_REASONS, sealViewer, ulid, validateBusEvent, validateEvent, viewerHashKey, type RejectReason } from './events.js';
+import { EVENT_KINDS, REJECT_REASONS, encodeEvent, isLate, readBusEvent, sealViewer, ulid, validateBusEvent, validateEvent, viewerHashKey, type RejectReason } from './events.js';
 import type { EventLimits } from './config.js';
 
 const limits: EventLimits = { maxAgeMs: 3_600_000, maxFutureMs: 60_000, liveLateMs: 600_000, maxAttrsBytes: 256, dedupWindowMs: 300_000 };
@@ -116,4 +116,32 @@ test('viewer ids leave ingest only as a keyed hash: per tenant, never client-set
   assert.equal(viewerHashKey(undefined, undefined), undefined);
   assert.notDeepEqual(viewerHashKey(undefined, 'pepper-one-123456'), viewerHashKey(undefined, 'pepper-two-123456'));
   assert.deepEqual(viewerHashKey(key.toString('base64'), 'ignored-pepper-1234'), key);
+});
+
+test('readBusEvent: one record to an event with its late verdict, or the reason it is not one', () => {
+  const accepted = validateEvent(good(), limits, NOW);
+  assert.ok(accepted.ok);
+  const onTime = readBusEvent(encodeEvent(accepted.event), limits);
+  assert.ok(onTime.ok);
+  assert.deepEqual(onTime.event, accepted.event);
+  assert.equal(onTime.late, false);
+
+  const lateEvent = { ...accepted.event, occurred_at: NOW - limits.liveLateMs - 1 };
+  const late = readBusEvent(encodeEvent(lateEvent), limits);
+  assert.ok(late.ok && late.late, 'received more than liveLateMs after it happened');
+  assert.equal(isLate({ occurred_at: NOW - limits.liveLateMs, received_at: NOW }, limits), false, 'exactly the window is on time');
+
+  const garbage = readBusEvent(Buffer.from('{not json'), limits);
+  assert.ok(!garbage.ok);
+  assert.equal(garbage.reason, 'undecodable');
+  assert.match(garbage.message, /^not JSON: /);
+
+  const noStamp = readBusEvent(Buffer.from(JSON.stringify(good())), limits);
+  assert.ok(!noStamp.ok);
+  assert.equal(noStamp.reason, 'invalid_field');
+  assert.equal(noStamp.field, 'received_at');
+
+  const bad = readBusEvent(new Uint8Array(Buffer.from(JSON.stringify({ ...accepted.event, kind: 'teleport' }))), limits);
+  assert.ok(!bad.ok);
+  assert.equal(bad.reason, 'unknown_kind');
 });

@@ -198,6 +198,32 @@ export function validateBusEvent(input: unknown, limits: EventLimits): EventVali
   return validateEvent(input, limits, receivedAt);
 }
 
+/**
+ * An event record read back from the bus: `ok` with the event (and whether it is late), or `ok: false`
+ * with why it is not one; the sink dead-letters those with that reason, the live paths skip them.
+ */
+export type BusEventRead = { ok: true; event: EngagementEvent; late: boolean } | { ok: false; reason: RejectReason | 'undecodable'; field?: string; message: string };
+
+/** Decode and validate one bus record (every consumer of engagement.events reads records through this). */
+export function readBusEvent(value: Buffer | Uint8Array, limits: EventLimits): BusEventRead {
+  let input: unknown;
+  try {
+    input = decodeEvent(value);
+  } catch (err) {
+    return { ok: false, reason: 'undecodable', message: `not JSON: ${(err as Error).message}` };
+  }
+  const v = validateBusEvent(input, limits);
+  return v.ok ? { ok: true, event: v.event, late: isLate(v.event, limits) } : v;
+}
+
+/**
+ * Late: received more than the live late window after it happened. Counted in ClickHouse (the sink's
+ * `late` flag) but not in the live windows; decided by the event's own timestamps, so a replay decides the same way.
+ */
+export function isLate(e: Pick<EngagementEvent, 'occurred_at' | 'received_at'>, limits: Pick<EventLimits, 'liveLateMs'>): boolean {
+  return e.received_at - e.occurred_at > limits.liveLateMs;
+}
+
 function rejectionFromSchema(err: ErrorObject | undefined, input: Record<string, unknown>): EventRejection {
   if (!err) return { reason: 'invalid_field', message: 'invalid event' };
   if (err.keyword === 'required') {

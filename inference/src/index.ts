@@ -12,8 +12,8 @@ export { buildModels, isModelVerified, modelPath, type BuildModelsOptions, type 
 export { loadManifest, runtimeSpec, MODEL_IDS, MANIFEST_PATH, type ModelManifest, type ModelSpec } from './models/manifest.js';
 export { runModelsCommand } from './models/models-cli.js';
 export * from './tie/index.js';
+export { startAssetServices, type AssetServices, type AssetServicesDeps } from './asset-services.js';
 export {
-  startAssetServices,
   AssetRepository,
   AssetRegistry,
   deriveAssetId,
@@ -21,8 +21,6 @@ export {
   apiAsset,
   runAssetsCommand,
   ASSETS_USAGE,
-  type AssetServices,
-  type AssetServicesDeps,
   type AssetRecord,
   type StoredDecision,
   type ApiAsset,
@@ -34,7 +32,6 @@ export { TieTiers } from './review/tiers.js';
 export { createFeaturizer, measure, NAMED_FEATURES, FEATURE_DESCRIPTIONS, type Featurizer, type FeaturizerOptions, type AssetFeatures, type AssetAnalysis } from './features/index.js';
 export { buildFeatureModels, ensureFeatureModels, loadFeatureManifest, FEATURE_MODEL_IDS, type FeatureModelId } from './models/feature-models.js';
 export { decodeForEdits, generateVariants, variantBatches, occlusionGrid, defaultEditSpecs, editLabel } from './edits/index.js';
-export { renderAd } from './tie/dataset/generate.js';
 // Performance prediction, ANVIL attribution and the scoring workers (issue 5).
 export * from './predict/index.js';
 export * from './attribution/index.js';

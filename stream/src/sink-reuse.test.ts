@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TABLES, TOPICS, createBus, createLogger, createStore, encodeEvent, migrate, partitionForKey, ulid, type Bus, type EngagementEvent, type Store } from '@afterglow/core';
-import { eventually } from '@afterglow/core/testing';
+import { eventually } from '@afterglow/testkit/services';
 import { EventSink } from './sink.js';
 
 /**

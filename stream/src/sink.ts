@@ -6,11 +6,10 @@ import {
   SINGLE_NODE_SINK_INSERT_SETTINGS,
   EventsRawRepository,
   TOPICS,
-  decodeEvent,
   dedupeWithinBatch,
   rawRowKey,
+  readBusEvent,
   toRawRow,
-  validateBusEvent,
   type Bus,
   type BusConsumer,
   type BusProducer,
@@ -23,26 +22,16 @@ import {
   type PartitionOffset,
   type RawRow,
   type Registry,
+  type SinkSettings,
   type Store,
 } from '@afterglow/core';
 
-export interface SinkOptions {
+/** The sink settings are config.sink's (lanes default 2). */
+export interface SinkOptions extends Pick<SinkSettings, 'groupId' | 'batchMaxRows' | 'batchMaxMs'>, Partial<Pick<SinkSettings, 'lanes'>> {
   bus: Bus;
   store: Store;
   limits: EventLimits;
   log: Logger;
-  groupId: string;
-  /** Flush when this many rows are buffered (per lane)... */
-  batchMaxRows: number;
-  /** ...or when the oldest buffered row has waited this long. */
-  batchMaxMs: number;
-  /**
-   * Independent flush pipelines, partition % lanes. A retry of an event arrives on the same
-   * partition (keyed by asset_id); an id re-used for another asset may not, and the lanes claim
-   * what they insert (see `inflight`). Running them concurrently lets one lane's insert overlap
-   * another's dedup query. Default 2.
-   */
-  lanes?: number;
   /**
    * Exactly-once settings of the events_raw insert (the token is added per batch): the composition
    * root passes `sinkInsertSettings(config.store)`, i.e. the cluster's on a ClickHouse cluster.
@@ -187,15 +176,8 @@ export class EventSink {
   }
 
   private decode(record: DeliveredRecord): Decoded {
-    let value: unknown;
-    try {
-      value = decodeEvent(record.value);
-    } catch (err) {
-      return { ok: false, reason: 'undecodable', message: `not JSON: ${(err as Error).message}` };
-    }
-    const v = validateBusEvent(value, this.options.limits);
-    if (!v.ok) return { ok: false, reason: v.reason, message: v.message };
-    return { ok: true, row: toRawRow(v.event, this.options.limits.liveLateMs) };
+    const r = readBusEvent(record.value, this.options.limits);
+    return r.ok ? { ok: true, row: toRawRow(r.event, this.options.limits.liveLateMs) } : r;
   }
 
   /** Make everything buffered so far durable, then commit its offsets. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serviceUrl } from '@afterglow/core/testing';
+import { serviceUrl } from '@afterglow/testkit/services';
 import { kafkaRestart } from './scenarios.js';
 
 // Its own Kafka broker (free ports, own data dir), restarted under load; the shared one is untouched.

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serviceUrl } from '@afterglow/core/testing';
+import { serviceUrl } from '@afterglow/testkit/services';
 import { liveRestarts } from './scenarios.js';
 
 // Own Redis and NATS instances (free ports), restarted under the live role; the shared ones are untouched.

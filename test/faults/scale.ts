@@ -1,5 +1,5 @@
 import { createBus, loadConfig, type Bus, type Env } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { makeEvents, postEvents } from '../support.js';
 import { groupProgress, metric, RoleProcess, storedCounts, waitDrained } from './scenarios.js';
 import { OwnClickHouse } from './services.js';

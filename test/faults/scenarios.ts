@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TABLES, TOPICS, type Bus, type Env, type Store } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { makeEvents, postEvents, startApp, type TestApp } from '../support.js';
 import { LiveTestClient } from '../live-client.js';
 import { OwnClickHouse, OwnService, ROOT } from './services.js';

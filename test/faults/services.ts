@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
-import { eventually, freePort } from '@afterglow/core/testing';
+import { eventually, freePort } from '@afterglow/testkit/services';
 
 /**
  * Services a fault test owns, so it can kill and restart them without touching the shared ones on

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serviceUrl } from '@afterglow/core/testing';
+import { serviceUrl } from '@afterglow/testkit/services';
 import { sinkKills } from './scenarios.js';
 
 // kill -9 the stream sink (its own process) at least 5 times while events flow through the intake:

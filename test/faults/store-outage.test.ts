@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serviceUrl } from '@afterglow/core/testing';
+import { serviceUrl } from '@afterglow/testkit/services';
 import { storeOutage } from './scenarios.js';
 
 // ClickHouse (its own stand-in process) killed for 60 s while events flow into Kafka.

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { ulid, type EngagementEvent, type Env } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { EDGE_CLOSE, EDGE_ERROR, EdgeClient, EdgeError } from '@afterglow/ingest';
 import { realServicesEnv, startApp, waitForSinkDrained, type Counts, type TestApp } from '../support.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { eventually } from '@afterglow/core/testing';
+import { eventually } from '@afterglow/testkit/services';
 import { ANY_TENANT, startApp, type TestApp } from '../support.js';
 
 /**

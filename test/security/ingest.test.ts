@@ -4,7 +4,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { unpack } from 'msgpackr';
 import { WebSocket } from 'ws';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { makeEvents, startApp, type TestApp } from '../support.js';
 
 /**

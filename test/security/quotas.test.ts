@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EVENT_KINDS, TOPICS, partitionForKey, ulid, type EngagementEvent, type Env, type EventKind } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { EdgeClient } from '@afterglow/ingest';
 import { LiveKeys } from '@afterglow/stream';
 import { postAll, realServicesEnv, startApp, waitForSinkDrained, type Counts, type TestApp } from '../support.js';

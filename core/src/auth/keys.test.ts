@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { eventually } from '../testing/services.js';
+import { eventually } from '@afterglow/testkit/services';
 import { createStore, type Store } from '../store/clickhouse.js';
 import { migrate } from '../store/migrations.js';
 import { TABLES } from '../contracts.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runBlobStoreContract } from './contract.js';
+import { runBlobStoreContract } from '@afterglow/testkit/contracts';
 import { LocalBlobStore } from './local.js';
 
 runBlobStoreContract('local', async (t) => {

@@ -1,4 +1,4 @@
-import { runBlobStoreContract } from './contract.js';
+import { runBlobStoreContract } from '@afterglow/testkit/contracts';
 import { S3BlobStore } from './s3.js';
 
 /**

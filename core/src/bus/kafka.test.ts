@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { eventually, serviceUrl, uniqueName } from '../testing/services.js';
-import { runBusContract } from './contract.js';
+import { eventually, serviceUrl, uniqueName } from '@afterglow/testkit/services';
+import { runBusContract } from '@afterglow/testkit/contracts';
 import { KafkaBus } from './kafka.js';
 import type { BusRecord } from './types.js';
 

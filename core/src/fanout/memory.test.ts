@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runFanOutContract } from './contract.js';
+import { runFanOutContract } from '@afterglow/testkit/contracts';
 import { MemoryFanOut } from './memory.js';
 import { assertPublishSubject, assertSubscribeSubject, InvalidSubjectError, subjectMatches } from './subject.js';
 

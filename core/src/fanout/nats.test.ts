@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { eventually, serviceUrl, uniqueName, freePort, stopChild } from '../testing/services.js';
-import { runFanOutContract } from './contract.js';
+import { eventually, serviceUrl, uniqueName, freePort, stopChild } from '@afterglow/testkit/services';
+import { runFanOutContract } from '@afterglow/testkit/contracts';
 import { NatsFanOut, type NatsStatus } from './nats.js';
 
 describe('NatsFanOut', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runHotStateContract } from './contract.js';
+import { runHotStateContract } from '@afterglow/testkit/contracts';
 import { MemoryHotState } from './memory.js';
 
 describe('MemoryHotState', () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { eventually, serviceUrl, freePort, stopChild } from '../testing/services.js';
-import { runHotStateContract } from './contract.js';
+import { eventually, serviceUrl, freePort, stopChild } from '@afterglow/testkit/services';
+import { runHotStateContract } from '@afterglow/testkit/contracts';
 import { RedisHotState } from './redis.js';
 
 describe('RedisHotState', () => {

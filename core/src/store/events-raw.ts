@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { EngagementEvent } from '../events.js';
+import { isLate, type EngagementEvent } from '../events.js';
 import { TABLES } from '../contracts.js';
 import { sqlString, type Store } from './clickhouse.js';
 
@@ -76,7 +76,7 @@ export function toRawRow(e: EngagementEvent, liveLateMs: number): RawRow {
     viewer_hash: e.viewer_hash ?? '',
     attrs: e.attrs ? JSON.stringify(e.attrs) : '',
     // Counted like any other event, but flagged: live windows had already closed when it arrived.
-    late: e.received_at - e.occurred_at > liveLateMs,
+    late: isLate(e, { liveLateMs }),
   };
 }
 

@@ -62,7 +62,7 @@ test('aggregation: the same edit of two elements is two estimates, each counting
 });
 
 test('light features: edits and measurements run in worker threads; a red recolour shows in the subject colour features', async () => {
-  const { findSamplePhotos } = await import('../testing/images.js');
+  const { findSamplePhotos } = await import('@afterglow/testkit/images');
   const { lightFeatureProvider } = await import('../predict/featurizer.js');
   const { readFileSync } = await import('node:fs');
   const photo = findSamplePhotos().find((p) => p.id.endsWith('coffee.png')) ?? findSamplePhotos()[0];

@@ -12,8 +12,8 @@ import sharp from 'sharp';
 import { createFeaturizer, type AssetFeatures, type Featurizer } from '../features/index.js';
 import { maskAt } from '../features/mask.js';
 import { buildFeatureModels } from '../models/feature-models.js';
-import { photosOrSkip, type SamplePhoto } from '../testing/images.js';
-import { ensureTestModels, testModelsDir } from '../testing/models.js';
+import { photosOrSkip, type SamplePhoto } from '@afterglow/testkit/images';
+import { ensureTestModels, testModelsDir } from '@afterglow/testkit/models';
 import { applyEdit, cellRect, decodeForEdits, defaultEditSpecs, generateVariants, occlusionGrid, variantBatches, type Variant } from './index.js';
 import { harden } from './ops.js';
 

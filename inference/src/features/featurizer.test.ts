@@ -13,10 +13,10 @@ import sharp from 'sharp';
 import { mulberry32 } from '@afterglow/core';
 import { buildFeatureModels } from '../models/feature-models.js';
 import { ImageRejectedError } from '../models/types.js';
-import { photosOrSkip, type SamplePhoto } from '../testing/images.js';
-import { ensureTestModels, testModelsDir } from '../testing/models.js';
-import { rawPng } from '../registry/fixtures.js';
-import { renderAd } from '../tie/dataset/generate.js';
+import { photosOrSkip, type SamplePhoto } from '@afterglow/testkit/images';
+import { ensureTestModels, testModelsDir } from '@afterglow/testkit/models';
+import { rawPng } from '@afterglow/testkit/fixtures';
+import { renderAd } from '@afterglow/testkit/tie';
 import { maskAt } from './mask.js';
 import { NAMED_FEATURES } from './schema.js';
 import { createFeaturizer, type Featurizer } from './index.js';
@@ -57,7 +57,7 @@ describe('featurizer (PP-OCR, ISNet, mobilenet_v2 on real photos)', () => {
   it('measures where the `measure` option says (the scoring workers: a worker thread), with the same result', async (t) => {
     photos = photosOrSkip(t, 5);
     if (!photos) return;
-    const { AnvilPool } = await import('../workers/anvil-pool.js');
+    const { AnvilPool } = await import('../predict/anvil-pool.js');
     const { measure } = await import('./featurizer.js');
     const pool = new AnvilPool(1);
     let calls = 0;

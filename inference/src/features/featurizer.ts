@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import type { AfterglowConfig } from '@afterglow/core';
 import { createEmbedder } from '../models/embedder.js';
 import { ensureFeatureModels, featureModelPath, loadFeatureManifest } from '../models/feature-models.js';
 import { decodeImage, probeImage, resolveLimits } from '../models/image.js';
@@ -45,10 +46,11 @@ interface Resolved {
 
 async function resolve(o: FeaturizerOptions & { limits?: Partial<ImageLimits> }): Promise<Resolved> {
   const need = o.modelsDir === undefined || o.executionProvider === undefined || o.workers === undefined || o.intraOpThreads === undefined || o.limits === undefined;
-  let cfg: { inference: { modelsDir: string; executionProvider: 'auto' | 'cpu' | 'cuda'; workers: number; intraOpThreads: number }; images: ImageLimits } | undefined;
+  // Left-out options take the settings' defaults (no variable read: the composition root passes its config).
+  let cfg: Pick<AfterglowConfig, 'inference' | 'images'> | undefined;
   if (need) {
-    const { loadConfig } = await import('@afterglow/core');
-    cfg = loadConfig(process.env);
+    const { defaultConfig } = await import('@afterglow/core');
+    cfg = defaultConfig();
   }
   const workers = Math.max(1, o.workers ?? cfg!.inference.workers);
   const cores = os.availableParallelism();

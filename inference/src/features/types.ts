@@ -3,6 +3,7 @@
  * and features look like, for the prediction model, ANVIL attribution (../edits) and the workers.
  * Kept stable: add, never change. Feature names are listed in ./names.ts.
  */
+import type { InferenceSettings } from '@afterglow/core';
 import type { RawImage, Rect } from '../models/types.js';
 
 export type { RawImage, Rect };
@@ -109,13 +110,8 @@ export interface FeatureSchema {
   embeddingDims: number;
 }
 
-export interface FeaturizerOptions {
-  /** Default: config `inference.modelsDir`. */
-  modelsDir?: string;
-  executionProvider?: 'auto' | 'cpu' | 'cuda';
-  /** Worker threads for the feature models (default: config `inference.workers`). */
-  workers?: number;
-  intraOpThreads?: number;
+/** The inference settings (config.inference: models, provider, worker threads) plus the featurizer's own; left-out settings take their defaults. */
+export interface FeaturizerOptions extends Partial<Pick<InferenceSettings, 'modelsDir' | 'executionProvider' | 'workers' | 'intraOpThreads'>> {
   /** Longer side of the analysed image (default 1024). */
   analysisMaxSide?: number;
   /** Run OCR (default true). */
@@ -131,7 +127,7 @@ export interface FeaturizerOptions {
   /**
    * Where the measurements (colour statistics, k-means dominant colours, mask statistics: plain
    * JavaScript pixel loops) run; default `measure` on the calling thread. The scoring workers pass
-   * a worker-thread pool's (inference/src/workers/anvil-pool.ts) so their event loop stays free.
+   * a worker-thread pool's (inference/src/predict/anvil-pool.ts) so their event loop stays free.
    */
   measure?: (raw: RawImage, analysis: AssetAnalysis, source: { width: number; height: number }) => Promise<{ named: Record<string, number>; words: string[]; dominant: AssetFeatures['dominantColors'] }>;
   /** Reuse an existing embedder (it is not closed by the featurizer). */

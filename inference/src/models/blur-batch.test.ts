@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { mulberry32 } from '@afterglow/core';
-import { photosOrSkip } from '../testing/images.js';
+import { photosOrSkip } from '@afterglow/testkit/images';
 import { BlurBatcher, blurStacked } from './blur-batch.js';
 import { DEFAULT_IMAGE_LIMITS, decodeImage, preprocess } from './image.js';
 

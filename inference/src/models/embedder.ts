@@ -9,6 +9,7 @@
  * result at once, so a call with 100k images streams instead of decoding everything up front.
  */
 import { createHash } from 'node:crypto';
+import type { AfterglowConfig } from '@afterglow/core';
 import os from 'node:os';
 import { BlurBatcher } from './blur-batch.js';
 import { LruEmbeddingCache } from './cache.js';
@@ -47,14 +48,14 @@ interface ResolvedOptions {
 
 const stderrLog = (msg: string) => process.stderr.write(`[afterglow/inference] ${msg}\n`);
 
-/** Options not given default from `loadConfig(process.env)` (inference + images sections). */
+/** Options the caller leaves out take the settings' defaults (`defaultConfig()`: no variable read; the composition root passes its config). */
 async function resolveOptions(o: EmbedderOptions): Promise<ResolvedOptions> {
   const needConfig = o.modelsDir === undefined || o.executionProvider === undefined || o.batchSize === undefined || o.workers === undefined ||
     o.intraOpThreads === undefined || o.cacheMaxBytes === undefined || o.limits === undefined;
-  let cfg: { inference: { modelsDir: string; executionProvider: 'auto' | 'cpu' | 'cuda'; batchSize: number; workers: number; intraOpThreads: number; embedCacheBytes: number }; images: ImageLimits } | undefined;
+  let cfg: Pick<AfterglowConfig, 'inference' | 'images'> | undefined;
   if (needConfig) {
-    const { loadConfig } = await import('@afterglow/core');
-    cfg = loadConfig(process.env);
+    const { defaultConfig } = await import('@afterglow/core');
+    cfg = defaultConfig();
   }
   const workers = o.workers ?? cfg!.inference.workers;
   const cores = os.availableParallelism();

@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { photosOrSkip } from '../testing/images.js';
+import { photosOrSkip } from '@afterglow/testkit/images';
 import { buildFeatureModels, dataPackageDir, featureModelPath, isFeatureModelVerified, loadFeatureManifest } from './feature-models.js';
 import { runModelsCommand } from './models-cli.js';
 import type { TfjsGraphModelJson } from './tfjs-graph-to-onnx.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { rawPng as png } from '../registry/fixtures.js';
+import { rawPng as png } from '@afterglow/testkit/fixtures';
 import { checkContainer, clampCrop, DEFAULT_IMAGE_LIMITS, decodeImage, JPEG_MAX_PADDING, preprocess, probeImage, sniffFormat } from './image.js';
 import { ImageRejectedError, type ImageRejectReason } from './types.js';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { photosOrSkip, shootGroup } from '../testing/images.js';
+import { photosOrSkip, shootGroup } from '@afterglow/testkit/images';
 import { decodeImage } from './image.js';
 import { hammingDistance, phash, phashFromPixels, phashToHex } from './phash.js';
 import { ImageRejectedError } from './types.js';

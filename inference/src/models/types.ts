@@ -4,6 +4,7 @@
  *
  * Import from `@afterglow/inference` (re-exported by src/index.ts) or from this module directly.
  */
+import type { InferenceSettings } from '@afterglow/core';
 
 /** The embedding models this package can build and run (see inference/models.manifest.json). */
 export type EmbeddingModelId = 'mobilenet_v2' | 'inception_v3';
@@ -104,18 +105,8 @@ export interface Embedder {
   close(): Promise<void>;
 }
 
-/** Options of `createEmbedder`; every field defaults from `loadConfig(process.env).inference`. */
-export interface EmbedderOptions {
-  /** Directory of built .onnx files (built there on first use if missing). */
-  modelsDir?: string;
-  /** 'auto' tries CUDA and falls back to CPU (logging which); 'cuda' fails if CUDA is unavailable. */
-  executionProvider?: 'auto' | 'cpu' | 'cuda';
-  /** Images per inference call (per worker). */
-  batchSize?: number;
-  /** Worker threads running onnxruntime sessions. */
-  workers?: number;
-  /** Intra-op threads per onnxruntime session (per worker). */
-  intraOpThreads?: number;
+/** Options of `createEmbedder`: the inference settings (config.inference); a field left out takes its default (`defaultConfig()`). */
+export interface EmbedderOptions extends Partial<Pick<InferenceSettings, 'modelsDir' | 'executionProvider' | 'batchSize' | 'workers' | 'intraOpThreads'>> {
   /** Image limits, checked from the header before any full decode. */
   limits?: Partial<ImageLimits>;
   /** Bytes of embeddings kept in the content-hash cache (0 disables it). */

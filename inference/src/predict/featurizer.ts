@@ -20,9 +20,9 @@ import { mulberry32 } from '@afterglow/core';
 import { buildFeatureSchema, createFeaturizer, schemaColumns, toVector, type AssetAnalysis, type AssetMeta, type FeatureSchema as FSchema, type Mask } from '../features/index.js';
 import { decodeForEdits, type EditSpec } from '../edits/index.js';
 import { createEmbedder } from '../models/embedder.js';
-import { AnvilPool } from '../workers/anvil-pool.js';
+import { AnvilPool } from './anvil-pool.js';
 import { decodeImage, probeImage, resolveLimits } from '../models/image.js';
-import type { RawImage } from '../models/types.js';
+import type { EmbedderOptions, RawImage } from '../models/types.js';
 
 /** What is stored per asset (asset_features) and what vectors are built from. */
 export interface StoredFeatures {
@@ -108,8 +108,11 @@ export function lightFeatureProvider(options: { maxSide?: number; workers?: numb
   };
 }
 
-export async function fullFeatureProvider(options: Parameters<typeof createFeaturizer>[0] & { anvilWorkers?: number } = {}): Promise<FeatureProvider> {
-  const embedder = await createEmbedder({ modelsDir: options.modelsDir, executionProvider: options.executionProvider, workers: options.workers, intraOpThreads: options.intraOpThreads, log: options.log });
+export async function fullFeatureProvider(
+  options: Parameters<typeof createFeaturizer>[0] & Pick<EmbedderOptions, 'batchSize' | 'cacheMaxBytes'> & { anvilWorkers?: number } = {},
+): Promise<FeatureProvider> {
+  const { modelsDir, executionProvider, workers, intraOpThreads, batchSize, cacheMaxBytes, limits, log } = options;
+  const embedder = await createEmbedder({ modelsDir, executionProvider, workers, intraOpThreads, batchSize, cacheMaxBytes, limits, log });
   const pool = new AnvilPool(options.anvilWorkers ?? 1);
   // The original's measurements run in the pool's worker thread too, not on the caller's event loop.
   const fz = await createFeaturizer({ ...options, embedder, measure: (raw, analysis, source) => pool.measure(raw, analysis, source) });

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { textSink as sink } from '../testing/streams.js';
-import { noiseImage } from './fixtures.js';
+import { textSink as sink } from '@afterglow/testkit/streams';
+import { noiseImage } from '@afterglow/testkit/fixtures';
 import { idFromName, runAssetsCommand } from './import-cli.js';
 import { AssetRepository } from './repository.js';
 import { registerRegistryRoutes } from './routes.js';
 import { AssetRegistry } from './service.js';
-import { routeKit, silentLog, type RouteKit } from './testkit.js';
+import { routeKit, silentLog, type RouteKit } from '@afterglow/testkit/registry';
 
 describe('afterglow assets import', () => {
   let kit: RouteKit;

@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { statSync } from 'node:fs';
+import type { ClientSettings } from '@afterglow/core';
 import { parseCommandArgs } from '../cli-args.js';
 import { listImages, ProgressBar } from '../tie/cli.js';
 
@@ -32,7 +33,11 @@ export interface ImportSummary {
   refused: Array<{ file: string; status: number; error: string; message: string }>;
 }
 
-export async function runAssetsCommand(argv: readonly string[], io: { stderr?: NodeJS.WritableStream & { isTTY?: boolean }; stdout?: NodeJS.WritableStream } = {}): Promise<number> {
+/** `io.client`: the server and key from the caller's config (AFTERGLOW_URL, AFTERGLOW_API_KEY); `--url` wins. */
+export async function runAssetsCommand(
+  argv: readonly string[],
+  io: { stderr?: NodeJS.WritableStream & { isTTY?: boolean }; stdout?: NodeJS.WritableStream; client?: ClientSettings } = {},
+): Promise<number> {
   const stderr = io.stderr ?? process.stderr;
   const stdout = io.stdout ?? process.stdout;
   const [sub, ...rest] = argv;
@@ -72,8 +77,8 @@ export async function runAssetsCommand(argv: readonly string[], io: { stderr?: N
   if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return usage(`${dir}: not a directory`);
   const concurrency = Number(values.concurrency ?? 4);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) return usage('--concurrency must be an integer in [1, 64]');
-  const base = ((values.url as string | undefined) ?? process.env.AFTERGLOW_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
-  const key = process.env.AFTERGLOW_API_KEY;
+  const base = ((values.url as string | undefined) ?? io.client?.url ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+  const key = io.client?.apiKey;
 
   const files = listImages(dir);
   const summary = await importImages(files.map((f) => f.path!), {

@@ -3,13 +3,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { TOPICS, assetChangeSchema, blobKey } from '@afterglow/core';
-import { eventually } from '@afterglow/core/testing';
-import { photosOrSkip } from '../testing/images.js';
-import { hostileUploads, multipartBody, noiseImage } from './fixtures.js';
+import { eventually } from '@afterglow/testkit/services';
+import { photosOrSkip } from '@afterglow/testkit/images';
+import { hostileUploads, multipartBody, noiseImage } from '@afterglow/testkit/fixtures';
 import { AssetRepository } from './repository.js';
 import { registerRegistryRoutes } from './routes.js';
 import { AssetRegistry } from './service.js';
-import { routeKit, silentLog, type RouteKit } from './testkit.js';
+import { routeKit, silentLog, type RouteKit } from '@afterglow/testkit/registry';
 
 const MAX_BYTES = 2_500_000;
 const LIMITS = { maxBytes: MAX_BYTES, maxPixels: 50_000_000, maxSide: 16_384 };

@@ -3,11 +3,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { photosOrSkip } from '../testing/images.js';
-import { ensureTestModels, testModelsDir } from '../testing/models.js';
-import { textSink as sink } from '../testing/streams.js';
+import { photosOrSkip } from '@afterglow/testkit/images';
+import { ensureTestModels, testModelsDir } from '@afterglow/testkit/models';
+import { textSink as sink } from '@afterglow/testkit/streams';
 import { runTieCommand } from './cli.js';
-import { generateTieDataset } from './dataset/generate.js';
+import { generateTieDataset } from '@afterglow/testkit/tie';
 
 test('afterglow tie: one JSON line per ad, in the contract format, on a tiny generated set of real photos', async (t) => {
   if (!photosOrSkip(t, 6, ['python3-skimage'])) return;

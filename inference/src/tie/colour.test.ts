@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { decodeImage } from '../models/image.js';
 import type { RawImage } from '../models/types.js';
-import { photosOrSkip } from '../testing/images.js';
+import { photosOrSkip } from '@afterglow/testkit/images';
 import { colourDims, colourHistogram, fuseColour } from './colour.js';
 
 const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, x, i) => s + x * b[i]!, 0);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { photosOrSkip } from '../testing/images.js';
+import { photosOrSkip } from '@afterglow/testkit/images';
 import { adParts, DEFAULT_DENSE_PARAMS, denseScores, thumbSize, type Thumb } from './dense.js';
 import { loadCv } from './orb.js';
 import { OrbPool } from './orb-pool.js';

@@ -11,8 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { createEmbedder } from '../models/embedder.js';
 import type { Embedder } from '../models/types.js';
-import { findSamplePhotos } from '../testing/images.js';
-import { ensureTestModels, testModelsDir } from '../testing/models.js';
+import { findSamplePhotos } from '@afterglow/testkit/images';
+import { ensureTestModels, testModelsDir } from '@afterglow/testkit/models';
 import { TieEngine, type AssetRef } from './engine.js';
 
 const quiet = () => {};

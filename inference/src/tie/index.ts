@@ -22,6 +22,7 @@ export {
   autoTiePolicy,
   bestCosine,
   type AutoTiePolicy,
+  type AutoTieChoice,
   wilsonLower,
   CALIBRATION_PATH,
   DEFAULT_CALIBRATION,
@@ -32,9 +33,7 @@ export {
 export { propagateHumanTie, DEFAULT_PROPAGATION_RULE, type PropagationRule, type PropagatedTie, type RankedAd } from './propagate.js';
 export { retrievalReport, averagePrecision, type RetrievalReport, type RankedPrediction } from './metrics.js';
 export { DEFAULT_DENSE_PARAMS, denseScores, thumbSize, type DenseParams, type Thumb } from './dense.js';
-export { DEFAULT_ORB_PARAMS, type OrbParams, type Features, type MatchResult } from './orb.js';
+export { DEFAULT_ORB_PARAMS, describeSize, type OrbParams, type Features, type MatchResult } from './orb.js';
+export { OrbPool } from './orb-pool.js';
 export { DiskEmbeddingCache, DiskFeatureCache, type FeatureCache } from './cache.js';
 export { runTieCommand, TIE_USAGE, listImages, resultLine, ProgressBar } from './cli.js';
-export { generateTieDataset, defaultTieDataDir, AD_FORMATS, GENERATOR_VERSION, type TieDataset, type MasterRecord, type AdRecord, type GenerateOptions } from './dataset/generate.js';
-export { findSourcePhotos, SHORT_PACKAGES, FULL_PACKAGES, type SourcePhoto } from './dataset/sources.js';
-export { runEngine, runPhashBaseline, runOrbBaseline, fitCalibration, rescore, toPredictions, datasetRefs, type EngineRun, type BaselineRun } from './evaluate.js';

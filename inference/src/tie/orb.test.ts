@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { photosOrSkip } from '../testing/images.js';
+import { photosOrSkip } from '@afterglow/testkit/images';
 import { DEFAULT_ORB_PARAMS, describeSize, extractFeatures, flipGrayX, loadCv, matchAd, MIN_FEATURE_SIDE } from './orb.js';
 import { OrbPool } from './orb-pool.js';
 

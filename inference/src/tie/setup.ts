@@ -1,6 +1,6 @@
 /**
  * The embedder and tie engine settings from the configuration (INFERENCE_*, IMAGE_*, TIE_*), shared by
- * the inference role's asset services (../registry/index.ts) and `afterglow tie` (./cli.ts), whose
+ * the inference role's asset services (../asset-services.ts) and `afterglow tie` (./cli.ts), whose
  * options override some of them.
  */
 import type { AfterglowConfig } from '@afterglow/core';

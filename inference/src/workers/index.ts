@@ -39,6 +39,9 @@ export function createFeatureProvider(config: AfterglowConfig, log?: (msg: strin
       executionProvider: config.inference.executionProvider,
       workers: config.inference.workers,
       intraOpThreads: config.inference.intraOpThreads,
+      batchSize: config.inference.batchSize,
+      cacheMaxBytes: config.inference.embedCacheBytes,
+      limits: config.images,
       log,
     }));
   return {
@@ -73,7 +76,7 @@ export async function startScoringServices(
   const predictor = createPredictor(config, say);
   const provider = createFeatureProvider(config, say);
   const engine = new ScoringEngine({ store, registry, predictor, provider, images: deps.images ?? registryImageSource(store, deps.blobs), settings: config.predict, log: say });
-  const workers = config.predict.workersEnabled ? new ScoringWorkers({ bus, engine, log, settings: config.predict }) : undefined;
+  const workers = config.predict.workersEnabled ? new ScoringWorkers({ bus, engine, log, settings: config.predict, limits: config.events }) : undefined;
   await registerScoreRoutes(app, { engine, registry, onActivated: (tenant, version) => workers?.modelActivated(tenant, version) });
   await workers?.start();
   return {

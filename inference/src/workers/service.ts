@@ -21,7 +21,7 @@
  * (featurizing, editing, onnxruntime) runs in worker threads and libuv's pool: this event loop only
  * routes messages.
  */
-import { TOPICS, assetChangeSchema, decodeEvent, tieDecisionSchema, type AssetScore, type Bus, type BusConsumer, type BusProducer, type DeliveredBatch, type Logger, type PredictSettings } from '@afterglow/core';
+import { TOPICS, assetChangeSchema, defaultConfig, readBusEvent, tieDecisionSchema, type AssetScore, type EventLimits, type Bus, type BusConsumer, type BusProducer, type DeliveredBatch, type Logger, type PredictSettings } from '@afterglow/core';
 import { wilson, type ScoreRequest, type ScoringEngine } from './engine.js';
 
 export interface WorkersDeps {
@@ -29,6 +29,8 @@ export interface WorkersDeps {
   engine: ScoringEngine;
   log: Logger;
   settings: Pick<PredictSettings, 'groupId' | 'rescoreShift' | 'rescoreCheckMs' | 'minImpressions'>;
+  /** Limits engagement records are read with (config.events; default: the settings' defaults). */
+  limits?: EventLimits;
   /** Consumer group of the engagement tally (default `<groupId>-engagement`). */
   engagementGroupId?: string;
 }
@@ -65,7 +67,11 @@ export class ScoringWorkers {
   readonly publishedByReason: Partial<Record<AssetScore['reason'], number>> = {};
   failures = 0;
 
-  constructor(private readonly deps: WorkersDeps) {}
+  private readonly limits: EventLimits;
+
+  constructor(private readonly deps: WorkersDeps) {
+    this.limits = deps.limits ?? defaultConfig().events;
+  }
 
   async start(): Promise<void> {
     const { bus, settings } = this.deps;
@@ -199,13 +205,10 @@ export class ScoringWorkers {
 
   private async onEvents(batch: DeliveredBatch): Promise<void> {
     for (const r of batch.records) {
-      let e: { tenant_id?: string; asset_id?: string; kind?: string } | undefined;
-      try {
-        e = decodeEvent(r.value) as typeof e;
-      } catch {
-        continue; // the sink dead-letters undecodable events; here they only do not count
-      }
-      if (!e || e.kind !== 'impression' || typeof e.tenant_id !== 'string' || typeof e.asset_id !== 'string') continue;
+      const read = readBusEvent(r.value, this.limits);
+      if (!read.ok) continue; // the sink dead-letters these; here they only do not count
+      const e = read.event;
+      if (e.kind !== 'impression') continue;
       const t = this.tracked.get(this.key(e.tenant_id, e.asset_id));
       if (t) t.newImpressions++;
     }

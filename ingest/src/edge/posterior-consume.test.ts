@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TOPICS, createBus, createLogger, encodeEvent, partitionForKey, ulid, type EngagementEvent } from '@afterglow/core';
-import { eventually } from '@afterglow/core/testing';
+import { eventually } from '@afterglow/testkit/services';
 import { PlacementPosteriors } from './posterior.js';
 
 const LIMITS = { maxAgeMs: 7 * 86_400_000, maxFutureMs: 300_000, liveLateMs: 600_000, maxAttrsBytes: 2048, dedupWindowMs: 300_000 };

@@ -2,16 +2,16 @@ import {
   TOPICS,
   assetScoreSchema,
   DedupWindow,
-  decodeEvent,
   eventFingerprint,
   offsetAfter,
   payloadDigest,
-  validateBusEvent,
+  readBusEvent,
   TenantLru,
   type EvictReason,
   type Bus,
   type BusConsumer,
   type DeliveredBatch,
+  type EdgeSettings,
   type EventLimits,
   type Logger,
 } from '@afterglow/core';
@@ -64,13 +64,10 @@ export interface Posterior {
   mean: number;
 }
 
-export interface PosteriorOptions {
-  halfLifeMs: number;
-  priorStrength: number;
-  maxPlacements: number;
-  /** Default: `maxPlacements` (one tenant may hold them all). */
-  maxPlacementsPerTenant?: number;
-  maxAssetsPerPlacement: number;
+/** The edge settings (config.edge); maxPlacementsPerTenant defaults to `maxPlacements` (one tenant may hold them all). */
+export interface PosteriorOptions
+  extends Pick<EdgeSettings, 'halfLifeMs' | 'priorStrength' | 'maxPlacements' | 'maxAssetsPerPlacement'>,
+    Partial<Pick<EdgeSettings, 'maxPlacementsPerTenant'>> {
   random?: () => number;
   /** Told of every placement dropped to keep a bound (metrics). */
   onEvict?: (tenant: string, reason: EvictReason) => void;
@@ -272,13 +269,7 @@ export class PlacementPosteriors {
           // Most events have no placement: skip them without parsing (core's encodeEvent writes JSON;
           // anything else is decoded).
           if (r.timestamp < cut || (r.value[0] === 0x7b && !r.value.includes(PLACEMENT_FIELD))) continue;
-          let value: unknown;
-          try {
-            value = decodeEvent(r.value);
-          } catch {
-            continue;
-          }
-          const v = validateBusEvent(value, limits);
+          const v = readBusEvent(r.value, limits);
           if (!v.ok || !v.event.placement) continue;
           const e = v.event;
           const fingerprint = eventFingerprint(e.tenant_id, e.event_id);

@@ -16,7 +16,7 @@ import {
   type FanOut,
   type HotState,
 } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { LiveAggregator, type LiveAggregatorOptions } from './aggregator.js';
 import { LiveKeys } from './keys.js';
 import { LiveReader } from './reader.js';

@@ -8,11 +8,10 @@ import {
   DedupWindow,
   partitionForKey,
   decodeDedupEntries,
-  decodeEvent,
   encodeDedupEntries,
   eventFingerprint,
   payloadDigest,
-  validateBusEvent,
+  readBusEvent,
   type Bus,
   type BusConsumer,
   type DeliveredBatch,
@@ -478,24 +477,16 @@ export class LiveAggregator {
         this.metrics.skipped.inc({ reason: 'expired' });
         continue;
       }
-      let value: unknown;
-      try {
-        value = decodeEvent(record.value);
-      } catch {
-        value = undefined;
-      }
-      const v = value === undefined ? undefined : validateBusEvent(value, this.options.limits);
-      if (!v?.ok) {
+      const v = readBusEvent(record.value, this.options.limits);
+      if (!v.ok) {
         // The sink sends these to the DLQ; the live path just does not count them.
         this.totals.invalid++;
         this.metrics.skipped.inc({ reason: 'invalid' });
         continue;
       }
       const e = v.event;
-      // Same rule as the sink's `late` flag: later than the live late window is counted in
-      // ClickHouse (flagged) but not in the live windows. Decided by the event's own timestamps,
-      // so a replay decides the same way.
-      if (e.received_at - e.occurred_at > late || e.occurred_at < now - DAY - late) {
+      // Late (core's isLate, the sink's `late` flag) or before every window: counted in ClickHouse, not here.
+      if (v.late || e.occurred_at < now - DAY - late) {
         this.totals.late++;
         this.metrics.skipped.inc({ reason: 'late' });
         continue;

@@ -9,6 +9,7 @@ import {
   type Logger,
   type Registry,
   type Subscription,
+  type LiveSettings,
   PingLiveness,
 } from '@afterglow/core';
 import type { EntityKind, LiveKeys } from './keys.js';
@@ -43,24 +44,15 @@ import { windowLayout, type Layout } from './windows.js';
 
 export type TopicKind = 'campaign' | 'asset' | 'master';
 
-export interface LiveGatewayOptions {
+/** The gateway's settings are config.live's (ws.*; flushMs: how long hot state may lag the deltas, for resync pacing). */
+type WsSettings = LiveSettings['ws'];
+export interface LiveGatewayOptions extends WsSettings, Pick<LiveSettings, 'fatigueFraction' | 'decayRefitMs' | 'flushMs'> {
   hot: HotState;
   fanout: FanOut;
   keys: LiveKeys;
   log: Logger;
   lateMs: number;
   ci: CiPolicy;
-  fatigueFraction: number;
-  decayRefitMs: number;
-  maxUpdatesPerSec: number;
-  coalesceBytes: number;
-  maxBufferBytes: number;
-  stallMs: number;
-  maxSubscriptions: number;
-  refreshMs: number;
-  topicMaxAssets: number;
-  /** The aggregators' flush interval: how long hot state may lag the deltas (resync pacing). */
-  flushMs: number;
   registry?: Registry;
   clock?: () => number;
 }

@@ -7,7 +7,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SUBJECTS, createBus, createFanOut, createHotState, createLogger, type TieDecision } from '@afterglow/core';
-import { uniqueName } from '@afterglow/core/testing';
+import { uniqueName } from '@afterglow/testkit/services';
 import { LiveKeys } from './keys.js';
 import { LiveReader } from './reader.js';
 import { TieRecorder, parseTie } from './ties.js';

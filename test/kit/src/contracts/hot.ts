@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { eventually, uniqueName } from '../testing/services.js';
-import type { HotOp, HotState } from './types.js';
+import type { HotOp, HotState } from '@afterglow/core';
+import { eventually, uniqueName } from '../services.js';
 
 /** Two handles on one store: two connections for Redis, the same instance twice in memory. */
 export interface HotStatePair {

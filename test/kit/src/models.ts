@@ -5,13 +5,12 @@
  */
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { buildModels, type BuiltModel } from '../models/build.js';
-import type { EmbeddingModelId } from '../models/types.js';
+import { buildModels, type BuiltModel, type EmbeddingModelId } from '@afterglow/inference';
 
 export function testModelsDir(): string {
   const fromEnv = process.env.AFTERGLOW_MODELS_DIR;
   if (fromEnv) return path.resolve(fromEnv);
-  // src/testing or dist/testing -> repo root
+  // test/kit/src or test/kit/dist -> repo root
   const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
   return path.join(process.env.AFTERGLOW_DATA_DIR ? path.resolve(process.env.AFTERGLOW_DATA_DIR) : path.join(repo, '.afterglow-data'), 'models');
 }

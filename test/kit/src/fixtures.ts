@@ -1,6 +1,6 @@
 /**
  * Test fixtures for the asset registry: hostile uploads (each must be refused before anything is
- * stored) and multipart bodies for fastify's inject. Exported through @afterglow/inference/testing.
+ * stored) and multipart bodies for fastify's inject. Exported as @afterglow/testkit/fixtures.
  */
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';

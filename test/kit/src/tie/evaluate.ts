@@ -6,17 +6,40 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeImage, DEFAULT_IMAGE_LIMITS } from '../models/image.js';
-import { hammingDistance, phash } from '../models/phash.js';
-import type { Embedder, EmbeddingModelId } from '../models/types.js';
-import { AUTO_TIE_MAX_COSINE_GAP, AUTO_TIE_MIN_INLIERS, autoTieOf, autoTiePolicy, bestCosine, candidateFeatures, chooseAutoTie, FEATURE_NAMES, fitLogistic, scoreCandidates, type AutoTieChoice, type Calibration } from './calibration.js';
-import type { TieDataset } from './dataset/generate.js';
-import { TieEngine, type TieEngineOptions, type TieResult } from './engine.js';
-import { retrievalReport, type RankedPrediction, type RetrievalReport } from './metrics.js';
-import { DEFAULT_ORB_PARAMS, describeSize, type Features, type OrbParams } from './orb.js';
-import { OrbPool } from './orb-pool.js';
-import { adViews } from './views.js';
 import sharp from 'sharp';
+import {
+  AUTO_TIE_MAX_COSINE_GAP,
+  AUTO_TIE_MIN_INLIERS,
+  autoTieOf,
+  autoTiePolicy,
+  bestCosine,
+  candidateFeatures,
+  chooseAutoTie,
+  FEATURE_NAMES,
+  fitLogistic,
+  scoreCandidates,
+  decodeImage,
+  DEFAULT_IMAGE_LIMITS,
+  hammingDistance,
+  phash,
+  retrievalReport,
+  DEFAULT_ORB_PARAMS,
+  describeSize,
+  OrbPool,
+  adViews,
+  TieEngine,
+  type AutoTieChoice,
+  type Calibration,
+  type Embedder,
+  type EmbeddingModelId,
+  type TieEngineOptions,
+  type TieResult,
+  type RankedPrediction,
+  type RetrievalReport,
+  type Features,
+  type OrbParams,
+} from '@afterglow/inference';
+import type { TieDataset } from './dataset.js';
 
 export interface EngineRun {
   results: TieResult[];

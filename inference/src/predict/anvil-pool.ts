@@ -31,7 +31,7 @@ export class AnvilPool {
   }
 
   private spawn(): Slot {
-    const worker = moduleWorker('../workers/anvil-worker', { name: 'afterglow-anvil' });
+    const worker = moduleWorker('../predict/anvil-worker', { name: 'afterglow-anvil' });
     worker.unref();
     const slot: Slot = { worker, jobs: new Map() };
     worker.on('message', (m: { id: number; ok: boolean; message?: string }) => {

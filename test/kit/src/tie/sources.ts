@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { findPackagePhotos, type SamplePhoto } from '../../testing/images.js';
+import { findPackagePhotos, type SamplePhoto } from '../images.js';
 
 export interface SourcePhoto {
   /** Stable id, `<package>/<short path>`. */

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { eventually, uniqueName } from '../testing/services.js';
-import { partitionForKey } from './partitioner.js';
-import type { Bus, BusConsumer, BusRecord, DeliveredBatch, DeliveredRecord, PartitionOffset } from './types.js';
+import { partitionForKey, type Bus, type BusConsumer, type BusRecord, type DeliveredBatch, type DeliveredRecord, type PartitionOffset } from '@afterglow/core';
+import { eventually, uniqueName } from '../services.js';
 
 /**
  * The behaviour every Bus adapter must show, run by memory.test.ts and kafka.test.ts alike.

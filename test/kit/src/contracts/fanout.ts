@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { eventually, uniqueName } from '../testing/services.js';
-import type { FanOut } from './types.js';
+import type { FanOut } from '@afterglow/core';
+import { eventually, uniqueName } from '../services.js';
 
 /** A publishing and a subscribing side: two connections for NATS, one instance twice in memory. */
 export interface FanOutPair {

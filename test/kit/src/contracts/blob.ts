@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
-import { blobKey, type BlobStore } from './types.js';
+import { blobKey, type BlobStore } from '@afterglow/core';
 
 /**
  * The behaviour every BlobStore adapter must show, run by local.test.ts and s3.test.ts alike.
