@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { eventually, uniqueName } from '@afterglow/core/testing';
+import { eventually, skipOption, uniqueName } from '@afterglow/core/testing';
 import { makeEvents, startApp, type TestApp } from './support.js';
 
 /**
@@ -96,7 +96,7 @@ test('a stream over its events/s waits (like bus backpressure) instead of failin
   assert.deepEqual(acks.map((a) => [a.type, a.seq, a.accepted]), [['ack', 1, 100], ['ack', 2, 100], ['ack', 3, 100]]);
 });
 
-test('with Redis the budget is shared: two processes together give a key one burst', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, async () => {
+test('with Redis the budget is shared: two processes together give a key one burst', { skip: skipOption(!process.env.REDIS_URL && 'REDIS_URL is not set (deploy/local/up.sh, then source deploy/local/env.sh)') }, async () => {
   // Two servers on one Redis, sharing one store (chDB binds one data dir per process), so keys work on both.
   const one = await startApp({ ...LIMITS, REDIS_URL: process.env.REDIS_URL, AFTERGLOW_DATA_DIR: app.dataDir }, ['ingest']);
   const two = await startApp({ ...LIMITS, REDIS_URL: process.env.REDIS_URL, AFTERGLOW_DATA_DIR: app.dataDir }, ['ingest']);
