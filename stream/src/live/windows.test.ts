@@ -20,17 +20,24 @@ test('windows: events land in every window that covers their time, in any order'
   assert.deepEqual([m1, m15, h1, h24], [2, 3, 4, 6]);
 });
 
-test('windows: the oldest bucket counts in proportion to the part of it inside the window', () => {
+test('windows: the oldest bucket counts in proportion to the part of it inside the window (a clock off the bucket edges)', () => {
   const b = new Buckets(layout);
-  // 100 clicks in the minute-bucket starting exactly 61 min ago (fully inside 1h+1min, half... )
-  const start = Math.floor((NOW - 60 * MINUTE) / MINUTE) * MINUTE - MINUTE / 2; // straddles the 1 h edge
-  for (let i = 0; i < 100; i++) b.add(KIND_INDEX.click, 1, start + 1000);
-  const h1 = new Float64Array(COLUMNS);
-  b.addWindow(WINDOWS[2]!, NOW, h1);
-  // The bucket [floor(start/min)] is the window's first: counted for the fraction inside.
-  const bucketStart = Math.floor(start / MINUTE) * MINUTE;
-  const inside = (bucketStart + MINUTE - (NOW - 60 * MINUTE)) / MINUTE;
-  assert.ok(Math.abs(h1[KIND_INDEX.click]! - 100 * Math.max(0, Math.min(1, inside))) < 1e-9);
+  // now = 12:00:22, on no 5 s, minute or hour edge, so every window's start cuts its oldest bucket.
+  const now = NOW + 22_000;
+  const at = (hh: number, mm: number, ss: number, dayBefore = false) => Date.UTC(2025, 5, dayBefore ? 0 : 1, hh, mm, ss);
+  const put = (n: number, t: number) => { for (let i = 0; i < n; i++) b.add(KIND_INDEX.click, 1, t); };
+  put(36, at(12, 0, 5, true)); //  hour bucket [yesterday 12:00, 13:00): 24 h starts at 12:00:22 -> 3578/3600 inside
+  put(5, at(10, 59, 50)); //       minute bucket [10:59, 11:00): before the 1 h window's first bucket
+  put(90, at(11, 0, 10)); //       [11:00, 11:01): 1 h starts at 11:00:22 -> 38/60 inside = 57 (though 11:00:10 itself is outside)
+  put(7, at(11, 30, 0)); //        inside 1 h only
+  put(30, at(11, 45, 5)); //       [11:45, 11:46): 15 min starts at 11:45:22 -> 38/60 inside = 19
+  put(10, at(11, 59, 21)); //      5 s bucket [11:59:20, 11:59:25): 1 min starts at 11:59:22 -> 3/5 inside = 6
+  put(3, at(12, 0, 10)); //        the current bucket of every tier
+  const [m1, m15, h1, h24] = windowSums([b], now).map((s) => s[KIND_INDEX.click]!);
+  assert.ok(Math.abs(m1! - 9) < 1e-9, `1 min: 6 + 3, got ${m1}`);
+  assert.ok(Math.abs(m15! - 32) < 1e-9, `15 min: 19 + 10 + 3, got ${m15}`);
+  assert.ok(Math.abs(h1! - 107) < 1e-9, `1 h: 57 + 7 + 30 + 10 + 3, got ${h1}`);
+  assert.ok(Math.abs(h24! - (35.78 + 145)) < 1e-9, `24 h: 36 x 3578/3600 + all 145 of today, got ${h24}`);
 });
 
 test('windows: a late event inside the ring lands in its own bucket; rings never hold more than their slots', () => {
