@@ -303,11 +303,8 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
       const p50b = percentile(withSlow, 50);
       const p95b = percentile(withSlow, 95);
       t.diagnostic(`latency p50 ${p50a} ms -> ${p50b} ms with a stuck client (p95 ${p95b} ms, max ${Math.max(...withSlow)} ms)`);
-      // Loose on purpose: the precise figures belong to bench/live; this catches a stuck client
-      // that blocks the others (their latency would then grow with the flood, by seconds), while
-      // a shared 2-core CI box can add a few hundred ms of scheduling noise to any run.
-      assert.ok(p50b <= Math.max(3 * p50a, p50a + 400), `p50 went from ${p50a} to ${p50b} ms`);
-      assert.ok(p95b < 3000, `p95 ${p95b} ms`);
+      // Latency is a figure (bench/live), not an assert: a stuck client that blocked the others
+      // shows below as gaps, coalescing or closes on the fast clients.
       for (const c of fast) {
         assert.equal(c.gaps, 0);
         assert.equal(c.coalesced, 0, 'fast clients keep up: nothing coalesced for them');
