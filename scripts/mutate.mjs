@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+// Mutation testing, small and dependency-free: flips one operator at a time in chosen modules
+// (comparisons, equality, logic, arithmetic), runs the tests beside the module, and counts the
+// mutants the tests kill. A surviving mutant is a change of behaviour no test noticed: kill it
+// with a test, or explain in EXPLAINED below why it cannot change behaviour (an equivalent mutant).
+//
+//   node scripts/mutate.mjs [--short] [--module SUBSTRING] [--max N]
+//
+// --short (CI): every 4th mutant site of each module, spread over the file, and exit 1 when an
+// unexplained mutant survives. The full run prints the score without failing. Files are mutated
+// in place and always restored (also on Ctrl-C); run it on a clean tree.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const args = process.argv.slice(2);
+const short = args.includes('--short');
+const onlyModule = args.includes('--module') ? args[args.indexOf('--module') + 1] : undefined;
+const max = args.includes('--max') ? Number(args[args.indexOf('--max') + 1]) : Infinity;
+
+/** Each module with the tests beside it that must kill its mutants. */
+const MODULES = [
+  { file: 'core/src/events.ts', tests: ['core/src/events.test.ts', 'core/src/dedup.test.ts'] },
+  { file: 'stream/src/live/windows.ts', tests: ['stream/src/live/windows.test.ts', 'stream/src/live/replica.test.ts'] },
+  { file: 'stream/src/sink.ts', tests: ['stream/src/sink-retry.test.ts', 'stream/src/sink.test.ts'] },
+  { file: 'inference/src/tie/propagate.ts', tests: ['inference/src/tie/propagate.test.ts'] },
+];
+
+/**
+ * Surviving mutants that cannot change behaviour, keyed `file|source line (trimmed)|from->to`, with why.
+ * A key that no longer matches anything is reported, so explanations do not outlive their code.
+ */
+const EXPLAINED = {
+  'inference/src/tie/propagate.ts|const ranked = a.candidates.map((c, i) => ({ c, i })).sort((x, y) => y.c.score - x.c.score || x.i - y.i);|-->+':
+    "Array.prototype.sort is stable: for equal scores, x.i + y.i (> 0: 'keep x after y') orders them as x.i - y.i does; the tie-break only documents it",
+};
+
+const SWAPS = new Map([
+  [ts.SyntaxKind.LessThanToken, ['<', '<=']],
+  [ts.SyntaxKind.LessThanEqualsToken, ['<=', '<']],
+  [ts.SyntaxKind.GreaterThanToken, ['>', '>=']],
+  [ts.SyntaxKind.GreaterThanEqualsToken, ['>=', '>']],
+  [ts.SyntaxKind.EqualsEqualsEqualsToken, ['===', '!==']],
+  [ts.SyntaxKind.ExclamationEqualsEqualsToken, ['!==', '===']],
+  [ts.SyntaxKind.AmpersandAmpersandToken, ['&&', '||']],
+  [ts.SyntaxKind.BarBarToken, ['||', '&&']],
+  [ts.SyntaxKind.QuestionQuestionToken, ['??', '&&']],
+  [ts.SyntaxKind.PlusToken, ['+', '-']],
+  [ts.SyntaxKind.MinusToken, ['-', '+']],
+  [ts.SyntaxKind.AsteriskToken, ['*', '/']],
+  [ts.SyntaxKind.SlashToken, ['/', '*']],
+  [ts.SyntaxKind.PercentToken, ['%', '*']],
+  [ts.SyntaxKind.PlusEqualsToken, ['+=', '-=']],
+  [ts.SyntaxKind.MinusEqualsToken, ['-=', '+=']],
+  [ts.SyntaxKind.PlusPlusToken, ['++', '--']],
+  [ts.SyntaxKind.MinusMinusToken, ['--', '++']],
+]);
+
+/** Operator sites in code (binary and unary expressions only: never in types, strings, comments or regexes). */
+function sites(file, text) {
+  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  const out = [];
+  const visit = (n) => {
+    let op;
+    if (ts.isBinaryExpression(n)) op = n.operatorToken;
+    if ((ts.isPrefixUnaryExpression(n) || ts.isPostfixUnaryExpression(n)) && (n.operator === ts.SyntaxKind.PlusPlusToken || n.operator === ts.SyntaxKind.MinusMinusToken)) {
+      // The operator's position: before the operand (prefix) or after it (postfix).
+      const start = ts.isPrefixUnaryExpression(n) ? n.getStart(sf) : n.operand.getEnd();
+      out.push({ start, kind: n.operator });
+    }
+    if (op && SWAPS.has(op.kind)) {
+      // Leave string building alone: `+` with a string literal or template on either side.
+      const strLike = (e) => ts.isStringLiteral(e) || ts.isTemplateExpression(e) || ts.isNoSubstitutionTemplateLiteral(e);
+      if (!(op.kind === ts.SyntaxKind.PlusToken && (strLike(n.left) || strLike(n.right)))) out.push({ start: op.getStart(sf), kind: op.kind });
+    }
+    ts.forEachChild(n, visit);
+  };
+  visit(sf);
+  return out.map((s) => {
+    const [from, to] = SWAPS.get(s.kind);
+    const line = text.slice(0, s.start).split('\n').length;
+    const lineText = text.split('\n')[line - 1].trim();
+    return { ...s, from, to, line, lineText };
+  });
+}
+
+const bundled = path.join(root, 'node_modules', '.bin', 'node');
+const node = existsSync(bundled) ? realpathSync(bundled) : process.execPath;
+function runTests(tests) {
+  const r = spawnSync(node, ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=dot', ...tests], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, AFTERGLOW_MUTATION: '1' },
+  });
+  return r.status === 0 && !r.error;
+}
+
+let restore;
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { restore?.(); process.exit(130); });
+
+const survivors = [];
+const explainedSeen = new Set();
+let total = 0;
+let killed = 0;
+for (const m of MODULES) {
+  if (onlyModule && !m.file.includes(onlyModule)) continue;
+  const tests = m.tests.filter((t) => existsSync(path.join(root, t)));
+  const abs = path.join(root, m.file);
+  const original = readFileSync(abs, 'utf8');
+  restore = () => writeFileSync(abs, original);
+  if (!runTests(tests)) {
+    console.error(`mutate: the tests of ${m.file} fail before any mutation (${tests.join(' ')}); fix them first`);
+    process.exit(2);
+  }
+  let list = sites(m.file, original);
+  if (short) list = list.filter((_, i) => i % 4 === 0);
+  list = list.slice(0, max);
+  let moduleKilled = 0;
+  const t0 = Date.now();
+  for (const s of list) {
+    const mutated = original.slice(0, s.start) + s.to + original.slice(s.start + s.from.length);
+    writeFileSync(abs, mutated);
+    let dead;
+    try {
+      dead = !runTests(tests);
+    } finally {
+      writeFileSync(abs, original);
+    }
+    total++;
+    if (dead) { killed++; moduleKilled++; continue; }
+    const key = `${m.file}|${s.lineText}|${s.from}->${s.to}`;
+    if (EXPLAINED[key]) { explainedSeen.add(key); killed++; moduleKilled++; continue; }
+    survivors.push(`${m.file}:${s.line}: ${s.from} -> ${s.to} survived   ${s.lineText.slice(0, 140)}`);
+  }
+  restore = undefined;
+  console.log(`mutate: ${m.file}: ${moduleKilled}/${list.length} killed or explained (${((Date.now() - t0) / 1000).toFixed(0)} s; tests ${tests.join(', ')})`);
+}
+
+for (const s of survivors) console.log(`  survivor ${s}`);
+const stale = Object.keys(EXPLAINED).filter((k) => !explainedSeen.has(k) && (!onlyModule || k.includes(onlyModule)));
+if (!short) for (const k of stale) console.log(`  explanation matched no surviving mutant (stale?): ${k}`);
+const score = total ? (100 * killed) / total : 100;
+console.log(`mutation score: ${killed}/${total} = ${score.toFixed(1)}%${short ? ' (short: every 4th site)' : ''}, ${survivors.length} unexplained survivor(s)`);
+process.exit(short && survivors.length > 0 ? 1 : 0);
