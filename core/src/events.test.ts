@@ -130,7 +130,7 @@ test('a nested schema error names its path', () => {
   assert.equal(r.ok, false);
   if (r.ok) return; // not-a-skip: narrows the type; the assert above already failed
   assert.equal(r.reason, 'invalid_field');
-  assert.match(r.message, /^attrs\.nested: /);
+  assert.match(r.message, /^attrs\.nested: must be /, "the schema's own words, not a generic 'invalid'");
 });
 
 test('ulid() encodes the time in its first 10 characters, Crockford base 32', () => {
