@@ -4,10 +4,10 @@
 // mutants the tests kill. A surviving mutant is a change of behaviour no test noticed: kill it
 // with a test, or explain in EXPLAINED below why it cannot change behaviour (an equivalent mutant).
 //
-//   node scripts/mutate.mjs [--short] [--module SUBSTRING] [--max N]
+//   node scripts/mutate.mjs [--short] [--module SUBSTRING] [--max N] [--list]
 //
-// --short (CI): every 4th mutant site of each module, spread over the file, and exit 1 when an
-// unexplained mutant survives. The full run prints the score without failing. Files are mutated
+// --short (CI): every 4th mutant site of each module or sparser, spread over the file, at most 12 per module,
+// and exit 1 when an unexplained mutant survives. --list prints the sites without running anything. The full run prints the score without failing. Files are mutated
 // in place and always restored (also on Ctrl-C); run it on a clean tree.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
@@ -18,7 +18,9 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const args = process.argv.slice(2);
 const short = args.includes('--short');
 const onlyModule = args.includes('--module') ? args[args.indexOf('--module') + 1] : undefined;
-const max = args.includes('--max') ? Number(args[args.indexOf('--max') + 1]) : Infinity;
+// Short mode: at most this many mutants per module (the sink's tests start chDB: ~10 s a run).
+const max = args.includes('--max') ? Number(args[args.indexOf('--max') + 1]) : short ? 12 : Infinity;
+const listOnly = args.includes('--list');
 
 /** Each module with the tests beside it that must kill its mutants. */
 const MODULES = [
@@ -88,11 +90,13 @@ function sites(file, text) {
 
 const bundled = path.join(root, 'node_modules', '.bin', 'node');
 const node = existsSync(bundled) ? realpathSync(bundled) : process.execPath;
-function runTests(tests) {
+/** Runs the tests; true when they pass. A mutant that loops forever is killed by the timeout (counted as killed). */
+function runTests(tests, timeoutMs = 300_000) {
   const r = spawnSync(node, ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=dot', ...tests], {
     cwd: root,
     encoding: 'utf8',
-    timeout: 120_000,
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
     env: { ...process.env, AFTERGLOW_MUTATION: '1' },
   });
   return r.status === 0 && !r.error;
@@ -111,13 +115,22 @@ for (const m of MODULES) {
   const abs = path.join(root, m.file);
   const original = readFileSync(abs, 'utf8');
   restore = () => writeFileSync(abs, original);
+  if (listOnly) {
+    const all = sites(m.file, original);
+    console.log(`${m.file}: ${all.length} sites${all.map((x) => `\n  ${x.line}: ${x.from} -> ${x.to}   ${x.lineText.slice(0, 100)}`).join('')}`);
+    continue;
+  }
+  const baselineStarted = Date.now();
   if (!runTests(tests)) {
     console.error(`mutate: the tests of ${m.file} fail before any mutation (${tests.join(' ')}); fix them first`);
     process.exit(2);
   }
+  // A mutant that turns a loop infinite would otherwise hang: 3x the clean run, at least 15 s.
+  const timeoutMs = Math.max(15_000, 3 * (Date.now() - baselineStarted));
   let list = sites(m.file, original);
-  if (short) list = list.filter((_, i) => i % 4 === 0);
-  list = list.slice(0, max);
+  // Spread over the whole file: every step-th site, step at least 4 and large enough for the cap.
+  const step = short ? Math.max(4, Math.ceil(list.length / max)) : list.length > max ? Math.ceil(list.length / max) : 1;
+  list = list.filter((_, i) => i % step === 0).slice(0, max);
   let moduleKilled = 0;
   const t0 = Date.now();
   for (const s of list) {
@@ -125,7 +138,7 @@ for (const m of MODULES) {
     writeFileSync(abs, mutated);
     let dead;
     try {
-      dead = !runTests(tests);
+      dead = !runTests(tests, timeoutMs);
     } finally {
       writeFileSync(abs, original);
     }
@@ -143,5 +156,5 @@ for (const s of survivors) console.log(`  survivor ${s}`);
 const stale = Object.keys(EXPLAINED).filter((k) => !explainedSeen.has(k) && (!onlyModule || k.includes(onlyModule)));
 if (!short) for (const k of stale) console.log(`  explanation matched no surviving mutant (stale?): ${k}`);
 const score = total ? (100 * killed) / total : 100;
-console.log(`mutation score: ${killed}/${total} = ${score.toFixed(1)}%${short ? ' (short: every 4th site)' : ''}, ${survivors.length} unexplained survivor(s)`);
+console.log(`mutation score: ${killed}/${total} = ${score.toFixed(1)}%${short ? ' (short: a spread sample of the sites)' : ''}, ${survivors.length} unexplained survivor(s)`);
 process.exit(short && survivors.length > 0 ? 1 : 0);
