@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EVENT_KINDS, SUBJECTS, subjectToken, subjectTokenDecode } from '@afterglow/core';
 import { hotToken, LiveKeys } from './keys.js';
 import { metricsView, rate, wilson } from './rates.js';
-import { Buckets, COLUMNS, KIND_INDEX, WINDOWS, DIRTY_FLUSH, DIRTY_PUBLISH, windowLayout, windowSums } from './windows.js';
+import { Buckets, COLUMNS, KIND_INDEX, WINDOWS, DIRTY_FLUSH, DIRTY_PUBLISH, parseRow, windowLayout, windowSums } from './windows.js';
 
 const MINUTE = 60_000;
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0);
@@ -130,4 +130,59 @@ test('subjects and keys: ids with separators are encoded into single, distinct t
   assert.equal(hotToken('a:b'), 'a%3Ab');
   const keys = new LiveKeys('p');
   assert.notEqual(keys.asset('a:b', 'c'), keys.asset('a', 'b:c'));
+});
+
+test('windows: ring sizes follow the late window (14 + 72 + 27 slots at 10 min; a negative late window is 0)', () => {
+  assert.deepEqual(layout.tiers.map((t) => [t.name, t.resMs, t.slots]), [['S', 5_000, 14], ['M', MINUTE, 72], ['H', 60 * MINUTE, 27]]);
+  assert.deepEqual(windowLayout(0).tiers.map((t) => t.slots), [14, 62, 26]);
+  assert.deepEqual(windowLayout(-5).tiers.map((t) => t.slots), [14, 62, 26]);
+  assert.equal(windowLayout(-5).lateMs, 0);
+  // 90 min late: M needs 60 + 90 minutes, H 24 h + 1.5 h -> 26 hours (rounded up), each + 2.
+  assert.deepEqual(windowLayout(90 * MINUTE).tiers.map((t) => t.slots), [14, 152, 28]);
+});
+
+test('windows: a slot taken over by a newer bucket starts from zero, value sums included', () => {
+  const b = new Buckets(layout);
+  const t0 = NOW - 2 * MINUTE;
+  b.add(KIND_INDEX.dwell, 1000, t0);
+  b.add(KIND_INDEX.conversion, 7, t0);
+  // 14 slots of 5 s: 70 s later the same tier-S slot holds the new bucket.
+  const t1 = t0 + 70_000;
+  b.add(KIND_INDEX.dwell, 500, t1);
+  const [m1] = windowSums([b], t1);
+  assert.equal(m1![KIND_INDEX.dwell], 1, 'one dwell event in the last minute');
+  assert.equal(m1![COLUMNS - 2], 500, 'dwell ms of the new bucket only');
+  assert.equal(m1![COLUMNS - 1], 0, 'no conversion value left from the old bucket');
+});
+
+test('windows: rows with a bucket that is not a non-negative 31-bit integer are refused', () => {
+  const cols = ',1,0,0,0,0,0,0,0,0,0';
+  assert.deepEqual(parseRow(`5${cols}`), { bucket: 5, columns: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0] });
+  assert.deepEqual(parseRow(`${0x7fffffff}${cols}`)?.bucket, 0x7fffffff);
+  for (const bucket of ['1.5', '-1', String(0x7fffffff + 1), 'x']) assert.equal(parseRow(`${bucket}${cols}`), undefined, bucket);
+  assert.equal(parseRow(`5${cols},1`), undefined, 'one column too many');
+  assert.equal(parseRow('5,1,0,0,0,0,0,0,0,-1,0'), undefined, 'a negative column');
+});
+
+test('windows: markAll flags every non-empty slot again (all three tiers), and only those', () => {
+  const b = new Buckets(layout);
+  b.add(KIND_INDEX.click, 1, NOW - 30 * MINUTE);
+  b.add(KIND_INDEX.click, 1, NOW);
+  b.takeRows(DIRTY_PUBLISH);
+  assert.deepEqual(b.takeRows(DIRTY_PUBLISH), {});
+  b.markAll(DIRTY_PUBLISH);
+  // Two events 30 min apart: 2 tier-S slots, 2 tier-M slots, 1 or 2 tier-H slots (NOW is on the hour: 2).
+  assert.deepEqual(Object.keys(b.takeRows(DIRTY_PUBLISH)).map((f) => f[0]).sort(), ['H', 'H', 'M', 'M', 'S', 'S']);
+});
+
+test('windows: minuteBuckets lists the held minutes oldest first, also when the ring has wrapped', () => {
+  const b = new Buckets(layout);
+  // Minute m sits in slot m % 72: pick one in slot 70 and one 5 minutes later, in slot 3.
+  const base = (Math.floor(NOW / MINUTE / 72) * 72 + 70) * MINUTE;
+  b.add(KIND_INDEX.click, 1, base + 5 * MINUTE);
+  b.add(KIND_INDEX.click, 1, base + 5 * MINUTE);
+  b.add(KIND_INDEX.click, 1, base);
+  b.add(KIND_INDEX.view, 1, base);
+  assert.deepEqual(b.minuteBuckets([KIND_INDEX.click]), [[base / MINUTE, 1], [base / MINUTE + 5, 2]]);
+  assert.deepEqual(b.minuteBuckets([KIND_INDEX.click, KIND_INDEX.view]), [[base / MINUTE, 2], [base / MINUTE + 5, 2]]);
 });
