@@ -80,7 +80,7 @@ test('sink: rows as sent, late at > liveLateMs only, duplicates and redeliveries
   await reader.run(async (b) => void dlq.push(...b.records));
   await eventually(() => (dlq.length === 4 ? true : undefined), 10_000, 20);
   await reader.stop();
-  const header = (r: DeliveredRecord, h: string) => String(r.headers[h] ?? '');
+  const header = (r: DeliveredRecord, h: string) => String(r.headers?.[h] ?? '');
   assert.deepEqual(
     dlq.map((r) => [header(r, DLQ_HEADERS.reason), header(r, DLQ_HEADERS.sourceOffset), header(r, DLQ_HEADERS.consumer)]),
     [['unknown_kind', '4', 'sink-unit-1'], ['undecodable', '6', 'sink-unit-1'], ['unknown_kind', '11', 'sink-unit-2'], ['undecodable', '13', 'sink-unit-2']],
