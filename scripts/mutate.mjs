@@ -157,7 +157,7 @@ for (const m of MODULES) {
     if (dead) { killed++; moduleKilled++; continue; }
     const key = `${m.file}|${s.lineText}|${s.from}->${s.to}#${s.nth}`;
     if (EXPLAINED[key]) { explainedSeen.add(key); killed++; moduleKilled++; continue; }
-    survivors.push(`${m.file}:${s.line}: ${s.from} -> ${s.to} survived   ${s.lineText.slice(0, 140)}`);
+    survivors.push(`${m.file}:${s.line}: ${s.from} -> ${s.to} (#${s.nth} on the line) survived   ${s.lineText.slice(0, 140)}`);
   }
   restore = undefined;
   console.log(`mutate: ${m.file}: ${moduleKilled}/${list.length} killed or explained (${((Date.now() - t0) / 1000).toFixed(0)} s; tests ${tests.join(', ')})`);

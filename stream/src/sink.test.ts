@@ -44,12 +44,12 @@ test('sink: rows as sent, late at > liveLateMs only, duplicates and redeliveries
   records.push({ key: 'a', value: Buffer.from('{not json') });
   const producer = await bus.producer();
 
-  const runSink = async (groupId: string) => {
+  const runSink = async (groupId: string, batch = records) => {
     // Size and time bounds out of reach: everything is flushed by stop(), in one batch.
     const sink = new EventSink({ bus: bus!, store: store!, limits, log: createLogger((process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent'), groupId, batchMaxRows: 1_000, batchMaxMs: 600_000 });
     await sink.start();
-    await producer.send(TOPICS.events, records);
-    await eventually(() => (sink.totals.received === records.length ? true : undefined), 20_000, 20).catch((err) => { throw new Error(`${String(err)}: totals ${JSON.stringify(sink.totals)}`); });
+    await producer.send(TOPICS.events, batch);
+    await eventually(() => (sink.totals.received === batch.length ? true : undefined), 20_000, 20).catch((err) => { throw new Error(`${String(err)}: totals ${JSON.stringify(sink.totals)}`); });
     await sink.stop();
     return sink.totals;
   };
@@ -85,5 +85,10 @@ test('sink: rows as sent, late at > liveLateMs only, duplicates and redeliveries
     dlq.map((r) => [header(r, DLQ_HEADERS.reason), header(r, DLQ_HEADERS.sourceOffset), header(r, DLQ_HEADERS.consumer)]),
     [['unknown_kind', '4', 'sink-unit-1'], ['undecodable', '6', 'sink-unit-1'], ['unknown_kind', '11', 'sink-unit-2'], ['undecodable', '13', 'sink-unit-2']],
   );
+
+  // A batch of nothing but poison records (read by the second group, which committed 14) is still flushed: dead-lettered and committed.
+  const poison = [records[4]!, records[6]!];
+  assert.deepEqual(await runSink('sink-unit-2', poison), { received: 2, duplicates: 0, inserted: 0, deadLettered: 2 });
+  assert.deepEqual((await bus.committedOffsets('sink-unit-2', TOPICS.events)).map((c) => String(c.offset)), ['16']);
   await producer.close();
 });
