@@ -26,14 +26,40 @@ const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR
 
 let app: TestApp;
 let routes: RouteEntry[];
+/** The process's own OpenAPI document: every answer below must be one it documents. */
+let spec: { paths: Record<string, Record<string, { responses: Record<string, unknown>; 'x-afterglow-scope': string }>> };
 
 before(async () => {
   app = await startApp({}, [...ROLES]);
   routes = registeredRoutes(app.running.app).filter((r) => r.method !== 'HEAD' && r.method !== 'OPTIONS');
+  spec = (await (await fetch(`${app.running.url}/v1/openapi.json`)).json()) as typeof spec;
 });
+
+/** The route's operation in the OpenAPI document (undefined for the document's own routes). */
+function operationOf(route: RouteEntry) {
+  const path = route.url.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\*$/, '{*}');
+  return spec.paths[path]?.[route.method.toLowerCase()];
+}
+
+/**
+ * Not operations in the document: its own routes (the JSON and the /docs page's files), and
+ * WebSocket endpoints, which OpenAPI cannot describe (README does).
+ */
+function selfDescribing(route: RouteEntry): boolean {
+  return route.websocket === true || route.url === '/v1/openapi.json' || route.url === '/docs' || route.url.startsWith('/docs/');
+}
+
+function assertDocumented(route: RouteEntry, status: number, who: string): void {
+  const op = operationOf(route);
+  if (!op) return;
+  assert.ok(String(status) in op.responses || `${Math.floor(status / 100)}XX` in op.responses, `${route.method} ${route.url} (${who}) answered ${status}, documented: ${Object.keys(op.responses).join(', ')}`);
+}
 after(async () => {
   await app?.close();
 });
+
+/** Routes whose body is events, each naming its tenant: live ingest and the history import. */
+const EVENT_ROUTES = ['/v1/events', '/v1/import/events'];
 
 function pathOf(route: RouteEntry): string {
   return route.url.replace(/:[A-Za-z_]+/g, PARAM).replace(/\*$/, 'x');
@@ -47,10 +73,11 @@ function otherScope(scope: Scope): Scope {
 async function call(route: RouteEntry, who: string | undefined, scopes: readonly Scope[], claimed: string, multipart = false): Promise<{ status: number; body: Record<string, unknown> }> {
   const headers: Record<string, string> = who ? await app.authHeaders(who, scopes) : {};
   // Events name their tenant inside (each is checked); every other route claims it in the query too.
-  const url = `${app.running.url}${pathOf(route)}${route.url === '/v1/events' ? '' : `?tenant_id=${encodeURIComponent(claimed)}`}`;
+  const events = EVENT_ROUTES.includes(route.url);
+  const url = `${app.running.url}${pathOf(route)}${events ? '' : `?tenant_id=${encodeURIComponent(claimed)}`}`;
   let body: string | FormData | undefined;
   if (route.method !== 'GET' && route.method !== 'DELETE') {
-    if (route.url === '/v1/events') {
+    if (events) {
       body = JSON.stringify(makeEvents(3, claimed, ['c']).events);
       headers['content-type'] = 'application/json';
     } else if (multipart) {
@@ -102,6 +129,24 @@ test('the route table is complete: every route declares a valid scope, and the k
   console.log(`tenancy: ${routes.length} routes (${routes.filter((r) => r.websocket).length} WebSocket) walked: ${[...names].join(', ')}`);
 });
 
+test('the OpenAPI document (public) lists every route with its scope, security and error answers', async () => {
+  const res = await fetch(`${app.running.url}/v1/openapi.json`);
+  assert.equal(res.status, 200);
+  assert.equal((spec as unknown as { openapi: string }).openapi, '3.1.0');
+  const undocumented = routes.filter((r) => !selfDescribing(r) && !operationOf(r)).map((r) => `${r.method} ${r.url}`);
+  assert.deepEqual(undocumented, [], 'routes missing from the document');
+  for (const r of routes.filter((x) => !selfDescribing(x))) {
+    const op = operationOf(r)!;
+    assert.equal(op['x-afterglow-scope'], r.scope, `${r.method} ${r.url} scope`);
+    if (r.scope !== 'public') for (const code of ['401', '403']) assert.ok(code in op.responses, `${r.method} ${r.url} documents ${code}`);
+  }
+  const events = spec.paths['/v1/events']!.post as unknown as { requestBody?: { content: Record<string, unknown> } };
+  assert.deepEqual(Object.keys(events.requestBody?.content ?? {}).sort(), ['application/json', 'application/x-ndjson', 'text/plain']);
+  const docs = await fetch(`${app.running.url}/docs/`);
+  assert.equal(docs.status, 200);
+  assert.match(await docs.text(), /swagger-ui/i);
+});
+
 test('a route that declares no scope is refused (fail closed)', async () => {
   const f = Fastify();
   installAuth(f, { settings: app.running.config.auth, keys: app.running.keys, limiter: undefined, log: createLogger('silent') });
@@ -132,6 +177,7 @@ describe('every route, table-driven', () => {
         if (route.websocket) continue;
         const r = await call(route, undefined, [], VICTIM);
         assert.ok(r.status !== 401 && r.status !== 403, `${name} is public but answered ${r.status}`);
+        assertDocumented(route, r.status, 'public');
         table.push(`${name}: public ${r.status}`);
         continue;
       }
@@ -149,11 +195,12 @@ describe('every route, table-driven', () => {
       }
       const none = await call(route, undefined, [], VICTIM);
       assert.equal(none.status, 401, `${name} without a key answered ${none.status}`);
+      assertDocumented(route, none.status, 'no key');
       assert.equal(none.body.error, 'unauthorized');
 
       let foreign = await call(route, INTRUDER, [scope], VICTIM);
       if (foreign.status === 415) foreign = await call(route, INTRUDER, [scope], VICTIM, true);
-      if (route.url === '/v1/events') {
+      if (EVENT_ROUTES.includes(route.url)) {
         // Events are checked one by one: all three name the victim, so all are rejected.
         assert.equal(foreign.status, 422, `${name} with a foreign key`);
         const reasons = (foreign.body.rejections as { reason: string }[]).map((x) => x.reason);
@@ -163,6 +210,7 @@ describe('every route, table-driven', () => {
         assert.equal(foreign.body.error, 'tenant_forbidden');
       }
 
+      assertDocumented(route, foreign.status, 'foreign key');
       const wrong = await call(route, VICTIM, [otherScope(scope)], VICTIM);
       assert.equal(wrong.status, 403, `${name} without the ${scope} scope`);
       assert.equal(wrong.body.error, 'scope_forbidden');
@@ -171,6 +219,7 @@ describe('every route, table-driven', () => {
       if (right.status === 415) right = await call(route, VICTIM, [scope], VICTIM, true);
       assert.ok(right.status !== 401 && right.status !== 403, `${name} with the right key answered ${right.status} ${JSON.stringify(right.body).slice(0, 200)}`);
       assert.ok(right.status < 500 || right.status === 501 || right.status === 503, `${name} with the right key failed: ${right.status} ${JSON.stringify(right.body).slice(0, 200)}`);
+      assertDocumented(route, right.status, 'right key');
       table.push(`${name}: ${scope} ok=${right.status}`);
     }
     console.log(`tenancy table:\n  ${table.join('\n  ')}`);

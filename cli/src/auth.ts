@@ -36,6 +36,14 @@ import {
  * - WebSocket upgrades from a browser (an Origin header) must come from the server's own origin or
  *   one in AUTH_ALLOWED_ORIGINS (cross-site WebSocket hijacking), whatever AUTH_MODE says. Plain
  *   HTTP needs no such check: keys travel in a header a browser never adds on its own.
+ * - Web keys (the browser SDK; a key with origins, ingest-only by construction) are public: they
+ *   sit in page source. sendBeacon cannot set headers, so such a key may also come as the
+ *   `access_token` query parameter (cut from the URL like the upgrade one); an ordinary key there is
+ *   refused, so a secret never learns to travel in URLs. Every request with a web key must carry an
+ *   Origin among the key's origins (403 otherwise, with no CORS headers, so the page cannot read
+ *   the answer); allowed ones get Access-Control-Allow-Origin. An Origin header can be forged
+ *   outside a browser: what bounds such a caller is the key's scope (write events of its tenant,
+ *   never read), its placements and its rate limits, as for any key.
  * - Rate limits: request bodies count against the key's bytes/s; WebSocket upgrades hold one of its
  *   connection slots until the socket closes; handlers charge events through quotaOf(req).
  * - Failed authentications (a key presented and refused) are charged to the client address
@@ -67,20 +75,18 @@ export interface AuthOptions {
 
 const ROUTE_SCOPES: readonly string[] = [...SCOPES, 'public'];
 
-function keyFrom(req: FastifyRequest, upgrade: boolean): string | undefined {
+/** The presented key, and whether it came in the URL. */
+function keyFrom(req: FastifyRequest): { raw: string | undefined; inUrl: boolean } {
   const auth = req.headers.authorization;
   if (typeof auth === 'string') {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    return m ? m[1] : auth;
+    return { raw: m ? m[1] : auth, inUrl: false };
   }
   const header = req.headers['x-api-key'];
-  if (typeof header === 'string') return header;
-  if (upgrade) {
-    const q = req.query as Record<string, unknown> | undefined;
-    const token = q?.access_token;
-    if (typeof token === 'string') return token;
-  }
-  return undefined;
+  if (typeof header === 'string') return { raw: header, inUrl: false };
+  const q = req.query as Record<string, unknown> | undefined;
+  const token = q?.access_token;
+  return typeof token === 'string' ? { raw: token, inUrl: true } : { raw: undefined, inUrl: false };
 }
 
 /** Cut access_token out of the URL (and the parsed query) before anything can log it. */
@@ -121,8 +127,8 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
 
   app.addHook('onRequest', async (req, reply) => {
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
-    const raw = keyFrom(req, upgrade);
-    if (upgrade) redactToken(req);
+    const { raw, inUrl } = keyFrom(req);
+    if (inUrl) redactToken(req);
     if (req.is404) return;
     const scope = (req.routeOptions.config as { scope?: RouteScope } | undefined)?.scope;
     if (scope === undefined || !ROUTE_SCOPES.includes(scope)) {
@@ -145,6 +151,16 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
           ? 'an API key is required: Authorization: Bearer <key> (WebSockets from a browser: ?access_token=<key>)'
           : 'the API key is not valid (unknown, revoked or expired)',
       );
+    }
+    if (principal.origins) {
+      const origin = req.headers.origin;
+      if (origin === undefined || !principal.origins.includes(origin)) {
+        throw new ForbiddenError('origin_forbidden', 'this web key is not allowed from this origin (its origins are set when it is created)');
+      }
+      reply.header('access-control-allow-origin', origin);
+      reply.header('vary', 'Origin');
+    } else if (inUrl && !upgrade) {
+      throw new UnauthorizedError('only web keys (created with origins) may travel in the URL; send this key in Authorization: Bearer <key>');
     }
     if (!principal.scopes.includes(scope)) throw new ForbiddenError('scope_forbidden', `this key lacks the ${scope} scope`);
     setPrincipal(req, principal);
@@ -205,7 +221,7 @@ export function registerWhoami(app: FastifyInstance): void {
   app.get('/v1/whoami', { config: { scope: 'read' } }, async (req) => {
     const p = principalOf(req);
     if (!p) throw new BadRequestError('auth_off', 'AUTH_MODE=off: requests carry no key', 404);
-    return { tenant_id: p.tenantId, key_id: p.keyId, scopes: p.scopes, placements: p.placements ?? null };
+    return { tenant_id: p.tenantId, key_id: p.keyId, scopes: p.scopes, placements: p.placements ?? null, origins: p.origins ?? null };
   });
 }
 
@@ -214,7 +230,7 @@ const TENANT = { type: 'string', minLength: 1, maxLength: 128 } as const;
 
 /**
  * Key administration for a tenant's admin keys (a key only ever manages its own tenant's keys):
- *   POST   /v1/keys               { tenant_id?, scopes, name?, placements?, expires_at? } -> 201 { key, info }
+ *   POST   /v1/keys               { tenant_id?, scopes, name?, placements?, origins?, expires_at? } -> 201 { key, info }
  *   GET    /v1/keys?tenant_id                                                             -> { keys }
  *   POST   /v1/keys/:id/rotate    { tenant_id?, grace_ms? }                               -> { key, info, previous }
  *   DELETE /v1/keys/:id?tenant_id                                                         -> { info }
@@ -236,19 +252,21 @@ export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void
             scopes: { anyOf: [{ type: 'string', maxLength: 64 }, { type: 'array', maxItems: 3, items: { type: 'string', maxLength: 16 } }] },
             name: { type: 'string', maxLength: 128 },
             placements: { type: 'array', maxItems: 1000, items: { type: 'string', minLength: 1, maxLength: 128 } },
+            origins: { type: 'array', maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 256 } },
             expires_at: { type: 'integer', minimum: 0 },
           },
         },
       },
     },
     async (req, reply) => {
-      const b = req.body as { tenant_id?: string; scopes: string | string[]; name?: string; placements?: string[]; expires_at?: number };
+      const b = req.body as { tenant_id?: string; scopes: string | string[]; name?: string; placements?: string[]; origins?: string[]; expires_at?: number };
       const tenantId = actingTenant(principalOf(req), b.tenant_id);
       const created = await keys.create({
         tenantId,
         scopes: parseScopes(b.scopes),
         ...(b.name !== undefined && { name: b.name }),
         ...(b.placements !== undefined && { placements: b.placements }),
+        ...(b.origins !== undefined && { origins: b.origins }),
         ...(b.expires_at !== undefined && { expiresAt: b.expires_at }),
       });
       return reply.code(201).send(created);

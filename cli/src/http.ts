@@ -3,8 +3,12 @@ import { STATUS_CODES, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import websocket from '@fastify/websocket';
-import { AfterglowError, BackpressureError, BadRequestError, type HttpSettings, type Logger, type Registry } from '@afterglow/core';
+import { AfterglowError, BackpressureError, BadRequestError, eventJsonSchema, type HttpSettings, type Logger, type Registry } from '@afterglow/core';
 import { installAuth, type AuthOptions } from './auth.js';
+import { markDocsRoutesPublic, registerOpenApi } from './openapi.js';
+
+/** The API's version in the OpenAPI document (the `afterglow` package's). */
+const API_VERSION = '0.1.0';
 
 export interface HttpOptions {
   log: Logger;
@@ -90,7 +94,10 @@ export async function createHttpServer(options: HttpOptions): Promise<FastifyIns
       socket.terminate();
     },
   });
+  markDocsRoutesPublic(app);
   installAuth(app, options.auth);
+  // Before any route: the document is built from the routes registered after it.
+  await registerOpenApi(app, { version: API_VERSION, eventSchema: eventJsonSchema as unknown as Record<string, unknown> });
 
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);

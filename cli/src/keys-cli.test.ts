@@ -42,6 +42,14 @@ test('afterglow keys: create prints the key once, list shows it without the secr
     const other = await run('revoke', '--tenant', 'beta', '--id', info.key_id);
     assert.equal(other.code, 1);
     assert.match(other.out, /no such key/);
+    // A web key for the browser SDK: origins listed, ingest only.
+    const web = await run('create', '--tenant', 'acme', '--scopes', 'ingest', '--name', 'site', '--origins', 'https://shop.example, http://127.0.0.1:8080');
+    assert.equal(web.code, 0);
+    assert.match(web.out, /ingest\s+site\s+origins=http:\/\/127\.0\.0\.1:8080,https:\/\/shop\.example/);
+    const readable = await run('create', '--tenant', 'acme', '--scopes', 'ingest,read', '--origins', 'https://shop.example');
+    assert.equal(readable.code, 1);
+    assert.match(readable.out, /only scope is ingest/);
+    assert.equal((await run('create', '--tenant', 'acme', '--scopes', 'ingest', '--origins', 'https://shop.example/')).code, 1);
     assert.equal((await run('create', '--tenant', 'acme', '--scopes', 'root')).code, 1);
     assert.equal((await run('create', '--scopes', 'read')).code, 2);
     assert.equal((await run('launch')).code, 2);

@@ -4,7 +4,7 @@ import { PEPPER_FILE, readSecretFile, secretPath } from './secrets.js';
 
 const USAGE = `usage: afterglow keys <create|list|rotate|revoke> [options]
 
-  create --tenant T --scopes read,admin [--name N] [--placements p1,p2] [--expires-at MS]
+  create --tenant T --scopes read,admin [--name N] [--placements p1,p2] [--origins https://a.example,https://b.example] [--expires-at MS]
   list   --tenant T
   rotate --tenant T --id KEY_ID [--grace-ms MS]      (default grace: 24 h)
   revoke --tenant T --id KEY_ID
@@ -12,7 +12,9 @@ const USAGE = `usage: afterglow keys <create|list|rotate|revoke> [options]
 With --url URL (or AFTERGLOW_URL) the command goes through a running server's /v1/keys with an
 admin key of the tenant (--key or AFTERGLOW_API_KEY). Without it, it writes the store named by
 the environment directly (CLICKHOUSE_URL; for embedded chDB only while no server holds the data dir),
-hashing with AUTH_KEY_PEPPER (or the embedded demo's generated one in the data dir). The new key is printed once; only its hash is stored.`;
+hashing with AUTH_KEY_PEPPER (or the embedded demo's generated one in the data dir). The new key is printed once; only its hash is stored.
+--origins makes a web key for the browser SDK (@afterglow/web): public, ingest-only, accepted only
+from those page origins.`;
 
 export async function runKeysCommand(argv: string[]): Promise<number> {
   try {
@@ -36,6 +38,7 @@ async function keysCommand(argv: string[]): Promise<number> {
       scopes: { type: 'string' },
       name: { type: 'string' },
       placements: { type: 'string' },
+      origins: { type: 'string' },
       'expires-at': { type: 'string' },
       id: { type: 'string' },
       'grace-ms': { type: 'string' },
@@ -54,6 +57,7 @@ async function keysCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const placements = values.placements?.split(',').map((p) => p.trim()).filter(Boolean);
+  const origins = values.origins?.split(',').map((o) => o.trim()).filter(Boolean);
   const url = values.url ?? process.env.AFTERGLOW_URL;
   let out: unknown;
   if (url) {
@@ -79,6 +83,7 @@ async function keysCommand(argv: string[]): Promise<number> {
         scopes: parseScopes(values.scopes ?? ''),
         ...(values.name && { name: values.name }),
         ...(placements && { placements }),
+        ...(origins && { origins }),
         ...(values['expires-at'] && { expires_at: Number(values['expires-at']) }),
       });
     } else if (action === 'list') out = await call('GET', `/v1/keys?tenant_id=${t}`);
@@ -99,6 +104,7 @@ async function keysCommand(argv: string[]): Promise<number> {
           scopes: parseScopes(values.scopes ?? ''),
           ...(values.name && { name: values.name }),
           ...(placements && { placements }),
+          ...(origins && { origins }),
           ...(values['expires-at'] && { expiresAt: Number(values['expires-at']) }),
         });
       } else if (action === 'list') out = { keys: await keys.list(tenant) };
@@ -115,7 +121,7 @@ async function keysCommand(argv: string[]): Promise<number> {
 
 function print(out: { key?: string; info?: ApiKeyInfo; keys?: ApiKeyInfo[]; previous?: ApiKeyInfo }): void {
   const line = (k: ApiKeyInfo) =>
-    `${k.key_id}  ${k.status.padEnd(7)}  ${k.scopes.join(',').padEnd(17)}  ${k.name || '-'}${k.placements.length ? `  placements=${k.placements.join(',')}` : ''}${k.expires_at ? `  expires=${new Date(k.expires_at).toISOString()}` : ''}`;
+    `${k.key_id}  ${k.status.padEnd(7)}  ${k.scopes.join(',').padEnd(17)}  ${k.name || '-'}${k.placements.length ? `  placements=${k.placements.join(',')}` : ''}${k.origins?.length ? `  origins=${k.origins.join(',')}` : ''}${k.expires_at ? `  expires=${new Date(k.expires_at).toISOString()}` : ''}`;
   if (out.key) console.log(`key (shown once, store it now):\n  ${out.key}`);
   if (out.info) console.log(line(out.info));
   if (out.previous) console.log(`previous: ${line(out.previous)}`);

@@ -15,6 +15,7 @@ const USAGE = `usage: afterglow <all|${ROLES.join('|')}>
   train      fit a performance model from ClickHouse and register it: train --tenant ID (train --help)
   tie        tie ad images to master photos: tie --masters DIR --ads DIR --out FILE.jsonl (tie --help)
   assets     register images with a running server: assets import --tenant T --role master|ad [--campaign C] DIR
+  import     history older than the live window, straight to the store: import events FILE (import --help)
   keys       API keys: keys create|list|rotate|revoke --tenant T ... (keys --help)
 
 Configuration is read from the environment only; see README.md.`;
@@ -33,6 +34,11 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'models') {
     const { runModelsCommand } = await import('@afterglow/inference');
     process.exitCode = await runModelsCommand(argv.slice(1), loadConfig(process.env).inference.modelsDir);
+    return;
+  }
+  if (command === 'import') {
+    const { runImportCommand } = await import('./import.js');
+    process.exitCode = await runImportCommand(argv.slice(1));
     return;
   }
   if (command === 'keys') {
@@ -62,7 +68,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig(process.env);
-  const log = createLogger(config.logLevel, { service: 'afterglow', role: command });
+  const log = createLogger(config.logLevel, { service: 'afterglow', role: command }, config.logFormat);
   const demo = config.demo ?? (command === 'all' && config.bus.kind === 'memory');
   const running = await start(config, { roles, demo, log });
   const adapters = `bus=${config.bus.kind} store=${config.store.kind} hot=${config.hot.kind} fanout=${config.fanout.kind}`;

@@ -12,6 +12,7 @@ import {
   createBlobStore,
   applySchema,
   sinkInsertSettings,
+  viewerHashKey,
   type AfterglowConfig,
   type Bus,
   type BusProducer,
@@ -23,7 +24,7 @@ import {
   type ApiKeyStore,
   type TopicBacklog,
 } from '@afterglow/core';
-import { EventIntake, registerIngestRoutes, startEdge } from '@afterglow/ingest';
+import { EventIntake, HistoryImport, SpendImport, registerIngestRoutes, startEdge } from '@afterglow/ingest';
 import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, StoreHistorySource, registerLiveRoutes, startTriggers, type ResolveHost } from '@afterglow/stream';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
 import { createHttpServer, startMetricsServer } from './http.js';
@@ -76,7 +77,7 @@ export interface Running {
  */
 export async function start(given: AfterglowConfig, options: StartOptions): Promise<Running> {
   const roles = new Set(options.roles);
-  const log = options.log ?? createLogger(given.logLevel, { service: 'afterglow', roles: [...roles].join(',') });
+  const log = options.log ?? createLogger(given.logLevel, { service: 'afterglow', roles: [...roles].join(',') }, given.logFormat);
   // The pepper and the webhook key: configured, or (demo only) generated into the data directory.
   const secrets = resolveSecrets(given, { demo: Boolean(options.demo), live: roles.has('live'), log });
   const config: AfterglowConfig = { ...given, auth: { ...given.auth, pepper: secrets.pepper }, triggers: { ...given.triggers, secretKey: secrets.secretKey } };
@@ -109,12 +110,15 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
   let producer: BusProducer | undefined;
   if (roles.has('ingest')) {
     producer = await bus.producer();
+    const viewerKey = viewerHashKey(config.ingest.viewerIdKey, config.auth.pepper);
+    if (!viewerKey) log.warn('neither VIEWER_ID_KEY nor AUTH_KEY_PEPPER is set: events\' viewer_id is dropped at ingest (no reach or frequency)');
     const intake = new EventIntake({
       producer,
       limits: config.events,
       maxInflightBytes: config.ingest.maxInflightBytes,
       produceTimeoutMs: config.ingest.produceTimeoutMs,
       registry,
+      viewerKey,
     });
     await registerIngestRoutes(app, {
       intake,
@@ -129,6 +133,15 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
       wsMaxConnectionsPerTenant: config.ingest.wsMaxConnectionsPerTenant,
       produceTimeoutMs: config.ingest.produceTimeoutMs,
       registry,
+      history: new HistoryImport({
+        store: store!,
+        limits: config.events,
+        maxAgeMs: config.ingest.importMaxAgeMs,
+        insertSettings: sinkInsertSettings(config.store),
+        registry,
+        viewerKey,
+      }),
+      spend: new SpendImport({ store: store!, maxAgeMs: config.ingest.importMaxAgeMs }),
     });
     if (config.edge.enabled) {
       const edge = await startEdge({ app, config, bus, intake, log: log.child({ role: 'ingest' }), registry });

@@ -58,6 +58,8 @@ const envSchema = z.object({
   /** Where that listener binds: loopback unless a scraper on another host needs it (then firewall it). */
   METRICS_HOST: z.string().default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** auto: readable lines when stdout is a terminal, JSON otherwise; json / pretty force one. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   AFTERGLOW_DEMO: bool.optional(),
 
   KAFKA_BROKERS: csv.optional(),
@@ -111,6 +113,19 @@ const envSchema = z.object({
   INGEST_WS_MAX_TOTAL_INFLIGHT_BYTES: int(256 * 1024 * 1024, 1024),
   /** Concurrent /v1/stream sockets of one tenant in this process (all its keys together); 0 = no cap. */
   INGEST_WS_MAX_CONNECTIONS_PER_TENANT: int(500, 0),
+  /**
+   * History import (POST /v1/import/events) takes events older than EVENT_LIVE_LATE_MS and at most
+   * this old (default three years); newer ones belong to live ingest, whose windows still count them.
+   */
+  IMPORT_MAX_AGE_MS: int(3 * 365 * 24 * HOUR, 1),
+  /**
+   * Key (base64, at least 32 bytes) of the hash that replaces an event's viewer_id at ingest, for
+   * reach and frequency. Unset: derived from AUTH_KEY_PEPPER; with neither, viewer ids are dropped.
+   */
+  VIEWER_ID_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length >= 32, 'VIEWER_ID_KEY must be at least 32 bytes, base64')
+    .optional(),
 
   EVENT_MAX_AGE_MS: int(7 * 24 * HOUR, 1),
   EVENT_MAX_FUTURE_MS: int(5 * MINUTE, 0),
@@ -331,6 +346,7 @@ export interface AfterglowConfig {
   metrics: { host: string; port: number } | undefined;
   dataDir: string;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  logFormat: z.infer<typeof envSchema>['LOG_FORMAT'];
   /** Run the built-in demo generator (defaults to on only for the embedded all-in-one mode). */
   demo: boolean | undefined;
   bus:
@@ -363,6 +379,8 @@ export interface AfterglowConfig {
     wsMaxTotalInflightBytes: number;
     /** 0 = no cap. */
     wsMaxConnectionsPerTenant: number;
+    importMaxAgeMs: number;
+    viewerIdKey: string | undefined;
   };
   events: EventLimits;
   sink: { groupId: string; batchMaxRows: number; batchMaxMs: number; lanes: number };
@@ -657,6 +675,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
     metrics: e.METRICS_PORT === undefined ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     dataDir,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     demo: e.AFTERGLOW_DEMO,
     bus:
       e.KAFKA_BROKERS && e.KAFKA_BROKERS.length > 0
@@ -693,6 +712,8 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
       maxEventBytes: e.INGEST_MAX_EVENT_BYTES,
       wsMaxTotalInflightBytes: e.INGEST_WS_MAX_TOTAL_INFLIGHT_BYTES,
       wsMaxConnectionsPerTenant: e.INGEST_WS_MAX_CONNECTIONS_PER_TENANT,
+      importMaxAgeMs: e.IMPORT_MAX_AGE_MS,
+      viewerIdKey: e.VIEWER_ID_KEY,
     },
     events: {
       maxAgeMs: e.EVENT_MAX_AGE_MS,

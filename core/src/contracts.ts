@@ -39,6 +39,10 @@ export const TABLES = {
   assetOcclusion: 'asset_occlusion',
   predictionModels: 'prediction_models',
   activeModels: 'prediction_model_active',
+  /** Media spend per asset, placement and day (imported from platforms); a restated day replaces the earlier figure. */
+  spendDaily: 'spend_daily',
+  /** Unique viewers (uniqCombined states of viewer_hash) and their impressions per asset and day: reach and frequency. */
+  reachDay: 'reach_by_asset_day',
 } as const;
 
 /** Headers a DLQ record carries next to the original bytes. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { EVENT_KINDS, REJECT_REASONS, ulid, validateBusEvent, validateEvent, type RejectReason } from './events.js';
+import { createHmac, randomUUID } from 'node:crypto';
+import { EVENT_KINDS, REJECT_REASONS, sealViewer, ulid, validateBusEvent, validateEvent, viewerHashKey, type RejectReason } from './events.js';
 import type { EventLimits } from './config.js';
 
 const limits: EventLimits = { maxAgeMs: 3_600_000, maxFutureMs: 60_000, liveLateMs: 600_000, maxAttrsBytes: 256, dedupWindowMs: 300_000 };
@@ -61,9 +61,9 @@ for (const [name, input, reason, field] of cases) {
   });
 }
 
-test('the reject table covers every reason the validator raises (the others come from decoders and the key check)', () => {
+test('the reject table covers every reason the validator raises (the others come from decoders, the key check and the history import)', () => {
   const covered = new Set(cases.map((c) => c[2]));
-  assert.deepEqual(REJECT_REASONS.filter((r) => !covered.has(r)).sort(), ['placement_forbidden', 'tenant_forbidden', 'undecodable']);
+  assert.deepEqual(REJECT_REASONS.filter((r) => !covered.has(r)).sort(), ['placement_forbidden', 'tenant_forbidden', 'too_recent', 'undecodable']);
 });
 
 test('edges of the time window are inclusive', () => {
@@ -141,4 +141,31 @@ test('ulid() encodes the time in its first 10 characters, Crockford base 32', ()
   const crockford = (n: number) => [...n.toString(32).padStart(10, '0')].map((d) => '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[parseInt(d, 32)]).join('');
   assert.equal(crockford(1_790_000_000_000), '01M3250V00', 'worked out by hand (Python: repeated divmod by 32)');
   assert.equal(ulid(1_790_000_000_000).slice(0, 10), crockford(1_790_000_000_000));
+});
+
+test('viewer ids leave ingest only as a keyed hash: per tenant, never client-set, dropped without a key', () => {
+  const key = Buffer.alloc(32, 7);
+  const event = (extra: Record<string, unknown>) => {
+    const v = validateEvent(good(extra), limits, NOW);
+    assert.ok(v.ok);
+    return v.event;
+  };
+  const a = event({ viewer_id: 'ann@example.com', viewer_hash: 'f'.repeat(32) });
+  sealViewer(a, key);
+  assert.equal(a.viewer_id, undefined);
+  assert.match(a.viewer_hash!, /^[0-9a-f]{32}$/);
+  // HMAC-SHA256(key, tenant NUL id), computed here independently of viewerHash.
+  assert.equal(a.viewer_hash, createHmac('sha256', key).update(`${a.tenant_id}\u0000ann@example.com`).digest('hex').slice(0, 32));
+  const other = event({ viewer_id: 'ann@example.com', tenant_id: 'someone-else' });
+  sealViewer(other, key);
+  assert.notEqual(other.viewer_hash, a.viewer_hash);
+  const forged = event({ viewer_hash: 'f'.repeat(32) });
+  sealViewer(forged, key);
+  assert.equal(forged.viewer_hash, undefined);
+  const keyless = event({ viewer_id: 'ann@example.com' });
+  sealViewer(keyless, undefined);
+  assert.deepEqual([keyless.viewer_id, keyless.viewer_hash], [undefined, undefined]);
+  assert.equal(viewerHashKey(undefined, undefined), undefined);
+  assert.notDeepEqual(viewerHashKey(undefined, 'pepper-one-123456'), viewerHashKey(undefined, 'pepper-two-123456'));
+  assert.deepEqual(viewerHashKey(key.toString('base64'), 'ignored-pepper-1234'), key);
 });

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { EventLimits } from './config.js';
 
@@ -26,6 +27,13 @@ export interface EngagementEvent {
   region?: string;
   device?: string;
   edge_node?: string;
+  /**
+   * Who saw it, as the client knows them (a cookie, device or account id). Never leaves ingest:
+   * ingest replaces it with `viewer_hash`, a keyed hash, before the event reaches the bus.
+   */
+  viewer_id?: string;
+  /** Keyed hash of (tenant_id, viewer_id), set by ingest only; the unit of reach and frequency. */
+  viewer_hash?: string;
   attrs?: Record<string, string | number | boolean>;
 }
 
@@ -38,6 +46,8 @@ export const REJECT_REASONS = [
   'unknown_kind',
   'too_far_in_future',
   'too_old',
+  /** History import only: the event is recent enough for live ingest, which must count it. */
+  'too_recent',
   'attrs_too_large',
   'undecodable',
   /** The event names another tenant than the API key that sent it (issue 8). */
@@ -94,6 +104,8 @@ export const eventJsonSchema = {
     region: labelSchema,
     device: labelSchema,
     edge_node: labelSchema,
+    viewer_id: { type: 'string', minLength: 1, maxLength: 256 },
+    viewer_hash: { type: 'string', pattern: '^[0-9a-f]{32}$' },
     attrs: {
       type: 'object',
       propertyNames: { type: 'string', maxLength: 64 },
@@ -159,7 +171,7 @@ export function validateEvent(input: unknown, limits: EventLimits, now: number):
   return { ok: true, event };
 }
 
-type OptionalField = 'channel' | 'placement' | 'region' | 'device' | 'edge_node' | 'attrs';
+type OptionalField = 'channel' | 'placement' | 'region' | 'device' | 'edge_node' | 'viewer_id' | 'viewer_hash' | 'attrs';
 
 /** The event's optional fields, copied only when present (attrs as a copy, never shared). */
 export function copyOptionalFields(from: Pick<Partial<EngagementEvent>, OptionalField>, to: EngagementEvent): void {
@@ -168,6 +180,8 @@ export function copyOptionalFields(from: Pick<Partial<EngagementEvent>, Optional
   if (from.region !== undefined) to.region = from.region;
   if (from.device !== undefined) to.device = from.device;
   if (from.edge_node !== undefined) to.edge_node = from.edge_node;
+  if (from.viewer_id !== undefined) to.viewer_id = from.viewer_id;
+  if (from.viewer_hash !== undefined) to.viewer_hash = from.viewer_hash;
   if (from.attrs !== undefined) to.attrs = { ...from.attrs };
 }
 
@@ -196,6 +210,33 @@ function rejectionFromSchema(err: ErrorObject | undefined, input: Record<string,
   }
   if (field === 'event_id') return { reason: 'invalid_event_id', field, message: 'event_id must be a ULID or a UUID' };
   return { reason: 'invalid_field', field, message: `${err.instancePath.slice(1).replaceAll('/', '.')}: ${err.message ?? 'invalid'}` };
+}
+
+/**
+ * The keyed hash that stands for a viewer id everywhere after ingest: HMAC-SHA256 over tenant and
+ * id (one viewer id in two tenants gives two unrelated hashes), 128 bits as hex. The key stays
+ * outside the store, so the stored hashes cannot be matched back to ids by guessing them.
+ */
+export function viewerHash(key: Buffer, tenantId: string, viewerId: string): string {
+  return createHmac('sha256', key).update(tenantId).update('\u0000').update(viewerId).digest('hex').slice(0, 32);
+}
+
+/** The viewer-hash key: VIEWER_ID_KEY when set, else one derived from the API key pepper. */
+export function viewerHashKey(configured: string | undefined, pepper: string | undefined): Buffer | undefined {
+  if (configured) return Buffer.from(configured, 'base64');
+  if (pepper) return createHmac('sha256', pepper).update('afterglow viewer id').digest();
+  return undefined;
+}
+
+/**
+ * What ingest does to an accepted event's viewer fields: a client never sets viewer_hash itself,
+ * and viewer_id is replaced by its hash (dropped when no key is configured).
+ */
+export function sealViewer(event: EngagementEvent, key: Buffer | undefined): void {
+  delete event.viewer_hash;
+  if (event.viewer_id === undefined) return;
+  if (key) event.viewer_hash = viewerHash(key, event.tenant_id, event.viewer_id);
+  delete event.viewer_id;
 }
 
 /** Wire encoding on the bus. JSON keeps the topic readable by any consumer and by operators. */

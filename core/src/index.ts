@@ -14,6 +14,15 @@ export { partitionForKey } from './bus/partitioner.js';
 export type * from './hot/types.js';
 export type * from './fanout/types.js';
 export { createStore, sqlString, type Store } from './store/clickhouse.js';
+export {
+  EventsRawRepository,
+  MAX_DAY_PARTITIONS_PER_INSERT,
+  dedupeWithinBatch,
+  rawRowKey,
+  splitByDayPartitions,
+  toRawRow,
+  type RawRow,
+} from './store/events-raw.js';
 export { migrate, migrationsTableDdl, MIGRATIONS, type Migration } from './store/migrations.js';
 export {
   clusterDdlScript,

@@ -6,6 +6,7 @@ import {
   Histogram,
   TOPICS,
   encodeEvent,
+  sealViewer,
   validateEvent,
   type BusProducer,
   type BusRecord,
@@ -49,6 +50,8 @@ export interface IntakeOptions {
   produceTimeoutMs: number;
   registry?: Registry;
   clock?: () => number;
+  /** Key of the hash that replaces viewer_id (viewerHashKey); absent: viewer ids are dropped. */
+  viewerKey?: Buffer | undefined;
 }
 
 /**
@@ -127,6 +130,7 @@ export class EventIntake {
       } else if (v.ok && guard?.placements && !guard.placements.includes(v.event.placement ?? '')) {
         rejections.push({ index, event_id: v.event.event_id, reason: 'placement_forbidden', field: 'placement', message: 'the API key may not send events for this placement' });
       } else if (v.ok) {
+        sealViewer(v.event, this.options.viewerKey);
         const value = encodeEvent(v.event);
         bytes += value.length;
         records.push({ key: v.event.asset_id, value });

@@ -19,8 +19,11 @@ import {
   type Registry,
   type Store,
 } from '@afterglow/core';
-import { BodyScanner, decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamText, isNdjson, type BodyBounds } from './decode.js';
+import { BodyScanner, type DecodedItem, decodeJsonBody, decodeNdjsonBody, decodeStreamBinary, decodeStreamText, isNdjson, type BodyBounds } from './decode.js';
 import type { EventIntake, IntakeGuard, IntakeResult } from './intake.js';
+import type { HistoryImport, ImportResult } from './backfill.js';
+import { campaignCosts, type SpendImport } from './spend.js';
+import { campaignReach } from './reach.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 
 export interface IngestDeps {
@@ -41,9 +44,15 @@ export interface IngestDeps {
   /** How long a WebSocket message may wait for bus capacity before it is answered with an error. */
   produceTimeoutMs: number;
   registry?: Registry;
+  /** Serves POST /v1/import/events when given. */
+  history?: HistoryImport;
+  /** Serves POST /v1/import/spend when given. */
+  spend?: SpendImport;
 }
 
-const BODY_TYPES = ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
+// text/plain is read as JSON: the one body type the browser SDK can send cross-origin without a CORS
+// preflight (sendBeacon with a string, fetch keepalive). It opens nothing: every request still needs a key.
+const BODY_TYPES = ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines', 'text/plain'];
 const TENANT_QUERY = {
   type: 'object',
   required: ['tenant_id'],
@@ -66,7 +75,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     );
     scope.addHook('preParsing', async (req, _reply, payload) => scanned(req, payload, decompress(req, payload, deps.maxBodyBytes), bounds, deps.maxBodyBytes));
 
-    scope.post('/v1/events', { bodyLimit: deps.maxBodyBytes, config: { scope: 'ingest' } }, async (req, reply) => {
+    /** The request's events, decoded within the body bounds, with the key's quota charged for them. */
+    const readItems = async (req: FastifyRequest): Promise<DecodedItem[]> => {
       const body = req.body as Buffer;
       const scan = SCANS.get(req);
       const quota = quotaOf(req);
@@ -81,11 +91,102 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         throw new BadRequestError('too_many_events', `${items.length} events in one request; the limit is ${deps.maxEventsPerRequest}`, 413);
       }
       if (!scan) await quota?.events(items.length);
+      return items;
+    };
+
+    scope.post('/v1/events', { bodyLimit: deps.maxBodyBytes, config: { scope: 'ingest' } }, async (req, reply) => {
+      const items = await readItems(req);
       const result = await deps.intake.submit(items, guardOf(req));
       reply.code(result.accepted > 0 || items.length === 0 ? 202 : 422);
       return result.rejections.length > STREAM_REJECTIONS ? reply.type('application/json').send(Readable.from(resultChunks(result))) : result;
     });
+
+    // History import writes the tenant's past straight to the store: an admin's act, not a device's.
+    const history = deps.history;
+    if (history) {
+      scope.post(
+        '/v1/import/events',
+        {
+          bodyLimit: deps.maxBodyBytes,
+          config: { scope: 'admin' },
+          schema: { querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false } }, additionalProperties: false } },
+        },
+        async (req, reply) => {
+          const items = await readItems(req);
+          const result = await history.run(items, guardOf(req), (req.query as { dry_run: boolean }).dry_run);
+          reply.code(result.new + result.duplicates > 0 || items.length === 0 ? 200 : 422);
+          return result.rejections.length > STREAM_REJECTIONS ? reply.type('application/json').send(Readable.from(importChunks(result))) : result;
+        },
+      );
+    }
+    const spend = deps.spend;
+    if (spend) {
+      scope.post(
+        '/v1/import/spend',
+        {
+          bodyLimit: deps.maxBodyBytes,
+          config: { scope: 'admin' },
+          schema: {
+            description: 'Media spend per asset, placement and UTC day: {campaign_id, asset_id, date, spend, currency?, placement?} rows; a day imported again replaces the earlier figure',
+            querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false }, tenant_id: { type: 'string', maxLength: 128 } } },
+          },
+        },
+        async (req, reply) => {
+          const items = await readItems(req);
+          const q = req.query as { dry_run: boolean; tenant_id?: string };
+          const result = await spend.run(items, guardOf(req), q.tenant_id, q.dry_run);
+          reply.code(result.rejected === items.length && items.length > 0 ? 422 : 200);
+          return result;
+        },
+      );
+    }
   });
+
+  const DAYS_QUERY = {
+    type: 'object',
+    required: ['tenant_id'],
+    properties: {
+      tenant_id: { type: 'string', minLength: 1, maxLength: 128 },
+      from: { type: 'string', format: 'date' },
+      to: { type: 'string', format: 'date' },
+    },
+  } as const;
+  /** Whole UTC days from..to (default: the last 30), at most three years. */
+  const daysOf = (q: { from?: string; to?: string }): { from: string; to: string } => {
+    const to = q.to ?? new Date().toISOString().slice(0, 10);
+    const from = q.from ?? new Date(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000).toISOString().slice(0, 10);
+    if (from > to) throw new BadRequestError('invalid_range', `from (${from}) is after to (${to})`, 400);
+    if (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`) > 3 * 366 * 86_400_000) {
+      throw new BadRequestError('invalid_range', 'a range covers at most three years', 400);
+    }
+    return { from, to };
+  };
+  app.get(
+    '/v1/campaigns/:campaignId/costs',
+    {
+      config: { scope: 'read' },
+      schema: { description: 'Spend against engagement per asset over whole UTC days from..to (default: the last 30 days): CPM, CPC, CPA, ROAS', querystring: DAYS_QUERY },
+    },
+    async (req) => {
+      const { campaignId } = req.params as { campaignId: string };
+      const q = req.query as { tenant_id: string; from?: string; to?: string };
+      const { from, to } = daysOf(q);
+      return campaignCosts(deps.store, actingTenant(principalOf(req), q.tenant_id), campaignId, from, to);
+    },
+  );
+  app.get(
+    '/v1/campaigns/:campaignId/reach',
+    {
+      config: { scope: 'read' },
+      schema: { description: 'Unique viewers and frequency per asset and for the campaign (viewers counted once across assets) over whole UTC days', querystring: DAYS_QUERY },
+    },
+    async (req) => {
+      const { campaignId } = req.params as { campaignId: string };
+      const q = req.query as { tenant_id: string; from?: string; to?: string };
+      const { from, to } = daysOf(q);
+      return campaignReach(deps.store, actingTenant(principalOf(req), q.tenant_id), campaignId, from, to);
+    },
+  );
 
   app.get('/v1/campaigns/:campaignId/totals', { schema: { querystring: TENANT_QUERY }, config: { scope: 'read' } }, async (req) => {
     const { campaignId } = req.params as { campaignId: string };
@@ -190,9 +291,19 @@ const STREAM_REJECTIONS = 500;
 /** The same JSON as `JSON.stringify(result)`, a slice of rejections at a time with other work between. */
 async function* resultChunks(result: IntakeResult): AsyncGenerator<string> {
   yield `{"accepted":${result.accepted},"rejected":${result.rejected},"rejections":[`;
-  for (let i = 0; i < result.rejections.length; i += STREAM_REJECTIONS) {
+  yield* rejectionChunks(result.rejections);
+}
+
+async function* importChunks(result: ImportResult): AsyncGenerator<string> {
+  const { rejections, ...counts } = result;
+  yield `${JSON.stringify(counts).slice(0, -1)},"rejections":[`;
+  yield* rejectionChunks(rejections);
+}
+
+async function* rejectionChunks(rejections: IntakeResult['rejections']): AsyncGenerator<string> {
+  for (let i = 0; i < rejections.length; i += STREAM_REJECTIONS) {
     if (i > 0) await nextTurn();
-    yield `${i > 0 ? ',' : ''}${JSON.stringify(result.rejections.slice(i, i + STREAM_REJECTIONS)).slice(1, -1)}`;
+    yield `${i > 0 ? ',' : ''}${JSON.stringify(rejections.slice(i, i + STREAM_REJECTIONS)).slice(1, -1)}`;
   }
   yield ']}';
 }

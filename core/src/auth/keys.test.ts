@@ -7,7 +7,7 @@ import { eventually } from '../testing/services.js';
 import { createStore, type Store } from '../store/clickhouse.js';
 import { migrate } from '../store/migrations.js';
 import { TABLES } from '../contracts.js';
-import { ApiKeyStore, generateKey, hashSecret, parseKey, parseScopes } from './keys.js';
+import { ApiKeyStore, generateKey, hashSecret, parseKey, parseOrigins, parseScopes } from './keys.js';
 import { actingTenant } from './principal.js';
 
 let dir: string;
@@ -49,6 +49,32 @@ test('scopes are checked', () => {
   assert.deepEqual(parseScopes(['ingest', 'ingest']), ['ingest']);
   assert.throws(() => parseScopes(''), { code: 'invalid_scopes' });
   assert.throws(() => parseScopes('read,root'), { code: 'invalid_scopes' });
+});
+
+test('web keys: origins are exact browser origins, the key may only ingest, and rotation keeps them', async () => {
+  assert.deepEqual(parseOrigins(['https://shop.example', 'http://127.0.0.1:8080', 'https://shop.example']), ['http://127.0.0.1:8080', 'https://shop.example']);
+  for (const bad of ['https://shop.example/', 'https://shop.example/path', 'shop.example', '*', 'javascript:alert(1)', 'file:///etc', 'https://user@shop.example', '']) {
+    assert.throws(() => parseOrigins([bad]), { code: 'invalid_origins' }, bad);
+  }
+  const keys = keyStore();
+  await keys.start();
+  try {
+    await assert.rejects(keys.create({ tenantId: 'acme', scopes: ['ingest', 'read'], origins: ['https://shop.example'] }), { code: 'invalid_scopes' });
+    const web = await keys.create({ tenantId: 'acme', scopes: ['ingest'], name: 'site', origins: ['https://shop.example'] });
+    assert.deepEqual(web.info.origins, ['https://shop.example']);
+    assert.deepEqual(await keys.authenticate(web.key), { tenantId: 'acme', keyId: web.info.key_id, scopes: ['ingest'], origins: ['https://shop.example'] });
+    const plain = await keys.create({ tenantId: 'acme', scopes: ['ingest'] });
+    assert.equal((await keys.authenticate(plain.key))?.origins, undefined, 'an ordinary key has no origins');
+    const rotated = await keys.rotate('acme', web.info.key_id, 0);
+    assert.deepEqual(rotated.info.origins, ['https://shop.example']);
+    // A fresh process (cache read from the store) sees the origins too.
+    const other = keyStore();
+    await other.start();
+    assert.deepEqual((await other.authenticate(rotated.key))?.origins, ['https://shop.example']);
+    other.close();
+  } finally {
+    keys.close();
+  }
 });
 
 test('create and authenticate; only the hash is stored; a wrong secret, a malformed or unknown key is refused', async () => {

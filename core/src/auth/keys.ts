@@ -28,6 +28,7 @@ const DEFAULT_PEPPER = 'afterglow-api-key-v1';
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const MAX_NAME = 128;
 const MAX_PLACEMENTS = 1000;
+const MAX_ORIGINS = 100;
 
 export interface ApiKeyInfo {
   key_id: string;
@@ -36,6 +37,13 @@ export interface ApiKeyInfo {
   scopes: Scope[];
   /** Edge keys: the placements this key may send for / subscribe to; empty = any. */
   placements: string[];
+  /**
+   * Web keys (the browser SDK, @afterglow/web): the page origins (`https://shop.example`) allowed to
+   * send with this key. Such a key is public by design (it sits in the page), so it may only ingest,
+   * every request with it must come from one of these origins, and it alone may travel in the URL.
+   * Empty = an ordinary secret key.
+   */
+  origins: string[];
   created_at: number;
   /** Epoch ms after which the key is refused (rotation grace), or null. */
   expires_at: number | null;
@@ -55,6 +63,8 @@ export interface NewKey {
   scopes: readonly Scope[];
   name?: string;
   placements?: readonly string[];
+  /** A web key's allowed page origins (see ApiKeyInfo.origins). */
+  origins?: readonly string[];
   /** Epoch ms; absent = never. */
   expiresAt?: number;
 }
@@ -99,6 +109,25 @@ function info(r: KeyRecord, now: number): ApiKeyInfo {
   return { ...rest, status: statusOf(r, now) };
 }
 
+/** `https://shop.example[:port]` exactly as browsers send it in Origin; anything else is refused. */
+export function parseOrigins(input: readonly string[]): string[] {
+  if (input.length > MAX_ORIGINS) throw new BadRequestError('invalid_origins', `at most ${MAX_ORIGINS} origins`);
+  const out = new Set<string>();
+  for (const o of input) {
+    let origin: string | undefined;
+    try {
+      origin = typeof o === 'string' && o.length <= 256 ? new URL(o).origin : undefined;
+    } catch {
+      origin = undefined;
+    }
+    if (!origin || origin !== o || !/^https?:$/.test(new URL(o).protocol)) {
+      throw new BadRequestError('invalid_origins', `${JSON.stringify(o).slice(0, 80)} is not an origin: scheme://host[:port], http or https, no path or trailing slash`);
+    }
+    out.add(origin);
+  }
+  return [...out].sort();
+}
+
 /** Scopes from user input (`read,admin`), checked. */
 export function parseScopes(input: string | readonly string[]): Scope[] {
   const list = typeof input === 'string' ? input.split(',').map((s) => s.trim()).filter(Boolean) : [...input];
@@ -122,6 +151,7 @@ const ROW_FIELDS = `key_id AS k_id,
   argMax(name, updated_at) AS k_name,
   argMax(scopes, updated_at) AS k_scopes,
   argMax(placements, updated_at) AS k_placements,
+  argMax(origins, updated_at) AS k_origins,
   argMax(secret_hash, updated_at) AS k_hash,
   toUnixTimestamp64Milli(min(created_at)) AS k_created,
   toUnixTimestamp64Milli(min(expires_at)) AS k_expires,
@@ -137,6 +167,7 @@ interface Row {
   k_name: string;
   k_scopes: string[];
   k_placements: string[];
+  k_origins: string[];
   k_hash: string;
   k_created: number;
   k_expires: number | null;
@@ -152,6 +183,7 @@ const toRecord = (r: Row): KeyRecord => ({
   name: r.k_name,
   scopes: r.k_scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s)),
   placements: r.k_placements,
+  origins: r.k_origins,
   secret_hash: r.k_hash,
   created_at: Number(r.k_created),
   expires_at: num(r.k_expires),
@@ -239,7 +271,13 @@ export class ApiKeyStore {
     const r = this.cache.get(parsed.keyId);
     if (!r || !sameHash(r.secret_hash, hashSecret(parsed.secret, this.pepper))) return undefined;
     if (statusOf(r, this.clock()) !== 'active') return undefined;
-    return { tenantId: r.tenant_id, keyId: r.key_id, scopes: r.scopes, ...(r.placements.length > 0 ? { placements: r.placements } : {}) };
+    return {
+      tenantId: r.tenant_id,
+      keyId: r.key_id,
+      scopes: r.scopes,
+      ...(r.placements.length > 0 ? { placements: r.placements } : {}),
+      ...(r.origins.length > 0 ? { origins: r.origins } : {}),
+    };
   }
 
   private async write(r: KeyRecord): Promise<void> {
@@ -253,6 +291,7 @@ export class ApiKeyStore {
           name: r.name,
           scopes: r.scopes,
           placements: r.placements,
+          origins: r.origins,
           secret_hash: r.secret_hash,
           created_at: iso(r.created_at),
           expires_at: iso(r.expires_at),
@@ -274,6 +313,10 @@ export class ApiKeyStore {
     if (placements.length > MAX_PLACEMENTS || placements.some((p) => typeof p !== 'string' || p.length === 0 || p.length > 128)) {
       throw new BadRequestError('invalid_placements', `at most ${MAX_PLACEMENTS} placements of 1-128 characters`);
     }
+    const origins = parseOrigins(input.origins ?? []);
+    if (origins.length > 0 && scopes.join() !== 'ingest') {
+      throw new BadRequestError('invalid_scopes', 'a web key (origins) is public: its only scope is ingest');
+    }
     const name = (input.name ?? '').slice(0, MAX_NAME);
     const now = this.clock();
     if (input.expiresAt !== undefined && !(Number.isFinite(input.expiresAt) && input.expiresAt > now)) {
@@ -286,6 +329,7 @@ export class ApiKeyStore {
       name,
       scopes,
       placements,
+      origins,
       secret_hash: hashSecret(secret, this.pepper),
       created_at: now,
       expires_at: input.expiresAt ?? null,
@@ -324,6 +368,7 @@ export class ApiKeyStore {
       scopes: old.scopes,
       name: old.name,
       placements: old.placements,
+      origins: old.origins,
       ...(old.expires_at !== null ? { expiresAt: old.expires_at } : {}),
     });
     const graceEnd = now + Math.max(0, graceMs);

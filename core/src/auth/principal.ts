@@ -22,6 +22,8 @@ export interface Principal {
   scopes: readonly Scope[];
   /** Edge keys: the placements this key may subscribe to (absent = any of the tenant's). */
   placements?: readonly string[];
+  /** Web keys: the page origins requests must come from (absent = an ordinary secret key). */
+  origins?: readonly string[];
 }
 
 /** Where the auth hook leaves the principal on a request object. */

@@ -344,6 +344,66 @@ export const MIGRATIONS: Migration[] = [
       `ALTER TABLE ${db}.${TABLES.campaignMinute} MODIFY SETTING non_replicated_deduplication_window = 10000`,
     ],
   },
+  {
+    version: 10,
+    name: 'media spend per asset, placement and day',
+    statements: (db) => [
+      /*
+       * Platforms restate spend for days already reported, so a day's figure is replaced, never
+       * added: the latest import of (tenant, campaign, asset, placement, day) wins. Reads use FINAL
+       * (a few rows per asset and day).
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.spendDaily} (
+        tenant_id LowCardinality(String),
+        campaign_id String,
+        asset_id String,
+        placement LowCardinality(String),
+        day Date,
+        spend Float64,
+        currency LowCardinality(String),
+        imported_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(imported_at)
+      ORDER BY (tenant_id, campaign_id, asset_id, placement, day)`,
+    ],
+  },
+  {
+    version: 11,
+    name: 'reach and frequency from hashed viewer ids',
+    statements: (db) => [
+      `ALTER TABLE ${db}.${TABLES.eventsRaw} ADD COLUMN IF NOT EXISTS viewer_hash String DEFAULT '' AFTER edge_node`,
+      /*
+       * uniqCombined states merge across assets and days, so a campaign's reach over a range is one
+       * merge (viewers seen on two assets count once), not a sum. Its error is measured in
+       * test/reach.test.ts. Only impressions that carry a viewer count here: frequency is impressions
+       * per unique viewer among them.
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.reachDay} (
+        tenant_id LowCardinality(String),
+        campaign_id String,
+        asset_id String,
+        day Date,
+        viewers AggregateFunction(uniqCombined, String),
+        impressions SimpleAggregateFunction(sum, UInt64)
+      ) ENGINE = AggregatingMergeTree
+      PARTITION BY toYYYYMM(day)
+      ORDER BY (tenant_id, campaign_id, asset_id, day)
+      SETTINGS non_replicated_deduplication_window = 10000`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.reachDay}_mv TO ${db}.${TABLES.reachDay} AS
+        SELECT tenant_id, campaign_id, asset_id, toDate(occurred_at) AS day,
+               uniqCombinedState(viewer_hash) AS viewers, toUInt64(count()) AS impressions
+        FROM ${db}.${TABLES.eventsRaw}
+        WHERE kind = 'impression' AND viewer_hash != ''
+        GROUP BY tenant_id, campaign_id, asset_id, day`,
+    ],
+  },
+  {
+    version: 12,
+    name: 'web keys: allowed page origins',
+    statements: (db) => [
+      // The browser SDK's public keys (core/src/auth/keys.ts, ApiKeyInfo.origins); empty for other keys.
+      `ALTER TABLE ${db}.${TABLES.apiKeys} ADD COLUMN IF NOT EXISTS origins Array(String) AFTER placements`,
+    ],
+  },
 ];
 
 /** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */
@@ -355,6 +415,10 @@ export function migrationsTableDdl(db: string): string {
 
 /** Apply every migration not yet recorded; returns the versions applied by this call. */
 export async function migrate(store: Store, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
+  const versions = migrations.map((m) => m.version);
+  // Two migrations with one number (branches merged side by side): the second would never run on a store that has the first.
+  const twice = versions.find((v, i) => versions.indexOf(v) !== i);
+  if (twice !== undefined) throw new Error(`two schema migrations are numbered ${twice}: renumber one`);
   const db = store.database;
   const { client } = store;
   await client.command({ query: migrationsTableDdl(db) });

@@ -337,9 +337,12 @@ export class LiveAggregator {
   /** The store's per-minute rows of the last day, by the partition their asset's events go to. */
   private async loadRebuild(history: LiveHistorySource): Promise<Map<number, WindowRow[]>> {
     const partitions = (await this.options.bus.endOffsets(TOPICS.events)).length;
-    const since = this.clock() - DAY - this.options.limits.liveLateMs;
+    const now = this.clock();
+    const since = now - DAY - this.options.limits.liveLateMs;
+    // Older than the minute tier reaches (1 h + the late window, and a bucket of slack): hours suffice.
+    const minutesSince = Math.floor((now - HOUR - this.options.limits.liveLateMs - 2 * MINUTE) / HOUR) * HOUR;
     const byPartition = new Map<number, WindowRow[]>();
-    for (const row of await history.windowRows(since)) {
+    for (const row of await history.windowRows(since, minutesSince)) {
       const p = partitionForKey(row.asset, partitions);
       let list = byPartition.get(p);
       if (!list) byPartition.set(p, (list = []));

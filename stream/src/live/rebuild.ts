@@ -20,8 +20,12 @@ export interface WindowRow {
 }
 
 export interface LiveHistorySource {
-  /** Per-minute rows of every asset from `since` (epoch ms) on. */
-  windowRows(since: number): Promise<WindowRow[]>;
+  /**
+   * Rows of every asset from `since` (epoch ms) on: per minute from `minutesSince` on, per hour
+   * (stamped at the hour's start) before it. Only the minute tier needs minutes, and it reaches back
+   * little more than an hour; a day of minutes would be 24x the rows held while a process starts.
+   */
+  windowRows(since: number, minutesSince: number): Promise<WindowRow[]>;
   /** Every tie decision, oldest first (decided_at, then decision id): replaying them gives today's ties. */
   tieDecisions(): AsyncIterable<TieDecision[]>;
 }
@@ -31,27 +35,28 @@ const TIE_PAGE = 10_000;
 export class StoreHistorySource implements LiveHistorySource {
   constructor(private readonly store: Store) {}
 
-  async windowRows(since: number): Promise<WindowRow[]> {
+  async windowRows(since: number, minutesSince: number): Promise<WindowRow[]> {
     // Late events (received more than the late window after they occurred) are in ClickHouse but
     // not in live windows; the rollups count them apart, but sum their values in. Their share of
-    // the value is taken out in proportion (values only matter for dwell and conversions).
+    // the value is taken out in proportion, minute by minute (values only matter for dwell and
+    // conversions), before minutes are summed into hours.
     const rs = await this.store.client.query({
-      query: `SELECT tenant_id AS tenant, campaign_id AS campaign, asset_id AS asset, toString(kind) AS kind,
-                     toUnixTimestamp(minute) * 1000 AS minute, sum(events) AS all, sum(late_events) AS late, sum(value_sum) AS value
-              FROM ${this.store.table(TABLES.assetMinute)}
-              WHERE minute >= toDateTime({since:UInt32}, 'UTC')
-              GROUP BY tenant_id, campaign_id, asset_id, kind, minute
-              HAVING all > late
-              ORDER BY minute`,
-      query_params: { since: Math.floor(since / 1000) },
+      query: `SELECT tenant, campaign, asset, kind, toUnixTimestamp(at) * 1000 AS at_ms, sum(live) AS events, sum(live_value) AS value
+              FROM (
+                SELECT tenant_id AS tenant, campaign_id AS campaign, asset_id AS asset, toString(kind) AS kind, minute AS m,
+                       sum(events) - sum(late_events) AS live, sum(value_sum) * (sum(events) - sum(late_events)) / sum(events) AS live_value
+                FROM ${this.store.table(TABLES.assetMinute)}
+                WHERE minute >= toDateTime({since:UInt32}, 'UTC')
+                GROUP BY tenant, campaign, asset, kind, m
+                HAVING live > 0
+              )
+              GROUP BY tenant, campaign, asset, kind, if(m < toDateTime({minutes:UInt32}, 'UTC'), toStartOfHour(m), m) AS at
+              ORDER BY at`,
+      query_params: { since: Math.floor(since / 1000), minutes: Math.floor(minutesSince / 1000) },
       format: 'JSONEachRow',
     });
-    const rows = await rs.json<{ tenant: string; campaign: string; asset: string; kind: EventKind; minute: string | number; all: string | number; late: string | number; value: number }>();
-    return rows.map((r) => {
-      const all = Number(r.all);
-      const events = all - Number(r.late);
-      return { tenant: r.tenant, campaign: r.campaign, asset: r.asset, kind: r.kind, minute: Number(r.minute), events, value: (Number(r.value) * events) / all };
-    });
+    const rows = await rs.json<{ tenant: string; campaign: string; asset: string; kind: EventKind; at_ms: string | number; events: string | number; value: number }>();
+    return rows.map((r) => ({ tenant: r.tenant, campaign: r.campaign, asset: r.asset, kind: r.kind, minute: Number(r.at_ms), events: Number(r.events), value: Number(r.value) }));
   }
 
   async *tieDecisions(): AsyncIterable<TieDecision[]> {

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { TABLES, ulid } from '@afterglow/core';
+import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
+
+/**
+ * Reach and frequency from viewer ids: hashed at ingest with a key kept outside the store, unique
+ * per asset and across a campaign's assets (merged, not summed), and never stored in clear.
+ */
+const TENANT = 'reach-t';
+const OTHER = 'reach-other';
+
+interface Reach {
+  reach: number;
+  impressions: number;
+  frequency: number | null;
+  assets: { asset_id: string; reach: number; impressions: number; frequency: number | null }[];
+}
+
+describe('reach and frequency', () => {
+  let app: TestApp;
+  before(async () => {
+    app = await startApp({});
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  const reachOf = async (tenant: string, campaign: string): Promise<Reach> => {
+    const res = await app.request(tenant, `/v1/campaigns/${campaign}/reach?tenant_id=${tenant}`);
+    assert.equal(res.status, 200);
+    return (await res.json()) as Reach;
+  };
+
+  it('counts unique viewers per asset and once across assets, with impressions per viewer', async () => {
+    const now = Date.now();
+    const impression = (asset: string, viewer: string | undefined, extra: Record<string, unknown> = {}) => ({
+      event_id: ulid(now),
+      tenant_id: TENANT,
+      campaign_id: 'spring',
+      asset_id: asset,
+      kind: 'impression',
+      occurred_at: now - 1000,
+      ...(viewer !== undefined && { viewer_id: viewer }),
+      ...extra,
+    });
+    const events: Record<string, unknown>[] = [];
+    // banner: viewers 0..299, each seen twice; story: viewers 200..399 once (100 shared with banner).
+    for (let v = 0; v < 300; v++) events.push(impression('banner', `user-${v}@example.com`), impression('banner', `user-${v}@example.com`));
+    for (let v = 200; v < 400; v++) events.push(impression('story', `user-${v}@example.com`));
+    // Impressions without a viewer count nowhere here; a client cannot set the hash itself.
+    for (let i = 0; i < 50; i++) events.push(impression('story', undefined), impression('story', undefined, { viewer_hash: 'a'.repeat(32) }));
+    // The same viewer strings in another tenant: another tenant's reach, and unrelated hashes.
+    const foreign = Array.from({ length: 30 }, (_, v) => ({ ...impression('banner', `user-${v}@example.com`), tenant_id: OTHER }));
+    await postAll(app.running.url, events);
+    await postAll(app.running.url, foreign);
+    await waitForSinkDrained(app.running);
+
+    const r = await reachOf(TENANT, 'spring');
+    const byAsset = Object.fromEntries(r.assets.map((a) => [a.asset_id, a]));
+    assert.deepEqual([byAsset.banner?.reach, byAsset.banner?.impressions, byAsset.banner?.frequency], [300, 600, 2]);
+    assert.deepEqual([byAsset.story?.reach, byAsset.story?.impressions, byAsset.story?.frequency], [200, 200, 1]);
+    // 400 distinct people, not 300 + 200.
+    assert.equal(r.reach, 400);
+    assert.equal(r.impressions, 800);
+    assert.equal(r.frequency, 2);
+    assert.equal((await reachOf(OTHER, 'spring')).reach, 30);
+    const none = await reachOf(TENANT, 'no-such-campaign');
+    assert.deepEqual([none.reach, none.impressions, none.frequency, none.assets], [0, 0, null, []]);
+
+    // Stored: hashes only, keyed (not the plain SHA-256 of the id), different per tenant.
+    const store = app.running.store!;
+    const rows = await (
+      await store.client.query({
+        query: `SELECT tenant_id, viewer_hash FROM ${store.table(TABLES.eventsRaw)} WHERE campaign_id = 'spring' AND viewer_hash != '' ORDER BY occurred_at LIMIT 1 BY tenant_id`,
+        format: 'JSONEachRow',
+      })
+    ).json<{ tenant_id: string; viewer_hash: string }>();
+    assert.equal(rows.length, 2);
+    const leaked = await (
+      await store.client.query({
+        query: `SELECT count() AS n FROM ${store.table(TABLES.eventsRaw)} WHERE position(attrs, 'example.com') > 0 OR position(viewer_hash, 'user-') > 0`,
+        format: 'JSONEachRow',
+      })
+    ).json<{ n: string | number }>();
+    assert.equal(Number(leaked[0]!.n), 0);
+    const plain = createHash('sha256').update('user-0@example.com').digest('hex').slice(0, 32);
+    const hashes = await (
+      await store.client.query({ query: `SELECT DISTINCT viewer_hash FROM ${store.table(TABLES.eventsRaw)} WHERE tenant_id IN ('${TENANT}', '${OTHER}')`, format: 'JSONEachRow' })
+    ).json<{ viewer_hash: string }>();
+    assert.ok(!hashes.some((h) => h.viewer_hash === plain || h.viewer_hash === 'a'.repeat(32)));
+    const tenantHashes = new Set((await rowsOf(app, TENANT)).map((h) => h.viewer_hash));
+    assert.ok((await rowsOf(app, OTHER)).every((h) => !tenantHashes.has(h.viewer_hash)), 'one viewer id in two tenants gives unrelated hashes');
+  });
+
+  it('states its error at scale: 60,000 viewers over 3 assets', async () => {
+    const now = Date.now();
+    const events: Record<string, unknown>[] = [];
+    const viewers = 60_000;
+    for (let v = 0; v < viewers; v++) {
+      // Each viewer on one or two of three assets.
+      const assets = v % 3 === 0 ? ['a', 'b'] : [['a', 'b', 'c'][v % 3]!];
+      for (const asset of assets) {
+        events.push({ event_id: ulid(now), tenant_id: TENANT, campaign_id: 'scale', asset_id: asset, kind: 'impression', occurred_at: now - 2000, viewer_id: `v${v}` });
+      }
+    }
+    await postAll(app.running.url, events, 10_000);
+    await waitForSinkDrained(app.running);
+    const r = await reachOf(TENANT, 'scale');
+    const error = Math.abs(r.reach - viewers) / viewers;
+    console.log(`reach: ${r.reach} estimated for ${viewers} distinct viewers (${(error * 100).toFixed(3)} % error), ${r.impressions} impressions`);
+    assert.equal(r.impressions, events.length);
+    assert.ok(error < 0.02, `uniqCombined error ${error}`);
+  });
+});
+
+async function rowsOf(app: TestApp, tenant: string): Promise<{ viewer_hash: string }[]> {
+  const store = app.running.store!;
+  return (
+    await store.client.query({
+      query: `SELECT DISTINCT viewer_hash FROM ${store.table(TABLES.eventsRaw)} WHERE tenant_id = {t:String} AND viewer_hash != ''`,
+      query_params: { t: tenant },
+      format: 'JSONEachRow',
+    })
+  ).json<{ viewer_hash: string }>();
+}
