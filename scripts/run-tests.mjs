@@ -23,6 +23,12 @@ function walk(dir, out) {
   return out;
 }
 
+// A full run first checks that no test can pass without running (scripts/check-skips.mjs).
+if (only.length === 0) {
+  const check = spawnSync(process.execPath, [path.join(root, 'scripts', 'check-skips.mjs')], { cwd: root, stdio: 'inherit' });
+  if (check.status !== 0) process.exit(check.status ?? 1);
+}
+
 let files = dirs.flatMap((d) => walk(path.join(root, d), [])).sort();
 if (only.length) files = files.filter((f) => only.some((o) => f.includes(o)));
 if (files.length === 0) { console.error('no test files found'); process.exit(1); }

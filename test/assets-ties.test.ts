@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EVENT_KINDS, ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
-import { eventually } from '@afterglow/testkit/services';
+import { eventually, skipOption } from '@afterglow/testkit/services';
 import { assetForm, ensureTestModels, findSamplePhotos, hostileUploads, testModelsDir } from '@afterglow/testkit/inference';
 import { generateTieDataset, type TieDataset } from '@afterglow/testkit/tie';
 import { postEvents, startApp, type TestApp } from './support.js';
@@ -19,7 +19,7 @@ const T = 'tie-tenant';
 const CAMPAIGN = 'spring';
 const stem = (f: string) => f.replace(/\.[a-z]+$/i, '');
 
-describe('assets and ties across roles', { skip: findSamplePhotos(['python3-skimage']).length < 6 && process.env.CI !== 'true' ? 'needs python3-skimage photos' : false }, () => {
+describe('assets and ties across roles', { skip: skipOption(findSamplePhotos(['python3-skimage']).length < 6 && 'needs 6 python3-skimage photos (apt-get install python3-skimage, or allow apt-get download)') }, () => {
   let app: TestApp;
   let ds: TieDataset;
 

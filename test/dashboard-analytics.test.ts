@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
-import { eventually, freePort } from '@afterglow/testkit/services';
+import { eventually, freePort, skipOption } from '@afterglow/testkit/services';
 import { assetForm, ensureTestModels, findSamplePhotos, testModelsDir } from '@afterglow/testkit/inference';
 import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
@@ -81,7 +81,7 @@ function zTestP(x1: number, n1: number, x2: number, n2: number): number {
   return (2 * (s * h)) / 3 / Math.sqrt(2 * Math.PI);
 }
 
-describe('dashboard analytics in a browser', { skip: !hasChromium && `${CHROMIUM} not installed (apt-get install -y chromium)` }, () => {
+describe('dashboard analytics in a browser', { skip: skipOption(!hasChromium && `${CHROMIUM} not installed (apt-get install -y chromium)`) }, () => {
   let app: TestApp;
   let base: string;
   let browser: Browser;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ulid, type EngagementEvent } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/testkit/services';
+import { eventually, skipOption, uniqueName } from '@afterglow/testkit/services';
 import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -32,7 +32,7 @@ function spike(asset: string): EngagementEvent[] {
   return events;
 }
 
-describe('trigger rules in a browser', { skip: !hasChromium && `${CHROMIUM} not installed (apt-get install -y chromium)` }, () => {
+describe('trigger rules in a browser', { skip: skipOption(!hasChromium && `${CHROMIUM} not installed (apt-get install -y chromium)`) }, () => {
   let app: TestApp;
   let browser: Browser;
   let page: Page;

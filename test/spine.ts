@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DLQ_HEADERS, TOPICS, ulid, type DeliveredRecord, type Env } from '@afterglow/core';
-import { eventually, uniqueName } from '@afterglow/testkit/services';
+import { eventually, skipOrFail, uniqueName } from '@afterglow/testkit/services';
 import { EventSink } from '@afterglow/stream';
 import { authFetch, fetchTotals, makeEvents, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type Counts, type TestApp } from './support.js';
 
@@ -34,7 +34,7 @@ export function spineScenario(label: string, env: () => Env | undefined): void {
   });
 
   test(`${label}: 10,000 events over HTTP come back as exact counts from ClickHouse`, async (t) => {
-    if (!app) return t.skip('service not configured');
+    if (!app) return skipOrFail(t, 'KAFKA_BROKERS / CLICKHOUSE_URL not set (deploy/local/up.sh, then source deploy/local/env.sh)');
     const { events, expected: exp } = makeEvents(10_000, tenant, campaigns);
     assert.equal(await postAll(app.running.url, events), 10_000);
     add(exp);
@@ -51,7 +51,7 @@ export function spineScenario(label: string, env: () => Env | undefined): void {
   });
 
   test(`${label}: malformed events are rejected with reasons, the rest still count`, async (t) => {
-    if (!app) return t.skip('service not configured');
+    if (!app) return skipOrFail(t, 'KAFKA_BROKERS / CLICKHOUSE_URL not set (deploy/local/up.sh, then source deploy/local/env.sh)');
     const { events: good, expected: exp } = makeEvents(6, tenant, campaigns);
     const now = Date.now();
     const bad = [
@@ -103,7 +103,7 @@ export function spineScenario(label: string, env: () => Env | undefined): void {
   });
 
   test(`${label}: poison records on the bus go to the DLQ with a reason and the sink keeps going`, async (t) => {
-    if (!app) return t.skip('service not configured');
+    if (!app) return skipOrFail(t, 'KAFKA_BROKERS / CLICKHOUSE_URL not set (deploy/local/up.sh, then source deploy/local/env.sh)');
     const marker = uniqueName('poison');
     const producer = await app.running.bus.producer();
     const { events, expected: exp } = makeEvents(20, tenant, campaigns);
@@ -132,7 +132,7 @@ export function spineScenario(label: string, env: () => Env | undefined): void {
   });
 
   test(`${label}: a consumer stopped mid-stream and restarted loses nothing and counts nothing twice`, async (t) => {
-    if (!app) return t.skip('service not configured');
+    if (!app) return skipOrFail(t, 'KAFKA_BROKERS / CLICKHOUSE_URL not set (deploy/local/up.sh, then source deploy/local/env.sh)');
     const running = app.running;
     const { events, expected: exp } = makeEvents(8000, tenant, campaigns);
     add(exp);

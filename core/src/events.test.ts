@@ -54,7 +54,7 @@ for (const [name, input, reason, field] of cases) {
   test(`rejects ${name} as ${reason}`, () => {
     const r = validateEvent(input, limits, NOW);
     assert.equal(r.ok, false);
-    if (r.ok) return;
+    if (r.ok) return; // not-a-skip: narrows the type; the assert above already failed
     assert.equal(r.reason, reason);
     if (field) assert.equal(r.field, field);
     assert.ok(r.message.length > 0);
@@ -89,6 +89,58 @@ test('ulid() makes valid, time-ordered, unique ids', () => {
   assert.equal(new Set(Array.from({ length: 1000 }, () => ulid(NOW))).size, 1000);
   const now = Date.now();
   assert.ok(validateEvent(good({ event_id: ulid(), occurred_at: now }), limits, now).ok);
+});
+
+test('rejection messages say by how much, and the attrs limit is inclusive', () => {
+  const future = validateEvent(good({ occurred_at: NOW + 60_001 }), limits, NOW);
+  assert.deepEqual(future.ok ? null : [future.reason, future.field, future.message], ['too_far_in_future', 'occurred_at', 'occurred_at is 60001 ms in the future (limit 60000 ms)']);
+  const old = validateEvent(good({ occurred_at: NOW - 3_600_001 }), limits, NOW);
+  assert.deepEqual(old.ok ? null : [old.reason, old.field, old.message], ['too_old', 'occurred_at', 'occurred_at is 3600001 ms old (late window 3600000 ms)']);
+  // {"k":"<n x's>"} is n + 8 bytes: exactly the 256-byte limit passes, one more byte does not.
+  assert.ok(validateEvent(good({ attrs: { k: 'x'.repeat(248) } }), limits, NOW).ok);
+  const big = validateEvent(good({ attrs: { k: 'x'.repeat(249) } }), limits, NOW);
+  assert.deepEqual(big.ok ? null : [big.reason, big.message], ['attrs_too_large', 'attrs take 257 bytes (limit 256)']);
+});
+
+test('every optional field is copied when present and only then', () => {
+  const all = { channel: 'social', placement: 'lobby', region: 'eu-west', device: 'mobile', edge_node: 'edge-3', attrs: { a: 1 } };
+  const r = validateEvent(good(all), limits, NOW);
+  assert.ok(r.ok);
+  assert.deepEqual(
+    Object.fromEntries(Object.keys(all).map((k) => [k, r.event[k as keyof typeof all]])),
+    all,
+  );
+  const bare = validateEvent(good(), limits, NOW);
+  assert.ok(bare.ok);
+  for (const k of Object.keys(all)) assert.equal(k in bare.event, false, `${k} absent`);
+});
+
+test('bus events need a positive safe-integer received_at', () => {
+  for (const receivedAt of [0, -1, 1.5, '1790000000000', null, Number.MAX_SAFE_INTEGER + 2]) {
+    const r = validateBusEvent({ ...good(), received_at: receivedAt }, limits);
+    assert.deepEqual(r.ok ? null : [r.reason, r.field], ['invalid_field', 'received_at'], String(receivedAt));
+  }
+  // received_at = 1 is valid; the event is then judged against 1 ms after the epoch (and too far in the future).
+  const one = validateBusEvent({ ...good({ occurred_at: 1 }), received_at: 1 }, limits);
+  assert.ok(one.ok);
+});
+
+test('a nested schema error names its path', () => {
+  const r = validateEvent(good({ attrs: { nested: { no: 1 } } }), limits, NOW);
+  assert.equal(r.ok, false);
+  if (r.ok) return; // not-a-skip: narrows the type; the assert above already failed
+  assert.equal(r.reason, 'invalid_field');
+  assert.match(r.message, /^attrs\.nested: must be /, "the schema's own words, not a generic 'invalid'");
+});
+
+test('ulid() encodes the time in its first 10 characters, Crockford base 32', () => {
+  assert.equal(ulid(0).slice(0, 10), '0000000000');
+  assert.equal(ulid(31).slice(0, 10), '000000000Z');
+  assert.equal(ulid(32).slice(0, 10), '0000000010');
+  // Crockford's alphabet drops I, L, O and U: base-32 digit d is '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[d].
+  const crockford = (n: number) => [...n.toString(32).padStart(10, '0')].map((d) => '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[parseInt(d, 32)]).join('');
+  assert.equal(crockford(1_790_000_000_000), '01M3250V00', 'worked out by hand (Python: repeated divmod by 32)');
+  assert.equal(ulid(1_790_000_000_000).slice(0, 10), crockford(1_790_000_000_000));
 });
 
 test('viewer ids leave ingest only as a keyed hash: per tenant, never client-set, dropped without a key', () => {

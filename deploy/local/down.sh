@@ -14,6 +14,7 @@ case "${1:-}" in
 esac
 rc=0
 "$here/clickhouse.sh" stop || rc=1
+"$here/s3.sh" stop || rc=1
 "$here/kafka.sh" stop || rc=1
 "$here/nats.sh" stop || rc=1
 "$here/redis.sh" stop || rc=1

@@ -127,17 +127,16 @@ describe('MemoryFanOut', () => {
     await fanout.close();
   });
 
-  test('publishing stays fast with many subscriptions', async () => {
+  // How fast: bench/structures.ts (a figure, not an assert).
+  test('publishing with many exact and wildcard subscriptions reaches exactly the matching ones', async () => {
     const fanout = new MemoryFanOut();
     let delivered = 0;
     for (let i = 0; i < 20_000; i++) fanout.subscribe(`live.t${i % 100}.campaign.c${i}`, () => delivered++);
     for (let i = 0; i < 2_000; i++) fanout.subscribe(`live.t${i}.>`, () => delivered++);
-    const started = performance.now();
     for (let i = 0; i < 100_000; i++) fanout.publish(`live.t${i % 100}.campaign.c${i % 20_000}`, new Uint8Array(16));
     await fanout.flush();
-    const elapsed = performance.now() - started;
+    // Each publish matches one exact subscription and one wildcard (live.t<0..99>.>): 2 x 100,000.
     assert.equal(delivered, 200_000);
-    assert.ok(elapsed < 3_000, `took ${Math.round(elapsed)} ms`);
     await fanout.close();
   });
 });

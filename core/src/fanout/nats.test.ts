@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { eventually, serviceUrl, uniqueName, freePort, stopChild } from '@afterglow/testkit/services';
+import { eventually, findBinary, freePort, serviceUrl, skipOption, stopChild, uniqueName } from '@afterglow/testkit/services';
 import { runFanOutContract } from '@afterglow/testkit/contracts';
 import { NatsFanOut, type NatsStatus } from './nats.js';
 
@@ -40,8 +40,9 @@ describe('NatsFanOut', () => {
   });
 
   // Needs a server of its own to stop and restart; the shared one is left alone.
-  const hasNatsServer = spawnSync('nats-server', ['--version']).status === 0;
-  test('after a server restart it reconnects, reports it, and subscriptions deliver again', { skip: !hasNatsServer && 'nats-server is not installed' }, async () => {
+  const natsServer = findBinary('nats-server');
+  const needsNatsServer = skipOption(!natsServer && 'nats-server is not installed (apt-get install nats-server)');
+  test('after a server restart it reconnects, reports it, and subscriptions deliver again', { skip: needsNatsServer }, async () => {
     const port = await freePort();
     const servers = [`nats://127.0.0.1:${port}`];
     let server = startNats(port);
@@ -70,7 +71,7 @@ describe('NatsFanOut', () => {
     }
   });
 
-  test('close() returns even when the server is gone', { skip: !hasNatsServer && 'nats-server is not installed' }, async () => {
+  test('close() returns even when the server is gone', { skip: needsNatsServer }, async () => {
     const port = await freePort();
     const server = startNats(port);
     try {
@@ -88,5 +89,5 @@ describe('NatsFanOut', () => {
 });
 
 function startNats(port: number): ChildProcess {
-  return spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  return spawn(findBinary('nats-server') ?? 'nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from '@afterglow/testkit/services';
 import { runHotStateContract } from '@afterglow/testkit/contracts';
 import { MemoryHotState } from './memory.js';
 
@@ -16,8 +16,8 @@ describe('MemoryHotState', () => {
       for (let i = 0; i < 1_000; i++) await state.set(`k${i}`, 'x', 20);
       await state.set('kept', 'y');
       assert.equal(state.keyCount, 1_001);
-      await sleep(100);
-      assert.equal(state.keyCount, 1);
+      // The sweep runs on its own (nothing reads the keys): wait for the count, not for a fixed time.
+      await eventually(() => (state.keyCount === 1 ? true : undefined), 5_000, 10);
     } finally {
       await state.close();
     }
@@ -59,10 +59,10 @@ describe('MemoryHotState', () => {
     }
   });
 
-  test('a 100k-member sorted set takes frequent score updates quickly', async () => {
+  // How fast: bench/structures.ts (a figure, not an assert).
+  test('a 100k-member sorted set takes 200k score updates and keeps the top right', async () => {
     const state = new MemoryHotState();
     try {
-      const started = performance.now();
       const members = Array.from({ length: 100_000 }, (_, i) => ({ member: `asset-${i}`, score: (i * 7_919) % 100_000 }));
       await state.zadd('board', members);
       for (let i = 0; i < 200_000; i++) {
@@ -70,11 +70,8 @@ describe('MemoryHotState', () => {
         if (i % 1_000 === 0) await state.zrange('board', 0, 9, { reverse: true });
       }
       const top = await state.zrange('board', 0, 2, { reverse: true });
-      const elapsed = performance.now() - started;
-      assert.deepEqual(top.map((m) => m.score), [199_999, 199_998, 199_997]);
-      // A guard against an O(n)-per-update structure, not a speed target: about 1 s here, 6.5 s on a
-      // loaded CI run; one sorted array with splice needs about 40 s for the same updates.
-      assert.ok(elapsed < 20_000, `took ${Math.round(elapsed)} ms`);
+      // The last three updates (i = 199,999..199,997) hit assets 31 apart: the top three, in order.
+      assert.deepEqual(top, [199_999, 199_998, 199_997].map((i) => ({ member: `asset-${(i * 31) % 100_000}`, score: i })));
     } finally {
       await state.close();
     }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { eventually, serviceUrl, freePort, stopChild } from '@afterglow/testkit/services';
+import { eventually, findBinary, freePort, serviceUrl, skipOption, stopChild } from '@afterglow/testkit/services';
 import { runHotStateContract } from '@afterglow/testkit/contracts';
 import { RedisHotState } from './redis.js';
 
@@ -19,8 +19,8 @@ describe('RedisHotState', () => {
   });
 
   // Needs a Redis of its own to stop and restart; the shared one is left alone.
-  const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
-  test('commands fail fast while Redis is down and work again once it is back', { skip: !hasRedisServer && 'redis-server is not installed' }, async () => {
+  const redisServer = findBinary('redis-server');
+  test('commands fail fast while Redis is down and work again once it is back', { skip: skipOption(!redisServer && 'redis-server is not installed (apt-get install redis-server)') }, async () => {
     const port = await freePort();
     const url = `redis://127.0.0.1:${port}`;
     let server = startRedis(port);
@@ -48,5 +48,5 @@ describe('RedisHotState', () => {
 });
 
 function startRedis(port: number): ChildProcess {
-  return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  return spawn(findBinary('redis-server') ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
 }

@@ -61,12 +61,13 @@ test('aggregation: the same edit of two elements is two estimates, each counting
   );
 });
 
-test('light features: edits and measurements run in worker threads; a red recolour shows in the subject colour features', async () => {
-  const { findSamplePhotos } = await import('@afterglow/testkit/images');
+test('light features: edits and measurements run in worker threads; a red recolour shows in the subject colour features', async (t) => {
+  const { photosOrSkip } = await import('@afterglow/testkit/images');
   const { lightFeatureProvider } = await import('../predict/featurizer.js');
   const { readFileSync } = await import('node:fs');
-  const photo = findSamplePhotos().find((p) => p.id.endsWith('coffee.png')) ?? findSamplePhotos()[0];
-  if (!photo) return;
+  const photos = photosOrSkip(t, 1);
+  if (!photos) return;
+  const photo = photos.find((p) => p.id.endsWith('coffee.png')) ?? photos[0]!;
   const provider = lightFeatureProvider({ maxSide: 192 });
   try {
     const a = await provider.analyse(readFileSync(photo.path), { channel: 'social' });

@@ -5,12 +5,13 @@
  * free while a batch runs in the worker.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { findSamplePhotos, photosOrSkip, shootGroup } from '@afterglow/testkit/images';
 import { ensureTestModels, testModelsDir } from '@afterglow/testkit/models';
+import { cudaProviderInstalled } from './cuda.js';
 import { createEmbedder, embedCacheKey } from './embedder.js';
 import { decodeImage } from './image.js';
 import { ImageRejectedError, type Embedder, type EmbeddingModelId } from './types.js';
@@ -76,7 +77,9 @@ describe('embedder', () => {
       }
     }
     assert.ok(emb.cacheStats().hits >= 6, JSON.stringify(emb.cacheStats()));
-    assert.equal(emb.executionProvider, 'cpu'); // no CUDA provider on CI machines
+    // 'auto' picks CUDA exactly when its provider library is installed and a GPU is there, else the CPU.
+    const cudaExpected = cudaProviderInstalled().installed && existsSync('/dev/nvidiactl');
+    assert.equal(emb.executionProvider, cudaExpected ? 'cuda' : 'cpu');
   });
 
   it("serves the manifest's descriptor output (unit norm, its own width and cache entries; refused for a model without one)", async (t) => {

@@ -59,13 +59,11 @@ describe('image intake limits', () => {
     const bomb = png(w, h, deflateSync(Buffer.alloc((w + 1) * h), { level: 9 }));
     assert.ok(bomb.length < 100_000, `bomb is ${bomb.length} bytes`);
     const rss0 = process.memoryUsage().rss;
-    const t0 = performance.now();
     await rejects(probeImage(bomb, DEFAULT_IMAGE_LIMITS), 'too_many_pixels');
     await rejects(preprocess(bomb, SPEC, DEFAULT_IMAGE_LIMITS), 'too_many_pixels');
     await rejects(decodeImage(bomb), 'too_many_pixels');
-    const ms = performance.now() - t0;
+    // Refused from the header: memory, not time, shows the bomb was never decoded.
     const grew = (process.memoryUsage().rss - rss0) / 1e6;
-    assert.ok(ms < 500, `refusal took ${ms} ms`);
     assert.ok(grew < 48, `rss grew ${grew.toFixed(1)} MB (the decoded bomb would be 64 MB)`);
   });
 

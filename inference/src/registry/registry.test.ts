@@ -28,6 +28,10 @@ describe('asset registry routes (real chDB, in-process bus, local blob store)', 
   });
   after(() => kit.close());
 
+  // Records ever written to assets.changes (the topic's end offsets): the registry awaits its send
+  // before it answers, so "nothing published" is this count unchanged after the answer, no sleep.
+  const published = async () => (await kit.bus.endOffsets(TOPICS.assetsChanges)).reduce((sum, e) => sum + BigInt(e.offset), 0n);
+
   const post = async (fields: Record<string, string>, file?: { filename: string; bytes: Uint8Array }) => {
     const { payload, headers } = await multipartBody(fields, file);
     const res = await kit.app.inject({ method: 'POST', url: '/v1/assets', payload, headers });
@@ -35,6 +39,7 @@ describe('asset registry routes (real chDB, in-process bus, local blob store)', 
   };
 
   it('refuses hostile uploads with a reason, storing and publishing nothing', async () => {
+    const before = await published();
     for (const h of await hostileUploads(MAX_BYTES)) {
       const r = await post({ tenant_id: 't1', role: 'master', name: h.name }, { filename: h.filename, bytes: h.bytes });
       assert.equal(r.status, h.status, `${h.name}: ${JSON.stringify(r.body)}`);
@@ -45,8 +50,8 @@ describe('asset registry routes (real chDB, in-process bus, local blob store)', 
     const list = await kit.app.inject({ url: '/v1/assets?tenant_id=t1' });
     assert.deepEqual(list.json().assets, []);
     assert.ok(!existsSync(kit.blobDir) || readdirSync(kit.blobDir).length === 0, 'no blob written');
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(changes.length, 0, 'nothing published on assets.changes');
+    assert.equal(await published(), before, 'nothing published on assets.changes');
+    assert.equal(changes.length, 0);
   });
 
   it('refuses bad metadata before touching the image', async () => {
@@ -108,6 +113,7 @@ describe('asset registry routes (real chDB, in-process bus, local blob store)', 
     assert.equal(change.asset_id, a.asset_id);
     assert.equal(changes[0]!.key, a.asset_id);
 
+    const afterFirst = await published();
     const same = await post({ tenant_id: 't1', role: 'master' }, { filename: 'hero.png', bytes });
     assert.equal(same.status, 200, 'same content, same derived id: already registered');
     assert.equal(same.body.asset.asset_id, a.asset_id);
@@ -115,8 +121,8 @@ describe('asset registry routes (real chDB, in-process bus, local blob store)', 
     const conflict = await post({ tenant_id: 't1', role: 'master', asset_id: a.asset_id }, { filename: 'other.png', bytes: other });
     assert.equal(conflict.status, 409);
     assert.equal(conflict.body.error, 'asset_conflict');
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(changes.length, 1, 'no change published for the repeat or the conflict');
+    assert.equal(await published(), afterFirst, 'no change published for the repeat or the conflict');
+    assert.equal(changes.length, 1);
 
     // Another tenant sees none of it.
     assert.equal((await kit.app.inject({ url: `/v1/assets/${a.asset_id}?tenant_id=t2` })).statusCode, 404);

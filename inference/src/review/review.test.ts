@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
 import { TOPICS, loadConfig, tieDecisionSchema, type TieDecision } from '@afterglow/core';
-import { eventually } from '@afterglow/testkit/services';
+import { eventually, skipOption } from '@afterglow/testkit/services';
 import { findSamplePhotos } from '@afterglow/testkit/images';
 import { ensureTestModels, testModelsDir } from '@afterglow/testkit/models';
 import { generateTieDataset, type TieDataset } from '@afterglow/testkit/tie';
@@ -21,7 +21,7 @@ import { ReviewService } from './service.js';
 const T = 'tenant-r';
 const stem = (f: string) => f.replace(/\.[a-z]+$/i, '');
 
-describe('tie review API (real models, chDB, in-process bus)', { skip: findSamplePhotos(['python3-skimage']).length < 6 && process.env.CI !== 'true' ? 'needs python3-skimage photos' : false }, () => {
+describe('tie review API (real models, chDB, in-process bus)', { skip: skipOption(findSamplePhotos(['python3-skimage']).length < 6 && 'needs 6 python3-skimage photos (apt-get install python3-skimage, or allow apt-get download)') }, () => {
   let kit: RouteKit;
   let ds: TieDataset;
   let services: AssetServices;

@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { createEmbedder } from '../models/embedder.js';
 import type { Embedder } from '../models/types.js';
-import { findSamplePhotos } from '@afterglow/testkit/images';
+import { requireOrSkip } from '@afterglow/testkit/services';
+import { findSamplePhotos, sampleFetchFailures } from '@afterglow/testkit/images';
 import { ensureTestModels, testModelsDir } from '@afterglow/testkit/models';
 import { TieEngine, type AssetRef } from './engine.js';
 
@@ -43,9 +44,12 @@ describe('tie engine', () => {
   let emb: Embedder;
   let masters: AssetRef[] = [];
   let ads: Array<AssetRef & { truth: string }> = [];
+  // What is missing, for requireOrSkip in each test (skip locally, fail under CI, saying why).
+  let missing: string | false = false;
   before(async () => {
     const photos = findSamplePhotos(['python3-skimage']);
-    if (photos.length < 6) return;
+    missing = photos.length < 6 && `needs 6 python3-skimage photos, found ${photos.length} ${sampleFetchFailures(['python3-skimage'])}`.trim();
+    if (missing) return; // not-a-skip: each test below calls requireOrSkip(t, missing)
     ensureTestModels(['mobilenet_v2']);
     emb = await createEmbedder({ modelsDir: testModelsDir(), executionProvider: 'auto', workers: 1, cacheMaxBytes: 0, log: quiet });
     masters = photos.slice(0, 6).map((p) => ({ name: p.id, bytes: new Uint8Array(readFileSync(p.path)) }));
@@ -63,7 +67,7 @@ describe('tie engine', () => {
     { masterMirror: true, colourWeight: 0 },
   ]) {
     it(`ties mirrored and graded crops to their master (${JSON.stringify(options)})`, async (t) => {
-      if (masters.length === 0) return t.skip('needs 6 python3-skimage photos');
+      if (!requireOrSkip(t, missing)) return;
       const engine = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, ...options });
       try {
         assert.equal(engine.viewsPerMaster, options.masterMirror ? 3 : 2, 'whole + centre (+ the whole mirrored)');
@@ -82,7 +86,7 @@ describe('tie engine', () => {
   }
 
   it('auto-ties only with enough keypoint inliers', async (t) => {
-    if (masters.length === 0) return t.skip('needs 6 python3-skimage photos');
+    if (!requireOrSkip(t, missing)) return;
     const loose = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, autoTieThreshold: 0, autoTieMargin: 0, autoTieMinInliers: 0 });
     const strict = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, autoTieThreshold: 0, autoTieMargin: 0, autoTieMinInliers: 100_000 });
     try {
@@ -99,7 +103,7 @@ describe('tie engine', () => {
   });
 
   it('checks its best candidates densely: the true master locates best, and only `denseTop` are checked', async (t) => {
-    if (masters.length === 0) return t.skip('needs 6 python3-skimage photos');
+    if (!requireOrSkip(t, missing)) return;
     const dense = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 3 });
     const off = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 0 });
     try {
@@ -123,7 +127,7 @@ describe('tie engine', () => {
   });
 
   it('compares thin ads, and only them, with the masters\' strips', async (t) => {
-    if (masters.length === 0) return t.skip('needs 6 python3-skimage photos');
+    if (!requireOrSkip(t, missing)) return;
     const thinAds = await Promise.all(masters.slice(0, 4).map(async (m, i) => ({ name: `lb${i}`, bytes: await leaderboard(Buffer.from(m.bytes!)), truth: m.name })));
     const withStrips = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0 });
     const without = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, thinStrips: false });

@@ -29,3 +29,21 @@ test('rule and eligibility are configurable', () => {
   assert.throws(() => propagateHumanTie('a1', 'M', ads, { topN: 0 }), RangeError);
   assert.throws(() => propagateHumanTie('a1', 'M', ads, { minScore: 2 }), RangeError);
 });
+
+test('rule bounds are inclusive: topN 1, minScore 0 and 1 are valid; just outside is refused', () => {
+  assert.deepEqual(propagateHumanTie('a1', 'M', ads, { topN: 1 }).map((t) => t.ad), ['a5', 'a6', 'a7']);
+  assert.deepEqual(propagateHumanTie('a1', 'M', ads, { minScore: 0, topN: 1 }).map((t) => t.ad), ['a4', 'a5', 'a6', 'a7']);
+  assert.deepEqual(propagateHumanTie('a1', 'M', ads, { minScore: 1 }), [], 'no score is above 1');
+  assert.throws(() => propagateHumanTie('a1', 'M', ads, { minScore: -0.01 }), RangeError);
+  assert.throws(() => propagateHumanTie('a1', 'M', ads, { minScore: 1.01 }), RangeError);
+  assert.throws(() => propagateHumanTie('a1', 'M', ads, { topN: 1.5 }), RangeError);
+});
+
+test('equal scores keep their given order when the top-N cut falls between them', () => {
+  // Three candidates at 0.8: M is the third given, so rank 3; a top-2 cut leaves it out.
+  const tied = [{ ad: 'b1', candidates: [{ master: 'P', score: 0.8 }, { master: 'Q', score: 0.8 }, { master: 'M', score: 0.8 }, { master: 'R', score: 0.9 }] }];
+  assert.deepEqual(propagateHumanTie('x', 'M', tied, { topN: 4 }).map((t) => [t.ad, t.rank]), [['b1', 4]]);
+  assert.deepEqual(propagateHumanTie('x', 'M', tied, { topN: 3 }), []);
+  const first = [{ ad: 'b2', candidates: [{ master: 'M', score: 0.8 }, { master: 'P', score: 0.8 }, { master: 'Q', score: 0.8 }] }];
+  assert.deepEqual(propagateHumanTie('x', 'M', first, { topN: 1 }).map((t) => [t.ad, t.rank]), [['b2', 1]]);
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EVENT_KINDS, SUBJECTS, subjectToken, subjectTokenDecode } from '@afterglow/core';
 import { hotToken, LiveKeys } from './keys.js';
 import { metricsView, rate, wilson } from './rates.js';
-import { Buckets, COLUMNS, KIND_INDEX, WINDOWS, DIRTY_FLUSH, DIRTY_PUBLISH, windowLayout, windowSums } from './windows.js';
+import { Buckets, COLUMNS, KIND_INDEX, WINDOWS, DIRTY_FLUSH, DIRTY_PUBLISH, parseRow, windowLayout, windowSums } from './windows.js';
 
 const MINUTE = 60_000;
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0);
@@ -20,17 +20,24 @@ test('windows: events land in every window that covers their time, in any order'
   assert.deepEqual([m1, m15, h1, h24], [2, 3, 4, 6]);
 });
 
-test('windows: the oldest bucket counts in proportion to the part of it inside the window', () => {
+test('windows: the oldest bucket counts in proportion to the part of it inside the window (a clock off the bucket edges)', () => {
   const b = new Buckets(layout);
-  // 100 clicks in the minute-bucket starting exactly 61 min ago (fully inside 1h+1min, half... )
-  const start = Math.floor((NOW - 60 * MINUTE) / MINUTE) * MINUTE - MINUTE / 2; // straddles the 1 h edge
-  for (let i = 0; i < 100; i++) b.add(KIND_INDEX.click, 1, start + 1000);
-  const h1 = new Float64Array(COLUMNS);
-  b.addWindow(WINDOWS[2]!, NOW, h1);
-  // The bucket [floor(start/min)] is the window's first: counted for the fraction inside.
-  const bucketStart = Math.floor(start / MINUTE) * MINUTE;
-  const inside = (bucketStart + MINUTE - (NOW - 60 * MINUTE)) / MINUTE;
-  assert.ok(Math.abs(h1[KIND_INDEX.click]! - 100 * Math.max(0, Math.min(1, inside))) < 1e-9);
+  // now = 12:00:22, on no 5 s, minute or hour edge, so every window's start cuts its oldest bucket.
+  const now = NOW + 22_000;
+  const at = (hh: number, mm: number, ss: number, dayBefore = false) => Date.UTC(2025, 5, dayBefore ? 0 : 1, hh, mm, ss);
+  const put = (n: number, t: number) => { for (let i = 0; i < n; i++) b.add(KIND_INDEX.click, 1, t); };
+  put(36, at(12, 0, 5, true)); //  hour bucket [yesterday 12:00, 13:00): 24 h starts at 12:00:22 -> 3578/3600 inside
+  put(5, at(10, 59, 50)); //       minute bucket [10:59, 11:00): before the 1 h window's first bucket
+  put(90, at(11, 0, 10)); //       [11:00, 11:01): 1 h starts at 11:00:22 -> 38/60 inside = 57 (though 11:00:10 itself is outside)
+  put(7, at(11, 30, 0)); //        inside 1 h only
+  put(30, at(11, 45, 5)); //       [11:45, 11:46): 15 min starts at 11:45:22 -> 38/60 inside = 19
+  put(10, at(11, 59, 21)); //      5 s bucket [11:59:20, 11:59:25): 1 min starts at 11:59:22 -> 3/5 inside = 6
+  put(3, at(12, 0, 10)); //        the current bucket of every tier
+  const [m1, m15, h1, h24] = windowSums([b], now).map((s) => s[KIND_INDEX.click]!);
+  assert.ok(Math.abs(m1! - 9) < 1e-9, `1 min: 6 + 3, got ${m1}`);
+  assert.ok(Math.abs(m15! - 32) < 1e-9, `15 min: 19 + 10 + 3, got ${m15}`);
+  assert.ok(Math.abs(h1! - 107) < 1e-9, `1 h: 57 + 7 + 30 + 10 + 3, got ${h1}`);
+  assert.ok(Math.abs(h24! - (35.78 + 145)) < 1e-9, `24 h: 36 x 3578/3600 + all 145 of today, got ${h24}`);
 });
 
 test('windows: a late event inside the ring lands in its own bucket; rings never hold more than their slots', () => {
@@ -123,4 +130,59 @@ test('subjects and keys: ids with separators are encoded into single, distinct t
   assert.equal(hotToken('a:b'), 'a%3Ab');
   const keys = new LiveKeys('p');
   assert.notEqual(keys.asset('a:b', 'c'), keys.asset('a', 'b:c'));
+});
+
+test('windows: ring sizes follow the late window (14 + 72 + 27 slots at 10 min; a negative late window is 0)', () => {
+  assert.deepEqual(layout.tiers.map((t) => [t.name, t.resMs, t.slots]), [['S', 5_000, 14], ['M', MINUTE, 72], ['H', 60 * MINUTE, 27]]);
+  assert.deepEqual(windowLayout(0).tiers.map((t) => t.slots), [14, 62, 26]);
+  assert.deepEqual(windowLayout(-5).tiers.map((t) => t.slots), [14, 62, 26]);
+  assert.equal(windowLayout(-5).lateMs, 0);
+  // 90 min late: M needs 60 + 90 minutes, H 24 h + 1.5 h -> 26 hours (rounded up), each + 2.
+  assert.deepEqual(windowLayout(90 * MINUTE).tiers.map((t) => t.slots), [14, 152, 28]);
+});
+
+test('windows: a slot taken over by a newer bucket starts from zero, value sums included', () => {
+  const b = new Buckets(layout);
+  const t0 = NOW - 2 * MINUTE;
+  b.add(KIND_INDEX.dwell, 1000, t0);
+  b.add(KIND_INDEX.conversion, 7, t0);
+  // 14 slots of 5 s: 70 s later the same tier-S slot holds the new bucket.
+  const t1 = t0 + 70_000;
+  b.add(KIND_INDEX.dwell, 500, t1);
+  const [m1] = windowSums([b], t1);
+  assert.equal(m1![KIND_INDEX.dwell], 1, 'one dwell event in the last minute');
+  assert.equal(m1![COLUMNS - 2], 500, 'dwell ms of the new bucket only');
+  assert.equal(m1![COLUMNS - 1], 0, 'no conversion value left from the old bucket');
+});
+
+test('windows: rows with a bucket that is not a non-negative 31-bit integer are refused', () => {
+  const cols = ',1,0,0,0,0,0,0,0,0,0';
+  assert.deepEqual(parseRow(`5${cols}`), { bucket: 5, columns: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0] });
+  assert.deepEqual(parseRow(`${0x7fffffff}${cols}`)?.bucket, 0x7fffffff);
+  for (const bucket of ['1.5', '-1', String(0x7fffffff + 1), 'x']) assert.equal(parseRow(`${bucket}${cols}`), undefined, bucket);
+  assert.equal(parseRow(`5${cols},1`), undefined, 'one column too many');
+  assert.equal(parseRow('5,1,0,0,0,0,0,0,0,-1,0'), undefined, 'a negative column');
+});
+
+test('windows: markAll flags every non-empty slot again (all three tiers), and only those', () => {
+  const b = new Buckets(layout);
+  b.add(KIND_INDEX.click, 1, NOW - 30 * MINUTE);
+  b.add(KIND_INDEX.click, 1, NOW);
+  b.takeRows(DIRTY_PUBLISH);
+  assert.deepEqual(b.takeRows(DIRTY_PUBLISH), {});
+  b.markAll(DIRTY_PUBLISH);
+  // Two events 30 min apart: 2 tier-S slots, 2 tier-M slots, 1 or 2 tier-H slots (NOW is on the hour: 2).
+  assert.deepEqual(Object.keys(b.takeRows(DIRTY_PUBLISH)).map((f) => f[0]).sort(), ['H', 'H', 'M', 'M', 'S', 'S']);
+});
+
+test('windows: minuteBuckets lists the held minutes oldest first, also when the ring has wrapped', () => {
+  const b = new Buckets(layout);
+  // Minute m sits in slot m % 72: pick one in slot 70 and one 5 minutes later, in slot 3.
+  const base = (Math.floor(NOW / MINUTE / 72) * 72 + 70) * MINUTE;
+  b.add(KIND_INDEX.click, 1, base + 5 * MINUTE);
+  b.add(KIND_INDEX.click, 1, base + 5 * MINUTE);
+  b.add(KIND_INDEX.click, 1, base);
+  b.add(KIND_INDEX.view, 1, base);
+  assert.deepEqual(b.minuteBuckets([KIND_INDEX.click]), [[base / MINUTE, 1], [base / MINUTE + 5, 2]]);
+  assert.deepEqual(b.minuteBuckets([KIND_INDEX.click, KIND_INDEX.view]), [[base / MINUTE, 2], [base / MINUTE + 5, 2]]);
 });

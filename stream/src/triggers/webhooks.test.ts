@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -26,13 +27,13 @@ const request = (id: string): VariantRequest => ({
 test('webhooks: signed, retried with backoff until delivered or given up, every attempt logged, queue bounded', async () => {
   const secret = 'a-secret-of-at-least-16';
   let calls = 0;
-  const bodies: { body: string; sig: string }[] = [];
+  const bodies: { body: string; sig: string; ts: string; at: number }[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       calls++;
-      bodies.push({ body: Buffer.concat(chunks).toString(), sig: String(req.headers[WEBHOOK_HEADERS.signature]) });
+      bodies.push({ body: Buffer.concat(chunks).toString(), sig: String(req.headers[WEBHOOK_HEADERS.signature]), ts: String(req.headers[WEBHOOK_HEADERS.timestamp]), at: Date.now() });
       // /ok fails once then succeeds; /down always fails.
       res.statusCode = req.url === '/ok' && bodies.filter((b) => JSON.parse(b.body).request_id === 'ok').length > 1 ? 200 : 500;
       res.end();
@@ -54,6 +55,7 @@ test('webhooks: signed, retried with backoff until delivered or given up, every 
     egress: new EgressPolicy({ allowHosts: [], allowPrivate: true, denyPorts: [] }),
     record: async (r) => void rows.push(...r),
   });
+  const started = Date.now();
   try {
     assert.ok(d.enqueue(request('ok'), `${base}/ok`, secret));
     assert.ok(d.enqueue(request('down'), `${base}/down`, secret));
@@ -64,7 +66,16 @@ test('webhooks: signed, retried with backoff until delivered or given up, every 
     assert.deepEqual(of('down'), [[1, 'failed', 500], [2, 'failed', 500], [3, 'gave_up', 500]]);
     assert.deepEqual(of('third'), [[0, 'dropped', 0]]);
     assert.equal(calls, 5);
-    for (const b of bodies) assert.ok(verifyWebhook(secret, b.sig, b.body));
+    // Checked as a receiver would, from the documented format and node:crypto alone: t matches the
+    // timestamp header, is the send time (not older than the receipt), and v1 is HMAC-SHA256 of "<t>.<body>".
+    for (const b of bodies) {
+      const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(b.sig);
+      assert.ok(m, `signature header ${b.sig}`);
+      assert.equal(m[1], b.ts, 'the signed t is the timestamp header');
+      assert.ok(Number(m[1]) <= b.at && Number(m[1]) >= started, `t ${m[1]} between the start ${started} and its receipt ${b.at}`);
+      assert.equal(m[2], createHmac('sha256', secret).update(`${m[1]}.${b.body}`).digest('hex'));
+      assert.ok(verifyWebhook(secret, b.sig, b.body, b.at));
+    }
     for (let n = 1; n < 10; n++) {
       const cap = Math.min(100, 20 * 2 ** (n - 1));
       const delay = d.backoff(n);

@@ -15,6 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { requireOrSkip } from './services.js';
 
 export interface SamplePhoto {
   /** Unique, filesystem-safe: `<package>/<file name>`. */
@@ -117,7 +118,7 @@ export function findSamplePhotos(packages: readonly string[] = [PHOTO_PACKAGES.s
 
 /**
  * For node:test: the photos, or undefined after skipping the test (locally) when fewer than `min`
- * are available. Under CI=true a missing photo set fails instead: CI must provide them.
+ * are available. Under CI (any truthy CI) a missing photo set fails instead: CI must provide them.
  */
 export function photosOrSkip(
   t: { skip: (msg?: string) => void },
@@ -126,9 +127,9 @@ export function photosOrSkip(
 ): SamplePhoto[] | undefined {
   const photos = findSamplePhotos(packages);
   if (photos.length >= min) return photos;
-  const msg = `needs ${min} sample photos from Debian package(s) ${packages.join(', ')}; found ${photos.length} (install them, or allow apt-get download)`;
-  if (process.env.CI === 'true') throw new Error(msg);
-  t.skip(msg);
+  const failed = sampleFetchFailures(packages);
+  const msg = `needs ${min} sample photos from Debian package(s) ${packages.join(', ')}; found ${photos.length} (install them, or allow apt-get download)${failed ? `; ${failed}` : ''}`;
+  requireOrSkip(t, msg);
   return undefined;
 }
 
@@ -160,6 +161,14 @@ function locatePackage(pkg: string, options: FindOptions): Located | undefined {
   return { files: walk(dir), copyright: existsSync(cp) ? readFileSync(cp, 'utf8') : '', prefix: dir };
 }
 
+/** Why the last fetch of each package failed (apt-get/dpkg-deb output), for the message of a test that then lacks photos. */
+const fetchFailures = new Map<string, string>();
+
+/** Why `apt-get download` + `dpkg-deb -x` gave no photos for these packages, or '' when nothing failed. */
+export function sampleFetchFailures(packages: readonly string[]): string {
+  return packages.flatMap((p) => (fetchFailures.has(p) ? [`${p}: ${fetchFailures.get(p)}`] : [])).join('; ');
+}
+
 function extractPackage(pkg: string, cacheDir: string): void {
   const work = path.join(cacheDir, `.work-${pkg}-${process.pid}`);
   rmSync(work, { recursive: true, force: true });
@@ -167,10 +176,17 @@ function extractPackage(pkg: string, cacheDir: string): void {
   try {
     const dl = spawnSync('apt-get', ['download', pkg], { cwd: work, encoding: 'utf8', timeout: 300_000 });
     const deb = dl.status === 0 ? readdirSync(work).find((f) => f.endsWith('.deb')) : undefined;
-    if (!deb) return;
+    if (!deb) {
+      fetchFailures.set(pkg, `apt-get download failed (${dl.error?.message ?? `exit ${dl.status}`}): ${(dl.stderr ?? '').trim().split('\n').at(-1) ?? ''}`);
+      return;
+    }
     const out = path.join(work, 'root');
     const x = spawnSync('dpkg-deb', ['-x', path.join(work, deb), out], { encoding: 'utf8', timeout: 300_000 });
-    if (x.status !== 0) return;
+    if (x.status !== 0) {
+      fetchFailures.set(pkg, `dpkg-deb -x failed (exit ${x.status}): ${(x.stderr ?? '').trim().split('\n').at(-1) ?? ''}`);
+      return;
+    }
+    fetchFailures.delete(pkg);
     spawnSync('touch', [path.join(out, '.complete')]);
     const dest = path.join(cacheDir, pkg);
     if (!existsSync(path.join(dest, '.complete'))) {

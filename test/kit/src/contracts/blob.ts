@@ -10,6 +10,7 @@ import { blobKey, type BlobStore } from '@afterglow/core';
 export function runBlobStoreContract(adapter: string, make: (t: TestContext) => Promise<BlobStore | undefined>): void {
   test(`${adapter} blob store: content-addressed put/get/has/delete`, async (t) => {
     const store = await make(t);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!store) return;
     t.after(() => store.close());
     const bytes = new Uint8Array(randomBytes(100_000));
@@ -41,6 +42,7 @@ export function runBlobStoreContract(adapter: string, make: (t: TestContext) => 
 
   test(`${adapter} blob store: concurrent puts of the same bytes agree; keys are checked`, async (t) => {
     const store = await make(t);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!store) return;
     t.after(() => store.close());
     const bytes = new Uint8Array(randomBytes(50_000));

@@ -21,6 +21,7 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
 
   test(`${adapter} bus: keyed records keep their order on the partition Kafka's partitioner picks`, async (t) => {
     const s = await setup(t, 4);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!s) return;
     const keys = Array.from({ length: 50 }, (_, i) => `user-${i}`);
     let sent = 0;
@@ -58,6 +59,7 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
 
   test(`${adapter} bus: a two-member group consumes 5,000 records exactly once`, async (t) => {
     const s = await setup(t, 4);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!s) return;
     const a = new Member(s.bus, s.groupId, [s.topic]);
     const b = new Member(s.bus, s.groupId, [s.topic]);
@@ -83,6 +85,7 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
 
   test(`${adapter} bus: a new member resumes at the group's commit and gets the uncommitted records again`, async (t) => {
     const s = await setup(t, 2);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!s) return;
     await s.producer.send(
       s.topic,
@@ -113,6 +116,7 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
 
   test(`${adapter} bus: a stopped member's partitions move to the other member with no loss`, async (t) => {
     const s = await setup(t, 4);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!s) return;
     const a = new Member(s.bus, s.groupId, [s.topic]);
     const b = new Member(s.bus, s.groupId, [s.topic]);
@@ -151,6 +155,7 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
 
   test(`${adapter} bus: a failing handler gets the records again from the committed offset`, async (t) => {
     const s = await setup(t, 1);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!s) return;
     await s.producer.send(s.topic, Array.from({ length: 10 }, (_, i) => record('same-key', `v${i}`)));
     const calls: string[][] = [];
@@ -181,6 +186,7 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
 
   test(`${adapter} bus: keys, values, headers and timestamps round-trip`, async (t) => {
     const s = await setup(t, 2);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!s) return;
     const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
     const before = Date.now();
@@ -210,6 +216,7 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
 
   test(`${adapter} bus: a new group with fromBeginning false starts at the end of the log`, async (t) => {
     const s = await setup(t, 2);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!s) return;
     await s.producer.send(s.topic, Array.from({ length: 20 }, (_, i) => record(`k${i}`, `before${i}`)));
     const late: DeliveredRecord[] = [];
@@ -230,6 +237,7 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
 
   test(`${adapter} bus: an ephemeral group's commits are gone once its consumer stops`, async (t) => {
     const s = await setup(t, 2);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!s) return;
     await s.producer.send(s.topic, Array.from({ length: 10 }, (_, i) => record(`k${i}`, `v${i}`)));
     const records: DeliveredRecord[] = [];
@@ -249,6 +257,7 @@ export function runBusContract(adapter: string, makeBus: (t: TestContext) => Bus
 
   test(`${adapter} bus: endOffsets and committedOffsets report per partition`, async (t) => {
     const s = await setup(t, 3);
+    // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
     if (!s) return;
     assert.deepEqual(sortOffsets(await s.bus.endOffsets(s.topic)), offsets(s.topic, ['0', '0', '0']));
     assert.deepEqual(sortOffsets(await s.bus.committedOffsets(s.groupId, s.topic)), offsets(s.topic, ['-1', '-1', '-1']));

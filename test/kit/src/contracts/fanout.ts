@@ -31,6 +31,7 @@ export function runFanOutContract(open: (t: TestContext) => Promise<FanOutPair |
   function contract(name: string, body: (c: Case) => Promise<void>): void {
     test(name, async (t) => {
       const pair = await open(t);
+      // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
       if (!pair) return;
       try {
         await body({ ...pair, root: uniqueName('afterglow-test') });

@@ -24,6 +24,7 @@ export function runHotStateContract(open: (t: TestContext) => Promise<HotStatePa
   function contract(name: string, body: (c: Case) => Promise<void>): void {
     test(name, async (t) => {
       const pair = await open(t);
+      // not-a-skip: the adapter's factory returns undefined only after serviceUrl/requireOrSkip skipped (fails under CI)
       if (!pair) return;
       const prefix = uniqueName('afterglow-hot');
       const made = new Set<string>();

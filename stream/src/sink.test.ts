@@ -1,0 +1,94 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DLQ_HEADERS, TABLES, TOPICS, createBus, createLogger, createStore, migrate, ulid, type Bus, type DeliveredRecord, type Store } from '@afterglow/core';
+import { eventually } from '@afterglow/testkit/services';
+import { EventSink } from './sink.js';
+
+/**
+ * The sink on the real engine (chDB) and the in-process bus: what lands in events_raw row by row
+ * (late flag at its exact bound, channel fallback, attrs), duplicates within a batch and on
+ * redelivery stored once, poison records dead-lettered with their reason, offsets committed.
+ */
+const dir = mkdtempSync(path.join(tmpdir(), 'afterglow-sink-'));
+let store: Store | undefined;
+let bus: Bus | undefined;
+after(async () => {
+  await bus?.close();
+  await store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const LATE_MS = 600_000;
+const limits = { maxAgeMs: 86_400_000, maxFutureMs: 300_000, liveLateMs: LATE_MS, maxAttrsBytes: 2048, dedupWindowMs: 300_000 };
+
+test('sink: rows as sent, late at > liveLateMs only, duplicates and redeliveries stored once, poison to the DLQ, offsets committed', async () => {
+  store = await createStore({ kind: 'chdb', path: dir, database: 'sink_unit' });
+  await migrate(store);
+  bus = await createBus({ kind: 'memory', partitions: 1, maxBacklogBytes: 64 * 1024 * 1024 });
+  const now = Date.now();
+  const tenant = 'sink-unit';
+  // Ids out of order within the batch, so the existence lookup's id range must cover them all.
+  const ids = Array.from({ length: 6 }, (_, i) => ulid(now - i * 1000));
+  const ev = (id: string, extra: Record<string, unknown> = {}) => ({ event_id: id, tenant_id: tenant, campaign_id: 'c', asset_id: 'a', kind: 'click', value: 1, occurred_at: now - 1000, received_at: now, ...extra });
+  const records = [
+    ev(ids[2]!, { occurred_at: now - LATE_MS, placement: 'lobby' }), // exactly at the bound: not late; channel falls back to placement
+    ev(ids[0]!, { occurred_at: now - LATE_MS - 1, channel: 'social', attrs: { n: 2 } }), // 1 ms past: late
+    ev(ids[5]!),
+    ev(ids[2]!, { occurred_at: now - LATE_MS, placement: 'lobby' }), // a re-send in the same batch
+    ev(ids[4]!, { kind: 'nope' }), // poison: unknown kind
+    ev(ids[3]!, { value: 2.5, kind: 'conversion' }),
+  ].map((e) => ({ key: 'a', value: Buffer.from(JSON.stringify(e)) }));
+  records.push({ key: 'a', value: Buffer.from('{not json') });
+  const producer = await bus.producer();
+
+  const runSink = async (groupId: string, batch = records) => {
+    // Size and time bounds out of reach: everything is flushed by stop(), in one batch.
+    const sink = new EventSink({ bus: bus!, store: store!, limits, log: createLogger((process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent'), groupId, batchMaxRows: 1_000, batchMaxMs: 600_000 });
+    await sink.start();
+    await producer.send(TOPICS.events, batch);
+    await eventually(() => (sink.totals.received === batch.length ? true : undefined), 20_000, 20).catch((err) => { throw new Error(`${String(err)}: totals ${JSON.stringify(sink.totals)}`); });
+    await sink.stop();
+    return sink.totals;
+  };
+  assert.deepEqual(await runSink('sink-unit-1'), { received: 7, duplicates: 1, inserted: 4, deadLettered: 2 });
+
+  const rows = (await (await store.client.query({
+    query: `SELECT event_id, kind, value, late, channel, placement, attrs FROM ${store.table(TABLES.eventsRaw)} WHERE tenant_id = '${tenant}' ORDER BY event_id`,
+    format: 'JSONEachRow',
+  })).json<{ event_id: string; kind: string; value: number; late: number | boolean; channel: string; placement: string; attrs: string }>()).map((r) => ({ ...r, late: Number(r.late) }));
+  assert.deepEqual(rows, [
+    { event_id: ids[5]!, kind: 'click', value: 1, late: 0, channel: '', placement: '', attrs: '' },
+    { event_id: ids[3]!, kind: 'conversion', value: 2.5, late: 0, channel: '', placement: '', attrs: '' },
+    { event_id: ids[2]!, kind: 'click', value: 1, late: 0, channel: 'lobby', placement: 'lobby', attrs: '' },
+    { event_id: ids[0]!, kind: 'click', value: 1, late: 1, channel: 'social', placement: '', attrs: '{"n":2}' },
+  ]);
+
+  const committed = await bus.committedOffsets('sink-unit-1', TOPICS.events);
+  assert.deepEqual(committed.map((c) => [c.partition, String(c.offset)]), [[0, '7']], 'everything read is committed');
+
+  // The same records again (a producer's retry, or a client re-sending), read by a new group: nothing new is stored.
+  assert.deepEqual(await runSink('sink-unit-2'), { received: 7, duplicates: 5, inserted: 0, deadLettered: 2 });
+  const count = (await (await store.client.query({ query: `SELECT count() AS n FROM ${store.table(TABLES.eventsRaw)} WHERE tenant_id = '${tenant}'`, format: 'JSONEachRow' })).json<{ n: string | number }>())[0]!.n;
+  assert.equal(Number(count), 4);
+
+  // The DLQ holds the two poison records of each run, with their reason and where they came from.
+  const dlq: DeliveredRecord[] = [];
+  const reader = bus.consumer({ groupId: 'dlq-reader', topics: [TOPICS.eventsDlq], fromBeginning: true });
+  await reader.run(async (b) => void dlq.push(...b.records));
+  await eventually(() => (dlq.length === 4 ? true : undefined), 10_000, 20);
+  await reader.stop();
+  const header = (r: DeliveredRecord, h: string) => String(r.headers?.[h] ?? '');
+  assert.deepEqual(
+    dlq.map((r) => [header(r, DLQ_HEADERS.reason), header(r, DLQ_HEADERS.sourceOffset), header(r, DLQ_HEADERS.consumer)]),
+    [['unknown_kind', '4', 'sink-unit-1'], ['undecodable', '6', 'sink-unit-1'], ['unknown_kind', '11', 'sink-unit-2'], ['undecodable', '13', 'sink-unit-2']],
+  );
+
+  // A batch of nothing but poison records (read by the second group, which committed 14) is still flushed: dead-lettered and committed.
+  const poison = [records[4]!, records[6]!];
+  assert.deepEqual(await runSink('sink-unit-2', poison), { received: 2, duplicates: 0, inserted: 0, deadLettered: 2 });
+  assert.deepEqual((await bus.committedOffsets('sink-unit-2', TOPICS.events)).map((c) => String(c.offset)), ['16']);
+  await producer.close();
+});
