@@ -14,6 +14,7 @@ export type * from './bus/types.js';
 export { offsetAfter } from './bus/offsets.js';
 export { partitionForKey } from './bus/partitioner.js';
 export type * from './hot/types.js';
+export { MemoryHotState, type MemoryHotStateOptions } from './hot/memory.js';
 export type * from './fanout/types.js';
 export { createStore, sqlString, type Store } from './store/clickhouse.js';
 export {

@@ -5,6 +5,8 @@ import { bucketTtl, checkBucket } from './bucket.js';
 export interface MemoryHotStateOptions {
   /** How often expired keys nobody reads are removed (default 1 s). */
   sweepIntervalMs?: number;
+  /** The clock TTLs are measured against (tests inject one where expiry is the subject). */
+  clock?: () => number;
 }
 
 type Entry =
@@ -26,8 +28,10 @@ export class MemoryHotState implements HotState {
   private readonly expiries = new Map<string, number>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
+  private readonly clock: () => number;
 
   constructor(options: MemoryHotStateOptions = {}) {
+    this.clock = options.clock ?? Date.now;
     // Expired keys are dropped when read; the sweep bounds memory for keys nobody reads again.
     this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 1_000).unref();
   }
@@ -132,7 +136,7 @@ export class MemoryHotState implements HotState {
   async takeTokens(key: string, bucket: TokenBucket, cost: number): Promise<{ ok: boolean; retryAfterMs: number }> {
     checkBucket(bucket, cost);
     const fields = this.hash(key);
-    const now = Date.now();
+    const now = this.clock();
     const at = Number(fields.get('at') ?? now);
     let tokens = Math.min(bucket.capacity, Number(fields.get('tokens') ?? bucket.capacity) + (Math.max(0, now - at) * bucket.perSec) / 1000);
     const need = Math.min(cost, bucket.capacity);
@@ -164,7 +168,7 @@ export class MemoryHotState implements HotState {
   async acquireSlot(key: string, member: string, limit: number, ttlMs: number): Promise<boolean> {
     const ms = ttl(ttlMs);
     const fields = this.hash(key);
-    const now = Date.now();
+    const now = this.clock();
     for (const [m, until] of fields) if (Number(until) <= now) fields.delete(m);
     if (!fields.has(member) && fields.size >= limit) {
       if (fields.size === 0) this.delNow(key);
@@ -238,7 +242,7 @@ export class MemoryHotState implements HotState {
   private entry(key: string): Entry | undefined {
     const data = this.live();
     const expiresAt = this.expiries.get(key);
-    if (expiresAt !== undefined && expiresAt <= Date.now()) {
+    if (expiresAt !== undefined && expiresAt <= this.clock()) {
       data.delete(key);
       this.expiries.delete(key);
       return undefined;
@@ -249,7 +253,7 @@ export class MemoryHotState implements HotState {
   private setNow(key: string, value: string, ms: number | undefined): void {
     this.live().set(key, { type: 'string', value });
     if (ms === undefined) this.expiries.delete(key);
-    else this.expiries.set(key, Date.now() + ms);
+    else this.expiries.set(key, this.clock() + ms);
   }
 
   private appendNow(key: string, value: string): void {
@@ -268,7 +272,7 @@ export class MemoryHotState implements HotState {
 
   private expireNow(key: string, ms: number): boolean {
     if (!this.entry(key)) return false;
-    this.expiries.set(key, Date.now() + ms);
+    this.expiries.set(key, this.clock() + ms);
     return true;
   }
 
@@ -316,7 +320,7 @@ export class MemoryHotState implements HotState {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = this.clock();
     for (const [key, expiresAt] of this.expiries) {
       if (expiresAt <= now) {
         this.expiries.delete(key);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createBus, createFanOut, createHotState, createLogger, loadConfig, type VariantRequest } from '@afterglow/core';
+import { MemoryHotState, createBus, createFanOut, createLogger, loadConfig, type VariantRequest } from '@afterglow/core';
 import { LiveKeys } from '../live/keys.js';
 import { TriggerEngine } from './engine.js';
 import type { Verdict } from './evaluate.js';
@@ -47,11 +47,13 @@ function memoryStore() {
 
 async function harness() {
   const config = loadConfig({ KAFKA_BROKERS: '', REDIS_URL: '', NATS_URL: '', AFTERGLOW_DEMO: '0' });
-  const [bus, hot, fanout] = await Promise.all([createBus(config.bus), createHotState(config.hot), createFanOut(config.fanout)]);
-  const producer = await bus.producer();
-  const store = memoryStore();
   let now = T0;
   const clock = () => now;
+  // Hot state on the same clock: the cool-down is a TTL on the firing's claim.
+  const hot = new MemoryHotState({ clock });
+  const [bus, fanout] = await Promise.all([createBus(config.bus), createFanOut(config.fanout)]);
+  const producer = await bus.producer();
+  const store = memoryStore();
   const keys = new LiveKeys('engine-test');
   const snoozes = new Snoozes(hot, keys.prefix, store as unknown as TriggerStore, clock);
   const engine = new TriggerEngine({
@@ -192,6 +194,30 @@ test('load() brings the store’s running snoozes into an empty hot state (a res
   assert.equal(await h.snoozes.load(), 1, 'only the running one');
   await h.settle('ad1', h.holds);
   assert.equal(h.store.firings.length, 0);
+});
+
+test('after its cool-down a rule fires again for a new episode; inside it the new episode is suppressed', async (t) => {
+  const h = await harness();
+  t.after(() => h.close());
+  // Episode 1 fires at T0 (cool-down 1 min).
+  await h.settle('ad1', h.holds);
+  assert.deepEqual(h.store.firings.map((f) => f.fired_at), [T0]);
+  // It clears, and a second episode starts 30 s later: inside the cool-down, suppressed.
+  h.advance(10_000);
+  await h.settle('ad1', h.quiet);
+  h.advance(20_000);
+  await h.settle('ad1', h.holds);
+  assert.equal(h.store.firings.length, 1);
+  assert.equal(h.engine.totals.suppressed, 1);
+  // It clears again; a third episode 61 s after the first firing is past the cool-down: it fires.
+  h.advance(10_000);
+  await h.settle('ad1', h.quiet);
+  h.advance(21_000);
+  await h.settle('ad1', h.holds);
+  assert.deepEqual(h.store.firings.map((f) => f.fired_at), [T0, T0 + 61_000]);
+  // Another asset of the same rule has its own cool-down: it fires at once.
+  await h.settle('ad2', h.holds);
+  assert.deepEqual(h.store.firings.map((f) => f.asset_id), ['ad1', 'ad1', 'ad2']);
 });
 
 test('latestEnd takes the latest end still ahead and ignores garbage', () => {
