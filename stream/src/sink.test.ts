@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DLQ_HEADERS, TABLES, TOPICS, createBus, createLogger, createStore, migrate, ulid, type Bus, type DeliveredRecord, type Store } from '@afterglow/core';
+import { DLQ_HEADERS, Registry, TABLES, TOPICS, createBus, createLogger, createStore, migrate, ulid, type Bus, type DeliveredRecord, type Store } from '@afterglow/core';
 import { eventually } from '@afterglow/testkit/services';
 import { EventSink } from './sink.js';
 
@@ -46,11 +46,16 @@ test('sink: rows as sent, late at > liveLateMs only, duplicates and redeliveries
 
   const runSink = async (groupId: string, batch = records) => {
     // Size and time bounds out of reach: everything is flushed by stop(), in one batch.
-    const sink = new EventSink({ bus: bus!, store: store!, limits, log: createLogger((process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent'), groupId, batchMaxRows: 1_000, batchMaxMs: 600_000 });
+    const registry = new Registry();
+    const sink = new EventSink({ bus: bus!, store: store!, limits, log: createLogger((process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent'), groupId, batchMaxRows: 1_000, batchMaxMs: 600_000, registry });
     await sink.start();
     await producer.send(TOPICS.events, batch);
     await eventually(() => (sink.totals.received === batch.length ? true : undefined), 20_000, 20).catch((err) => { throw new Error(`${String(err)}: totals ${JSON.stringify(sink.totals)}`); });
     await sink.stop();
+    // The flushed batch's size as its histogram saw it, and no id left claimed once its insert landed.
+    const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values;
+    assert.equal((await metric('afterglow_sink_batch_rows')).find((v) => v.metricName === 'afterglow_sink_batch_rows_sum')?.value, batch.length);
+    assert.equal((await metric('afterglow_sink_claimed_ids'))[0]?.value, 0);
     return sink.totals;
   };
   assert.deepEqual(await runSink('sink-unit-1'), { received: 7, duplicates: 1, inserted: 4, deadLettered: 2 });

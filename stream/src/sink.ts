@@ -105,7 +105,11 @@ export class EventSink {
   constructor(private readonly options: SinkOptions) {
     this.events = new EventsRawRepository(options.store);
     this.lanes = Array.from({ length: Math.max(1, options.lanes ?? 2) }, () => ({ pending: emptyPending(), flushing: Promise.resolve() }));
-    this.metrics = createSinkMetrics(options.registry, () => this.lanes.reduce((n, l) => n + l.pending.rows.length, 0));
+    this.metrics = createSinkMetrics(
+      options.registry,
+      () => this.lanes.reduce((n, l) => n + l.pending.rows.length, 0),
+      () => this.inflight.size,
+    );
   }
 
   async start(): Promise<void> {
@@ -285,7 +289,7 @@ function toDlqRecord(record: DeliveredRecord, reason: string, message: string, g
   };
 }
 
-function createSinkMetrics(registry: Registry | undefined, buffered: () => number) {
+function createSinkMetrics(registry: Registry | undefined, buffered: () => number, claimed: () => number) {
   const registers = registry ? [registry] : [];
   new Gauge({
     name: 'afterglow_sink_buffered_rows',
@@ -293,6 +297,14 @@ function createSinkMetrics(registry: Registry | undefined, buffered: () => numbe
     registers,
     collect() {
       this.set(buffered());
+    },
+  });
+  new Gauge({
+    name: 'afterglow_sink_claimed_ids',
+    help: 'Event ids claimed by inserts in flight (0 between flushes; growth means claims are not released)',
+    registers,
+    collect() {
+      this.set(claimed());
     },
   });
   return {
