@@ -54,7 +54,7 @@ test('sink: rows as sent, late at > liveLateMs only, duplicates and redeliveries
     await sink.stop();
     // The flushed batch's size as its histogram saw it, and no id left claimed once its insert landed.
     const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values;
-    assert.equal((await metric('afterglow_sink_batch_rows')).find((v) => v.metricName === 'afterglow_sink_batch_rows_sum')?.value, batch.length);
+    assert.equal((await metric('afterglow_sink_batch_rows')).find((v) => (v as { metricName?: string }).metricName === 'afterglow_sink_batch_rows_sum')?.value, batch.length);
     assert.equal((await metric('afterglow_sink_claimed_ids'))[0]?.value, 0);
     return sink.totals;
   };
