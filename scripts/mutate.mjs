@@ -114,12 +114,18 @@ function sites(file, text) {
 
 const bundled = path.join(root, 'node_modules', '.bin', 'node');
 const node = existsSync(bundled) ? realpathSync(bundled) : process.execPath;
-/** Runs the tests; true when they pass. A mutant that loops forever is killed by the timeout (counted as killed). */
+/**
+ * Runs the tests; true when they pass. A mutant that loops forever is killed by the timeout (counted
+ * as killed). The runner starts a process per test file: coreutils' timeout signals its whole process
+ * group, so a looping test file dies with the runner instead of spinning on as an orphan.
+ */
 function runTests(tests, timeoutMs = 300_000) {
-  const r = spawnSync(node, ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=dot', ...tests], {
+  const args = ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=dot', ...tests];
+  const r = spawnSync('timeout', ['--signal=KILL', `${Math.ceil(timeoutMs / 1000)}s`, node, ...args], {
     cwd: root,
     encoding: 'utf8',
-    timeout: timeoutMs,
+    // A backstop only: timeout(1) above ends the group first.
+    timeout: timeoutMs + 30_000,
     killSignal: 'SIGKILL',
     env: { ...process.env, AFTERGLOW_MUTATION: '1' },
   });
