@@ -188,6 +188,25 @@ export class KafkaBus implements Bus {
     }
   }
 
+  async offsetsForTime(topic: string, timestamp: number): Promise<PartitionOffset[]> {
+    const partitions = await this.partitionCount(topic, true);
+    const admin = this.connectedAdmin();
+    try {
+      // Kafka answers -1 for a partition with no record at or after the time: that is its end.
+      const [atTime, ends] = await Promise.all([
+        admin.listOffsets({ topics: [{ name: topic, partitions: range(partitions).map((partitionIndex) => ({ partitionIndex, timestamp: BigInt(Math.max(0, Math.floor(timestamp))) })) }] }),
+        this.endOffsets(topic),
+      ]);
+      const found = new Map((atTime[0]?.partitions ?? []).map((p) => [p.partitionIndex, p.offset]));
+      return ends.map((end) => {
+        const offset = found.get(end.partition);
+        return { topic, partition: end.partition, offset: offset !== undefined && offset >= 0n ? offset.toString() : end.offset };
+      });
+    } catch (err) {
+      throw unavailable('listOffsets', err);
+    }
+  }
+
   /**
    * The topic's partition count, cached for a while (added partitions are picked up) and dropped
    * when a send fails.
@@ -332,6 +351,8 @@ class KafkaConsumer implements BusConsumer {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private topicIds = new Map<string, string>();
+  /** ConsumerOptions.startAt, by partition key, until this member commits the partition. */
+  private readonly startAt: Map<string, bigint>;
 
   constructor(
     base: BaseOptions,
@@ -340,6 +361,7 @@ class KafkaConsumer implements BusConsumer {
     private readonly bus: KafkaBus,
     private readonly onStop: () => void,
   ) {
+    this.startAt = new Map((options.startAt ?? []).map((o) => [key(o), BigInt(o.offset)]));
     this.consumer = new Consumer({
       ...base,
       groupId: options.groupId,
@@ -440,6 +462,7 @@ class KafkaConsumer implements BusConsumer {
       throw unavailable(`commit for ${this.options.groupId}`, err);
     }
     for (const o of fresh) {
+      this.startAt.delete(key(o));
       const state = this.partitions.get(key(o));
       if (state && BigInt(o.offset) > state.committed) state.committed = BigInt(o.offset);
     }
@@ -554,8 +577,17 @@ class KafkaConsumer implements BusConsumer {
 
   /** Reads the group's committed offset (or applies the reset policy) for partitions with no position yet. */
   private async resolvePositions(states: PartitionState[], generation: number): Promise<void> {
-    const missing = states.filter((s) => s.position === undefined);
+    let missing = states.filter((s) => s.position === undefined);
     if (missing.length === 0) return;
+    if (this.startAt.size > 0) {
+      missing = missing.filter((s) => {
+        const start = this.startAt.get(key(s));
+        if (start === undefined) return true;
+        setPosition(s, start);
+        return false;
+      });
+      if (missing.length === 0) return;
+    }
     const byTopic = groupByTopic(missing);
     const committed = await this.consumer.listCommittedOffsets({
       topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),

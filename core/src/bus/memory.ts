@@ -95,6 +95,18 @@ class Partition {
     return this.base + this.records.length;
   }
 
+  /** The first retained offset appended at or after `timestamp` (appends are in time order), else the end. */
+  offsetForTime(timestamp: number): number {
+    let lo = this.start;
+    let hi = this.records.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.records[mid]?.timestamp ?? -Infinity) < timestamp) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.base + lo;
+  }
+
   append(record: StoredRecord): void {
     this.records.push(record);
   }
@@ -306,6 +318,8 @@ class PartitionWorker {
     private readonly group: Group,
     private readonly handler: (batch: DeliveredBatch) => Promise<void>,
     private readonly logger: Logger,
+    /** Where this member starts the partition instead of the group's commit (ConsumerOptions.startAt), while it applies. */
+    private readonly startAt: () => number | undefined,
   ) {
     this.done = this.loop();
   }
@@ -319,7 +333,7 @@ class PartitionWorker {
 
   private async loop(): Promise<void> {
     const { topic, partition, group } = this;
-    let position = group.resumeOffset(topic.name, partition.index);
+    let position = this.startAt() ?? group.resumeOffset(topic.name, partition.index);
     let backoff = HANDLER_BACKOFF_MIN_MS;
     while (!this.stopping) {
       const records = partition.read(position);
@@ -339,7 +353,7 @@ class PartitionWorker {
         );
         await this.sleep(null, backoff);
         backoff = Math.min(backoff * 2, HANDLER_BACKOFF_MAX_MS);
-        position = group.resumeOffset(topic.name, partition.index);
+        position = this.startAt() ?? group.resumeOffset(topic.name, partition.index);
       }
     }
   }
@@ -375,7 +389,11 @@ class MemoryConsumer implements BusConsumer {
     private readonly logger: Logger,
   ) {
     this.topics = [...new Set(options.topics)];
+    this.startAt = new Map((options.startAt ?? []).map((o) => [tpKey(o), parseOffset(o.offset)]));
   }
+
+  /** ConsumerOptions.startAt, by partition, until this member commits the partition. */
+  private readonly startAt: Map<string, number>;
 
   async run(handler: (batch: DeliveredBatch) => Promise<void>): Promise<void> {
     if (this.state !== 'idle') throw new Error('MemoryBus consumer: run() may be called once');
@@ -390,7 +408,10 @@ class MemoryConsumer implements BusConsumer {
   async commit(offsets: PartitionOffset[]): Promise<void> {
     if (this.state !== 'running') return;
     const parsed = offsets.map((o) => parseOffset(o.offset));
-    offsets.forEach((o, i) => this.group.commit(o.topic, o.partition, parsed[i]!));
+    offsets.forEach((o, i) => {
+      this.group.commit(o.topic, o.partition, parsed[i]!);
+      this.startAt.delete(tpKey(o));
+    });
     for (const o of offsets) {
       const topic = this.bus.topic(o.topic);
       const partition = topic.partitions[o.partition];
@@ -433,7 +454,7 @@ class MemoryConsumer implements BusConsumer {
       const topic = this.bus.topic(tp.topic);
       const partition = topic.partitions[tp.partition];
       if (!partition) continue;
-      this.workers.set(key, new PartitionWorker(topic, partition, this.group, handler, this.logger));
+      this.workers.set(key, new PartitionWorker(topic, partition, this.group, handler, this.logger, () => this.startAt.get(key)));
     }
   }
 
@@ -583,6 +604,10 @@ export class MemoryBus implements Bus {
       partition: p.index,
       offset: String(p.endOffset),
     }));
+  }
+
+  async offsetsForTime(topicName: string, timestamp: number): Promise<PartitionOffset[]> {
+    return this.topic(topicName).partitions.map((p) => ({ topic: topicName, partition: p.index, offset: String(p.offsetForTime(timestamp)) }));
   }
 
   /** Stops every consumer (in-flight batches finish) and refuses further sends. */

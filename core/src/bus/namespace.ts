@@ -42,11 +42,12 @@ export class NamespacedBus implements Bus {
   }
 
   consumer(options: ConsumerOptions): BusConsumer {
-    const { onAssign } = options;
+    const { onAssign, startAt } = options;
     const inner = this.inner.consumer({
       ...options,
       groupId: this.wire(options.groupId),
       topics: options.topics.map((t) => this.wire(t)),
+      ...(startAt ? { startAt: startAt.map((o) => ({ ...o, topic: this.wire(o.topic) })) } : {}),
       ...(onAssign ? { onAssign: (assigned) => onAssign(assigned.map((a) => ({ ...a, topic: this.local(a.topic) }))) } : {}),
     });
     return {
@@ -69,6 +70,10 @@ export class NamespacedBus implements Bus {
 
   async endOffsets(topic: string): Promise<PartitionOffset[]> {
     return this.localOffsets(await this.inner.endOffsets(this.wire(topic)));
+  }
+
+  async offsetsForTime(topic: string, timestamp: number): Promise<PartitionOffset[]> {
+    return this.localOffsets(await this.inner.offsetsForTime(this.wire(topic), timestamp));
   }
 
   close(): Promise<void> {

@@ -61,6 +61,13 @@ export interface ConsumerOptions {
   ephemeral?: boolean;
   /** Called with the partitions this member now owns, after every rebalance. */
   onAssign?: (assigned: { topic: string; partition: number }[]) => void;
+  /**
+   * Where to start these partitions when this member is given them, instead of the group's
+   * committed offset, until this member commits an offset of its own for them: a member that
+   * rebuilt its state up to there from elsewhere (the store) replays only what that state lacks,
+   * and again after a rebalance that came before its first commit.
+   */
+  startAt?: PartitionOffset[];
 }
 
 export interface BusConsumer {
@@ -100,5 +107,10 @@ export interface Bus {
   committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]>;
   /** Latest offset (next to be written) per partition. */
   endOffsets(topic: string): Promise<PartitionOffset[]>;
+  /**
+   * Per partition, the first offset whose record was appended at or after `timestamp` (epoch ms),
+   * or the end offset when none was: where to replay from to see everything since then.
+   */
+  offsetsForTime(topic: string, timestamp: number): Promise<PartitionOffset[]>;
   close(): Promise<void>;
 }
