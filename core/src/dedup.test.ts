@@ -42,6 +42,22 @@ test('dedup window: drain hands out each added entry once; loaded entries are kn
   assert.equal(w.verdict(9, 9), 'retry');
 });
 
+test('dedup window: ids known without their payload are retries whatever the copy says, and leave with their bucket', () => {
+  const w = new DedupWindow(2 * MIN, MIN);
+  w.loadKnown([
+    [100, 5],
+    [101, 6],
+  ]);
+  assert.equal(w.verdict(5, 0), 'retry');
+  assert.equal(w.verdict(6, 0xffffffff), 'retry');
+  assert.equal(w.verdict(7, 0), 'new');
+  assert.deepEqual(w.drain(), [], 'known ids are not handed out for persistence');
+  // Bucket 103 makes 101 the oldest kept: 100 goes.
+  w.add(8, 8, 103 * MIN);
+  assert.equal(w.verdict(5, 0), 'new');
+  assert.equal(w.verdict(6, 1), 'retry');
+});
+
 test('dedup entries: encoded strings concatenate and decode as one', () => {
   const max = 2 ** 52 - 1;
   const a = encodeDedupEntries([

@@ -20,6 +20,9 @@ export type DedupVerdict = 'new' | 'retry' | 'conflict';
 /** One entry as persisted: [bucket, fingerprint, payload digest]. */
 export type DedupEntry = [bucket: number, fingerprint: number, digest: number];
 
+/** Digests are unsigned 32-bit: -1 stands for "counted, payload unknown". */
+const ANY_PAYLOAD = -1;
+
 export class DedupWindow {
   private readonly buckets = new Map<number, Map<number, number>>();
   private newestBucket = -Infinity;
@@ -44,9 +47,17 @@ export class DedupWindow {
   verdict(fingerprint: number, digest: number): DedupVerdict {
     for (const b of this.buckets.values()) {
       const known = b.get(fingerprint);
-      if (known !== undefined) return known === digest ? 'retry' : 'conflict';
+      if (known !== undefined) return known === digest || known === ANY_PAYLOAD ? 'retry' : 'conflict';
     }
     return 'new';
+  }
+
+  /**
+   * Ids counted elsewhere whose payload is not known here (the store's, when live state is rebuilt
+   * from it): any copy of them is a retry. [bucket, fingerprint]; not handed out by drain().
+   */
+  loadKnown(entries: Iterable<readonly [bucket: number, fingerprint: number]>): void {
+    for (const [bucket, fingerprint] of entries) this.put(bucket, fingerprint, ANY_PAYLOAD);
   }
 
   /** Remember an event that arrived at `at` (epoch ms); it is handed out once by drain(). */
