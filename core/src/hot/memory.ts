@@ -23,6 +23,7 @@ type Entry =
  */
 export class MemoryHotState implements HotState {
   readonly kind = 'memory' as const;
+  readonly shared = false;
   private readonly data = new Map<string, Entry>();
   /** Expiry time per key that has a TTL; the only place TTLs live. */
   private readonly expiries = new Map<string, number>();

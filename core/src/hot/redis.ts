@@ -71,6 +71,7 @@ export interface RedisHotStateOptions {
  */
 export class RedisHotState implements HotState {
   readonly kind = 'redis' as const;
+  readonly shared = true;
 
   private constructor(private readonly redis: Redis) {}
 

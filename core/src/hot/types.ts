@@ -5,6 +5,12 @@
  */
 export interface HotState {
   readonly kind: 'redis' | 'memory';
+  /**
+   * Whether other processes see what this one writes, and it outlives the process (Redis). The
+   * memory adapter is this process's own and starts empty with it: state kept there must be
+   * rebuilt from elsewhere (the store) on start.
+   */
+  readonly shared: boolean;
   get(key: string): Promise<string | null>;
   mget(keys: string[]): Promise<(string | null)[]>;
   set(key: string, value: string, ttlMs?: number): Promise<void>;
