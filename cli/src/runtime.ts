@@ -233,8 +233,8 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
         partitions: config.bus.partitions,
         tiesSweepMs: settings.tiesSweepMs,
         registry,
-        // Ties and (when the log cannot replay them) the last day's windows come back from the store on start.
-        ...(store && { history: new StoreHistorySource(store) }),
+        // Ties, and the last day's windows where hot state lacks them, come back from the store on start.
+        ...(store && { history: new StoreHistorySource(store), storeGroupId: config.sink.groupId }),
       });
       await aggregator.start();
     }

@@ -21,6 +21,7 @@ import {
   type HotOp,
   type HotState,
   type Logger,
+  type PartitionOffset,
   type Registry,
   type Subscription,
 } from '@afterglow/core';
@@ -111,10 +112,23 @@ export interface LiveAggregatorOptions {
   registry?: Registry;
   clock?: () => number;
   /**
-   * Where ties and the last day's per-minute counts are rebuilt from on start when the bus cannot
-   * replay them (the in-process log starts empty with every process): the store.
+   * Where ties and the last day's per-minute counts are rebuilt from on start, for the partitions
+   * whose windows hot state does not hold (the memory adapter after a restart; the in-process log
+   * starts empty with every process): the store.
    */
   history?: LiveHistorySource;
+  /**
+   * The group that writes events into the store (the sink): what it has committed is stored, so a
+   * replay after a rebuild never starts later than that. Without it, the replay starts from the
+   * last few minutes only.
+   */
+  storeGroupId?: string;
+}
+
+/** What a start rebuilds from the store: per partition, the windows' rows and the stored ids a replay must skip. */
+interface Rebuild {
+  rows: Map<number, WindowRow[]>;
+  known: Map<number, [bucket: number, fingerprint: number][]>;
 }
 
 /** What locates an event's entities: its tenant, asset and campaign. */
@@ -209,8 +223,8 @@ export class LiveAggregator {
   private pubTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastPublish = 0;
-  /** The last day's per-minute counts from the store, by partition, while a rebuild is due. */
-  private rebuild: Promise<Map<number, WindowRow[]>> | undefined;
+  /** The last day's per-minute counts (and stored ids) from the store, by partition, while a rebuild is due. */
+  private rebuild: Promise<Rebuild> | undefined;
   private stopping = false;
   private abandoned = false;
   private generationSeq = 0;
@@ -271,20 +285,35 @@ export class LiveAggregator {
       if (history) await this.ties.replay(history);
       await this.ties.start();
     }
-    if (history && !bus.replayable) {
-      // Read now, before this process takes events (the composition root listens after start()):
-      // the store then holds exactly what the empty log will never replay.
-      const rebuild = this.loadRebuild(history);
+    let startAt: PartitionOffset[] | undefined;
+    // A hot state of this process's own (the memory adapter) starts empty: its windows come back
+    // from the store. A shared one (Redis) keeps them; there a partition without an offset is one
+    // nobody counted yet, which the group's commit (or the log's beginning) is right for, while a
+    // replay point chosen here could skip what another member flushed meanwhile.
+    const forgotten = history && (!bus.replayable || !this.options.hot.shared) ? await this.partitionsHotStateLacks() : [];
+    if (history && forgotten.length > 0) {
+      // Read now, before this process takes events (the composition root listens after start()).
+      // The in-process log starts empty: the store holds exactly what it will never replay. A
+      // replayable log is replayed from a few minutes back instead of from the group's commit,
+      // skipping what the store already counted (see loadRebuild).
+      const replayFrom = bus.replayable ? await this.replayOffsets(forgotten) : undefined;
+      const rebuild = this.loadRebuild(history, new Set(forgotten), bus.replayable);
       this.rebuild = rebuild;
-      await rebuild.catch((err) => {
-        this.options.log.warn({ err }, 'live windows not rebuilt from the store; they fill from new events');
-        this.rebuild = undefined;
-      });
+      await rebuild.then(
+        () => {
+          startAt = replayFrom;
+        },
+        (err) => {
+          this.options.log.warn({ err }, 'live windows not rebuilt from the store; they fill from new events');
+          this.rebuild = undefined;
+        },
+      );
     }
     this.consumer = bus.consumer({
       groupId,
       topics: [TOPICS.events],
       fromBeginning: true,
+      ...(startAt && { startAt }),
       onAssign: (assigned) => this.onAssign(assigned.filter((a) => a.topic === TOPICS.events).map((a) => a.partition)),
     });
     this.flushTimer = setInterval(() => {
@@ -383,7 +412,11 @@ export class LiveAggregator {
         const dedup = await this.loadDedup(partition);
         const ps: PartitionState = { partition, applied: offset, persisted: offset, committed: undefined, generation: ++this.generationSeq, dedup, quota: new Map() };
         this.partitions.set(partition, ps);
-        if (offset === undefined && this.rebuild) await this.rebuildPartition(ps, (await this.rebuild).get(partition) ?? []);
+        if (offset === undefined && this.rebuild) {
+          const rebuild = await this.rebuild;
+          dedup.loadKnown(rebuild.known.get(partition) ?? []);
+          await this.rebuildPartition(ps, rebuild.rows.get(partition) ?? []);
+        }
         return ps;
       })();
       this.partitionLoads.set(partition, loading);
@@ -392,21 +425,70 @@ export class LiveAggregator {
     return loading;
   }
 
-  /** The store's per-minute rows of the last day, by the partition their asset's events go to. */
-  private async loadRebuild(history: LiveHistorySource): Promise<Map<number, WindowRow[]>> {
-    const partitions = (await this.options.bus.endOffsets(TOPICS.events)).length;
+  /** Partitions of the events topic whose applied offset hot state does not hold (all of them in a fresh memory adapter). */
+  private async partitionsHotStateLacks(): Promise<number[]> {
+    const partitions = (await this.options.bus.endOffsets(TOPICS.events)).map((o) => o.partition);
+    const stored = await this.options.hot.mget(partitions.map((p) => this.offsetKey(p)));
+    return partitions.filter((_, i) => stored[i] == null);
+  }
+
+  /**
+   * Where a rebuilt partition's replay starts: the records of the last half dedup window (the
+   * stored ids of a whole window are skipped, so a record appended a little after its received_at
+   * is still recognised), and never later than what the store's writer has committed (records it
+   * may not have stored). A writer that committed nothing: from the beginning.
+   */
+  private async replayOffsets(partitions: number[]): Promise<PartitionOffset[]> {
+    const { bus, storeGroupId } = this.options;
+    const [recent, stored, earliest] = await Promise.all([
+      bus.offsetsForTime(TOPICS.events, this.clock() - this.options.limits.dedupWindowMs / 2),
+      storeGroupId ? bus.committedOffsets(storeGroupId, TOPICS.events) : undefined,
+      bus.offsetsForTime(TOPICS.events, 0),
+    ]);
+    return partitions.map((partition) => {
+      let offset = BigInt(recent.find((o) => o.partition === partition)?.offset ?? '0');
+      if (stored) {
+        const committed = BigInt(stored.find((o) => o.partition === partition)?.offset ?? '-1');
+        const from = committed >= 0n ? committed : BigInt(earliest.find((o) => o.partition === partition)?.offset ?? '0');
+        if (from < offset) offset = from;
+      }
+      return { topic: TOPICS.events, partition, offset: offset.toString() };
+    });
+  }
+
+  /**
+   * The store's per-minute rows of the last day for `partitions`, and — when the log will be
+   * replayed — the ids it stored lately, which the replay must not count again.
+   */
+  private async loadRebuild(history: LiveHistorySource, partitions: Set<number>, replay: boolean): Promise<Rebuild> {
+    const partitionCount = (await this.options.bus.endOffsets(TOPICS.events)).length;
     const now = this.clock();
     const since = now - DAY - this.options.limits.liveLateMs;
     // Older than the minute tier reaches (1 h + the late window, and a bucket of slack): hours suffice.
     const minutesSince = Math.floor((now - HOUR - this.options.limits.liveLateMs - 2 * MINUTE) / HOUR) * HOUR;
-    const byPartition = new Map<number, WindowRow[]>();
+    // The store's clock before the rows are read: an id stored after it may be missing from the
+    // rows, so it is not claimed (the replay counts it).
+    const heldAt = replay ? await history.now() : 0;
+    const rows = new Map<number, WindowRow[]>();
     for (const row of await history.windowRows(since, minutesSince)) {
-      const p = partitionForKey(row.asset, partitions);
-      let list = byPartition.get(p);
-      if (!list) byPartition.set(p, (list = []));
+      const p = partitionForKey(row.asset, partitionCount);
+      if (!partitions.has(p)) continue;
+      let list = rows.get(p);
+      if (!list) rows.set(p, (list = []));
       list.push(row);
     }
-    return byPartition;
+    const known = new Map<number, [number, number][]>();
+    if (replay) {
+      // The replay starts half a window back, and each of its records must see the window before it.
+      for (const id of await history.storedEventIds(now - 1.5 * this.options.limits.dedupWindowMs, heldAt)) {
+        const p = partitionForKey(id.asset, partitionCount);
+        if (!partitions.has(p)) continue;
+        let list = known.get(p);
+        if (!list) known.set(p, (list = []));
+        list.push([Math.floor(id.received / DEDUP_BUCKET_MS), eventFingerprint(id.tenant, id.event)]);
+      }
+    }
+    return { rows, known };
   }
 
   /**
@@ -1094,6 +1176,11 @@ export class LiveAggregator {
       }
       this.totals.flushes++;
       for (const [ps, offset] of offsets) ps.persisted = offset;
+      // Hot state holds these partitions' windows now: their share of the rebuild is not needed again.
+      if (this.rebuild) {
+        const done = offsets.map(([ps]) => ps.partition);
+        void this.rebuild.then((r) => done.forEach((p) => (r.rows.delete(p), r.known.delete(p)))).catch(() => undefined);
+      }
       await this.commit(offsets.map(([ps]) => ps));
     } finally {
       stop();

@@ -1,9 +1,11 @@
 import { TABLES, tieDecisionSchema, type EventKind, type Store, type TieDecision } from '@afterglow/core';
 
 /**
- * What the live role rebuilds from the store when its log cannot replay (the in-process log
- * starts empty with every process): the per-minute counts of the last day, which the windows
- * are made of, and the tie decisions, which the master roll-ups follow.
+ * What the live role rebuilds from the store when hot state does not hold a partition's windows
+ * (the memory adapter after a restart, or the in-process log, which starts empty with every
+ * process): the per-minute counts of the last day, which the windows are made of, the ids of the
+ * events stored lately, which a replay of the log's last minutes must skip, and the tie decisions,
+ * which the master roll-ups follow.
  */
 
 /** Events of one asset, kind and minute that the live windows count (late ones left out, as live does). */
@@ -19,6 +21,15 @@ export interface WindowRow {
   value: number;
 }
 
+/** An event the store holds, as the live dedup window knows events: by who sent it and when it arrived. */
+export interface StoredEventId {
+  tenant: string;
+  event: string;
+  asset: string;
+  /** received_at, epoch ms. */
+  received: number;
+}
+
 export interface LiveHistorySource {
   /**
    * Rows of every asset from `since` (epoch ms) on: per minute from `minutesSince` on, per hour
@@ -28,6 +39,13 @@ export interface LiveHistorySource {
   windowRows(since: number, minutesSince: number): Promise<WindowRow[]>;
   /** Every tie decision, oldest first (decided_at, then decision id): replaying them gives today's ties. */
   tieDecisions(): AsyncIterable<TieDecision[]>;
+  /** The store's clock, epoch ms: what "stored before now" means for storedEventIds. */
+  now(): Promise<number>;
+  /**
+   * Events received since `since` (epoch ms) that the store held at `heldAt` (its clock): those a
+   * replay of the log from about `since` must not count again, because windowRows counted them.
+   */
+  storedEventIds(since: number, heldAt: number): Promise<StoredEventId[]>;
 }
 
 const TIE_PAGE = 10_000;
@@ -57,6 +75,26 @@ export class StoreHistorySource implements LiveHistorySource {
     });
     const rows = await rs.json<{ tenant: string; campaign: string; asset: string; kind: EventKind; at_ms: string | number; events: string | number; value: number }>();
     return rows.map((r) => ({ tenant: r.tenant, campaign: r.campaign, asset: r.asset, kind: r.kind, minute: Number(r.at_ms), events: Number(r.events), value: Number(r.value) }));
+  }
+
+  async now(): Promise<number> {
+    const rs = await this.store.client.query({ query: 'SELECT toUnixTimestamp64Milli(now64(3)) AS now', format: 'JSONEachRow' });
+    const [row] = await rs.json<{ now: string | number }>();
+    return Number(row?.now);
+  }
+
+  async storedEventIds(since: number, heldAt: number): Promise<StoredEventId[]> {
+    // Compact rows: at 2,000 events/s five minutes are 600k ids. FINAL is not needed: a copy the
+    // merge has not removed yet names the same id again.
+    const rs = await this.store.client.query({
+      query: `SELECT tenant_id, event_id, asset_id, toUnixTimestamp64Milli(received_at) AS received
+              FROM ${this.store.table(TABLES.eventsRaw)}
+              WHERE received_at >= fromUnixTimestamp64Milli({since:Int64}) AND inserted_at <= fromUnixTimestamp64Milli({held:Int64}) AND NOT late`,
+      query_params: { since: Math.floor(since), held: Math.floor(heldAt) },
+      format: 'JSONCompactEachRow',
+    });
+    const rows = await rs.json<[string, string, string, string | number]>();
+    return rows.map(([tenant, event, asset, received]) => ({ tenant, event, asset, received: Number(received) }));
   }
 
   async *tieDecisions(): AsyncIterable<TieDecision[]> {
