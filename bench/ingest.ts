@@ -3,10 +3,12 @@
  *
  * Starts `afterglow all` (ingest + stream sink) as a child process — embedded adapters, or real
  * Kafka when KAFKA_BROKERS is set — posts pre-built batches over HTTP from this process, and polls
- * the totals endpoint to see when the events become visible in ClickHouse. Prints figures; asserts
- * nothing about speed. `--short` is the CI mode.
+ * the totals endpoint to see when the events become visible in ClickHouse. The same bodies also go
+ * to the raw path (raw-ingest-server.ts: parse and insert into the same chDB table, nothing else),
+ * in the same run, and Afterglow's end to end is reported as a share of it. Prints figures and a
+ * last `summary:` line; asserts nothing about speed. `--short` is the CI mode.
  *
- *   node bench/dist/ingest.js [--short] [--events N] [--batch N] [--concurrency N] [--mode embedded|kafka|all]
+ *   node bench/dist/ingest.js [--short] [--events N] [--batch N] [--concurrency N] [--mode raw|embedded|kafka|all] [--roles all|ingest,stream,...]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +22,8 @@ const TOTAL = opt('events', SHORT ? 100_000 : 1_000_000);
 const BATCH = opt('batch', 5_000);
 const CONCURRENCY = opt('concurrency', 4);
 const MODE = optStr('mode', 'all');
+/** The roles the measured server runs: `all` (what `npm start` runs) or a list, to see what each costs. */
+const ROLES = optStr('roles', 'all');
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
 interface Result {
@@ -63,16 +67,46 @@ function buildBodies(campaign: string): Buffer[] {
   return bodies;
 }
 
-async function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; dataDir: string }> {
+interface Server {
+  url: string;
+  child: ChildProcess;
+  dataDir: string;
+  /** Events of the campaign the store shows now. */
+  visible(campaign: string): Promise<number>;
+}
+
+async function startServer(env: Record<string, string>): Promise<Server> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-bench-'));
   const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const child = spawn(process.execPath, [path.join(root, 'cli/dist/main.js'), 'all'], {
+  const child = spawn(process.execPath, [path.join(root, 'cli/dist/main.js'), ROLES], {
     // AUTH_MODE=off: the pipeline's own throughput, without per-key rate limits (a key check is one
     // cached map lookup and one HMAC-SHA256 per request).
     env: { ...process.env, PORT: String(port), AFTERGLOW_DATA_DIR: dataDir, AFTERGLOW_DEMO: '0', LOG_LEVEL: 'warn', AUTH_MODE: 'off', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
+  await ready(url, child);
+  return { url, child, dataDir, visible: (campaign) => visible(url, campaign) };
+}
+
+async function startRawServer(): Promise<Server> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-bench-raw-'));
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(process.execPath, [path.join(root, 'bench/dist/raw-ingest-server.js'), String(port), dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  await ready(url, child);
+  return {
+    url,
+    child,
+    dataDir,
+    visible: async (campaign) => {
+      const res = await fetch(`${url}/count?campaign=${encodeURIComponent(campaign)}`);
+      return res.ok ? ((await res.json()) as { total: number }).total : 0;
+    },
+  };
+}
+
+async function ready(url: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
@@ -84,7 +118,6 @@ async function startServer(env: Record<string, string>): Promise<{ url: string; 
     if (Date.now() > deadline) throw new Error('server did not become ready');
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { url, child, dataDir };
 }
 
 async function visible(url: string, campaign: string): Promise<number> {
@@ -92,10 +125,10 @@ async function visible(url: string, campaign: string): Promise<number> {
   return res.ok ? ((await res.json()) as { total: number }).total : 0;
 }
 
-async function runMode(mode: string, env: Record<string, string>): Promise<Result> {
+async function runMode(mode: string, server: () => Promise<Server>): Promise<Result> {
   const campaign = `bench-${mode}-${Date.now().toString(36)}`;
   const bodies = buildBodies(campaign);
-  const { url, child, dataDir } = await startServer(env);
+  const { url, child, dataDir, visible } = await server();
   try {
     const acked: { t: number; n: number }[] = [];
     const seen: { t: number; n: number }[] = [];
@@ -106,7 +139,7 @@ async function runMode(mode: string, env: Record<string, string>): Promise<Resul
     let monitoring = true;
     const monitor = (async () => {
       while (monitoring) {
-        const n = await visible(url, campaign);
+        const n = await visible(campaign);
         seen.push({ t: performance.now(), n });
         if (n >= TOTAL) break;
         await new Promise((r) => setTimeout(r, 50));
@@ -171,10 +204,11 @@ async function runMode(mode: string, env: Record<string, string>): Promise<Resul
 const results: Result[] = [];
 // The server inherits this environment: blank the service addresses that deploy/local/env.sh exports
 // so that each mode measures the adapters it names (in-process chDB in both).
-if (MODE === 'all' || MODE === 'embedded') results.push(await runMode('embedded', { KAFKA_BROKERS: '', CLICKHOUSE_URL: '' }));
+if (MODE === 'all' || MODE === 'raw' || MODE === 'embedded') results.push(await runMode('raw', startRawServer));
+if (MODE === 'all' || MODE === 'embedded') results.push(await runMode('embedded', () => startServer({ KAFKA_BROKERS: '', CLICKHOUSE_URL: '' })));
 if (MODE === 'all' || MODE === 'kafka') {
   const brokers = process.env.KAFKA_BROKERS;
-  if (brokers) results.push(await runMode('kafka', { KAFKA_BROKERS: brokers, KAFKA_NAMESPACE: `bench-${Date.now().toString(36)}`, CLICKHOUSE_URL: '' }));
+  if (brokers) results.push(await runMode('kafka', () => startServer({ KAFKA_BROKERS: brokers, KAFKA_NAMESPACE: `bench-${Date.now().toString(36)}`, CLICKHOUSE_URL: '' })));
   else console.log('kafka mode skipped: KAFKA_BROKERS not set (deploy/local/up.sh; source deploy/local/env.sh)');
 }
 
@@ -185,3 +219,16 @@ for (const r of results) {
     `${r.mode.padEnd(10)} ${String(r.ingestEventsPerSec).padStart(11)}   ${String(r.endToEndEventsPerSec).padStart(15)}   ${String(r.p50Ms).padStart(14)}   ${String(r.p99Ms).padStart(14)}   ${String(r.rejected).padStart(8)}`,
   );
 }
+const rawPath = results.find((r) => r.mode === 'raw');
+if (rawPath) {
+  for (const r of results.filter((x) => x !== rawPath)) console.log(`${r.mode}: end to end ${(r.endToEndEventsPerSec / rawPath.endToEndEventsPerSec).toFixed(2)} x the raw path`);
+}
+const figure = (mode: string) => results.find((r) => r.mode === mode)?.endToEndEventsPerSec;
+const summary: [string, number | undefined][] = [
+  ['ingest_embedded_e2e_evps', figure('embedded')],
+  ['ingest_raw_path_evps', figure('raw')],
+  ['ingest_kafka_e2e_evps', figure('kafka')],
+  ['ingest_embedded_share_of_raw', figure('embedded') && figure('raw') ? Number((figure('embedded')! / figure('raw')!).toFixed(3)) : undefined],
+  ['ingest_embedded_visible_p99_ms', results.find((r) => r.mode === 'embedded')?.p99Ms],
+];
+console.log(`summary: ${summary.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(' ')}`);

