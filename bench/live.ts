@@ -27,7 +27,7 @@ import { flag, opt, optStr } from './args.js';
 const SHORT = flag('short');
 const RATE = opt('rate', 10_000);
 const SECONDS = opt('seconds', SHORT ? 8 : 30);
-const CLIENTS = opt('clients', SHORT ? 1_000 : 5_000);
+const CLIENTS = opt('clients', 5_000);
 const UPDATES = opt('updates', 10);
 const MODE = optStr('mode', 'all');
 const FANOUT_RATE = 2_000;
@@ -106,11 +106,11 @@ if (!isMainThread && (workerData as { role: string }).role === 'probe') {
   parentPort!.postMessage({ type: 'done', result });
 }
 
-async function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; dataDir: string }> {
+async function startServer(env: Record<string, string>, script = 'live-server.js'): Promise<{ url: string; child: ChildProcess; dataDir: string }> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'afterglow-bench-live-'));
   // BENCH_NODE_ARGS: extra node flags for the server (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, path.join(here, 'live-server.js')], {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(here, script)], {
     env: {
       ...process.env,
       KAFKA_BROKERS: '',
@@ -351,12 +351,16 @@ interface FanoutResult {
   max: number;
 }
 
-async function fanout(mode: string, env: Record<string, string>): Promise<FanoutResult> {
-  const server = await startServer(env);
+/**
+ * The fan-out clients against one server: the live gateway under FANOUT_RATE events/s, or (`raw`)
+ * the bare ws broadcaster sending `frameBytes` frames at the gateway's update rate.
+ */
+async function fanout(mode: string, env: Record<string, string>, raw?: { frameBytes: number }): Promise<FanoutResult> {
+  const server = raw ? await startServer({ UPDATES: String(UPDATES), FRAME_BYTES: String(raw.frameBytes) }, 'ws-broadcast-server.js') : await startServer(env);
   try {
     const { url } = server;
     const campaign = `fan-${Date.now().toString(36)}`;
-    const background = load(url, campaign, 'fan-a', FANOUT_ASSETS, FANOUT_RATE);
+    const background = raw ? { stop: async () => undefined } : load(url, campaign, 'fan-a', FANOUT_ASSETS, FANOUT_RATE);
     await new Promise((r) => setTimeout(r, 1_000));
     const measureMs = SECONDS * 1000;
     const per = Math.ceil(CLIENTS / WORKERS);
@@ -412,7 +416,12 @@ async function main(): Promise<void> {
   for (const [mode, env] of modes) lat.push(...(await latency(mode, env)));
   // Fan-out on the last mode given (the production wiring when services are there).
   const [fanMode, fanEnv] = modes[modes.length - 1]!;
-  fan.push(await fanout(fanMode, fanEnv));
+  const gateway = await fanout(fanMode, fanEnv);
+  fan.push(gateway);
+  // The same clients, the same frame size and update rate, from a bare ws server.
+  const frameBytes = Math.max(64, Math.round((gateway.mbPerSec * 1e6) / Math.max(1, gateway.serverMessagesPerSec)));
+  const raw = await fanout('raw ws broadcast', {}, { frameBytes });
+  fan.push(raw);
 
   console.log(`\nbench:live  latency: ${RATE} events/s offered for ${SECONDS} s, probe every 100 ms; LIVE_WS_MAX_UPDATES_PER_SEC=${UPDATES}${SHORT ? ' (short)' : ''}`);
   console.log('mode               watching   accepted ev/s   probes   event->ws p50 ms   p99 ms   max ms   lost   server: produce p99 ms  ingest->applied p99 ms');
@@ -428,6 +437,22 @@ async function main(): Promise<void> {
       `${r.mode.padEnd(18)} ${String(r.clients).padStart(7)}   ${String(r.failed).padStart(6)}   ${String(r.silent).padStart(6)}   ${String(r.messagesPerSec).padStart(12)}   ${String(r.serverMessagesPerSec).padStart(12)}   ${String(r.mbPerSec).padStart(4)}   ${String(r.p50).padStart(10)}   ${String(r.p99).padStart(6)}   ${String(r.max).padStart(6)}`,
     );
   }
+  console.log(`gateway: ${(gateway.serverMessagesPerSec / Math.max(1, raw.serverMessagesPerSec)).toFixed(2)} x the raw broadcaster's server msg/s (${frameBytes} B frames, ${UPDATES} updates/s per topic)`);
+  const kafka = lat.filter((r) => r.mode.startsWith('kafka'));
+  const summary: [string, number | undefined][] = [
+    ['live_embedded_p99_ms', maxOrUndefined(lat.filter((r) => r.mode === 'embedded').map((r) => r.p99))],
+    ['live_kafka_p99_ms', maxOrUndefined(kafka.map((r) => r.p99))],
+    ['fanout_clients', gateway.clients],
+    ['fanout_p99_ms', gateway.p99],
+    ['fanout_server_msgps', gateway.serverMessagesPerSec],
+    ['fanout_raw_ws_msgps', raw.serverMessagesPerSec],
+    ['fanout_raw_ws_p99_ms', raw.p99],
+  ];
+  console.log(`summary: ${summary.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+}
+
+function maxOrUndefined(values: number[]): number | undefined {
+  return values.length > 0 ? Math.max(...values) : undefined;
 }
 
 if (isMainThread) await main();
