@@ -1,3 +1,3 @@
-export { EventSink, type SinkOptions, type FlushReport } from './sink.js';
 export * from './live/index.js';
 export * from './triggers/index.js';
+export { startLive, type LiveDeps, type RunningLive } from './start.js';
