@@ -1,2 +1,2 @@
-export { EventSink, type SinkOptions, type FlushReport } from './sink.js';
-export { startSink, type SinkDeps, type RunningSink } from './start.js';
+export { EventSink, type FlushReport, type SinkOptions } from './sink.js';
+export { startSink, type RunningSink, type SinkDeps } from './start.js';
