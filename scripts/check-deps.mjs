@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The dependency rules of the architecture, checked on every import of the product packages
 // (tests beside the code are not product and may import the testkit):
-//   - core imports no other workspace; a role (ingest, stream, inference, dashboard) imports only core;
+//   - core imports no other workspace; a role (ingest, sink, live, inference, dashboard) imports only core;
 //     cli, the composition root, may import every role;
 //   - no product package imports the testkit (@afterglow/testkit, test/kit);
 //   - no import cycle between files, nor between folders of one package (a file directly in src/ counts
@@ -12,13 +12,15 @@ import path from 'node:path';
 import ts from 'typescript';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const PACKAGES = { core: 'core', ingest: 'ingest', stream: 'stream', inference: 'inference', dashboard: 'dashboard', cli: 'cli' };
-const ROLES = new Set(['ingest', 'stream', 'inference', 'dashboard']);
-/** Workspace package name -> folder. */
+/** Package -> its folder. */
+const PACKAGES = { core: 'core', ingest: 'ingest', sink: 'stream/sink', live: 'stream/live', inference: 'inference', dashboard: 'dashboard', cli: 'cli' };
+const ROLES = new Set(['ingest', 'sink', 'live', 'inference', 'dashboard']);
+/** Workspace package name -> package. */
 const WORKSPACES = new Map([
   ['@afterglow/core', 'core'],
   ['@afterglow/ingest', 'ingest'],
-  ['@afterglow/stream', 'stream'],
+  ['@afterglow/sink', 'sink'],
+  ['@afterglow/live', 'live'],
   ['@afterglow/inference', 'inference'],
   ['@afterglow/dashboard', 'dashboard'],
   ['afterglow', 'cli'],
@@ -60,7 +62,8 @@ function workspaceOf(spec) {
 function packageOfFile(file) {
   const rel = path.relative(root, file).split(path.sep);
   if (rel[0] === 'test' && rel[1] === 'kit') return 'testkit';
-  return PACKAGES[rel[0]];
+  for (const [pkg, dir] of Object.entries(PACKAGES)) if (rel.slice(0, dir.split('/').length).join('/') === dir) return pkg;
+  return undefined;
 }
 
 const violations = [];
@@ -134,8 +137,8 @@ for (const scc of cycles(graph.keys(), (f) => graph.get(f) ?? [])) {
 /** A file's unit for the folder rule: its folder, or the file itself when it lies directly in the package's src/. */
 function unitOf(file) {
   const dir = path.dirname(file);
-  const pkgSrc = path.join(root, packageOfFile(file), 'src');
-  return dir === pkgSrc || dir === path.join(root, packageOfFile(file)) ? file : dir;
+  const pkgDir = path.join(root, PACKAGES[packageOfFile(file)]);
+  return dir === path.join(pkgDir, 'src') || dir === pkgDir ? file : dir;
 }
 const units = new Map();
 for (const [file, targets] of graph) {

@@ -31,7 +31,7 @@ function walk(dir, out) {
 }
 
 // Test files beside the code, everything under test/, and the test kits (src/testing).
-const files = ['core/src', 'ingest/src', 'stream/src', 'inference/src', 'dashboard/src', 'cli/src', 'test']
+const files = ['core/src', 'ingest/src', 'stream/sink/src', 'stream/live/src', 'inference/src', 'dashboard/src', 'cli/src', 'test']
   .flatMap((d) => walk(path.join(root, d), []))
   .filter((f) => f.endsWith('.test.ts') || f.startsWith('test/') || f.includes('/testing/') || f.includes('/contract.ts') || f.endsWith('/contract.ts'))
   .sort();

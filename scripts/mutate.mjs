@@ -26,8 +26,8 @@ const listOnly = args.includes('--list');
 /** Each module with the tests beside it that must kill its mutants. */
 const MODULES = [
   { file: 'core/src/events.ts', tests: ['core/src/events.test.ts', 'core/src/dedup.test.ts'] },
-  { file: 'stream/src/live/windows.ts', tests: ['stream/src/live/windows.test.ts', 'stream/src/live/replica.test.ts'] },
-  { file: 'stream/src/sink.ts', tests: ['stream/src/sink-retry.test.ts', 'stream/src/sink.test.ts'] },
+  { file: 'stream/live/src/live/windows.ts', tests: ['stream/live/src/live/windows.test.ts', 'stream/live/src/live/replica.test.ts'] },
+  { file: 'stream/sink/src/sink.ts', tests: ['stream/sink/src/sink-retry.test.ts', 'stream/sink/src/sink.test.ts'] },
   { file: 'inference/src/tie/propagate.ts', tests: ['inference/src/tie/propagate.test.ts'] },
 ];
 
@@ -38,25 +38,25 @@ const MODULES = [
 const EXPLAINED = {
   'inference/src/tie/propagate.ts|const ranked = a.candidates.map((c, i) => ({ c, i })).sort((x, y) => y.c.score - x.c.score || x.i - y.i);|-->+#2':
     "Array.prototype.sort is stable: for equal scores, x.i + y.i (> 0: 'keep x after y') orders them as x.i - y.i does; the tie-break only documents it",
-  'stream/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|>=->>#1':
+  'stream/sink/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|>=->>#1':
     'the flush timer ticks every batchMaxMs/4 (20-250 ms): >= and > differ only in the very millisecond the age equals batchMaxMs, and the next tick flushes',
-  'stream/src/sink.ts|if (batch.rows.length === 0 && batch.dlq.length === 0 && batch.offsets.size === 0) return;|&&->||#2':
+  'stream/sink/src/sink.ts|if (batch.rows.length === 0 && batch.dlq.length === 0 && batch.offsets.size === 0) return;|&&->||#2':
     '(no rows and no DLQ) || no offsets: a buffer with rows or DLQ records always has their offsets (onBatch sets them together), so the condition is the same',
-  'stream/src/sink.ts|if (batch.dlq.length > 0) await this.dlqProducer!.send(TOPICS.eventsDlq, batch.dlq);|>->>=#1':
+  'stream/sink/src/sink.ts|if (batch.dlq.length > 0) await this.dlqProducer!.send(TOPICS.eventsDlq, batch.dlq);|>->>=#1':
     'sending an empty DLQ batch: the producers write nothing for zero records; the guard only saves the call',
-  'stream/src/sink.ts|if (fresh.length > 0) {|>->>=#1':
+  'stream/sink/src/sink.ts|if (fresh.length > 0) {|>->>=#1':
     'an insert of zero rows: events_raw gets nothing either way; the guard only saves the round trip',
-  'stream/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|+->-#1':
+  'stream/sink/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|+->-#1':
     'NOT equivalent, untested: the time-based flush of a buffer holding more DLQ records than rows; the sink tests flush by stop()',
-  'stream/src/sink.ts|if (pending.rows.length === 0 && pending.dlq.length === 0) pending.firstAt = Date.now();|===->!==#1':
+  'stream/sink/src/sink.ts|if (pending.rows.length === 0 && pending.dlq.length === 0) pending.firstAt = Date.now();|===->!==#1':
     'NOT equivalent, untested: when the age of a buffer starts (time-based flush); needs an injected clock in the sink',
-  'stream/src/sink.ts|if (batch.records.length === 0 || this.stopping) return;|||->&&#1':
+  'stream/sink/src/sink.ts|if (batch.records.length === 0 || this.stopping) return;|||->&&#1':
     'NOT equivalent, untested: records delivered while stopping are not buffered (they go to the next owner); no test stops a sink mid-delivery',
-  'stream/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|&&->||#1':
+  'stream/sink/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|&&->||#1':
     'NOT equivalent, untested: a failing flush or commit gives up after 3 attempts only while stopping; a test needs a store or bus that fails on demand',
   'core/src/events.ts|if (from.viewer_hash !== undefined) to.viewer_hash = from.viewer_hash;|!==->===#1':
     'NOT equivalent, untested beside events.ts: a viewer_hash on a bus event (set by ingest) is kept by validateBusEvent',
-  'stream/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|>=->>#1':
+  'stream/sink/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|>=->>#1':
     'NOT equivalent, untested: one more commit attempt (6 instead of 5) before giving up on a commit that keeps failing; a test needs a bus whose commits fail on demand',
 };
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const unitOnly = process.argv.includes('--unit');
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-const dirs = ['core/src', 'ingest/src', 'ingest/web/src', 'stream/src', 'inference/src', 'dashboard/src', 'cli/src', ...(unitOnly ? [] : ['test'])];
+const dirs = ['core/src', 'ingest/src', 'ingest/web/src', 'stream/sink/src', 'stream/live/src', 'inference/src', 'dashboard/src', 'cli/src', ...(unitOnly ? [] : ['test'])];
 
 function walk(dir, out) {
   let entries;

@@ -30,7 +30,7 @@ const ASSETS = ['an-a1', 'an-a2', 'an-a3'];
 
 /** The label an event is stored (and so grouped and filtered) under: '' when it has none. */
 function stored(e: EngagementEvent, dim: keyof Labels): string {
-  // The sink stores a missing channel as the placement (stream/src/sink.ts toRow), so a breakdown by channel sees that.
+  // The sink stores a missing channel as the placement (stream/sink/src/sink.ts toRow), so a breakdown by channel sees that.
   if (dim === 'channel') return e.channel ?? e.placement ?? '';
   return e[dim] ?? '';
 }

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EVENT_KINDS, createBus, createFanOut, createHotState, createLogger, ulid, type EngagementEvent, type Env, type EventKind } from '@afterglow/core';
 import { eventually, skipOrFail, uniqueName } from '@afterglow/testkit/services';
-import { LiveAggregator, LiveKeys } from '@afterglow/stream';
+import { LiveAggregator, LiveKeys } from '@afterglow/live';
 import { authFetch, fetchTotals, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type TestApp } from './support.js';
 import { LiveTestClient, percentile, type Counts } from './live-client.js';
 

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DLQ_HEADERS, TOPICS, ulid, type DeliveredRecord, type Env } from '@afterglow/core';
 import { eventually, skipOrFail, uniqueName } from '@afterglow/testkit/services';
-import { EventSink } from '@afterglow/stream';
+import { EventSink } from '@afterglow/sink';
 import { authFetch, fetchTotals, makeEvents, postAll, postEvents, startApp, waitForSinkDrained, zeroCounts, type Counts, type TestApp } from './support.js';
 
 /**

@@ -18,7 +18,7 @@ import {
   type VariantRequest,
 } from '@afterglow/core';
 import { eventually, skipOrFail, uniqueName } from '@afterglow/testkit/services';
-import { LiveKeys, TriggerEngine, TriggerStore } from '@afterglow/stream';
+import { LiveKeys, TriggerEngine, TriggerStore } from '@afterglow/live';
 import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 /**

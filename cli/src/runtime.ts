@@ -25,7 +25,8 @@ import {
   type TopicBacklog,
 } from '@afterglow/core';
 import { EventIntake, HistoryImport, SpendImport, registerIngestRoutes, startEdge } from '@afterglow/ingest';
-import { EventSink, LiveAggregator, LiveGateway, LiveKeys, LiveReader, StoreHistorySource, registerLiveRoutes, startTriggers, type ResolveHost } from '@afterglow/stream';
+import { startSink, type EventSink, type RunningSink } from '@afterglow/sink';
+import { startLive, type LiveAggregator, type LiveGateway, type ResolveHost, type RunningLive } from '@afterglow/live';
 import { registerDashboardRoutes } from '@afterglow/dashboard';
 import { createHttpServer, startMetricsServer } from './http.js';
 import { DEMO_TENANT } from './demo.js';
@@ -161,84 +162,34 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
     closers.push(() => scoring.close());
   }
 
-  let sink: EventSink | undefined;
+  let sinkRole: RunningSink | undefined;
   if (roles.has('stream')) {
-    sink = new EventSink({
-      bus,
-      store: store!,
-      limits: config.events,
-      log: log.child({ role: 'stream' }),
-      groupId: config.sink.groupId,
-      batchMaxRows: config.sink.batchMaxRows,
-      batchMaxMs: config.sink.batchMaxMs,
-      lanes: config.sink.lanes,
-      insertSettings: sinkInsertSettings(config.store),
-      registry,
-    });
-    await sink.start();
+    sinkRole = await startSink({ config, bus, store: store!, log: log.child({ role: 'stream' }), registry });
+    Object.assign(readiness, sinkRole.ready);
   }
 
+  let liveRole: RunningLive | undefined;
   let live: Running['live'];
   if (roles.has('live')) {
-    const settings = config.live;
     const hot = await createHotState(config.hot);
     const fanout = await createFanOut(config.fanout);
     closers.push(() => hot.close(), () => fanout.close());
-    readiness.hot = () => hot.get(`${settings.keyPrefix}:ready`);
-    const keys = new LiveKeys(settings.keyPrefix);
-    const ci = { maxRelWidth: settings.ciMaxRelWidth, maxAbsWidth: settings.ciMaxAbsWidth };
-    const liveLog = log.child({ role: 'live' });
-    const gateway = settings.gateway
-      ? new LiveGateway({
-          hot,
-          fanout,
-          keys,
-          log: liveLog,
-          lateMs: config.events.liveLateMs,
-          ci,
-          fatigueFraction: settings.fatigueFraction,
-          decayRefitMs: settings.decayRefitMs,
-          ...settings.ws,
-          flushMs: settings.flushMs,
-          registry,
-        })
-      : undefined;
-    let aggregator: LiveAggregator | undefined;
-    await registerLiveRoutes(app, {
-      gateway,
-      reader: new LiveReader(hot, keys, config.events.liveLateMs, ci, settings.fatigueFraction),
-      store,
-      ci,
-      fatigueFraction: settings.fatigueFraction,
-      maxLeaderboardAssets: settings.ws.topicMaxAssets,
+    liveRole = await startLive({
+      app,
+      config,
+      bus,
+      store: store!,
+      hot,
+      fanout,
+      log: log.child({ role: 'live' }),
+      registry,
+      // Applied offsets are only meaningful for the log they came from: a Kafka namespace, or
+      // this process's in-process log (which starts again at 0 every time).
+      offsetScope: config.bus.kind === 'kafka' ? `kafka-${config.bus.namespace ?? 'default'}` : `process-${randomUUID()}`,
+      ...(options.resolveHost && { resolveHost: options.resolveHost }),
     });
-    const triggers = await startTriggers({ app, config, bus, store: store!, hot, fanout, keys, log: liveLog, registry, ...(options.resolveHost && { resolveHost: options.resolveHost }) });
-    closers.push(() => triggers.stop());
-    if (settings.aggregate) {
-      aggregator = new LiveAggregator({
-        bus,
-        hot,
-        fanout,
-        log: liveLog,
-        limits: config.events,
-        groupId: settings.groupId,
-        keys,
-        // Applied offsets are only meaningful for the log they came from: a Kafka namespace, or
-        // this process's in-process log (which starts again at 0 every time).
-        offsetScope: config.bus.kind === 'kafka' ? `kafka-${config.bus.namespace ?? 'default'}` : `process-${randomUUID()}`,
-        flushMs: settings.flushMs,
-        publishMs: settings.publishMs,
-        maxEntities: settings.maxEntities,
-        quotas: { entitiesPerTenant: settings.maxEntitiesPerTenant, assetsPerTenant: settings.maxAssetsPerTenant, campaignsPerTenant: settings.maxCampaignsPerTenant },
-        partitions: config.bus.partitions,
-        tiesSweepMs: settings.tiesSweepMs,
-        registry,
-        // Ties, and the last day's windows where hot state lacks them, come back from the store on start.
-        ...(store && { history: new StoreHistorySource(store), storeGroupId: config.sink.groupId }),
-      });
-      await aggregator.start();
-    }
-    live = { aggregator, gateway, hot, fanout };
+    Object.assign(readiness, liveRole.ready);
+    live = { aggregator: liveRole.aggregator, gateway: liveRole.gateway, hot, fanout };
   }
 
   await app.listen({ host: config.http.host, port: config.http.port });
@@ -294,7 +245,7 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
     app,
     bus,
     store,
-    sink,
+    sink: sinkRole?.sink,
     live,
     registry,
     log,
@@ -309,9 +260,8 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
       demo?.stop();
       await app.close();
       await producer?.close();
-      await handle.sink?.stop();
-      await handle.live?.gateway?.close();
-      await handle.live?.aggregator?.stop();
+      await sinkRole?.stop();
+      await liveRole?.stop();
       for (const close of closers.reverse()) await close().catch((err) => log.warn({ err }, 'close failed'));
     },
   };

@@ -30,7 +30,7 @@ export const TABLES = {
   tieCandidates: 'tie_candidates',
   /** API keys (core/src/auth/keys.ts): one row per change of a key; hashes only, never secrets. */
   apiKeys: 'api_keys',
-  /** Triggers (stream/src/triggers): rules (ReplacingMergeTree by version, `deleted` marks removals), firings, webhook deliveries, closed loops. */
+  /** Triggers (stream/live/src/triggers): rules (ReplacingMergeTree by version, `deleted` marks removals), firings, webhook deliveries, closed loops. */
   triggerRules: 'trigger_rules',
   triggerFirings: 'trigger_firings',
   triggerDeliveries: 'trigger_deliveries',

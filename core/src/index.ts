@@ -10,6 +10,7 @@ export * from './triggers.js';
 export { ACK_LIMITS, RULE_LIMITS, SNOOZE_LIMITS, TRIGGER_ID_RE, TRIGGER_PARAM_SPECS, checkParam, checkRuleForm, snoozeEnd, type ParamSpec, type RuleForm } from './trigger-limits.js';
 export * from './log.js';
 export * from './metrics.js';
+export type { RoleHandle } from './role.js';
 export type * from './bus/types.js';
 export { offsetAfter } from './bus/offsets.js';
 export { partitionForKey } from './bus/partitioner.js';

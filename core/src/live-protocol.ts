@@ -1,5 +1,5 @@
 /**
- * The /v1/live wire format, shared by the server (stream/src/live: gateway.ts, replica.ts, rates.ts)
+ * The /v1/live wire format, shared by the server (stream/live/src/live: gateway.ts, replica.ts, rates.ts)
  * and the browser (dashboard/app). Browser-safe: no imports, no Node APIs; published as
  * `@afterglow/core/live-protocol` so the dashboard's bundle carries this file and nothing else of core.
  *
@@ -18,7 +18,7 @@ export type WindowName = (typeof WINDOW_NAMES)[number];
 export const EVENT_KINDS = ['impression', 'view', 'click', 'like', 'share', 'comment', 'conversion', 'dwell'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 export type Counts = Record<EventKind, number>;
-/** What counts as an engagement (stream/src/live/rates.ts ENGAGEMENT_KINDS). */
+/** What counts as an engagement (stream/live/src/live/rates.ts ENGAGEMENT_KINDS). */
 export const ENGAGEMENT_KINDS: readonly EventKind[] = ['click', 'like', 'share', 'comment'];
 export type TopicKind = 'campaign' | 'asset' | 'master';
 export type EntityKind = TopicKind;
@@ -30,7 +30,7 @@ export interface Legend {
   windows: string[];
 }
 
-/** The legend the server sends (stream/src/live/replica.ts LEGEND is built to match it). */
+/** The legend the server sends (stream/live/src/live/replica.ts LEGEND is built to match it). */
 export const DEFAULT_LEGEND: Legend = {
   w: [...EVENT_KINDS, 'dwell_ms', 'conversion_value', 'ctr', 'engagement_rate', 'shares_per_1k'],
   rate: ['value', 'low', 'high', 'enough'],

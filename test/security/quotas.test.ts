@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EVENT_KINDS, TOPICS, partitionForKey, ulid, type EngagementEvent, type Env, type EventKind } from '@afterglow/core';
 import { eventually, skipOrFail, uniqueName } from '@afterglow/testkit/services';
 import { EdgeClient } from '@afterglow/ingest';
-import { LiveKeys } from '@afterglow/stream';
+import { LiveKeys } from '@afterglow/live';
 import { postAll, realServicesEnv, startApp, waitForSinkDrained, type Counts, type TestApp } from '../support.js';
 
 /**

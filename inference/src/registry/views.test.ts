@@ -1,6 +1,6 @@
 /**
  * The registry's tie rule over each ad's latest decision: the same sequences as the live role's
- * recorder test (stream/src/live/ties.test.ts), with the same masters expected.
+ * recorder test (stream/live/src/live/ties.test.ts), with the same masters expected.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -58,7 +58,7 @@ export const MAX_DUPLICATE_DEPTH = 16;
  * The master an ad counts for now, from each ad's latest decision: `tie` -> its target; `duplicate`
  * -> whatever the ad it duplicates counts for now (followed through chains, so a duplicate follows a
  * later re-tie or untie of its original); `untie` / `no_sim` / no decision -> none. The live role
- * (stream/src/live/ties.ts) applies the same rule to the same decisions, so the registry, the live
+ * (stream/live/src/live/ties.ts) applies the same rule to the same decisions, so the registry, the live
  * roll-ups, the master page and the trigger log name the same master.
  */
 export function resolveMaster(ad: string, latest: (ad: string) => StoredDecision | undefined): string | null {

@@ -1,6 +1,6 @@
 /**
  * Proportions and their comparison, for range reads and the compare view. The 95% Wilson score
- * interval is the one the live leaderboard's rates carry (stream/src/live/rates.ts), so a CTR reads
+ * interval is the one the live leaderboard's rates carry (stream/live/src/live/rates.ts), so a CTR reads
  * the same everywhere; the leaderboard calls two creatives tied when their intervals overlap, and
  * the compare view shows that too, next to a two-proportion z-test of the difference. Pure.
  */

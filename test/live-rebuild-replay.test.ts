@@ -29,11 +29,8 @@ import {
   type Store,
 } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/testkit/services';
-import { EventSink } from '../sink.js';
-import { LiveAggregator, type LiveAggregatorOptions } from './aggregator.js';
-import { LiveKeys } from './keys.js';
-import { LiveReader } from './reader.js';
-import { StoreHistorySource } from './rebuild.js';
+import { EventSink } from '@afterglow/sink';
+import { LiveAggregator, LiveKeys, LiveReader, StoreHistorySource, type LiveAggregatorOptions } from '@afterglow/live';
 
 const LATE = 10 * 60_000;
 /** A short dedup window, so that "a few minutes back" is a few seconds here. */
