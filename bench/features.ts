@@ -15,7 +15,6 @@
  *     background blur/swap, crop, text removal, brightness) and a 4x4 occlusion grid, per asset.
  * Run it under `flock /tmp/afterglow-heavy.lock` on a shared machine.
  */
-import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { availableCores, mulberry32 } from '@afterglow/core';
 import { buildFeatureModels, buildModels, createFeaturizer, decodeForEdits, defaultEditSpecs, generateVariants, occlusionGrid, type AssetFeatures } from '@afterglow/inference';

@@ -427,7 +427,7 @@ async function main(): Promise<void> {
   console.log('mode               watching   accepted ev/s   probes   event->ws p50 ms   p99 ms   max ms   lost   server: produce p99 ms  ingest->applied p99 ms');
   for (const r of lat) {
     console.log(
-      `${r.mode.padEnd(18)} ${r.subscription.padEnd(8)}   ${String(r.eventsPerSec).padStart(13)}   ${String(r.probes).padStart(6)}   ${String(r.p50).padStart(16)}   ${String(r.p99).padStart(6)}   ${String(r.max).padStart(6)}   ${String(r.lost).padStart(4)}   ${('<=' + r.produceP99).padStart(22)}  ${('<=' + r.applyP99).padStart(22)}`,
+      `${r.mode.padEnd(18)} ${r.subscription.padEnd(8)}   ${String(r.eventsPerSec).padStart(13)}   ${String(r.probes).padStart(6)}   ${String(r.p50).padStart(16)}   ${String(r.p99).padStart(6)}   ${String(r.max).padStart(6)}   ${String(r.lost).padStart(4)}   ${(`<=${r.produceP99}`).padStart(22)}  ${(`<=${r.applyP99}`).padStart(22)}`,
     );
   }
   console.log(`\nbench:live  fan-out: clients on ${FANOUT_ASSETS} asset topics, ${FANOUT_RATE} events/s, ${SECONDS} s measured`);

@@ -188,7 +188,7 @@ async function main(): Promise<void> {
       .map(Number)
       .filter((s) => Number.isInteger(s) && s !== SEED);
     if (also.length > 0) {
-      const gen = calibration.fittedOn?.['generator'] as { seeds?: unknown } | undefined;
+      const gen = calibration.fittedOn?.generator as { seeds?: unknown } | undefined;
       const calibrated = new Set<number>(Array.isArray(gen?.seeds) ? gen.seeds.filter((x): x is number => typeof x === 'number') : []);
       const rows: Array<{ seed: number; r: RetrievalReport; secs: number }> = [{ seed: SEED, r, secs: run.totalS }];
       for (const s of also) {

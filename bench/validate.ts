@@ -239,7 +239,7 @@ function buildCorpus(n: number): { ndjson: string; lines: string[]; events: unkn
     }
     lines.push(JSON.stringify(ev));
   }
-  const ndjson = lines.join('\n') + '\n';
+  const ndjson = `${lines.join('\n')}\n`;
   // What validation sees is what JSON.parse gives back, as in ingest (object shapes included).
   const events = ndjson.split('\n').slice(0, -1).map((l) => JSON.parse(l) as unknown);
   return { ndjson, lines, events };

@@ -50,7 +50,7 @@ test('edge: hello comes first; a silent connection is closed as idle', async () 
   assert.equal(await quiet.closed, EDGE_CLOSE.idle);
 });
 
-test('edge: a placement key is confined to its placements', async (t) => {
+test('edge: a placement key is confined to its placements', async () => {
   const keys = app!.running.keys;
   assert.ok(keys, 'the test app runs with API keys (AUTH_MODE=keys)');
   const { key } = await keys.create({ tenantId: tenant, scopes: ['ingest'], placements: ['lobby'], name: 'screen' });

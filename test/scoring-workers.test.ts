@@ -190,7 +190,7 @@ test('workers store features on registration, score after a model is activated, 
   assert.equal(occ.values.length, occ.grid_w * occ.grid_h);
   assert.equal(occ.model_version, version);
   assert.ok(occ.values.every((v) => Number.isFinite(v) && v >= -1));
-  assert.equal((await get(`/v1/assets/ad-1/occlusion?tenant_id=${tenant}`)).body.values instanceof Array, true);
+  assert.equal(Array.isArray((await get(`/v1/assets/ad-1/occlusion?tenant_id=${tenant}`)).body.values), true);
 
   // A rescore request.
   await producer.send(TOPICS.rescoreRequests, [{ key: 'ad-2', value: Buffer.from(JSON.stringify({ tenant_id: tenant, asset_id: 'ad-2' })) }]);
@@ -212,7 +212,12 @@ test('workers store features on registration, score after a model is activated, 
 
 test('afterglow train: usage errors, and a clear failure without data (the real CLI, its own process)', async () => {
   const out: string[] = [];
-  const sink = { write: (s: string) => (out.push(s), true) } as unknown as NodeJS.WritableStream;
+  const sink = {
+    write: (s: string) => {
+      out.push(s);
+      return true;
+    },
+  } as unknown as NodeJS.WritableStream;
   assert.equal(await runTrainCommand([], {}, { stdout: sink, stderr: sink }), 2);
   assert.match(out.join(''), /--tenant is required/);
   assert.equal(await runTrainCommand(['--tenant', 't', '--members', '-1'], {}, { stdout: sink, stderr: sink }), 2);

@@ -340,7 +340,10 @@ test('AUTH_MODE=off: no key is asked and the claimed tenant is used; browser Web
     const ws = async (origin: string) => {
       const s = new WebSocket(`${open.running.url.replace(/^http/, 'ws')}${pathOf(stream)}`, { headers: { origin } });
       return new Promise<number>((resolve) => {
-        s.once('open', () => (s.close(), resolve(101)));
+        s.once('open', () => {
+          s.close();
+          resolve(101);
+        });
         s.once('unexpected-response', (_q, r) => resolve(r.statusCode ?? 0));
       });
     };

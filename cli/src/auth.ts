@@ -92,7 +92,7 @@ function keyFrom(req: FastifyRequest): { raw: string | undefined; inUrl: boolean
 /** Cut access_token out of the URL (and the parsed query) before anything can log it. */
 function redactToken(req: FastifyRequest): void {
   const raw = req.raw.url;
-  if (raw && raw.includes('access_token')) req.raw.url = raw.replace(/([?&]access_token=)[^&#]*/g, '$1REDACTED');
+  if (raw?.includes('access_token')) req.raw.url = raw.replace(/([?&]access_token=)[^&#]*/g, '$1REDACTED');
   const q = req.query as Record<string, unknown> | undefined;
   if (q && typeof q === 'object' && 'access_token' in q) delete q.access_token;
 }

@@ -167,7 +167,7 @@ export class DemoGenerator {
     const age = (now - c.launchedAt) / 1000;
     if (age < 0) return 0;
     if (age < c.rampS) return age / c.rampS;
-    return Math.pow(2, -(age - c.rampS) / c.halfLifeS);
+    return 2 ** (-(age - c.rampS) / c.halfLifeS);
   }
 
   private launch(campaign: string, channel: string, base: string, at: number, variant: number, slow: boolean): Creative {

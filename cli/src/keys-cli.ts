@@ -49,11 +49,11 @@ async function keysCommand(argv: string[]): Promise<number> {
   });
   const tenant = values.tenant;
   if (!tenant) {
-    console.error('--tenant is required\n\n' + USAGE);
+    console.error(`--tenant is required\n\n${USAGE}`);
     return 2;
   }
   if ((action === 'rotate' || action === 'revoke') && !values.id) {
-    console.error('--id is required\n\n' + USAGE);
+    console.error(`--id is required\n\n${USAGE}`);
     return 2;
   }
   const placements = values.placements?.split(',').map((p) => p.trim()).filter(Boolean);

@@ -75,7 +75,7 @@ test('dedup entries: encoded strings concatenate and decode as one', () => {
 
 test('fingerprint: the first 52 bits of SHA-1 over tenant NUL id; differs by tenant', () => {
   const h = createHash('sha1').update('acme\u000001HZX').digest();
-  const expected = Number(BigInt('0x' + h.subarray(0, 7).toString('hex')) >> 4n);
+  const expected = Number(BigInt(`0x${h.subarray(0, 7).toString('hex')}`) >> 4n);
   assert.equal(eventFingerprint('acme', '01HZX'), expected);
   assert.notEqual(eventFingerprint('acme', '01HZX'), eventFingerprint('other', '01HZX'));
   assert.ok(Number.isSafeInteger(expected));

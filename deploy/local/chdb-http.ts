@@ -279,7 +279,7 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     throw new HttpError(400, `unsupported Content-Encoding ${encoding}`);
   const chunks: Buffer[] = [];
   let n = 0;
-  await pipeline(source, async function* (stream: AsyncIterable<Buffer>) {
+  await pipeline(source, async (stream: AsyncIterable<Buffer>) => {
     for await (const chunk of stream) {
       n += chunk.length;
       if (n > max) throw new HttpError(413, `request body over ${max} bytes`);

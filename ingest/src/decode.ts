@@ -29,6 +29,7 @@ const SLICE_MS = 8;
 const BATCH_BYTES = 128 * 1024;
 
 const BOM = [0xef, 0xbb, 0xbf];
+// biome-ignore lint/suspicious/noConstEnum: file-local, so tsc and esbuild both inline it (the scanner's hot loop compares it per byte)
 const enum Phase {
   Start,
   Array,

@@ -122,7 +122,10 @@ test('past HTTP_MAX_CONNECTIONS new connections are closed at accept; a freed sl
     held.pop()!.close();
     await eventually(async () => ((await fetch(`${app.running.url}/healthz`).catch(() => undefined))?.status === 200 ? true : undefined), 5_000, 50);
   } finally {
-    await Promise.all(held.map((ws) => new Promise((resolve) => (ws.once('close', resolve), ws.close()))));
+    await Promise.all(held.map((ws) => new Promise((resolve) => {
+          ws.once('close', resolve);
+          ws.close();
+        })));
   }
 });
 

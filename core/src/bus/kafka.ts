@@ -650,6 +650,7 @@ class KafkaConsumer implements BusConsumer {
         if (generation === this.generation) state.failures = 0;
       } catch (err) {
         if (generation !== this.generation || this.state !== 'running') return;
+        // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max throws on them)
         const restart = state.committed > state.fetchedFrom ? state.committed : state.fetchedFrom;
         const delay = Math.min(HANDLER_BACKOFF_MIN_MS * 2 ** state.failures, HANDLER_BACKOFF_MAX_MS);
         state.failures++;

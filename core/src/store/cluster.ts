@@ -596,7 +596,6 @@ class Converter {
 
   constructor(
     private readonly options: ClusterDdlOptions,
-    private readonly catalog: Catalog,
     private readonly placement: Map<string, { key: string; reason: string }>,
   ) {
     if (!/^[A-Za-z0-9_{}.-]+$/.test(options.cluster)) throw new Error(`invalid cluster name ${JSON.stringify(options.cluster)}`);
@@ -749,7 +748,7 @@ export function toClusterSchema(options: ClusterDdlOptions, migrations: Migratio
   const ordered = [...migrations].sort((a, b) => a.version - b.version);
   const bootstrap = migrationsTableDdl(db);
   const catalog = collect([bootstrap, ...ordered.flatMap((m) => m.statements(db))], db);
-  const converter = new Converter(options, catalog, placeTables(catalog, options.shardingKeys ?? {}));
+  const converter = new Converter(options, placeTables(catalog, options.shardingKeys ?? {}));
   const setup = [`CREATE DATABASE IF NOT EXISTS ${db} ON CLUSTER ${sqlString(options.cluster)}`, ...converter.convert(bootstrap)];
   const converted = ordered.map((m) => ({ version: m.version, name: m.name, statements: m.statements(db).flatMap((sql) => converter.convert(sql)) }));
   return { setup, migrations: converted, tables: [...converter.tables.values()] };

@@ -110,7 +110,7 @@ describe('embedder', () => {
     assert.ok(dot(fromBytes!, whole!) < 0.999, 'a half crop should not embed like the whole image');
     // Cache keys tell crops apart and honour a caller-provided key for raw pixels.
     assert.notEqual(embedCacheKey({ bytes, crop }, 'mobilenet_v2', 'fill'), embedCacheKey(bytes, 'mobilenet_v2', 'fill'));
-    assert.equal(embedCacheKey({ raw, crop, key: 'abc' }, 'mobilenet_v2', 'fill'), 'mobilenet_v2:fill:k:abc@0,0,' + crop.width + ',' + crop.height);
+    assert.equal(embedCacheKey({ raw, crop, key: 'abc' }, 'mobilenet_v2', 'fill'), `mobilenet_v2:fill:k:abc@0,0,${crop.width},${crop.height}`);
   });
 
   it('embeds a mirrored crop like the mirrored image, under its own cache key', async (t) => {

@@ -189,7 +189,7 @@ export function refixIsnet(bytes: Uint8Array, r: number, inputName: string, outp
     if (!sizesName) throw new ModelError(`ISNet: Resize ${n.name} has no sizes input`);
     if (done.has(sizesName)) continue;
     const t = inits.get(sizesName);
-    if (!t || !t.rawData || t.dataType !== onnx.TensorProto.DataType.INT64) throw new ModelError(`ISNet: Resize ${n.name} sizes are not a constant int64 tensor`);
+    if (!t?.rawData || t.dataType !== onnx.TensorProto.DataType.INT64) throw new ModelError(`ISNet: Resize ${n.name} sizes are not a constant int64 tensor`);
     const raw = new Uint8Array(t.rawData).slice();
     const v = new BigInt64Array(raw.buffer);
     if (v.length !== 4) throw new ModelError(`ISNet: Resize ${n.name} sizes have ${v.length} values`);

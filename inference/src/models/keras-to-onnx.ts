@@ -394,7 +394,7 @@ export function kerasToOnnx(model: TfjsLayersModelJson, weights: Map<string, Wei
   if (!inputShape) throw new ModelError('model has no InputLayer');
   const outTensor = tensorOf(target.name);
   const outShape = shapes.get(outTensor);
-  if (!outShape || outShape[1] !== 1 || outShape[2] !== 1) throw new ModelError(`embedding layer ${target.name} is not a pooled vector (${JSON.stringify(outShape)})`);
+  if (outShape?.[1] !== 1 || outShape[2] !== 1) throw new ModelError(`embedding layer ${target.name} is not a pooled vector (${JSON.stringify(outShape)})`);
   // The embedding output: pooled [N, C, 1, 1] flattened to [N, C] under a stable name.
   if (target.class_name === 'Flatten' || target.class_name === 'GlobalAveragePooling2D') node('Identity', [outTensor], OUTPUT_NAME, 'output');
   else node('Flatten', [outTensor], OUTPUT_NAME, 'output', [int('axis', 1)]);

@@ -44,7 +44,7 @@ serveRuns<RunMsg>(parentPort, async (msg, sessions) => {
   // One output per call (a model may have several, e.g. embedding and descriptor).
   const out = await session.run({ [msg.inputName]: input }, [msg.outputName]);
   const t = out[msg.outputName];
-  if (!t || t.dims.length !== 2 || t.dims[0] !== msg.n || t.dims[1] !== msg.dims) {
+  if (t?.dims.length !== 2 || t.dims[0] !== msg.n || t.dims[1] !== msg.dims) {
     throw new Error(`model ${msg.model} returned ${JSON.stringify(t?.dims)} for ${msg.n}x${msg.dims}`);
   }
   const emb = postprocess(t.data as Float32Array, msg.n, msg.dims, msg.power);

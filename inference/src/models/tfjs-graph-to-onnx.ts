@@ -270,7 +270,7 @@ export function tfjsGraphToOnnx(model: TfjsGraphModelJson, weights: Map<string, 
       }
       case 'Pad': {
         const p = consts.get(ins[1]!);
-        if (!p?.i32 || p.i32.length !== 8) throw new ModelError(`${n.name}: paddings are not a constant 4x2`);
+        if (p?.i32?.length !== 8) throw new ModelError(`${n.name}: paddings are not a constant 4x2`);
         const [n0, n1, h0, h1, w0, w1, c0, c1] = [...p.i32];
         emit('Pad', [tensor(ins[0]!), initI64(`${n.name}/pads`, [n0!, c0!, h0!, w0!, n1!, c1!, h1!, w1!])], n.name);
         break;

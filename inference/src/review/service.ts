@@ -187,7 +187,7 @@ export class ReviewService {
       const status: Exclude<QueueStatus, 'all'> = tie?.master_asset_id ? 'tied' : tie?.action === 'no_sim' ? 'no_sim' : 'untied';
       return {
         ad: apiAsset(a, ties.get(a.asset_id) ?? null),
-        best: r && r.best_master ? { master_asset_id: r.best_master, score: r.best_score } : null,
+        best: r?.best_master ? { master_asset_id: r.best_master, score: r.best_score } : null,
         status,
         ranked: r !== undefined,
       };

@@ -265,7 +265,7 @@ export class TieTiers {
     await t.loaded.catch(() => undefined);
     if (t.knows(masterId)) return false;
     const asset = await this.options.repo.getAsset(tenant, masterId);
-    if (!asset || asset.role !== 'master') return false;
+    if (asset?.role !== 'master') return false;
     await t.addMaster(asset, false);
     return true;
   }

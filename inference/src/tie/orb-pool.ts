@@ -3,7 +3,7 @@
  * queue, one task per idle worker. Workers are unref'd so a forgotten pool does not keep a process
  * alive; `close()` terminates them.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { scriptWorker, siblingModuleUrl } from '../models/ensure.js';
 import type { DenseParams, Thumb } from './dense.js';
 import type { Features, MatchResult, OrbParams } from './orb.js';
@@ -94,7 +94,6 @@ export class OrbPool {
           slot.busy = undefined;
           slot.worker.unref();
           p.reject(err instanceof Error ? err : new Error(String(err)));
-          continue;
         }
       }
     }

@@ -12,6 +12,7 @@
  */
 /** The few OpenCV.js calls used here, typed loosely (the bundled typings are large and approximate). */
 /* eslint-disable @typescript-eslint/no-explicit-any */
+// biome-ignore lint/suspicious/noExplicitAny: OpenCV's wasm build ships no types
 export type Cv = any;
 
 export interface OrbParams {

@@ -168,7 +168,10 @@ describe('viewability timer (MRC rule)', () => {
     const viewable: number[] = [];
     let t = 0;
     let pending: (() => void) | undefined;
-    const early: Clock = { now: () => t, setTimeout: (fn) => ((pending = fn), 1), clearTimeout: () => (pending = undefined) };
+    const early: Clock = { now: () => t, setTimeout: (fn) => {
+        pending = fn;
+        return 1;
+      }, clearTimeout: () => (pending = undefined) };
     const timer = new ViewabilityTimer(DISPLAY_RULE, early, { viewable: (at) => viewable.push(at), dwell: () => {} });
     timer.setRatio(1);
     t = 900;

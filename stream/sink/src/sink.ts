@@ -16,7 +16,6 @@ import {
   type BusRecord,
   type DeliveredBatch,
   type DeliveredRecord,
-  type EngagementEvent,
   type EventLimits,
   type Logger,
   type PartitionOffset,

@@ -47,7 +47,7 @@ function instant(s: string | null): number | null {
 
 /** `2026-12-01T09:30Z` (minutes, UTC: the server reads whole minutes). */
 export function isoMinute(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 16) + 'Z';
+  return `${new Date(ms).toISOString().slice(0, 16)}Z`;
 }
 
 export function parseAnalyticsState(query: string): AnalyticsState {

@@ -33,7 +33,7 @@ export function rateOf(row: Row, key: 'ctr' | 'engagement_rate' | 'shares_per_1k
   return key === 'ctr' ? row.w.ctr : key === 'engagement_rate' ? row.w.engagementRate : row.w.sharesPer1k;
 }
 
-function valueOf(row: Row, key: SortKey): number {
+function sortValue(row: Row, key: SortKey): number {
   switch (key) {
     case 'impressions':
       return row.w.impressions;
@@ -98,7 +98,7 @@ export function order(rows: Iterable<Row>, key: SortKey, dir: SortDir, filter: F
   if (key === 'asset') ranked.sort((a, b) => (dir === 'asc' ? cmp(a.id, b.id) : cmp(b.id, a.id)));
   else
     ranked.sort((a, b) => {
-      const d = valueOf(a, key) - valueOf(b, key);
+      const d = sortValue(a, key) - sortValue(b, key);
       if (d !== 0) return sign * d;
       if (isRate(key)) {
         const l = rateOf(a, key).low - rateOf(b, key).low;

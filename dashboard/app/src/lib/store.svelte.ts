@@ -68,7 +68,7 @@ export class TopicModel {
     this.unsubscribe = client.conn.subscribe(this.name, {
       snapshot: (entities, at, reason) => {
         this.entities.clear();
-        for (const e of entities) this.entities.set(e.id + '\u0000' + e.kind, e);
+        for (const e of entities) this.entities.set(`${e.id}\u0000${e.kind}`, e);
         this.pending.clear();
         this.pendingReset = true;
         this.lastAt = at;
@@ -80,7 +80,7 @@ export class TopicModel {
       },
       delta: (entities, at) => {
         for (const e of entities) {
-          const key = e.id + '\u0000' + e.kind;
+          const key = `${e.id}\u0000${e.kind}`;
           const prev = this.entities.get(key);
           // Versions only grow; an older copy (reordered frames) never replaces a newer one.
           if (prev && prev.n > e.n && prev.at > e.at) continue;
@@ -98,11 +98,11 @@ export class TopicModel {
 
   /** The topic's own entity (the campaign, asset or master itself). */
   main(): Entity | undefined {
-    return this.entities.get(this.id + '\u0000' + this.kind);
+    return this.entities.get(`${this.id}\u0000${this.kind}`);
   }
 
   get(kind: TopicKind, id: string): Entity | undefined {
-    return this.entities.get(id + '\u0000' + kind);
+    return this.entities.get(`${id}\u0000${kind}`);
   }
 
   private schedule(): void {

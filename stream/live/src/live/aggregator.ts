@@ -28,7 +28,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import { DecayTracker } from './decay.js';
 import { FreshnessCounter } from './freshness.js';
-import { LiveKeys, type EntityKind } from './keys.js';
+import type { LiveKeys, EntityKind } from './keys.js';
 import { ENGAGEMENT_INDEXES } from './rates.js';
 import { encodeDelta, metaFields, parseEntityHash, type EntityMeta } from './state.js';
 import type { LiveHistorySource, WindowRow } from './rebuild.js';
@@ -1179,7 +1179,14 @@ export class LiveAggregator {
       // Hot state holds these partitions' windows now: their share of the rebuild is not needed again.
       if (this.rebuild) {
         const done = offsets.map(([ps]) => ps.partition);
-        void this.rebuild.then((r) => done.forEach((p) => (r.rows.delete(p), r.known.delete(p)))).catch(() => undefined);
+        void this.rebuild
+          .then((r) => {
+            for (const p of done) {
+              r.rows.delete(p);
+              r.known.delete(p);
+            }
+          })
+          .catch(() => undefined);
       }
       await this.commit(offsets.map(([ps]) => ps));
     } finally {

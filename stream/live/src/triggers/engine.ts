@@ -442,7 +442,7 @@ export class TriggerEngine {
         continue;
       }
       const d = safeJson(record.value, tieDecisionSchema);
-      if (!d || d.action !== 'tie' || !d.target_asset_id) continue;
+      if (d?.action !== 'tie' || !d.target_asset_id) continue;
       const firings = await this.options.store.firingsOfMaster(d.tenant_id, d.target_asset_id, d.ad_asset_id, d.decided_at);
       const registeredAt = this.registered.get(d.tenant_id, d.ad_asset_id) ?? null;
       // A variant is new if it was registered after the firing (or its registration was not seen).

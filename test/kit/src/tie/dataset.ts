@@ -280,7 +280,7 @@ function planMasters(sources: SourcePhoto[], dims: Array<{ w: number; h: number 
     }
   }
   const out: PlannedMaster[] = [];
-  sources.forEach((s, i) => {
+  sources.forEach((_source, i) => {
     const n = frames[i]!;
     if (n === 0) return;
     const rects = shootFrames(dims[i]!.w, dims[i]!.h, n, rng);

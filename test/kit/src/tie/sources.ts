@@ -91,6 +91,7 @@ const versions = new Map<string, string | undefined>();
 export function packageVersion(pkg: string): string | undefined {
   if (versions.has(pkg)) return versions.get(pkg);
   let v: string | undefined;
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format field, not a template
   const q = spawnSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8' });
   if (q.status === 0 && q.stdout.trim()) v = q.stdout.trim();
   else {
