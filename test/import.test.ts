@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -222,6 +223,51 @@ describe('history import (afterglow import events)', () => {
     });
     assert.equal(bad.status, 422);
     assert.deepEqual(((await bad.json()) as { rejections: { field: string }[] }).rejections.map((x) => x.field), ['spend', 'date', 'currency']);
+  });
+
+  it('a huge spend body is refused past the row cap; one at the cap is validated while another tenant keeps being answered', async () => {
+    const day = new Date(Date.now() - 2 * DAY).toISOString().slice(0, 10);
+    const body = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ campaign_id: 'hostile', asset_id: `ad-${i % 50}`, placement: `p${i % 7}`, date: day, spend: i % 13 })).join('\n');
+    const hostile = (await app.authHeaders('spend-hostile', ['admin'])).authorization!;
+    const polite = (await app.authHeaders('spend-polite', ['admin'])).authorization!;
+    const post = (auth: string, text: string, onSent?: () => void) =>
+      new Promise<{ status: number; json: { error?: string; received?: number; written?: number; rejected?: number } }>((resolve, reject) => {
+        const req = request(`${app.running.url}/v1/import/spend`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/x-ndjson' } }, (res) => {
+          let data = '';
+          res.on('data', (c: Buffer) => (data += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) as never }));
+        });
+        req.on('error', reject);
+        req.end(text, onSent);
+      });
+    // 100k rows: refused whole with a typed error, nothing written.
+    const refused = await post(hostile, body(100_000));
+    assert.equal(refused.status, 413);
+    assert.equal(refused.json.error, 'too_many_rows');
+    // 50k rows (the cap): while they are validated and written, the other tenant's small requests,
+    // sent one after another once the big body is on the wire, are answered — the first before the big one.
+    const order: string[] = [];
+    let bigDone = false;
+    let answeredWhileBig = 0;
+    const politeLoop = (async () => {
+      while (!bigDone) {
+        const r = await post(polite, JSON.stringify({ campaign_id: 'polite', asset_id: 'a', date: day, spend: 1 }));
+        assert.equal(r.status, 200);
+        assert.equal(r.json.written, 1);
+        if (!bigDone) answeredWhileBig++;
+        order.push('polite');
+      }
+    });
+    let started: Promise<void> | undefined;
+    const big = await post(hostile, body(50_000), () => (started = politeLoop())).finally(() => {
+      bigDone = true;
+      order.push('hostile');
+    });
+    await started;
+    assert.equal(big.status, 200);
+    assert.deepEqual([big.json.received, big.json.written, big.json.rejected], [50_000, 50_000, 0]);
+    assert.equal(order[0], 'polite', 'the other tenant was answered before the big body was done');
+    assert.ok(answeredWhileBig >= 1, `the other tenant was answered ${answeredWhileBig} times while the big body was processed`);
   });
 
   it('a dry run reports what it would write and writes nothing', async () => {

@@ -150,6 +150,8 @@ const SETTINGS = {
      * this old (default three years); newer ones belong to live ingest, whose windows still count them.
      */
     importMaxAgeMs: env('IMPORT_MAX_AGE_MS', int(3 * 365 * 24 * HOUR, 1)),
+    /** Spend rows in one POST /v1/import/spend request (the CLI sends at most 50000); past it 413 too_many_rows, nothing validated. */
+    spendMaxRowsPerRequest: env('SPEND_MAX_ROWS_PER_REQUEST', int(50_000, 1)),
     /**
      * Key (base64, at least 32 bytes) of the hash that replaces an event's viewer_id at ingest, for
      * reach and frequency. Unset: derived from AUTH_KEY_PEPPER; with neither, viewer ids are dropped.
