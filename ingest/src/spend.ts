@@ -220,7 +220,7 @@ export async function campaignCosts(store: Store, tenantId: string, campaignId: 
   return { tenant_id: tenantId, campaign_id: campaignId, from, to, assets, totals };
 }
 
-function costs(
+export function costs(
   assetId: string,
   currency: string,
   spend: number,
