@@ -358,6 +358,8 @@ const SETTINGS = {
     evalMs: env('TRIGGERS_EVAL_MS', int(2_000, 50, 3_600_000)),
     rulesRefreshMs: env('TRIGGERS_RULES_REFRESH_MS', int(5_000, 100, 3_600_000)),
     maxAssetsPerCampaign: env('TRIGGERS_MAX_ASSETS_PER_CAMPAIGN', int(500, 1, 100_000)),
+    /** Spend and reach (daily figures in the store) that frequency and cost-per-result rules judge on are re-read this often per campaign. */
+    costRefreshMs: env('TRIGGERS_COST_REFRESH_MS', int(60_000, 1_000, 24 * HOUR)),
     /** (rule, asset) debounce states and latest scores kept in memory at most. */
     maxTracked: env('TRIGGERS_MAX_TRACKED', int(50_000, 100)),
     /** The same, per tenant: a tenant past it loses its own least recently touched entries. */
