@@ -4,7 +4,7 @@
 // ads (viewers merged, not added). Every figure is recomputed here from what this test posts.
 // Screenshots (1440x900 and 390x844) go to DASH_SHOTS (default artifacts/dashboard-costs/).
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -97,7 +97,7 @@ describe('dashboard spend, costs and reach in a browser', { skip: skipOption(!ha
       format: 'JSONEachRow',
     });
     await waitForSinkDrained(app.running);
-    page = await browser.newPage({ viewport: DESKTOP, colorScheme: 'light', locale: 'en-US', timezoneId: 'UTC' });
+    page = await browser.newPage({ viewport: DESKTOP, colorScheme: 'light', locale: 'en-US', timezoneId: 'UTC', acceptDownloads: true });
     page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
     page.on('console', (msg) => {
       if (msg.type() === 'error' && !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(msg.text())) errors.push(`console: ${msg.text()}`);
@@ -120,7 +120,10 @@ describe('dashboard spend, costs and reach in a browser', { skip: skipOption(!ha
     await page.waitForSelector('[data-testid=leaderboard] tbody tr[data-id="cr-novalue"]');
     await page.click('[data-testid=cols-cost]');
     await page.waitForSelector('[data-testid=cost-note]');
+    await waitText('[data-testid=leaderboard] tr[data-id="cr-cheap"] [data-testid=spend]', money(50));
     await page.click('[data-testid=leaderboard] thead th:has-text("CPA") button');
+    // The order is held while the pointer is in the table: leave it.
+    await page.mouse.move(5, 5);
     const expected = [
       ['cr-cheap', money(50), money(50), money(1), money(5), '4.00×', '250', '4.00'],
       ['cr-dear', money(90), money(150), money(3), money(45), `${(10 / 90).toFixed(2)}×`, '600', '1.00'],
@@ -129,11 +132,22 @@ describe('dashboard spend, costs and reach in a browser', { skip: skipOption(!ha
     await eventually(async () => (JSON.stringify(await boardRows()) === JSON.stringify(expected) ? true : undefined), 15_000, 200).catch(async () => assert.deepEqual(await boardRows(), expected));
     assert.equal(new URLSearchParams(((await page.evaluate('location.hash')) as string).split('?')[1] ?? '').get('sort'), 'cpa');
     // Unranked without a CPA: the rank column says so.
-    assert.deepEqual(await page.$$eval('[data-testid=leaderboard] [data-testid=rank]', (tds) => tds.map((td) => td.textContent?.trim())), ['1', '2', '—']);
+    const ranks = () => page.$$eval('[data-testid=leaderboard] [data-testid=rank]', (tds) => tds.map((td) => td.textContent?.trim()));
+    await eventually(async () => (JSON.stringify(await ranks()) === JSON.stringify(['1', '2', '—']) ? true : undefined), 10_000, 100).catch(async () => assert.deepEqual(await ranks(), ['1', '2', '—']));
     const note = (await page.textContent('[data-testid=cost-note]')) ?? '';
     assert.match(note, new RegExp(`– ${TODAY}`));
     // The campaign's reach: 700 people (0..699), not 250 + 600; 1,600 impressions.
     assert.match(note, /campaign reach 700 people, 2\.29 impressions each \(exact count/);
+    // The CSV of the cost view carries the same figures.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-csv]')]);
+    const lines = readFileSync((await download.path())!, 'utf8').trimEnd().split('\r\n');
+    const header = lines[0]!.split(',');
+    assert.deepEqual(header.slice(-8), ['currency', 'spend', 'cpm', 'cpc', 'cpa', 'roas', 'reach', 'frequency']);
+    assert.deepEqual(lines.slice(1).map((l) => [l.split(',')[2], ...l.split(',').slice(-8)]), [
+      ['cr-cheap', 'USD', '50', '50', '1', '5', '4', '250', '4'],
+      ['cr-dear', 'USD', '90', '150', '3', '45', String(Math.round((10 / 90) * 1e6) / 1e6), '600', '1'],
+      ['cr-novalue', '', '', '', '', '', '', '', ''],
+    ]);
     await shots('leaderboard-costs');
   });
 
