@@ -175,6 +175,32 @@ describe('dashboard spend, costs and reach in a browser', { skip: skipOption(!ha
     assert.match((await page.textContent('[data-testid=cr-union]')) ?? '', /700 people across 2 tied ads; their own reach adds up to 850 — about 150 saw more than one/);
     assert.equal(await page.textContent('[data-testid=cr-spend]'), money(140));
     await shots('master-reach');
+  });
+
+  test('rule editor: a cost-per-result rule, checked against the shared limits, saved with its parameters', async () => {
+    const admin = encodeURIComponent(((await app.authHeaders(T, ['read', 'admin'])).authorization ?? '').replace(/^Bearer /, ''));
+    await page.goto(`${base}/?tenant=${T}#/triggers&key=${admin}`);
+    await page.locator('[data-testid=rule-new]').click();
+    await page.locator('[data-testid=rule-editor]').waitFor();
+    await page.fill('[data-testid=rule-id]', 'cpa-doubled');
+    await page.selectOption('[data-testid=rule-kind]', 'cost_per_result');
+    await page.fill('[data-testid=rule-campaign]', C);
+    await page.fill('[data-param=factor]', '1');
+    await page.selectOption('[data-param=result]', 'click');
+    await page.locator('[data-testid=rule-save]').click();
+    await page.locator('#err-params-factor').waitFor();
+    assert.match((await page.locator('#err-params-factor').textContent()) ?? '', /factor must be more than 1/);
+    await shots('rule-editor-cost');
+    await page.fill('[data-param=factor]', '2.5');
+    await page.locator('[data-testid=rule-save]').click();
+    const stored = await eventually(async () => {
+      const res = await app.request(T, `/v1/triggers/rules?tenant_id=${T}`);
+      const rules = ((await res.json()) as { rules: { rule_id: string; kind: string; params: Record<string, unknown> }[] }).rules;
+      return rules.find((r) => r.rule_id === 'cpa-doubled');
+    }, 10_000);
+    assert.equal(stored.kind, 'cost_per_result');
+    assert.equal(stored.params.factor, 2.5);
+    assert.equal(stored.params.result, 'click');
     assert.deepEqual(errors, []);
   });
 });
