@@ -75,7 +75,16 @@ describe('dashboard spend, costs and reach in a browser', { skip: skipOption(!ha
     ]);
     base = app.running.url;
     const events: Record<string, unknown>[] = [];
-    const ev = (asset: string, kind: string, viewer?: string, value = 1) => ({ event_id: ulid(AT), tenant_id: T, campaign_id: C, asset_id: asset, kind, value, occurred_at: AT, ...(viewer !== undefined && { viewer_id: viewer }) });
+    const ev = (asset: string, kind: string, viewer?: string, value = 1) => ({
+      event_id: ulid(AT),
+      tenant_id: T,
+      campaign_id: C,
+      asset_id: asset,
+      kind,
+      value,
+      occurred_at: AT,
+      ...(viewer !== undefined && { viewer_id: viewer }),
+    });
     const spend: Record<string, unknown>[] = [];
     for (const [asset, p] of Object.entries(PLANS)) {
       for (let v = p.viewers[0]; v < p.viewers[1]; v++) for (let k = 0; k < p.perViewer; k++) events.push(ev(asset, 'impression', `viewer-${v}`));
@@ -133,7 +142,8 @@ describe('dashboard spend, costs and reach in a browser', { skip: skipOption(!ha
     assert.equal(new URLSearchParams(((await page.evaluate('location.hash')) as string).split('?')[1] ?? '').get('sort'), 'cpa');
     // Unranked without a CPA: the rank column says so.
     const ranks = () => page.$$eval('[data-testid=leaderboard] [data-testid=rank]', (tds) => tds.map((td) => td.textContent?.trim()));
-    await eventually(async () => (JSON.stringify(await ranks()) === JSON.stringify(['1', '2', '—']) ? true : undefined), 10_000, 100).catch(async () => assert.deepEqual(await ranks(), ['1', '2', '—']));
+    const ranked = ['1', '2', '—'];
+    await eventually(async () => (JSON.stringify(await ranks()) === JSON.stringify(ranked) ? true : undefined), 10_000, 100).catch(async () => assert.deepEqual(await ranks(), ranked));
     const note = (await page.textContent('[data-testid=cost-note]')) ?? '';
     assert.match(note, new RegExp(`– ${TODAY}`));
     // The campaign's reach: 700 people (0..699), not 250 + 600; 1,600 impressions.

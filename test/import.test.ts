@@ -233,7 +233,8 @@ describe('history import (afterglow import events)', () => {
     const polite = (await app.authHeaders('spend-polite', ['admin'])).authorization!;
     const post = (auth: string, text: string, onSent?: () => void, dryRun = false) =>
       new Promise<{ status: number; json: { error?: string; received?: number; written?: number; rejected?: number } }>((resolve, reject) => {
-        const req = request(`${app.running.url}/v1/import/spend${dryRun ? '?dry_run=true' : ''}`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/x-ndjson' } }, (res) => {
+        const target = `${app.running.url}/v1/import/spend${dryRun ? '?dry_run=true' : ''}`;
+        const req = request(target, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/x-ndjson' } }, (res) => {
           let data = '';
           res.on('data', (c: Buffer) => (data += c.toString()));
           res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) as never }));

@@ -125,18 +125,34 @@ describe('reach and frequency', () => {
     });
     await store.client.insert({
       table: store.table(TABLES.tieDecisions),
-      values: [decision('ad-1', 'tie', 'm1', now - 5000), decision('ad-2', 'tie', 'm2', now - 5000), decision('ad-2', 'tie', 'm1', now - 4000), decision('dup-1', 'duplicate', 'ad-2', now - 3000), decision('ad-3', 'tie', 'm2', now - 3000)],
+      values: [
+        decision('ad-1', 'tie', 'm1', now - 5000),
+        decision('ad-2', 'tie', 'm2', now - 5000),
+        decision('ad-2', 'tie', 'm1', now - 4000),
+        decision('dup-1', 'duplicate', 'ad-2', now - 3000),
+        decision('ad-3', 'tie', 'm2', now - 3000),
+      ],
       format: 'JSONEachRow',
     });
     const spend = await app.request(TENANT, `/v1/import/spend`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify([{ campaign_id: 'masters', asset_id: 'ad-1', date: day, spend: 30, placement: 'feed' }, { campaign_id: 'masters', asset_id: 'ad-1', date: day, spend: 20, placement: 'story' }, { campaign_id: 'masters', asset_id: 'ad-2', date: day, spend: 10 }]),
+      body: JSON.stringify([
+        { campaign_id: 'masters', asset_id: 'ad-1', date: day, spend: 30, placement: 'feed' },
+        { campaign_id: 'masters', asset_id: 'ad-1', date: day, spend: 20, placement: 'story' },
+        { campaign_id: 'masters', asset_id: 'ad-2', date: day, spend: 10 },
+      ]),
     });
     assert.equal(spend.status, 200);
 
     const master = (await (await app.request(TENANT, `/v1/masters/m1/reach?tenant_id=${TENANT}&from=${day}&to=${day}`)).json()) as {
-      reach: number; impressions: number; frequency: number; sum_of_ad_reach: number; ads: { asset_id: string; reach: number }[]; reach_error: { exact: boolean }; costs: { spend: number; currency: string }[];
+      reach: number;
+      impressions: number;
+      frequency: number;
+      sum_of_ad_reach: number;
+      ads: { asset_id: string; reach: number }[];
+      reach_error: { exact: boolean };
+      costs: { spend: number; currency: string }[];
     };
     assert.deepEqual(master.ads.map((a) => [a.asset_id, a.reach]), [['ad-1', 100], ['ad-2', 100], ['dup-1', 10]]);
     // 0..149 and 200..209: 160 people, though the ads' own reach adds up to 210.

@@ -194,7 +194,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     {
       config: { scope: 'read' },
       schema: {
-        description: 'One asset over whole UTC days from..to (default: the last 30): spend, CPM, CPC, CPA and ROAS per currency, each day\'s spend and results, and unique reach and frequency with the sketch\'s error',
+        description:
+          'One asset over whole UTC days from..to (default: the last 30): spend, CPM, CPC, CPA and ROAS per currency, ' +
+          "each day's spend and results, and unique reach and frequency with the sketch's error",
         querystring: DAYS_QUERY,
       },
     },
@@ -210,7 +212,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     {
       config: { scope: 'read' },
       schema: {
-        description: 'A master photo over whole UTC days: unique reach across the ads tied to it (their sketches merged, so a viewer of two ads counts once), frequency, the ads\' own reach, and their spend and costs',
+        description:
+          'A master photo over whole UTC days: unique reach across the ads tied to it (their sketches merged, so a viewer of two ads counts once), ' +
+          "frequency, the ads' own reach, and their spend and costs",
         querystring: DAYS_QUERY,
       },
     },

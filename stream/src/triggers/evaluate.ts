@@ -396,10 +396,12 @@ export function costPerResult(days: readonly DayCosts[], today: string, p: CostP
   };
   const holds = ratio >= p.factor && pValue < p.alpha;
   const recentText = Number.isFinite(recentCost) ? `${recentCost.toFixed(2)} ${currency}` : `no ${p.result}s for ${s.recent.spend.toFixed(2)} ${currency}`;
+  const times = Number.isFinite(ratio) ? `${ratio.toFixed(1)}x` : 'infinitely';
+  const earlier = `its own ${baseCost.toFixed(2)} ${currency} over the ${p.baseline_days} days before`;
   return {
     holds,
     reason: holds
-      ? `${label} over the last ${p.recent_days} days is ${recentText}, ${Number.isFinite(ratio) ? `${ratio.toFixed(1)}x` : 'infinitely'} its own ${baseCost.toFixed(2)} ${currency} over the ${p.baseline_days} days before (threshold ${p.factor}x; p = ${pValue.toExponential(1)})`
+      ? `${label} over the last ${p.recent_days} days is ${recentText}, ${times} ${earlier} (threshold ${p.factor}x; p = ${pValue.toExponential(1)})`
       : `${label} not significantly ${p.factor}x its own earlier`,
     numbers,
   };
