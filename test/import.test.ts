@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -7,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { EVENT_KINDS, ulid, type EventKind } from '@afterglow/core';
 import { runImportCommand } from 'afterglow/import';
+import { SpendImport } from '@afterglow/ingest';
 import { fetchTotals, postEvents, startApp, waitForSinkDrained, zeroCounts, type Counts, type TestApp } from './support.js';
 
 /**
@@ -222,6 +224,58 @@ describe('history import (afterglow import events)', () => {
     });
     assert.equal(bad.status, 422);
     assert.deepEqual(((await bad.json()) as { rejections: { field: string }[] }).rejections.map((x) => x.field), ['spend', 'date', 'currency']);
+  });
+
+  it('a huge spend body is refused past the row cap; one at the cap is validated while another tenant is answered', async () => {
+    const day = new Date(Date.now() - 2 * DAY).toISOString().slice(0, 10);
+    const body = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ campaign_id: 'hostile', asset_id: `ad-${i % 50}`, placement: `p${i % 7}`, date: day, spend: i % 13 })).join('\n');
+    const hostile = (await app.authHeaders('spend-hostile', ['admin'])).authorization!;
+    const polite = (await app.authHeaders('spend-polite', ['admin'])).authorization!;
+    const post = (auth: string, text: string, onSent?: () => void, dryRun = false) =>
+      new Promise<{ status: number; json: { error?: string; received?: number; written?: number; rejected?: number } }>((resolve, reject) => {
+        const target = `${app.running.url}/v1/import/spend${dryRun ? '?dry_run=true' : ''}`;
+        const req = request(target, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/x-ndjson' } }, (res) => {
+          let data = '';
+          res.on('data', (c: Buffer) => (data += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) as never }));
+        });
+        req.on('error', reject);
+        req.end(text, onSent);
+      });
+    // 100k rows: refused whole with a typed error, nothing written.
+    const refused = await post(hostile, body(100_000));
+    assert.equal(refused.status, 413);
+    assert.equal(refused.json.error, 'too_many_rows');
+    // 50k rows (the cap), a dry run: the other tenant's request is sent the moment the server has
+    // begun validating them (SpendImport.run wrapped in this process, where the server runs), and
+    // must be answered first. Validation that held the event loop would answer the big one first:
+    // nothing after it awaits on a dry run.
+    const order: string[] = [];
+    let politeDone: Promise<unknown> | undefined;
+    const run = SpendImport.prototype.run;
+    SpendImport.prototype.run = function (this: SpendImport, ...args: Parameters<typeof run>) {
+      const result = run.apply(this, args);
+      if (args[1]?.tenantId === 'spend-hostile' && !politeDone) {
+        politeDone = post(polite, JSON.stringify({ campaign_id: 'polite', asset_id: 'a', date: day, spend: 1 })).then((r) => {
+          assert.deepEqual([r.status, r.json.written], [200, 1]);
+          order.push('polite');
+        });
+      }
+      return result;
+    };
+    let dry: Awaited<ReturnType<typeof post>>;
+    try {
+      dry = await post(hostile, body(50_000), undefined, true);
+      order.push('hostile');
+      await politeDone;
+    } finally {
+      SpendImport.prototype.run = run;
+    }
+    assert.deepEqual([dry.status, dry.json.received, dry.json.written, dry.json.rejected], [200, 50_000, 0, 0]);
+    assert.deepEqual(order, ['polite', 'hostile'], 'the other tenant was answered while the big body was validated');
+    // And for real: every row of a body at the cap is written.
+    const big = await post(hostile, body(50_000));
+    assert.deepEqual([big.status, big.json.received, big.json.written, big.json.rejected], [200, 50_000, 50_000, 0]);
   });
 
   it('a dry run reports what it would write and writes nothing', async () => {

@@ -94,6 +94,93 @@ describe('reach and frequency', () => {
     assert.ok((await rowsOf(app, OTHER)).every((h) => !tenantHashes.has(h.viewer_hash)), 'one viewer id in two tenants gives unrelated hashes');
   });
 
+  it('a master\'s reach merges its tied ads\' viewers (not a sum); an asset\'s costs and reach over its days', async () => {
+    const now = Date.now();
+    const at = now - 1000;
+    const day = new Date(at).toISOString().slice(0, 10);
+    const ev = (asset: string, kind: string, viewer?: string, value = 1) => ({
+      event_id: ulid(now),
+      tenant_id: TENANT,
+      campaign_id: 'masters',
+      asset_id: asset,
+      kind,
+      value,
+      occurred_at: at,
+      ...(viewer !== undefined && { viewer_id: viewer }),
+    });
+    const events: Record<string, unknown>[] = [];
+    // ad-1: viewers 0..99 twice; ad-2: 50..149 once; dup-1 (a duplicate of ad-2): 200..209; ad-3 (another master's): 0..9.
+    for (let v = 0; v < 100; v++) events.push(ev('ad-1', 'impression', `p${v}`), ev('ad-1', 'impression', `p${v}`));
+    for (let v = 50; v < 150; v++) events.push(ev('ad-2', 'impression', `p${v}`));
+    for (let v = 200; v < 210; v++) events.push(ev('dup-1', 'impression', `p${v}`));
+    for (let v = 0; v < 10; v++) events.push(ev('ad-3', 'impression', `p${v}`));
+    for (let i = 0; i < 20; i++) events.push(ev('ad-1', 'click'));
+    for (let i = 0; i < 4; i++) events.push(ev('ad-1', 'conversion', undefined, 25));
+    await postAll(app.running.url, events);
+    await waitForSinkDrained(app.running);
+    // Tie decisions as the registry records them: ad-2 was first tied to m2, then to m1 (the latest counts).
+    const store = app.running.store!;
+    const decision = (ad: string, action: string, target: string, ms: number) => ({
+      tenant_id: TENANT, ad_asset_id: ad, decided_at: ms, decision_id: ulid(ms), action, target_asset_id: target, score: null, auto: false, decided_by: 'test', because_of: '',
+    });
+    await store.client.insert({
+      table: store.table(TABLES.tieDecisions),
+      values: [
+        decision('ad-1', 'tie', 'm1', now - 5000),
+        decision('ad-2', 'tie', 'm2', now - 5000),
+        decision('ad-2', 'tie', 'm1', now - 4000),
+        decision('dup-1', 'duplicate', 'ad-2', now - 3000),
+        decision('ad-3', 'tie', 'm2', now - 3000),
+      ],
+      format: 'JSONEachRow',
+    });
+    const spend = await app.request(TENANT, `/v1/import/spend`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([
+        { campaign_id: 'masters', asset_id: 'ad-1', date: day, spend: 30, placement: 'feed' },
+        { campaign_id: 'masters', asset_id: 'ad-1', date: day, spend: 20, placement: 'story' },
+        { campaign_id: 'masters', asset_id: 'ad-2', date: day, spend: 10 },
+      ]),
+    });
+    assert.equal(spend.status, 200);
+
+    const master = (await (await app.request(TENANT, `/v1/masters/m1/reach?tenant_id=${TENANT}&from=${day}&to=${day}`)).json()) as {
+      reach: number;
+      impressions: number;
+      frequency: number;
+      sum_of_ad_reach: number;
+      ads: { asset_id: string; reach: number }[];
+      reach_error: { exact: boolean };
+      costs: { spend: number; currency: string }[];
+    };
+    assert.deepEqual(master.ads.map((a) => [a.asset_id, a.reach]), [['ad-1', 100], ['ad-2', 100], ['dup-1', 10]]);
+    // 0..149 and 200..209: 160 people, though the ads' own reach adds up to 210.
+    assert.equal(master.reach, 160);
+    assert.equal(master.sum_of_ad_reach, 210);
+    assert.equal(master.impressions, 310);
+    assert.equal(master.frequency, 310 / 160);
+    assert.equal(master.reach_error.exact, true);
+    assert.deepEqual(master.costs.map((c) => [c.currency, c.spend]), [['USD', 60]]);
+    const other = (await (await app.request(TENANT, `/v1/masters/m2/reach?tenant_id=${TENANT}&from=${day}&to=${day}`)).json()) as { reach: number; ads: { asset_id: string }[] };
+    assert.deepEqual([other.reach, other.ads.map((a) => a.asset_id)], [10, ['ad-3']]);
+
+    const asset = (await (await app.request(TENANT, `/v1/assets/ad-1/costs?tenant_id=${TENANT}&from=${day}&to=${day}`)).json()) as {
+      costs: { currency: string; spend: number; impressions: number; clicks: number; conversions: number; cpm: number; cpc: number; cpa: number; roas: number }[];
+      days: { day: string; spend: number; conversions: number }[];
+      reach: { reach: number; impressions: number; frequency: number };
+    };
+    const [usd] = asset.costs;
+    assert.deepEqual([usd?.currency, usd?.spend, usd?.impressions, usd?.clicks, usd?.conversions], ['USD', 50, 200, 20, 4]);
+    assert.deepEqual([usd?.cpm, usd?.cpc, usd?.cpa, usd?.roas], [250, 2.5, 12.5, 2]);
+    assert.deepEqual(asset.days.map((d) => [d.day, d.spend, d.conversions]), [[day, 50, 4]]);
+    assert.deepEqual([asset.reach.reach, asset.reach.impressions, asset.reach.frequency], [100, 200, 2]);
+    // Another tenant's key cannot read them; with its own tenant it sees nothing of this one.
+    assert.equal((await app.request(OTHER, `/v1/assets/ad-1/costs?tenant_id=${TENANT}`)).status, 403);
+    const foreign = (await (await app.request(OTHER, `/v1/masters/m1/reach?tenant_id=${OTHER}&from=${day}&to=${day}`)).json()) as { reach: number; ads: unknown[] };
+    assert.deepEqual([foreign.reach, foreign.ads], [0, []]);
+  });
+
   it('states its error at scale: 60,000 viewers over 3 assets', async () => {
     const now = Date.now();
     const events: Record<string, unknown>[] = [];

@@ -142,7 +142,7 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
         registry,
         viewerKey,
       }),
-      spend: new SpendImport({ store: store!, maxAgeMs: config.ingest.importMaxAgeMs }),
+      spend: new SpendImport({ store: store!, maxAgeMs: config.ingest.importMaxAgeMs, maxRowsPerRequest: config.ingest.spendMaxRowsPerRequest }),
     });
     if (config.edge.enabled) {
       const edge = await startEdge({ app, config, bus, intake, log: log.child({ role: 'ingest' }), registry });

@@ -150,6 +150,8 @@ const SETTINGS = {
      * this old (default three years); newer ones belong to live ingest, whose windows still count them.
      */
     importMaxAgeMs: env('IMPORT_MAX_AGE_MS', int(3 * 365 * 24 * HOUR, 1)),
+    /** Spend rows in one POST /v1/import/spend request (the CLI sends at most 50000); past it 413 too_many_rows, nothing validated. */
+    spendMaxRowsPerRequest: env('SPEND_MAX_ROWS_PER_REQUEST', int(50_000, 1)),
     /**
      * Key (base64, at least 32 bytes) of the hash that replaces an event's viewer_id at ingest, for
      * reach and frequency. Unset: derived from AUTH_KEY_PEPPER; with neither, viewer ids are dropped.
@@ -303,7 +305,7 @@ const SETTINGS = {
     rerankDebounceMs: env('ASSETS_RERANK_DEBOUNCE_MS', int(2_000, 0)),
   },
 
-  /** Live metrics (stream/src/live): the aggregator (consumer group on engagement.events), the /v1/live gateway, REST. */
+  /** Live metrics (stream/live/src/live): the aggregator (consumer group on engagement.events), the /v1/live gateway, REST. */
   live: {
     /** Run the aggregator / the gateway in this process (both on by default for the `live` role). */
     aggregate: env('LIVE_AGGREGATE', bool.default(true)),
@@ -348,7 +350,7 @@ const SETTINGS = {
     decayRefitMs: env('LIVE_DECAY_REFIT_MS', int(10_000, 100)),
   },
 
-  /** Triggers (stream/src/triggers), run by the `live` role: rule evaluation and variant requests; webhooks signed per rule. */
+  /** Triggers (stream/live/src/triggers), run by the `live` role: rule evaluation and variant requests; webhooks signed per rule. */
   triggers: {
     enabled: env('TRIGGERS_ENABLED', bool.default(true)),
     /** Consumer groups (assets.scores, assets.ties, assets.changes) are `${groupId}-<topic>`. */
@@ -356,6 +358,8 @@ const SETTINGS = {
     evalMs: env('TRIGGERS_EVAL_MS', int(2_000, 50, 3_600_000)),
     rulesRefreshMs: env('TRIGGERS_RULES_REFRESH_MS', int(5_000, 100, 3_600_000)),
     maxAssetsPerCampaign: env('TRIGGERS_MAX_ASSETS_PER_CAMPAIGN', int(500, 1, 100_000)),
+    /** Spend and reach (daily figures in the store) that frequency and cost-per-result rules judge on are re-read this often per campaign. */
+    costRefreshMs: env('TRIGGERS_COST_REFRESH_MS', int(60_000, 1_000, 24 * HOUR)),
     /** (rule, asset) debounce states and latest scores kept in memory at most. */
     maxTracked: env('TRIGGERS_MAX_TRACKED', int(50_000, 100)),
     /** The same, per tenant: a tenant past it loses its own least recently touched entries. */
@@ -367,7 +371,7 @@ const SETTINGS = {
       maxBackoffMs: env('TRIGGERS_WEBHOOK_MAX_BACKOFF_MS', int(300_000, 1, 24 * HOUR)),
       queue: env('TRIGGERS_WEBHOOK_QUEUE', int(1_000, 1, 1_000_000)),
       concurrency: env('TRIGGERS_WEBHOOK_CONCURRENCY', int(4, 1, 256)),
-      /** Where webhooks may go (stream/src/triggers/egress.ts). */
+      /** Where webhooks may go (stream/live/src/triggers/egress.ts). */
       egress: {
         /** Only these hosts (`host` or `host:port`), when set. */
         allowHosts: env(

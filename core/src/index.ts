@@ -28,6 +28,7 @@ export {
   type RawRow,
 } from './store/events-raw.js';
 export { migrate, migrationsTableDdl, MIGRATIONS, type Migration } from './store/migrations.js';
+export { REACH_ERROR, dailyCosts, reachByAsset, reachError, reachFigures, tiedAdsOf, unionReach, utcDay, type DayCosts, type ReachFigures } from './store/cost-reach.js';
 export {
   clusterDdlScript,
   toClusterSchema,

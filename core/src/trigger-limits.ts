@@ -7,7 +7,7 @@
 
 export const TRIGGER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
-export const TRIGGER_KINDS = ['fatigue', 'underperformance', 'velocity_spike', 'tie_anomaly'] as const;
+export const TRIGGER_KINDS = ['fatigue', 'underperformance', 'velocity_spike', 'tie_anomaly', 'frequency', 'cost_per_result'] as const;
 export type TriggerKind = (typeof TRIGGER_KINDS)[number];
 
 const HOUR = 3_600_000;
@@ -71,6 +71,22 @@ export const TRIGGER_PARAM_SPECS = {
     window: WINDOW,
     factor: { type: 'number', gt: 1, max: 1e6, default: 2, help: 'far outside the other ads, either way' },
     min_other_ads: { type: 'int', min: 1, max: 10_000, default: 1, help: 'other ads of the master needed' },
+  },
+  frequency: {
+    ...COMMON,
+    min_impressions: { ...COMMON.min_impressions, help: 'impressions with a viewer id in the window before judging' },
+    max_frequency: { type: 'number', gt: 1, max: 1e6, default: 4, help: 'fires at or above this many impressions per unique viewer' },
+    days: { type: 'int', min: 1, max: 90, default: 7, help: 'window: the last this many UTC days, today included' },
+    min_reach: { type: 'int', min: 1, max: 1e12, default: 100, help: 'unique viewers before judging' },
+  },
+  cost_per_result: {
+    ...COMMON,
+    min_impressions: { ...COMMON.min_impressions, default: 0, help: 'impressions in the recent days before judging' },
+    result: { type: 'enum', values: ['conversion', 'click'], default: 'conversion', help: 'what a result is: cost per conversion (CPA) or per click (CPC)' },
+    factor: { type: 'number', gt: 1, max: 1e6, default: 2, help: 'fires when the recent cost per result is this many times its own earlier one' },
+    recent_days: { type: 'int', min: 1, max: 30, default: 3, help: 'recent: the last this many UTC days, today included' },
+    baseline_days: { type: 'int', min: 1, max: 365, default: 28, help: 'earlier: this many days before the recent ones' },
+    min_results: { type: 'int', min: 1, max: 1e9, default: 10, help: 'results in the earlier days before its cost per result counts' },
   },
 } as const satisfies Record<TriggerKind, Record<string, ParamSpec>>;
 

@@ -35,6 +35,8 @@ function enumParam<const V extends readonly [string, ...string[]]>(s: { values: 
  *   underperformance  the engagement rate is significantly below the prediction (assets.scores) or the campaign median
  *   velocity_spike    the last minute's engagements are `factor` x the recent baseline (Poisson test)
  *   tie_anomaly       an ad's engagement rate is far outside (`factor` either way) its master's other ads (two-proportion test)
+ *   frequency         impressions per unique viewer over the last `days` reach `max_frequency` (reach's sketch error counted against firing)
+ *   cost_per_result   the recent cost per result is `factor` x the asset's own earlier one (Poisson test on the results its spend bought)
  * Common: `min_impressions` (window trials before judging), `alpha` (test level), `debounce_evals` and
  * `debounce_ms` (the condition must hold that many consecutive evaluations AND that long).
  */
@@ -71,7 +73,25 @@ export const tieAnomalyParamsSchema = z.object({
   /** Other ads of the master (with data) needed before the comparison means anything. */
   min_other_ads: numberParam(P.tie_anomaly.min_other_ads),
 });
+export const frequencyParamsSchema = z.object({
+  ...common,
+  min_impressions: numberParam(P.frequency.min_impressions),
+  max_frequency: numberParam(P.frequency.max_frequency),
+  days: numberParam(P.frequency.days),
+  min_reach: numberParam(P.frequency.min_reach),
+});
+export const costPerResultParamsSchema = z.object({
+  ...common,
+  min_impressions: numberParam(P.cost_per_result.min_impressions),
+  result: enumParam(P.cost_per_result.result),
+  factor: numberParam(P.cost_per_result.factor),
+  recent_days: numberParam(P.cost_per_result.recent_days),
+  baseline_days: numberParam(P.cost_per_result.baseline_days),
+  min_results: numberParam(P.cost_per_result.min_results),
+});
 export type FatigueParams = z.infer<typeof fatigueParamsSchema>;
+export type FrequencyParams = z.infer<typeof frequencyParamsSchema>;
+export type CostPerResultParams = z.infer<typeof costPerResultParamsSchema>;
 export type UnderperformanceParams = z.infer<typeof underperformanceParamsSchema>;
 export type VelocitySpikeParams = z.infer<typeof velocitySpikeParamsSchema>;
 export type TieAnomalyParams = z.infer<typeof tieAnomalyParamsSchema>;
@@ -81,6 +101,8 @@ export const TRIGGER_PARAMS = {
   underperformance: underperformanceParamsSchema,
   velocity_spike: velocitySpikeParamsSchema,
   tie_anomaly: tieAnomalyParamsSchema,
+  frequency: frequencyParamsSchema,
+  cost_per_result: costPerResultParamsSchema,
 } as const;
 
 /** A rule as the API takes it (PUT body). `webhook_secret` is write-only. */

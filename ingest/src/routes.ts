@@ -23,7 +23,7 @@ import { BodyScanner, type DecodedItem, decodeJsonBody, decodeNdjsonBody, decode
 import type { EventIntake, IntakeGuard, IntakeResult } from './intake.js';
 import type { HistoryImport, ImportResult } from './backfill.js';
 import { campaignCosts, type SpendImport } from './spend.js';
-import { campaignReach } from './reach.js';
+import { assetCostsAndReach, campaignReach, masterReach } from './reach.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 import { registerAnalyticsRoutes } from './analytics.js';
 
@@ -186,6 +186,43 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       const { from, to } = daysOf(q);
       return campaignReach(deps.store, actingTenant(principalOf(req), q.tenant_id), campaignId, from, to);
+    },
+  );
+
+  app.get(
+    '/v1/assets/:id/costs',
+    {
+      config: { scope: 'read' },
+      schema: {
+        description:
+          'One asset over whole UTC days from..to (default: the last 30): spend, CPM, CPC, CPA and ROAS per currency, ' +
+          "each day's spend and results, and unique reach and frequency with the sketch's error",
+        querystring: DAYS_QUERY,
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const q = req.query as { tenant_id: string; from?: string; to?: string };
+      const { from, to } = daysOf(q);
+      return assetCostsAndReach(deps.store, actingTenant(principalOf(req), q.tenant_id), id, from, to);
+    },
+  );
+  app.get(
+    '/v1/masters/:id/reach',
+    {
+      config: { scope: 'read' },
+      schema: {
+        description:
+          'A master photo over whole UTC days: unique reach across the ads tied to it (their sketches merged, so a viewer of two ads counts once), ' +
+          "frequency, the ads' own reach, and their spend and costs",
+        querystring: DAYS_QUERY,
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const q = req.query as { tenant_id: string; from?: string; to?: string };
+      const { from, to } = daysOf(q);
+      return masterReach(deps.store, actingTenant(principalOf(req), q.tenant_id), id, from, to);
     },
   );
 

@@ -502,3 +502,71 @@ export function assetRange(tenant: string, asset: string, range: RangeParams, si
 export function compareAssets(tenant: string, ids: string[], range: RangeParams, signal?: AbortSignal) {
   return getJson<CompareJson>('/v1/compare', { tenant_id: tenant, ids: ids.join(','), ...range }, signal);
 }
+
+// ---- spend, costs, reach and frequency (ingest: whole UTC days, default the last 30) ----------------
+
+export interface CostFiguresJson {
+  currency: string;
+  spend: number;
+  impressions: number;
+  clicks: number;
+  conversions: number;
+  conversion_value: number;
+  cpm: number | null;
+  cpc: number | null;
+  cpa: number | null;
+  roas: number | null;
+}
+export interface ReachJson {
+  reach: number;
+  impressions: number;
+  frequency: number | null;
+}
+export interface ReachErrorJson {
+  exact: boolean;
+  relative_standard_error: number;
+}
+export interface CampaignCostsJson {
+  from: string;
+  to: string;
+  assets: (CostFiguresJson & { asset_id: string })[];
+  totals: CostFiguresJson[];
+}
+export interface CampaignReachJson extends ReachJson {
+  from: string;
+  to: string;
+  reach_error: ReachErrorJson;
+  assets: (ReachJson & { asset_id: string })[];
+}
+export interface AssetCostsJson {
+  asset_id: string;
+  from: string;
+  to: string;
+  costs: CostFiguresJson[];
+  days: (Omit<CostFiguresJson, 'cpm' | 'cpc' | 'cpa' | 'roas'> & { day: string })[];
+  reach: ReachJson;
+  reach_error: ReachErrorJson;
+}
+export interface MasterReachJson extends ReachJson {
+  master_id: string;
+  from: string;
+  to: string;
+  reach_error: ReachErrorJson;
+  sum_of_ad_reach: number;
+  ads: (ReachJson & { asset_id: string })[];
+  costs: CostFiguresJson[];
+}
+type Days = { from?: string; to?: string };
+
+export function campaignCosts(tenant: string, campaign: string, days: Days = {}, signal?: AbortSignal) {
+  return getJson<CampaignCostsJson>(`/v1/campaigns/${enc(campaign)}/costs`, { tenant_id: tenant, ...days }, signal);
+}
+export function campaignReach(tenant: string, campaign: string, days: Days = {}, signal?: AbortSignal) {
+  return getJson<CampaignReachJson>(`/v1/campaigns/${enc(campaign)}/reach`, { tenant_id: tenant, ...days }, signal);
+}
+export function assetCosts(tenant: string, asset: string, days: Days = {}, signal?: AbortSignal) {
+  return getJson<AssetCostsJson>(`/v1/assets/${enc(asset)}/costs`, { tenant_id: tenant, ...days }, signal);
+}
+export function masterReach(tenant: string, master: string, days: Days = {}, signal?: AbortSignal) {
+  return getJson<MasterReachJson>(`/v1/masters/${enc(master)}/reach`, { tenant_id: tenant, ...days }, signal);
+}

@@ -42,8 +42,11 @@ export function csvCell(v: string | number | boolean | null | undefined): string
   return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
-export function leaderboardCsv(ordered: Ordered, rows: ReadonlyMap<string, Row>, window: WindowName): string {
-  const lines = [HEADER.join(',')];
+/** Spend, costs and reach over whole days (the Cost & reach columns), after the live columns. */
+const COST_HEADER = ['currency', 'spend', 'cpm', 'cpc', 'cpa', 'roas', 'reach', 'frequency'];
+
+export function leaderboardCsv(ordered: Ordered, rows: ReadonlyMap<string, Row>, window: WindowName, withCosts = false): string {
+  const lines = [(withCosts ? [...HEADER, ...COST_HEADER] : HEADER).join(',')];
   for (const id of ordered.ids) {
     const r = rows.get(id);
     if (!r) continue;
@@ -72,6 +75,7 @@ export function leaderboardCsv(ordered: Ordered, rows: ReadonlyMap<string, Row>,
         w.sharesPer1k.low,
         w.sharesPer1k.high,
         r.entity.velocity.perMin,
+        ...(withCosts ? [r.cost.currency, r.cost.spend, r.cost.cpm, r.cost.cpc, r.cost.cpa, r.cost.roas, r.cost.reach, r.cost.frequency] : []),
       ]
         .map(csvCell)
         .join(','),

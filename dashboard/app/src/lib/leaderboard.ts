@@ -1,8 +1,10 @@
 import type { Entity, Rate, WindowName, WindowStats } from '@afterglow/core/live-protocol';
+import { NO_COSTS, type CostCells } from './costs.ts';
 
 /** Leaderboard ordering, filtering and ranking (pure: the component calls it at most once a second). */
 
-export type SortKey = 'impressions' | 'engagements' | 'ctr' | 'engagement_rate' | 'shares_per_1k' | 'velocity' | 'asset';
+export type CostKey = 'spend' | 'cpm' | 'cpc' | 'cpa' | 'roas' | 'reach' | 'frequency';
+export type SortKey = 'impressions' | 'engagements' | 'ctr' | 'engagement_rate' | 'shares_per_1k' | 'velocity' | 'asset' | CostKey;
 export type SortDir = 'desc' | 'asc';
 
 export const SORT_LABELS: Record<SortKey, string> = {
@@ -13,16 +15,36 @@ export const SORT_LABELS: Record<SortKey, string> = {
   shares_per_1k: 'Shares per 1k',
   velocity: 'Velocity',
   asset: 'Asset',
+  spend: 'Spend',
+  cpm: 'CPM',
+  cpc: 'CPC',
+  cpa: 'CPA',
+  roas: 'ROAS',
+  reach: 'Reach',
+  frequency: 'Frequency',
 };
+
+export const COST_KEYS: readonly CostKey[] = ['spend', 'cpm', 'cpc', 'cpa', 'roas', 'reach', 'frequency'];
+
+export function isCost(key: SortKey): key is CostKey {
+  return (COST_KEYS as readonly string[]).includes(key);
+}
+
+/** The direction a sort starts in: ids A to Z and costs per result cheapest first; everything else highest first. */
+export function naturalDir(key: SortKey): SortDir {
+  return key === 'asset' || key === 'cpm' || key === 'cpc' || key === 'cpa' ? 'asc' : 'desc';
+}
 
 export interface Row {
   id: string;
   entity: Entity;
   w: WindowStats;
+  /** Spend, costs and reach over whole days (not the live window). */
+  cost: CostCells;
 }
 
-export function rowOf(entity: Entity, window: WindowName): Row {
-  return { id: entity.id, entity, w: entity.windows[window] };
+export function rowOf(entity: Entity, window: WindowName, cost: CostCells = NO_COSTS): Row {
+  return { id: entity.id, entity, w: entity.windows[window], cost };
 }
 
 export function isRate(key: SortKey): key is 'ctr' | 'engagement_rate' | 'shares_per_1k' {
@@ -47,11 +69,14 @@ function sortValue(row: Row, key: SortKey): number {
       return rateOf(row, key).value;
     case 'asset':
       return 0;
+    default:
+      return row.cost[key] ?? 0;
   }
 }
 
 /** Whether a row has enough data to be ranked on `key` (rates: their interval is narrow enough). */
 export function rankable(row: Row, key: SortKey): boolean {
+  if (isCost(key)) return row.cost[key] !== null;
   return isRate(key) ? rateOf(row, key).enough : true;
 }
 
@@ -91,7 +116,7 @@ export function order(rows: Iterable<Row>, key: SortKey, dir: SortDir, filter: F
     total++;
     if (text && !r.id.toLowerCase().includes(text)) continue;
     const ok = rankable(r, key);
-    if (filter.hideNotEnough && !(isRate(key) ? ok : r.w.ctr.enough)) continue;
+    if (filter.hideNotEnough && !(isRate(key) || isCost(key) ? ok : r.w.ctr.enough)) continue;
     (ok ? ranked : weak).push(r);
   }
   const sign = dir === 'desc' ? -1 : 1;

@@ -1,5 +1,5 @@
 import { WINDOW_NAMES, type WindowName } from '@afterglow/core/live-protocol';
-import { SORT_LABELS, type SortDir, type SortKey } from './leaderboard.ts';
+import { SORT_LABELS, naturalDir, type SortDir, type SortKey } from './leaderboard.ts';
 
 /**
  * The campaign view's state in its URL, so a link opens the same view: `#/c/<id>?w=15m&sort=
@@ -25,7 +25,7 @@ export function parseCampaignState(query: string): Omit<CampaignState, 'window'>
   return {
     window: w && (WINDOW_NAMES as readonly string[]).includes(w) ? (w as WindowName) : null,
     sort: sort && sort in SORT_LABELS ? (sort as SortKey) : DEFAULT_STATE.sort,
-    dir: dir === 'asc' || dir === 'desc' ? dir : sort === 'asset' ? 'asc' : DEFAULT_STATE.dir,
+    dir: dir === 'asc' || dir === 'desc' ? dir : sort && sort in SORT_LABELS ? naturalDir(sort as SortKey) : DEFAULT_STATE.dir,
     q: (p.get('q') ?? '').slice(0, 200),
     hide: p.get('hide') === '1',
   };
@@ -36,8 +36,8 @@ export function campaignQuery(s: CampaignState): string {
   const p = new URLSearchParams();
   if (s.window !== DEFAULT_STATE.window) p.set('w', s.window);
   if (s.sort !== DEFAULT_STATE.sort) p.set('sort', s.sort);
-  // The natural direction of the sort (ids A→Z, numbers high first) is left out.
-  if (s.dir !== (s.sort === 'asset' ? 'asc' : 'desc')) p.set('dir', s.dir);
+  // The natural direction of the sort (ids A→Z, costs per result cheapest first, other numbers high first) is left out.
+  if (s.dir !== naturalDir(s.sort)) p.set('dir', s.dir);
   if (s.q.trim()) p.set('q', s.q.trim());
   if (s.hide) p.set('hide', '1');
   const q = p.toString();

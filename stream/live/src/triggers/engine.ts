@@ -11,12 +11,15 @@ import {
   parseTriggerParams,
   subjectTokenDecode,
   tieDecisionSchema,
+  reachError,
   ulid,
+  utcDay,
   variantRequestSchema,
   type AssetScore,
   type Bus,
   type BusConsumer,
   type BusProducer,
+  type DayCosts,
   type DeliveredBatch,
   type FanOut,
   type HotState,
@@ -32,7 +35,8 @@ import { metricsView, type CiPolicy, type MetricsView } from '../live/rates.js';
 import { LiveReader } from '../live/reader.js';
 import { decaySeries, type EntitySnapshot } from '../live/state.js';
 import { parseTie } from '../live/ties.js';
-import { fatigue, tieAnomaly, underMedian, underPredicted, velocitySpike, type Peer, type Verdict } from './evaluate.js';
+import { addDays, costPerResult, fatigue, frequencyCap, tieAnomaly, underMedian, underPredicted, velocitySpike, type Peer, type Verdict } from './evaluate.js';
+import type { CostReachSource } from './cost-source.js';
 import { EgressPolicy } from './egress.js';
 import type { SnoozeCheck } from './snooze.js';
 import type { StoredRule, TriggerStore } from './store.js';
@@ -83,6 +87,8 @@ export interface TriggerEngineOptions {
   egress?: EgressPolicy;
   /** Snoozed rules (snooze.ts) do not fire; absent = nothing is ever snoozed. */
   snoozes?: SnoozeCheck;
+  /** Daily spend and reach for the frequency and cost-per-result rules; absent = those rules never hold. */
+  costs?: CostReachSource;
 }
 
 interface Debounce {
@@ -289,6 +295,21 @@ export class TriggerEngine {
       }
       return p;
     };
+    // Daily spend and reach, read once per pass and day range for all of the campaign's rows; a
+    // failed read is a verdict that does not hold (the other rules still run).
+    const dailyReads = new Map<string, Promise<unknown>>();
+    const daily = async <T>(key: string, read: (c: CostReachSource) => Promise<T>): Promise<T | Verdict> => {
+      const costs = this.options.costs;
+      if (!costs) return { holds: false, reason: 'no spend and reach source', numbers: {} };
+      let p = dailyReads.get(key);
+      if (!p) dailyReads.set(key, (p = read(costs)));
+      try {
+        return (await p) as T;
+      } catch (err) {
+        this.options.log.warn({ err, tenant, campaign }, 'spend or reach not read for trigger rules');
+        return { holds: false, reason: 'spend or reach could not be read', numbers: {} };
+      }
+    };
     const peers = new Map<string, Peer[]>();
     const peersIn = (w: '15m' | '1h' | '24h') => {
       let list = peers.get(w);
@@ -332,6 +353,24 @@ export class TriggerEngine {
             const master = row.snap.meta.master;
             const m = master ? await masterOf(master) : undefined;
             verdict = m ? tieAnomaly(row.view.windows[p.window], m.view.windows[p.window], Math.max(0, m.ads - 1), master, p) : { holds: false, reason: 'not tied', numbers: {} };
+            break;
+          }
+          case 'frequency': {
+            const p = params as ReturnType<typeof parseTriggerParams<'frequency'>>;
+            const today = utcDay(now);
+            const reach = await daily(`r${SEP}${p.days}`, (c) => c.reach(tenant, campaign, addDays(today, -(p.days - 1)), today));
+            if (reach instanceof Map) {
+              const figures = reach.get(row.id);
+              verdict = frequencyCap(figures, reachError(figures?.reach ?? 0), p);
+            } else verdict = reach;
+            break;
+          }
+          case 'cost_per_result': {
+            const p = params as ReturnType<typeof parseTriggerParams<'cost_per_result'>>;
+            const today = utcDay(now);
+            const from = addDays(today, -(p.recent_days + p.baseline_days - 1));
+            const byAsset = await daily(`c${SEP}${from}`, async (c) => groupByAsset(await c.dailyCosts(tenant, campaign, from, today)));
+            verdict = byAsset instanceof Map ? costPerResult(byAsset.get(row.id) ?? [], today, p) : byAsset;
             break;
           }
         }
@@ -463,6 +502,16 @@ export class TriggerEngine {
     const last = batch.records[batch.records.length - 1]!;
     await this.loopConsumer!.commit([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
   }
+}
+
+function groupByAsset(days: readonly DayCosts[]): Map<string, DayCosts[]> {
+  const by = new Map<string, DayCosts[]>();
+  for (const d of days) {
+    const list = by.get(d.asset_id);
+    if (list) list.push(d);
+    else by.set(d.asset_id, [d]);
+  }
+  return by;
 }
 
 /** Readable hints from a score's attribution: the significant improvements first, then any positive ones (3 at most). */

@@ -1,6 +1,10 @@
 import type {
   AssetScore,
+  CostPerResultParams,
+  DayCosts,
   FatigueParams,
+  FrequencyParams,
+  ReachFigures,
   TieAnomalyParams,
   UnderperformanceParams,
   VelocitySpikeParams,
@@ -105,7 +109,7 @@ const pct = (x: number) => `${(x * 100).toFixed(x < 0.01 ? 2 : 1)}%`;
 // ---- conditions -------------------------------------------------------------------------------------
 
 export interface DecayInput {
-  /** The decay series of the asset (stream/src/live/state.ts decaySeries). */
+  /** The decay series of the asset (stream/live/src/live/state.ts decaySeries). */
   bins: Parameters<typeof fitDecay>[0];
   windows: Record<'15m' | '1h', WindowView>;
 }
@@ -290,6 +294,115 @@ export function tieAnomaly(ad: WindowView, master: WindowView, otherAds: number,
     reason: holds
       ? `engagement rate ${pct(rate)} is ${ratio >= 1 ? `${ratio.toFixed(1)}x above` : `${(1 / Math.max(ratio, 1e-9)).toFixed(1)}x below`} the ${otherAds} other ads of master ${masterId} (${pct(others)}; p = ${pValue.toExponential(1)}): a wrong tie, or a variant worth learning from`
       : 'in line with its master',
+    numbers,
+  };
+}
+
+/**
+ * Frequency fatigue: the same people see the creative too often. Fires when impressions per unique
+ * viewer over the rule's days reach `max_frequency` even with the reach taken at the top of its
+ * sketch's 95 % band (an over-counted reach makes the frequency look lower, never higher), so the
+ * sketch's error cannot make it fire.
+ */
+export function frequencyCap(reach: ReachFigures | undefined, error: { exact: boolean; relative_standard_error: number }, p: FrequencyParams): Verdict {
+  if (!reach || reach.reach === 0) return NO(`no viewer ids in the last ${p.days} days`);
+  if (reach.impressions < p.min_impressions) return NO(`${reach.impressions} impressions with a viewer < ${p.min_impressions}`);
+  if (reach.reach < p.min_reach) return NO(`reach ${reach.reach} < ${p.min_reach}`);
+  const frequency = reach.impressions / reach.reach;
+  const reachHigh = error.exact ? reach.reach : reach.reach * (1 + 2 * error.relative_standard_error);
+  const frequencyLow = reach.impressions / reachHigh;
+  const numbers: Numbers = {
+    days: p.days,
+    reach: reach.reach,
+    impressions: reach.impressions,
+    frequency: r4(frequency),
+    frequency_low: r4(frequencyLow),
+    max_frequency: p.max_frequency,
+    reach_exact: error.exact ? 1 : 0,
+    reach_relative_standard_error: error.relative_standard_error,
+  };
+  const holds = frequencyLow >= p.max_frequency;
+  const band = error.exact ? 'reach exact' : `reach +/- ${(2 * error.relative_standard_error * 100).toFixed(1)}% (95%)`;
+  return {
+    holds,
+    reason: holds
+      ? `${reach.reach} people saw it ${frequency.toFixed(2)} times each over the last ${p.days} days (${reach.impressions} impressions; ${band}), at or above the cap of ${p.max_frequency}`
+      : 'frequency under the cap',
+    numbers,
+  };
+}
+
+/** P(X <= k) for X ~ Poisson(lambda). */
+export function poissonLowerTail(k: number, lambda: number): number {
+  if (k < 0) return 0;
+  return Math.max(0, 1 - poissonUpperTail(Math.floor(k) + 1, lambda));
+}
+
+/** Adds days to a YYYY-MM-DD day. */
+export function addDays(day: string, n: number): string {
+  return new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+}
+
+/**
+ * Cost per result against the asset's own history: the last `recent_days` (today included) against
+ * the `baseline_days` before them, in the currency the asset spent most in earlier. Fires when the
+ * recent cost per result is at least `factor` x the earlier one AND significantly so: under "it is
+ * below factor x", the recent spend should have bought at least spend x (earlier results per unit
+ * spent) / factor results; fewer than that by chance has a Poisson probability below `alpha`.
+ */
+export function costPerResult(days: readonly DayCosts[], today: string, p: CostPerResultParams): Verdict {
+  const recentFrom = addDays(today, -(p.recent_days - 1));
+  const baseFrom = addDays(recentFrom, -p.baseline_days);
+  const resultsOf = (d: DayCosts) => (p.result === 'click' ? d.clicks : d.conversions);
+  const sums = new Map<string, { base: { spend: number; results: number }; recent: { spend: number; results: number; impressions: number } }>();
+  for (const d of days) {
+    if (d.day < baseFrom || d.day > today) continue;
+    const s = sums.get(d.currency) ?? { base: { spend: 0, results: 0 }, recent: { spend: 0, results: 0, impressions: 0 } };
+    if (d.day >= recentFrom) {
+      s.recent.spend += d.spend;
+      s.recent.results += resultsOf(d);
+      s.recent.impressions += d.impressions;
+    } else {
+      s.base.spend += d.spend;
+      s.base.results += resultsOf(d);
+    }
+    sums.set(d.currency, s);
+  }
+  const [currency, s] = [...sums].sort((a, b) => b[1].base.spend - a[1].base.spend)[0] ?? [];
+  const label = p.result === 'click' ? 'CPC' : 'CPA';
+  if (!currency || !s || s.base.spend <= 0) return NO(`no spend in the ${p.baseline_days} days before the last ${p.recent_days}`);
+  if (s.base.results < p.min_results) return NO(`${s.base.results} ${p.result}s earlier < ${p.min_results}: no ${label} of its own to compare with`);
+  if (s.recent.spend <= 0) return NO(`no spend in the last ${p.recent_days} days`);
+  if (s.recent.impressions < p.min_impressions) return NO(`${s.recent.impressions} impressions in the last ${p.recent_days} days < ${p.min_impressions}`);
+  const baseCost = s.base.spend / s.base.results;
+  const recentCost = s.recent.results > 0 ? s.recent.spend / s.recent.results : Infinity;
+  const expectedAtFactor = (s.recent.spend / baseCost) / p.factor;
+  const pValue = poissonLowerTail(s.recent.results, expectedAtFactor);
+  const ratio = recentCost / baseCost;
+  const numbers: Numbers = {
+    result: p.result,
+    currency,
+    recent_from: recentFrom,
+    baseline_from: baseFrom,
+    recent_spend: r4(s.recent.spend),
+    recent_results: s.recent.results,
+    recent_cost_per_result: Number.isFinite(recentCost) ? r4(recentCost) : null,
+    baseline_spend: r4(s.base.spend),
+    baseline_results: s.base.results,
+    baseline_cost_per_result: r4(baseCost),
+    ratio: Number.isFinite(ratio) ? r4(ratio) : null,
+    factor: p.factor,
+    p_value: r4(pValue),
+  };
+  const holds = ratio >= p.factor && pValue < p.alpha;
+  const recentText = Number.isFinite(recentCost) ? `${recentCost.toFixed(2)} ${currency}` : `no ${p.result}s for ${s.recent.spend.toFixed(2)} ${currency}`;
+  const times = Number.isFinite(ratio) ? `${ratio.toFixed(1)}x` : 'infinitely';
+  const earlier = `its own ${baseCost.toFixed(2)} ${currency} over the ${p.baseline_days} days before`;
+  return {
+    holds,
+    reason: holds
+      ? `${label} over the last ${p.recent_days} days is ${recentText}, ${times} ${earlier} (threshold ${p.factor}x; p = ${pValue.toExponential(1)})`
+      : `${label} not significantly ${p.factor}x its own earlier`,
     numbers,
   };
 }

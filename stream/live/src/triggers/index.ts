@@ -5,11 +5,13 @@ import type { LiveKeys } from '../live/keys.js';
 import { LiveReader } from '../live/reader.js';
 import { EgressPolicy, type ResolveHost } from './egress.js';
 import { TriggerEngine } from './engine.js';
+import { StoreCostReach } from './cost-source.js';
 import { registerTriggerRoutes } from './routes.js';
 import { Snoozes } from './snooze.js';
 import { TriggerStore } from './store.js';
 
 export { TriggerEngine, hintsOf, type TriggerEngineOptions } from './engine.js';
+export { StoreCostReach, type CostReachSource } from './cost-source.js';
 export { TriggerStore, type TriggerStoreOptions, type StoredRule, type StoredSnooze, type FiringLogEntry, type DeliveryRow, type LinkRow } from './store.js';
 export { WebhookDispatcher, type WebhookOptions } from './webhooks.js';
 export { EgressPolicy, EgressRefusedError, deniedRange, type EgressSettings, type ResolveHost } from './egress.js';
@@ -76,6 +78,7 @@ export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers
       log,
       egress,
       snoozes,
+      costs: new StoreCostReach(deps.store, config.triggers.costRefreshMs),
       ...(deps.registry ? { registry: deps.registry } : {}),
     });
     // Before the first evaluation: a snooze made before this process started is honoured from the start.
