@@ -19,7 +19,7 @@ const untouchable = new Proxy({}, {
 function rows(n: number, campaign: string, tenant?: string): DecodedItem[] {
   return Array.from({ length: n }, (_, i) => ({
     ok: true as const,
-    value: { ...(tenant && { tenant_id: tenant }), campaign_id: campaign, asset_id: `ad-${i % 40}`, placement: `p${i % 3}`, date: '2026-06-1' + (i % 5), spend: (i % 97) * 1.25 },
+    value: { ...(tenant && { tenant_id: tenant }), campaign_id: campaign, asset_id: `ad-${i % 40}`, placement: `p${i % 3}`, date: `2026-06-1${i % 5}`, spend: (i % 97) * 1.25 },
   }));
 }
 
