@@ -3,7 +3,7 @@ import { test, type TestContext } from 'node:test';
 import { eventually, serviceUrl, uniqueName } from '@afterglow/testkit/services';
 import { runBusContract } from '@afterglow/testkit/contracts';
 import type { TracingChannel } from 'node:diagnostics_channel';
-import { consumerFetchesChannel, consumerGroupChannel } from '@platformatic/kafka';
+import { Consumer, consumerFetchesChannel, consumerGroupChannel } from '@platformatic/kafka';
 import { KafkaBus } from './kafka.js';
 import type { BusConsumer, BusProducer, BusRecord, DeliveredBatch } from './types.js';
 
@@ -196,6 +196,36 @@ test('kafka bus: a member stopped while its group rebalances after another membe
   await eventually(() => (bStopped ? true : undefined));
   await withinHangGuard(bStopped!, "B's stop() during its rejoin");
   assert.equal(s.b.assignments, assignmentsAtStop, 'a stopping member takes no new assignment from the rejoin it cut short');
+});
+
+test('kafka bus: a member stopped while its rejoin is held up by a member slow to rejoin stops without waiting for it', async (t) => {
+  const s = await twoMembers(t);
+  if (!s) return;
+  // A third member that heartbeats (and so learns of a rebalance) only once a minute: a rebalance
+  // waits for it, and B's rejoin is held at the coordinator, with B's LeaveGroup queued behind it.
+  const slow = new Consumer({
+    clientId: uniqueName('bus-stop-slow'),
+    bootstrapBrokers: process.env.KAFKA_BROKERS!.split(','),
+    groupId: s.groupId,
+    sessionTimeout: 60_000,
+    rebalanceTimeout: 60_000,
+    heartbeatInterval: 55_000,
+    autocommit: false,
+  });
+  try {
+    slow.topics.trackAll(s.topic);
+    const [aBefore, bBefore] = [s.a.assignments, s.b.assignments];
+    await withinHangGuard(slow.joinGroup({}), "the slow member's join");
+    // A and B done with that rebalance too (the next join B starts is the one A's leave causes).
+    await eventually(() => (s.a.assignments > aBefore && s.b.assignments > bBefore ? true : undefined), 30_000);
+    let bStopped: Promise<void> | undefined;
+    onOperation(consumerGroupChannel, s.b.clientId, 'joinGroup', () => (bStopped = s.b.consumer.stop()));
+    await withinHangGuard(s.a.consumer.stop(), "A's stop()");
+    await eventually(() => (bStopped ? true : undefined));
+    await withinHangGuard(bStopped!, "B's stop() while the rebalance waits for the slow member");
+  } finally {
+    await slow.close();
+  }
 });
 
 test('kafka bus: a member stopped while it waits for its group sync (a third member joined) stops', async (t) => {
