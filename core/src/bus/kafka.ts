@@ -1,10 +1,13 @@
 import {
   Admin,
+  Base,
   Consumer,
   ListOffsetTimestamps,
   Producer,
   type BaseOptions,
+  type CallbackWithPromise,
   type fetchV17,
+  type GroupOptions,
   type KafkaRecord,
   type RecordsBatch,
 } from '@platformatic/kafka';
@@ -67,6 +70,13 @@ const HANDLER_BACKOFF_MIN_MS = 100;
 const HANDLER_BACKOFF_MAX_MS = 5_000;
 const FETCH_ERROR_BACKOFF_MS = 500;
 const REJOIN_BACKOFF_MS = 1_000;
+/**
+ * How long a stopping member waits to leave its group and close its connections. A LeaveGroup sent
+ * while a JoinGroup is parked at the coordinator is answered only after it (up to the rebalance
+ * timeout); past this bound the connections are dropped and the group evicts the member when its
+ * session times out.
+ */
+const LEAVE_TIMEOUT_MS = 5_000;
 /** Retries with backoff: ~3 s in all before an operation fails. */
 const RETRIES = 5;
 const RETRY_DELAY_MS = 250;
@@ -316,6 +326,40 @@ class KafkaProducer implements BusProducer {
   }
 }
 
+/** Why the client of a stopping member refuses to join its group again. */
+class LeavingGroupError extends Error {
+  override readonly name = 'LeavingGroupError';
+}
+
+/**
+ * The client, kept from joining its group again once its member is leaving: the client answers a
+ * commit refused for a rebalance by joining the group and committing again, which a stopping
+ * member must not do (it would re-enter the group it is leaving, and its stop would wait on the rebalance).
+ */
+class GroupMember extends Consumer {
+  leaving = false;
+
+  override joinGroup(options: GroupOptions, callback: CallbackWithPromise<string>): void;
+  override joinGroup(options?: GroupOptions): Promise<string>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: the library's overloads (callback: void, else a promise)
+  override joinGroup(options?: GroupOptions, callback?: CallbackWithPromise<string>): void | Promise<string> {
+    if (this.leaving) {
+      const error = new LeavingGroupError(`consumer of group ${this.groupId} is leaving it: not joining again`);
+      if (callback) return callback(error);
+      return Promise.reject(error);
+    }
+    return callback ? super.joinGroup(options ?? {}, callback) : super.joinGroup(options);
+  }
+
+  /**
+   * Closes the connections without leaving the group (the client's own close() leaves first, and may
+   * wait or fail): requests in flight fail, retries waiting are cancelled, nothing stays open.
+   */
+  disconnect(): Promise<void> {
+    return Base.prototype.close.call(this);
+  }
+}
+
 /** One assigned partition of the current generation. */
 interface PartitionState {
   topic: string;
@@ -338,8 +382,10 @@ interface PartitionState {
 }
 
 class KafkaConsumer implements BusConsumer {
-  private readonly consumer: Consumer;
-  private state: 'idle' | 'running' | 'stopped' = 'idle';
+  private readonly consumer: GroupMember;
+  /** 'stopping': no new batches; the handlers running finish and may still commit. */
+  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  private stopped: Promise<void> | undefined;
   private generation = 0;
   private partitions = new Map<string, PartitionState>();
   /**
@@ -362,7 +408,7 @@ class KafkaConsumer implements BusConsumer {
     private readonly onStop: () => void,
   ) {
     this.startAt = new Map((options.startAt ?? []).map((o) => [key(o), BigInt(o.offset)]));
-    this.consumer = new Consumer({
+    this.consumer = new GroupMember({
       ...base,
       groupId: options.groupId,
       // Short enough for quick rebalances; the client heartbeats on a timer, so a long handler
@@ -376,6 +422,8 @@ class KafkaConsumer implements BusConsumer {
       autocommit: false,
     });
     this.consumer.on('consumer:group:join', ({ assignments }) => {
+      // A join or sync in flight when the stop began may still complete: a stopping member takes nothing new.
+      if (this.state !== 'running') return;
       // Fresh generation: positions are read from the group's commits again (lazily, per partition).
       this.generation++;
       const assigned = (assignments ?? []).flatMap((a) => a.partitions.map((partition) => ({ topic: a.topic, partition })));
@@ -398,6 +446,8 @@ class KafkaConsumer implements BusConsumer {
     // all its retries, e.g. across a broker restart) and then stops heartbeating: this member is
     // out of the group. Stop handling the old assignment and join again until it works.
     this.consumer.on('error', (err: unknown) => {
+      // A stopping member's join or sync cut short by its leave ends this way too: nothing to rejoin.
+      if (this.state !== 'running') return this.logger.debug({ err, groupId: options.groupId }, 'kafka consumer group error while stopping');
       this.logger.warn({ err, groupId: options.groupId }, 'kafka consumer left the group; joining again');
       this.generation++;
       this.partitions = new Map();
@@ -411,6 +461,10 @@ class KafkaConsumer implements BusConsumer {
     if (this.rejoining || this.state !== 'running') return;
     this.rejoining = true;
     setTimeout(() => {
+      if (this.state !== 'running') {
+        this.rejoining = false;
+        return;
+      }
       this.consumer.joinGroup({}).then(
         () => {
           this.rejoining = false;
@@ -431,10 +485,14 @@ class KafkaConsumer implements BusConsumer {
       this.consumer.topics.trackAll(...this.options.topics);
       await this.consumer.joinGroup({});
     } catch (err) {
+      // Stopped while joining: the stop ended the join, which is no failure to start.
+      if (this.state !== 'running') return;
       this.state = 'stopped';
-      await this.consumer.close(true).catch(() => undefined);
+      this.stopped = this.consumer.close(true).catch(() => this.consumer.disconnect());
+      await this.stopped;
       throw unavailable(`consumer ${this.options.groupId} start`, err);
     }
+    if (this.state !== 'running') return;
     this.loop = this.fetchLoop(handler).catch((err: unknown) => {
       this.logger.error({ err, groupId: this.options.groupId }, 'kafka fetch loop stopped');
     });
@@ -443,11 +501,11 @@ class KafkaConsumer implements BusConsumer {
   /**
    * Commits, ignoring offsets not above what this member already committed. A commit refused
    * because the group is rebalancing is dropped (the partition's next owner redelivers from the
-   * last commit: at-least-once); other failures reject with BusUnavailableError. A stopped member
-   * commits nothing.
+   * last commit: at-least-once); other failures reject with BusUnavailableError. The handlers still
+   * running when stop() is called may commit (what they wrote is durable); a stopped member commits nothing.
    */
   async commit(offsets: PartitionOffset[]): Promise<void> {
-    if (this.state !== 'running') return;
+    if (this.state !== 'running' && this.state !== 'stopping') return;
     const fresh = offsets.filter((o) => BigInt(o.offset) > (this.partitions.get(key(o))?.committed ?? -1n));
     if (fresh.length === 0) return;
     try {
@@ -455,7 +513,7 @@ class KafkaConsumer implements BusConsumer {
         offsets: fresh.map(({ topic, partition, offset }) => ({ topic, partition, offset: BigInt(offset), leaderEpoch: -1 })),
       });
     } catch (err) {
-      if (hasApiError(err, REBALANCE_ERRORS)) {
+      if (hasApiError(err, REBALANCE_ERRORS) || err instanceof LeavingGroupError) {
         this.logger.warn({ err, groupId: this.options.groupId }, 'commit dropped: group is rebalancing');
         return;
       }
@@ -468,19 +526,66 @@ class KafkaConsumer implements BusConsumer {
     }
   }
 
-  /** Leaves the group after the in-flight batches finish; an ephemeral group is then deleted. */
-  async stop(): Promise<void> {
-    if (this.state === 'stopped') return;
+  /**
+   * Leaves the group after the in-flight batches finish (their commits still count); an ephemeral
+   * group is then deleted. A rebalance under way is not waited for: the client is kept from joining
+   * again, the leave is bounded, and the connections are closed in any case. Every call resolves
+   * when the member is stopped.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
     const wasRunning = this.state === 'running';
-    this.state = 'stopped';
+    this.state = 'stopping';
+    this.consumer.leaving = true;
     this.onStop();
     this.poke();
-    await this.loop;
+    // The fetch loop hands out nothing more; the handlers running now finish and may commit.
     await Promise.allSettled([...this.busy.values()].map((b) => b.run));
-    await this.consumer.close().catch((err: unknown) => this.logger.warn({ err, groupId: this.options.groupId }, 'kafka consumer close failed'));
+    this.state = 'stopped';
+    await this.leaveAndClose();
+    // Its requests in flight failed with the closed client.
+    await this.loop;
     // An ephemeral group is never resumed: delete it now rather than leave its offsets to expire
     // (offsets.retention.minutes, 7 days by default).
     if (wasRunning && this.options.ephemeral) await this.bus.deleteGroup(this.options.groupId);
+  }
+
+  /**
+   * LeaveGroup, then close. leaveGroup() ends the membership in the client at once, so a join or sync
+   * still in flight is dropped when it completes; the client's close() alone leaves the membership
+   * active, and such a join then resumes heartbeats on the closed client, retried every second for
+   * ever. Both are bounded together; past the bound, or when either fails, the connections are dropped.
+   */
+  private async leaveAndClose(): Promise<void> {
+    const groupId = this.options.groupId;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), LEAVE_TIMEOUT_MS);
+    });
+    const leave = async (): Promise<'done'> => {
+      await new Promise<void>((resolve) => {
+        this.consumer.leaveGroup(false, (err) => {
+          if (err) this.logger.warn({ err, groupId }, 'kafka consumer could not leave its group');
+          resolve();
+        });
+      });
+      await this.consumer.close();
+      return 'done';
+    };
+    try {
+      const outcome = await Promise.race([leave(), bound]);
+      if (outcome === 'done') return;
+      this.logger.warn({ groupId, waitedMs: LEAVE_TIMEOUT_MS }, 'kafka consumer did not leave its group in time; dropping its connections');
+    } catch (err) {
+      this.logger.warn({ err, groupId }, 'kafka consumer close failed; dropping its connections');
+    } finally {
+      clearTimeout(timer);
+    }
+    await this.consumer.disconnect().catch((err: unknown) => this.logger.warn({ err, groupId }, 'kafka consumer connections not closed'));
   }
 
   private poke(): void {
