@@ -377,7 +377,8 @@ class PartitionWorker {
 }
 
 class MemoryConsumer implements BusConsumer {
-  private state: 'idle' | 'running' | 'stopped' = 'idle';
+  /** `stopping`: leaving the group; batches in flight finish and may still commit, nothing new starts. */
+  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private handler: ((batch: DeliveredBatch) => Promise<void>) | undefined;
   private readonly workers = new Map<string, PartitionWorker>();
   readonly topics: string[];
@@ -404,9 +405,12 @@ class MemoryConsumer implements BusConsumer {
     await this.group.join(this);
   }
 
-  /** Like kafkajs, a member that is not running (stopped, or never started) commits nothing. */
+  /**
+   * A member that stopped (or never started) commits nothing; a batch still in flight while it
+   * stops may commit what it made durable, as on Kafka.
+   */
   async commit(offsets: PartitionOffset[]): Promise<void> {
-    if (this.state !== 'running') return;
+    if (this.state !== 'running' && this.state !== 'stopping') return;
     const parsed = offsets.map((o) => parseOffset(o.offset));
     offsets.forEach((o, i) => {
       this.group.commit(o.topic, o.partition, parsed[i]!);
@@ -419,12 +423,21 @@ class MemoryConsumer implements BusConsumer {
     }
   }
 
-  async stop(): Promise<void> {
+  /** One stop for every caller: a second call resolves when the first is done. */
+  private stopping: Promise<void> | undefined;
+
+  stop(): Promise<void> {
+    this.stopping ??= this.leave();
+    return this.stopping;
+  }
+
+  private async leave(): Promise<void> {
     if (this.state === 'stopped') return;
     const wasRunning = this.state === 'running';
-    this.state = 'stopped';
+    this.state = 'stopping';
     this.bus.forget(this);
     if (wasRunning) await this.group.leave(this);
+    this.state = 'stopped';
     if (this.options.ephemeral && this.group.memberCount === 0) this.bus.dropGroup(this.group);
   }
 
