@@ -11,23 +11,21 @@ import {
   createStore,
   createBlobStore,
   applySchema,
-  sinkInsertSettings,
-  viewerHashKey,
   type AfterglowConfig,
   type Bus,
-  type BusProducer,
   type FanOut,
   type HotState,
   type Logger,
   type Registry,
+  type RoleHandle,
   type Store,
   type ApiKeyStore,
   type TopicBacklog,
 } from '@afterglow/core';
-import { EventIntake, HistoryImport, SpendImport, registerIngestRoutes, startEdge } from '@afterglow/ingest';
+import { startIngest, type RunningIngest } from '@afterglow/ingest';
 import { startSink, type EventSink, type RunningSink } from '@afterglow/sink';
 import { startLive, type LiveAggregator, type LiveGateway, type ResolveHost, type RunningLive } from '@afterglow/live';
-import { registerDashboardRoutes } from '@afterglow/dashboard';
+import { startDashboard } from '@afterglow/dashboard';
 import { createHttpServer, startMetricsServer } from './http.js';
 import { DEMO_TENANT } from './demo.js';
 import { startDemo, type DemoHandle } from './demo-assets.js';
@@ -108,58 +106,39 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
   registerWhoami(app);
   if (auth.keys) registerKeyRoutes(app, auth.keys);
 
-  let producer: BusProducer | undefined;
-  if (roles.has('ingest')) {
-    producer = await bus.producer();
-    const viewerKey = viewerHashKey(config.ingest.viewerIdKey, config.auth.pepper);
-    if (!viewerKey) log.warn('neither VIEWER_ID_KEY nor AUTH_KEY_PEPPER is set: events\' viewer_id is dropped at ingest (no reach or frequency)');
-    const intake = new EventIntake({
-      producer,
-      limits: config.events,
-      maxInflightBytes: config.ingest.maxInflightBytes,
-      produceTimeoutMs: config.ingest.produceTimeoutMs,
-      registry,
-      viewerKey,
-    });
-    await registerIngestRoutes(app, {
-      intake,
-      store: store!,
-      log: log.child({ role: 'ingest' }),
-      maxBodyBytes: config.ingest.maxBodyBytes,
-      maxEventsPerRequest: config.ingest.maxEventsPerRequest,
-      maxBadLines: config.ingest.maxBadLines,
-      maxEventBytes: config.ingest.maxEventBytes,
-      wsMaxInflightMessages: config.ingest.wsMaxInflightMessages,
-      wsMaxTotalInflightBytes: config.ingest.wsMaxTotalInflightBytes,
-      wsMaxConnectionsPerTenant: config.ingest.wsMaxConnectionsPerTenant,
-      produceTimeoutMs: config.ingest.produceTimeoutMs,
-      registry,
-      history: new HistoryImport({
-        store: store!,
-        limits: config.events,
-        maxAgeMs: config.ingest.importMaxAgeMs,
-        insertSettings: sinkInsertSettings(config.store),
-        registry,
-        viewerKey,
-      }),
-      spend: new SpendImport({ store: store!, maxAgeMs: config.ingest.importMaxAgeMs, maxRowsPerRequest: config.ingest.spendMaxRowsPerRequest }),
-    });
-    if (config.edge.enabled) {
-      const edge = await startEdge({ app, config, bus, intake, log: log.child({ role: 'ingest' }), registry });
-      closers.push(() => edge.stop());
+  // One hot state for the process's roles that keep some (the edge's client seqs, the live windows).
+  let hot: HotState | undefined;
+  const hotState = async (): Promise<HotState> => {
+    if (!hot) {
+      const created = await createHotState(config.hot);
+      hot = created;
+      closers.push(() => created.close());
     }
+    return hot;
+  };
+
+  let ingestRole: RunningIngest | undefined;
+  if (roles.has('ingest')) {
+    ingestRole = await startIngest({
+      app,
+      config,
+      bus,
+      store: store!,
+      ...(config.edge.enabled && { hot: await hotState() }),
+      log: log.child({ role: 'ingest' }),
+      registry,
+    });
+    Object.assign(readiness, ingestRole.ready);
   }
-  if (roles.has('dashboard')) await registerDashboardRoutes(app);
+  if (roles.has('dashboard')) await startDashboard({ app });
+  let inferenceRole: RoleHandle | undefined;
   if (roles.has('inference')) {
-    // Asset registry + tie review (inference/src/registry, inference/src/review).
-    const { startAssetServices } = await import('@afterglow/inference');
+    // Loaded only where it runs: it brings the ONNX runtime and the image models.
+    const { startInference } = await import('@afterglow/inference');
     const blobs = await createBlobStore(config.blob);
-    const assets = await startAssetServices(app, { config, bus, store: store!, blobs, log: log.child({ role: 'inference' }) });
-    closers.push(() => blobs.close(), () => assets.close());
-    // Scores, attribution, models (inference/src/workers): workers consume assets.changes/ties, rescore.requests, engagement.
-    const { startScoringServices } = await import('@afterglow/inference');
-    const scoring = await startScoringServices(app, { config, bus, store: store!, blobs, log: log.child({ role: 'inference', component: 'scoring' }) });
-    closers.push(() => scoring.close());
+    closers.push(() => blobs.close());
+    inferenceRole = await startInference({ app, config, bus, store: store!, blobs, log: log.child({ role: 'inference' }) });
+    Object.assign(readiness, inferenceRole.ready);
   }
 
   let sinkRole: RunningSink | undefined;
@@ -171,9 +150,9 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
   let liveRole: RunningLive | undefined;
   let live: Running['live'];
   if (roles.has('live')) {
-    const hot = await createHotState(config.hot);
+    const hot = await hotState();
     const fanout = await createFanOut(config.fanout);
-    closers.push(() => hot.close(), () => fanout.close());
+    closers.push(() => fanout.close());
     liveRole = await startLive({
       app,
       config,
@@ -259,7 +238,8 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
       stopped = true;
       demo?.stop();
       await app.close();
-      await producer?.close();
+      await ingestRole?.stop();
+      await inferenceRole?.stop();
       await sinkRole?.stop();
       await liveRole?.stop();
       for (const close of closers.reverse()) await close().catch((err) => log.warn({ err }, 'close failed'));

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RoleHandle } from '@afterglow/core';
 import { bundleSize, etagMatches, loadStaticFiles, pickEncoding, type StaticFile } from './static.js';
 import { NOT_BUILT_PAGE } from './page.js';
 
@@ -32,6 +33,13 @@ const CSP = [
 
 /** The app's files are public (issue 8): it carries no data; the API it calls needs a key. */
 const PUBLIC = { config: { scope: 'public' as const } };
+
+/** The dashboard role as the composition root starts every role: its routes, nothing to stop. */
+export async function startDashboard(deps: { app: FastifyInstance } & DashboardOptions): Promise<RoleHandle> {
+  const { app, ...options } = deps;
+  await registerDashboardRoutes(app, options);
+  return { ready: {}, stop: async () => undefined };
+}
 
 /**
  * The dashboard role: serves the Svelte app built by Vite. `GET /` is the single-page app (it routes

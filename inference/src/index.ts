@@ -1,3 +1,4 @@
+export { startInference, type InferenceRoleDeps, type RunningInference } from './start.js';
 /**
  * @afterglow/inference: image models (embeddings, perceptual hash) and, with the tie engine, the
  * inference role.

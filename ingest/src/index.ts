@@ -1,3 +1,4 @@
+export { startIngest, type IngestRoleDeps, type RunningIngest } from './start.js';
 export { EventIntake, type IntakeOptions, type IntakeResult, type Rejection } from './intake.js';
 export { registerIngestRoutes, type IngestDeps } from './routes.js';
 export { HistoryImport, type HistoryImportOptions, type ImportResult } from './backfill.js';

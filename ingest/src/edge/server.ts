@@ -9,7 +9,6 @@ import {
   Counter,
   Gauge,
   actingTenant,
-  createHotState,
   principalOf,
   quotaOf,
   type AfterglowConfig,
@@ -588,6 +587,8 @@ export interface EdgeDeps {
   app: FastifyInstance;
   config: AfterglowConfig;
   bus: Bus;
+  /** Per-client sequence numbers (the adapter the config names, created and closed by the caller). */
+  hot: HotState;
   intake: EventIntake;
   log: Logger;
   registry?: Registry;
@@ -600,14 +601,14 @@ export interface RunningEdge {
 }
 
 /**
- * The ingest role's edge endpoint: hot state for the per-client seqs (the adapter the config
- * names), the posteriors fed by a consumer of this process's own, GET /v1/edge. Call before listen.
+ * The ingest role's edge endpoint: the posteriors fed by a consumer of this process's own, the
+ * per-client seqs in the hot state passed in, GET /v1/edge. Call before listen.
  */
 export async function startEdge(deps: EdgeDeps): Promise<RunningEdge> {
   const { config } = deps;
   const settings = config.edge;
   const log = deps.log.child({ component: 'edge' });
-  const hot = await createHotState(config.hot);
+  const { hot } = deps;
   const posteriors = new PlacementPosteriors(settings);
   const skipped = new Counter({
     name: 'afterglow_edge_events_skipped_total',
@@ -646,7 +647,6 @@ export async function startEdge(deps: EdgeDeps): Promise<RunningEdge> {
     async stop() {
       await hub.close();
       await consumer.stop();
-      await hot.close();
     },
   };
 }
