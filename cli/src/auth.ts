@@ -7,8 +7,8 @@ import {
   BadRequestError,
   ForbiddenError,
   RateLimiter,
-  createHotState,
   type AfterglowConfig,
+  type HotState,
   type Store,
   SCOPES,
   UnauthorizedError,
@@ -309,6 +309,8 @@ export async function createAuth(
   config: AfterglowConfig,
   store: Store | undefined,
   log: Logger,
+  /** The process's hot state (the rate limits' buckets), created by the composition root on first use. */
+  hotState: () => Promise<HotState>,
 ): Promise<{ options: AuthOptions; keys: ApiKeyStore | undefined; close(): Promise<void> }> {
   const settings = config.auth;
   let keys: ApiKeyStore | undefined;
@@ -321,7 +323,7 @@ export async function createAuth(
   }
   const r = settings.rate;
   const limited = settings.mode === 'keys' && (r.eventsPerSec > 0 || r.bytesPerSec > 0 || r.maxConnections > 0);
-  const hot = limited ? await createHotState(config.hot) : undefined;
+  const hot = limited ? await hotState() : undefined;
   const limiter = hot ? new RateLimiter(hot, r) : undefined;
   return {
     options: { settings, keys, limiter, log: log.child({ component: 'auth' }) },
@@ -329,7 +331,6 @@ export async function createAuth(
     async close() {
       keys?.close();
       limiter?.close();
-      await hot?.close();
     },
   };
 }

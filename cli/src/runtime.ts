@@ -100,13 +100,7 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
     readiness.store = () => store!.client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
   }
 
-  const auth = await createAuth(config, store, log);
-  closers.push(() => auth.close());
-  const app = await createHttpServer({ log, registry, wsMaxPayloadBytes: config.ingest.wsMaxMessageBytes, readiness, auth: auth.options, limits: config.http });
-  registerWhoami(app);
-  if (auth.keys) registerKeyRoutes(app, auth.keys);
-
-  // One hot state for the process's roles that keep some (the edge's client seqs, the live windows).
+  // One hot state for the process's roles that keep some (rate-limit buckets, the edge's client seqs, the live windows).
   let hot: HotState | undefined;
   const hotState = async (): Promise<HotState> => {
     if (!hot) {
@@ -116,6 +110,12 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
     }
     return hot;
   };
+
+  const auth = await createAuth(config, store, log, hotState);
+  closers.push(() => auth.close());
+  const app = await createHttpServer({ log, registry, wsMaxPayloadBytes: config.ingest.wsMaxMessageBytes, readiness, auth: auth.options, limits: config.http });
+  registerWhoami(app);
+  if (auth.keys) registerKeyRoutes(app, auth.keys);
 
   let ingestRole: RunningIngest | undefined;
   if (roles.has('ingest')) {
