@@ -155,6 +155,11 @@ export interface TieResult {
   error?: string;
   /** The whole ad's embedding (unit norm), e.g. for ad-to-ad duplicate search. */
   embedding?: Float32Array;
+  /**
+   * Every master found in the ad with its region (ad pixels, [x, y, w, h]), for ads built from
+   * several masters; set only when the engine looks for several (`multiMaster`).
+   */
+  masters?: Array<{ master: string; box: [number, number, number, number]; score: number }>;
 }
 
 export interface TieProgress {
