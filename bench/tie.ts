@@ -139,6 +139,9 @@ function engineOptions(config: ReturnType<typeof loadConfig>) {
     whitenDims: config.tie.whitenDims,
     whitenShrinkage: config.tie.whitenShrinkage,
     adWindows: opt('windows', 1) !== 0,
+    colourFreeTop: opt('colour-free', 5),
+    denseWeakTop: opt('dense-weak', 20),
+    masterGrey: opt('master-grey', 1) !== 0,
   };
 }
 

@@ -23,7 +23,8 @@ options (default from the environment, see README.md):
   --candidates N     candidates per ad (TIE_CANDIDATES, 20)
   --top-k K          masters kept per ad by embedding similarity (TIE_TOP_K, 500)
   --verify N         candidates verified with keypoints per list (TIE_VERIFY_TOP, 5)
-  --dense N          best candidates checked densely, the ad located in each (TIE_DENSE_TOP, 8; 0 = off)
+  --dense N          best candidates checked densely, the ad located in each (TIE_DENSE_TOP, 8, and 20 when
+                     keypoints verified none strongly; given here, exactly N; 0 = off)
   --model ID         mobilenet_v2 | inception_v3 (TIE_MODEL)
   --threshold X      auto-tie at calibrated score >= X (TIE_AUTO_TIE_THRESHOLD; default calibrated)
   --workers N        keypoint worker threads (TIE_VERIFY_WORKERS; 0 = cores)

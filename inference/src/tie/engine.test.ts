@@ -65,12 +65,13 @@ describe('tie engine', () => {
     { masterMirror: true, colourWeight: 0.35 },
     { masterMirror: false, colourWeight: 0.35 },
     { masterMirror: true, colourWeight: 0 },
-  ]) {
+    { masterMirror: false, colourWeight: 0.35, masterGrey: false },
+  ] as Array<{ masterMirror: boolean; colourWeight: number; masterGrey?: boolean }>) {
     it(`ties mirrored and graded crops to their master (${JSON.stringify(options)})`, async (t) => {
       if (!requireOrSkip(t, missing)) return;
       const engine = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, ...options });
       try {
-        assert.equal(engine.viewsPerMaster, options.masterMirror ? 3 : 2, 'whole + centre (+ the whole mirrored)');
+        assert.equal(engine.viewsPerMaster, 2 + (options.masterMirror ? 1 : 0) + (options.masterGrey === false ? 0 : 1), 'whole + centre (+ the whole mirrored) (+ the whole in grey)');
         await engine.addMasters(masters);
         const results = await engine.tieAds(ads);
         for (const [i, r] of results.entries()) {
@@ -104,7 +105,7 @@ describe('tie engine', () => {
 
   it('checks its best candidates densely: the true master locates best, and only `denseTop` are checked', async (t) => {
     if (!requireOrSkip(t, missing)) return;
-    const dense = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 3 });
+    const dense = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 3, denseWeakTop: 3 });
     const off = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 0 });
     try {
       await dense.addMasters(masters);
@@ -123,6 +124,42 @@ describe('tie engine', () => {
     } finally {
       await dense.close();
       await off.close();
+    }
+  });
+
+  it('checks more candidates densely when keypoints verified none strongly', async (t) => {
+    if (!requireOrSkip(t, missing)) return;
+    // No keypoint verification at all: every ad is weak evidence, so `denseWeakTop` are checked.
+    const weak = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, colourFreeTop: 0, denseTop: 2, denseWeakTop: 5 });
+    try {
+      await weak.addMasters(masters);
+      for (const r of await weak.tieAds(ads)) assert.equal(r.candidates.filter((c) => c.dense !== undefined).length, 5, r.ad);
+    } finally {
+      await weak.close();
+    }
+  });
+
+  it('ties greyscale ads through the masters\' grey views', async (t) => {
+    if (!requireOrSkip(t, missing)) return;
+    const greyAds = await Promise.all(
+      masters.slice(0, 4).map(async (m, i) => ({ name: `grey${i}`, bytes: new Uint8Array(await sharp(Buffer.from(await cut(Buffer.from(m.bytes!), false, false))).greyscale().jpeg({ quality: 80 }).toBuffer()), truth: m.name })),
+    );
+    const grey = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, denseTop: 0 });
+    const colourOnly = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, denseTop: 0, masterGrey: false });
+    try {
+      await grey.addMasters(masters);
+      await colourOnly.addMasters(masters);
+      const a = await grey.tieAds(greyAds);
+      const b = await colourOnly.tieAds(greyAds);
+      for (const [i, r] of a.entries()) {
+        assert.equal(r.candidates[0]?.master, greyAds[i]!.truth, `${r.ad} ranked ${r.candidates.map((c) => c.master).join(', ')}`);
+        const cosA = r.candidates.find((c) => c.master === greyAds[i]!.truth)!.cosine;
+        const cosB = b[i]!.candidates.find((c) => c.master === greyAds[i]!.truth)!.cosine;
+        assert.ok(cosA > cosB, `${r.ad}: the grey view is closer than the colour views (${cosA.toFixed(3)} vs ${cosB.toFixed(3)})`);
+      }
+    } finally {
+      await grey.close();
+      await colourOnly.close();
     }
   });
 

@@ -95,6 +95,11 @@ export interface TieEngineOptions {
    */
   masterMirror?: boolean;
   /**
+   * Also index the whole master in grey (its descriptor and grey histogram; default true): greyscale
+   * and duotone ads meet it closer than the colour views, whose colours they lack.
+   */
+  masterGrey?: boolean;
+  /**
    * Strip views of every master (./views.ts `masterStrips`: four wide, one tall), compared only with
    * thin ads' whole and halves (default true). Five more CNN passes per master.
    */
@@ -116,6 +121,20 @@ export interface TieEngineOptions {
    */
   denseTop?: number;
   dense?: Partial<DenseParams>;
+  /**
+   * With colour on, also verify this many masters per ad from a second search that ignores colour (the
+   * query's colour part zeroed; default 5; 0 = off). Greyscale, duotone and hue-shifted ads have
+   * colours their master lacks, so the fused similarity pushes the master down; keypoints and the
+   * dense check are colour-blind enough to lift it back once it is a candidate.
+   */
+  colourFreeTop?: number;
+  /**
+   * Candidates checked densely when keypoints verified none of the ad's candidates strongly (fewer than
+   * DENSE_ORIENTATION_INLIERS inliers; default 20; at most `denseTop` when lower). Ads in styles the
+   * keypoints miss (duotone, zoomed, thin) then get their ranking from the dense check over more of
+   * the list; ads that verified keep the cheaper `denseTop`.
+   */
+  denseWeakTop?: number;
 }
 
 /** An image to tie: a name (the file name in the CLI contract) and its bytes or path. */
@@ -192,6 +211,8 @@ export class TieEngine {
   readonly verifyTop: number;
   readonly voteTop: number;
   readonly denseTop: number;
+  readonly colourFreeTop: number;
+  readonly denseWeakTop: number;
   readonly dense: DenseParams;
   readonly orb: OrbParams;
   readonly calibration: Calibration;
@@ -213,6 +234,7 @@ export class TieEngine {
   private readonly featureCache: FeatureCache | undefined;
   readonly masterViewSet: MasterViewSet;
   readonly masterMirror: boolean;
+  readonly masterGrey: boolean;
   readonly colourWeight: number;
   readonly thinStrips: boolean;
   private readonly pool: OrbPool;
@@ -253,6 +275,8 @@ export class TieEngine {
     this.verifyTop = Math.max(0, options.verifyTop ?? 5);
     this.voteTop = Math.max(0, options.voteTop ?? 6);
     this.denseTop = Math.max(0, options.denseTop ?? 8);
+    this.colourFreeTop = Math.max(0, options.colourFreeTop ?? 5);
+    this.denseWeakTop = this.denseTop > 0 ? Math.max(this.denseTop, options.denseWeakTop ?? 20) : 0;
     this.dense = { ...DEFAULT_DENSE_PARAMS, ...(options.dense ?? {}) };
     this.orb = { ...DEFAULT_ORB_PARAMS, ...(options.orb ?? {}) };
     this.calibration = options.calibration ?? loadCalibration();
@@ -268,6 +292,7 @@ export class TieEngine {
     this.featureCache = options.featureCache;
     this.masterViewSet = options.masterViews ?? 'centre';
     this.masterMirror = options.masterMirror ?? false;
+    this.masterGrey = options.masterGrey ?? true;
     this.colourWeight = Math.max(0, options.colourWeight ?? 0.35);
     this.thinStrips = options.thinStrips ?? true;
     const cores = os.availableParallelism();
@@ -276,21 +301,29 @@ export class TieEngine {
 
   /** Rows per master in the index: its views, then (with `masterMirror`) the whole master mirrored. */
   get viewsPerMaster(): number {
-    return masterViewCount(this.masterViewSet) + (this.masterMirror ? 1 : 0);
+    return masterViewCount(this.masterViewSet) + (this.masterMirror ? 1 : 0) + (this.masterGrey ? 1 : 0);
   }
 
-  private masterInputs(raw: RawImage, key: string): Array<{ raw: RawImage; crop: Rect; key: string; mirror?: boolean }> {
+  private masterInputs(raw: RawImage, key: string, grey: RawImage | undefined): Array<{ raw: RawImage; crop: Rect; key: string; mirror?: boolean }> {
     const views = masterViews(raw.width, raw.height, this.masterViewSet).map((crop) => ({ raw, crop, key }));
-    return this.masterMirror ? [...views, { ...views[0]!, mirror: true }] : views;
+    const out: Array<{ raw: RawImage; crop: Rect; key: string; mirror?: boolean }> = this.masterMirror ? [...views, { ...views[0]!, mirror: true }] : views;
+    if (grey) out.push({ raw: grey, crop: views[0]!.crop, key: `${key}:grey` });
+    return out;
   }
 
-  /** A master's colour rows, in `masterInputs` order: mirroring leaves a histogram unchanged, so the mirrored whole reuses the whole's. */
-  private masterColourRows(raw: RawImage): Float32Array {
+  /**
+   * A master's colour rows, in `masterInputs` order: mirroring leaves a histogram unchanged, so the
+   * mirrored whole reuses the whole's; the grey whole has its grey histogram.
+   */
+  private masterColourRows(raw: RawImage, grey: RawImage | undefined): Float32Array {
     const views = this.colours(raw, masterViews(raw.width, raw.height, this.masterViewSet));
-    if (!this.masterMirror || views.length === 0) return views;
-    const out = new Float32Array(views.length + colourDims());
+    if (views.length === 0) return views;
+    const cd = colourDims();
+    const extra = (this.masterMirror ? 1 : 0) + (grey ? 1 : 0);
+    const out = new Float32Array(views.length + extra * cd);
     out.set(views);
-    out.set(views.subarray(0, colourDims()), views.length);
+    if (this.masterMirror) out.set(views.subarray(0, cd), views.length);
+    if (grey) out.set(this.colours(grey, [{ left: 0, top: 0, width: grey.width, height: grey.height }]), out.length - cd);
     return out;
   }
 
@@ -538,8 +571,9 @@ export class TieEngine {
     const raw = await this.decode(bytes);
     const key = `${sha}:d${this.decodeMaxSide}`;
     const cached = this.featureCache?.get(this.orbKey(sha));
-    const inputs = this.masterInputs(raw, key);
-    const colours = this.masterColourRows(raw);
+    const grey = this.masterGrey ? greyOf(raw) : undefined;
+    const inputs = this.masterInputs(raw, key, grey);
+    const colours = this.masterColourRows(raw, grey);
     const strips = this.thinStrips ? [...masterStrips(raw.width, raw.height, 'wide'), ...masterStrips(raw.width, raw.height, 'tall')] : [];
     const [vectors, features, thumb] = await Promise.all([
       this.embed([...inputs, ...strips.map((crop) => ({ raw, crop, key }))]),
@@ -619,6 +653,15 @@ export class TieEngine {
       const [byStrips] = searchTopK(strips, { dims: d, count: STRIP_AD_VIEWS.length, data: sq }, STRIP_AD_VIEWS.length, this.topK, { viewsPerMaster: per });
       ranking = mergeRankings(ranking!, byStrips!, this.topK, STRIP_AD_VIEWS);
     }
+    // The same search without colour: the query rows' colour part zeroed (descriptor cosine only).
+    let colourFree: Int32Array | undefined;
+    if (this.colourWeight > 0 && this.colourFreeTop > 0) {
+      const d = index.dims;
+      const cd = colourDims();
+      const qf = q.slice();
+      for (let v = 0; v < nv; v++) qf.fill(0, v * d + d - cd, (v + 1) * d);
+      [colourFree] = searchTopK(index, { dims: d, count: nv, data: qf }, nv, this.colourFreeTop, { viewsPerMaster: this.viewsPerMaster }).map((r) => r.cosine.index);
+    }
     this.timings.searchMs += performance.now() - ts;
     const cos = ranking!.cosine;
     const euc = ranking!.euclidean;
@@ -642,6 +685,7 @@ export class TieEngine {
     if (verifying) {
       take(cos.index, this.verifyTop, verify);
       take(euc.index, this.verifyTop, verify);
+      if (colourFree) take(colourFree, this.colourFreeTop, verify);
       if (this.votes && adFeatures) {
         const tv = performance.now();
         const v = this.votes.vote(adFeatures.features, undefined);
@@ -680,10 +724,10 @@ export class TieEngine {
     let order = rank();
     if (this.denseTop > 0 && thumb && this.masterThumbs.length === this.masterNames.length) {
       // The best by embedding and keypoint evidence are checked densely, then everything is rescored.
-      const checked = order.slice(0, this.denseTop);
       // A master that verified strongly tells which way round the ad is (a sibling frame too: it is the ad that is mirrored).
       let strongest: (Evidence & { flipped: boolean }) | undefined;
       for (const e of evidence.values()) if (e.inliers >= DENSE_ORIENTATION_INLIERS && e.inliers > (strongest?.inliers ?? 0)) strongest = e;
+      const checked = order.slice(0, strongest ? this.denseTop : this.denseWeakTop);
       const td = performance.now();
       try {
         const dense = await this.pool.dense(thumb, checked.map((i) => this.masterThumbs[all[i]!]!), this.dense, strongest?.flipped);
@@ -748,6 +792,19 @@ interface MasterDescription {
   strips: { vector: Float32Array; colours: Float32Array };
   features: Features;
   thumb: Thumb | undefined;
+}
+
+/** The image in grey (luma), as RGB. */
+function greyOf(raw: RawImage): RawImage {
+  const n = raw.width * raw.height;
+  const ch = raw.channels;
+  const out = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const o = i * ch;
+    const y = ch >= 3 ? Math.round(0.299 * raw.data[o]! + 0.587 * raw.data[o + 1]! + 0.114 * raw.data[o + 2]!) : raw.data[o]!;
+    out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = y;
+  }
+  return { data: out, width: raw.width, height: raw.height, channels: 3 };
 }
 
 /** For unit embeddings: cos = 1 - d^2 / 2. */
