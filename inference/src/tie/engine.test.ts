@@ -163,6 +163,34 @@ describe('tie engine', () => {
     }
   });
 
+  it('lists both masters of a two-photo collage, each with its side of the ad', async (t) => {
+    if (!requireOrSkip(t, missing)) return;
+    const half = async (m: AssetRef) => sharp(Buffer.from(await cut(Buffer.from(m.bytes!), false, false))).resize(400, 400, { fit: 'cover' }).toBuffer();
+    const collage = new Uint8Array(
+      await sharp({ create: { width: 820, height: 400, channels: 3, background: '#ffffff' } })
+        .composite([{ input: await half(masters[0]!), left: 0, top: 0 }, { input: await half(masters[1]!), left: 420, top: 0 }])
+        .jpeg({ quality: 85 })
+        .toBuffer(),
+    );
+    const engine = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, multiMaster: true });
+    const single = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0 });
+    try {
+      await engine.addMasters(masters);
+      await single.addMasters(masters);
+      const [r] = await engine.tieAds([{ name: 'collage', bytes: collage }]);
+      const listed = r!.masters ?? [];
+      const left = listed.find((m) => m.master === masters[0]!.name);
+      const right = listed.find((m) => m.master === masters[1]!.name);
+      assert.ok(left && right, `both masters listed: ${JSON.stringify(listed)}`);
+      assert.ok(left.box[0] + left.box[2] / 2 < 410 && right.box[0] + right.box[2] / 2 > 410, `boxes on their sides: ${JSON.stringify(listed)}`);
+      const [s] = await single.tieAds([{ name: 'collage', bytes: collage }]);
+      assert.equal(s!.masters, undefined, 'without multiMaster, no list');
+    } finally {
+      await engine.close();
+      await single.close();
+    }
+  });
+
   it('compares thin ads, and only them, with the masters\' strips', async (t) => {
     if (!requireOrSkip(t, missing)) return;
     const thinAds = await Promise.all(masters.slice(0, 4).map(async (m, i) => ({ name: `lb${i}`, bytes: await leaderboard(Buffer.from(m.bytes!)), truth: m.name })));

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import sharp from 'sharp';
-import { decodeImage, DEFAULT_IMAGE_LIMITS } from '../models/image.js';
+import { decodeImage, DEFAULT_IMAGE_LIMITS, probeImage } from '../models/image.js';
 import { runtimeSpec } from '../models/manifest.js';
 import type { Embedder, EmbeddingModelId, EmbeddingOutput, ImageLimits, RawImage, Rect, ResizeFit } from '../models/types.js';
 import type { FeatureCache } from './cache.js';
@@ -135,7 +135,27 @@ export interface TieEngineOptions {
    * the list; ads that verified keep the cheaper `denseTop`.
    */
   denseWeakTop?: number;
+  /**
+   * Look for several masters per ad (collages, split panels, carousels exported as one image): the ad's
+   * regions (its views plus thirds along the long side) are searched one by one, and every master that
+   * is the best of some region, above `multiMasterMinCosine` and not claiming an area another listed
+   * master claims, is returned in `TieResult.masters` with that region. Default false (three more CNN
+   * passes per ad).
+   */
+  multiMaster?: boolean;
+  /** A region's best master is listed from this fused cosine up (default MULTI_MASTER_MIN_COSINE). */
+  multiMasterMinCosine?: number;
 }
+
+/**
+ * Default floor of a listed master's region similarity: the 99th percentile of the best wrong master's
+ * similarity over the regions of family A's single-master ads (`bench:tie -- --multi 1` prints it: 0.451 on
+ * the short set, 111 region winners over 60 ads; fitted there,
+ * never on the held-out family).
+ */
+export const MULTI_MASTER_MIN_COSINE = 0.45;
+/** Masters listed per ad at most. */
+export const MULTI_MASTER_MAX = 5;
 
 /** An image to tie: a name (the file name in the CLI contract) and its bytes or path. */
 export interface AssetRef {
@@ -213,6 +233,8 @@ export class TieEngine {
   readonly denseTop: number;
   readonly colourFreeTop: number;
   readonly denseWeakTop: number;
+  readonly multiMaster: boolean;
+  readonly multiMasterMinCosine: number;
   readonly dense: DenseParams;
   readonly orb: OrbParams;
   readonly calibration: Calibration;
@@ -276,6 +298,8 @@ export class TieEngine {
     this.voteTop = Math.max(0, options.voteTop ?? 6);
     this.denseTop = Math.max(0, options.denseTop ?? 8);
     this.colourFreeTop = Math.max(0, options.colourFreeTop ?? 5);
+    this.multiMaster = options.multiMaster ?? false;
+    this.multiMasterMinCosine = options.multiMasterMinCosine ?? MULTI_MASTER_MIN_COSINE;
     this.denseWeakTop = this.denseTop > 0 ? Math.max(this.denseTop, options.denseWeakTop ?? 20) : 0;
     this.dense = { ...DEFAULT_DENSE_PARAMS, ...(options.dense ?? {}) };
     this.orb = { ...DEFAULT_ORB_PARAMS, ...(options.orb ?? {}) };
@@ -610,7 +634,11 @@ export class TieEngine {
     const bytes = await this.read(ref);
     const sha = createHash('sha256').update(bytes).digest('hex');
     const raw = await this.decode(bytes);
-    const views = this.adWindows ? [...adViews(raw.width, raw.height), ...adWindows(raw.width, raw.height)] : adViews(raw.width, raw.height);
+    const base = this.adWindows ? [...adViews(raw.width, raw.height), ...adWindows(raw.width, raw.height)] : adViews(raw.width, raw.height);
+    const views = this.multiMaster ? [...base, ...thirds(raw.width, raw.height)] : base;
+    // Regions are reported in the ad's own pixels (the decoded image may be smaller).
+    const probed = this.multiMaster ? await probeImage(bytes, this.limits) : undefined;
+    const scale = probed ? Math.max(probed.width, probed.height) / Math.max(raw.width, raw.height) : 1;
     const key = `${sha}:d${this.decodeMaxSide}`;
     const colours = this.colours(raw, views.map((v) => v.rect));
     const [vectors, adFeatures, thumb] = await Promise.all([
@@ -629,11 +657,11 @@ export class TieEngine {
         : Promise.resolve(undefined),
       this.denseTop > 0 ? this.thumb(raw, 'ad') : Promise.resolve(undefined),
     ]);
-    return { vectors, colours, adFeatures, thumb, thin: thinness(raw.width, raw.height) };
+    return { vectors, colours, adFeatures, thumb, thin: thinness(raw.width, raw.height), regions: this.multiMaster ? views.map((v) => v.rect) : undefined, scale };
   }
 
   private async finishAd(ref: AssetRef, prepared: Prepared, index: VectorSet): Promise<TieResult> {
-    const { vectors, colours, adFeatures, thumb, thin } = prepared;
+    const { vectors, colours, adFeatures, thumb, thin, regions, scale } = prepared;
     const verifying = this.verifyTop > 0 && index.count > 0;
     // Exact top-K by best view.
     const ts = performance.now();
@@ -762,8 +790,55 @@ export class TieEngine {
       byCosine: Array.from(cos.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: cos.value[r]! })),
       byEuclidean: Array.from(euc.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: euc.value[r]! })),
       embedding: vectors[0],
+      ...(regions ? { masters: this.mastersByRegion(index, q, nv, regions, scale, order.length > 0 ? { master: all[order[0]!]!, cosine: ev[order[0]!]!.cosine } : undefined) } : {}),
     };
   }
+
+  /**
+   * Several masters in one ad: each region searched alone; a region's best master is listed (with the
+   * region as its box) when similar enough, not listed already, and its region does not mostly
+   * overlap a listed master's. The ad's best candidate (`top`, by every evidence) is listed whatever its
+   * similarity, with its best region (the whole ad when it wins none). Best first.
+   */
+  private mastersByRegion(index: VectorSet, q: Float32Array, nv: number, regions: readonly Rect[], scale: number, top: { master: number; cosine: number } | undefined): NonNullable<TieResult['masters']> {
+    const perRegion = searchTopK(index, { dims: index.dims, count: nv, data: q }, 1, 1, { viewsPerMaster: this.viewsPerMaster });
+    const winners = perRegion.map((r, i) => ({ master: r.cosine.index[0]!, cosine: r.cosine.value[0]!, rect: regions[i]! })).filter((b) => b.master !== undefined);
+    const best = winners.filter((b) => b.cosine >= this.multiMasterMinCosine || b.master === top?.master).sort((a, b) => b.cosine - a.cosine);
+    const out: Array<{ master: number; cosine: number; rect: Rect }> = [];
+    if (top && !best.some((b) => b.master === top.master)) out.push({ master: top.master, cosine: top.cosine, rect: regions[0]! });
+    for (const b of best) {
+      if (out.length >= MULTI_MASTER_MAX) break;
+      if (out.some((o) => o.master === b.master)) continue;
+      if (out.some((o) => overlapArea(o.rect, b.rect) > 0.5 * Math.min(area(o.rect), area(b.rect)))) continue;
+      out.push(b);
+    }
+    return out.sort((a, b) => b.cosine - a.cosine).map((o) => ({
+      master: this.masterNames[o.master]!,
+      box: [Math.round(o.rect.left * scale), Math.round(o.rect.top * scale), Math.round(o.rect.width * scale), Math.round(o.rect.height * scale)],
+      score: Math.round(o.cosine * 1e4) / 1e4,
+    }));
+  }
+}
+
+function area(r: Rect): number {
+  return r.width * r.height;
+}
+
+function overlapArea(a: Rect, b: Rect): number {
+  const w = Math.min(a.left + a.width, b.left + b.width) - Math.max(a.left, b.left);
+  const h = Math.min(a.top + a.height, b.top + b.height) - Math.max(a.top, b.top);
+  return w > 0 && h > 0 ? w * h : 0;
+}
+
+/** Thirds of the ad along its long side (a collage of three in a row or a column). */
+function thirds(width: number, height: number): Array<{ rect: Rect }> {
+  const wide = width >= height;
+  const long = wide ? width : height;
+  return [0, 1, 2].map((k) => {
+    const a = Math.floor((k * long) / 3);
+    const b = Math.max(a + 1, Math.floor(((k + 1) * long) / 3));
+    return { rect: wide ? { left: a, top: 0, width: b - a, height } : { left: 0, top: a, width, height: b - a } };
+  });
 }
 
 /**
@@ -783,6 +858,9 @@ interface Prepared {
   thumb: Thumb | undefined;
   /** A thin ad's orientation (./views.ts `thinness`): its whole and halves are also compared with the masters' strips. */
   thin: 'wide' | 'tall' | undefined;
+  /** With `multiMaster`: every view's rect (decoded pixels), in `vectors` order, and ad pixels per decoded pixel. */
+  regions: Rect[] | undefined;
+  scale: number;
 }
 
 /** A master described: its views' rows (searched), their colours, its strips (empty without `thinStrips`) and keypoints. */
