@@ -12,6 +12,11 @@
  *                     (101, 102), then evaluates on the usual seed with the new file
  *   --dump 1:         also writes every ad's result (candidates with their evidence) beside the set,
  *                     <set dir>.results.json, for error analysis
+ *   --families ab|b|a: family B (held out, ./test/kit/src/tie/heldout.ts) is printed first, then family A
+ *                     (the generator the calibration is fitted on); --b-masters/--b-ads/--b-collages/--b-seed
+ *                     size family B (short: 60 x 120 + 30 collages; full: 300 x 450 + 60)
+ *   --multi 1:        look for several masters per ad; family A prints the region-similarity floor fitted on it
+ *   --colour-free N / --dense-weak N / --master-grey 0|1: the engine options measured on family B
  *   --also-seeds L:   then runs the engine alone on sets of these seeds too and prints each with the
  *                     mean: sets differ a lot by seed (mAP 85-91 for one engine), and the calibration
  *                     seeds (101, 102) are not held out
