@@ -9,7 +9,10 @@
  *            list are verified with ORB + RANSAC (./orb.ts, worker threads) -> the best `denseTop`
  *            by that evidence are checked densely (./dense.ts: the ad's pixels located in each) ->
  *            calibrated score (./calibration.ts) -> top-N candidates; auto-tie when the best score
- *            reaches the calibrated threshold.
+ *            reaches the calibrated threshold. Masters also get a grey whole view (greyscale and
+ *            duotone ads); a colour-free search adds candidates to verify (hue-shifted ads); ads no
+ *            candidate verified strongly get more dense checks; with `multiMaster`, every master
+ *            that wins a region of the ad is listed with that region (collages).
  *
  * Masters are added first (`addMasters`), then ads are tied in a streaming pipeline (`tieAds`):
  * several ads in flight so the embedder batches their views across ads while the ORB workers match
@@ -130,7 +133,7 @@ export interface TieEngineOptions {
   colourFreeTop?: number;
   /**
    * Candidates checked densely when keypoints verified none of the ad's candidates strongly (fewer than
-   * DENSE_ORIENTATION_INLIERS inliers; default 20; at most `denseTop` when lower). Ads in styles the
+   * DENSE_ORIENTATION_INLIERS inliers; default 20; never fewer than `denseTop`). Ads in styles the
    * keypoints miss (duotone, zoomed, thin) then get their ranking from the dense check over more of
    * the list; ads that verified keep the cheaper `denseTop`.
    */
@@ -140,7 +143,7 @@ export interface TieEngineOptions {
    * regions (its views plus thirds along the long side) are searched one by one, and every master that
    * is the best of some region, above `multiMasterMinCosine` and not claiming an area another listed
    * master claims, is returned in `TieResult.masters` with that region. Default false (three more CNN
-   * passes per ad).
+   * passes per ad; the thirds also count as views in the ad's ranking).
    */
   multiMaster?: boolean;
   /** A region's best master is listed from this fused cosine up (default MULTI_MASTER_MIN_COSINE). */
