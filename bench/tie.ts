@@ -12,6 +12,11 @@
  *                     (101, 102), then evaluates on the usual seed with the new file
  *   --dump 1:         also writes every ad's result (candidates with their evidence) beside the set,
  *                     <set dir>.results.json, for error analysis
+ *   --families ab|b|a: family B (held out, ./test/kit/src/tie/heldout.ts) is printed first, then family A
+ *                     (the generator the calibration is fitted on); --b-masters/--b-ads/--b-collages/--b-seed
+ *                     size family B (short: 60 x 120 + 30 collages; full: 300 x 450 + 60)
+ *   --multi 1:        look for several masters per ad; family A prints the region-similarity floor fitted on it
+ *   --colour-free N / --dense-weak N / --master-grey 0|1: the engine options measured on family B
  *   --also-seeds L:   then runs the engine alone on sets of these seeds too and prints each with the
  *                     mean: sets differ a lot by seed (mAP 85-91 for one engine), and the calibration
  *                     seeds (101, 102) are not held out
@@ -34,15 +39,22 @@ import {
   wilsonLower,
   type Calibration,
   type RetrievalReport,
+  type TieResult,
 } from '@afterglow/inference';
 import {
   FULL_PACKAGES,
   SHORT_PACKAGES,
   fitCalibration,
+  generateHeldoutDataset,
   generateTieDataset,
+  reportBy,
+  toPredictions,
   runEngine,
   runOrbBaseline,
   runPhashBaseline,
+  type EngineRun,
+  type HeldoutDataset,
+  type SetReport,
   type TieDataset,
 } from '@afterglow/testkit/tie';
 import { flag, opt, optStr } from './args.js';
@@ -55,11 +67,69 @@ const PACKAGES = SHORT ? SHORT_PACKAGES : FULL_PACKAGES;
 const ORB_SAMPLE = opt('orb-sample', SHORT ? 30 : 60);
 const VERIFY = opt('verify', loadConfig(process.env).tie.verifyTop);
 const cores = availableCores();
+/** Family B, the held-out generator: never fitted on (the calibration and constants come from family A). */
+const B_MASTERS = opt('b-masters', SHORT ? 60 : 300);
+const B_ADS = opt('b-ads', SHORT ? 120 : 450);
+const B_COLLAGES = opt('b-collages', SHORT ? 30 : 60);
+const B_SEED = opt('b-seed', 1);
+/** Which families to run: 'b' skips family A and its baselines (quick iteration on the held-out figures). */
+const FAMILIES = optStr('families', 'ab');
+/** --multi 1: look for several masters per ad (collages); family A then prints the region-similarity floor fitted on it. */
+const MULTI = opt('multi', 0) === 1;
 
 const pct = (x: number | undefined) => (x === undefined ? '    -' : `${(100 * x).toFixed(1).padStart(5)}`);
 function row(name: string, r: RetrievalReport, secs: number, note = ''): string {
   const auto = r.autoTies > 0 ? `${pct(r.autoTiePrecision)} / ${pct(r.autoTieCoverage)}` : '    - /     -';
-  return `  ${name.padEnd(30)} ${pct(r.recallAt1)} ${pct(r.recallAt5)} ${pct(r.recallAt20)} ${pct(r.mAP)} ${pct(r.pairAp)}   ${auto}  ${secs.toFixed(1).padStart(6)} s ${note}`;
+  const time = Number.isNaN(secs) ? '        ' : `${secs.toFixed(1).padStart(6)} s`;
+  return `  ${name.padEnd(30)} ${pct(r.recallAt1)} ${pct(r.recallAt5)} ${pct(r.recallAt20)} ${pct(r.mAP)} ${pct(r.pairAp)}   ${auto}  ${time} ${note}`;
+}
+
+/** Family B's figures: overall, then per aspect class, layout and colour treatment; then the collages. */
+function printHeldout(ds: HeldoutDataset, run: EngineRun): void {
+  const preds = toPredictions(run.results);
+  const r = run.report;
+  const singles = ds.truth.size;
+  console.log(`\n  family B (held out: written apart from family A, never fitted on), ${singles} ads with a master + ${r.noMasterAds} without x ${ds.masters.length} masters, seed ${B_SEED}`);
+  console.log(`  ${'group (ads with a master)'.padEnd(30)}   R@1   R@5  R@20   mAP pairAP   auto-tie P / cov      time`);
+  console.log(row('all', r, run.totalS, `(masters ${run.mastersS.toFixed(1)} s + ads ${run.adsS.toFixed(1)} s, ${ds.ads.length} ads incl. collages)`));
+  console.log(row('  embeddings only (cosine)', run.embeddingOnly, run.totalS));
+  const byAd = new Map(ds.ads.map((a) => [a.file, a]));
+  for (const [title, key] of [['aspect', (a: HeldoutDataset['ads'][number]) => a.aspect], ['layout', (a: HeldoutDataset['ads'][number]) => a.layout], ['colour', (a: HeldoutDataset['ads'][number]) => a.colour]] as const) {
+    const groups = reportBy(preds, ds.ads, key, ds.truth, ds.noMaster).filter((g) => g.report.ads > 0).sort((a, b) => (a.group < b.group ? -1 : 1));
+    console.log(`  by ${title}:`);
+    for (const g of groups) console.log(row(`  ${g.group} (${g.report.ads})`, g.report, NaN, g.report.noMasterAutoTies > 0 ? `${g.report.noMasterAutoTies} no-master ads auto-tied` : ''));
+  }
+  console.log(`  no-master ads: ${r.noMasterAds}, auto-tied (wrongly): ${r.noMasterAutoTies}`);
+  for (const res of run.results) {
+    const truth = ds.truth.get(res.ad);
+    if (!res.autoTie || res.autoTie === truth || !(truth !== undefined || ds.noMaster.has(res.ad))) continue;
+    const c0 = res.candidates[0]!;
+    console.log(`    wrong auto-tie: ${res.ad} -> ${res.autoTie} (score ${c0.score.toFixed(3)}, ${c0.inliers} inliers, dense ${c0.dense?.toFixed(2) ?? '-'}); truth ${truth ?? 'none'}; ${byAd.get(res.ad)?.transforms.join(' | ') ?? ''}`);
+  }
+  const collages = ds.ads.filter((a) => a.layout === 'collage');
+  if (collages.length > 0) {
+    const results = new Map(run.results.map((x) => [x.ad, x]));
+    let present = 0;
+    let inTop5 = 0;
+    let found = 0;
+    for (const a of collages) {
+      const res = results.get(a.file)!;
+      const top5 = new Set(res.candidates.slice(0, 5).map((c) => c.master));
+      const listed = new Set((res.masters ?? []).map((m) => m.master));
+      for (const m of a.masters) {
+        present++;
+        if (top5.has(m.master)) inTop5++;
+        if (listed.has(m.master)) found++;
+      }
+    }
+    const extra = collages.reduce((acc, a) => acc + (results.get(a.file)!.masters ?? []).filter((m) => !a.masters.some((x) => x.master === m.master)).length, 0);
+    const singles = run.results.filter((x) => ds.truth.has(x.ad) || ds.noMaster.has(x.ad));
+    const overListed = singles.filter((x) => (x.masters ?? []).filter((m) => m.master !== ds.truth.get(x.ad)).length > 0).length;
+    const listing = run.results.some((x) => x.masters !== undefined)
+      ? `; found in "masters": ${pct(found / present)} % (${extra} listed that are not in the ad); ads of one master or none listing a wrong one: ${overListed} of ${singles.length}`
+      : '';
+    console.log(`  collages: ${collages.length} ads holding ${present} masters; R@5 per master present (candidates): ${pct(inTop5 / present)} %${listing}`);
+  }
 }
 
 async function dataset(seed: number, log = true): Promise<TieDataset> {
@@ -80,6 +150,10 @@ function engineOptions(config: ReturnType<typeof loadConfig>) {
     whitenDims: config.tie.whitenDims,
     whitenShrinkage: config.tie.whitenShrinkage,
     adWindows: opt('windows', 1) !== 0,
+    colourFreeTop: opt('colour-free', 5),
+    denseWeakTop: opt('dense-weak', 20),
+    masterGrey: opt('master-grey', 1) !== 0,
+    multiMaster: MULTI,
   };
 }
 
@@ -114,9 +188,26 @@ async function main(): Promise<void> {
     }
     const calibration: Calibration = loadCalibration();
 
+    if (FAMILIES.includes('b')) {
+      const heldout = await generateHeldoutDataset({ masters: B_MASTERS, ads: B_ADS, collages: B_COLLAGES, seed: B_SEED, packages: PACKAGES, log: (m) => console.log(`  ${m}`) });
+      const runB = await runEngine(heldout, embedder, { ...engineOptions(config), candidates: config.tie.candidates, calibration, topK: config.tie.topK });
+      printHeldout(heldout, runB);
+      if (opt('dump', 0) === 1) writeFileSync(`${heldout.dir}.results.json`, JSON.stringify(runB.results.map(({ embedding: _e, ...x }: TieResult) => x)));
+    }
+    if (!FAMILIES.includes('a')) return;
+
     const ds = warm;
+    console.log(`\n  family A (the generator the calibration was fitted on; seed ${SEED})`);
     console.log(`  set: ${ds.dir} (${ds.generatedInS > 0 ? `generated in ${ds.generatedInS.toFixed(1)} s` : 'cached'})`);
     const run = await runEngine(ds, embedder, { ...engineOptions(config), candidates: config.tie.candidates, calibration, topK: config.tie.topK });
+    if (MULTI) {
+      // The floor of a listed master's region similarity, fitted here on family A: the 99th percentile of
+      // the wrong masters that win a region of a single-master ad.
+      const all = await runEngine(ds, embedder, { ...engineOptions(config), candidates: config.tie.candidates, calibration, topK: config.tie.topK, multiMasterMinCosine: -1 });
+      const wrong = all.results.flatMap((x) => (x.masters ?? []).filter((m) => m.master !== ds.truth.get(x.ad)).map((m) => m.score)).sort((a, b) => a - b);
+      const q = (p: number) => wrong[Math.min(wrong.length - 1, Math.floor(p * wrong.length))]?.toFixed(3) ?? '-';
+      console.log(`  multi-master: region winners that are not the ad's master, on family A (${wrong.length} over ${all.results.length} ads): p50 ${q(0.5)}, p95 ${q(0.95)}, p99 ${q(0.99)} (the engine's floor: MULTI_MASTER_MIN_COSINE)`);
+    }
     const phash1 = await runPhashBaseline(ds, false);
     const phash6 = await runPhashBaseline(ds, true);
     const orb = await runOrbBaseline(ds, Math.min(ORB_SAMPLE, ds.ads.length), cores);
@@ -141,7 +232,7 @@ async function main(): Promise<void> {
       const rec = ds.ads.find((a) => a.file === res.ad);
       console.log(`    wrong auto-tie: ${res.ad} -> ${res.autoTie} (score ${c0.score.toFixed(3)}, ${c0.inliers} inliers); truth ${truth} at rank ${at < 0 ? '>20' : at + 1}${at >= 0 ? ` (score ${res.candidates[at]!.score.toFixed(3)})` : ''}; ${rec?.transforms.join(' | ') ?? ''}`);
     }
-    if (opt('dump', 0) === 1) writeFileSync(`${ds.dir}.results.json`, JSON.stringify(run.results.map(({ embedding: _e, ...r }) => r)));
+    if (opt('dump', 0) === 1) writeFileSync(`${ds.dir}.results.json`, JSON.stringify(run.results.map(({ embedding: _e, ...x }: TieResult) => x)));
     const t = run.timings;
     console.log(`  wall: masters ${(t.mastersWallMs / 1000).toFixed(1)} s; ads ${(t.adsWallMs / 1000).toFixed(1)} s = describe the first ${Math.min(ds.ads.length, 512)} (views + keypoints) ${(t.adsSampleWallMs / 1000).toFixed(1)} s, whitening fit ${(t.whitenMs / 1000).toFixed(2)} s, then search + verify`);
     console.log(`  stage time summed over items (overlapping): decode ${(t.decodeMs / 1000).toFixed(1)} s, embed ${(t.embedMs / 1000).toFixed(1)} s, keypoints ${(t.featuresMs / 1000).toFixed(1)} s, search ${(t.searchMs / 1000).toFixed(2)} s, match ${(t.matchMs / 1000).toFixed(1)} s, dense ${(t.denseMs / 1000).toFixed(1)} s`);

@@ -50,9 +50,17 @@ test('afterglow tie: one JSON line per ad, in the contract format, on a tiny gen
     assert.match(stderr.text, /ads x 6 masters/);
     // --details with --dense 2: the evidence per candidate, the dense check on the best two.
     const detailed = path.join(tmp, 'details.jsonl');
-    assert.equal(await runTieCommand(['--masters', ds.mastersDir, '--ads', ds.adsDir, '--out', detailed, '--cache', 'off', '--workers', '1', '--dense', '2', '--details', '--quiet'], { stderr: sink() }), 0);
+    assert.equal(await runTieCommand(['--masters', ds.mastersDir, '--ads', ds.adsDir, '--out', detailed, '--cache', 'off', '--workers', '1', '--dense', '2', '--details', '--multi', '--quiet'], { stderr: sink() }), 0);
     for (const l of readFileSync(detailed, 'utf8').trimEnd().split('\n')) {
-      const r = JSON.parse(l) as { candidates: Array<{ inliers: number; dense?: number }> };
+      const r = JSON.parse(l) as { ad: string; candidates: Array<{ inliers: number; dense?: number }>; masters: Array<{ master: string; box: number[]; score: number }> };
+      // --multi: every master found with its box inside the ad.
+      const ad = ds.ads.find((a) => a.file === r.ad)!;
+      assert.ok(Array.isArray(r.masters) && r.masters.length <= 5);
+      for (const m of r.masters) {
+        assert.ok(masters.has(m.master));
+        const [x, y, w, h] = m.box as [number, number, number, number];
+        assert.ok(x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= ad.width + 1 && y + h <= ad.height + 1, `${r.ad}: box ${m.box.join(',')} in ${ad.width}x${ad.height}`);
+      }
       assert.equal(r.candidates.filter((c) => typeof c.dense === 'number' && c.dense >= -1 && c.dense <= 1).length, 2);
       assert.ok(r.candidates.every((c) => typeof c.inliers === 'number'));
     }

@@ -4,7 +4,9 @@
  *
  *   {"ad":"<file name>","candidates":[{"master":"<file name>","score":0.93}, ... up to 20],"autoTie":"<file name>"|null}
  *
- * (plus `"error"` for an ad that could not be read or decoded, with no candidates), and a progress
+ * (plus `"error"` for an ad that could not be read or decoded, with no candidates; with `--multi`,
+ * `"masters":[{"master":"<file name>","box":[x,y,w,h],"score":0.71}, ...]`, every master found in the
+ * ad with its region in ad pixels, beside the unchanged candidates), and a progress
  * bar on stderr. Options override the TIE_* / INFERENCE_* settings of the environment.
  */
 import { createWriteStream, readdirSync, statSync } from 'node:fs';
@@ -23,11 +25,14 @@ options (default from the environment, see README.md):
   --candidates N     candidates per ad (TIE_CANDIDATES, 20)
   --top-k K          masters kept per ad by embedding similarity (TIE_TOP_K, 500)
   --verify N         candidates verified with keypoints per list (TIE_VERIFY_TOP, 5)
-  --dense N          best candidates checked densely, the ad located in each (TIE_DENSE_TOP, 8; 0 = off)
+  --dense N          best candidates checked densely, the ad located in each (TIE_DENSE_TOP, 8, and 20 when
+                     keypoints verified none strongly; given here, exactly N; 0 = off)
   --model ID         mobilenet_v2 | inception_v3 (TIE_MODEL)
   --threshold X      auto-tie at calibrated score >= X (TIE_AUTO_TIE_THRESHOLD; default calibrated)
   --workers N        keypoint worker threads (TIE_VERIFY_WORKERS; 0 = cores)
   --cache DIR|off    embeddings and keypoints cache (TIE_CACHE_DIR)
+  --multi            also list every master found in the ad (collages, split panels) with its region:
+                     "masters":[{"master":"<file>","box":[x,y,w,h],"score":0.71},...] (score: the region's similarity)
   --details          add per-candidate evidence (cosine, euclidean, inliers, dense) and the two raw lists
   --quiet            no progress bar`;
 
@@ -53,6 +58,7 @@ export function resultLine(r: TieResult, details = false): string {
     ),
     autoTie: r.autoTie,
   };
+  if (r.masters) out.masters = r.masters;
   if (r.error) out.error = r.error;
   if (details) {
     out.byCosine = r.byCosine.map((c) => ({ master: c.master, value: round4(c.value) }));
@@ -115,6 +121,7 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
       workers: { type: 'string' },
       cache: { type: 'string' },
       details: { type: 'boolean' },
+      multi: { type: 'boolean' },
       quiet: { type: 'boolean' },
     },
     TIE_USAGE,
@@ -159,6 +166,7 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
     engine = new TieEngine({
       embedder,
       ...configuredEngineOptions(config, { cacheDir, model, topK, candidates, verifyTop, denseTop, autoTieThreshold: threshold, workers }),
+      multiMaster: values.multi === true,
     });
     const bar = new ProgressBar(stderr, !values.quiet);
     const t0 = performance.now();

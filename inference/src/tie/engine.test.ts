@@ -65,12 +65,13 @@ describe('tie engine', () => {
     { masterMirror: true, colourWeight: 0.35 },
     { masterMirror: false, colourWeight: 0.35 },
     { masterMirror: true, colourWeight: 0 },
-  ]) {
+    { masterMirror: false, colourWeight: 0.35, masterGrey: false },
+  ] as Array<{ masterMirror: boolean; colourWeight: number; masterGrey?: boolean }>) {
     it(`ties mirrored and graded crops to their master (${JSON.stringify(options)})`, async (t) => {
       if (!requireOrSkip(t, missing)) return;
       const engine = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, ...options });
       try {
-        assert.equal(engine.viewsPerMaster, options.masterMirror ? 3 : 2, 'whole + centre (+ the whole mirrored)');
+        assert.equal(engine.viewsPerMaster, 2 + (options.masterMirror ? 1 : 0) + (options.masterGrey === false ? 0 : 1), 'whole + centre (+ the whole mirrored) (+ the whole in grey)');
         await engine.addMasters(masters);
         const results = await engine.tieAds(ads);
         for (const [i, r] of results.entries()) {
@@ -104,7 +105,7 @@ describe('tie engine', () => {
 
   it('checks its best candidates densely: the true master locates best, and only `denseTop` are checked', async (t) => {
     if (!requireOrSkip(t, missing)) return;
-    const dense = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 3 });
+    const dense = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 3, denseWeakTop: 3 });
     const off = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, denseTop: 0 });
     try {
       await dense.addMasters(masters);
@@ -123,6 +124,70 @@ describe('tie engine', () => {
     } finally {
       await dense.close();
       await off.close();
+    }
+  });
+
+  it('checks more candidates densely when keypoints verified none strongly', async (t) => {
+    if (!requireOrSkip(t, missing)) return;
+    // No keypoint verification at all: every ad is weak evidence, so `denseWeakTop` are checked.
+    const weak = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, colourFreeTop: 0, denseTop: 2, denseWeakTop: 5 });
+    try {
+      await weak.addMasters(masters);
+      for (const r of await weak.tieAds(ads)) assert.equal(r.candidates.filter((c) => c.dense !== undefined).length, 5, r.ad);
+    } finally {
+      await weak.close();
+    }
+  });
+
+  it('ties greyscale ads through the masters\' grey views', async (t) => {
+    if (!requireOrSkip(t, missing)) return;
+    const greyAds = await Promise.all(
+      masters.slice(0, 4).map(async (m, i) => ({ name: `grey${i}`, bytes: new Uint8Array(await sharp(Buffer.from(await cut(Buffer.from(m.bytes!), false, false))).greyscale().jpeg({ quality: 80 }).toBuffer()), truth: m.name })),
+    );
+    const grey = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, denseTop: 0 });
+    const colourOnly = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, denseTop: 0, masterGrey: false });
+    try {
+      await grey.addMasters(masters);
+      await colourOnly.addMasters(masters);
+      const a = await grey.tieAds(greyAds);
+      const b = await colourOnly.tieAds(greyAds);
+      for (const [i, r] of a.entries()) {
+        assert.equal(r.candidates[0]?.master, greyAds[i]!.truth, `${r.ad} ranked ${r.candidates.map((c) => c.master).join(', ')}`);
+        const cosA = r.candidates.find((c) => c.master === greyAds[i]!.truth)!.cosine;
+        const cosB = b[i]!.candidates.find((c) => c.master === greyAds[i]!.truth)!.cosine;
+        assert.ok(cosA > cosB, `${r.ad}: the grey view is closer than the colour views (${cosA.toFixed(3)} vs ${cosB.toFixed(3)})`);
+      }
+    } finally {
+      await grey.close();
+      await colourOnly.close();
+    }
+  });
+
+  it('lists both masters of a two-photo collage, each with its side of the ad', async (t) => {
+    if (!requireOrSkip(t, missing)) return;
+    const half = async (m: AssetRef) => sharp(Buffer.from(await cut(Buffer.from(m.bytes!), false, false))).resize(400, 400, { fit: 'cover' }).toBuffer();
+    const collage = new Uint8Array(
+      await sharp({ create: { width: 820, height: 400, channels: 3, background: '#ffffff' } })
+        .composite([{ input: await half(masters[0]!), left: 0, top: 0 }, { input: await half(masters[1]!), left: 420, top: 0 }])
+        .jpeg({ quality: 85 })
+        .toBuffer(),
+    );
+    const engine = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, multiMaster: true });
+    const single = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0 });
+    try {
+      await engine.addMasters(masters);
+      await single.addMasters(masters);
+      const [r] = await engine.tieAds([{ name: 'collage', bytes: collage }]);
+      const listed = r!.masters ?? [];
+      const left = listed.find((m) => m.master === masters[0]!.name);
+      const right = listed.find((m) => m.master === masters[1]!.name);
+      assert.ok(left && right, `both masters listed: ${JSON.stringify(listed)}`);
+      assert.ok(left.box[0] + left.box[2] / 2 < 410 && right.box[0] + right.box[2] / 2 > 410, `boxes on their sides: ${JSON.stringify(listed)}`);
+      const [s] = await single.tieAds([{ name: 'collage', bytes: collage }]);
+      assert.equal(s!.masters, undefined, 'without multiMaster, no list');
+    } finally {
+      await engine.close();
+      await single.close();
     }
   });
 

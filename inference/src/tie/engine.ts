@@ -9,7 +9,10 @@
  *            list are verified with ORB + RANSAC (./orb.ts, worker threads) -> the best `denseTop`
  *            by that evidence are checked densely (./dense.ts: the ad's pixels located in each) ->
  *            calibrated score (./calibration.ts) -> top-N candidates; auto-tie when the best score
- *            reaches the calibrated threshold.
+ *            reaches the calibrated threshold. Masters also get a grey whole view (greyscale and
+ *            duotone ads); a colour-free search adds candidates to verify (hue-shifted ads); ads no
+ *            candidate verified strongly get more dense checks; with `multiMaster`, every master
+ *            that wins a region of the ad is listed with that region (collages).
  *
  * Masters are added first (`addMasters`), then ads are tied in a streaming pipeline (`tieAds`):
  * several ads in flight so the embedder batches their views across ads while the ORB workers match
@@ -19,7 +22,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import sharp from 'sharp';
-import { decodeImage, DEFAULT_IMAGE_LIMITS } from '../models/image.js';
+import { decodeImage, DEFAULT_IMAGE_LIMITS, probeImage } from '../models/image.js';
 import { runtimeSpec } from '../models/manifest.js';
 import type { Embedder, EmbeddingModelId, EmbeddingOutput, ImageLimits, RawImage, Rect, ResizeFit } from '../models/types.js';
 import type { FeatureCache } from './cache.js';
@@ -95,6 +98,11 @@ export interface TieEngineOptions {
    */
   masterMirror?: boolean;
   /**
+   * Also index the whole master in grey (its descriptor and grey histogram; default true): greyscale
+   * and duotone ads meet it closer than the colour views, whose colours they lack.
+   */
+  masterGrey?: boolean;
+  /**
    * Strip views of every master (./views.ts `masterStrips`: four wide, one tall), compared only with
    * thin ads' whole and halves (default true). Five more CNN passes per master.
    */
@@ -116,7 +124,41 @@ export interface TieEngineOptions {
    */
   denseTop?: number;
   dense?: Partial<DenseParams>;
+  /**
+   * With colour on, also verify this many masters per ad from a second search that ignores colour (the
+   * query's colour part zeroed; default 5; 0 = off). Greyscale, duotone and hue-shifted ads have
+   * colours their master lacks, so the fused similarity pushes the master down; keypoints and the
+   * dense check are colour-blind enough to lift it back once it is a candidate.
+   */
+  colourFreeTop?: number;
+  /**
+   * Candidates checked densely when keypoints verified none of the ad's candidates strongly (fewer than
+   * DENSE_ORIENTATION_INLIERS inliers; default 20; never fewer than `denseTop`). Ads in styles the
+   * keypoints miss (duotone, zoomed, thin) then get their ranking from the dense check over more of
+   * the list; ads that verified keep the cheaper `denseTop`.
+   */
+  denseWeakTop?: number;
+  /**
+   * Look for several masters per ad (collages, split panels, carousels exported as one image): the ad's
+   * regions (its views plus thirds along the long side) are searched one by one, and every master that
+   * is the best of some region, above `multiMasterMinCosine` and not claiming an area another listed
+   * master claims, is returned in `TieResult.masters` with that region. Default false (three more CNN
+   * passes per ad; the thirds also count as views in the ad's ranking).
+   */
+  multiMaster?: boolean;
+  /** A region's best master is listed from this fused cosine up (default MULTI_MASTER_MIN_COSINE). */
+  multiMasterMinCosine?: number;
 }
+
+/**
+ * Default floor of a listed master's region similarity: the 99th percentile of the best wrong master's
+ * similarity over the regions of family A's single-master ads (`bench:tie -- --multi 1` prints it: 0.451 on
+ * the short set, 111 region winners over 60 ads; fitted there,
+ * never on the held-out family).
+ */
+export const MULTI_MASTER_MIN_COSINE = 0.45;
+/** Masters listed per ad at most. */
+export const MULTI_MASTER_MAX = 5;
 
 /** An image to tie: a name (the file name in the CLI contract) and its bytes or path. */
 export interface AssetRef {
@@ -155,6 +197,11 @@ export interface TieResult {
   error?: string;
   /** The whole ad's embedding (unit norm), e.g. for ad-to-ad duplicate search. */
   embedding?: Float32Array;
+  /**
+   * Every master found in the ad with its region (ad pixels, [x, y, w, h]), for ads built from
+   * several masters; set only when the engine looks for several (`multiMaster`).
+   */
+  masters?: Array<{ master: string; box: [number, number, number, number]; score: number }>;
 }
 
 export interface TieProgress {
@@ -187,6 +234,10 @@ export class TieEngine {
   readonly verifyTop: number;
   readonly voteTop: number;
   readonly denseTop: number;
+  readonly colourFreeTop: number;
+  readonly denseWeakTop: number;
+  readonly multiMaster: boolean;
+  readonly multiMasterMinCosine: number;
   readonly dense: DenseParams;
   readonly orb: OrbParams;
   readonly calibration: Calibration;
@@ -208,6 +259,7 @@ export class TieEngine {
   private readonly featureCache: FeatureCache | undefined;
   readonly masterViewSet: MasterViewSet;
   readonly masterMirror: boolean;
+  readonly masterGrey: boolean;
   readonly colourWeight: number;
   readonly thinStrips: boolean;
   private readonly pool: OrbPool;
@@ -248,6 +300,10 @@ export class TieEngine {
     this.verifyTop = Math.max(0, options.verifyTop ?? 5);
     this.voteTop = Math.max(0, options.voteTop ?? 6);
     this.denseTop = Math.max(0, options.denseTop ?? 8);
+    this.colourFreeTop = Math.max(0, options.colourFreeTop ?? 5);
+    this.multiMaster = options.multiMaster ?? false;
+    this.multiMasterMinCosine = options.multiMasterMinCosine ?? MULTI_MASTER_MIN_COSINE;
+    this.denseWeakTop = this.denseTop > 0 ? Math.max(this.denseTop, options.denseWeakTop ?? 20) : 0;
     this.dense = { ...DEFAULT_DENSE_PARAMS, ...(options.dense ?? {}) };
     this.orb = { ...DEFAULT_ORB_PARAMS, ...(options.orb ?? {}) };
     this.calibration = options.calibration ?? loadCalibration();
@@ -263,6 +319,7 @@ export class TieEngine {
     this.featureCache = options.featureCache;
     this.masterViewSet = options.masterViews ?? 'centre';
     this.masterMirror = options.masterMirror ?? false;
+    this.masterGrey = options.masterGrey ?? true;
     this.colourWeight = Math.max(0, options.colourWeight ?? 0.35);
     this.thinStrips = options.thinStrips ?? true;
     const cores = os.availableParallelism();
@@ -271,21 +328,29 @@ export class TieEngine {
 
   /** Rows per master in the index: its views, then (with `masterMirror`) the whole master mirrored. */
   get viewsPerMaster(): number {
-    return masterViewCount(this.masterViewSet) + (this.masterMirror ? 1 : 0);
+    return masterViewCount(this.masterViewSet) + (this.masterMirror ? 1 : 0) + (this.masterGrey ? 1 : 0);
   }
 
-  private masterInputs(raw: RawImage, key: string): Array<{ raw: RawImage; crop: Rect; key: string; mirror?: boolean }> {
+  private masterInputs(raw: RawImage, key: string, grey: RawImage | undefined): Array<{ raw: RawImage; crop: Rect; key: string; mirror?: boolean }> {
     const views = masterViews(raw.width, raw.height, this.masterViewSet).map((crop) => ({ raw, crop, key }));
-    return this.masterMirror ? [...views, { ...views[0]!, mirror: true }] : views;
+    const out: Array<{ raw: RawImage; crop: Rect; key: string; mirror?: boolean }> = this.masterMirror ? [...views, { ...views[0]!, mirror: true }] : views;
+    if (grey) out.push({ raw: grey, crop: views[0]!.crop, key: `${key}:grey` });
+    return out;
   }
 
-  /** A master's colour rows, in `masterInputs` order: mirroring leaves a histogram unchanged, so the mirrored whole reuses the whole's. */
-  private masterColourRows(raw: RawImage): Float32Array {
+  /**
+   * A master's colour rows, in `masterInputs` order: mirroring leaves a histogram unchanged, so the
+   * mirrored whole reuses the whole's; the grey whole has its grey histogram.
+   */
+  private masterColourRows(raw: RawImage, grey: RawImage | undefined): Float32Array {
     const views = this.colours(raw, masterViews(raw.width, raw.height, this.masterViewSet));
-    if (!this.masterMirror || views.length === 0) return views;
-    const out = new Float32Array(views.length + colourDims());
+    if (views.length === 0) return views;
+    const cd = colourDims();
+    const extra = (this.masterMirror ? 1 : 0) + (grey ? 1 : 0);
+    const out = new Float32Array(views.length + extra * cd);
     out.set(views);
-    out.set(views.subarray(0, colourDims()), views.length);
+    if (this.masterMirror) out.set(views.subarray(0, cd), views.length);
+    if (grey) out.set(this.colours(grey, [{ left: 0, top: 0, width: grey.width, height: grey.height }]), out.length - cd);
     return out;
   }
 
@@ -533,8 +598,9 @@ export class TieEngine {
     const raw = await this.decode(bytes);
     const key = `${sha}:d${this.decodeMaxSide}`;
     const cached = this.featureCache?.get(this.orbKey(sha));
-    const inputs = this.masterInputs(raw, key);
-    const colours = this.masterColourRows(raw);
+    const grey = this.masterGrey ? greyOf(raw) : undefined;
+    const inputs = this.masterInputs(raw, key, grey);
+    const colours = this.masterColourRows(raw, grey);
     const strips = this.thinStrips ? [...masterStrips(raw.width, raw.height, 'wide'), ...masterStrips(raw.width, raw.height, 'tall')] : [];
     const [vectors, features, thumb] = await Promise.all([
       this.embed([...inputs, ...strips.map((crop) => ({ raw, crop, key }))]),
@@ -571,7 +637,11 @@ export class TieEngine {
     const bytes = await this.read(ref);
     const sha = createHash('sha256').update(bytes).digest('hex');
     const raw = await this.decode(bytes);
-    const views = this.adWindows ? [...adViews(raw.width, raw.height), ...adWindows(raw.width, raw.height)] : adViews(raw.width, raw.height);
+    const base = this.adWindows ? [...adViews(raw.width, raw.height), ...adWindows(raw.width, raw.height)] : adViews(raw.width, raw.height);
+    const views = this.multiMaster ? [...base, ...thirds(raw.width, raw.height)] : base;
+    // Regions are reported in the ad's own pixels (the decoded image may be smaller).
+    const probed = this.multiMaster ? await probeImage(bytes, this.limits) : undefined;
+    const scale = probed ? Math.max(probed.width, probed.height) / Math.max(raw.width, raw.height) : 1;
     const key = `${sha}:d${this.decodeMaxSide}`;
     const colours = this.colours(raw, views.map((v) => v.rect));
     const [vectors, adFeatures, thumb] = await Promise.all([
@@ -590,11 +660,11 @@ export class TieEngine {
         : Promise.resolve(undefined),
       this.denseTop > 0 ? this.thumb(raw, 'ad') : Promise.resolve(undefined),
     ]);
-    return { vectors, colours, adFeatures, thumb, thin: thinness(raw.width, raw.height) };
+    return { vectors, colours, adFeatures, thumb, thin: thinness(raw.width, raw.height), regions: this.multiMaster ? views.map((v) => v.rect) : undefined, scale };
   }
 
   private async finishAd(ref: AssetRef, prepared: Prepared, index: VectorSet): Promise<TieResult> {
-    const { vectors, colours, adFeatures, thumb, thin } = prepared;
+    const { vectors, colours, adFeatures, thumb, thin, regions, scale } = prepared;
     const verifying = this.verifyTop > 0 && index.count > 0;
     // Exact top-K by best view.
     const ts = performance.now();
@@ -613,6 +683,15 @@ export class TieEngine {
       const per = thin === 'wide' ? WIDE_STRIPS.length : TALL_STRIPS.length;
       const [byStrips] = searchTopK(strips, { dims: d, count: STRIP_AD_VIEWS.length, data: sq }, STRIP_AD_VIEWS.length, this.topK, { viewsPerMaster: per });
       ranking = mergeRankings(ranking!, byStrips!, this.topK, STRIP_AD_VIEWS);
+    }
+    // The same search without colour: the query rows' colour part zeroed (descriptor cosine only).
+    let colourFree: Int32Array | undefined;
+    if (this.colourWeight > 0 && this.colourFreeTop > 0) {
+      const d = index.dims;
+      const cd = colourDims();
+      const qf = q.slice();
+      for (let v = 0; v < nv; v++) qf.fill(0, v * d + d - cd, (v + 1) * d);
+      [colourFree] = searchTopK(index, { dims: d, count: nv, data: qf }, nv, this.colourFreeTop, { viewsPerMaster: this.viewsPerMaster }).map((r) => r.cosine.index);
     }
     this.timings.searchMs += performance.now() - ts;
     const cos = ranking!.cosine;
@@ -637,6 +716,7 @@ export class TieEngine {
     if (verifying) {
       take(cos.index, this.verifyTop, verify);
       take(euc.index, this.verifyTop, verify);
+      if (colourFree) take(colourFree, this.colourFreeTop, verify);
       if (this.votes && adFeatures) {
         const tv = performance.now();
         const v = this.votes.vote(adFeatures.features, undefined);
@@ -675,10 +755,10 @@ export class TieEngine {
     let order = rank();
     if (this.denseTop > 0 && thumb && this.masterThumbs.length === this.masterNames.length) {
       // The best by embedding and keypoint evidence are checked densely, then everything is rescored.
-      const checked = order.slice(0, this.denseTop);
       // A master that verified strongly tells which way round the ad is (a sibling frame too: it is the ad that is mirrored).
       let strongest: (Evidence & { flipped: boolean }) | undefined;
       for (const e of evidence.values()) if (e.inliers >= DENSE_ORIENTATION_INLIERS && e.inliers > (strongest?.inliers ?? 0)) strongest = e;
+      const checked = order.slice(0, strongest ? this.denseTop : this.denseWeakTop);
       const td = performance.now();
       try {
         const dense = await this.pool.dense(thumb, checked.map((i) => this.masterThumbs[all[i]!]!), this.dense, strongest?.flipped);
@@ -713,8 +793,55 @@ export class TieEngine {
       byCosine: Array.from(cos.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: cos.value[r]! })),
       byEuclidean: Array.from(euc.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: euc.value[r]! })),
       embedding: vectors[0],
+      ...(regions ? { masters: this.mastersByRegion(index, q, nv, regions, scale, order.length > 0 ? { master: all[order[0]!]!, cosine: ev[order[0]!]!.cosine } : undefined) } : {}),
     };
   }
+
+  /**
+   * Several masters in one ad: each region searched alone; a region's best master is listed (with the
+   * region as its box) when similar enough, not listed already, and its region does not mostly
+   * overlap a listed master's. The ad's best candidate (`top`, by every evidence) is listed whatever its
+   * similarity, with its best region (the whole ad when it wins none). Best first.
+   */
+  private mastersByRegion(index: VectorSet, q: Float32Array, nv: number, regions: readonly Rect[], scale: number, top: { master: number; cosine: number } | undefined): NonNullable<TieResult['masters']> {
+    const perRegion = searchTopK(index, { dims: index.dims, count: nv, data: q }, 1, 1, { viewsPerMaster: this.viewsPerMaster });
+    const winners = perRegion.map((r, i) => ({ master: r.cosine.index[0]!, cosine: r.cosine.value[0]!, rect: regions[i]! })).filter((b) => b.master !== undefined);
+    const best = winners.filter((b) => b.cosine >= this.multiMasterMinCosine || b.master === top?.master).sort((a, b) => b.cosine - a.cosine);
+    const out: Array<{ master: number; cosine: number; rect: Rect }> = [];
+    if (top && !best.some((b) => b.master === top.master)) out.push({ master: top.master, cosine: top.cosine, rect: regions[0]! });
+    for (const b of best) {
+      if (out.length >= MULTI_MASTER_MAX) break;
+      if (out.some((o) => o.master === b.master)) continue;
+      if (out.some((o) => overlapArea(o.rect, b.rect) > 0.5 * Math.min(area(o.rect), area(b.rect)))) continue;
+      out.push(b);
+    }
+    return out.sort((a, b) => b.cosine - a.cosine).map((o) => ({
+      master: this.masterNames[o.master]!,
+      box: [Math.round(o.rect.left * scale), Math.round(o.rect.top * scale), Math.round(o.rect.width * scale), Math.round(o.rect.height * scale)],
+      score: Math.round(o.cosine * 1e4) / 1e4,
+    }));
+  }
+}
+
+function area(r: Rect): number {
+  return r.width * r.height;
+}
+
+function overlapArea(a: Rect, b: Rect): number {
+  const w = Math.min(a.left + a.width, b.left + b.width) - Math.max(a.left, b.left);
+  const h = Math.min(a.top + a.height, b.top + b.height) - Math.max(a.top, b.top);
+  return w > 0 && h > 0 ? w * h : 0;
+}
+
+/** Thirds of the ad along its long side (a collage of three in a row or a column). */
+function thirds(width: number, height: number): Array<{ rect: Rect }> {
+  const wide = width >= height;
+  const long = wide ? width : height;
+  return [0, 1, 2].map((k) => {
+    const a = Math.floor((k * long) / 3);
+    const b = Math.max(a + 1, Math.floor(((k + 1) * long) / 3));
+    return { rect: wide ? { left: a, top: 0, width: b - a, height } : { left: 0, top: a, width, height: b - a } };
+  });
 }
 
 /**
@@ -734,6 +861,9 @@ interface Prepared {
   thumb: Thumb | undefined;
   /** A thin ad's orientation (./views.ts `thinness`): its whole and halves are also compared with the masters' strips. */
   thin: 'wide' | 'tall' | undefined;
+  /** With `multiMaster`: every view's rect (decoded pixels), in `vectors` order, and ad pixels per decoded pixel. */
+  regions: Rect[] | undefined;
+  scale: number;
 }
 
 /** A master described: its views' rows (searched), their colours, its strips (empty without `thinStrips`) and keypoints. */
@@ -743,6 +873,19 @@ interface MasterDescription {
   strips: { vector: Float32Array; colours: Float32Array };
   features: Features;
   thumb: Thumb | undefined;
+}
+
+/** The image in grey (luma), as RGB. */
+function greyOf(raw: RawImage): RawImage {
+  const n = raw.width * raw.height;
+  const ch = raw.channels;
+  const out = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const o = i * ch;
+    const y = ch >= 3 ? Math.round(0.299 * raw.data[o]! + 0.587 * raw.data[o + 1]! + 0.114 * raw.data[o + 2]!) : raw.data[o]!;
+    out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = y;
+  }
+  return { data: out, width: raw.width, height: raw.height, channels: 3 };
 }
 
 /** For unit embeddings: cos = 1 - d^2 / 2. */

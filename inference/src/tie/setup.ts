@@ -55,6 +55,8 @@ export function configuredEngineOptions(
     masterMirror: tie.masterMirror,
     thinStrips: tie.thinStrips,
     denseTop: o.denseTop ?? tie.denseTop,
+    // An explicit count (`--dense N`) is checked as asked, whatever the keypoints found.
+    ...(o.denseTop !== undefined ? { denseWeakTop: o.denseTop } : {}),
     colourWeight: tie.colourWeight,
     ...(tie.descriptor ? { output: tie.descriptor } : {}),
     whitenDims: tie.whitenDims,

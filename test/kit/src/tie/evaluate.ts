@@ -41,18 +41,68 @@ import {
 } from '@afterglow/inference';
 import type { TieDataset } from './dataset.js';
 
+/** What the evaluation needs of a set: either family's dataset. */
+export interface TieSet {
+  mastersDir: string;
+  adsDir: string;
+  masters: ReadonlyArray<{ file: string }>;
+  ads: ReadonlyArray<{ file: string }>;
+  /** Ads with one true master -> it. */
+  truth: ReadonlyMap<string, string>;
+  /** Ads with no true master (family B): any auto-tie of one is wrong. */
+  noMaster?: ReadonlySet<string>;
+}
+
+export interface SetReport extends RetrievalReport {
+  /** Ads without a master scored, and auto-ties made on them (all wrong; counted in autoTies). */
+  noMasterAds: number;
+  noMasterAutoTies: number;
+}
+
+/**
+ * Retrieval figures over the ads that have a master (ads in neither `truth` nor `noMaster`, e.g.
+ * collages, are left out); an auto-tie of a no-master ad counts as a wrong auto-tie. Coverage is the
+ * share of ads with a master that were auto-tied.
+ */
+export function setReport(preds: readonly RankedPrediction[], truth: ReadonlyMap<string, string>, noMaster: ReadonlySet<string> = new Set()): SetReport {
+  const withTruth = preds.filter((p) => truth.has(p.ad));
+  const orphans = preds.filter((p) => noMaster.has(p.ad));
+  const base = retrievalReport(withTruth, truth);
+  const wrong = orphans.filter((p) => p.autoTie).length;
+  const autoTies = base.autoTies + wrong;
+  return { ...base, autoTies, autoTiePrecision: autoTies > 0 ? base.autoTiesCorrect / autoTies : undefined, noMasterAds: orphans.length, noMasterAutoTies: wrong };
+}
+
+/** `setReport` per group of ads (format, layout, ...), groups in first-seen order. */
+export function reportBy<A extends { file: string }>(
+  preds: readonly RankedPrediction[],
+  ads: readonly A[],
+  key: (ad: A) => string,
+  truth: ReadonlyMap<string, string>,
+  noMaster: ReadonlySet<string> = new Set(),
+): Array<{ group: string; report: SetReport }> {
+  const groupOf = new Map(ads.map((a) => [a.file, key(a)]));
+  const groups = new Map<string, RankedPrediction[]>();
+  for (const p of preds) {
+    const g = groupOf.get(p.ad);
+    if (g === undefined) continue;
+    groups.set(g, [...(groups.get(g) ?? []), p]);
+  }
+  return [...groups.entries()].map(([group, ps]) => ({ group, report: setReport(ps, truth, noMaster) }));
+}
+
 export interface EngineRun {
   results: TieResult[];
-  report: RetrievalReport;
+  report: SetReport;
   /** Embedding-only ranking (cosine list) of the same run. */
-  embeddingOnly: RetrievalReport;
+  embeddingOnly: SetReport;
   mastersS: number;
   adsS: number;
   totalS: number;
   timings: TieEngine['timings'];
 }
 
-export function datasetRefs(ds: TieDataset): { masters: Array<{ name: string; path: string }>; ads: Array<{ name: string; path: string }> } {
+export function datasetRefs(ds: TieSet): { masters: Array<{ name: string; path: string }>; ads: Array<{ name: string; path: string }> } {
   return {
     masters: ds.masters.map((m) => ({ name: m.file, path: path.join(ds.mastersDir, m.file) })),
     ads: ds.ads.map((a) => ({ name: a.file, path: path.join(ds.adsDir, a.file) })),
@@ -60,7 +110,7 @@ export function datasetRefs(ds: TieDataset): { masters: Array<{ name: string; pa
 }
 
 /** Runs the engine over the dataset (masters, then ads) and scores it. */
-export async function runEngine(ds: TieDataset, embedder: Embedder, options: Omit<TieEngineOptions, 'embedder'> = {}, onProgress?: (phase: string, done: number, total: number) => void): Promise<EngineRun> {
+export async function runEngine(ds: TieSet, embedder: Embedder, options: Omit<TieEngineOptions, 'embedder'> = {}, onProgress?: (phase: string, done: number, total: number) => void): Promise<EngineRun> {
   const refs = datasetRefs(ds);
   const engine = new TieEngine({ ...options, embedder });
   try {
@@ -74,10 +124,11 @@ export async function runEngine(ds: TieDataset, embedder: Embedder, options: Omi
     if (failed.length) throw new Error(`ads failed: ${failed.map((f) => `${f.ad}: ${f.error}`).join('; ')}`);
     return {
       results,
-      report: retrievalReport(toPredictions(results), ds.truth),
-      embeddingOnly: retrievalReport(
+      report: setReport(toPredictions(results), ds.truth, ds.noMaster),
+      embeddingOnly: setReport(
         results.map((r) => ({ ad: r.ad, masters: r.byCosine.map((c) => c.master) })),
         ds.truth,
+        ds.noMaster,
       ),
       mastersS: (t1 - t0) / 1000,
       adsS: (t2 - t1) / 1000,
