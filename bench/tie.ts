@@ -54,7 +54,6 @@ import {
   runPhashBaseline,
   type EngineRun,
   type HeldoutDataset,
-  type SetReport,
   type TieDataset,
 } from '@afterglow/testkit/tie';
 import { flag, opt, optStr } from './args.js';
