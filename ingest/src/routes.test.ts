@@ -95,7 +95,7 @@ async function harness(t: TestContext, over: Partial<IngestDeps> = {}): Promise<
       const consumer = bus.consumer({ groupId: 'routes-test', topics: [TOPICS.events], ephemeral: true });
       t.after(() => consumer.stop());
       void consumer.run(async (batch) => {
-        for (const r of batch.records) seen.push(decodeEvent(r.value));
+        for (const r of batch.records) seen.push(decodeEvent(r.value) as EngagementEvent);
       });
     }
     // The end offsets say how many records the bus holds: reading waits for exactly that many.
