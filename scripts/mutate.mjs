@@ -57,7 +57,22 @@ const EXPLAINED = {
   'core/src/events.ts|if (from.viewer_hash !== undefined) to.viewer_hash = from.viewer_hash;|!==->===#1':
     'NOT equivalent, untested beside events.ts: a viewer_hash on a bus event (set by ingest) is kept by validateBusEvent',
   'stream/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|>=->>#1':
-    'NOT equivalent, untested: one more commit attempt (6 instead of 5) before giving up on a commit that keeps failing; a test needs a bus whose commits fail on demand',
+    'NOT equivalent, untested: one more commit attempt (6 instead of 5) before giving up on a commit that keeps failing; a test needs a bus whose commits fail on demand',  'stream/src/live/windows.ts|if (current > b) return -1;|>->>=#1':
+    'equivalent: current === b returned on the line before, so >= and > agree on every bucket that reaches it',
+  'stream/src/live/windows.ts|if (all) for (let slot = 0; slot < slots; slot++) if (tier.bucket[slot]! >= 0) out[`${name}${slot}`] = tier.row(slot);|<-><=#1':
+    'equivalent: slot = slots reads past the ring (undefined), and undefined >= 0 is false, so nothing more is listed',
+  'stream/src/live/windows.ts|for (const tier of this.tiers) for (let slot = 0; slot < tier.spec.slots; slot++) if (tier.bucket[slot]! >= 0) tier.mark(slot, bit);|<-><=#1':
+    'equivalent: slot = slots reads past the ring (undefined), and undefined >= 0 is false, so nothing more is marked',
+  'stream/src/live/windows.ts|for (let slot = 0; slot < from.spec.slots; slot++) {|<-><=#1':
+    'equivalent: slot = slots reads bucket undefined; claim() and the removal test then give slot NaN, whose typed-array writes are ignored and whose row takeRows() skips (bucket[NaN] >= 0 is false)',
+  'stream/src/live/windows.ts|if (sign > 0) s = to.claim(b);|>->>=#1':
+    'equivalent: sign is 1 or -1 (its type), never 0',
+  'stream/src/live/windows.ts|for (let v = 0; v < VALUE_KINDS.length; v++) out[KIND_COUNT + v]! += f * tier.values[ov + v]!;|<-><=#1':
+    'equivalent: every caller (windowSums, metricsView) passes an array of COLUMNS entries; the extra out[COLUMNS] write is ignored by the Float64Array',
+  'stream/src/live/windows.ts|for (const b of this.tiers[1].bucket) if (b >= 0 && (oldest === undefined || b < oldest)) oldest = b;|<-><=#1':
+    'equivalent: two slots never hold the same minute (minute m lives in slot m % slots only), so b === oldest cannot occur',
+  'stream/src/live/windows.ts|for (const tier of this.tiers) for (const b of tier.bucket) if (b >= 0) newest = Math.max(newest, b * tier.spec.resMs);|>->>#1':
+    'equivalent: a bucket numbered 0 starts at 0 ms, which is also what newestAt() starts from, so skipping it changes no answer',
 };
 
 const SWAPS = new Map([
