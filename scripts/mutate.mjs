@@ -54,10 +54,9 @@ const EXPLAINED = {
     'NOT equivalent, untested: records delivered while stopping are not buffered (they go to the next owner); no test stops a sink mid-delivery',
   'stream/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|&&->||#1':
     'NOT equivalent, untested: a failing flush or commit gives up after 3 attempts only while stopping; a test needs a store or bus that fails on demand',
-  'core/src/events.ts|if (from.viewer_hash !== undefined) to.viewer_hash = from.viewer_hash;|!==->===#1':
-    'NOT equivalent, untested beside events.ts: a viewer_hash on a bus event (set by ingest) is kept by validateBusEvent',
   'stream/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|>=->>#1':
-    'NOT equivalent, untested: one more commit attempt (6 instead of 5) before giving up on a commit that keeps failing; a test needs a bus whose commits fail on demand',  'stream/src/live/windows.ts|if (current > b) return -1;|>->>=#1':
+    'NOT equivalent, untested: one more commit attempt (6 instead of 5) before giving up on a commit that keeps failing; a test needs a bus whose commits fail on demand',
+  'stream/src/live/windows.ts|if (current > b) return -1;|>->>=#1':
     'equivalent: current === b returned on the line before, so >= and > agree on every bucket that reaches it',
   'stream/src/live/windows.ts|if (all) for (let slot = 0; slot < slots; slot++) if (tier.bucket[slot]! >= 0) out[`${name}${slot}`] = tier.row(slot);|<-><=#1':
     'equivalent: slot = slots reads past the ring (undefined), and undefined >= 0 is false, so nothing more is listed',
@@ -71,8 +70,10 @@ const EXPLAINED = {
     'equivalent: every caller (windowSums, metricsView) passes an array of COLUMNS entries; the extra out[COLUMNS] write is ignored by the Float64Array',
   'stream/src/live/windows.ts|for (const b of this.tiers[1].bucket) if (b >= 0 && (oldest === undefined || b < oldest)) oldest = b;|<-><=#1':
     'equivalent: two slots never hold the same minute (minute m lives in slot m % slots only), so b === oldest cannot occur',
-  'stream/src/live/windows.ts|for (const tier of this.tiers) for (const b of tier.bucket) if (b >= 0) newest = Math.max(newest, b * tier.spec.resMs);|>->>#1':
+  'stream/src/live/windows.ts|for (const tier of this.tiers) for (const b of tier.bucket) if (b >= 0) newest = Math.max(newest, b * tier.spec.resMs);|>=->>#1':
     'equivalent: a bucket numbered 0 starts at 0 ms, which is also what newestAt() starts from, so skipping it changes no answer',
+  'stream/src/live/windows.ts|if (!all && tier.bucket[slot]! >= 0) out[`${name}${slot}`] = tier.row(slot);|&&->||#1':
+    'equivalent: a slot is listed only once claimed (its bucket >= 0), and with all the same rows were written by the loop above',
 };
 
 const SWAPS = new Map([
