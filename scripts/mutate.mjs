@@ -74,6 +74,34 @@ const EXPLAINED = {
     'equivalent: a bucket numbered 0 starts at 0 ms, which is also what newestAt() starts from, so skipping it changes no answer',
   'stream/src/live/windows.ts|if (!all && tier.bucket[slot]! >= 0) out[`${name}${slot}`] = tier.row(slot);|&&->||#1':
     'equivalent: a slot is listed only once claimed (its bucket >= 0), and with all the same rows were written by the loop above',
+  'stream/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|&&->||#1':
+    'NOT equivalent, untested: a buffer under batchMaxRows flushed at every timer tick instead of once batchMaxMs old; seeing it needs an injected clock in the sink, or a wait for nothing to happen',
+  'stream/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|>->>=#1':
+    'equivalent: an empty buffer is never flushed by its age alone, since flushPending returns at once for a buffer with no rows, no DLQ and no offsets (onBatch sets offsets with its records)',
+  'stream/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|-->+#1':
+    'NOT equivalent, untested: as && -> || on this line, the age test always passes and time batching is lost; needs an injected clock in the sink',
+  'stream/src/sink.ts|}, Math.max(20, Math.min(250, this.options.batchMaxMs / 4)));|/->*#1':
+    'NOT equivalent, untested: the timer ticks every 250 ms instead of batchMaxMs / 4, so a time flush comes up to 250 ms later; a latency, which a test could only see with a clock assert',
+  'stream/src/sink.ts|if (pending.rows.length === 0 && pending.dlq.length === 0) pending.firstAt = Date.now();|&&->||#1':
+    'NOT equivalent, untested: when the age of a buffer starts (time-based flush); needs an injected clock in the sink',
+  'stream/src/sink.ts|if (pending.rows.length === 0 && pending.dlq.length === 0) pending.firstAt = Date.now();|===->!==#2':
+    'NOT equivalent, untested: when the age of a buffer starts (time-based flush); needs an injected clock in the sink',
+  'stream/src/sink.ts|if (batch.rows.length === 0 && batch.dlq.length === 0 && batch.offsets.size === 0) return;|===->!==#1':
+    'equivalent: the early return only saves work; without it an empty buffer is written as nothing (no insert, no DLQ send, an empty commit)',
+  'stream/src/sink.ts|if (batch.rows.length === 0 && batch.dlq.length === 0 && batch.offsets.size === 0) return;|===->!==#2':
+    'equivalent: the early return only saves work; without it an empty buffer is written as nothing (no insert, no DLQ send, an empty commit)',
+  'stream/src/sink.ts|if (batch.rows.length === 0 && batch.dlq.length === 0 && batch.offsets.size === 0) return;|===->!==#3':
+    'equivalent: the early return only saves work; without it an empty buffer is written as nothing (no insert, no DLQ send, an empty commit)',
+  'stream/src/sink.ts|await this.events.insert(fresh, this.options.insertSettings ?? SINGLE_NODE_SINK_INSERT_SETTINGS);|??->&&#1':
+    "NOT equivalent, untested: the insert's dedup settings (single-node or the cluster's); the sink tests on chDB store the same rows with or without them",
+  'stream/src/sink.ts|for (let attempt = 1; ; attempt++) {|++->--#1':
+    'NOT equivalent, untested: attempts never reach maxAttempts, so a commit that keeps failing is retried for ever; a test needs a bus whose commits fail on demand',
+  'stream/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|||->&&#1':
+    'NOT equivalent, untested: a failing commit retried past its 5 attempts (only a stopping sink gives up); a test needs a bus whose commits fail on demand',
+  'stream/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|>=->>#2':
+    'NOT equivalent, untested: a stopping sink gives up after 4 attempts instead of 3; a test needs a store or bus that fails on demand',
+  'stream/src/sink.ts|delay = Math.min(delay * 2, 5_000);|*->/#1':
+    'NOT equivalent, untested: the backoff between retries shrinks instead of doubling (a timing, which a test could only see with a clock assert)',
 };
 
 const SWAPS = new Map([
