@@ -231,6 +231,6 @@ const stale = Object.keys(EXPLAINED).filter((k) => !explainedSeen.has(k) && (!on
 if (!short) for (const k of stale) console.log(`  explanation matched no surviving mutant (stale?): ${k}`);
 const score = total ? (100 * killed) / total : 100;
 console.log(`mutation score: ${killed}/${total} = ${score.toFixed(1)}%${short ? ' (short: a spread sample of the sites)' : ''}, ${survivors.length} unexplained survivor(s)`);
-// --strict fails the run on an unexplained survivor. CI runs without it: other work on these modules
-// shifts the sampled sites, and a new survivor is then a finding to act on, printed above, not a broken build.
+// --strict fails the run on an unexplained survivor. CI runs with it: every site of the four modules is
+// killed or explained, so a survivor in the sample is new (changed code or a weakened test) and must be acted on.
 process.exit(args.includes('--strict') && survivors.length > 0 ? 1 : 0);
