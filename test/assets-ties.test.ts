@@ -91,6 +91,17 @@ describe('assets and ties across roles', { skip: skipOption(findSamplePhotos(['p
     const byMaster = new Map<string, string[]>();
     for (const a of ds.ads) byMaster.set(stem(ds.truth.get(a.file)!), [...(byMaster.get(stem(ds.truth.get(a.file)!)) ?? []), stem(a.file)]);
     const [master, ads] = [...byMaster].sort((x, y) => y[1].length - x[1].length)[0]!;
+    // Which ads the tie must carry to, from their stored rankings as served before it (the rule of
+    // Knot-Tie step 8): no decision of their own, and the master in their top 5 with a score over 0.60.
+    const expectedAuto: string[] = [];
+    for (const a of ds.ads) {
+      const id = stem(a.file);
+      if (id === ads[0]) continue;
+      const v = await get(`/v1/assets/${id}/candidates?tenant_id=${T}`);
+      const top5 = [...(v.candidates as { master_asset_id: string; score: number }[])].sort((x, y) => y.score - x.score).slice(0, 5);
+      const hit = top5.find((c) => c.master_asset_id === master);
+      if (v.tie === null && hit && hit.score > 0.6) expectedAuto.push(id);
+    }
     const res = await app.request(T, '/v1/ties', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -98,7 +109,8 @@ describe('assets and ties across roles', { skip: skipOption(findSamplePhotos(['p
     });
     assert.equal(res.status, 200);
     const { decision, auto_ties } = (await res.json()) as { decision: { decision_id: string }; auto_ties: Array<{ ad_asset_id: string; because_of: string; auto: boolean }> };
-    assert.ok(auto_ties.length > 0, 'the tie propagated to other ads of the master');
+    assert.deepEqual(auto_ties.map((d) => d.ad_asset_id).sort(), expectedAuto.sort(), 'the tie propagated to exactly the ads whose rankings hold the master');
+    assert.ok(expectedAuto.length > 0, 'the data set gives the tie somewhere to propagate (else this test checks no propagation)');
     assert.ok(auto_ties.every((d) => d.because_of === decision.decision_id && d.auto));
     const tied = [ads[0]!, ...auto_ties.map((d) => d.ad_asset_id)];
     const mads = await get(`/v1/masters/${master}/ads?tenant_id=${T}`);

@@ -173,21 +173,38 @@ test('workers store features on registration, score after a model is activated, 
   assert.equal(score.reason, 'model_changed');
   assert.equal(score.campaign_id, campaign);
   assert.ok(score.predicted > 0 && score.predicted_low! <= score.predicted && score.predicted <= score.predicted_high!);
-  assert.equal(score.impressions, 120);
-  assert.ok(score.actual! > 0 && score.actual_low! <= score.actual! && score.actual! <= score.actual_high!);
-  assert.ok(['over', 'under', 'as_expected'].includes(score.flag));
+  // The actual rate is ad-0's clicks over its 120 impressions (all within the 1 h horizon of its
+  // first one), with a 95% Wilson interval, worked out here from the events sent.
+  const clicks0 = events.filter((e) => e.asset_id === 'ad-0' && e.kind === 'click').length;
+  const n0 = 120;
+  const z = 1.96;
+  const p0 = clicks0 / n0;
+  const centre = (p0 + (z * z) / (2 * n0)) / (1 + (z * z) / n0);
+  const spread = (z * Math.sqrt((p0 * (1 - p0)) / n0 + (z * z) / (4 * n0 * n0))) / (1 + (z * z) / n0);
+  assert.equal(score.impressions, n0);
+  assert.ok(Math.abs(score.actual! - p0) < 1e-12, `actual ${score.actual} vs ${clicks0}/${n0}`);
+  assert.ok(Math.abs(score.actual_low! - (centre - spread)) < 1e-9 && Math.abs(score.actual_high! - (centre + spread)) < 1e-9, `[${score.actual_low}, ${score.actual_high}]`);
+  // Over when the whole actual interval lies above the prediction's, under when below, else as expected.
+  const expectedFlag = centre - spread > score.predicted_high! ? 'over' : centre + spread < score.predicted_low! ? 'under' : 'as_expected';
+  assert.equal(score.flag, expectedFlag);
   assert.ok(score.attribution!.length >= 5, 'attribution per element/edit');
   assert.ok(score.attribution!.some((a) => a.element === 'subject' && a.edit === 'recolor:red'));
   for (const a of score.attribution!) assert.ok(a.ci_low <= a.delta + 1e-12 && a.delta <= a.ci_high + 1e-12 && a.n === 4);
   await eventually(() => (scoresSeen.some((s) => s.asset_id === 'ad-0' && s.model_version === version) ? true : undefined), 60_000);
 
-  const campaignScores = (await get(`/v1/campaigns/${campaign}/scores?tenant_id=${tenant}`)).body.scores as AssetScore[];
-  assert.ok(campaignScores.length >= 1 && campaignScores.every((s) => s.campaign_id === campaign));
+  // Activation rescored every asset of the campaign with the new model.
+  const campaignScores = await eventually(async () => {
+    const list = (await get(`/v1/campaigns/${campaign}/scores?tenant_id=${tenant}`)).body.scores as AssetScore[];
+    return list.length === ids.length && list.every((s) => s.model_version === version) ? list : undefined;
+  }, 180_000, 250);
+  assert.deepEqual(campaignScores.map((s) => s.asset_id).sort(), [...ids].sort());
+  assert.ok(campaignScores.every((s) => s.campaign_id === campaign));
   const attribution = (await get(`/v1/attribution?tenant_id=${tenant}&campaign_id=${campaign}`)).body as { model_version: string; elements: { edit: string; n: number; significant: boolean }[] };
   assert.equal(attribution.model_version, version);
   assert.ok(attribution.elements.length >= 5 && attribution.elements.every((e) => e.n >= 1 && typeof e.significant === 'boolean'));
   const occ = (await get(`/v1/assets/ad-1/occlusion?tenant_id=${tenant}`)).body as { grid_w: number; grid_h: number; values: number[]; model_version: string };
-  assert.equal(occ.values.length, occ.grid_w * occ.grid_h);
+  // The default occlusion grid: 4 x 4 cells, one value each.
+  assert.deepEqual([occ.grid_w, occ.grid_h, occ.values.length], [4, 4, 16]);
   assert.equal(occ.model_version, version);
   assert.ok(occ.values.every((v) => Number.isFinite(v) && v >= -1));
   assert.equal(Array.isArray((await get(`/v1/assets/ad-1/occlusion?tenant_id=${tenant}`)).body.values), true);

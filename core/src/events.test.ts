@@ -197,3 +197,13 @@ test('readBusEvent: one record to an event with its late verdict, or the reason 
   assert.ok(!bad.ok);
   assert.equal(bad.reason, 'unknown_kind');
 });
+
+test('a bus event keeps the viewer_hash ingest set (and a viewer_id, for the readers that get one)', () => {
+  const hash = 'ab'.repeat(16);
+  const r = validateBusEvent({ ...good(), viewer_hash: hash, viewer_id: 'v-7', received_at: NOW }, limits);
+  assert.ok(r.ok);
+  assert.deepEqual([r.event.viewer_hash, r.event.viewer_id], [hash, 'v-7']);
+  const none = validateBusEvent({ ...good(), received_at: NOW }, limits);
+  assert.ok(none.ok);
+  assert.deepEqual(['viewer_hash' in none.event, 'viewer_id' in none.event], [false, false]);
+});

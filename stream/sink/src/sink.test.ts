@@ -97,3 +97,34 @@ test('sink: rows as sent, late at > liveLateMs only, duplicates and redeliveries
   assert.deepEqual((await bus.committedOffsets('sink-unit-2', TOPICS.events)).map((c) => String(c.offset)), ['16']);
   await producer.close();
 });
+
+test('sink: a lane flushes as soon as rows plus dead letters reach batchMaxRows, and reports what it buffers until then', async () => {
+  assert.ok(store, 'the store of the test above');
+  const sizeBus = await createBus({ kind: 'memory', partitions: 1, maxBacklogBytes: 1024 * 1024 });
+  const registry = new Registry();
+  // Only the size bound can flush here: the time bound is 10 min away and stop() comes last.
+  const sink = new EventSink({ bus: sizeBus, store: store!, limits, log: createLogger('silent'), groupId: 'sink-size', batchMaxRows: 5, batchMaxMs: 600_000, lanes: 1, registry });
+  await sink.start();
+  const producer = await sizeBus.producer();
+  const now = Date.now();
+  const tenant = 'sink-size';
+  const record = (kind: string) => ({ key: 'a', value: Buffer.from(JSON.stringify({ event_id: ulid(), tenant_id: tenant, campaign_id: 'c', asset_id: 'a', kind, value: 1, occurred_at: now - 1000, received_at: now })) });
+  const stored = async () => Number((await (await store!.client.query({ query: `SELECT count() AS n FROM ${store!.table(TABLES.eventsRaw)} WHERE tenant_id = '${tenant}'`, format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n);
+  const buffered = async () => (await registry.getSingleMetric('afterglow_sink_buffered_rows')!.get()).values[0]?.value;
+  try {
+    // 3 rows and 1 dead letter: 4 of 5, buffered.
+    await producer.send(TOPICS.events, [record('click'), record('view'), record('nope'), record('click')]);
+    await eventually(() => (sink.totals.received === 4 ? true : undefined), 10_000, 20);
+    assert.equal(await buffered(), 3, 'rows waiting for a flush (dead letters are not rows)');
+    assert.deepEqual([sink.totals.inserted, sink.totals.deadLettered], [0, 0]);
+    // The fifth record reaches the bound (4 rows + 1 dead letter): flushed without waiting for time or stop().
+    await producer.send(TOPICS.events, [record('like')]);
+    await eventually(() => (sink.totals.inserted === 4 ? true : undefined), 10_000, 20);
+    assert.deepEqual([sink.totals.deadLettered, await stored(), await buffered()], [1, 4, 0]);
+    assert.deepEqual((await sizeBus.committedOffsets('sink-size', TOPICS.events)).map((c) => String(c.offset)), ['5']);
+  } finally {
+    await sink.stop();
+    await producer.close();
+    await sizeBus.close();
+  }
+});

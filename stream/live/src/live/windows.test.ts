@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { SUBJECTS, subjectToken, subjectTokenDecode } from '@afterglow/core';
 import { hotToken, LiveKeys } from './keys.js';
 import { metricsView, rate, wilson } from './rates.js';
-import { Buckets, COLUMNS, KIND_INDEX, DIRTY_FLUSH, DIRTY_PUBLISH, parseRow, windowLayout, windowSums } from './windows.js';
+import { Buckets, COLUMNS, KIND_INDEX, DIRTY_FLUSH, DIRTY_PUBLISH, isRowField, parseRow, windowLayout, windowSums } from './windows.js';
 
 const MINUTE = 60_000;
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0);
@@ -184,4 +184,116 @@ test('windows: minuteBuckets lists the held minutes oldest first, also when the 
   b.add(KIND_INDEX.view, 1, base);
   assert.deepEqual(b.minuteBuckets([KIND_INDEX.click]), [[base / MINUTE, 1], [base / MINUTE + 5, 2]]);
   assert.deepEqual(b.minuteBuckets([KIND_INDEX.click, KIND_INDEX.view]), [[base / MINUTE, 2], [base / MINUTE + 5, 2]]);
+});
+
+test('windows: a slot is listed for the bit it was marked with only (flush and publish apart)', () => {
+  const b = new Buckets(layout);
+  b.add(KIND_INDEX.click, 1, NOW, DIRTY_PUBLISH);
+  assert.deepEqual(b.takeRows(DIRTY_FLUSH), {}, 'marked for publishing only: nothing to flush');
+  // The slot of each tier: bucket number modulo the ring (14, 72 and 27 slots).
+  const slots = [`S${(NOW / 5_000) % 14}`, `M${(NOW / MINUTE) % 72}`, `H${(NOW / 3_600_000) % 27}`];
+  assert.deepEqual(Object.keys(b.takeRows(DIRTY_PUBLISH)).sort(), slots.sort());
+  b.add(KIND_INDEX.click, 1, NOW, DIRTY_FLUSH);
+  assert.deepEqual(b.takeRows(DIRTY_PUBLISH), {}, 'marked for flushing only: nothing to publish');
+  assert.equal(Object.keys(b.takeRows(DIRTY_FLUSH)).length, 3);
+});
+
+test('windows: bucket 0 (the first 5 s, minute and hour of the epoch) is held like any other', () => {
+  const b = new Buckets(layout);
+  b.add(KIND_INDEX.click, 1, 1_000);
+  assert.equal(b.isEmpty(), false);
+  const zeroRow = '0,0,0,1,0,0,0,0,0,0,0';
+  assert.deepEqual(b.takeRows(DIRTY_FLUSH), { S0: zeroRow, M0: zeroRow, H0: zeroRow });
+  assert.deepEqual(b.takeRows(DIRTY_FLUSH, true), { S0: zeroRow, M0: zeroRow, H0: zeroRow }, 'the full state');
+  b.takeRows(DIRTY_PUBLISH);
+  b.markAll(DIRTY_PUBLISH);
+  assert.deepEqual(Object.keys(b.takeRows(DIRTY_PUBLISH)).sort(), ['H0', 'M0', 'S0']);
+  assert.deepEqual(b.minuteBuckets([KIND_INDEX.click]), [[0, 1]]);
+  assert.equal(b.oldestMinute(), 0);
+  assert.deepEqual(parseRow(zeroRow), { bucket: 0, columns: [0, 0, 1, 0, 0, 0, 0, 0, 0, 0] });
+  const share = new Buckets(layout);
+  share.addFrom(b, 1);
+  assert.deepEqual(share.minuteBuckets([KIND_INDEX.click]), [[0, 1]]);
+  share.addFrom(b, -1);
+  assert.deepEqual(share.minuteBuckets([KIND_INDEX.click]), [[0, 0]]);
+});
+
+test('windows: value sums go to their own column and slot (dwell ms and conversion value side by side)', () => {
+  const b = new Buckets(layout);
+  // Two neighbouring 5 s buckets: dwell in the first, a conversion worth 7 in the second.
+  b.add(KIND_INDEX.dwell, 1_000, NOW - 10_000);
+  b.add(KIND_INDEX.conversion, 7, NOW - 5_000);
+  const [m1, m15] = windowSums([b], NOW);
+  assert.deepEqual([m1![COLUMNS - 2], m1![COLUMNS - 1]], [1_000, 7]);
+  assert.deepEqual([m15![COLUMNS - 2], m15![COLUMNS - 1]], [1_000, 7]);
+});
+
+test('windows: applyRow replace takes the row as it is; max keeps the larger value sums of the same bucket', () => {
+  const bucket = NOW / MINUTE;
+  // counts: impression..dwell (8), then dwell ms, conversion value.
+  const row = (dwellCount: number, dwellMs: number, conversionValue: number) => `${bucket},5,0,0,0,0,0,0,${dwellCount},${dwellMs},${conversionValue}`;
+  const field = `M${bucket % 72}`;
+  const b = new Buckets(layout);
+  assert.equal(b.applyRow(field, row(1, 900, 10), 'replace'), true);
+  // Same bucket, lower figures: replace lowers them, max keeps what it has.
+  assert.equal(b.applyRow(field, `${bucket},3,0,0,0,0,0,0,1,400,4`, 'replace'), true);
+  assert.deepEqual(b.takeRows(DIRTY_FLUSH, true)[field], `${bucket},3,0,0,0,0,0,0,1,400,4`);
+  assert.equal(b.applyRow(field, `${bucket},2,0,0,0,0,0,0,1,100,1`, 'max'), false);
+  assert.deepEqual(b.takeRows(DIRTY_FLUSH, true)[field], `${bucket},3,0,0,0,0,0,0,1,400,4`);
+  // A larger conversion value with a small dwell count: the value column is compared with the value column.
+  assert.equal(b.applyRow(field, row(2, 400, 50), 'max'), true);
+  assert.deepEqual(b.takeRows(DIRTY_FLUSH, true)[field], `${bucket},5,0,0,0,0,0,0,2,400,50`);
+});
+
+test('windows: addFrom twice is twice the source, counts and value sums, neighbouring slots included', () => {
+  const a = new Buckets(layout);
+  // Neighbouring slots in every tier: impressions and dwell at 12:00:00 and 11:59:55, 10:59:00 and 11:00:00.
+  for (const at of [NOW, NOW - 5_000, NOW - 60 * MINUTE, NOW - 61 * MINUTE]) {
+    a.add(KIND_INDEX.impression, 1, at);
+    a.add(KIND_INDEX.dwell, 300, at);
+  }
+  const share = new Buckets(layout);
+  share.addFrom(a, 1);
+  share.addFrom(a, 1);
+  const twice = windowSums([a, a], NOW);
+  assert.deepEqual(windowSums([share], NOW), twice);
+  share.addFrom(a, -1);
+  assert.deepEqual(windowSums([share], NOW), windowSums([a], NOW));
+  assert.deepEqual(share.minuteBuckets([KIND_INDEX.impression]), a.minuteBuckets([KIND_INDEX.impression]));
+});
+
+test('windows: minuteSeries reads [from, to) of the minute ring, 0 where it holds nothing, for the kinds asked', () => {
+  const b = new Buckets(layout);
+  const m = NOW / MINUTE;
+  b.add(KIND_INDEX.click, 1, NOW - 2 * MINUTE);
+  b.add(KIND_INDEX.click, 1, NOW - 2 * MINUTE);
+  b.add(KIND_INDEX.like, 1, NOW - 2 * MINUTE);
+  b.add(KIND_INDEX.view, 1, NOW);
+  assert.deepEqual(b.minuteSeries(m - 3, m + 1, [KIND_INDEX.click, KIND_INDEX.like]), [0, 3, 0, 0]);
+  assert.deepEqual(b.minuteSeries(m - 3, m + 1, [KIND_INDEX.view]), [0, 0, 0, 1]);
+  assert.deepEqual(b.minuteSeries(m - 3, m - 3, [KIND_INDEX.view]), []);
+  // 72 minutes later the slot belongs to another minute: the old one reads 0.
+  assert.deepEqual(b.minuteSeries(m - 2 + 72, m - 1 + 72, [KIND_INDEX.click]), [0]);
+});
+
+test('windows: oldestMinute, newestAt, minuteSlotHolder and isEmpty on a wrapped ring', () => {
+  const b = new Buckets(layout);
+  assert.equal(b.oldestMinute(), undefined);
+  assert.equal(b.newestAt(), 0);
+  assert.equal(b.isEmpty(), true);
+  // Minute m sits in slot m % 72: one in slot 70, one 5 minutes later in slot 3 (a lower slot).
+  const base = Math.floor(NOW / MINUTE / 72) * 72 + 70;
+  b.add(KIND_INDEX.click, 1, (base + 5) * MINUTE + 7_000);
+  b.add(KIND_INDEX.click, 1, base * MINUTE);
+  assert.equal(b.oldestMinute(), base);
+  assert.equal(b.newestAt(), (base + 5) * MINUTE + 5_000, 'the 5 s bucket that holds the newest event starts there');
+  assert.equal(b.minuteSlotHolder(base + 72), base, 'the minute 72 later would take the slot of minute base');
+  assert.equal(b.minuteSlotHolder(base + 1), -1, 'an empty slot');
+  assert.equal(b.minuteSlots, 72);
+  assert.equal(b.isEmpty(), false);
+});
+
+test('windows: isRowField accepts a tier letter and a slot number only', () => {
+  for (const f of ['S3', 'M41', 'H0', 'S0123']) assert.equal(isRowField(f), true, f);
+  for (const f of ['', 'S', 'X3', 'X12', 'S3a', 'Sx', 's3', '3', 'M-1']) assert.equal(isRowField(f), false, f);
 });
