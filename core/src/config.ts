@@ -246,7 +246,7 @@ const SETTINGS = {
    * child process under a wall-clock and address-space limit.
    */
   videos: {
-    maxBytes: env('VIDEO_MAX_BYTES', int(256 * 1024 * 1024, 1024)),
+    maxBytes: env('VIDEO_MAX_BYTES', int(128 * 1024 * 1024, 1024)),
     maxDurationS: env('VIDEO_MAX_DURATION_S', z.coerce.number().positive().max(86_400).default(180)),
     maxSide: env('VIDEO_MAX_SIDE', int(4096, 16)),
     maxPixels: env('VIDEO_MAX_PIXELS', int(4096 * 2304, 256)),

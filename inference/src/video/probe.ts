@@ -25,7 +25,7 @@ export const MAX_UNREFERENCED_BYTES = 1024 * 1024;
 const MAX_UNITS = 20_000_000;
 
 export const DEFAULT_VIDEO_LIMITS: Readonly<VideoLimits> = Object.freeze({
-  maxBytes: 256 * 1024 * 1024,
+  maxBytes: 128 * 1024 * 1024,
   maxDurationS: 180,
   maxSide: 4096,
   maxPixels: 4096 * 2304,

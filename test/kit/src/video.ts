@@ -250,3 +250,43 @@ export function scoreBoundaries(truth: readonly TrueBoundary[], detected: readon
   const recall = truth.length ? matched / truth.length : 1;
   return { truth: truth.length, detected: detected.length, matched, precision, recall, f1: precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0 };
 }
+
+export interface HostileVideo {
+  name: string;
+  filename: string;
+  bytes: Uint8Array;
+  /** HTTP status and error code the registry must answer with. */
+  status: number;
+  error: string;
+}
+
+/** A zip archive's local header and end record, with an HTML payload: what a polyglot carries. */
+export const ZIP_PAYLOAD = Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(26), Buffer.from('a.html<script>alert(1)</script>'), Buffer.from('PK\x05\x06', 'latin1'), Buffer.alloc(18)]);
+
+/**
+ * Hostile video uploads, generated in `dir`: truncated, absurd dimensions, a frame-count bomb (over
+ * `maxFrames`), polyglots, a codec and a container off the allow-lists.
+ */
+export async function hostileVideoUploads(dir: string, maxFrames: number): Promise<HostileVideo[]> {
+  const path = await import('node:path');
+  const { readFile } = await import('node:fs/promises');
+  const good = await lavfiClip(path.join(dir, 'good.mp4'), { width: 160, height: 96, fps: 25, seconds: 1 });
+  const webm = await lavfiClip(path.join(dir, 'good.webm'), { width: 160, height: 96, fps: 25, seconds: 1, codec: 'vp9' });
+  const bomb = await lavfiClip(path.join(dir, 'bomb.mp4'), { width: 32, height: 32, fps: 100, seconds: Math.ceil((maxFrames * 2) / 100), crf: 51 });
+  await ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=160x96:rate=25:duration=1', '-c:v', 'mpeg4', '-an', '-f', 'mp4', `file:${path.join(dir, 'mp4v.mp4')}`]);
+  await ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=160x96:rate=25:duration=1', '-c:v', 'libx264', '-an', '-f', 'matroska', `file:${path.join(dir, 'h264.mkv')}`]);
+  const huge = Buffer.from(good);
+  const entry = huge.indexOf('avc1', huge.indexOf('stsd', 0, 'latin1'), 'latin1');
+  huge.writeUInt16BE(30_000, entry + 28);
+  huge.writeUInt16BE(30_000, entry + 30);
+  return [
+    { name: 'truncated mp4', filename: 'cut.mp4', bytes: good.subarray(0, Math.floor(good.byteLength * 0.7)), status: 422, error: 'truncated' },
+    { name: 'truncated webm', filename: 'cut.webm', bytes: webm.subarray(0, Math.floor(webm.byteLength * 0.7)), status: 422, error: 'truncated' },
+    { name: 'huge dimensions', filename: 'huge.mp4', bytes: huge, status: 413, error: 'too_large_side' },
+    { name: 'frame-count bomb', filename: 'bomb.mp4', bytes: bomb, status: 413, error: 'too_many_frames' },
+    { name: 'mp4 + zip polyglot', filename: 'poly.mp4', bytes: Buffer.concat([good, ZIP_PAYLOAD]), status: 422, error: 'trailing_data' },
+    { name: 'webm + zip polyglot', filename: 'poly.webm', bytes: Buffer.concat([webm, ZIP_PAYLOAD]), status: 422, error: 'trailing_data' },
+    { name: 'MPEG-4 Part 2 codec', filename: 'old.mp4', bytes: await readFile(path.join(dir, 'mp4v.mp4')), status: 415, error: 'unsupported_codec' },
+    { name: 'Matroska container', filename: 'x.mkv', bytes: await readFile(path.join(dir, 'h264.mkv')), status: 415, error: 'unsupported_container' },
+  ];
+}
