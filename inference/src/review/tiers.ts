@@ -17,7 +17,9 @@
 import type { BlobStore, Logger } from '@afterglow/core';
 import type { Embedder } from '../models/types.js';
 import { TieEngine, type TieEngineOptions, type TieResult } from '../tie/engine.js';
-import type { AssetRecord, AssetRepository, RankingRecord } from '../registry/repository.js';
+import type { AssetRecord, AssetRepository, RankingRecord, VideoRecord } from '../registry/repository.js';
+import { VIDEO_FORMATS } from '../registry/service.js';
+import { adShotKeyframes, foldShotResults, masterKeyframe, shotQueryName } from './video-ties.js';
 
 export interface Ranked {
   ad: AssetRecord;
@@ -86,9 +88,13 @@ class TenantTier {
   private async add(masters: readonly AssetRecord[]): Promise<void> {
     const fresh = masters.filter((m) => !this.inEngine.has(m.asset_id));
     if (fresh.length === 0) return;
+    // A video master is tied by a keyframe (the engine ranks images).
+    const videos = await this.videosOf(fresh);
     const refs = await Promise.all(
       fresh.map(async (m) => {
-        const bytes = await this.o.blobs.get(m.content_hash);
+        const video = videos.get(m.asset_id);
+        const key = video ? masterKeyframe(video) : VIDEO_FORMATS.has(m.format) ? undefined : m.content_hash;
+        const bytes = key ? await this.o.blobs.get(key) : undefined;
         return bytes ? { name: m.asset_id, bytes } : undefined;
       }),
     );
@@ -98,6 +104,11 @@ class TenantTier {
     const failedNames = new Set(failed.map((f) => f.name));
     for (const f of failed) this.o.log.error({ tenant: this.tenant, master: f.name, error: f.error }, 'master could not be embedded');
     for (const m of fresh) if (!failedNames.has(m.asset_id) && refs[fresh.indexOf(m)]) this.inEngine.add(m.asset_id);
+  }
+
+  private async videosOf(assets: readonly AssetRecord[]): Promise<Map<string, VideoRecord>> {
+    const ids = assets.filter((a) => VIDEO_FORMATS.has(a.format)).map((a) => a.asset_id);
+    return ids.length ? this.o.repo.getVideos(this.tenant, ids) : new Map();
   }
 
   /** Whether the master is in the engine or on its way there. */
@@ -156,10 +167,26 @@ class TenantTier {
   private async rankBatch(batch: PendingAd[]): Promise<void> {
     const fail = (p: PendingAd, err: Error) => p.waiters.forEach((w) => w.reject(err));
     try {
-      const refs = await Promise.all(batch.map(async (p) => ({ name: p.ad.asset_id, bytes: await this.o.blobs.get(p.ad.content_hash) })));
+      // A video ad is one query per shot (its middle keyframe), folded back into one result below.
+      const videos = await this.videosOf(batch.map((p) => p.ad));
+      const queries = batch.flatMap((p) => {
+        const video = videos.get(p.ad.asset_id);
+        if (!video) return [{ name: p.ad.asset_id, key: VIDEO_FORMATS.has(p.ad.format) ? undefined : p.ad.content_hash, ad: p.ad.asset_id, shot: -1 }];
+        return adShotKeyframes(video).map((k) => ({ name: shotQueryName(p.ad.asset_id, k.shot), key: k.hash, ad: p.ad.asset_id, shot: k.shot }));
+      });
+      const refs = await Promise.all(queries.map(async (q) => ({ name: q.name, bytes: q.key ? await this.o.blobs.get(q.key) : undefined })));
       const now = (this.o.clock ?? Date.now)();
-      const results = await this.engine.tieAds(refs.map((r) => (r.bytes ? { name: r.name, bytes: r.bytes } : { name: r.name })));
-      const ranked: Ranked[] = results.map((r, i) => ({ ad: batch[i]!.ad, ranking: toRanking(this.tenant, r, now, this.inEngine.size), embedding: r.embedding }));
+      const raw = await this.engine.tieAds(refs.map((r) => (r.bytes ? { name: r.name, bytes: r.bytes } : { name: r.name })));
+      const results = batch.map((p) => {
+        const video = videos.get(p.ad.asset_id);
+        const mine = queries.map((q, i) => ({ q, r: raw[i]! })).filter((x) => x.q.ad === p.ad.asset_id);
+        if (!video) return { result: mine[0]?.r ?? { ad: p.ad.asset_id, candidates: [], autoTie: null, byCosine: [], byEuclidean: [], error: 'no image to rank' } };
+        const folded = foldShotResults(p.ad.asset_id, video, new Map(mine.map((x) => [x.q.shot, x.r])), this.o.engine.candidates ?? 20);
+        return { result: folded.result, video: { ...video, shots: folded.shots } };
+      });
+      const ranked: Ranked[] = results.map(({ result: r }, i) => ({ ad: batch[i]!.ad, ranking: toRanking(this.tenant, r, now, this.inEngine.size), embedding: r.embedding }));
+      // Each shot's masters are stored with the video before the ranking is published.
+      await Promise.all(results.flatMap((r) => (r.video ? [this.o.repo.insertVideo(r.video)] : [])));
       await this.o.onRanked(this.tenant, ranked);
       ranked.forEach((r, i) => batch[i]!.waiters.forEach((w) => w.resolve(r.ranking)));
     } catch (err) {

@@ -290,3 +290,40 @@ export async function hostileVideoUploads(dir: string, maxFrames: number): Promi
     { name: 'Matroska container', filename: 'x.mkv', bytes: await readFile(path.join(dir, 'h264.mkv')), status: 415, error: 'unsupported_container' },
   ];
 }
+
+export interface PhotoShot {
+  /** RGB pixels of the photo (e.g. sharp(...).removeAlpha().raw()). */
+  photo: { data: Uint8Array; width: number; height: number };
+  frames: number;
+  /** Crop of the photo at the first and last frame, as fractions [left, top, width, height]; the camera moves linearly between them (Ken Burns). */
+  from: [number, number, number, number];
+  to: [number, number, number, number];
+}
+
+/** Frames of a Ken Burns move over a photo (bilinear sampling), width x height RGB. */
+export function kenBurns(shot: PhotoShot, width: number, height: number): Uint8Array[] {
+  const { data, width: pw, height: ph } = shot.photo;
+  const out: Uint8Array[] = [];
+  for (let k = 0; k < shot.frames; k++) {
+    const t = shot.frames > 1 ? k / (shot.frames - 1) : 0;
+    const [l, tp, w, h] = shot.from.map((v, i) => v + (shot.to[i]! - v) * t) as [number, number, number, number];
+    const f = new Uint8Array(width * height * 3);
+    for (let y = 0; y < height; y++) {
+      const sy = Math.min(ph - 1.001, (tp + (h * (y + 0.5)) / height) * ph);
+      const y0 = Math.floor(sy);
+      const fy = sy - y0;
+      for (let x = 0; x < width; x++) {
+        const sx = Math.min(pw - 1.001, (l + (w * (x + 0.5)) / width) * pw);
+        const x0 = Math.floor(sx);
+        const fx = sx - x0;
+        for (let c = 0; c < 3; c++) {
+          const at = (yy: number, xx: number) => data[(yy * pw + xx) * 3 + c]!;
+          const v = (at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy) + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy;
+          f[(y * width + x) * 3 + c] = v;
+        }
+      }
+    }
+    out.push(f);
+  }
+  return out;
+}
