@@ -8,9 +8,10 @@
  * - hard cuts: a frame-to-frame distance (histogram L1 and luma difference) that is high in absolute
  *   terms and several times the local median and both neighbours (fast motion is a run of high
  *   distances, a cut is a lone peak);
- * - dissolves (cross-fades): twin comparison (Zhang, Kankanhalli & Smoliar 1993): a run of moderate
- *   distances whose end points are far apart, and whose middle frame is close to the blend of its end
- *   points (a pan is not: that is what tells them apart);
+ * - dissolves (cross-fades): peaks of the distance between the frames k before and k after (k a
+ *   quarter second; the wide-window form of twin comparison, Zhang, Kankanhalli & Smoliar 1993) that
+ *   stand out from their surroundings, whose middle frame is the blend of the two, and whose two
+ *   frames are not one view moved (a pan also changes a lot over 2k frames: that is what tells them apart);
  * - shots shorter than `minShotS` are merged into their neighbour (flashes, glitches).
  *
  * Keyframes per shot: first, middle and last frame clear of its transitions.
@@ -49,10 +50,9 @@ const DARK_LUMA = 0.07;
 const DARK_SPREAD = 0.05;
 const CUT_MIN = 0.25;
 const CUT_RATIO = 3;
-const GRADUAL_LOW = 0.035;
 const GRADUAL_HIGH = 0.35;
 const BLEND_MAX = 0.45;
-const GAP = 2;
+const DISSOLVE_RATIO = 2;
 
 interface Features {
   hist: Float32Array;
@@ -106,6 +106,30 @@ function blendError(a: Features, mid: Features, b: Features): number {
     span += Math.abs(a.luma[i]! - b.luma[i]!);
   }
   return span > 0 ? err / span : 1;
+}
+
+/**
+ * Whether `b` is `a` moved (a pan or tilt): shifted by some offset, it matches far better than in
+ * place. Mean luma difference over the overlap, shifts up to a quarter of each side.
+ */
+function movedView(a: Features, b: Features, width: number, height: number): boolean {
+  const err = (dx: number, dy: number) => {
+    let sum = 0;
+    let count = 0;
+    for (let y = Math.max(0, -dy); y < Math.min(height, height - dy); y++) {
+      for (let x = Math.max(0, -dx); x < Math.min(width, width - dx); x++) {
+        sum += Math.abs(a.luma[y * width + x]! - b.luma[(y + dy) * width + x + dx]!);
+        count++;
+      }
+    }
+    return count ? sum / count : Infinity;
+  };
+  const still = err(0, 0);
+  let best = still;
+  const mx = Math.floor(width / 4);
+  const my = Math.floor(height / 4);
+  for (let dy = -my; dy <= my; dy++) for (let dx = -mx; dx <= mx; dx++) if (dx || dy) best = Math.min(best, err(dx, dy));
+  return best < 0.5 * still;
 }
 
 function median(xs: number[]): number {
@@ -172,40 +196,32 @@ export function detectShots(input: FrameInput, options: ShotOptions): Shot[] {
   }
   const cutAt = new Set(boundaries.filter((b) => b.transition === 'cut').map((b) => b.at));
 
-  // Before a dissolve, not around it: the dissolve's own distances would raise its threshold.
-  const precedingMedian = (t: number) => {
-    const xs: number[] = [];
-    for (let k = Math.max(1, t - 2 * window); k < t; k++) xs.push(d[k]!);
-    return median(xs);
+  // Dissolves: the distance between frames k before and k after each frame peaks in the middle of a
+  // cross-fade. A peak counts when it stands out from its surroundings, its middle frame is the blend
+  // of its ends, and the ends are not one view moved (a pan moves far over 2k frames too).
+  const k = Math.max(3, Math.round(fps / 4));
+  const wide = new Float32Array(n);
+  for (let t = k; t + k < n; t++) wide[t] = distance(f[t - k]!, f[t + k]!);
+  const near = (t: number) => {
+    for (let j = Math.max(0, t - k); j <= Math.min(n - 1, t + k); j++) if (inTransition[j] || cutAt.has(j)) return true;
+    return false;
   };
-  // Dissolves: twin comparison on runs of moderate distances.
-  for (let t = 1; t < n; ) {
-    const low = Math.max(GRADUAL_LOW, 1.5 * precedingMedian(t));
-    if (inTransition[t] || cutAt.has(t) || d[t]! < low) {
-      t++;
-      continue;
-    }
-    // The run goes on over up to GAP quieter frames (a dissolve's distances are uneven once encoded).
-    const open = (k: number) => k < n && !inTransition[k] && !cutAt.has(k);
-    let e = t;
-    for (;;) {
-      let next = e + 1;
-      while (next < n && next - e <= GAP + 1 && open(next) && d[next]! < low) next++;
-      if (next < n && next - e <= GAP + 1 && open(next) && d[next]! >= low) e = next;
-      else break;
-    }
-    const s = t - 1;
-    const len = e - s;
-    if (len >= 3 && len <= 3 * fps && distance(f[s]!, f[e]!) > GRADUAL_HIGH) {
-      const mid = Math.round((s + e) / 2);
-      if (blendError(f[s]!, f[mid]!, f[e]!) < BLEND_MAX) {
-        for (let k = s + 1; k < e; k++) inTransition[k] = 1;
-        boundaries.push({ at: mid, transition: 'dissolve', from: s + 1, to: e });
-      }
-    }
-    t = e + 1;
+  for (let t = k; t + k < n; t++) {
+    const x = wide[t]!;
+    if (x < GRADUAL_HIGH || near(t)) continue;
+    let peak = true;
+    for (let j = Math.max(k, t - k); j <= Math.min(n - k - 1, t + k); j++) if (wide[j]! > x || (wide[j] === x && j < t)) peak = false;
+    if (!peak) continue;
+    const around: number[] = [];
+    for (let j = Math.max(k, t - 6 * k); j <= Math.min(n - k - 1, t + 6 * k); j++) if (Math.abs(j - t) > 2 * k) around.push(wide[j]!);
+    if (around.length && x < DISSOLVE_RATIO * median(around)) continue;
+    const a = f[t - k]!;
+    const b = f[t + k]!;
+    if (blendError(a, f[t]!, b) > BLEND_MAX) continue;
+    if (movedView(a, b, input.width, input.height)) continue;
+    for (let j = t - k + 1; j < t + k; j++) inTransition[j] = 1;
+    boundaries.push({ at: t, transition: 'dissolve', from: t - k + 1, to: t + k });
   }
-
   boundaries.sort((a, b) => a.at - b.at);
   const minFrames = Math.max(1, Math.round((options.minShotS ?? 0.3) * fps));
   const kept: Boundary[] = [];
