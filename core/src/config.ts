@@ -252,8 +252,8 @@ const SETTINGS = {
     maxPixels: env('VIDEO_MAX_PIXELS', int(4096 * 2304, 256)),
     minSide: env('VIDEO_MIN_SIDE', int(32, 1)),
     maxFps: env('VIDEO_MAX_FPS', z.coerce.number().positive().max(1000).default(120)),
-    /** Frames in the video track (from its sample table / blocks): a frame-count bomb is a short file that claims millions. */
-    maxFrames: env('VIDEO_MAX_FRAMES', int(30 * 60 * 180, 1)),
+    /** Frames in the video track (from its sample table / blocks): a frame-count bomb is a short file that claims millions. Default: 120 fps for the longest duration. */
+    maxFrames: env('VIDEO_MAX_FRAMES', int(120 * 180, 1)),
     /** Codecs accepted (the decoder's names): h264, hevc, vp8, vp9, av1. */
     codecs: env('VIDEO_CODECS', csv.pipe(z.array(z.enum(['h264', 'hevc', 'vp8', 'vp9', 'av1'])).min(1)).default(['h264', 'hevc', 'vp8', 'vp9', 'av1'])),
     /** The ffmpeg executable; default: the one shipped by the @ffmpeg-installer/linux-x64 package. */

@@ -31,7 +31,7 @@ export const DEFAULT_VIDEO_LIMITS: Readonly<VideoLimits> = Object.freeze({
   maxPixels: 4096 * 2304,
   minSide: 32,
   maxFps: 120,
-  maxFrames: 30 * 60 * 180,
+  maxFrames: 120 * 180,
   codecs: ['h264', 'hevc', 'vp8', 'vp9', 'av1'] as const,
 });
 
