@@ -19,7 +19,7 @@ import type { Embedder } from '../models/types.js';
 import { TieEngine, type TieEngineOptions, type TieResult } from '../tie/engine.js';
 import type { AssetRecord, AssetRepository, RankingRecord, VideoRecord } from '../registry/repository.js';
 import { VIDEO_FORMATS } from '../registry/service.js';
-import { adShotKeyframes, foldShotResults, masterKeyframe, shotQueryName } from './video-ties.js';
+import { adShotKeyframes, foldKeyframeResults, foldShotResults, masterKeyframe, shotQueryName } from './video-ties.js';
 
 export interface Ranked {
   ad: AssetRecord;
@@ -167,12 +167,12 @@ class TenantTier {
   private async rankBatch(batch: PendingAd[]): Promise<void> {
     const fail = (p: PendingAd, err: Error) => p.waiters.forEach((w) => w.reject(err));
     try {
-      // A video ad is one query per shot (its middle keyframe), folded back into one result below.
+      // A video ad is one query per keyframe of each shot, folded into shots, then into one result below.
       const videos = await this.videosOf(batch.map((p) => p.ad));
       const queries = batch.flatMap((p) => {
         const video = videos.get(p.ad.asset_id);
         if (!video) return [{ name: p.ad.asset_id, key: VIDEO_FORMATS.has(p.ad.format) ? undefined : p.ad.content_hash, ad: p.ad.asset_id, shot: -1 }];
-        return adShotKeyframes(video).map((k) => ({ name: shotQueryName(p.ad.asset_id, k.shot), key: k.hash, ad: p.ad.asset_id, shot: k.shot }));
+        return adShotKeyframes(video).map((k) => ({ name: shotQueryName(p.ad.asset_id, k.shot, k.keyframe), key: k.hash, ad: p.ad.asset_id, shot: k.shot }));
       });
       const refs = await Promise.all(queries.map(async (q) => ({ name: q.name, bytes: q.key ? await this.o.blobs.get(q.key) : undefined })));
       const now = (this.o.clock ?? Date.now)();
@@ -181,7 +181,10 @@ class TenantTier {
         const video = videos.get(p.ad.asset_id);
         const mine = queries.map((q, i) => ({ q, r: raw[i]! })).filter((x) => x.q.ad === p.ad.asset_id);
         if (!video) return { result: mine[0]?.r ?? { ad: p.ad.asset_id, candidates: [], autoTie: null, byCosine: [], byEuclidean: [], error: 'no image to rank' } };
-        const folded = foldShotResults(p.ad.asset_id, video, new Map(mine.map((x) => [x.q.shot, x.r])), this.o.engine.candidates ?? 20);
+        const byShot = new Map<number, TieResult[]>();
+        for (const x of mine) byShot.set(x.q.shot, [...(byShot.get(x.q.shot) ?? []), x.r]);
+        const shots = new Map([...byShot].map(([shot, rs]) => [shot, foldKeyframeResults(rs)]));
+        const folded = foldShotResults(p.ad.asset_id, video, shots, this.o.engine.candidates ?? 20);
         return { result: folded.result, video: { ...video, shots: folded.shots } };
       });
       const ranked: Ranked[] = results.map(({ result: r }, i) => ({ ad: batch[i]!.ad, ranking: toRanking(this.tenant, r, now, this.inEngine.size), embedding: r.embedding }));

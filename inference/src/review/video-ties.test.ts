@@ -17,7 +17,7 @@ import { encodeClip, kenBurns } from '@afterglow/testkit/video';
 import { startAssetServices, type AssetServices } from '../asset-services.js';
 import type { TieResult } from '../tie/engine.js';
 import type { VideoRecord } from '../registry/repository.js';
-import { foldShotResults, shotQueryName } from './video-ties.js';
+import { foldKeyframeResults, foldShotResults, shotQueryName } from './video-ties.js';
 
 const result = (ad: string, cands: Array<[string, number]>, autoTie: string | null): TieResult => ({
   ad,
@@ -49,6 +49,16 @@ describe('foldShotResults', () => {
     assert.deepEqual(shots.map((s) => s.auto_tie), ['m1', 'm2', null]);
     assert.deepEqual(shots[1]!.candidates, [{ master_asset_id: 'm2', score: 0.95 }, { master_asset_id: 'm1', score: 0.2 }]);
     assert.equal(r.error, undefined);
+  });
+
+  it("ranks a shot's masters at their best keyframe, with the auto-tie of its most confident keyframe", () => {
+    const r = foldKeyframeResults([
+      result(shotQueryName('ad', 0, 0), [['m1', 0.4], ['m2', 0.5]], null),
+      result(shotQueryName('ad', 0, 1), [['m1', 0.97], ['m2', 0.1]], 'm1'),
+      { ...result(shotQueryName('ad', 0, 2), [], null), error: 'unreadable' },
+    ]);
+    assert.deepEqual(r.candidates.map((c) => [c.master, c.score]), [['m1', 0.97], ['m2', 0.5]]);
+    assert.equal(r.autoTie, 'm1');
   });
 
   it('says so when no shot could be ranked', () => {

@@ -1,6 +1,7 @@
 /**
- * Videos in the tie engine, which ranks images: a video ad is ranked shot by shot (each shot's middle
- * keyframe is one query), and the video's own ranking is the union of its shots' (each master at its
+ * Videos in the tie engine, which ranks images: a video ad is ranked shot by shot, each of a shot's
+ * keyframes (first, middle, last: a zoom or pan shows different parts of its photo) one query; a shot's
+ * ranking is each master at its best keyframe, the video's the union of its shots' (each master at its
  * best shot's score); its auto-tie is the master auto-tied by the shots that are longest on screen
  * together. A video master enters the engine as its most representative frame: the middle keyframe
  * of its longest shot (footage-by-segment alignment is a later step).
@@ -11,7 +12,7 @@ import type { VideoRecord, VideoShotRecord } from '../registry/repository.js';
 /** Separates an ad's asset id from its shot number in the engine's query names (asset ids never contain it). */
 export const SHOT_SEPARATOR = '#';
 
-export const shotQueryName = (adId: string, shot: number) => `${adId}${SHOT_SEPARATOR}${shot}`;
+export const shotQueryName = (adId: string, shot: number, keyframe = 1) => `${adId}${SHOT_SEPARATOR}${shot}${SHOT_SEPARATOR}${keyframe}`;
 
 /** The keyframe blob a video master is tied by. */
 export function masterKeyframe(video: VideoRecord): string | undefined {
@@ -20,12 +21,34 @@ export function masterKeyframe(video: VideoRecord): string | undefined {
   return best?.keyframes[1]?.hash ?? best?.keyframes[0]?.hash;
 }
 
-/** The keyframe blob each shot of a video ad is ranked by. */
-export function adShotKeyframes(video: VideoRecord): Array<{ shot: number; hash: string }> {
+/** The keyframe blobs each shot of a video ad is ranked by (a keyframe repeated in a short shot once). */
+export function adShotKeyframes(video: VideoRecord): Array<{ shot: number; keyframe: number; hash: string }> {
   return video.shots.flatMap((s) => {
-    const k = s.keyframes[1] ?? s.keyframes[0];
-    return k ? [{ shot: s.index, hash: k.hash }] : [];
+    const seen = new Set<string>();
+    const out: Array<{ shot: number; keyframe: number; hash: string }> = [];
+    s.keyframes.forEach((k, i) => {
+      if (seen.has(k.hash)) return;
+      seen.add(k.hash);
+      out.push({ shot: s.index, keyframe: i, hash: k.hash });
+    });
+    return out;
   });
+}
+
+/** One shot's result from its keyframes' results: each master at its best keyframe; the auto-tie of the keyframe whose best score is highest. */
+export function foldKeyframeResults(results: readonly TieResult[]): TieResult {
+  const ok = results.filter((r) => !r.error);
+  if (ok.length === 0) return results[0]!;
+  const candidates = bestBy<TieCandidate>(ok.map((r) => r.candidates), (c) => c.master, (a, b) => a.score > b.score).sort((a, b) => b.score - a.score);
+  const top = [...ok].sort((a, b) => (b.candidates[0]?.score ?? 0) - (a.candidates[0]?.score ?? 0))[0]!;
+  return {
+    ad: top.ad,
+    candidates,
+    autoTie: top.autoTie,
+    byCosine: bestBy(ok.map((r) => r.byCosine), (c) => c.master, (a, b) => a.value > b.value).sort((a, b) => b.value - a.value),
+    byEuclidean: bestBy(ok.map((r) => r.byEuclidean), (c) => c.master, (a, b) => a.value < b.value).sort((a, b) => a.value - b.value),
+    ...(top.embedding ? { embedding: top.embedding } : {}),
+  };
 }
 
 const bestBy = <T>(lists: T[][], key: (x: T) => string, better: (a: T, b: T) => boolean): T[] => {
@@ -79,7 +102,7 @@ export function foldShotResults(adId: string, video: VideoRecord, perShot: Reado
 }
 
 function shotLength(video: VideoRecord, r: TieResult): number {
-  const i = Number(r.ad.slice(r.ad.lastIndexOf(SHOT_SEPARATOR) + 1));
+  const i = Number(r.ad.split(SHOT_SEPARATOR)[1]);
   const s = video.shots[i];
   return s ? s.end - s.start : 0;
 }

@@ -1,7 +1,7 @@
 /**
  * One uploaded video -> everything the registry stores about it: probe (container tables only) ->
  * decode every frame small, in a child process -> shots -> decode the keyframes (first/middle/last
- * of each shot) and the poster larger, in a second child process -> encoded images: the poster, a
+ * of each shot; the poster is one) in a second child process -> encoded images: the poster, a
  * 256-px thumbnail of it, a storyboard (one tile per shot, in order) and each shot's keyframes as
  * JPEG (what the tie models embed). Nothing here blocks the event loop for long: decodes are child
  * processes, image encodes are sharp (libvips threads).
@@ -16,7 +16,6 @@ import type { ProbedVideo, VideoLimits } from './types.js';
 export const ANALYSIS_SIDE = 64;
 /** Longest side of the keyframes (embedded by the tie models, shown in review). */
 export const KEYFRAME_SIDE = 512;
-export const POSTER_SIDE = 1024;
 export const THUMBNAIL_SIDE = 256;
 export const STORYBOARD_TILE = 160;
 export const STORYBOARD_COLUMNS = 8;
@@ -31,7 +30,7 @@ export interface AnalyzedShot extends Shot {
 export interface VideoAnalysis {
   probe: ProbedVideo;
   shots: AnalyzedShot[];
-  /** Frame shown before playback (the first shot's middle keyframe), WebP. */
+  /** Frame shown before playback (the first shot's middle keyframe, KEYFRAME_SIDE), WebP. */
   poster: Buffer;
   posterFrame: number;
   thumbnail: Buffer;
@@ -67,11 +66,11 @@ export async function analyzeVideo(bytes: Uint8Array, limits: VideoLimits, decod
     const keyframeSize = fitInside(probe.width, probe.height, KEYFRAME_SIDE);
     const wanted = shots.flatMap((s) => s.keyframes);
     const posterFrame = shots[0]!.keyframes[1];
-    const [keyframes, [posterPixels]] = await Promise.all([
-      decodeFramesAt(file, probe, wanted, keyframeSize, decoder),
-      decodeFramesAt(file, probe, [posterFrame], fitInside(probe.width, probe.height, POSTER_SIDE), decoder),
-    ]);
-    const posterSize = fitInside(probe.width, probe.height, POSTER_SIDE);
+    // One more decode for the keyframes; the poster is one of them (a third decode at a larger size
+    // cost as much as the other two on H.264, more on VP9).
+    const keyframes = await decodeFramesAt(file, probe, wanted, keyframeSize, decoder);
+    const posterPixels = keyframes[1];
+    const posterSize = keyframeSize;
     const jpeg = (data: Uint8Array) => sharp(data, raw(data, keyframeSize)).jpeg({ quality: 92 }).toBuffer();
     const analyzed: AnalyzedShot[] = await Promise.all(
       shots.map(async (s, i) => ({ ...s, keyframeImages: (await Promise.all([0, 1, 2].map((k) => jpeg(keyframes[3 * i + k]!)))) as [Buffer, Buffer, Buffer] })),
