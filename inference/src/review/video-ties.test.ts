@@ -21,7 +21,7 @@ import { foldKeyframeResults, foldShotResults, shotQueryName } from './video-tie
 
 const result = (ad: string, cands: Array<[string, number]>, autoTie: string | null): TieResult => ({
   ad,
-  candidates: cands.map(([master, score]) => ({ master, score, cosine: score, euclidean: 1 - score, verified: false, inliers: 0 })),
+  candidates: cands.map(([master, score]) => ({ master, score, cosine: score, euclidean: 1 - score, verified: false, matches: 0, inliers: 0, flipped: false })),
   autoTie,
   byCosine: cands.map(([master, value]) => ({ master, value })),
   byEuclidean: cands.map(([master, value]) => ({ master, value: 1 - value })),
