@@ -34,8 +34,8 @@ export interface VideoShotRecord {
   end_frame: number;
   transition: 'start' | 'cut' | 'fade' | 'dissolve';
   keyframes: Array<{ frame: number; hash: string }>;
-  /** Best masters of this shot (calibrated score), best first; absent until ranked. */
-  candidates?: Array<{ master_asset_id: string; score: number }>;
+  /** Best masters of this shot (calibrated score), best first; absent until ranked. `master_shot`: the shot of a video master it matched. */
+  candidates?: Array<{ master_asset_id: string; score: number; master_shot?: number }>;
   /** The master this shot was cut from when its best candidate clears the auto-tie threshold; null = ranked, none clears it. */
   auto_tie?: string | null;
 }

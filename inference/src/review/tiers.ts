@@ -19,7 +19,7 @@ import type { Embedder } from '../models/types.js';
 import { TieEngine, type TieEngineOptions, type TieResult } from '../tie/engine.js';
 import type { AssetRecord, AssetRepository, RankingRecord, VideoRecord } from '../registry/repository.js';
 import { VIDEO_FORMATS } from '../registry/service.js';
-import { adShotKeyframes, foldKeyframeResults, foldShotResults, masterKeyframe, shotQueryName } from './video-ties.js';
+import { adShotKeyframes, collapseMasterShots, foldKeyframeResults, foldShotResults, masterShotKeyframes, masterViewName, shotQueryName } from './video-ties.js';
 
 export interface Ranked {
   ad: AssetRecord;
@@ -88,22 +88,25 @@ class TenantTier {
   private async add(masters: readonly AssetRecord[]): Promise<void> {
     const fresh = masters.filter((m) => !this.inEngine.has(m.asset_id));
     if (fresh.length === 0) return;
-    // A video master is tied by a keyframe (the engine ranks images).
+    // A video master enters the engine as one view per shot (its middle keyframe), named `id#shot`;
+    // results are folded back to asset ids (collapseMasterShots) before anything sees them.
     const videos = await this.videosOf(fresh);
     const refs = await Promise.all(
       fresh.map(async (m) => {
         const video = videos.get(m.asset_id);
-        const key = video ? masterKeyframe(video) : VIDEO_FORMATS.has(m.format) ? undefined : m.content_hash;
-        const bytes = key ? await this.o.blobs.get(key) : undefined;
-        return bytes ? { name: m.asset_id, bytes } : undefined;
+        const keys = video ? masterShotKeyframes(video).map((k) => ({ name: masterViewName(m.asset_id, k.shot), key: k.hash })) : VIDEO_FORMATS.has(m.format) ? [] : [{ name: m.asset_id, key: m.content_hash }];
+        const got = await Promise.all(keys.map(async (k) => ({ name: k.name, bytes: await this.o.blobs.get(k.key) })));
+        return got.filter((g): g is { name: string; bytes: Uint8Array } => g.bytes !== undefined);
       }),
     );
-    const missing = fresh.filter((_, i) => !refs[i]);
+    const missing = fresh.filter((_, i) => refs[i]!.length === 0);
     if (missing.length) this.o.log.error({ tenant: this.tenant, masters: missing.map((m) => m.asset_id) }, 'master originals missing from the blob store; not tied against');
-    const { failed } = await this.engine.addMasters(refs.filter((r): r is { name: string; bytes: Uint8Array } => r !== undefined));
-    const failedNames = new Set(failed.map((f) => f.name));
+    const { failed } = await this.engine.addMasters(refs.flat());
+    const failedViews = new Set(failed.map((f) => f.name));
     for (const f of failed) this.o.log.error({ tenant: this.tenant, master: f.name, error: f.error }, 'master could not be embedded');
-    for (const m of fresh) if (!failedNames.has(m.asset_id) && refs[fresh.indexOf(m)]) this.inEngine.add(m.asset_id);
+    fresh.forEach((m, i) => {
+      if (refs[i]!.some((r) => !failedViews.has(r.name))) this.inEngine.add(m.asset_id);
+    });
   }
 
   private async videosOf(assets: readonly AssetRecord[]): Promise<Map<string, VideoRecord>> {
@@ -176,7 +179,7 @@ class TenantTier {
       });
       const refs = await Promise.all(queries.map(async (q) => ({ name: q.name, bytes: q.key ? await this.o.blobs.get(q.key) : undefined })));
       const now = (this.o.clock ?? Date.now)();
-      const raw = await this.engine.tieAds(refs.map((r) => (r.bytes ? { name: r.name, bytes: r.bytes } : { name: r.name })));
+      const raw = (await this.engine.tieAds(refs.map((r) => (r.bytes ? { name: r.name, bytes: r.bytes } : { name: r.name })))).map(collapseMasterShots);
       const results = batch.map((p) => {
         const video = videos.get(p.ad.asset_id);
         const mine = queries.map((q, i) => ({ q, r: raw[i]! })).filter((x) => x.q.ad === p.ad.asset_id);

@@ -1,7 +1,8 @@
 /**
  * Video ads tied to photo masters shot by shot, over real parts: chDB, the in-process bus, a local blob
  * store, MobileNetV2 on onnxruntime, ORB workers, the packaged ffmpeg; the ad is rendered here from
- * real photos (python3-skimage) as Ken Burns moves, one shot of them B-roll from a photo that is no master.
+ * real photos (python3-skimage) as Ken Burns moves, one shot of them B-roll from a photo that is no master;
+ * master footage is a video rendered the same way, and an ad re-cut from one of its shots.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -17,7 +18,7 @@ import { encodeClip, kenBurns } from '@afterglow/testkit/video';
 import { startAssetServices, type AssetServices } from '../asset-services.js';
 import type { TieResult } from '../tie/engine.js';
 import type { VideoRecord } from '../registry/repository.js';
-import { foldKeyframeResults, foldShotResults, shotQueryName } from './video-ties.js';
+import { collapseMasterShots, foldKeyframeResults, foldShotResults, masterViewName, shotQueryName } from './video-ties.js';
 
 const result = (ad: string, cands: Array<[string, number]>, autoTie: string | null): TieResult => ({
   ad,
@@ -61,6 +62,13 @@ describe('foldShotResults', () => {
     assert.equal(r.autoTie, 'm1');
   });
 
+  it("folds a video master's shots into the master, keeping the best shot", () => {
+    const r = collapseMasterShots(result('ad', [[masterViewName('clip', 3), 0.8], ['photo', 0.6], [masterViewName('clip', 1), 0.7]], masterViewName('clip', 3)));
+    assert.deepEqual(r.candidates.map((c) => [c.master, c.score, (c as { masterShot?: number }).masterShot]), [['clip', 0.8, 3], ['photo', 0.6, undefined]]);
+    assert.equal(r.autoTie, 'clip');
+    assert.deepEqual(r.byEuclidean.map((c) => c.master), ['clip', 'photo']);
+  });
+
   it('says so when no shot could be ranked', () => {
     const per = new Map([[0, { ...result(shotQueryName('ad', 0), [], null), error: 'corrupt keyframe' }]]);
     const { result: r, shots } = foldShotResults('ad', video, per, 20);
@@ -70,9 +78,9 @@ describe('foldShotResults', () => {
 });
 
 const T = 'tenant-v';
-const PHOTOS = ['astronaut', 'coffee', 'chelsea', 'rocket', 'motorcycle_left'];
+const PHOTOS = ['astronaut', 'coffee', 'chelsea', 'rocket', 'motorcycle_left', 'retina', 'hubble_deep_field'];
 
-describe('a video ad tied to photo masters per shot (real models, chDB, packaged ffmpeg)', { skip: skipOption(findSamplePhotos(['python3-skimage']).length < 6 && 'needs the python3-skimage photos (apt-get install python3-skimage, or allow apt-get download)') }, () => {
+describe('video ads tied per shot to photo masters and master footage (real models, chDB, packaged ffmpeg)', { skip: skipOption(findSamplePhotos(['python3-skimage']).length < 6 && 'needs the python3-skimage photos (apt-get install python3-skimage, or allow apt-get download)') }, () => {
   let kit: RouteKit;
   let services: AssetServices;
   const photos = new Map<string, { file: string; data: Uint8Array; width: number; height: number }>();
@@ -142,5 +150,34 @@ describe('a video ad tied to photo masters per shot (real models, chDB, packaged
     const list = (body.candidates ?? []) as Array<{ master_asset_id?: string; asset_id?: string }>;
     const top2 = list.slice(0, 2).map((c) => c.master_asset_id ?? c.asset_id);
     assert.deepEqual([...top2].sort(), ['astronaut', 'coffee'], JSON.stringify(list.slice(0, 4)));
+  });
+  it('ties a shot re-cut from master footage to that clip and the shot of it it came from', async () => {
+    const W = 320;
+    const H = 180;
+    const crop = (name: string, l: number, t: number, w: number): [number, number, number, number] => {
+      const p = photos.get(name)!;
+      return [l, t, w, (w * p.width * H) / (W * p.height)];
+    };
+    // The footage: 1.6 s over the retina photo, then 1.6 s over the Hubble field.
+    const footage = [
+      ...kenBurns({ photo: photos.get('retina')!, frames: 40, from: crop('retina', 0.05, 0.1, 0.85), to: crop('retina', 0.1, 0.15, 0.7) }, W, H),
+      ...kenBurns({ photo: photos.get('hubble_deep_field')!, frames: 40, from: crop('hubble_deep_field', 0.0, 0.05, 0.9), to: crop('hubble_deep_field', 0.05, 0.1, 0.8) }, W, H),
+    ];
+    const master = await encodeClip({ width: W, height: H, fps: 25, frames: footage }, path.join(kit.dir, 'footage.mp4'), { crf: 20 });
+    const m = await post({ tenant_id: T, role: 'master', asset_id: 'footage' }, 'footage.mp4', master);
+    assert.equal(m.status, 201, JSON.stringify(m.body));
+    assert.equal(m.body.video.shots.length, 2);
+    // The ad: a tighter move inside the footage's second shot, re-encoded harder, then the astronaut photo.
+    const frames = [
+      ...kenBurns({ photo: photos.get('hubble_deep_field')!, frames: 35, from: crop('hubble_deep_field', 0.1, 0.1, 0.7), to: crop('hubble_deep_field', 0.15, 0.15, 0.6) }, W, H),
+      ...kenBurns({ photo: photos.get('astronaut')!, frames: 35, from: crop('astronaut', 0.1, 0.05, 0.75), to: crop('astronaut', 0.1, 0.1, 0.7) }, W, H),
+    ];
+    const ad = await encodeClip({ width: W, height: H, fps: 25, frames }, path.join(kit.dir, 'recut.mp4'), { crf: 32 });
+    const r = await post({ tenant_id: T, role: 'ad', campaign_id: 'c1', asset_id: 'recut' }, 'recut.mp4', ad);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const video = (await kit.app.inject({ url: `/v1/assets/recut/video?tenant_id=${T}` })).json();
+    assert.equal(video.shots.length, 2);
+    assert.deepEqual(video.shots[0].candidates[0], { ...video.shots[0].candidates[0], master_asset_id: 'footage', master_shot: 1 }, JSON.stringify(video.shots[0].candidates.slice(0, 3)));
+    assert.equal(video.shots[1].candidates[0].master_asset_id, 'astronaut', JSON.stringify(video.shots[1].candidates.slice(0, 3)));
   });
 });

@@ -3,8 +3,9 @@
  * keyframes (first, middle, last: a zoom or pan shows different parts of its photo) one query; a shot's
  * ranking is each master at its best keyframe, the video's the union of its shots' (each master at its
  * best shot's score); its auto-tie is the master auto-tied by the shots that are longest on screen
- * together. A video master enters the engine as its most representative frame: the middle keyframe
- * of its longest shot (footage-by-segment alignment is a later step).
+ * together. A video master (footage) enters the engine as one view per shot (its middle keyframe):
+ * an ad's shot then names which shot of which master clip it was cut from (`master_shot`, whose time
+ * range is in the master's shot list); a frame-level temporal alignment is a later step.
  */
 import type { TieCandidate, TieResult } from '../tie/engine.js';
 import type { VideoRecord, VideoShotRecord } from '../registry/repository.js';
@@ -14,11 +15,47 @@ export const SHOT_SEPARATOR = '#';
 
 export const shotQueryName = (adId: string, shot: number, keyframe = 1) => `${adId}${SHOT_SEPARATOR}${shot}${SHOT_SEPARATOR}${keyframe}`;
 
-/** The keyframe blob a video master is tied by. */
-export function masterKeyframe(video: VideoRecord): string | undefined {
-  let best: VideoShotRecord | undefined;
-  for (const s of video.shots) if (!best || s.end - s.start > best.end - best.start) best = s;
-  return best?.keyframes[1]?.hash ?? best?.keyframes[0]?.hash;
+/** The engine's name for one shot of a video master (asset ids never contain the separator). */
+export const masterViewName = (masterId: string, shot: number) => `${masterId}${SHOT_SEPARATOR}${shot}`;
+
+/** The view (middle keyframe) each shot of a video master enters the engine with. */
+export function masterShotKeyframes(video: VideoRecord): Array<{ shot: number; hash: string }> {
+  return video.shots.flatMap((s) => {
+    const k = s.keyframes[1] ?? s.keyframes[0];
+    return k ? [{ shot: s.index, hash: k.hash }] : [];
+  });
+}
+
+/** A master name from the engine as (asset id, shot of a video master or undefined). */
+export function parseMasterName(name: string): { master: string; shot: number | undefined } {
+  const at = name.indexOf(SHOT_SEPARATOR);
+  return at < 0 ? { master: name, shot: undefined } : { master: name.slice(0, at), shot: Number(name.slice(at + 1)) };
+}
+
+/**
+ * One engine result with a video master's shots folded into the master: each master at its best
+ * shot, that shot kept on the candidate (`masterShot`), the auto-tie named by asset id.
+ */
+export function collapseMasterShots(r: TieResult): TieResult {
+  const shotOf = new Map<string, number>();
+  const candidates = bestBy<TieCandidate>(
+    [r.candidates.map((c) => ({ ...c, master: parseMasterName(c.master).master }))],
+    (c) => c.master,
+    (a, b) => a.score > b.score,
+  );
+  for (const c of [...r.candidates].sort((a, b) => a.score - b.score)) {
+    const p = parseMasterName(c.master);
+    if (p.shot !== undefined) shotOf.set(p.master, p.shot);
+  }
+  const collapse = (xs: Array<{ master: string; value: number }>, better: (a: number, b: number) => boolean) =>
+    bestBy([xs.map((x) => ({ ...x, master: parseMasterName(x.master).master }))], (x) => x.master, (a, b) => better(a.value, b.value));
+  return {
+    ...r,
+    candidates: candidates.sort((a, b) => b.score - a.score).map((c) => (shotOf.has(c.master) ? { ...c, masterShot: shotOf.get(c.master)! } : c)),
+    autoTie: r.autoTie === null ? null : parseMasterName(r.autoTie).master,
+    byCosine: collapse(r.byCosine, (a, b) => a > b).sort((a, b) => b.value - a.value),
+    byEuclidean: collapse(r.byEuclidean, (a, b) => a < b).sort((a, b) => a.value - b.value),
+  };
 }
 
 /** The keyframe blobs each shot of a video ad is ranked by (a keyframe repeated in a short shot once). */
@@ -84,7 +121,11 @@ export function foldShotResults(adId: string, video: VideoRecord, perShot: Reado
     const r = perShot.get(s.index);
     if (!r || r.error) return { ...s };
     if (r.autoTie) screen.set(r.autoTie, (screen.get(r.autoTie) ?? 0) + (s.end - s.start));
-    return { ...s, candidates: r.candidates.slice(0, keep).map((c) => ({ master_asset_id: c.master, score: c.score })), auto_tie: r.autoTie };
+    const candidates = r.candidates.slice(0, keep).map((c) => {
+      const shot = (c as TieCandidate & { masterShot?: number }).masterShot;
+      return { master_asset_id: c.master, score: c.score, ...(shot !== undefined ? { master_shot: shot } : {}) };
+    });
+    return { ...s, candidates, auto_tie: r.autoTie };
   });
   let autoTie: string | null = null;
   for (const [m, t] of screen) if (autoTie === null || t > screen.get(autoTie)!) autoTie = m;
