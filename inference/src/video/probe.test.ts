@@ -62,6 +62,16 @@ describe('probeVideo', () => {
     assert.equal(probeVideo(withAudio, limits()).audio, true);
   });
 
+  it('reads a streamed WebM (unknown sizes, no duration: what browsers record)', async () => {
+    const streamed = await ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=160x96:rate=25:duration=2', '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '0', '-crf', '40', '-f', 'webm', 'pipe:1']);
+    // The segment's size field is "unknown" (all ones): the muxer could not seek back to write it.
+    const segment = streamed.indexOf(Buffer.from([0x18, 0x53, 0x80, 0x67]));
+    assert.equal(streamed[segment + 4], 0x01);
+    assert.ok(streamed.subarray(segment + 5, segment + 12).every((x) => x === 0xff));
+    const p = probeVideo(streamed, limits());
+    assert.deepEqual([p.container, p.codec, p.frames, p.fps, p.durationS], ['webm', 'vp9', 50, 25, 2]);
+  });
+
   it('refuses what is not an accepted video: images, Matroska, other ISO media, empty, too many bytes', () => {
     refused(() => probeVideo(new Uint8Array(0), limits()), 'empty');
     refused(() => probeVideo(Buffer.from('\x89PNG\r\n\x1a\n0000', 'latin1'), limits()), 'unknown_format');

@@ -427,7 +427,8 @@ function walkWebm(b: Uint8Array): Found {
   const codec = WEBM_CODECS[video.codec];
   if (!codec) throw reject('unsupported_codec', `video codec "${video.codec}" is not VP8, VP9 or AV1 (what WebM carries)`);
   const frames = blocks.get(video.number) ?? 0;
-  const fromTicks = Number.isFinite(durationTicks) ? durationTicks : lastTicks;
+  // A streamed WebM (MediaRecorder, live muxers) has no Duration: the last block's time, plus one frame.
+  const fromTicks = Number.isFinite(durationTicks) ? durationTicks : frames > 1 ? (lastTicks * frames) / (frames - 1) : lastTicks;
   let durationS = (fromTicks * timecodeScale) / 1e9;
   if (!(durationS > 0) && video.defaultDurationNs > 0) durationS = (frames * video.defaultDurationNs) / 1e9;
   const fps = video.defaultDurationNs > 0 ? 1e9 / video.defaultDurationNs : durationS > 0 ? frames / durationS : 0;
