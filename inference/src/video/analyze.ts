@@ -4,12 +4,13 @@
  * of each shot; the poster is one) in a second child process -> encoded images: the poster, a
  * 256-px thumbnail of it, a storyboard (one tile per shot, in order) and each shot's keyframes as
  * JPEG (what the tie models embed). Nothing here blocks the event loop for long: decodes are child
- * processes, image encodes are sharp (libvips threads).
+ * processes, shot detection a worker thread, image encodes sharp (libvips threads).
  */
 import sharp from 'sharp';
 import { decodeAllFrames, decodeFramesAt, fitInside, withTempVideo, type DecoderOptions, type FrameSize } from './ffmpeg.js';
 import { probeVideo } from './probe.js';
-import { detectShots, type Shot } from './shots.js';
+import type { Shot } from './shots.js';
+import { detectShotsInWorker } from './shots-thread.js';
 import type { ProbedVideo, VideoLimits } from './types.js';
 
 /** Longest side of the frames the shot detector reads. */
@@ -58,10 +59,9 @@ export async function analyzeVideo(bytes: Uint8Array, limits: VideoLimits, decod
   const probe = probeVideo(bytes, limits);
   return withTempVideo(bytes, async (file) => {
     const small = fitInside(probe.width, probe.height, ANALYSIS_SIDE);
-    const { frames } = await decodeAllFrames(file, probe, small, decoder);
+    const { frames, pixels } = await decodeAllFrames(file, probe, small, decoder);
     const fps = probe.fps > 0 ? probe.fps : frames.length / probe.durationS;
-    const shots = capShots(detectShots({ ...small, frames }, { fps }), MAX_SHOTS);
-    frames.length = 0; // the small frames are done with
+    const shots = capShots(await detectShotsInWorker({ ...small, pixels }, { fps }), MAX_SHOTS);
 
     const keyframeSize = fitInside(probe.width, probe.height, KEYFRAME_SIDE);
     const wanted = shots.flatMap((s) => s.keyframes);

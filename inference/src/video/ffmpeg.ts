@@ -138,8 +138,10 @@ export function fitInside(width: number, height: number, side: number): FrameSiz
 
 export interface DecodedFrames {
   size: FrameSize;
-  /** RGB, 3 bytes a pixel, frames back to back. */
+  /** RGB, 3 bytes a pixel: views into `pixels`, one a frame. */
   frames: Uint8Array[];
+  /** Every frame back to back (one allocation: it can be handed to a worker thread without a copy). */
+  pixels: Uint8Array;
 }
 
 /**
@@ -149,8 +151,9 @@ export interface DecodedFrames {
 export async function decodeAllFrames(file: string, probe: ProbedVideo, size: FrameSize, options: DecoderOptions): Promise<DecodedFrames> {
   const frameBytes = size.width * size.height * 3;
   const maxFrames = probe.frames + 2;
-  const frames: Uint8Array[] = [];
-  let pending: Buffer = Buffer.alloc(0);
+  // Sized by the probe's frame count (already within VIDEO_MAX_FRAMES); the byte cap below keeps the decoder inside it.
+  const all = new Uint8Array(maxFrames * frameBytes);
+  let filled = 0;
   await runFfmpeg(
     [...inputArgs(probe, file, options.threads), '-map', '0:v:0', '-an', '-sn', '-dn', '-vsync', 'passthrough', '-frames:v', String(maxFrames),
       '-vf', `scale=${size.width}:${size.height}:flags=area,format=rgb24`, '-f', 'rawvideo', 'pipe:1'],
@@ -158,18 +161,18 @@ export async function decodeAllFrames(file: string, probe: ProbedVideo, size: Fr
       ...options,
       maxStdout: maxFrames * frameBytes,
       onChunk: (chunk) => {
-        pending = pending.byteLength ? Buffer.concat([pending, chunk]) : chunk;
-        while (pending.byteLength >= frameBytes) {
-          frames.push(new Uint8Array(pending.subarray(0, frameBytes)));
-          pending = pending.subarray(frameBytes);
-        }
+        all.set(chunk, filled);
+        filled += chunk.byteLength;
       },
     },
   );
+  const count = Math.floor(filled / frameBytes);
+  const pixels = all.subarray(0, count * frameBytes);
+  const frames = Array.from({ length: count }, (_, i) => pixels.subarray(i * frameBytes, (i + 1) * frameBytes));
   const missing = probe.frames - frames.length;
   if (frames.length === 0) throw new VideoRejectedError('decode_failed', 'no frame could be decoded');
   if (missing > Math.max(2, probe.frames * 0.02)) throw new VideoRejectedError('truncated', `decoded ${frames.length} of the ${probe.frames} frames the container declares`);
-  return { size, frames };
+  return { size, frames, pixels };
 }
 
 /** The frames at `indices` (decode order of presentation, 0-based), scaled to `size`, RGB, in index order. */
