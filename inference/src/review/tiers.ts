@@ -179,7 +179,7 @@ class TenantTier {
       });
       const refs = await Promise.all(queries.map(async (q) => ({ name: q.name, bytes: q.key ? await this.o.blobs.get(q.key) : undefined })));
       const now = (this.o.clock ?? Date.now)();
-      const raw = (await this.engine.tieAds(refs.map((r) => (r.bytes ? { name: r.name, bytes: r.bytes } : { name: r.name })))).map(collapseMasterShots);
+      const raw = (await this.engine.tieAds(refs.map((r) => (r.bytes ? { name: r.name, bytes: r.bytes } : { name: r.name })))).map((r) => collapseMasterShots(r));
       const results = batch.map((p) => {
         const video = videos.get(p.ad.asset_id);
         const mine = queries.map((q, i) => ({ q, r: raw[i]! })).filter((x) => x.q.ad === p.ad.asset_id);
