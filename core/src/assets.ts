@@ -23,6 +23,11 @@ export const assetChangeSchema = z.object({
   content_hash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   width: z.number().int().positive().optional(),
   height: z.number().int().positive().optional(),
+  /** 'video' for video creatives (absent: an image, as before videos were accepted). */
+  media: z.enum(['image', 'video']).optional(),
+  /** Videos: length and number of shots. */
+  duration_ms: z.number().int().nonnegative().optional(),
+  shots: z.number().int().nonnegative().optional(),
   at: z.number().int().nonnegative(),
 });
 export type AssetChange = z.infer<typeof assetChangeSchema>;

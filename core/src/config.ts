@@ -242,6 +242,35 @@ const SETTINGS = {
     decodeQueue: env('IMAGE_DECODE_QUEUE', int(64, 0, 100_000)),
   },
 
+  /**
+   * Video uploads (inference/src/video): refused from the container's own tables before any decoder sees
+   * them (bytes, container, codec, duration, size, frame rate, frame count), then decoded by ffmpeg in a
+   * child process under a wall-clock and address-space limit.
+   */
+  videos: {
+    maxBytes: env('VIDEO_MAX_BYTES', int(128 * 1024 * 1024, 1024)),
+    maxDurationS: env('VIDEO_MAX_DURATION_S', z.coerce.number().positive().max(86_400).default(180)),
+    maxSide: env('VIDEO_MAX_SIDE', int(4096, 16)),
+    maxPixels: env('VIDEO_MAX_PIXELS', int(4096 * 2304, 256)),
+    minSide: env('VIDEO_MIN_SIDE', int(32, 1)),
+    maxFps: env('VIDEO_MAX_FPS', z.coerce.number().positive().max(1000).default(120)),
+    /** Frames in the video track (from its sample table / blocks): a frame-count bomb is a short file that claims millions. Default: 120 fps for the longest duration. */
+    maxFrames: env('VIDEO_MAX_FRAMES', int(120 * 180, 1)),
+    /** Codecs accepted (the decoder's names): h264, hevc, vp8, vp9, av1. */
+    codecs: env('VIDEO_CODECS', csv.pipe(z.array(z.enum(['h264', 'hevc', 'vp8', 'vp9', 'av1'])).min(1)).default(['h264', 'hevc', 'vp8', 'vp9', 'av1'])),
+    /** The ffmpeg executable; default: the one shipped by the @ffmpeg-installer/linux-x64 package. */
+    ffmpegPath: env('VIDEO_FFMPEG_PATH', z.string().optional()),
+    /** Wall-clock limit of one decoder process (killed past it: `decode_timeout`). */
+    decodeTimeoutMs: env('VIDEO_DECODE_TIMEOUT_MS', int(120_000, 100)),
+    /** Address-space limit of one decoder process (ulimit -v; past it the decoder dies: `decode_failed`). */
+    decodeMemoryMb: env('VIDEO_DECODE_MEMORY_MB', int(2048, 64)),
+    /** Decoder threads per process (0 = ffmpeg's choice). */
+    decodeThreads: env('VIDEO_DECODE_THREADS', int(1, 0, 64)),
+    /** Video decodes at once; 0 = half the cores (at least 1). More wait in a queue of VIDEO_DECODE_QUEUE, past which 503. */
+    decodeConcurrency: env('VIDEO_DECODE_CONCURRENCY', int(0, 0, 64).transform((n) => (n > 0 ? n : Math.max(1, Math.floor(availableCores() / 2))))),
+    decodeQueue: env('VIDEO_DECODE_QUEUE', int(16, 0, 10_000)),
+  },
+
   /** Tying ads to masters (inference/src/tie): Knot-Tie's top-K, top-N and propagation rule, and the engine's knobs. */
   tie: {
     model: env('TIE_MODEL', z.enum(['mobilenet_v2', 'inception_v3']).default('mobilenet_v2')),
@@ -491,6 +520,7 @@ export type EventLimits = Settings['events'];
 export type InferenceSettings = Resolved<Settings['inference'], 'modelsDir'>;
 export type PredictSettings = Resolved<Settings['predict'], 'modelsDir'>;
 export type ImageLimitSettings = Settings['images'];
+export type VideoSettings = Settings['videos'];
 export type TieSettings = Omit<Settings['tie'], 'cacheDir'> & {
   /** undefined = no persistent cache. */
   cacheDir: string | undefined;
@@ -543,6 +573,7 @@ export interface AfterglowConfig {
   inference: InferenceSettings;
   predict: PredictSettings;
   images: ImageLimitSettings;
+  videos: VideoSettings;
   tie: TieSettings;
   blob: BlobSettings;
   assets: Settings['assets'];
@@ -620,6 +651,7 @@ export function loadConfig(env: Env = process.env): AfterglowConfig {
     inference: { ...s.inference, modelsDir: under(s.inference.modelsDir, 'models') },
     predict: { ...s.predict, modelsDir: under(s.predict.modelsDir, 'prediction-models') },
     images: s.images,
+    videos: s.videos,
     tie: { ...s.tie, cacheDir: s.tie.cacheDir === 'off' ? undefined : under(s.tie.cacheDir, 'tie-cache') },
     blob: bucket
       ? { kind: 's3', bucket, ...s3, forcePathStyle: forcePathStyle ?? s3.endpoint !== undefined }

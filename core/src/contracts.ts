@@ -28,6 +28,8 @@ export const TABLES = {
   tieDecisions: 'tie_decisions',
   /** Each ad's stored rankings (top-20 by cosine, by euclidean, calibrated candidates), replaced on re-ranking. */
   tieCandidates: 'tie_candidates',
+  /** Videos among the assets: probe, poster and storyboard blobs, and the shot list (JSON) with each shot's keyframes and ties. */
+  assetVideos: 'asset_videos',
   /** API keys (core/src/auth/keys.ts): one row per change of a key; hashes only, never secrets. */
   apiKeys: 'api_keys',
   /** Triggers (stream/live/src/triggers): rules (ReplacingMergeTree by version, `deleted` marks removals), firings, webhook deliveries, closed loops. */

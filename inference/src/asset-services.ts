@@ -48,6 +48,12 @@ export async function startAssetServices(app: FastifyInstance, deps: AssetServic
     log,
     decodeConcurrency: config.images.decodeConcurrency,
     decodeQueue: config.images.decodeQueue,
+    videos: {
+      limits: config.videos,
+      decoder: { ffmpegPath: config.videos.ffmpegPath, timeoutMs: config.videos.decodeTimeoutMs, memoryMb: config.videos.decodeMemoryMb, threads: config.videos.decodeThreads },
+      concurrency: config.videos.decodeConcurrency,
+      queue: config.videos.decodeQueue,
+    },
   });
   const review = new ReviewService({ repo, producer, log, propagate: { topN: tie.propagateTopN, minScore: tie.propagateMinScore } });
   const tiers = new TieTiers({
@@ -62,7 +68,7 @@ export async function startAssetServices(app: FastifyInstance, deps: AssetServic
 
   await registerRegistryRoutes(app, {
     registry,
-    maxBytes: config.images.maxBytes,
+    maxBytes: Math.max(config.images.maxBytes, config.videos.maxBytes),
     onRegistered: async (asset) => {
       const t0 = performance.now();
       if (asset.role === 'master') {

@@ -13,6 +13,8 @@ export { buildModels, isModelVerified, modelPath, type BuildModelsOptions, type 
 export { loadManifest, runtimeSpec, MODEL_IDS, MANIFEST_PATH, type ModelManifest, type ModelSpec } from './models/manifest.js';
 export { runModelsCommand } from './models/models-cli.js';
 export * from './tie/index.js';
+// Video creatives: probe, decoder (packaged ffmpeg in child processes), shot boundaries.
+export * from './video/index.js';
 export { startAssetServices, type AssetServices, type AssetServicesDeps } from './asset-services.js';
 export {
   AssetRepository,

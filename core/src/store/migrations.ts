@@ -474,6 +474,33 @@ export const MIGRATIONS: Migration[] = [
       ORDER BY (tenant_id, firing_id)`,
     ],
   },
+  {
+    version: 15,
+    name: 'asset videos',
+    statements: (db) => [
+      /*
+       * One row per version of a video asset's analysis (the asset itself is in `assets`): what the
+       * container says, the poster and storyboard blobs, and the shots (JSON: times, transition,
+       * keyframe blobs, per-shot tie candidates once ranked). The latest version wins.
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.assetVideos} (
+        tenant_id LowCardinality(String),
+        asset_id String,
+        container LowCardinality(String),
+        codec LowCardinality(String),
+        duration_s Float64,
+        fps Float64,
+        frames UInt32,
+        audio Bool,
+        poster_hash String,
+        poster_frame UInt32,
+        storyboard_hash String,
+        shots String,
+        version UInt64
+      ) ENGINE = ReplacingMergeTree(version)
+      ORDER BY (tenant_id, asset_id)`,
+    ],
+  },
 ];
 
 /** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */

@@ -54,3 +54,34 @@ describe('afterglow assets import', () => {
     assert.equal(idFromName('Été 2024 (final).PNG'), 't--2024--final-');
   });
 });
+
+describe('afterglow assets import with videos', () => {
+  let kit: RouteKit;
+  let url: string;
+  let dir: string;
+
+  before(async () => {
+    kit = await routeKit();
+    const registry = new AssetRegistry({ repo: new AssetRepository(kit.store), blobs: kit.blobs, producer: await kit.bus.producer(), limits: { maxBytes: 1_000_000, maxPixels: 50_000_000, maxSide: 16_384 }, log: silentLog });
+    await registerRegistryRoutes(kit.app, { registry, maxBytes: 1_000_000 });
+    url = await kit.app.listen({ host: '127.0.0.1', port: 0 });
+    dir = path.join(kit.dir, 'footage');
+    mkdirSync(dir);
+    const { lavfiClip } = await import('@afterglow/testkit/video');
+    await lavfiClip(path.join(dir, 'take 1.mp4'), { width: 160, height: 96, fps: 25, seconds: 1 });
+    const webm = await lavfiClip(path.join(kit.dir, 'take2.webm'), { width: 160, height: 96, fps: 25, seconds: 1, codec: 'vp9' });
+    writeFileSync(path.join(dir, 'take 2.webm'), webm.subarray(0, webm.byteLength >> 1));
+    writeFileSync(path.join(dir, 'still.png'), await noiseImage(120, 80, 'png', 3));
+  });
+  after(() => kit.close());
+
+  it('registers the videos of a folder beside its images, and reports a broken video by file', async () => {
+    const out = sink();
+    const err = sink();
+    assert.equal(await runAssetsCommand(['import', '--tenant', 'acme', '--role', 'master', '--url', url, '--id-from-name', '--quiet', dir], { stdout: out, stderr: err }), 1);
+    assert.deepEqual(JSON.parse(out.text), { files: 3, created: 2, existing: 0, refused: 1 });
+    assert.match(err.text, /refused take 2\.webm: 422 truncated/);
+    const list = (await kit.app.inject({ url: '/v1/assets?tenant_id=acme' })).json() as { assets: Array<{ asset_id: string; format: string }> };
+    assert.deepEqual(list.assets.map((a) => [a.asset_id, a.format]), [['still', 'png'], ['take-1', 'mp4']]);
+  });
+});

@@ -1,6 +1,6 @@
 /**
  * `afterglow assets import --tenant T --role master|ad [--campaign C] [--url URL] [--channel CH] DIR`:
- * registers every image of DIR through POST /v1/assets of a running Afterglow (the inference role),
+ * registers every image and video of DIR through POST /v1/assets of a running Afterglow (the inference role),
  * a few uploads at a time, with a progress bar on stderr. Re-running it is safe: an asset that is
  * already registered answers 200. The asset id is derived from the content (masters) or campaign +
  * content (ads) unless --id-from-name is given (then the file name without extension, sanitised).
@@ -8,15 +8,27 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import type { ClientSettings } from '@afterglow/core';
 import { parseCommandArgs } from '../cli-args.js';
-import { listImages, ProgressBar } from '../tie/cli.js';
+import { ProgressBar } from '../tie/cli.js';
+
+/** What the registry accepts, by extension (the server checks the bytes themselves). */
+const ASSET_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif|mp4|m4v|mov|webm)$/i;
+
+/** The images and videos of DIR (not its subfolders), by name. */
+export function listAssetFiles(dir: string): Array<{ name: string; path: string }> {
+  return readdirSync(dir)
+    .filter((n) => !n.startsWith('.') && ASSET_EXT.test(n) && statSync(path.join(dir, n)).isFile())
+    .sort()
+    .map((name) => ({ name, path: path.join(dir, name) }));
+}
 
 export const ASSETS_USAGE = `usage: afterglow assets import --tenant T --role master|ad [--campaign C] DIR [options]
 
-Registers every image in DIR (jpg, png, webp, gif, tiff, avif) with a running Afterglow's
-POST /v1/assets, reporting refusals (oversized, not an image, truncated) by file.
+Registers every image (jpg, png, webp, gif, tiff, avif) and video (mp4, m4v, mov, webm) in DIR with a
+running Afterglow's POST /v1/assets, reporting refusals (oversized, not an image or video, truncated,
+codec not accepted) by file.
 
 options:
   --url URL          server (default AFTERGLOW_URL or http://127.0.0.1:8080)
@@ -80,8 +92,8 @@ export async function runAssetsCommand(
   const base = ((values.url as string | undefined) ?? io.client?.url ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
   const key = io.client?.apiKey;
 
-  const files = listImages(dir);
-  const summary = await importImages(files.map((f) => f.path!), {
+  const files = listAssetFiles(dir);
+  const summary = await importImages(files.map((f) => f.path), {
     url: base,
     tenant,
     role,

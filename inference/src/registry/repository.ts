@@ -25,6 +25,37 @@ export interface AssetRecord {
   updated_at: number;
 }
 
+/** One shot of a stored video: times, how it begins, its keyframes (frame and JPEG blob) and, once ranked, its masters. */
+export interface VideoShotRecord {
+  index: number;
+  start: number;
+  end: number;
+  start_frame: number;
+  end_frame: number;
+  transition: 'start' | 'cut' | 'fade' | 'dissolve';
+  keyframes: Array<{ frame: number; hash: string }>;
+  /** Best masters of this shot (calibrated score), best first; absent until ranked. `master_shot`: the shot of a video master it matched. */
+  candidates?: Array<{ master_asset_id: string; score: number; master_shot?: number }>;
+  /** The master this shot was cut from when its best candidate clears the auto-tie threshold; null = ranked, none clears it. */
+  auto_tie?: string | null;
+}
+
+/** What the registry stores about a video asset beside its `assets` row. */
+export interface VideoRecord {
+  tenant_id: string;
+  asset_id: string;
+  container: string;
+  codec: string;
+  duration_s: number;
+  fps: number;
+  frames: number;
+  audio: boolean;
+  poster_hash: string;
+  poster_frame: number;
+  storyboard_hash: string;
+  shots: VideoShotRecord[];
+}
+
 /** A stored decision: the bus contract plus its id (always set here). */
 export type StoredDecision = TieDecision & { decision_id: string };
 
@@ -137,6 +168,47 @@ export class AssetRepository {
       if (page.length < 5000) return out;
       cursor = page[page.length - 1]!.asset_id;
     }
+  }
+
+  // ---- videos ------------------------------------------------------------------------------------
+
+  async insertVideo(v: VideoRecord): Promise<void> {
+    await this.store.client.insert({
+      table: this.t(TABLES.assetVideos),
+      values: [{ ...v, shots: JSON.stringify(v.shots), version: nextVersion() }],
+      format: 'JSONEachRow',
+    });
+  }
+
+  async getVideos(tenant: string, ids: readonly string[]): Promise<Map<string, VideoRecord>> {
+    const out = new Map<string, VideoRecord>();
+    if (ids.length === 0) return out;
+    const rows = await this.rows<Record<string, unknown>>(
+      `SELECT tenant_id, asset_id, container, codec, duration_s, fps, frames, audio, poster_hash, poster_frame, storyboard_hash, shots
+       FROM ${this.t(TABLES.assetVideos)} FINAL WHERE tenant_id = {tenant:String} AND asset_id IN {ids:Array(String)}`,
+      { tenant, ids: [...new Set(ids)] },
+    );
+    for (const r of rows) {
+      out.set(String(r.asset_id), {
+        tenant_id: String(r.tenant_id),
+        asset_id: String(r.asset_id),
+        container: String(r.container),
+        codec: String(r.codec),
+        duration_s: Number(r.duration_s),
+        fps: Number(r.fps),
+        frames: Number(r.frames),
+        audio: r.audio === true || r.audio === 1,
+        poster_hash: String(r.poster_hash),
+        poster_frame: Number(r.poster_frame),
+        storyboard_hash: String(r.storyboard_hash),
+        shots: JSON.parse(String(r.shots)) as VideoShotRecord[],
+      });
+    }
+    return out;
+  }
+
+  async getVideo(tenant: string, id: string): Promise<VideoRecord | undefined> {
+    return (await this.getVideos(tenant, [id])).get(id);
   }
 
   async tenantsWithMasters(): Promise<string[]> {

@@ -6,12 +6,17 @@
  *   GET  /v1/assets/:id?tenant_id                                                                    (read)
  *   GET  /v1/assets/:id/image?tenant_id, /v1/assets/:id/thumbnail?tenant_id                          (read)
  *   GET  /v1/assets/:id/timeline?tenant_id&limit    registration, launch, relaunches, tie changes    (read)
+ *   GET  /v1/assets/:id/video?tenant_id             a video's duration, fps, audio, shots (times, keyframes, masters) (read)
+ *   GET  /v1/assets/:id/poster?tenant_id, /storyboard?tenant_id, /keyframes/:shot/:k?tenant_id (k: 0 first, 1 middle, 2 last)  (read)
+ *
+ * The upload goes in field "image" or "video" (either takes either: the bytes decide).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { BadRequestError, actingTenant, principalOf, type AssetRole } from '@afterglow/core';
 import type { AssetRecord } from './repository.js';
-import { CONTENT_TYPES, type AssetRegistry } from './service.js';
+import type { VideoRecord } from './repository.js';
+import { CONTENT_TYPES, VIDEO_FORMATS, type AssetRegistry } from './service.js';
 import { assetTimeline, type Timeline } from './timeline.js';
 import { withTies, type ApiAsset } from './views.js';
 
@@ -24,7 +29,7 @@ export type OnRegistered = (asset: AssetRecord) => Promise<Record<string, unknow
 
 export interface RegistryRoutesDeps {
   registry: AssetRegistry;
-  /** Byte limit of one upload (IMAGE_MAX_BYTES). */
+  /** Byte limit of one upload (the larger of IMAGE_MAX_BYTES and VIDEO_MAX_BYTES; each kind checks its own). */
   maxBytes: number;
   onRegistered?: OnRegistered;
 }
@@ -55,19 +60,19 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
       try {
         for await (const part of req.parts()) {
           if (part.type === 'file') {
-            if (part.fieldname !== 'image') throw new BadRequestError('unexpected_file', `the file goes in field "image", not "${part.fieldname}"`);
+            if (part.fieldname !== 'image' && part.fieldname !== 'video') throw new BadRequestError('unexpected_file', `the file goes in field "image" or "video", not "${part.fieldname}"`);
             file = { bytes: await part.toBuffer(), filename: part.filename };
           } else if (typeof part.value === 'string') fields[part.fieldname] = part.value;
         }
       } catch (err) {
         const code = (err as { code?: string }).code;
-        if (code === 'FST_REQ_FILE_TOO_LARGE') throw new BadRequestError('too_many_bytes', `image is over the ${deps.maxBytes}-byte limit`, 413);
-        if (code === 'FST_FILES_LIMIT') throw new BadRequestError('too_many_files', 'one image per request', 413);
+        if (code === 'FST_REQ_FILE_TOO_LARGE') throw new BadRequestError('too_many_bytes', `upload is over the ${deps.maxBytes}-byte limit`, 413);
+        if (code === 'FST_FILES_LIMIT') throw new BadRequestError('too_many_files', 'one file per request', 413);
         if (code === 'FST_PARTS_LIMIT' || code === 'FST_FIELDS_LIMIT') throw new BadRequestError('too_many_fields', 'too many form fields', 413);
         throw err;
       }
       const tenant = tenantOf(req, fields.tenant_id);
-      if (!file) throw new BadRequestError('image_required', 'multipart field "image" (the file) is required');
+      if (!file) throw new BadRequestError('image_required', 'multipart field "image" or "video" (the file) is required');
       const { asset, created } = await registry.register({
         tenant,
         role: fields.role,
@@ -80,7 +85,8 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
       });
       const extra = created && deps.onRegistered ? await deps.onRegistered(asset) : {};
       const [view] = await withTies(repo, tenant, [asset]);
-      return reply.code(created ? 201 : 200).send({ asset: view, ...extra });
+      const video = VIDEO_FORMATS.has(asset.format) ? await repo.getVideo(tenant, asset.asset_id) : undefined;
+      return reply.code(created ? 201 : 200).send({ asset: view, ...(video ? { video: videoView(video) } : {}), ...extra });
     });
   });
 
@@ -143,5 +149,76 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     });
   serveBlob('image');
   serveBlob('thumbnail');
+
+  const loadVideo = async (tenant: string, id: string): Promise<VideoRecord> => {
+    const asset = await load(tenant, id);
+    const video = VIDEO_FORMATS.has(asset.format) ? await repo.getVideo(tenant, id) : undefined;
+    if (!video) throw new BadRequestError('not_a_video', `asset ${id} is not a video`, 404);
+    return video;
+  };
+
+  app.get('/v1/assets/:id/video', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => {
+    const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+    return videoView(await loadVideo(tenant, (req.params as { id: string }).id));
+  });
+
+  const sendImage = async (reply: FastifyReply, key: string, contentType: string, ifNoneMatch: string | undefined, what: string) => {
+    const etag = `"${key}"`;
+    reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
+    if (ifNoneMatch === etag) return reply.code(304).send();
+    const bytes = await registry.blobs.get(key);
+    if (!bytes) throw new BadRequestError('blob_missing', `the ${what} is missing from the blob store`, 404);
+    reply.header('content-type', contentType).header('x-content-type-options', 'nosniff');
+    return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  };
+  for (const which of ['poster', 'storyboard'] as const) {
+    app.get(`/v1/assets/:id/${which}`, { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {
+      const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+      const video = await loadVideo(tenant, (req.params as { id: string }).id);
+      return sendImage(reply, which === 'poster' ? video.poster_hash : video.storyboard_hash, 'image/webp', req.headers['if-none-match'], `${which} of ${video.asset_id}`);
+    });
+  }
+  app.get(
+    '/v1/assets/:id/keyframes/:shot/:k',
+    {
+      config: { scope: 'read' },
+      schema: {
+        params: { type: 'object', required: ['id', 'shot', 'k'], properties: { id: ID, shot: { type: 'integer', minimum: 0, maximum: 10_000 }, k: { type: 'integer', minimum: 0, maximum: 2 } } },
+        querystring: TENANT_QUERY,
+      },
+    },
+    async (req, reply) => {
+      const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+      const p = req.params as { id: string; shot: number; k: number };
+      const video = await loadVideo(tenant, p.id);
+      const keyframe = video.shots[p.shot]?.keyframes[p.k];
+      if (!keyframe) throw new BadRequestError('not_found', `video ${p.id} has no shot ${p.shot}`, 404);
+      return sendImage(reply, keyframe.hash, 'image/jpeg', req.headers['if-none-match'], `keyframe ${p.shot}/${p.k} of ${p.id}`);
+    },
+  );
+}
+
+/** A video as the API shows it: times in seconds, keyframes by frame (blobs behind /keyframes/:shot/:k). */
+export function videoView(v: VideoRecord) {
+  return {
+    container: v.container,
+    codec: v.codec,
+    duration_s: v.duration_s,
+    fps: v.fps,
+    frames: v.frames,
+    audio: v.audio,
+    poster_frame: v.poster_frame,
+    shots: v.shots.map((s) => ({
+      index: s.index,
+      start: s.start,
+      end: s.end,
+      start_frame: s.start_frame,
+      end_frame: s.end_frame,
+      transition: s.transition,
+      keyframes: s.keyframes.map((k) => k.frame),
+      ...(s.candidates ? { candidates: s.candidates } : {}),
+      ...(s.auto_tie !== undefined ? { auto_tie: s.auto_tie } : {}),
+    })),
+  };
 }
 

@@ -23,7 +23,11 @@ import {
 import { decodeImage, probeImage } from '../models/image.js';
 import { Limiter } from '../models/limiter.js';
 import { ImageRejectedError, type ImageLimits } from '../models/types.js';
-import type { AssetRecord, AssetRepository } from './repository.js';
+import { analyzeVideo, type VideoAnalysis } from '../video/analyze.js';
+import { DEFAULT_DECODER_OPTIONS, type DecoderOptions } from '../video/ffmpeg.js';
+import { DEFAULT_VIDEO_LIMITS, looksLikeVideo, probeVideo } from '../video/probe.js';
+import { VIDEO_CONTENT_TYPES, VideoDecoderUnavailableError, VideoRejectedError, type VideoLimits } from '../video/types.js';
+import type { AssetRecord, AssetRepository, VideoRecord } from './repository.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const THUMBNAIL_SIDE = 256;
@@ -35,7 +39,11 @@ export const CONTENT_TYPES: Record<string, string> = {
   gif: 'image/gif',
   tiff: 'image/tiff',
   avif: 'image/avif',
+  ...VIDEO_CONTENT_TYPES,
 };
+
+/** Formats that are videos (the `format` of their asset row). */
+export const VIDEO_FORMATS: ReadonlySet<string> = new Set(Object.keys(VIDEO_CONTENT_TYPES));
 
 export interface RegisterInput {
   tenant: string;
@@ -61,6 +69,22 @@ export function imageRejection(err: ImageRejectedError): BadRequestError {
   return new BadRequestError(err.reason, err.message, status);
 }
 
+/** The HTTP status of each video refusal: limits 413, not an accepted container/codec 415, broken 422; no decoder 503. */
+export function videoRejection(err: VideoRejectedError | VideoDecoderUnavailableError): BadRequestError {
+  if (err instanceof VideoDecoderUnavailableError) return new BadRequestError(err.code, err.message, 503);
+  const limits = ['too_many_bytes', 'too_large_side', 'too_many_pixels', 'too_long', 'too_many_frames', 'too_high_fps'];
+  const status = limits.includes(err.reason) ? 413 : ['unknown_format', 'unsupported_container', 'unsupported_codec'].includes(err.reason) ? 415 : 422;
+  return new BadRequestError(err.reason, err.message, status);
+}
+
+export interface VideoRegistryOptions {
+  limits: VideoLimits;
+  decoder: DecoderOptions;
+  /** Video analyses at once, and how many uploads may wait for one. */
+  concurrency: number;
+  queue: number;
+}
+
 export interface AssetRegistryOptions {
   repo: AssetRepository;
   blobs: BlobStore;
@@ -71,6 +95,8 @@ export interface AssetRegistryOptions {
   /** Decodes (and thumbnails) at once, and how many uploads may wait for one; default: unbounded. */
   decodeConcurrency?: number;
   decodeQueue?: number;
+  /** Video uploads; default: DEFAULT_VIDEO_LIMITS, the packaged ffmpeg, one analysis at once. */
+  videos?: VideoRegistryOptions;
 }
 
 export class AssetRegistry {
@@ -84,7 +110,13 @@ export class AssetRegistry {
   constructor(private readonly options: AssetRegistryOptions) {
     this.clock = options.clock ?? Date.now;
     this.decodes = new Limiter(options.decodeConcurrency ?? Infinity, options.decodeQueue ?? Infinity, 'image decodes');
+    this.videos = options.videos ?? { limits: DEFAULT_VIDEO_LIMITS, decoder: DEFAULT_DECODER_OPTIONS, concurrency: 1, queue: 16 };
+    this.videoDecodes = new Limiter(this.videos.concurrency, this.videos.queue, 'video analyses');
   }
+
+  private readonly videos: VideoRegistryOptions;
+  /** A video analysis is two decoder processes and up to MAX_SHOTS x 3 keyframes in memory: few at once, a bounded queue. */
+  readonly videoDecodes: Limiter;
 
   get repo(): AssetRepository {
     return this.options.repo;
@@ -111,6 +143,8 @@ export class AssetRegistry {
         409,
       );
     }
+
+    if (looksLikeVideo(bytes)) return this.registerVideo(input, meta, assetId, bytes);
 
     // Header checks first (probeImage inside decodeImage), then one bounded decode.
     let thumbnail: Buffer;
@@ -164,6 +198,92 @@ export class AssetRegistry {
     });
     await this.options.producer.send(TOPICS.assetsChanges, [{ key: asset.asset_id, value: Buffer.from(JSON.stringify(change)) }]);
     this.options.log.info({ tenant: asset.tenant_id, asset: asset.asset_id, role: asset.role, bytes: asset.bytes }, 'asset registered');
+    return { asset, created: true };
+  }
+
+  /**
+   * A video: the container is checked before the upload waits for a decoder (a hostile file is refused
+   * at once), then analysed (shots, keyframes, poster, storyboard) in child processes. The video row
+   * is written before the asset row, so an asset that is visible always has its analysis.
+   */
+  private async registerVideo(input: RegisterInput, meta: Meta, assetId: string, bytes: Uint8Array): Promise<Registered> {
+    const { limits, decoder } = this.videos;
+    let analysis: VideoAnalysis;
+    try {
+      probeVideo(bytes, limits);
+      analysis = await this.videoDecodes.run(() => analyzeVideo(bytes, limits, decoder));
+    } catch (err) {
+      if (err instanceof VideoRejectedError || err instanceof VideoDecoderUnavailableError) throw videoRejection(err);
+      throw err;
+    }
+    const { probe } = analysis;
+    const put = (b: Uint8Array, contentType: string) => this.options.blobs.put(b, { contentType });
+    const [original, thumb, poster, storyboard, keyframes] = await Promise.all([
+      put(bytes, VIDEO_CONTENT_TYPES[probe.container]),
+      put(analysis.thumbnail, 'image/webp'),
+      put(analysis.poster, 'image/webp'),
+      put(analysis.storyboard, 'image/webp'),
+      Promise.all(analysis.shots.map((s) => Promise.all(s.keyframeImages.map((k) => put(k, 'image/jpeg'))))),
+    ]);
+    const now = this.clock();
+    const video: VideoRecord = {
+      tenant_id: input.tenant,
+      asset_id: assetId,
+      container: probe.container,
+      codec: probe.codec,
+      duration_s: probe.durationS,
+      fps: probe.fps,
+      frames: probe.frames,
+      audio: probe.audio,
+      poster_hash: poster.key,
+      poster_frame: analysis.posterFrame,
+      storyboard_hash: storyboard.key,
+      shots: analysis.shots.map((s, i) => ({
+        index: s.index,
+        start: s.start,
+        end: s.end,
+        start_frame: s.startFrame,
+        end_frame: s.endFrame,
+        transition: s.transition,
+        keyframes: s.keyframes.map((frame, k) => ({ frame, hash: keyframes[i]![k]!.key })),
+      })),
+    };
+    const asset: AssetRecord = {
+      tenant_id: input.tenant,
+      asset_id: assetId,
+      role: meta.role,
+      campaign_id: meta.campaign,
+      name: meta.name,
+      channel: meta.channel,
+      content_hash: original.key,
+      thumbnail_hash: thumb.key,
+      format: probe.container,
+      bytes: bytes.byteLength,
+      width: probe.width,
+      height: probe.height,
+      created_at: now,
+      updated_at: now,
+    };
+    await this.options.repo.insertVideo(video);
+    await this.options.repo.insertAsset(asset);
+    const change = assetChangeSchema.parse({
+      type: 'registered',
+      tenant_id: asset.tenant_id,
+      asset_id: asset.asset_id,
+      role: asset.role,
+      ...(asset.campaign_id ? { campaign_id: asset.campaign_id } : {}),
+      name: asset.name,
+      ...(asset.channel ? { channel: asset.channel } : {}),
+      content_hash: asset.content_hash,
+      width: asset.width,
+      height: asset.height,
+      media: 'video',
+      duration_ms: Math.round(probe.durationS * 1000),
+      shots: video.shots.length,
+      at: now,
+    });
+    await this.options.producer.send(TOPICS.assetsChanges, [{ key: asset.asset_id, value: Buffer.from(JSON.stringify(change)) }]);
+    this.options.log.info({ tenant: asset.tenant_id, asset: asset.asset_id, role: asset.role, bytes: asset.bytes, shots: video.shots.length, duration_s: probe.durationS }, 'video asset registered');
     return { asset, created: true };
   }
 

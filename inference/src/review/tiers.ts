@@ -17,7 +17,9 @@
 import type { BlobStore, Logger } from '@afterglow/core';
 import type { Embedder } from '../models/types.js';
 import { TieEngine, type TieEngineOptions, type TieResult } from '../tie/engine.js';
-import type { AssetRecord, AssetRepository, RankingRecord } from '../registry/repository.js';
+import type { AssetRecord, AssetRepository, RankingRecord, VideoRecord } from '../registry/repository.js';
+import { VIDEO_FORMATS } from '../registry/service.js';
+import { adShotKeyframes, collapseMasterShots, foldKeyframeResults, foldShotResults, masterShotKeyframes, masterViewName, shotQueryName } from './video-ties.js';
 
 export interface Ranked {
   ad: AssetRecord;
@@ -86,18 +88,30 @@ class TenantTier {
   private async add(masters: readonly AssetRecord[]): Promise<void> {
     const fresh = masters.filter((m) => !this.inEngine.has(m.asset_id));
     if (fresh.length === 0) return;
+    // A video master enters the engine as one view per shot (its middle keyframe), named `id#shot`;
+    // results are folded back to asset ids (collapseMasterShots) before anything sees them.
+    const videos = await this.videosOf(fresh);
     const refs = await Promise.all(
       fresh.map(async (m) => {
-        const bytes = await this.o.blobs.get(m.content_hash);
-        return bytes ? { name: m.asset_id, bytes } : undefined;
+        const video = videos.get(m.asset_id);
+        const keys = video ? masterShotKeyframes(video).map((k) => ({ name: masterViewName(m.asset_id, k.shot), key: k.hash })) : VIDEO_FORMATS.has(m.format) ? [] : [{ name: m.asset_id, key: m.content_hash }];
+        const got = await Promise.all(keys.map(async (k) => ({ name: k.name, bytes: await this.o.blobs.get(k.key) })));
+        return got.filter((g): g is { name: string; bytes: Uint8Array } => g.bytes !== undefined);
       }),
     );
-    const missing = fresh.filter((_, i) => !refs[i]);
+    const missing = fresh.filter((_, i) => refs[i]!.length === 0);
     if (missing.length) this.o.log.error({ tenant: this.tenant, masters: missing.map((m) => m.asset_id) }, 'master originals missing from the blob store; not tied against');
-    const { failed } = await this.engine.addMasters(refs.filter((r): r is { name: string; bytes: Uint8Array } => r !== undefined));
-    const failedNames = new Set(failed.map((f) => f.name));
+    const { failed } = await this.engine.addMasters(refs.flat());
+    const failedViews = new Set(failed.map((f) => f.name));
     for (const f of failed) this.o.log.error({ tenant: this.tenant, master: f.name, error: f.error }, 'master could not be embedded');
-    for (const m of fresh) if (!failedNames.has(m.asset_id) && refs[fresh.indexOf(m)]) this.inEngine.add(m.asset_id);
+    fresh.forEach((m, i) => {
+      if (refs[i]!.some((r) => !failedViews.has(r.name))) this.inEngine.add(m.asset_id);
+    });
+  }
+
+  private async videosOf(assets: readonly AssetRecord[]): Promise<Map<string, VideoRecord>> {
+    const ids = assets.filter((a) => VIDEO_FORMATS.has(a.format)).map((a) => a.asset_id);
+    return ids.length ? this.o.repo.getVideos(this.tenant, ids) : new Map();
   }
 
   /** Whether the master is in the engine or on its way there. */
@@ -156,10 +170,29 @@ class TenantTier {
   private async rankBatch(batch: PendingAd[]): Promise<void> {
     const fail = (p: PendingAd, err: Error) => p.waiters.forEach((w) => w.reject(err));
     try {
-      const refs = await Promise.all(batch.map(async (p) => ({ name: p.ad.asset_id, bytes: await this.o.blobs.get(p.ad.content_hash) })));
+      // A video ad is one query per keyframe of each shot, folded into shots, then into one result below.
+      const videos = await this.videosOf(batch.map((p) => p.ad));
+      const queries = batch.flatMap((p) => {
+        const video = videos.get(p.ad.asset_id);
+        if (!video) return [{ name: p.ad.asset_id, key: VIDEO_FORMATS.has(p.ad.format) ? undefined : p.ad.content_hash, ad: p.ad.asset_id, shot: -1 }];
+        return adShotKeyframes(video).map((k) => ({ name: shotQueryName(p.ad.asset_id, k.shot, k.keyframe), key: k.hash, ad: p.ad.asset_id, shot: k.shot }));
+      });
+      const refs = await Promise.all(queries.map(async (q) => ({ name: q.name, bytes: q.key ? await this.o.blobs.get(q.key) : undefined })));
       const now = (this.o.clock ?? Date.now)();
-      const results = await this.engine.tieAds(refs.map((r) => (r.bytes ? { name: r.name, bytes: r.bytes } : { name: r.name })));
-      const ranked: Ranked[] = results.map((r, i) => ({ ad: batch[i]!.ad, ranking: toRanking(this.tenant, r, now, this.inEngine.size), embedding: r.embedding }));
+      const raw = (await this.engine.tieAds(refs.map((r) => (r.bytes ? { name: r.name, bytes: r.bytes } : { name: r.name })))).map((r) => collapseMasterShots(r));
+      const results = batch.map((p) => {
+        const video = videos.get(p.ad.asset_id);
+        const mine = queries.map((q, i) => ({ q, r: raw[i]! })).filter((x) => x.q.ad === p.ad.asset_id);
+        if (!video) return { result: mine[0]?.r ?? { ad: p.ad.asset_id, candidates: [], autoTie: null, byCosine: [], byEuclidean: [], error: 'no image to rank' } };
+        const byShot = new Map<number, TieResult[]>();
+        for (const x of mine) byShot.set(x.q.shot, [...(byShot.get(x.q.shot) ?? []), x.r]);
+        const shots = new Map([...byShot].map(([shot, rs]) => [shot, foldKeyframeResults(rs)]));
+        const folded = foldShotResults(p.ad.asset_id, video, shots, this.o.engine.candidates ?? 20);
+        return { result: folded.result, video: { ...video, shots: folded.shots } };
+      });
+      const ranked: Ranked[] = results.map(({ result: r }, i) => ({ ad: batch[i]!.ad, ranking: toRanking(this.tenant, r, now, this.inEngine.size), embedding: r.embedding }));
+      // Each shot's masters are stored with the video before the ranking is published.
+      await Promise.all(results.flatMap((r) => (r.video ? [this.o.repo.insertVideo(r.video)] : [])));
       await this.o.onRanked(this.tenant, ranked);
       ranked.forEach((r, i) => batch[i]!.waiters.forEach((w) => w.resolve(r.ranking)));
     } catch (err) {

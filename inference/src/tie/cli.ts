@@ -6,20 +6,29 @@
  *
  * (plus `"error"` for an ad that could not be read or decoded, with no candidates; with `--multi`,
  * `"masters":[{"master":"<file name>","box":[x,y,w,h],"score":0.71}, ...]`, every master found in the
- * ad with its region in ad pixels, beside the unchanged candidates), and a progress
- * bar on stderr. Options override the TIE_* / INFERENCE_* settings of the environment.
+ * ad with its region in ad pixels, beside the unchanged candidates), and a progress bar on stderr.
+ * Videos (mp4, m4v, mov, webm) may be among the masters and the ads: a video master enters as one
+ * view per shot, a video ad is ranked shot by shot (../video, ./video-fold.ts) and its line adds the
+ * shots as segments, in order, covering the video:
+ *
+ *   {"ad":"<file>","candidates":[...top 20 over the whole video...],"autoTie":null|"<file>",
+ *    "segments":[{"start":0,"end":1.6,"candidates":[{"master":"<file>","score":0.93},...],"autoTie":"<file>"|null},...]}
+ * Options override the TIE_* / INFERENCE_* settings of the environment.
  */
-import { createWriteStream, readdirSync, statSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseCommandArgs } from '../cli-args.js';
 import type { Embedder } from '../models/types.js';
 import { TieEngine, type AssetRef, type TieResult } from './engine.js';
 import { configuredEngineOptions, createConfiguredEmbedder } from './setup.js';
+import { collapseMasterShots, foldKeyframeResults, foldVideo, masterViewName, parseMasterName, shotQueryName } from './video-fold.js';
+import { analyzeVideo } from '../video/analyze.js';
 
 export const TIE_USAGE = `usage: afterglow tie --masters DIR --ads DIR --out FILE.jsonl [options]
 
-Ties every ad image in --ads to the master photos in --masters: one JSON line per ad,
+Ties every ad image or video in --ads to the master photos and footage in --masters: one JSON line per ad,
   {"ad":"<file>","candidates":[{"master":"<file>","score":0.93},...],"autoTie":"<file>"|null}
+a video ad's line adds "segments":[{"start":s,"end":s,"candidates":[...],"autoTie":"<file>"|null},...] (its shots, in order)
 
 options (default from the environment, see README.md):
   --candidates N     candidates per ad (TIE_CANDIDATES, 20)
@@ -45,6 +54,28 @@ export function listImages(dir: string): AssetRef[] {
     .filter((n) => statSync(path.join(dir, n)).isFile())
     .sort()
     .map((name) => ({ name, path: path.join(dir, name) }));
+}
+
+const VIDEO_EXT = /\.(mp4|m4v|mov|webm)$/i;
+
+/** Video files of a directory (not recursive, no hidden files), sorted by name. */
+export function listVideos(dir: string): Array<{ name: string; path: string }> {
+  return readdirSync(dir)
+    .filter((n) => !n.startsWith('.') && VIDEO_EXT.test(n) && statSync(path.join(dir, n)).isFile())
+    .sort()
+    .map((name) => ({ name, path: path.join(dir, name) }));
+}
+
+/** A video ad's line: the whole video's candidates and auto-tie, and one segment per shot. */
+export function videoLine(r: TieResult, segments: ReadonlyArray<{ start: number; end: number; result: TieResult | undefined }>): string {
+  const cands = (x: TieResult) => x.candidates.map((c) => ({ master: c.master, score: round4(c.score) }));
+  return JSON.stringify({
+    ad: r.ad,
+    candidates: cands(r),
+    autoTie: r.autoTie,
+    ...(r.error ? { error: r.error } : {}),
+    segments: segments.map((s) => ({ start: round4(s.start), end: round4(s.end), candidates: s.result && !s.result.error ? cands(s.result) : [], autoTie: s.result?.autoTie ?? null })),
+  });
 }
 
 /** One output line (the contract), scores rounded to 4 decimals. */
@@ -160,7 +191,10 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
     }
     const masters = listImages(values.masters);
     const ads = listImages(values.ads);
-    if (masters.length === 0) throw new UsageError(`--masters ${values.masters}: no images (jpg, png, webp, gif, tiff, avif)`);
+    const videoMasters = listVideos(values.masters);
+    const videoAds = listVideos(values.ads);
+    if (masters.length + videoMasters.length === 0) throw new UsageError(`--masters ${values.masters}: no images (jpg, png, webp, gif, tiff, avif) or videos (mp4, m4v, mov, webm)`);
+    const decoder = { ffmpegPath: config.videos.ffmpegPath, timeoutMs: config.videos.decodeTimeoutMs, memoryMb: config.videos.decodeMemoryMb, threads: config.videos.decodeThreads };
 
     embedder = await createConfiguredEmbedder(config, { cacheDir, log: (msg) => stderr.write(`[afterglow tie] ${msg}\n`) });
     engine = new TieEngine({
@@ -170,9 +204,24 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
     });
     const bar = new ProgressBar(stderr, !values.quiet);
     const t0 = performance.now();
-    const added = await engine.addMasters(masters, (p) => bar.update('masters', p.done, p.total));
+    // A video master is one view per shot (its middle keyframe), named master#shot.
+    const videoMasterNames = new Set<string>();
+    const views: AssetRef[] = [...masters];
+    for (const [i, v] of videoMasters.entries()) {
+      try {
+        const a = await analyzeVideo(readFileSync(v.path), config.videos, decoder);
+        for (const shot of a.shots) views.push({ name: masterViewName(v.name, shot.index), bytes: shot.keyframeImages[1] });
+        videoMasterNames.add(v.name);
+      } catch (err) {
+        stderr.write(`[afterglow tie] master ${v.name} skipped: ${err instanceof Error ? err.message : String(err)}\n`);
+      }
+      bar.update('video masters', i + 1, videoMasters.length);
+    }
+    const added = await engine.addMasters(views, (p) => bar.update('masters', p.done, p.total));
     for (const f of added.failed) stderr.write(`[afterglow tie] master ${f.name} skipped: ${f.error}\n`);
     if (added.added === 0) throw new Error('no master could be read');
+    const fold = (r: TieResult) => (videoMasterNames.size ? collapseMasterShots(r, videoMasterNames) : r);
+    const keep = candidates ?? tie.candidates;
 
     const out = createWriteStream(values.out);
     const opened = new Promise<void>((resolve, reject) => {
@@ -182,19 +231,46 @@ export async function runTieCommand(argv: readonly string[], io: { stderr?: Node
     await opened;
     let autoTies = 0;
     let failedAds = 0;
+    const write = async (line: string) => {
+      if (!out.write(`${line}\n`)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    };
     await engine.tieAds(
       ads,
-      async (r) => {
+      async (raw) => {
+        const r = fold(raw);
         if (r.autoTie) autoTies++;
         if (r.error) failedAds++;
-        if (!out.write(`${resultLine(r, values.details === true)}\n`)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+        await write(resultLine(r, values.details === true));
       },
       (p) => bar.update('ads', p.done, p.total),
     );
+    for (const [i, v] of videoAds.entries()) {
+      let line: string;
+      try {
+        const a = await analyzeVideo(readFileSync(v.path), config.videos, decoder);
+        const queries = a.shots.flatMap((shot) => shot.keyframeImages.map((bytes, k) => ({ name: shotQueryName(v.name, shot.index, k), bytes })));
+        const results = (await engine.tieAds(queries)).map(fold);
+        const byShot = new Map<number, TieResult[]>();
+        results.forEach((r, q) => {
+          const shot = Number(parseMasterName(queries[q]!.name.slice(v.name.length + 1)).master);
+          byShot.set(shot, [...(byShot.get(shot) ?? []), r]);
+        });
+        const perShot = new Map([...byShot].map(([shot, rs]) => [shot, foldKeyframeResults(rs)]));
+        const r = foldVideo(v.name, a.shots, perShot, keep);
+        if (r.autoTie) autoTies++;
+        if (r.error) failedAds++;
+        line = videoLine(r, a.shots.map((shot) => ({ start: shot.start, end: shot.end, result: perShot.get(shot.index) && { ...perShot.get(shot.index)!, candidates: perShot.get(shot.index)!.candidates.slice(0, keep) } })));
+      } catch (err) {
+        failedAds++;
+        line = JSON.stringify({ ad: v.name, candidates: [], autoTie: null, error: err instanceof Error ? err.message : String(err), segments: [] });
+      }
+      await write(line);
+      bar.update('video ads', i + 1, videoAds.length);
+    }
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     const secs = (performance.now() - t0) / 1000;
     stderr.write(
-      `[afterglow tie] ${ads.length} ads x ${added.added} masters in ${secs.toFixed(1)} s: ${autoTies} auto-tied (threshold ${engine.autoTie.threshold.toFixed(4)})` +
+      `[afterglow tie] ${ads.length + videoAds.length} ads x ${added.added} ${videoMasterNames.size ? `master views (${videoMasterNames.size} video master(s) as one view a shot)` : 'masters'} in ${secs.toFixed(1)} s: ${autoTies} auto-tied (threshold ${engine.autoTie.threshold.toFixed(4)})` +
         `${failedAds ? `, ${failedAds} unreadable` : ''}${engine.denseFailures ? `, ${engine.denseFailures} ranked without their dense check (it failed)` : ''} -> ${values.out}\n`,
     );
     return 0;

@@ -1,0 +1,110 @@
+/**
+ * bench/video: the video decoder and analysis on this machine's CPU, with generated media only.
+ *
+ *   node bench/dist/video.js [--short] [--clips N] [--threads N]
+ *
+ * 1. The packaged ffmpeg (@ffmpeg-installer/linux-x64): its size, and the time to decode a 10 s (--short: 3 s)
+ *    1280x720 30 fps clip (testsrc2) in H.264, H.265 and VP9 (AV1: a 1 s 480x270 clip, libaom's
+ *    encoder being too slow for more here), with `--threads` decoder threads (default 1, the
+ *    registry's default).
+ * 2. The whole analysis of an upload (probe, every frame small, shots, keyframes, poster, storyboard)
+ *    per codec, as seconds per minute of video.
+ * 3. Shot boundary accuracy on generated clips (6 shots each, one in three a fast pan; cuts, fades
+ *    through black, dissolves; H.264 at CRF 18/28/36 and VP9): precision, recall and F1 per kind,
+ *    a detection counting when it falls inside the transition ±2 frames.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DEFAULT_DECODER_OPTIONS, DEFAULT_VIDEO_LIMITS, analyzeVideo, decodeAllFrames, detectShots, fitInside, packagedFfmpeg, probeVideo, runFfmpeg } from '@afterglow/inference';
+import { encodeClip, lavfiClip, renderClip, scoreBoundaries, type GeneratedTransition } from '@afterglow/testkit/video';
+import { flag, opt } from './args.js';
+
+const SHORT = flag('short');
+const CLIPS = opt('clips', SHORT ? 6 : 24);
+const THREADS = opt('threads', 1);
+const decoder = { ...DEFAULT_DECODER_OPTIONS, threads: THREADS };
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const r = await fn();
+  return [r, (performance.now() - t0) / 1000];
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'afterglow-bench-video-'));
+  try {
+    const bin = packagedFfmpeg();
+    if (!bin) throw new Error('the packaged ffmpeg is missing (npm ci on linux x64)');
+    console.log(`video: decoder ${bin} (${(statSync(bin).size / 1e6).toFixed(1)} MB), ${THREADS} decoder thread(s), ${os.availableParallelism()} cores`);
+
+    // --short (CI): 3 s clips, AV1 at 320x180 (its encoder is the slow part here).
+    const seconds = SHORT ? 3 : 10;
+    const clips = [
+      { codec: 'h264' as const, width: 1280, height: 720, seconds },
+      { codec: 'hevc' as const, width: 1280, height: 720, seconds },
+      { codec: 'vp9' as const, width: 1280, height: 720, seconds },
+      { codec: 'av1' as const, width: SHORT ? 320 : 480, height: SHORT ? 180 : 270, seconds: 1 },
+    ];
+    for (const c of clips) {
+      const file = path.join(dir, `${c.codec}.video`);
+      const [bytes, encodeS] = await timed(() => lavfiClip(file, { ...c, fps: 30, crf: 28 }));
+      const probe = probeVideo(bytes, DEFAULT_VIDEO_LIMITS);
+      const [, decodeS] = await timed(() => runFfmpeg(['-threads', String(THREADS), '-i', `file:${file}`, '-f', 'null', '-'], { ...decoder, maxStdout: 1 << 20 }));
+      const [, smallS] = await timed(() => decodeAllFrames(file, probe, fitInside(probe.width, probe.height, 64), decoder));
+      const [a, analyzeS] = await timed(() => analyzeVideo(bytes, DEFAULT_VIDEO_LIMITS, decoder));
+      console.log(
+        `video: ${c.codec} ${c.width}x${c.height} ${c.seconds} s (${(bytes.byteLength / 1e6).toFixed(2)} MB, encoded in ${encodeS.toFixed(1)} s): ` +
+          `decode ${decodeS.toFixed(2)} s (${(c.seconds / decodeS).toFixed(1)}x real time), every frame to 64 px ${smallS.toFixed(2)} s, ` +
+          `whole analysis ${analyzeS.toFixed(2)} s = ${((analyzeS / c.seconds) * 60).toFixed(1)} s per minute of video (${a.shots.length} shot(s))`,
+      );
+    }
+
+    const kinds: GeneratedTransition[] = ['cut', 'fade', 'dissolve'];
+    const encodings = [{ crf: 18 }, { crf: 28 }, { crf: 36 }, { codec: 'vp9' as const, crf: 36 }];
+    const per = new Map<GeneratedTransition, { truth: number; found: number }>();
+    let truth = 0;
+    let detected = 0;
+    let matched = 0;
+    let videoS = 0;
+    let shotS = 0;
+    for (let c = 0; c < CLIPS; c++) {
+      const shots = Array.from({ length: 6 }, (_, i) => ({ frames: 25 + ((c * 7 + i * 13) % 50), seed: 1000 + c * 100 + i, pan: i % 3 === 2 ? 6 : 1 }));
+      const transitions = Array.from({ length: 5 }, (_, i) => kinds[(c + i * 2) % 3]!);
+      const clip = renderClip({ width: 320, height: 180, fps: 25, shots, transitions, transitionFrames: 8 + (c % 3) * 4 });
+      const enc = encodings[c % encodings.length]!;
+      const file = path.join(dir, `shots-${c}`);
+      const bytes = await encodeClip(clip, file, enc);
+      const probe = probeVideo(bytes, DEFAULT_VIDEO_LIMITS);
+      const size = fitInside(probe.width, probe.height, 64);
+      const { frames } = await decodeAllFrames(file, probe, size, decoder);
+      const t0 = performance.now();
+      const found = detectShots({ ...size, frames }, { fps: probe.fps });
+      shotS += (performance.now() - t0) / 1000;
+      videoS += frames.length / probe.fps;
+      const starts = found.slice(1).map((s) => s.startFrame);
+      const s = scoreBoundaries(clip.boundaries, starts);
+      truth += s.truth;
+      detected += s.detected;
+      matched += s.matched;
+      for (const b of clip.boundaries) {
+        const k = per.get(b.transition) ?? { truth: 0, found: 0 };
+        k.truth++;
+        if (starts.some((x) => x >= b.from - 2 && x <= b.to + 2)) k.found++;
+        per.set(b.transition, k);
+      }
+    }
+    const p = matched / detected;
+    const r = matched / truth;
+    console.log(`video: shots on ${CLIPS} generated clips (${videoS.toFixed(0)} s of video, ${truth} transitions): precision ${(100 * p).toFixed(1)} %, recall ${(100 * r).toFixed(1)} %, F1 ${((200 * p * r) / (p + r)).toFixed(1)} %`);
+    for (const [kind, k] of per) console.log(`video:   ${kind}: ${k.found}/${k.truth} found (${((100 * k.found) / k.truth).toFixed(1)} %)`);
+    console.log(`video: shot detection itself ${((shotS / videoS) * 60 * 1000).toFixed(0)} ms per minute of video (64-px frames)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
