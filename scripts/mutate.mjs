@@ -38,18 +38,16 @@ const MODULES = [
 const EXPLAINED = {
   'inference/src/tie/propagate.ts|const ranked = a.candidates.map((c, i) => ({ c, i })).sort((x, y) => y.c.score - x.c.score || x.i - y.i);|-->+#2':
     "Array.prototype.sort is stable: for equal scores, x.i + y.i (> 0: 'keep x after y') orders them as x.i - y.i does; the tie-break only documents it",
-  'stream/sink/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|>=->>#1':
-    'the flush timer ticks every batchMaxMs/4 (20-250 ms): >= and > differ only in the very millisecond the age equals batchMaxMs, and the next tick flushes',
+  'stream/sink/src/sink.ts|this.timer = setInterval(() => void this.flushAged().catch(() => undefined), Math.max(20, Math.min(250, this.options.batchMaxMs / 4)));|/->*#1':
+    'NOT equivalent, a latency only: the timer ticks every 250 ms instead of batchMaxMs / 4, so a due buffer waits up to 250 ms longer; when a buffer is due is tested through flushAged() on an injected clock',
+  'stream/sink/src/sink.ts|return p.rows.length + p.dlq.length > 0 && now - p.firstAt >= this.options.batchMaxMs;|>->>=#1':
+    'equivalent: an aged empty buffer (no rows, no dead letters, hence no offsets) is flushed as nothing: flushPending returns at once',
   'stream/sink/src/sink.ts|if (batch.rows.length === 0 && batch.dlq.length === 0 && batch.offsets.size === 0) return;|&&->||#2':
     '(no rows and no DLQ) || no offsets: a buffer with rows or DLQ records always has their offsets (onBatch sets them together), so the condition is the same',
   'stream/sink/src/sink.ts|if (batch.dlq.length > 0) await this.dlqProducer!.send(TOPICS.eventsDlq, batch.dlq);|>->>=#1':
     'sending an empty DLQ batch: the producers write nothing for zero records; the guard only saves the call',
   'stream/sink/src/sink.ts|if (fresh.length > 0) {|>->>=#1':
     'an insert of zero rows: events_raw gets nothing either way; the guard only saves the round trip',
-  'stream/sink/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|+->-#1':
-    'NOT equivalent, untested: the time-based flush of a buffer holding more DLQ records than rows; the sink tests flush by stop()',
-  'stream/sink/src/sink.ts|if (pending.rows.length === 0 && pending.dlq.length === 0) pending.firstAt = Date.now();|===->!==#1':
-    'NOT equivalent, untested: when the age of a buffer starts (time-based flush); needs an injected clock in the sink',
   'stream/sink/src/sink.ts|if (batch.records.length === 0 || this.stopping) return;|||->&&#1':
     'NOT equivalent, untested: records delivered while stopping are not buffered (they go to the next owner); no test stops a sink mid-delivery',
   'stream/sink/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|&&->||#1':
@@ -74,18 +72,6 @@ const EXPLAINED = {
     'equivalent: a bucket numbered 0 starts at 0 ms, which is also what newestAt() starts from, so skipping it changes no answer',
   'stream/live/src/live/windows.ts|if (!all && tier.bucket[slot]! >= 0) out[`${name}${slot}`] = tier.row(slot);|&&->||#1':
     'equivalent: a slot is listed only once claimed (its bucket >= 0), and with all the same rows were written by the loop above',
-  'stream/sink/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|&&->||#1':
-    'NOT equivalent, untested: a buffer under batchMaxRows flushed at every timer tick instead of once batchMaxMs old; seeing it needs an injected clock in the sink, or a wait for nothing to happen',
-  'stream/sink/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|>->>=#1':
-    'equivalent: an empty buffer is never flushed by its age alone, since flushPending returns at once for a buffer with no rows, no DLQ and no offsets (onBatch sets offsets with its records)',
-  'stream/sink/src/sink.ts|if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {|-->+#1':
-    'NOT equivalent, untested: as && -> || on this line, the age test always passes and time batching is lost; needs an injected clock in the sink',
-  'stream/sink/src/sink.ts|}, Math.max(20, Math.min(250, this.options.batchMaxMs / 4)));|/->*#1':
-    'NOT equivalent, untested: the timer ticks every 250 ms instead of batchMaxMs / 4, so a time flush comes up to 250 ms later; a latency, which a test could only see with a clock assert',
-  'stream/sink/src/sink.ts|if (pending.rows.length === 0 && pending.dlq.length === 0) pending.firstAt = Date.now();|&&->||#1':
-    'NOT equivalent, untested: when the age of a buffer starts (time-based flush); needs an injected clock in the sink',
-  'stream/sink/src/sink.ts|if (pending.rows.length === 0 && pending.dlq.length === 0) pending.firstAt = Date.now();|===->!==#2':
-    'NOT equivalent, untested: when the age of a buffer starts (time-based flush); needs an injected clock in the sink',
   'stream/sink/src/sink.ts|if (batch.rows.length === 0 && batch.dlq.length === 0 && batch.offsets.size === 0) return;|===->!==#1':
     'equivalent: the early return only saves work; without it an empty buffer is written as nothing (no insert, no DLQ send, an empty commit)',
   'stream/sink/src/sink.ts|if (batch.rows.length === 0 && batch.dlq.length === 0 && batch.offsets.size === 0) return;|===->!==#2':

@@ -128,3 +128,52 @@ test('sink: a lane flushes as soon as rows plus dead letters reach batchMaxRows,
     await sizeBus.close();
   }
 });
+
+test('sink: a buffer is flushed once its first record is batchMaxMs old on the sink clock, dead letters counted, and not a moment before', async () => {
+  assert.ok(store, 'the store of the tests above');
+  const timeBus = await createBus({ kind: 'memory', partitions: 1, maxBacklogBytes: 1024 * 1024 });
+  let clock = 1_000_000;
+  // The size bound is out of reach; the time bound is 1 s on the injected clock, which only the test moves.
+  const sink = new EventSink({ bus: timeBus, store: store!, limits, log: createLogger('silent'), groupId: 'sink-time', batchMaxRows: 1_000, batchMaxMs: 1_000, lanes: 1, clock: () => clock });
+  await sink.start();
+  const producer = await timeBus.producer();
+  const now = Date.now();
+  const tenant = 'sink-time';
+  const record = (kind: string) => ({ key: 'a', value: Buffer.from(JSON.stringify({ event_id: ulid(), tenant_id: tenant, campaign_id: 'c', asset_id: 'a', kind, value: 1, occurred_at: now - 1000, received_at: now })) });
+  const flushed = () => [sink.totals.inserted, sink.totals.deadLettered];
+  try {
+    // First buffer at t0: one row and two dead letters (more dead letters than rows still count as content).
+    await producer.send(TOPICS.events, [record('click'), record('nope'), record('nope')]);
+    await eventually(() => (sink.totals.received === 3 ? true : undefined), 10_000, 20);
+    // A second delivery 600 ms later joins the buffer without making it younger.
+    clock += 600;
+    await producer.send(TOPICS.events, [record('view')]);
+    await eventually(() => (sink.totals.received === 4 ? true : undefined), 10_000, 20);
+    clock += 399;
+    await sink.flushAged();
+    assert.deepEqual(flushed(), [0, 0], '999 ms after its first record: not yet');
+    clock += 1;
+    await sink.flushAged();
+    assert.deepEqual(flushed(), [2, 2], 'at 1,000 ms: rows and dead letters flushed');
+
+    // The next buffer's age starts at its own first record, not at the previous flush, and a
+    // second delivery of rows alone (no dead letters) does not restart it either.
+    clock += 5_000;
+    await producer.send(TOPICS.events, [record('like')]);
+    await eventually(() => (sink.totals.received === 5 ? true : undefined), 10_000, 20);
+    clock += 500;
+    await producer.send(TOPICS.events, [record('click')]);
+    await eventually(() => (sink.totals.received === 6 ? true : undefined), 10_000, 20);
+    clock += 499;
+    await sink.flushAged();
+    assert.deepEqual(flushed(), [2, 2], 'a fresh buffer 999 ms old waits');
+    clock += 1;
+    await sink.flushAged();
+    assert.deepEqual(flushed(), [4, 2]);
+    assert.deepEqual((await timeBus.committedOffsets('sink-time', TOPICS.events)).map((c) => String(c.offset)), ['6']);
+  } finally {
+    await sink.stop();
+    await producer.close();
+    await timeBus.close();
+  }
+});

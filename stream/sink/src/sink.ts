@@ -37,6 +37,8 @@ export interface SinkOptions extends Pick<SinkSettings, 'groupId' | 'batchMaxRow
    */
   insertSettings?: Readonly<Record<string, string | number>>;
   registry?: Registry;
+  /** What "batchMaxMs old" is measured with (tests inject one). Default Date.now. */
+  clock?: () => number;
 }
 
 /** The outcome of reading one bus record: a row to store, or a poison record for the DLQ. */
@@ -101,7 +103,10 @@ export class EventSink {
   readonly totals: FlushReport = { received: 0, duplicates: 0, inserted: 0, deadLettered: 0 };
   private readonly events: EventsRawRepository;
 
+  private readonly clock: () => number;
+
   constructor(private readonly options: SinkOptions) {
+    this.clock = options.clock ?? Date.now;
     this.events = new EventsRawRepository(options.store);
     this.lanes = Array.from({ length: Math.max(1, options.lanes ?? 2) }, () => ({ pending: emptyPending(), flushing: Promise.resolve() }));
     this.metrics = createSinkMetrics(
@@ -115,16 +120,24 @@ export class EventSink {
     const { bus, groupId } = this.options;
     this.dlqProducer = await bus.producer();
     this.consumer = bus.consumer({ groupId, topics: [TOPICS.events], fromBeginning: true });
-    this.timer = setInterval(() => {
-      for (const lane of this.lanes) {
-        const p = lane.pending;
-        if (p.rows.length + p.dlq.length > 0 && Date.now() - p.firstAt >= this.options.batchMaxMs) {
-          void this.flushLane(lane).catch(() => undefined);
-        }
-      }
-    }, Math.max(20, Math.min(250, this.options.batchMaxMs / 4)));
+    this.timer = setInterval(() => void this.flushAged().catch(() => undefined), Math.max(20, Math.min(250, this.options.batchMaxMs / 4)));
     this.timer.unref();
     await this.consumer.run((batch) => this.onBatch(batch));
+  }
+
+  /**
+   * Flush every lane whose buffer holds something (rows or dead letters) and whose first record
+   * arrived batchMaxMs ago or more; resolves when every flush in progress is done (one the timer
+   * started included). A timer calls it a few times per batchMaxMs.
+   */
+  async flushAged(): Promise<void> {
+    const now = this.clock();
+    const aged = this.lanes.filter((lane) => {
+      const p = lane.pending;
+      return p.rows.length + p.dlq.length > 0 && now - p.firstAt >= this.options.batchMaxMs;
+    });
+    await Promise.all(aged.map((lane) => this.flushLane(lane)));
+    await Promise.all(this.lanes.map((lane) => lane.flushing));
   }
 
   /**
@@ -158,7 +171,7 @@ export class EventSink {
     if (batch.records.length === 0 || this.stopping) return;
     const lane = this.lanes[batch.partition % this.lanes.length]!;
     const pending = lane.pending;
-    if (pending.rows.length === 0 && pending.dlq.length === 0) pending.firstAt = Date.now();
+    if (pending.rows.length === 0 && pending.dlq.length === 0) pending.firstAt = this.clock();
     for (const record of batch.records) {
       const d = this.decode(record);
       if (d.ok) pending.rows.push(d.row);
@@ -269,7 +282,7 @@ export class EventSink {
 }
 
 function emptyPending(): Pending {
-  return { rows: [], dlq: [], offsets: new Map(), firstAt: Date.now() };
+  return { rows: [], dlq: [], offsets: new Map(), firstAt: 0 };
 }
 
 function toDlqRecord(record: DeliveredRecord, reason: string, message: string, groupId: string): BusRecord {
