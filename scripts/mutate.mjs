@@ -50,10 +50,6 @@ const EXPLAINED = {
     'an insert of zero rows: events_raw gets nothing either way; the guard only saves the round trip',
   'stream/sink/src/sink.ts|if (batch.records.length === 0 || this.stopping) return;|||->&&#1':
     'NOT equivalent, untested: records delivered while stopping are not buffered (they go to the next owner); no test stops a sink mid-delivery',
-  'stream/sink/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|&&->||#1':
-    'NOT equivalent, untested: a failing flush or commit gives up after 3 attempts only while stopping; a test needs a store or bus that fails on demand',
-  'stream/sink/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|>=->>#1':
-    'NOT equivalent, untested: one more commit attempt (6 instead of 5) before giving up on a commit that keeps failing; a test needs a bus whose commits fail on demand',
   'stream/live/src/live/windows.ts|if (current > b) return -1;|>->>=#1':
     'equivalent: current === b returned on the line before, so >= and > agree on every bucket that reaches it',
   'stream/live/src/live/windows.ts|if (all) for (let slot = 0; slot < slots; slot++) if (tier.bucket[slot]! >= 0) out[`${name}${slot}`] = tier.row(slot);|<-><=#1':
@@ -80,12 +76,6 @@ const EXPLAINED = {
     'equivalent: the early return only saves work; without it an empty buffer is written as nothing (no insert, no DLQ send, an empty commit)',
   'stream/sink/src/sink.ts|await this.events.insert(fresh, this.options.insertSettings ?? SINGLE_NODE_SINK_INSERT_SETTINGS);|??->&&#1':
     "NOT equivalent, untested: the insert's dedup settings (single-node or the cluster's); the sink tests on chDB store the same rows with or without them",
-  'stream/sink/src/sink.ts|for (let attempt = 1; ; attempt++) {|++->--#1':
-    'NOT equivalent, untested: attempts never reach maxAttempts, so a commit that keeps failing is retried for ever; a test needs a bus whose commits fail on demand',
-  'stream/sink/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|||->&&#1':
-    'NOT equivalent, untested: a failing commit retried past its 5 attempts (only a stopping sink gives up); a test needs a bus whose commits fail on demand',
-  'stream/sink/src/sink.ts|if (attempt >= maxAttempts || (this.stopping && attempt >= 3)) throw err;|>=->>#2':
-    'NOT equivalent, untested: a stopping sink gives up after 4 attempts instead of 3; a test needs a store or bus that fails on demand',
   'stream/sink/src/sink.ts|delay = Math.min(delay * 2, 5_000);|*->/#1':
     'NOT equivalent, untested: the backoff between retries shrinks instead of doubling (a timing, which a test could only see with a clock assert)',
 };

@@ -177,3 +177,56 @@ test('sink: a buffer is flushed once its first record is batchMaxMs old on the s
     await timeBus.close();
   }
 });
+
+/** The in-process bus, with its consumers' commits failing while `failing` says so (a broker that refuses them). */
+function refusingCommits(inner: Bus, failing: () => boolean): Bus {
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop !== 'consumer') return Reflect.get(target, prop, receiver);
+      return (options: Parameters<Bus['consumer']>[0]) => {
+        const c = target.consumer(options);
+        return {
+          run: c.run.bind(c),
+          stop: c.stop.bind(c),
+          commit: async (offsets: Parameters<typeof c.commit>[0]) => {
+            if (failing()) throw new Error('commit refused (test)');
+            return c.commit(offsets);
+          },
+        };
+      };
+    },
+  });
+}
+
+test('sink: a commit that keeps failing is tried 5 times, then given up (the rows are stored; the next owner redelivers); 3 times while stopping', async () => {
+  assert.ok(store, 'the store of the tests above');
+  const inner = await createBus({ kind: 'memory', partitions: 1, maxBacklogBytes: 1024 * 1024 });
+  let failing = true;
+  const registry = new Registry();
+  const sink = new EventSink({ bus: refusingCommits(inner, () => failing), store: store!, limits, log: createLogger('silent'), groupId: 'sink-commit', batchMaxRows: 1_000, batchMaxMs: 600_000, lanes: 1, registry });
+  await sink.start();
+  const producer = await inner.producer();
+  const now = Date.now();
+  const record = () => ({ key: 'a', value: Buffer.from(JSON.stringify({ event_id: ulid(), tenant_id: 'sink-commit', campaign_id: 'c', asset_id: 'a', kind: 'click', value: 1, occurred_at: now - 1000, received_at: now })) });
+  const retries = async () => (await registry.getSingleMetric('afterglow_sink_retries_total')!.get()).values.find((v) => v.labels.step === 'commit')?.value ?? 0;
+  try {
+    await producer.send(TOPICS.events, [record(), record()]);
+    await eventually(() => (sink.totals.received === 2 ? true : undefined), 10_000, 20);
+    await sink.flush();
+    assert.equal(await retries(), 4, 'five attempts: four retries, then the commit is given up');
+    assert.equal(sink.totals.inserted, 2, 'the rows were stored before the commit failed');
+    assert.deepEqual((await inner.committedOffsets('sink-commit', TOPICS.events)).map((c) => String(c.offset)), ['-1']);
+
+    // While stopping, a failing commit gets three attempts.
+    await producer.send(TOPICS.events, [record()]);
+    await eventually(() => (sink.totals.received === 3 ? true : undefined), 10_000, 20);
+    await sink.stop();
+    assert.equal(await retries(), 4 + 2, 'three attempts while stopping: two more retries');
+    assert.equal(sink.totals.inserted, 3);
+  } finally {
+    failing = false;
+    await sink.stop();
+    await producer.close();
+    await inner.close();
+  }
+});
