@@ -183,20 +183,7 @@ export class AssetRegistry {
       updated_at: now,
     };
     await this.options.repo.insertAsset(asset);
-    const change = assetChangeSchema.parse({
-      type: 'registered',
-      tenant_id: asset.tenant_id,
-      asset_id: asset.asset_id,
-      role: asset.role,
-      ...(asset.campaign_id ? { campaign_id: asset.campaign_id } : {}),
-      name: asset.name,
-      ...(asset.channel ? { channel: asset.channel } : {}),
-      content_hash: asset.content_hash,
-      width: asset.width,
-      height: asset.height,
-      at: now,
-    });
-    await this.options.producer.send(TOPICS.assetsChanges, [{ key: asset.asset_id, value: Buffer.from(JSON.stringify(change)) }]);
+    await this.announceRegistered(asset, now, {});
     this.options.log.info({ tenant: asset.tenant_id, asset: asset.asset_id, role: asset.role, bytes: asset.bytes }, 'asset registered');
     return { asset, created: true };
   }
@@ -266,6 +253,13 @@ export class AssetRegistry {
     };
     await this.options.repo.insertVideo(video);
     await this.options.repo.insertAsset(asset);
+    await this.announceRegistered(asset, now, { media: 'video', duration_ms: Math.round(probe.durationS * 1000), shots: video.shots.length });
+    this.options.log.info({ tenant: asset.tenant_id, asset: asset.asset_id, role: asset.role, bytes: asset.bytes, shots: video.shots.length, duration_s: probe.durationS }, 'video asset registered');
+    return { asset, created: true };
+  }
+
+  /** The `registered` change on assets.changes (what a video adds: media, duration, shots). */
+  private async announceRegistered(asset: AssetRecord, at: number, video: { media?: 'video'; duration_ms?: number; shots?: number }): Promise<void> {
     const change = assetChangeSchema.parse({
       type: 'registered',
       tenant_id: asset.tenant_id,
@@ -277,14 +271,10 @@ export class AssetRegistry {
       content_hash: asset.content_hash,
       width: asset.width,
       height: asset.height,
-      media: 'video',
-      duration_ms: Math.round(probe.durationS * 1000),
-      shots: video.shots.length,
-      at: now,
+      ...video,
+      at,
     });
     await this.options.producer.send(TOPICS.assetsChanges, [{ key: asset.asset_id, value: Buffer.from(JSON.stringify(change)) }]);
-    this.options.log.info({ tenant: asset.tenant_id, asset: asset.asset_id, role: asset.role, bytes: asset.bytes, shots: video.shots.length, duration_s: probe.durationS }, 'video asset registered');
-    return { asset, created: true };
   }
 
   /** The original's bytes (undefined when the blob is missing). */
