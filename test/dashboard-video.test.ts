@@ -13,7 +13,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { findSamplePhotos } from '@afterglow/testkit/images';
 import { assetForm, ensureTestModels, testModelsDir } from '@afterglow/testkit/inference';
-import { freePort, skipOption } from '@afterglow/testkit/services';
+import { eventually, freePort, skipOption } from '@afterglow/testkit/services';
 import { encodeClip, kenBurns } from '@afterglow/testkit/video';
 import { startApp, type TestApp } from './support.js';
 
@@ -195,6 +195,20 @@ describe('a video creative in the browser', { skip: skipOption((!hasChromium && 
     assert.equal((await videoShots())[2]!.review, undefined);
     await rows.nth(2).getByTestId('shot-no-master-btn').click();
     await rows.nth(2).getByText('confirmed: no master').waitFor();
+
+    // A new master re-ranks the video: each shot's candidates move, the reviews stay.
+    const retina = photos.find((x) => path.basename(x.path).startsWith('retina.'))!;
+    const added = await app.request(T, '/v1/assets', { method: 'POST', body: assetForm({ tenant_id: T, role: 'master', asset_id: 'retina' }, { filename: 'retina.jpg', bytes: readFileSync(retina.path) }) });
+    assert.equal(added.status, 201, await added.text());
+    const reranked = await eventually(async () => {
+      const s = await videoShots();
+      return s.every((x) => x.candidates?.some((c) => c.master_asset_id === 'retina')) ? s : undefined;
+    }, 60_000, 250);
+    assert.deepEqual(
+      reranked.map((s) => s.review && [s.review.action, s.review.master_asset_id]),
+      [['tie', 'astronaut'], ['tie', 'coffee'], ['no_sim', null]],
+      'the reviews outlive a re-ranking',
+    );
 
     await open(`/a/${AD}`);
     await page.getByTestId('shot-strip').waitFor();
