@@ -1,18 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { VideoShotJson } from '../app/src/lib/api.ts';
-import { fmtShotRange, fmtVideoTime, shotAt, shotMaster } from '../app/src/lib/shots.ts';
+import { fmtShotRange, fmtVideoTime, shotAt, shotMaster, type ShotFacts } from '../app/src/lib/shots.ts';
 
-const shot = (index: number, start: number, end: number, extra: Partial<VideoShotJson> = {}): VideoShotJson => ({
-  index,
-  start,
-  end,
-  start_frame: start * 25,
-  end_frame: end * 25,
-  transition: index === 0 ? 'start' : 'cut',
-  keyframes: [],
-  ...extra,
-});
+const shot = (index: number, start: number, end: number, extra: Partial<ShotFacts> = {}): ShotFacts => ({ index, start, end, ...extra });
 
 describe('video shots as the dashboard shows them', () => {
   it('formats times to the tenth of a second', () => {

@@ -1,4 +1,15 @@
-import type { VideoShotJson } from './api.ts';
+/**
+ * What these helpers read of a shot (GET /v1/assets/:id/video; api.ts VideoShotJson has it all), kept
+ * apart from api.ts so they stay plain functions with no app state behind them.
+ */
+export interface ShotFacts {
+  index: number;
+  start: number;
+  end: number;
+  candidates?: { master_asset_id: string; score: number }[];
+  auto_tie?: string | null;
+  review?: { action: 'tie' | 'no_sim'; master_asset_id: string | null; score: number | null; decided_by: string };
+}
 
 /** Seconds as m:ss.s (a shot's bounds are to the frame; tenths tell shots of one second apart). */
 export function fmtVideoTime(s: number): string {
@@ -8,7 +19,7 @@ export function fmtVideoTime(s: number): string {
   return `${m}:${rest.toFixed(1).padStart(4, '0')}`;
 }
 
-export function fmtShotRange(shot: Pick<VideoShotJson, 'start' | 'end'>): string {
+export function fmtShotRange(shot: Pick<ShotFacts, 'start' | 'end'>): string {
   return `${fmtVideoTime(shot.start)}–${fmtVideoTime(shot.end)}`;
 }
 
@@ -24,7 +35,7 @@ export type ShotMaster =
   | { kind: 'none'; best: { master: string; score: number } | null }
   | { kind: 'unranked' };
 
-export function shotMaster(shot: VideoShotJson): ShotMaster {
+export function shotMaster(shot: ShotFacts): ShotMaster {
   const r = shot.review;
   if (r?.action === 'tie' && r.master_asset_id) return { kind: 'reviewed', master: r.master_asset_id, score: r.score, by: r.decided_by };
   if (r?.action === 'no_sim') return { kind: 'reviewed_none', by: r.decided_by };
@@ -35,7 +46,7 @@ export function shotMaster(shot: VideoShotJson): ShotMaster {
 }
 
 /** The shot on screen at `t` seconds (the last one whose start is at or before it). */
-export function shotAt(shots: readonly VideoShotJson[], t: number): number | null {
+export function shotAt(shots: readonly ShotFacts[], t: number): number | null {
   let at: number | null = null;
   for (const s of shots) if (s.start <= t + 1e-3) at = s.index;
   return at;
