@@ -231,6 +231,16 @@ describe('a video creative in the browser', { skip: skipOption((!hasChromium && 
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1), 'no sideways page scroll on review at 760 px');
     await shot('6-review-narrow');
     await page.setViewportSize({ width: 1366, height: 900 });
+    // Side by side with another creative, the video shows a still (its thumbnail), not a broken image of its bytes.
+    await open(`/compare?ids=${AD},astronaut`);
+    await page.waitForFunction(() => [...document.querySelectorAll('.img img')].filter((i: any) => i.complete && i.naturalWidth > 0).length === 2, null, { timeout: 30_000 });
+    await shot('7-compare-video-and-photo');
+    // Dark theme: the video panel keeps its contrast.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await open(`/a/${AD}`);
+    await page.getByTestId('shot-strip').waitFor();
+    await page.getByTestId('video-panel').screenshot({ path: path.join(ARTIFACTS, '8-video-panel-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
     assert.deepEqual(errors, []);
   });
 });

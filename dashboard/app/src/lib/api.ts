@@ -247,6 +247,11 @@ export function masterAds(tenant: string, master: string, signal?: AbortSignal) 
 export async function imageUrl(tenant: string, id: string, kind: 'thumbnail' | 'image', signal?: AbortSignal): Promise<string | null> {
   try {
     const res = await request(`/v1/assets/${enc(id)}/${kind}`, { tenant_id: tenant }, { signal: signal ?? null });
+    // A video's original is no image: its poster-sized thumbnail stands in (the video itself is not downloaded).
+    if (res.headers.get('content-type')?.startsWith('video/')) {
+      await res.body?.cancel();
+      return imageUrl(tenant, id, 'thumbnail', signal);
+    }
     return URL.createObjectURL(await res.blob());
   } catch (err) {
     if (err instanceof ApiError && err.status !== 401) return null;
