@@ -18,13 +18,15 @@ export interface DashboardOptions {
 /**
  * Content-Security-Policy of the page: scripts only from this origin (the bundle), WebSocket and
  * fetch to this origin (`/v1/live`, the REST API). Styles allow inline: Svelte and uPlot set
- * `style` attributes.
+ * `style` attributes. Media from this origin (a video's original by byte ranges) or a blob URL (the
+ * same bytes fetched with the key).
  */
 const CSP = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self' 'unsafe-inline'",
   "img-src 'self' data: blob:",
+  "media-src 'self' blob:",
   "connect-src 'self' ws: wss:",
   "base-uri 'none'",
   "form-action 'none'",

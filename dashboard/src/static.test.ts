@@ -35,6 +35,7 @@ describe('dashboard static handler', () => {
     assert.match(res.headers['content-type'] as string, /^text\/html/);
     assert.equal(res.headers['cache-control'], 'no-cache');
     assert.match(res.headers['content-security-policy'] as string, /script-src 'self'/);
+    assert.match(res.headers['content-security-policy'] as string, /media-src 'self' blob:/, 'a <video> plays the original from a blob URL (fetched with the key)');
     assert.match(res.body, /index-abc123\.js/);
     const again = await app.inject({ url: '/', headers: { 'if-none-match': res.headers.etag as string } });
     assert.equal(again.statusCode, 304);

@@ -38,6 +38,18 @@ export interface VideoShotRecord {
   candidates?: Array<{ master_asset_id: string; score: number; master_shot?: number }>;
   /** The master this shot was cut from when its best candidate clears the auto-tie threshold; null = ranked, none clears it. */
   auto_tie?: string | null;
+  /** A person's word on this shot: cut from `master_asset_id` (tie), or from no master (no_sim: B-roll, end card). */
+  review?: ShotReview;
+}
+
+export const SHOT_REVIEW_ACTIONS = ['tie', 'no_sim', 'untie'] as const;
+export interface ShotReview {
+  action: 'tie' | 'no_sim';
+  master_asset_id: string | null;
+  /** The shot's score for that master when it was among the shot's candidates. */
+  score: number | null;
+  decided_by: string;
+  decided_at: number;
 }
 
 /** What the registry stores about a video asset beside its `assets` row. */

@@ -5,6 +5,7 @@
  *   GET  /v1/assets?tenant_id&role&campaign_id&limit&cursor                                          (read)
  *   GET  /v1/assets/:id?tenant_id                                                                    (read)
  *   GET  /v1/assets/:id/image?tenant_id, /v1/assets/:id/thumbnail?tenant_id                          (read)
+ *   GET  /v1/assets/:id/original?tenant_id      the uploaded bytes (image or video); Range: bytes=a-b | a- | -n -> 206 (read)
  *   GET  /v1/assets/:id/timeline?tenant_id&limit    registration, launch, relaunches, tie changes    (read)
  *   GET  /v1/assets/:id/video?tenant_id             a video's duration, fps, audio, shots (times, keyframes, masters) (read)
  *   GET  /v1/assets/:id/poster?tenant_id, /storyboard?tenant_id, /keyframes/:shot/:k?tenant_id (k: 0 first, 1 middle, 2 last)  (read)
@@ -150,6 +151,30 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
   serveBlob('image');
   serveBlob('thumbnail');
 
+  // The uploaded bytes with byte ranges, so a <video> can seek without fetching the whole file.
+  app.get('/v1/assets/:id/original', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {
+    const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+    const asset = await load(tenant, (req.params as { id: string }).id);
+    const etag = `"${asset.content_hash}"`;
+    reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable').header('accept-ranges', 'bytes');
+    reply.header('x-content-type-options', 'nosniff');
+    if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+    const bytes = await registry.blobs.get(asset.content_hash);
+    if (!bytes) throw new BadRequestError('blob_missing', `the original of asset ${asset.asset_id} is missing from the blob store`, 404);
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // If-Range naming another version: the whole (current) body, as RFC 9110 says.
+    const ifRange = req.headers['if-range'];
+    const range = typeof req.headers.range === 'string' && (ifRange === undefined || ifRange === etag) ? parseByteRange(req.headers.range, body.length) : 'none';
+    if (range === 'unsatisfiable') {
+      reply.header('content-range', `bytes */${body.length}`);
+      throw new BadRequestError('range_not_satisfiable', `the range is outside the ${body.length} bytes of asset ${asset.asset_id}`, 416);
+    }
+    reply.header('content-type', CONTENT_TYPES[asset.format] ?? 'application/octet-stream');
+    if (range === 'none') return reply.send(body);
+    reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${body.length}`);
+    return reply.send(body.subarray(range.start, range.end + 1));
+  });
+
   const loadVideo = async (tenant: string, id: string): Promise<VideoRecord> => {
     const asset = await load(tenant, id);
     const video = VIDEO_FORMATS.has(asset.format) ? await repo.getVideo(tenant, id) : undefined;
@@ -198,6 +223,26 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
   );
 }
 
+/**
+ * One `bytes=` range of a body of `size` bytes (inclusive ends): 'none' when the header is not one
+ * satisfiable-or-not single byte range we serve (another unit, several ranges, garbage: RFC 9110
+ * lets a server answer those with the whole body), 'unsatisfiable' when it starts past the end.
+ */
+export function parseByteRange(header: string, size: number): { start: number; end: number } | 'none' | 'unsatisfiable' {
+  const m = /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return 'none';
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (m[2] !== '' && Number(m[2]) < start) return 'none';
+  if (start >= size) return 'unsatisfiable';
+  return { start, end };
+}
+
 /** A video as the API shows it: times in seconds, keyframes by frame (blobs behind /keyframes/:shot/:k). */
 export function videoView(v: VideoRecord) {
   return {
@@ -218,6 +263,7 @@ export function videoView(v: VideoRecord) {
       keyframes: s.keyframes.map((k) => k.frame),
       ...(s.candidates ? { candidates: s.candidates } : {}),
       ...(s.auto_tie !== undefined ? { auto_tie: s.auto_tie } : {}),
+      ...(s.review ? { review: s.review } : {}),
     })),
   };
 }

@@ -6,8 +6,10 @@
  *   POST /v1/ties  { tenant_id, ad_asset_id, action, target_asset_id?, decided_by, across_campaigns? }   (admin)
  *   GET  /v1/ties?tenant_id&ad_asset_id|master_asset_id&limit                 (read)
  *   GET  /v1/masters/:id/ads?tenant_id                                        (read)
+ *   POST /v1/assets/:id/shots/:shot/review  { tenant_id, action: tie|no_sim|untie, target_asset_id?, decided_by }  one shot of a video ad (admin)
  */
 import type { FastifyInstance } from 'fastify';
+import { SHOT_REVIEW_ACTIONS } from '../registry/repository.js';
 import { tenantOf } from '../registry/routes.js';
 import { QUEUE_STATUSES, SIMILAR_SCOPES, TIE_ACTIONS, type QueueStatus, type ReviewService, type SimilarScope } from './service.js';
 
@@ -82,6 +84,32 @@ export async function registerReviewRoutes(app: FastifyInstance, deps: { review:
       const q = req.query as { tenant_id?: string; ad_asset_id?: string; master_asset_id?: string; limit?: number };
       const tenant = tenantOf(req, q.tenant_id);
       return { decisions: await review.decisions(tenant, { ad: q.ad_asset_id, master: q.master_asset_id, limit: q.limit ?? 100 }) };
+    },
+  );
+
+  app.post(
+    '/v1/assets/:id/shots/:shot/review',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        params: { type: 'object', required: ['id', 'shot'], properties: { id: ID, shot: { type: 'integer', minimum: 0, maximum: 10_000 } } },
+        body: {
+          type: 'object',
+          required: ['action', 'decided_by'],
+          properties: {
+            tenant_id: ID,
+            action: { type: 'string', enum: [...SHOT_REVIEW_ACTIONS] },
+            target_asset_id: ID,
+            decided_by: { type: 'string', minLength: 1, maxLength: 128 },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const b = req.body as { tenant_id?: string; action: string; target_asset_id?: string; decided_by: string };
+      const p = req.params as { id: string; shot: number };
+      const tenant = tenantOf(req, b.tenant_id);
+      return review.decideShot(tenant, p.id, p.shot, b);
     },
   );
 

@@ -17,8 +17,8 @@ import {
   type TieDecision,
 } from '@afterglow/core';
 import { propagateHumanTie } from '../tie/propagate.js';
-import type { AssetRecord, AssetRepository, RankingRecord, StoredCandidate, StoredDecision } from '../registry/repository.js';
-import { nextDecisionTime } from '../registry/repository.js';
+import type { AssetRecord, AssetRepository, RankingRecord, StoredCandidate, StoredDecision, VideoShotRecord } from '../registry/repository.js';
+import { SHOT_REVIEW_ACTIONS, nextDecisionTime } from '../registry/repository.js';
 import { apiAsset, latestWithChains, resolveMaster, tieSummaries, withTies, type ApiAsset } from '../registry/views.js';
 import { ID_PATTERN } from '../registry/service.js';
 import type { Ranked } from './tiers.js';
@@ -73,6 +73,8 @@ export class ReviewService {
    * process's rankings; re-read after `vectorsTtlMs` (ads ranked by other processes).
    */
   private readonly vectors = new Map<string, { at: number; map: Promise<Map<string, Float32Array>> }>();
+  /** Per tenant and video ad: the shot review in progress (reviews of one video run one after another). */
+  private readonly shotLocks = new Map<string, Promise<void>>();
 
   constructor(private readonly o: ReviewServiceOptions) {
     this.clock = o.clock ?? Date.now;
@@ -274,6 +276,63 @@ export class ReviewService {
     await this.commit([decision, ...autoTies]);
     this.o.log.info({ tenant, ad: ad.asset_id, action, target, by, auto_ties: autoTies.length }, 'tie decision');
     return { decision, auto_ties: autoTies };
+  }
+
+  /**
+   * A person's word on one shot of a video ad: cut from master `target_asset_id` (tie), from no
+   * master (no_sim: B-roll, end card), or neither any more (untie). Kept with the shot (the ad's own
+   * tie stays what POST /v1/ties says); one shot's review at a time per ad in this process, so two
+   * reviewers of different shots do not overwrite each other.
+   */
+  async decideShot(tenant: string, adId: string, shot: number, input: { action: string; target_asset_id?: string | undefined; decided_by: string }): Promise<{ shot: VideoShotRecord }> {
+    if (!(SHOT_REVIEW_ACTIONS as readonly string[]).includes(input.action)) throw new BadRequestError('invalid_action', `action must be one of ${SHOT_REVIEW_ACTIONS.join(', ')}`);
+    const by = (input.decided_by ?? '').trim();
+    if (!by || by.length > 128) throw new BadRequestError('invalid_decided_by', 'decided_by (who decided) is required, at most 128 characters');
+    if (by.startsWith('auto:')) throw new BadRequestError('invalid_decided_by', "decided_by may not start with 'auto:' (reserved for the system)");
+    const target = input.target_asset_id || undefined;
+    if (target !== undefined && !ID_PATTERN.test(target)) throw new BadRequestError('invalid_asset_id', 'target_asset_id must be an asset id');
+    if (input.action === 'tie' && !target) throw new BadRequestError('target_required', 'tie needs target_asset_id');
+    if (input.action !== 'tie' && target) throw new BadRequestError('invalid_target', `${input.action} takes no target_asset_id`);
+    const key = `${tenant}\u0000${adId}`;
+    const run = (this.shotLocks.get(key) ?? Promise.resolve()).then(async () => {
+      const records = await this.o.repo.getAssets(tenant, [adId, ...(target ? [target] : [])]);
+      const ad = records.get(adId);
+      if (!ad) throw notFound(adId);
+      if (ad.role !== 'ad') throw new BadRequestError('not_an_ad', `asset ${adId} is a master; shots are reviewed on ads`, 400);
+      const video = await this.o.repo.getVideo(tenant, adId);
+      if (!video) throw new BadRequestError('not_a_video', `asset ${adId} is not a video`, 404);
+      const current = video.shots.find((s) => s.index === shot);
+      if (!current) throw new BadRequestError('not_found', `video ${adId} has no shot ${shot}`, 404);
+      if (target) {
+        const t = records.get(target);
+        if (!t) throw notFound(target);
+        if (t.role !== 'master') throw new BadRequestError('invalid_target', `a shot is tied to a master; ${target} is an ad`);
+      }
+      const { review: _previous, ...rest } = current;
+      const next: VideoShotRecord =
+        input.action === 'untie'
+          ? rest
+          : {
+              ...rest,
+              review: {
+                action: input.action as 'tie' | 'no_sim',
+                master_asset_id: target ?? null,
+                score: target ? (current.candidates?.find((c) => c.master_asset_id === target)?.score ?? null) : null,
+                decided_by: by,
+                decided_at: this.clock(),
+              },
+            };
+      await this.o.repo.insertVideo({ ...video, shots: video.shots.map((s) => (s.index === shot ? next : s)) });
+      this.o.log.info({ tenant, ad: adId, shot, action: input.action, target, by }, 'shot review');
+      return { shot: next };
+    });
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.shotLocks.set(key, settled);
+    void settled.then(() => this.shotLocks.get(key) === settled && this.shotLocks.delete(key));
+    return run;
   }
 
   /** A duplicate stays in its target's campaign unless asked otherwise, and never closes a loop. */

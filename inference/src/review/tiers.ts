@@ -192,7 +192,13 @@ class TenantTier {
       });
       const ranked: Ranked[] = results.map(({ result: r }, i) => ({ ad: batch[i]!.ad, ranking: toRanking(this.tenant, r, now, this.inEngine.size), embedding: r.embedding }));
       // Each shot's masters are stored with the video before the ranking is published.
-      await Promise.all(results.flatMap((r) => (r.video ? [this.o.repo.insertVideo(r.video)] : [])));
+      // A shot review made while this batch ranked is kept: read again just before writing.
+      const fresh = await this.videosOf(batch.map((p) => p.ad));
+      const keepReviews = (v: VideoRecord): VideoRecord => {
+        const reviewed = new Map((fresh.get(v.asset_id)?.shots ?? []).flatMap((s) => (s.review ? [[s.index, s.review] as const] : [])));
+        return { ...v, shots: v.shots.map(({ review: _stale, ...s }) => (reviewed.has(s.index) ? { ...s, review: reviewed.get(s.index)! } : s)) };
+      };
+      await Promise.all(results.flatMap((r) => (r.video ? [this.o.repo.insertVideo(keepReviews(r.video))] : [])));
       await this.o.onRanked(this.tenant, ranked);
       ranked.forEach((r, i) => batch[i]!.waiters.forEach((w) => w.resolve(r.ranking)));
     } catch (err) {

@@ -247,6 +247,11 @@ export function masterAds(tenant: string, master: string, signal?: AbortSignal) 
 export async function imageUrl(tenant: string, id: string, kind: 'thumbnail' | 'image', signal?: AbortSignal): Promise<string | null> {
   try {
     const res = await request(`/v1/assets/${enc(id)}/${kind}`, { tenant_id: tenant }, { signal: signal ?? null });
+    // A video's original is no image: its poster-sized thumbnail stands in (the video itself is not downloaded).
+    if (res.headers.get('content-type')?.startsWith('video/')) {
+      await res.body?.cancel();
+      return imageUrl(tenant, id, 'thumbnail', signal);
+    }
     return URL.createObjectURL(await res.blob());
   } catch (err) {
     if (err instanceof ApiError && err.status !== 401) return null;
@@ -569,4 +574,85 @@ export function assetCosts(tenant: string, asset: string, days: Days = {}, signa
 }
 export function masterReach(tenant: string, master: string, days: Days = {}, signal?: AbortSignal) {
   return getJson<MasterReachJson>(`/v1/masters/${enc(master)}/reach`, { tenant_id: tenant, ...days }, signal);
+}
+
+// ---- Video assets: player, shots and per-shot review (inference role) ----
+
+/** Containers the registry takes as video (inference/src/video/types.ts). */
+export const VIDEO_FORMATS: readonly string[] = ['mp4', 'mov', 'webm'];
+
+/** Whether a registered asset is a video (the registry's record names its format). */
+export function isVideoAsset(a: Asset | null | undefined): boolean {
+  const format = (a as (Asset & { format?: string }) | null | undefined)?.format;
+  return format !== undefined && VIDEO_FORMATS.includes(format);
+}
+
+export type ShotReviewAction = 'tie' | 'no_sim' | 'untie';
+
+/** A person's word on one shot: cut from `master_asset_id` (tie), or from no master (no_sim). */
+export interface ShotReviewJson {
+  action: 'tie' | 'no_sim';
+  master_asset_id: string | null;
+  score: number | null;
+  decided_by: string;
+  decided_at: number;
+}
+
+export interface VideoShotJson {
+  index: number;
+  /** Seconds. */
+  start: number;
+  end: number;
+  start_frame: number;
+  end_frame: number;
+  transition: 'start' | 'cut' | 'fade' | 'dissolve';
+  /** Frames of the first, middle and last keyframe (GET .../keyframes/:shot/:k, k = 0, 1, 2). */
+  keyframes: number[];
+  /** Best masters of the shot, best first; absent until the video is ranked. */
+  candidates?: { master_asset_id: string; score: number; master_shot?: number }[];
+  /** The master the shot clears the auto-tie threshold for; null: ranked, none does (B-roll, end card). */
+  auto_tie?: string | null;
+  review?: ShotReviewJson;
+}
+
+export interface AssetVideoJson {
+  container: string;
+  codec: string;
+  duration_s: number;
+  fps: number;
+  frames: number;
+  audio: boolean;
+  poster_frame: number;
+  shots: VideoShotJson[];
+}
+
+export function assetVideo(tenant: string, id: string, signal?: AbortSignal) {
+  return getJson<AssetVideoJson>(`/v1/assets/${enc(id)}/video`, { tenant_id: tenant }, signal);
+}
+
+/** A blob URL of a video's image: its poster, or keyframe `k` (0 first, 1 middle, 2 last) of a shot; null when there is none. */
+export async function videoImageUrl(tenant: string, id: string, what: 'poster' | { shot: number; k: number }, signal?: AbortSignal): Promise<string | null> {
+  const path = what === 'poster' ? `/v1/assets/${enc(id)}/poster` : `/v1/assets/${enc(id)}/keyframes/${what.shot}/${what.k}`;
+  try {
+    const res = await request(path, { tenant_id: tenant }, { signal: signal ?? null });
+    return URL.createObjectURL(await res.blob());
+  } catch (err) {
+    if (err instanceof ApiError && err.status !== 401) return null;
+    throw err;
+  }
+}
+
+/**
+ * Where a <video> reads the original from. With a key the bytes are fetched with it into a blob URL
+ * (an element's own requests cannot carry the Authorization header); without one the element reads
+ * the route itself, by byte ranges, and can start before the whole file is there.
+ */
+export async function videoSourceUrl(tenant: string, id: string, signal?: AbortSignal): Promise<{ url: string; revoke: boolean }> {
+  if (!auth.key) return { url: url(`/v1/assets/${enc(id)}/original`, { tenant_id: tenant }), revoke: false };
+  const res = await request(`/v1/assets/${enc(id)}/original`, { tenant_id: tenant }, { signal: signal ?? null });
+  return { url: URL.createObjectURL(await res.blob()), revoke: true };
+}
+
+export function reviewShot(tenant: string, ad: string, shot: number, body: { action: ShotReviewAction; target_asset_id?: string; decided_by: string }) {
+  return postJson<{ shot: VideoShotJson }>(`/v1/assets/${enc(ad)}/shots/${shot}/review`, { tenant_id: tenant, ...body });
 }
