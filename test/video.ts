@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TABLES, ulid, type Env } from '@afterglow/core';
-import { skipOrFail, uniqueName } from '@afterglow/testkit/services';
+import { eventually, skipOrFail, uniqueName } from '@afterglow/testkit/services';
 import { postAll, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 interface Rate {
@@ -81,6 +81,7 @@ export function videoScenario(label: string, env: () => Env | undefined): void {
       plays.push(ev(ad, 'video_start'), ev(ad, 'video_seconds', 3), ev(ad, 'video_progress', 25), ev(ad, 'video_progress', 50), ev(ad, 'video_watch', 4000));
       if (i < 2) plays.push(ev(ad, 'video_progress', 75), ev(ad, 'video_complete'));
     }
+    plays.push(ev(master, 'click'));
     assert.equal(await postAll(app.running.url, plays), plays.length);
     // A flaky network: the whole batch again, same event ids.
     assert.equal(await postAll(app.running.url, plays), plays.length);
@@ -165,6 +166,15 @@ export function videoScenario(label: string, env: () => Env | undefined): void {
     assert.equal(m.master.hold_rate.value, 6 / 11);
     assert.equal(m.master.completion_rate.value, 3.5 / 11);
     assert.equal(m.master.watch_ms, 104_500);
+
+    // The live windows count the click and none of the plays (those are measured above, from the store).
+    const live = await eventually(async () => {
+      const res = await app!.request(tenant, `/v1/assets/${master}/metrics?tenant_id=${tenant}`);
+      const body = res.status === 200 ? ((await res.json()) as { windows: Record<string, { counts: Record<string, number> }> }) : undefined;
+      return body && body.windows['1h']!.counts.click === 1 ? body : undefined;
+    }, 30_000);
+    assert.deepEqual(Object.keys(live.windows['1h']!.counts).filter((k) => k.startsWith('video')), []);
+    assert.equal(Object.values(live.windows['1h']!.counts).reduce((a, b) => a + b, 0), 1);
 
     const cut = await report(ad);
     assert.deepEqual([cut.asset.starts, cut.asset.completion_rate.value, cut.asset.avg_watch_ms], [4, 0.5, 4000]);

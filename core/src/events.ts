@@ -4,25 +4,25 @@ import type { EventLimits } from './config.js';
 
 /** The engagement event contract: what clients send, what travels on `engagement.events`. */
 
-export const EVENT_KINDS = [
-  'impression',
-  'view',
-  'click',
-  'like',
-  'share',
-  'comment',
-  'conversion',
-  'dwell',
-  // Video plays (appended: positions are stored in ClickHouse enums and live window rows). See VIDEO_VALUE_RULES.
-  'video_start',
-  'video_progress',
-  'video_seconds',
-  'video_complete',
-  'video_watch',
-] as const;
-export type EventKind = (typeof EVENT_KINDS)[number];
+/**
+ * The kinds every reader counts: the live windows (stream/live), the dashboards, the rollups. Their
+ * order is the order of live window rows and of the WebSocket legend.
+ */
+export const EVENT_KINDS = ['impression', 'view', 'click', 'like', 'share', 'comment', 'conversion', 'dwell'] as const;
+/**
+ * Video plays (see VIDEO_VALUE_RULES): stored and rolled up like the others (migration 16), measured
+ * by the video metrics (stream/live/src/live/video.ts) from the video rollup, not by the live windows.
+ */
 export const VIDEO_KINDS = ['video_start', 'video_progress', 'video_seconds', 'video_complete', 'video_watch'] as const;
+/** Every kind a client may send; appended to only (positions are stored in ClickHouse enums). */
+export const ALL_EVENT_KINDS = [...EVENT_KINDS, ...VIDEO_KINDS] as const;
+export type EventKind = (typeof ALL_EVENT_KINDS)[number];
 export type VideoKind = (typeof VIDEO_KINDS)[number];
+
+/** Whether the live windows count this kind (video plays are measured from the store instead). */
+export function isWindowKind(kind: EventKind): kind is (typeof EVENT_KINDS)[number] {
+  return !(VIDEO_KINDS as readonly string[]).includes(kind);
+}
 
 /**
  * What `value` means for a video kind, and the values it may take (anything else is refused with
@@ -127,7 +127,7 @@ export const eventJsonSchema = {
     tenant_id: idSchema,
     campaign_id: idSchema,
     asset_id: idSchema,
-    kind: { type: 'string', enum: [...EVENT_KINDS] },
+    kind: { type: 'string', enum: [...ALL_EVENT_KINDS] },
     value: { type: 'number', minimum: 0, maximum: 1e12 },
     occurred_at: {
       anyOf: [
@@ -285,7 +285,7 @@ function rejectionFromSchema(err: ErrorObject | undefined, input: Record<string,
   }
   const field = err.instancePath.split('/')[1] ?? '';
   if (field === 'kind') {
-    return { reason: 'unknown_kind', field, message: `unknown kind ${JSON.stringify(String(input.kind)).slice(0, 80)}: must be one of ${EVENT_KINDS.join(', ')}` };
+    return { reason: 'unknown_kind', field, message: `unknown kind ${JSON.stringify(String(input.kind)).slice(0, 80)}: must be one of ${ALL_EVENT_KINDS.join(', ')}` };
   }
   if (field === 'event_id') return { reason: 'invalid_event_id', field, message: 'event_id must be a ULID or a UUID' };
   return { reason: 'invalid_field', field, message: `${err.instancePath.slice(1).replaceAll('/', '.')}: ${err.message ?? 'invalid'}` };

@@ -7,7 +7,7 @@
  *   {"type":"snapshot","topic":"campaign:x","seq":N,"at":ms,"legend":{...},"entities":[view,...]}
  *   {"type":"delta","topic":"campaign:x","prev":N-1,"seq":N,"at":ms,"entities":[view,...][,"coalesced":true]}
  *   {"type":"error","code":"...","message":"...","topic"?:...} {"type":"unsubscribed","topic"} {"type":"pong","id"?}
- * A view is compact: per window the counts (EVENT_KINDS order), dwell ms, conversion value, then
+ * A view is compact: per window the 8 counts (EVENT_KINDS order), dwell ms, conversion value, then
  * [value, low, high, enough] for ctr, engagement_rate, shares_per_1k; `vel` is
  * [per_min, per_min_15m, trend, direction, avg_ms]. The snapshot's `legend` names those positions; the
  * decoder follows it, so a reordering on the server is picked up.
@@ -15,22 +15,7 @@
 
 export const WINDOW_NAMES = ['1m', '15m', '1h', '24h'] as const;
 export type WindowName = (typeof WINDOW_NAMES)[number];
-// The same list as core/src/events.ts EVENT_KINDS (kept apart so this file stays import-free).
-export const EVENT_KINDS = [
-  'impression',
-  'view',
-  'click',
-  'like',
-  'share',
-  'comment',
-  'conversion',
-  'dwell',
-  'video_start',
-  'video_progress',
-  'video_seconds',
-  'video_complete',
-  'video_watch',
-] as const;
+export const EVENT_KINDS = ['impression', 'view', 'click', 'like', 'share', 'comment', 'conversion', 'dwell'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 export type Counts = Record<EventKind, number>;
 /** What counts as an engagement (stream/live/src/live/rates.ts ENGAGEMENT_KINDS). */

@@ -1,5 +1,5 @@
 import { TABLES } from '../contracts.js';
-import { EVENT_KINDS, VIDEO_KINDS } from '../events.js';
+import { ALL_EVENT_KINDS, VIDEO_KINDS } from '../events.js';
 import type { Store } from './clickhouse.js';
 
 /**
@@ -13,7 +13,7 @@ export interface Migration {
   statements: (db: string) => string[];
 }
 
-const kindEnum = `Enum8(${EVENT_KINDS.map((k, i) => `'${k}' = ${i + 1}`).join(', ')})`;
+const kindEnum = `Enum8(${ALL_EVENT_KINDS.map((k, i) => `'${k}' = ${i + 1}`).join(', ')})`;
 
 export const MIGRATIONS: Migration[] = [
   {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TABLES } from '../contracts.js';
-import { EVENT_KINDS, ulid, type EngagementEvent } from '../events.js';
+import { ALL_EVENT_KINDS, ulid, type EngagementEvent } from '../events.js';
 import { createStore, type Store } from './clickhouse.js';
 import { EventsRawRepository, toRawRow } from './events-raw.js';
 import { MIGRATIONS, migrate } from './migrations.js';
@@ -17,7 +17,7 @@ describe('migration 16: video kinds on an older store', () => {
   let store: Store;
   let dir: string;
   const OLD_ENUM = "Enum8('impression' = 1, 'view' = 2, 'click' = 3, 'like' = 4, 'share' = 5, 'comment' = 6, 'conversion' = 7, 'dwell' = 8)";
-  const NEW_ENUM = `Enum8(${EVENT_KINDS.map((k, i) => `'${k}' = ${i + 1}`).join(', ')})`;
+  const NEW_ENUM = `Enum8(${ALL_EVENT_KINDS.map((k, i) => `'${k}' = ${i + 1}`).join(', ')})`;
   const now = Date.now();
   const event = (kind: EngagementEvent['kind'], value: number, asset = 'vid-1'): EngagementEvent => ({
     event_id: ulid(now),

@@ -165,7 +165,7 @@ export function metricsView(parts: readonly Buckets[], now: number, policy: CiPo
 }
 
 /**
- * The compact form a WebSocket client gets per window: the counts in EVENT_KINDS order, dwell ms,
+ * The compact form a WebSocket client gets per window: the 8 counts in EVENT_KINDS order, dwell ms,
  * conversion value, then per rate [value, low, high, enough(1|0)] in RATE_NAMES order.
  */
 export function compactWindow(v: WindowView): (number | number[])[] {

@@ -14,8 +14,8 @@ import { EVENT_KINDS, type EventKind } from '@afterglow/core';
  * and a slot is reset only when a newer bucket claims it. Everything older than a ring's reach is
  * outside every window that ring serves, so nothing is lost that a window needs.
  *
- * Memory: 13 counts (Uint32) and 2 value sums (Float64) per slot, (14 + 72 + 27) slots with the
- * default 10 min late window: about 7.7 KB per entity, whatever its traffic. Rows (one slot as
+ * Memory: 8 counts (Uint32) and 2 value sums (Float64) per slot, (14 + 72 + 27) slots with the
+ * default 10 min late window: about 5.5 KB per entity, whatever its traffic. Rows (one slot as
  * text) are the unit of persistence (a hot-state hash field each) and of fan-out deltas.
  */
 
@@ -24,7 +24,7 @@ export const KIND_INDEX: Readonly<Record<EventKind, number>> = Object.fromEntrie
 /** Value sums kept next to the counts: dwell milliseconds and conversion value. */
 export const VALUE_KINDS = ['dwell', 'conversion'] as const;
 const VALUE_COLUMN: Partial<Record<EventKind, number>> = { dwell: 0, conversion: 1 };
-/** Columns of a window sum / row: the counts in EVENT_KINDS order, then dwell ms, conversion value. */
+/** Columns of a window sum / row: the 8 counts in EVENT_KINDS order, then dwell ms, conversion value. */
 export const COLUMNS = KIND_COUNT + VALUE_KINDS.length;
 
 export type TierName = 'S' | 'M' | 'H';
