@@ -169,17 +169,27 @@ export class VideoSource {
   async counts(tenant: string, assets: readonly string[], range: TimeRange): Promise<Map<string, VideoCounts>> {
     const out = new Map<string, VideoCounts>(assets.map((a) => [a, emptyCounts()]));
     if (assets.length === 0) return out;
+    return this.read(out, `asset_id IN (${assets.map(sqlString).join(',')})`, { tenant }, range);
+  }
+
+  /** Plays of every asset of a campaign that has any over [from, to). */
+  campaignCounts(tenant: string, campaign: string, range: TimeRange): Promise<Map<string, VideoCounts>> {
+    return this.read(new Map(), 'campaign_id = {campaign:String}', { tenant, campaign }, range);
+  }
+
+  private async read(out: Map<string, VideoCounts>, where: string, params: Record<string, string>, range: TimeRange): Promise<Map<string, VideoCounts>> {
     const rs = await this.store.client.query({
       query: `SELECT asset_id, toString(kind) AS kind, milestone, sum(events) AS n, sum(value_sum) AS v
               FROM ${this.store.table(TABLES.videoMinute)}
-              WHERE tenant_id = {tenant:String} AND asset_id IN (${assets.map(sqlString).join(',')})
+              WHERE tenant_id = {tenant:String} AND ${where}
                 AND minute >= fromUnixTimestamp({from:UInt32}) AND minute < fromUnixTimestamp({to:UInt32})
               GROUP BY asset_id, kind, milestone`,
-      query_params: { tenant, from: Math.floor(range.from / 1000), to: Math.ceil(range.to / 1000) },
+      query_params: { ...params, from: Math.floor(range.from / 1000), to: Math.ceil(range.to / 1000) },
       format: 'JSONEachRow',
     });
     for (const r of await rs.json<{ asset_id: string; kind: string; milestone: number | string; n: number | string; v: number }>()) {
-      const c = out.get(r.asset_id)!;
+      let c = out.get(r.asset_id);
+      if (!c) out.set(r.asset_id, (c = emptyCounts()));
       const n = Number(r.n);
       const m = Number(r.milestone);
       if (r.kind === 'video_start') c.starts += n;
