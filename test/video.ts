@@ -180,6 +180,26 @@ export function videoScenario(label: string, env: () => Env | undefined): void {
     assert.deepEqual([cut.asset.starts, cut.asset.completion_rate.value, cut.asset.avg_watch_ms], [4, 0.5, 4000]);
     assert.deepEqual(cut.master.contributors, [{ asset_id: ad, weight: 1, via: 'self' }], 'an ad is no master of anything');
 
+    // One viewer hammering the 50 % mark 500 times (distinct ids: not retries) over 2 plays: the
+    // curve cannot pass its starts, and what was cut shows as excess.
+    const spam = [ev('spammed', 'video_start', undefined, 'x'), ev('spammed', 'video_start', undefined, 'x'), ev('spammed', 'video_complete', undefined, 'x')];
+    for (let i = 0; i < 500; i++) spam.push(ev('spammed', 'video_progress', 50, 'x'));
+    assert.equal(await postAll(app.running.url, spam), spam.length);
+    await waitForSinkDrained(app.running);
+    const spammed = (await report('spammed')).asset;
+    assert.deepEqual(
+      spammed.retention.map((p) => [p.percent, p.plays]),
+      [
+        [0, 2],
+        [25, 0],
+        [50, 2],
+        [75, 0],
+        [100, 1],
+      ],
+    );
+    assert.equal(spammed.hold_rate.value, 1);
+    assert.equal(spammed.excess, 498);
+
     // Another tenant sees none of it, and cannot ask for this tenant's numbers.
     const other = uniqueName('vt-other');
     assert.equal((await report(master, other)).asset.starts, 0);
