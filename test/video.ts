@@ -176,6 +176,14 @@ export function videoScenario(label: string, env: () => Env | undefined): void {
     assert.deepEqual(Object.keys(live.windows['1h']!.counts).filter((k) => k.startsWith('video')), []);
     assert.equal(Object.values(live.windows['1h']!.counts).reduce((a, b) => a + b, 0), 1);
 
+    // The range analytics count the eight engagement kinds and are not thrown off by the plays beside them.
+    const range = await app.request(tenant, `/v1/assets/${master}/range?tenant_id=${tenant}&from=${now - 3_600_000}&to=${now + 60_000}`);
+    assert.equal(range.status, 200, await range.clone().text());
+    const body = (await range.json()) as { current: { counts: Record<string, unknown>; total: number }; series: { points: { counts: Record<string, unknown> }[] } };
+    assert.deepEqual(body.current.counts, { impression: 0, view: 0, click: 1, like: 0, share: 0, comment: 0, conversion: 0, dwell: 0 });
+    assert.equal(body.current.total, 1);
+    for (const p of body.series.points) for (const n of Object.values(p.counts)) assert.equal(typeof n, 'number');
+
     const cut = await report(ad);
     assert.deepEqual([cut.asset.starts, cut.asset.completion_rate.value, cut.asset.avg_watch_ms], [4, 0.5, 4000]);
     assert.deepEqual(cut.master.contributors, [{ asset_id: ad, weight: 1, via: 'self' }], 'an ad is no master of anything');
