@@ -50,7 +50,7 @@ const WINDOW = { type: 'enum', values: ['15m', '1h', '24h'], default: '1h', help
 /** The video rules (hook rate, completion rate): the recent plays against the asset's own earlier ones. */
 const VIDEO_DROP = {
   ...COMMON,
-  min_impressions: { ...COMMON.min_impressions, default: 0, help: 'window impressions before judging (plays are judged by min_starts)' },
+  min_impressions: { ...COMMON.min_impressions, default: 0, help: 'not used by the video rules: they count plays (min_starts)' },
   min_starts: { type: 'int', min: 1, max: 1e9, default: 100, help: 'plays (video starts) in each period before judging' },
   drop: { type: 'number', min: 0, lt: 1, default: 0.2, help: 'at least this far (relative) below the earlier rate' },
   recent_minutes: { type: 'int', min: 5, max: 7 * 24 * 60, default: 60, help: 'recent: the last this many minutes' },
