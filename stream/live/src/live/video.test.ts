@@ -176,6 +176,7 @@ describe('VideoSource on the embedded store', () => {
       ...Array.from({ length: 4 }, () => ev('ad-a', 'video_progress', 50)),
       ev('ad-a', 'video_watch', 8000),
       ev('ad-a', 'click'),
+      ev('ad-old', 'video_start'),
       ev('ad-c', 'video_start'),
       ev('ad-c', 'video_complete'),
       // Another tenant's plays of an asset with the same id stay out.
@@ -185,6 +186,7 @@ describe('VideoSource on the embedded store', () => {
       events.map((e) => toRawRow(e, 600_000)),
       {},
     );
+    const video = (asset_id: string) => ({ tenant_id: 't1', asset_id, container: 'webm', codec: 'vp9', duration_s: 4, fps: 25, frames: 100, audio: false, poster_hash: '', poster_frame: 0, storyboard_hash: '' });
     const shots = [
       { index: 0, start: 0, end: 1.5, auto_tie: 'M' },
       { index: 1, start: 1.5, end: 6, auto_tie: null },
@@ -193,6 +195,11 @@ describe('VideoSource on the embedded store', () => {
       table: store.table(TABLES.assetVideos),
       values: [
         { tenant_id: 't1', asset_id: 'ad-a', container: 'mp4', codec: 'h264', duration_s: 6, fps: 25, frames: 150, audio: false, poster_hash: '', poster_frame: 0, storyboard_hash: '', shots: JSON.stringify(shots), version: 1 },
+        // Cut from M once, re-ranked since: its latest analysis ties it to nothing.
+        { ...video('ad-old'), shots: JSON.stringify([{ index: 0, start: 0, end: 4, auto_tie: 'M' }]), version: 1 },
+        { ...video('ad-old'), shots: JSON.stringify([{ index: 0, start: 0, end: 4, auto_tie: null }]), version: 2 },
+        // Another tenant's video cut from an asset with the same id.
+        { ...video('ad-x'), tenant_id: 't2', shots: JSON.stringify([{ index: 0, start: 0, end: 4, auto_tie: 'M' }]), version: 1 },
       ],
       format: 'JSONEachRow',
     });
@@ -219,7 +226,7 @@ describe('VideoSource on the embedded store', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('a master report: own plays, shot-weighted ads, whole ties (an untied one dropped), tenant-scoped', async () => {
+  test('a master report: own plays, shot-weighted ads, whole ties (an untied one and a re-ranked one dropped), tenant-scoped', async () => {
     const report = await videoReport(new VideoSource(store), 't1', 'M', { from: now - 3_600_000, to: now }, ci);
     assert.deepEqual(report.master.contributors, [
       { asset_id: 'M', weight: 1, via: 'self' },

@@ -205,8 +205,11 @@ export class VideoSource {
   async contributorsOf(tenant: string, master: string): Promise<Contributor[]> {
     const needle = JSON.stringify({ auto_tie: master }).slice(1, -1);
     const videos = await this.store.client.query({
+      // Only videos some version of which names the master are folded (their latest version decides).
       query: `SELECT asset_id, argMax(shots, version) AS shots FROM ${this.store.table(TABLES.assetVideos)}
-              WHERE tenant_id = {tenant:String} GROUP BY asset_id HAVING position(shots, {needle:String}) > 0`,
+              WHERE tenant_id = {tenant:String}
+                AND asset_id IN (SELECT asset_id FROM ${this.store.table(TABLES.assetVideos)} WHERE tenant_id = {tenant:String} AND position(shots, {needle:String}) > 0)
+              GROUP BY asset_id HAVING position(shots, {needle:String}) > 0`,
       query_params: { tenant, needle },
       format: 'JSONEachRow',
     });
