@@ -5,7 +5,8 @@
 // count of a kind is that creative's. Absences are read after a creative of the same page, flushed
 // in the same batch, has arrived and the sink has drained.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,6 +14,7 @@ import { build } from 'esbuild';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ulid } from '@afterglow/core';
 import { eventually, freePort, skipOption } from '@afterglow/testkit/services';
+import { lavfiClip } from '@afterglow/testkit/video';
 import { fetchTotals, startApp, waitForSinkDrained, type Counts, type TestApp } from './support.js';
 
 // Browser globals, for the callbacks that run in the page (this project compiles without the DOM lib).
@@ -41,17 +43,31 @@ describe('web SDK in a browser', { skip: skipOption(!hasChromium && `${CHROMIUM}
   let site: string;
   let webKey: string;
   let sdk: string;
+  /** A 4 s VP9 WebM made by the packaged ffmpeg (Debian's chromium plays VP9; H.264 it may not). */
+  let clip: Buffer;
   /** Page bodies by path, set by each test before it opens the page. */
   const pages = new Map<string, string>();
 
   before(async () => {
     const bundled = await build({ entryPoints: [path.resolve('ingest/web/src/index.ts')], bundle: true, minify: true, format: 'iife', globalName: 'Afterglow', target: ['es2020'], write: false });
     sdk = bundled.outputFiles[0]!.text;
+    const clipDir = mkdtempSync(path.join(tmpdir(), 'afterglow-websdk-clip-'));
+    clip = await lavfiClip(path.join(clipDir, 'clip.webm'), { width: 160, height: 96, fps: 25, seconds: 4, codec: 'vp9' });
+    rmSync(clipDir, { recursive: true, force: true });
     sitePort = await freePort();
     site = `http://127.0.0.1:${sitePort}`;
     statics = createServer((req, res) => {
       const p = (req.url ?? '/').split('?')[0]!;
       if (p === '/sdk.js') return void res.writeHead(200, { 'content-type': 'text/javascript' }).end(sdk);
+      if (p === '/clip.webm') {
+        // Byte ranges, so the player can seek back to 0 for a replay.
+        const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+        if (!range) return void res.writeHead(200, { 'content-type': 'video/webm', 'accept-ranges': 'bytes', 'content-length': clip.length }).end(clip);
+        const from = Number(range[1]);
+        const to = range[2] ? Math.min(Number(range[2]), clip.length - 1) : clip.length - 1;
+        res.writeHead(206, { 'content-type': 'video/webm', 'accept-ranges': 'bytes', 'content-range': `bytes ${from}-${to}/${clip.length}`, 'content-length': to - from + 1 });
+        return void res.end(clip.subarray(from, to + 1));
+      }
       const html = pages.get(p);
       if (html === undefined) return void res.writeHead(404).end();
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
@@ -184,6 +200,39 @@ describe('web SDK in a browser', { skip: skipOption(!hasChromium && `${CHROMIUM}
       assert.equal(t.total, 0, `${never}: ${JSON.stringify(t.counts)}`);
     }
     assert.deepEqual(await page.evaluate(() => window.sdkErrors), []);
+    await done(context);
+  });
+
+  test('a <video> creative reports its plays: start, 3 s, quartiles, complete, watch time; a replay stopped early is a second play', async () => {
+    const context = await newContext();
+    const page = await open(
+      context,
+      servePage('video-play', `<video class="c" id="w-play" style="top:10px" muted playsinline preload="auto" src="/clip.webm" data-afterglow-asset="w-play" data-afterglow-campaign="w-play"></video>`),
+    );
+    const started = Date.now();
+    await page.evaluate(() => document.getElementById('w-play').play());
+    await page.waitForFunction(() => document.getElementById('w-play').ended, undefined, { timeout: 30_000 });
+    // The replay: stopped at 1.2 s of 4 (past 25 %, short of the 3 s hook).
+    await page.evaluate(() => document.getElementById('w-play').play());
+    await page.waitForFunction(() => document.getElementById('w-play').currentTime >= 1.2, undefined, { timeout: 30_000 });
+    await page.evaluate(() => document.getElementById('w-play').pause());
+    await page.evaluate(() => window.tracker.flush());
+    const elapsed = Date.now() - started;
+    await eventually(async () => ((await totals('w-play')).counts.video_start === 2 ? true : undefined), 30_000, 200);
+    await waitForSinkDrained(app.running);
+    const t = await totals('w-play');
+    const c = t.counts as Record<string, number>;
+    const v = t.values as Record<string, number>;
+    assert.deepEqual(
+      [c.video_start, c.video_seconds, c.video_progress, c.video_complete, c.impression],
+      [2, 1, 4, 1, 1],
+      `two plays (25/50/75 then 25 again), one hook, one end, one impression: ${JSON.stringify(t.counts)}`,
+    );
+    assert.equal(v.video_progress, 25 + 50 + 75 + 25);
+    // Watch time is the page clock while playing: at least the 5.2 s of media played at 1x (less a
+    // little for the first frame), at most the time the test took.
+    assert.ok(v.video_watch! >= 4000 && v.video_watch! <= elapsed, `watched ${v.video_watch} ms in ${elapsed} ms`);
+    await page.screenshot({ path: path.join(tmpdir(), 'afterglow-websdk-video.png') });
     await done(context);
   });
 

@@ -50,6 +50,8 @@ export const TABLES = {
   spendDaily: 'spend_daily',
   /** Unique viewers (uniqCombined states of viewer_hash) and their impressions per asset and day: reach and frequency. */
   reachDay: 'reach_by_asset_day',
+  /** Video plays per asset, kind, milestone (percent or second reached) and minute: hook, hold, completion, watch time, retention. */
+  videoMinute: 'video_by_asset_minute',
 } as const;
 
 /** Headers a DLQ record carries next to the original bytes. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
-import { EVENT_KINDS, REJECT_REASONS, encodeEvent, isLate, readBusEvent, sealViewer, ulid, validateBusEvent, validateEvent, viewerHashKey, type RejectReason } from './events.js';
+import { ALL_EVENT_KINDS, REJECT_REASONS, encodeEvent, isLate, readBusEvent, sealViewer, ulid, validateBusEvent, validateEvent, viewerHashKey, type RejectReason } from './events.js';
 import type { EventLimits } from './config.js';
 
 const limits: EventLimits = { maxAgeMs: 3_600_000, maxFutureMs: 60_000, liveLateMs: 600_000, maxAttrsBytes: 256, dedupWindowMs: 300_000 };
@@ -22,7 +22,7 @@ test('a valid event is accepted, defaulted and stamped with the server clock', (
 });
 
 test('every kind is accepted; UUIDs and ISO timestamps too', () => {
-  for (const kind of EVENT_KINDS) assert.ok(validateEvent(good({ kind }), limits, NOW).ok, kind);
+  for (const kind of ALL_EVENT_KINDS) assert.ok(validateEvent(good({ kind, value: 1 }), limits, NOW).ok, kind);
   const iso = validateEvent(good({ event_id: randomUUID(), occurred_at: new Date(NOW - 5000).toISOString() }), limits, NOW);
   assert.ok(iso.ok);
   assert.equal(iso.event.occurred_at, NOW - 5000);
@@ -48,6 +48,18 @@ const cases: [string, unknown, RejectReason, string?][] = [
   ['older than the late window', good({ occurred_at: NOW - 3_600_001 }), 'too_old', 'occurred_at'],
   ['attrs too large', good({ attrs: { blob: 'x'.repeat(300) } }), 'attrs_too_large', 'attrs'],
   ['attrs with nested objects', good({ attrs: { nested: { a: 1 } } }), 'invalid_field', 'attrs'],
+  ['video progress over 99 %', good({ kind: 'video_progress', value: 101 }), 'value_out_of_range', 'value'],
+  ['video progress of exactly 100 % (that is video_complete)', good({ kind: 'video_progress', value: 100 }), 'value_out_of_range', 'value'],
+  ['video progress of 0 %', good({ kind: 'video_progress', value: 0 }), 'value_out_of_range', 'value'],
+  ['fractional video progress', good({ kind: 'video_progress', value: 25.5 }), 'value_out_of_range', 'value'],
+  ['video progress without a value', good({ kind: 'video_progress' }), 'missing_field', 'value'],
+  ['negative video seconds', good({ kind: 'video_seconds', value: -3 }), 'invalid_field', 'value'],
+  ['video seconds past a day', good({ kind: 'video_seconds', value: 86_401 }), 'value_out_of_range', 'value'],
+  ['video watch of zero ms', good({ kind: 'video_watch', value: 0 }), 'value_out_of_range', 'value'],
+  ['video watch over an hour in one report', good({ kind: 'video_watch', value: 3_600_001 }), 'value_out_of_range', 'value'],
+  ['an infinite video watch (1e999 in JSON)', good({ kind: 'video_watch', value: JSON.parse('1e999') }), 'invalid_field', 'value'],
+  ['a NaN video watch', good({ kind: 'video_watch', value: Number.NaN }), 'invalid_field', 'value'],
+  ['video start counted twice in one event', good({ kind: 'video_start', value: 2 }), 'value_out_of_range', 'value'],
 ];
 
 for (const [name, input, reason, field] of cases) {
@@ -64,6 +76,19 @@ for (const [name, input, reason, field] of cases) {
 test('the reject table covers every reason the validator raises (the others come from decoders, the key check and the history import)', () => {
   const covered = new Set(cases.map((c) => c[2]));
   assert.deepEqual(REJECT_REASONS.filter((r) => !covered.has(r)).sort(), ['placement_forbidden', 'tenant_forbidden', 'too_recent', 'undecodable']);
+});
+
+test('video values at the edges of their ranges are accepted, and start/complete default to 1', () => {
+  for (const [kind, value] of [['video_progress', 1], ['video_progress', 99], ['video_seconds', 3], ['video_seconds', 86_400], ['video_watch', 0.5], ['video_watch', 3_600_000], ['video_start', 1], ['video_complete', 1]] as const) {
+    const r = validateEvent(good({ kind, value }), limits, NOW);
+    assert.ok(r.ok, `${kind} ${value}`);
+    assert.equal(r.event.value, value);
+  }
+  for (const kind of ['video_start', 'video_complete']) {
+    const r = validateEvent(good({ kind }), limits, NOW);
+    assert.ok(r.ok);
+    assert.equal(r.event.value, 1);
+  }
 });
 
 test('edges of the time window are inclusive', () => {

@@ -4,8 +4,42 @@ import type { EventLimits } from './config.js';
 
 /** The engagement event contract: what clients send, what travels on `engagement.events`. */
 
+/**
+ * The kinds every reader counts: the live windows (stream/live), the dashboards, the rollups. Their
+ * order is the order of live window rows and of the WebSocket legend.
+ */
 export const EVENT_KINDS = ['impression', 'view', 'click', 'like', 'share', 'comment', 'conversion', 'dwell'] as const;
-export type EventKind = (typeof EVENT_KINDS)[number];
+/**
+ * Video plays (see VIDEO_VALUE_RULES): stored and rolled up like the others (migration 16), measured
+ * by the video metrics (stream/live/src/live/video.ts) from the video rollup, not by the live windows.
+ */
+export const VIDEO_KINDS = ['video_start', 'video_progress', 'video_seconds', 'video_complete', 'video_watch'] as const;
+/** Every kind a client may send; appended to only (positions are stored in ClickHouse enums). */
+export const ALL_EVENT_KINDS = [...EVENT_KINDS, ...VIDEO_KINDS] as const;
+export type EventKind = (typeof ALL_EVENT_KINDS)[number];
+export type VideoKind = (typeof VIDEO_KINDS)[number];
+
+/** Whether the live windows count this kind (video plays are measured from the store instead). */
+export function isWindowKind(kind: EventKind): kind is (typeof EVENT_KINDS)[number] {
+  return !(VIDEO_KINDS as readonly string[]).includes(kind);
+}
+
+/**
+ * What `value` means for a video kind, and the values it may take (anything else is refused with
+ * `value_out_of_range`, a missing required value with `missing_field`):
+ *   video_start     a play began (one per play)                       1 (or absent)
+ *   video_progress  the play reached this percent of the duration      integer 1..99 (required; 100 is video_complete)
+ *   video_seconds   the play reached this second (3 s = a hook view)   integer 1..86400 (required)
+ *   video_complete  the play reached the end                          1 (or absent)
+ *   video_watch     milliseconds played since this play's last report  > 0 and <= 3 600 000 (required; sums to watch time)
+ */
+export const VIDEO_VALUE_RULES: Readonly<Record<VideoKind, { required: boolean; min: number; max: number; integer: boolean; exclusiveMin?: boolean }>> = {
+  video_start: { required: false, min: 1, max: 1, integer: true },
+  video_progress: { required: true, min: 1, max: 99, integer: true },
+  video_seconds: { required: true, min: 1, max: 86_400, integer: true },
+  video_complete: { required: false, min: 1, max: 1, integer: true },
+  video_watch: { required: true, min: 0, max: 3_600_000, integer: false, exclusiveMin: true },
+};
 
 /** Ids we put in keys, subjects and SQL: printable, no quotes or spaces. */
 const LABEL_MAX = 128;
@@ -16,7 +50,7 @@ export interface EngagementEvent {
   campaign_id: string;
   asset_id: string;
   kind: EventKind;
-  /** dwell: milliseconds; conversion: monetary value; otherwise 1. */
+  /** dwell: milliseconds; conversion: monetary value; video kinds: see VIDEO_VALUE_RULES; otherwise 1. */
   value: number;
   /** Client clock, epoch ms. */
   occurred_at: number;
@@ -54,6 +88,8 @@ export const REJECT_REASONS = [
   'tenant_forbidden',
   /** An edge key sent an event for a placement it is not allowed. */
   'placement_forbidden',
+  /** A video event's value is outside what its kind allows (VIDEO_VALUE_RULES): progress over 99 %, a fractional second, ... */
+  'value_out_of_range',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -91,7 +127,7 @@ export const eventJsonSchema = {
     tenant_id: idSchema,
     campaign_id: idSchema,
     asset_id: idSchema,
-    kind: { type: 'string', enum: [...EVENT_KINDS] },
+    kind: { type: 'string', enum: [...ALL_EVENT_KINDS] },
     value: { type: 'number', minimum: 0, maximum: 1e12 },
     occurred_at: {
       anyOf: [
@@ -151,6 +187,8 @@ export function validateEvent(input: unknown, limits: EventLimits, now: number):
       message: `occurred_at is ${now - occurredAt} ms old (late window ${limits.maxAgeMs} ms)`,
     };
   }
+  const valueRejection = checkKindValue(e.kind, e.value);
+  if (valueRejection) return { ok: false, ...valueRejection };
   if (e.attrs !== undefined) {
     const size = Buffer.byteLength(JSON.stringify(e.attrs));
     if (size > limits.maxAttrsBytes) {
@@ -169,6 +207,21 @@ export function validateEvent(input: unknown, limits: EventLimits, now: number):
   };
   copyOptionalFields(e, event);
   return { ok: true, event };
+}
+
+/** The per-kind value rules (video kinds only; the schema already bounds every value to 0..1e12). */
+function checkKindValue(kind: EventKind, value: number | undefined): EventRejection | undefined {
+  const rule = (VIDEO_VALUE_RULES as Partial<Record<EventKind, (typeof VIDEO_VALUE_RULES)[VideoKind]>>)[kind];
+  if (!rule) return undefined;
+  if (value === undefined) {
+    return rule.required ? { reason: 'missing_field', field: 'value', message: `value is required for ${kind}` } : undefined;
+  }
+  const low = rule.exclusiveMin ? value <= rule.min : value < rule.min;
+  if (low || value > rule.max || (rule.integer && !Number.isInteger(value))) {
+    const range = `${rule.exclusiveMin ? '>' : '>='} ${rule.min} and <= ${rule.max}`;
+    return { reason: 'value_out_of_range', field: 'value', message: `${kind} value must be ${rule.integer ? 'an integer ' : ''}${range} (got ${value})` };
+  }
+  return undefined;
 }
 
 type OptionalField = 'channel' | 'placement' | 'region' | 'device' | 'edge_node' | 'viewer_id' | 'viewer_hash' | 'attrs';
@@ -232,7 +285,7 @@ function rejectionFromSchema(err: ErrorObject | undefined, input: Record<string,
   }
   const field = err.instancePath.split('/')[1] ?? '';
   if (field === 'kind') {
-    return { reason: 'unknown_kind', field, message: `unknown kind ${JSON.stringify(String(input.kind)).slice(0, 80)}: must be one of ${EVENT_KINDS.join(', ')}` };
+    return { reason: 'unknown_kind', field, message: `unknown kind ${JSON.stringify(String(input.kind)).slice(0, 80)}: must be one of ${ALL_EVENT_KINDS.join(', ')}` };
   }
   if (field === 'event_id') return { reason: 'invalid_event_id', field, message: 'event_id must be a ULID or a UUID' };
   return { reason: 'invalid_field', field, message: `${err.instancePath.slice(1).replaceAll('/', '.')}: ${err.message ?? 'invalid'}` };

@@ -7,7 +7,7 @@
 
 export const TRIGGER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
-export const TRIGGER_KINDS = ['fatigue', 'underperformance', 'velocity_spike', 'tie_anomaly', 'frequency', 'cost_per_result'] as const;
+export const TRIGGER_KINDS = ['fatigue', 'underperformance', 'velocity_spike', 'tie_anomaly', 'frequency', 'cost_per_result', 'hook_rate_drop', 'completion_drop'] as const;
 export type TriggerKind = (typeof TRIGGER_KINDS)[number];
 
 const HOUR = 3_600_000;
@@ -46,6 +46,16 @@ const COMMON = {
   debounce_ms: { type: 'int', min: 0, max: DAY, default: 0, help: 'and for at least this long (ms)' },
 } as const;
 const WINDOW = { type: 'enum', values: ['15m', '1h', '24h'], default: '1h', help: 'window compared' } as const;
+
+/** The video rules (hook rate, completion rate): the recent plays against the asset's own earlier ones. */
+const VIDEO_DROP = {
+  ...COMMON,
+  min_impressions: { ...COMMON.min_impressions, default: 0, help: 'not used by the video rules: they count plays (min_starts)' },
+  min_starts: { type: 'int', min: 1, max: 1e9, default: 100, help: 'plays (video starts) in each period before judging' },
+  drop: { type: 'number', min: 0, lt: 1, default: 0.2, help: 'at least this far (relative) below the earlier rate' },
+  recent_minutes: { type: 'int', min: 5, max: 7 * 24 * 60, default: 60, help: 'recent: the last this many minutes' },
+  baseline_hours: { type: 'int', min: 1, max: 30 * 24, default: 24, help: 'earlier: this many hours before the recent minutes' },
+} as const;
 
 /** Every kind's parameters, every one with a default (so `params: {}` is a usable rule). */
 export const TRIGGER_PARAM_SPECS = {
@@ -88,6 +98,8 @@ export const TRIGGER_PARAM_SPECS = {
     baseline_days: { type: 'int', min: 1, max: 365, default: 28, help: 'earlier: this many days before the recent ones' },
     min_results: { type: 'int', min: 1, max: 1e9, default: 10, help: 'results in the earlier days before its cost per result counts' },
   },
+  hook_rate_drop: VIDEO_DROP,
+  completion_drop: VIDEO_DROP,
 } as const satisfies Record<TriggerKind, Record<string, ParamSpec>>;
 
 /** What is wrong with one parameter value, or null when it is acceptable. */

@@ -37,6 +37,8 @@ function enumParam<const V extends readonly [string, ...string[]]>(s: { values: 
  *   tie_anomaly       an ad's engagement rate is far outside (`factor` either way) its master's other ads (two-proportion test)
  *   frequency         impressions per unique viewer over the last `days` reach `max_frequency` (reach's sketch error counted against firing)
  *   cost_per_result   the recent cost per result is `factor` x the asset's own earlier one (Poisson test on the results its spend bought)
+ *   hook_rate_drop    the recent 3-second view rate of a video is `drop` below its own earlier one (one-sided two-proportion test)
+ *   completion_drop   the same for the completion rate
  * Common: `min_impressions` (window trials before judging), `alpha` (test level), `debounce_evals` and
  * `debounce_ms` (the condition must hold that many consecutive evaluations AND that long).
  */
@@ -89,6 +91,18 @@ export const costPerResultParamsSchema = z.object({
   baseline_days: numberParam(P.cost_per_result.baseline_days),
   min_results: numberParam(P.cost_per_result.min_results),
 });
+const videoDropParams = (spec: typeof P.hook_rate_drop) =>
+  z.object({
+    ...common,
+    min_impressions: numberParam(spec.min_impressions),
+    min_starts: numberParam(spec.min_starts),
+    drop: numberParam(spec.drop),
+    recent_minutes: numberParam(spec.recent_minutes),
+    baseline_hours: numberParam(spec.baseline_hours),
+  });
+export const hookRateDropParamsSchema = videoDropParams(P.hook_rate_drop);
+export const completionDropParamsSchema = videoDropParams(P.completion_drop);
+export type VideoDropParams = z.infer<typeof hookRateDropParamsSchema>;
 export type FatigueParams = z.infer<typeof fatigueParamsSchema>;
 export type FrequencyParams = z.infer<typeof frequencyParamsSchema>;
 export type CostPerResultParams = z.infer<typeof costPerResultParamsSchema>;
@@ -103,6 +117,8 @@ export const TRIGGER_PARAMS = {
   tie_anomaly: tieAnomalyParamsSchema,
   frequency: frequencyParamsSchema,
   cost_per_result: costPerResultParamsSchema,
+  hook_rate_drop: hookRateDropParamsSchema,
+  completion_drop: completionDropParamsSchema,
 } as const;
 
 /** A rule as the API takes it (PUT body). `webhook_secret` is write-only. */

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BadRequestError, EVENT_KINDS, TABLES, actingTenant, principalOf, type EventKind, type Store } from '@afterglow/core';
+import { BadRequestError, EVENT_KINDS, TABLES, actingTenant, isWindowKind, principalOf, type EventKind, type Store } from '@afterglow/core';
 
 /**
  * Reads over a chosen date range, compared with the period of equal length just before it, and
@@ -342,6 +342,8 @@ async function periodTotals(store: Store, rq: RangeQuery, scope: Scope, groupExp
     params,
   );
   for (const r of found) {
+    // Video plays have their own metrics (GET /v1/assets/:id/video-metrics); these count the other kinds.
+    if (!isWindowKind(r.kind)) continue;
     let t = out.get(r.g);
     if (!t) out.set(r.g, (t = { current: emptyTotals(), previous: emptyTotals() }));
     const side = Number(r.cur) ? t.current : t.previous;
@@ -385,7 +387,7 @@ async function seriesOf(store: Store, rq: RangeQuery, scope: Scope, groupExpr: s
     let points = byGroup.get(r.g);
     if (!points) byGroup.set(r.g, (points = dense()));
     const p = points[Number(r.b)];
-    if (p) p.counts[r.kind] += Number(r.n);
+    if (p && isWindowKind(r.kind)) p.counts[r.kind] += Number(r.n);
   }
   if (!groupExpr && !byGroup.has('')) byGroup.set('', dense());
   return { step, byGroup };

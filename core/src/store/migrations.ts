@@ -1,5 +1,5 @@
 import { TABLES } from '../contracts.js';
-import { EVENT_KINDS } from '../events.js';
+import { ALL_EVENT_KINDS, VIDEO_KINDS } from '../events.js';
 import type { Store } from './clickhouse.js';
 
 /**
@@ -13,7 +13,7 @@ export interface Migration {
   statements: (db: string) => string[];
 }
 
-const kindEnum = `Enum8(${EVENT_KINDS.map((k, i) => `'${k}' = ${i + 1}`).join(', ')})`;
+const kindEnum = `Enum8(${ALL_EVENT_KINDS.map((k, i) => `'${k}' = ${i + 1}`).join(', ')})`;
 
 export const MIGRATIONS: Migration[] = [
   {
@@ -499,6 +499,47 @@ export const MIGRATIONS: Migration[] = [
         version UInt64
       ) ENGINE = ReplacingMergeTree(version)
       ORDER BY (tenant_id, asset_id)`,
+    ],
+  },
+  {
+    version: 16,
+    name: 'video play events and their per-minute rollup',
+    statements: (db) => [
+      /*
+       * The video kinds are appended to the kind enum, so every stored number keeps its meaning and
+       * widening an Enum8 is a metadata change. Tables created by an older migration 1/13 learn the
+       * new names here (a fresh store already has them; MODIFY to the same type is a no-op).
+       */
+      `ALTER TABLE ${db}.${TABLES.eventsRaw} MODIFY COLUMN kind ${kindEnum}`,
+      `ALTER TABLE ${db}.${TABLES.assetMinute} MODIFY COLUMN kind ${kindEnum}`,
+      `ALTER TABLE ${db}.${TABLES.campaignMinute} MODIFY COLUMN kind ${kindEnum}`,
+      `ALTER TABLE ${db}.${TABLES.dimsMinute} MODIFY COLUMN kind ${kindEnum}`,
+      /*
+       * Video plays by milestone: for video_progress the percent reached, for video_seconds the
+       * second reached, 0 for the other video kinds. The asset rollup cannot tell 25 % from 75 %
+       * (it sums values), the retention curve needs exactly that. Filled from the migration on (no
+       * backfill, as migration 13); same dedup window as the other rollups (migration 9).
+       */
+      `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.videoMinute} (
+        tenant_id LowCardinality(String),
+        campaign_id String,
+        asset_id String,
+        kind ${kindEnum},
+        milestone UInt32,
+        minute DateTime('UTC'),
+        events UInt64,
+        value_sum Float64
+      ) ENGINE = SummingMergeTree
+      PARTITION BY toYYYYMM(minute)
+      ORDER BY (tenant_id, campaign_id, asset_id, kind, milestone, minute)
+      SETTINGS non_replicated_deduplication_window = 10000`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${TABLES.videoMinute}_mv TO ${db}.${TABLES.videoMinute} AS
+        SELECT tenant_id, campaign_id, asset_id, kind,
+               if(kind IN ('video_progress', 'video_seconds'), toUInt32(value), 0) AS milestone,
+               toStartOfMinute(occurred_at) AS minute, count() AS events, sum(value) AS value_sum
+        FROM ${db}.${TABLES.eventsRaw}
+        WHERE kind IN (${VIDEO_KINDS.map((k) => `'${k}'`).join(', ')})
+        GROUP BY tenant_id, campaign_id, asset_id, kind, milestone, minute`,
     ],
   },
 ];

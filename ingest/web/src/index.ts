@@ -1,8 +1,10 @@
 import { Sender, type WebEvent } from './sender.js';
+import { VideoPlays } from './video.js';
 import { DISPLAY_RULE, VIDEO_RULE, ViewabilityTimer, type Clock } from './viewability.js';
 
 export { DISPLAY_RULE, VIDEO_RULE, ViewabilityTimer, type Clock, type ViewabilityRule, type ViewabilityEvents } from './viewability.js';
 export type { WebEvent } from './sender.js';
+export { VideoPlays, type VideoKind } from './video.js';
 
 /**
  * @afterglow/web: measures the creatives a page marks and sends their events to Afterglow. It
@@ -14,6 +16,8 @@ export type { WebEvent } from './sender.js';
  *   impression  once per creative and page view, when the MRC/IAB rule is met (see viewability.ts)
  *   click       each click on the creative
  *   dwell       after an impression, each continuous period in view (value: milliseconds)
+ * and for a <video> (the element itself, or the first one inside a data-afterglow-video creative) its
+ * plays: video_start, video_seconds 3, video_progress 25/50/75, video_complete, video_watch (video.ts).
  */
 export interface AfterglowOptions {
   /** Base URL of an Afterglow ingest server, e.g. https://ingest.example.com */
@@ -78,7 +82,11 @@ export function doNotTrack(): boolean {
 interface Creative {
   timer: ViewabilityTimer;
   click: () => void;
+  plays?: VideoPlays;
+  unlisten?: () => void;
 }
+
+const PLAYER_EVENTS = ['playing', 'pause', 'timeupdate', 'ended'] as const;
 
 export function init(options: AfterglowOptions): Tracker {
   const inert: Tracker = { consent() {}, flush() {}, scan() {}, stop() {} };
@@ -140,7 +148,26 @@ export function init(options: AfterglowOptions): Tracker {
     );
     const click = () => send(el, 'click', 1, performance.now());
     el.addEventListener('click', click, { capture: true });
-    creatives.set(el, { timer, click });
+    const creative: Creative = { timer, click };
+    const player = video ? (el.tagName === 'VIDEO' ? el : el.querySelector('video')) : null;
+    if (player instanceof HTMLVideoElement) {
+      const plays = new VideoPlays((kind, value, at) => send(el, kind, value, at));
+      const on = (e: Event) => {
+        const at = performance.now();
+        if (e.type === 'playing') plays.playing(at);
+        else if (e.type === 'pause') plays.paused(at);
+        else if (e.type === 'ended') plays.ended(at);
+        else plays.time(player.currentTime, player.duration, at);
+      };
+      for (const t of PLAYER_EVENTS) player.addEventListener(t, on);
+      creative.plays = plays;
+      creative.unlisten = () => {
+        for (const t of PLAYER_EVENTS) player.removeEventListener(t, on);
+      };
+      // Already playing when found (autoplay before the SDK loaded).
+      if (!player.paused && !player.ended) plays.playing(performance.now());
+    }
+    creatives.set(el, creative);
     io.observe(el);
   }
 
@@ -148,6 +175,8 @@ export function init(options: AfterglowOptions): Tracker {
     const c = creatives.get(el);
     if (!c) return;
     c.timer.stop();
+    c.plays?.flush(performance.now());
+    c.unlisten?.();
     el.removeEventListener('click', c.click, { capture: true });
     io.unobserve(el);
     creatives.delete(el);
@@ -177,10 +206,16 @@ export function init(options: AfterglowOptions): Tracker {
   const onVisibility = () => {
     const visible = pageVisible();
     for (const c of creatives.values()) c.timer.setPageVisible(visible);
-    if (!visible) sender.flush(true);
+    if (!visible) {
+      for (const c of creatives.values()) c.plays?.flush(performance.now());
+      sender.flush(true);
+    }
   };
   const onPageHide = () => {
-    for (const c of creatives.values()) c.timer.setPageVisible(false);
+    for (const c of creatives.values()) {
+      c.timer.setPageVisible(false);
+      c.plays?.flush(performance.now());
+    }
     sender.flush(true);
   };
 

@@ -1,3 +1,5 @@
+import type { VideoKind } from './video.js';
+
 /**
  * Batches events and posts them to ingest's POST /v1/events. Bodies go as text/plain (a CORS
  * "simple" request: no preflight, and the only type sendBeacon can send cross-origin without one)
@@ -13,7 +15,7 @@ export interface WebEvent {
   tenant_id: string;
   campaign_id: string;
   asset_id: string;
-  kind: 'impression' | 'click' | 'dwell';
+  kind: 'impression' | 'click' | 'dwell' | VideoKind;
   value: number;
   occurred_at: number;
   channel: string;

@@ -10,6 +10,7 @@ import {
   decodeDedupEntries,
   encodeDedupEntries,
   eventFingerprint,
+  isWindowKind,
   payloadDigest,
   readBusEvent,
   type Bus,
@@ -567,6 +568,11 @@ export class LiveAggregator {
         continue;
       }
       const e = v.event;
+      // Video plays are measured from the store's video rollup (video.ts), not in the live windows.
+      if (!isWindowKind(e.kind)) {
+        this.metrics.skipped.inc({ reason: 'not_windowed' });
+        continue;
+      }
       // Late (core's isLate, the sink's `late` flag) or before every window: counted in ClickHouse, not here.
       if (v.late || e.occurred_at < now - DAY - late) {
         this.totals.late++;

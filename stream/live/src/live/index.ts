@@ -10,3 +10,4 @@ export { fitDecay, DecayTracker, poissonGlm, type DecayBin, type DecayFit, type 
 export { wilson, rate, metricsView, windowView, RATE_NAMES, ENGAGEMENT_KINDS, type CiPolicy, type RateEstimate, type MetricsView, type WindowView } from './rates.js';
 export { Buckets, windowLayout, WINDOWS, WINDOW_NAMES, type WindowName } from './windows.js';
 export { LEGEND } from './replica.js';
+export { VideoSource, videoReport, videoMetrics, shotWeights, contributors, HOOK_SECONDS, HOLD_PERCENT, type VideoCounts, type VideoMetrics, type VideoReport, type Contributor } from './video.js';

@@ -1,4 +1,4 @@
-import { TABLES, tieDecisionSchema, type EventKind, type Store, type TieDecision } from '@afterglow/core';
+import { EVENT_KINDS, TABLES, tieDecisionSchema, type EventKind, type Store, type TieDecision } from '@afterglow/core';
 
 /**
  * What the live role rebuilds from the store when hot state does not hold a partition's windows
@@ -57,14 +57,14 @@ export class StoreHistorySource implements LiveHistorySource {
     // Late events (received more than the late window after they occurred) are in ClickHouse but
     // not in live windows; the rollups count them apart, but sum their values in. Their share of
     // the value is taken out in proportion, minute by minute (values only matter for dwell and
-    // conversions), before minutes are summed into hours.
+    // conversions), before minutes are summed into hours. Video plays are not windowed (video.ts reads them).
     const rs = await this.store.client.query({
       query: `SELECT tenant, campaign, asset, kind, toUnixTimestamp(at) * 1000 AS at_ms, sum(live) AS events, sum(live_value) AS value
               FROM (
                 SELECT tenant_id AS tenant, campaign_id AS campaign, asset_id AS asset, toString(kind) AS kind, minute AS m,
                        sum(events) - sum(late_events) AS live, sum(value_sum) * (sum(events) - sum(late_events)) / sum(events) AS live_value
                 FROM ${this.store.table(TABLES.assetMinute)}
-                WHERE minute >= toDateTime({since:UInt32}, 'UTC')
+                WHERE minute >= toDateTime({since:UInt32}, 'UTC') AND kind IN (${EVENT_KINDS.map((k) => `'${k}'`).join(', ')})
                 GROUP BY tenant, campaign, asset, kind, m
                 HAVING live > 0
               )

@@ -4,6 +4,7 @@ import { BadRequestError, actingTenant, principalOf, type Store } from '@aftergl
 import { fitDecay } from './decay.js';
 import type { LiveGateway } from './gateway.js';
 import { LiveHistory, type Range } from './history.js';
+import { VideoSource, videoReport } from './video.js';
 import { LEADERBOARD_METRICS, type LeaderboardMetric, type LiveReader } from './reader.js';
 import { WINDOW_NAMES, type WindowName } from './windows.js';
 
@@ -47,6 +48,7 @@ const MAX_POINTS = 10_000;
  *   GET /v1/assets/:id/decay?tenant_id=[&from&to&step][&fatigue=0.25]
  *   GET /v1/campaigns/:id/leaderboard?tenant_id=[&window=1h][&metric=ctr][&limit=50][&from&to]
  *   GET /v1/campaigns/:id/metrics?tenant_id=
+ *   GET /v1/assets/:id/video-metrics?tenant_id=[&from&to]   hook/hold/completion rates, watch time, retention (video.ts)
  * Without from/to/step they read hot state (live windows); with them, ClickHouse rollups.
  */
 export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesDeps): Promise<void> {
@@ -91,6 +93,19 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
       const metrics = await deps.reader.assetMetrics(q.tenant_id, id, now);
       if (!metrics) return reply.code(404).send({ error: 'not_found', message: `no live metrics for asset ${id} (nothing in the last 24 h)` });
       return metrics;
+    },
+  );
+
+  app.get(
+    '/v1/assets/:id/video-metrics',
+    { config: READ, preHandler: resolveTenant, schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, from: HISTORY.from, to: HISTORY.to } } } },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const q = req.query as { tenant_id: string; from?: string; to?: string };
+      if (!deps.store) throw new BadRequestError('history_unavailable', 'this process has no store; video metrics are read from it', 501);
+      // Always a range (default: the last 24 h): plays are read from the video rollup.
+      const range = parseRange({ from: q.from, to: q.to, step: undefined }, clock()) ?? { from: clock() - 24 * 60 * MINUTE, to: clock() };
+      return videoReport(new VideoSource(deps.store), q.tenant_id, id, range, deps.ci);
     },
   );
 

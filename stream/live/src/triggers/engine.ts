@@ -28,6 +28,7 @@ import {
   type Subscription,
   type TriggerSettings,
   type VariantRequest,
+  type VideoDropParams,
 } from '@afterglow/core';
 import { DecayTracker } from '../live/decay.js';
 import { hotToken, type LiveKeys } from '../live/keys.js';
@@ -37,6 +38,7 @@ import { decaySeries, type EntitySnapshot } from '../live/state.js';
 import { parseTie } from '../live/ties.js';
 import { addDays, costPerResult, fatigue, frequencyCap, tieAnomaly, underMedian, underPredicted, velocitySpike, type Peer, type Verdict } from './evaluate.js';
 import type { CostReachSource } from './cost-source.js';
+import { videoDrop, type VideoPlays } from './video-rules.js';
 import { EgressPolicy } from './egress.js';
 import type { SnoozeCheck } from './snooze.js';
 import type { StoredRule, TriggerStore } from './store.js';
@@ -89,6 +91,8 @@ export interface TriggerEngineOptions {
   snoozes?: SnoozeCheck;
   /** Daily spend and reach for the frequency and cost-per-result rules; absent = those rules never hold. */
   costs?: CostReachSource;
+  /** Video plays for the hook-rate and completion rules (video-rules.ts); absent = those rules never hold. */
+  video?: VideoPlays;
 }
 
 interface Debounce {
@@ -371,6 +375,17 @@ export class TriggerEngine {
             const from = addDays(today, -(p.recent_days + p.baseline_days - 1));
             const byAsset = await daily(`c${SEP}${from}`, async (c) => groupByAsset(await c.dailyCosts(tenant, campaign, from, today)));
             verdict = byAsset instanceof Map ? costPerResult(byAsset.get(row.id) ?? [], today, p) : byAsset;
+            break;
+          }
+          case 'hook_rate_drop':
+          case 'completion_drop': {
+            const p = params as VideoDropParams;
+            const plays = await this.options.video?.read(tenant, campaign, p, now).catch((err: unknown) => {
+              this.options.log.warn({ err, tenant, campaign }, 'video plays not read for trigger rules');
+              return undefined;
+            });
+            const metric = rule.kind === 'hook_rate_drop' ? 'hook_rate' : 'completion_rate';
+            verdict = plays ? videoDrop(plays[0].get(row.id), plays[1].get(row.id), metric, p) : { holds: false, reason: 'video plays could not be read', numbers: {} };
             break;
           }
         }

@@ -6,6 +6,8 @@ import { LiveReader } from '../live/reader.js';
 import { EgressPolicy, type ResolveHost } from './egress.js';
 import { TriggerEngine } from './engine.js';
 import { StoreCostReach } from './cost-source.js';
+import { VideoSource } from '../live/video.js';
+import { VideoPlays } from './video-rules.js';
 import { registerTriggerRoutes } from './routes.js';
 import { Snoozes } from './snooze.js';
 import { TriggerStore } from './store.js';
@@ -79,6 +81,7 @@ export async function startTriggers(deps: TriggersDeps): Promise<RunningTriggers
       egress,
       snoozes,
       costs: new StoreCostReach(deps.store, config.triggers.costRefreshMs),
+      video: new VideoPlays(new VideoSource(deps.store), config.triggers.costRefreshMs),
       ...(deps.registry ? { registry: deps.registry } : {}),
     });
     // Before the first evaluation: a snooze made before this process started is honoured from the start.
