@@ -95,6 +95,10 @@ export interface HeldoutClipOptions {
   fps?: number;
   /** Photos the clip may use (default all given); the first argument still supplies their pixels. */
   only?: readonly string[];
+  /** Transitions in this order, repeated (default: drawn). */
+  transitions?: readonly HeldoutTransition[];
+  /** Draw the text and CTA overlays (default true; false renders the same clip without them, for tests). */
+  overlays?: boolean;
 }
 
 type Rng = () => number;
@@ -129,6 +133,7 @@ interface ShotPlan {
   camera: Camera;
   grade: Grade;
   overlays: Overlay[];
+  draw: boolean;
   /** Frame (shot count) where a whip pan starts and its length, if any. */
   whip?: { start: number; frames: number };
 }
@@ -258,7 +263,7 @@ function renderShotFrame(plan: ShotPlan, k: number, width: number, height: numbe
     }
   }
   for (const ov of plan.overlays) {
-    if (k < ov.start) continue;
+    if (k < ov.start || !plan.draw) continue;
     ov.draw(out, width, height, Math.min(1, (k - ov.start + 1) / ov.ramp));
   }
   return out;
@@ -399,9 +404,12 @@ export function renderHeldoutClip(photos: readonly HeldoutPhoto[], options: Held
     const cam = cameraFor(r, motion, photo, aspect, length, length + sec(1.5), fps);
     const overlays: Overlay[] = [];
     const margin = sec(0.3);
-    if (i === count - 1 && r() < 0.7) overlays.push(ctaOverlay(r, Math.round(between(r, 0.35, 0.6) * length)));
-    else if (r() < 0.3 && length > 2 * margin + 2) overlays.push(textOverlay(r, margin + Math.floor(r() * (length - 2 * margin))));
-    plans.push({ photo, motion, camera: cam.camera, grade: gradeFor(r), overlays, ...(cam.whip ? { whip: cam.whip } : {}) });
+    // One fast change per shot: a whip pan or an overlay, never both at once.
+    if (motion !== 'whip') {
+      if (i === count - 1 && r() < 0.7) overlays.push(ctaOverlay(r, Math.round(between(r, 0.35, 0.6) * length)));
+      else if (r() < 0.3 && length > 2 * margin + 2) overlays.push(textOverlay(r, margin + Math.floor(r() * (length - 2 * margin))));
+    }
+    plans.push({ photo, motion, camera: cam.camera, grade: gradeFor(r), overlays, draw: options.overlays ?? true, ...(cam.whip ? { whip: cam.whip } : {}) });
     lengths.push(length);
   }
 
@@ -424,7 +432,8 @@ export function renderHeldoutClip(photos: readonly HeldoutPhoto[], options: Held
 
     const next = plans[i + 1]!;
     const incoming = (k: number) => renderShotFrame(next, k, width, height);
-    const transition = pick(r, HELDOUT_TRANSITIONS);
+    const drawn = pick(r, HELDOUT_TRANSITIONS);
+    const transition = options.transitions ? options.transitions[i % options.transitions.length]! : drawn;
     const slow = fps > 40 ? 2 : 1;
     const dir = Math.floor(r() * 4);
     const level = transition === 'fade-black' ? between(r, 0, 12) : between(r, 240, 255);
