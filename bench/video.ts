@@ -1,7 +1,7 @@
 /**
  * bench/video: the video decoder and analysis on this machine's CPU, with generated media only.
  *
- *   node bench/dist/video.js [--short] [--clips N] [--heldout-clips N] [--seed S] [--threads N]
+ *   node bench/dist/video.js [--short] [--clips N] [--heldout-clips N] [--tie-ads N] [--codecs 0|1] [--seed S] [--threads N]
  *
  * Held-out first: the detector's thresholds were fitted on family A (../test/kit/src/video.ts), so its
  * figure on family B (../test/kit/src/video-heldout.ts: real photos under a moving camera, seven
@@ -21,10 +21,12 @@
  *    through black, dissolves; H.264 at CRF 18/28/36 and VP9): precision, recall and F1 per kind,
  *    a detection counting when it falls inside the transition ±2 frames.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { analyzeVideo, DEFAULT_DECODER_OPTIONS, DEFAULT_VIDEO_LIMITS, decodeAllFrames, detectShots, fitInside, packagedFfmpeg, probeVideo, runFfmpeg } from '@afterglow/inference';
+import { analyzeVideo, DEFAULT_DECODER_OPTIONS, DEFAULT_VIDEO_LIMITS, decodeAllFrames, detectShots, fitInside, packagedFfmpeg, probeVideo, runFfmpeg, runTieCommand } from '@afterglow/inference';
+import { ensureTestModels, testModelsDir } from '@afterglow/testkit/inference';
+import { textSink } from '@afterglow/testkit/streams';
 import { findSourcePhotos, SHORT_PACKAGES } from '@afterglow/testkit/tie';
 import { encodeClip, type GeneratedTransition, lavfiClip, renderClip, scoreBoundaries } from '@afterglow/testkit/video';
 import { HELDOUT_TRANSITIONS, type HeldoutEventKind, loadHeldoutPhotos, renderHeldoutClip, scoreHeldout } from '@afterglow/testkit/video-heldout';
@@ -36,6 +38,10 @@ const HELDOUT_CLIPS = opt('heldout-clips', SHORT ? 6 : 24);
 const SEED = opt('seed', 1);
 /** Frames either side of a transition within which a detected boundary counts. */
 const TOLERANCE = 2;
+/** Family B ads tied to photo masters (0: skip). */
+const TIE_ADS = opt('tie-ads', SHORT ? 1 : 12);
+/** The decoder timings per codec (0: skip). */
+const CODECS = opt('codecs', 1) > 0;
 const THREADS = opt('threads', 1);
 const decoder = { ...DEFAULT_DECODER_OPTIONS, threads: THREADS };
 
@@ -115,6 +121,95 @@ async function heldoutShots(dir: string): Promise<void> {
   console.log(`video:   B shot detection itself ${((shotS / videoS) * 60 * 1000).toFixed(0)} ms per minute of video (64-px frames)`);
 }
 
+/**
+ * Video tying on family B: ads rendered from the sample photos, two in three of which are masters
+ * (the rest B-roll with no master; motorcycle_left/right are one shoot, a hard negative), tied by
+ * `afterglow tie` (MobileNetV2, the configured verification) as a user would run it.
+ */
+async function heldoutTying(dir: string): Promise<void> {
+  const sources = findSourcePhotos(SHORT_PACKAGES);
+  const photos = await loadHeldoutPhotos(sources);
+  const mastersDir = path.join(dir, 'tie-masters');
+  const adsDir = path.join(dir, 'tie-ads');
+  mkdirSync(mastersDir, { recursive: true });
+  mkdirSync(adsDir, { recursive: true });
+  const masterOf = new Map<string, string>();
+  sources.forEach((p, i) => {
+    if (i % 3 === 2) return;
+    const name = `${String(i).padStart(2, '0')}-${p.slug}${path.extname(p.path).toLowerCase()}`;
+    copyFileSync(p.path, path.join(mastersDir, name));
+    masterOf.set(p.id, name);
+  });
+  const clips = new Map<string, ReturnType<typeof renderHeldoutClip>>();
+  let videoS = 0;
+  for (let c = 0; c < TIE_ADS; c++) {
+    const clip = renderHeldoutClip(photos, { seed: SEED + 500 + c });
+    const name = `ad-${c}.mp4`;
+    await encodeClip(clip, path.join(adsDir, name), { crf: clip.crf });
+    clips.set(name, clip);
+    videoS += clip.frames.length / clip.fps;
+  }
+  ensureTestModels(['mobilenet_v2']);
+  process.env.AFTERGLOW_MODELS_DIR = testModelsDir();
+  const out = path.join(dir, 'ties.jsonl');
+  const stderr = textSink();
+  const t0 = performance.now();
+  const code = await runTieCommand(['--masters', mastersDir, '--ads', adsDir, '--out', out, '--cache', 'off', '--quiet'], { stderr });
+  const tieS = (performance.now() - t0) / 1000;
+  if (code !== 0) throw new Error(`afterglow tie failed (${code}): ${stderr.text}`);
+  type Ranked = { candidates: Array<{ master: string }>; autoTie: string | null };
+  const lines = readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Ranked & { ad: string; segments: Array<Ranked & { start: number; end: number }> });
+  let used = 0;
+  let usedAt20 = 0;
+  let shots = 0;
+  let at1 = 0;
+  let at5 = 0;
+  let ap = 0;
+  let segments = 0;
+  let segmentsWithMaster = 0;
+  let autoTied = 0;
+  let autoCorrect = 0;
+  for (const line of lines) {
+    const clip = clips.get(line.ad)!;
+    const truthShots = clip.shots.map((s) => ({ start: s.from / clip.fps, end: s.to / clip.fps, master: masterOf.get(s.photo) ?? null }));
+    const masters = new Set(truthShots.flatMap((s) => (s.master ? [s.master] : [])));
+    const top20 = new Set(line.candidates.slice(0, 20).map((c) => c.master));
+    used += masters.size;
+    for (const m of masters) if (top20.has(m)) usedAt20++;
+    const overlap = (a: { start: number; end: number }, b: { start: number; end: number }) => Math.max(0, Math.min(a.end, b.end) - Math.max(a.start, b.start));
+    // Each true shot with a master: the detected segment that overlaps it most, and where its master ranks there.
+    for (const s of truthShots) {
+      if (!s.master) continue;
+      shots++;
+      const seg = line.segments.reduce((best, x) => (overlap(x, s) > overlap(best, s) ? x : best), line.segments[0]!);
+      const rank = seg ? seg.candidates.findIndex((c) => c.master === s.master) : -1;
+      if (rank === 0) at1++;
+      if (rank >= 0 && rank < 5) at5++;
+      if (rank >= 0) ap += 1 / (rank + 1);
+    }
+    // Each detected segment: the true shot it overlaps most says which master (or none) it shows.
+    for (const seg of line.segments) {
+      segments++;
+      const truth = truthShots.reduce((best, x) => (overlap(x, seg) > overlap(best, seg) ? x : best), truthShots[0]!).master;
+      if (truth) segmentsWithMaster++;
+      if (seg.autoTie) {
+        autoTied++;
+        if (seg.autoTie === truth) autoCorrect++;
+      }
+    }
+  }
+  console.log(
+    `video: HELD-OUT tying, family B: ${TIE_ADS} video ads (${videoS.toFixed(0)} s) x ${masterOf.size} photo masters (${sources.length - masterOf.size} more photos as B-roll with no master), afterglow tie (model mobilenet_v2):`,
+  );
+  console.log(`video:   B video level: recall@20 of the masters an ad uses ${usedAt20}/${used} (${pct(used ? usedAt20 / used : 1)} %)`);
+  console.log(`video:   B shot level (${shots} true shots with a master, each by the detected segment over most of it): R@1 ${pct(at1 / shots)} %, R@5 ${pct(at5 / shots)} %, mAP ${pct(ap / shots)} %`);
+  console.log(
+    `video:   B segment auto-tie: ${autoTied} of ${segments} segments auto-tied, ${autoCorrect} correct (precision ${pct(autoTied ? autoCorrect / autoTied : 1)} %); ` +
+      `coverage ${pct(segmentsWithMaster ? autoCorrect / segmentsWithMaster : 1)} % of the ${segmentsWithMaster} segments showing a master`,
+  );
+  console.log(`video:   B processing: ${tieS.toFixed(1)} s for the whole tie command = ${((tieS / videoS) * 60).toFixed(1)} s per minute of video (embedding the ${masterOf.size} masters included), ${os.availableParallelism()} cores, load average ${os.loadavg()[0]!.toFixed(1)}`);
+}
+
 /** Family A (the fitting set): textured scenes, cuts / fades through black / dissolves. */
 async function fittingShots(dir: string): Promise<void> {
   const kinds: GeneratedTransition[] = ['cut', 'fade', 'dissolve'];
@@ -163,8 +258,10 @@ async function main(): Promise<void> {
   try {
     const bin = packagedFfmpeg();
     if (!bin) throw new Error('the packaged ffmpeg is missing (npm ci on linux x64)');
-    await heldoutShots(dir);
-    await fittingShots(dir);
+    if (HELDOUT_CLIPS > 0) await heldoutShots(dir);
+    if (TIE_ADS > 0) await heldoutTying(dir);
+    if (CLIPS > 0) await fittingShots(dir);
+    if (!CODECS) return;
     console.log(`video: decoder ${bin} (${(statSync(bin).size / 1e6).toFixed(1)} MB), ${THREADS} decoder thread(s), ${os.availableParallelism()} cores`);
 
     // --short (CI): 3 s clips, AV1 at 320x180 (its encoder is the slow part here).
