@@ -98,12 +98,13 @@ async function heldoutShots(dir: string): Promise<void> {
       samePhoto++;
       if (starts.some((x) => x >= b.from - TOLERANCE && x <= b.to + TOLERANCE)) samePhotoFound++;
     }
-    const key = `${clip.aspect} ${clip.fps} fps`;
-    const fmt = formats.get(key) ?? { truth: 0, detected: 0, matched: 0 };
-    fmt.truth += s.truth;
-    fmt.detected += s.detected;
-    fmt.matched += s.matched;
-    formats.set(key, fmt);
+    for (const key of [clip.aspect, `${clip.fps} fps`]) {
+      const fmt = formats.get(key) ?? { truth: 0, detected: 0, matched: 0 };
+      fmt.truth += s.truth;
+      fmt.detected += s.detected;
+      fmt.matched += s.matched;
+      formats.set(key, fmt);
+    }
   }
   const p = detected ? matched / detected : 1;
   const r = truth ? matched / truth : 1;
@@ -117,7 +118,7 @@ async function heldoutShots(dir: string): Promise<void> {
   console.log(
     `video:   B false boundaries by cause: ${causes.map((k) => `${k} ${falseBy.get(k) ?? 0}${k === 'other' ? '' : `/${events.get(k) ?? 0} events`}`).join(', ')}`,
   );
-  console.log(`video:   B by format: ${[...formats].sort().map(([k, v]) => `${k} P ${pct(v.detected ? v.matched / v.detected : 1)} R ${pct(v.truth ? v.matched / v.truth : 1)}`).join('; ')}`);
+  console.log(`video:   B by aspect ratio and frame rate (P / R %): ${[...formats].map(([k, v]) => `${k} ${pct(v.detected ? v.matched / v.detected : 1)} / ${pct(v.truth ? v.matched / v.truth : 1)}`).join(', ')}`);
   console.log(`video:   B shot detection itself ${((shotS / videoS) * 60 * 1000).toFixed(0)} ms per minute of video (64-px frames)`);
 }
 
