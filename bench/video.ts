@@ -7,19 +7,24 @@
  * figure on family B (../test/kit/src/video-heldout.ts: real photos under a moving camera, seven
  * transition kinds, in-shot whip pans / text / end cards, four aspect ratios, five frame rates, H.264
  * CRF 18-38; written apart from A) is the one to quote; A's is printed after it, as the fitting figure.
+ * No threshold has been fitted on family B: fades through white and flash frames are flat runs with
+ * the two thresholds of the black ones (fitted on A) mirrored.
  *
- * 0. Shot boundary accuracy on family B (`--heldout-clips`, default 24, --short 6; seeds S+0..): precision,
+ * 1. Shot boundary accuracy on family B (`--heldout-clips`, default 24, --short 6; seeds S+0..): precision,
  *    recall and F1 with a detection counting when it falls inside the transition ±2 frames, recall
  *    per transition kind, false boundaries by what caused them (whip pan, text, CTA card, other).
- * 1. The packaged ffmpeg (@ffmpeg-installer/linux-x64): its size, and the time to decode a 10 s (--short: 3 s)
- *    1280x720 30 fps clip (testsrc2) in H.264, H.265 and VP9 (AV1: a 1 s 480x270 clip, libaom's
- *    encoder being too slow for more here), with `--threads` decoder threads (default 1, the
- *    registry's default).
- * 2. The whole analysis of an upload (probe, every frame small, shots, keyframes, poster, storyboard)
- *    per codec, as seconds per minute of video.
+ * 2. Video tying on family B (`--tie-ads`, default 12, --short 1; seeds S+500..): `afterglow tie` over
+ *    ads rendered from the sample photos against 16 of them as masters (the other 8 B-roll): video-level
+ *    recall@20 of the masters an ad uses, shot-level R@1/R@5/mAP (each true shot by the detected segment
+ *    covering most of it), segment auto-tie precision and coverage, seconds per minute of video.
  * 3. Shot boundary accuracy on family A clips (6 shots each, one in three a fast pan; cuts, fades
  *    through black, dissolves; H.264 at CRF 18/28/36 and VP9): precision, recall and F1 per kind,
  *    a detection counting when it falls inside the transition ±2 frames.
+ * 4. The packaged ffmpeg (@ffmpeg-installer/linux-x64): its size, and the time to decode a 10 s (--short: 3 s)
+ *    1280x720 30 fps clip (testsrc2) in H.264, H.265 and VP9 (AV1: a 1 s 480x270 clip, libaom's
+ *    encoder being too slow for more here), with `--threads` decoder threads (default 1, the
+ *    registry's default); and the whole analysis of an upload (probe, every frame small, shots,
+ *    keyframes, poster, storyboard) per codec, as seconds per minute of video.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';

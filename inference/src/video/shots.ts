@@ -9,10 +9,9 @@
  * - hard cuts: a frame-to-frame distance (histogram L1 and luma difference) that is high in absolute
  *   terms and several times the local median and both neighbours (fast motion is a run of high
  *   distances, a cut is a lone peak);
- * - dissolves (cross-fades) and wipes: peaks of the distance between the frames k before and k after
- *   (k a quarter second; the wide-window form of twin comparison, Zhang, Kankanhalli & Smoliar 1993)
- *   that stand out from their surroundings, whose middle frame is the blend of the two (a dissolve)
- *   or made of their pixels, each from one or the other (a wipe), and whose two
+ * - dissolves (cross-fades): peaks of the distance between the frames k before and k after (k a
+ *   quarter second; the wide-window form of twin comparison, Zhang, Kankanhalli & Smoliar 1993) that
+ *   stand out from their surroundings, whose middle frame is the blend of the two, and whose two
  *   frames are not one view moved (a pan also changes a lot over 2k frames: that is what tells them apart);
  * - shots shorter than `minShotS` are merged into their neighbour (flashes, glitches).
  *
@@ -105,20 +104,6 @@ function blendError(a: Features, mid: Features, b: Features): number {
   let span = 0;
   for (let i = 0; i < a.luma.length; i++) {
     err += Math.abs(mid.luma[i]! - (a.luma[i]! + b.luma[i]!) / 2);
-    span += Math.abs(a.luma[i]! - b.luma[i]!);
-  }
-  return span > 0 ? err / span : 1;
-}
-
-/**
- * How far `mid` is from a composite of `a` and `b` (each pixel from one or the other, as in a wipe),
- * relative to how far `a` is from `b` (0 = a perfect wipe at any stage).
- */
-function compositeError(a: Features, mid: Features, b: Features): number {
-  let err = 0;
-  let span = 0;
-  for (let i = 0; i < a.luma.length; i++) {
-    err += Math.min(Math.abs(mid.luma[i]! - a.luma[i]!), Math.abs(mid.luma[i]! - b.luma[i]!));
     span += Math.abs(a.luma[i]! - b.luma[i]!);
   }
   return span > 0 ? err / span : 1;
@@ -239,9 +224,7 @@ export function detectShots(input: FrameInput, options: ShotOptions): Shot[] {
     if (around.length && x < DISSOLVE_RATIO * median(around)) continue;
     const a = f[t - k]!;
     const b = f[t + k]!;
-    // The middle frame is the blend of the ends (a dissolve) or made of their pixels (a wipe); one
-    // threshold for both, fitted on dissolves.
-    if (blendError(a, f[t]!, b) > BLEND_MAX && compositeError(a, f[t]!, b) > BLEND_MAX) continue;
+    if (blendError(a, f[t]!, b) > BLEND_MAX) continue;
     if (movedView(a, b, input.width, input.height)) continue;
     for (let j = t - k + 1; j < t + k; j++) inTransition[j] = 1;
     boundaries.push({ at: t, transition: 'dissolve', from: t - k + 1, to: t + k });
