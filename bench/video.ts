@@ -167,6 +167,7 @@ async function heldoutTying(dir: string): Promise<void> {
   const lines = readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Ranked & { ad: string; segments: Array<Ranked & { start: number; end: number }> });
   let used = 0;
   let usedAt20 = 0;
+  let usedAt5 = 0;
   let shots = 0;
   let at1 = 0;
   let at5 = 0;
@@ -180,8 +181,10 @@ async function heldoutTying(dir: string): Promise<void> {
     const truthShots = clip.shots.map((s) => ({ start: s.from / clip.fps, end: s.to / clip.fps, master: masterOf.get(s.photo) ?? null }));
     const masters = new Set(truthShots.flatMap((s) => (s.master ? [s.master] : [])));
     const top20 = new Set(line.candidates.slice(0, 20).map((c) => c.master));
+    const top5 = new Set(line.candidates.slice(0, 5).map((c) => c.master));
     used += masters.size;
     for (const m of masters) if (top20.has(m)) usedAt20++;
+    for (const m of masters) if (top5.has(m)) usedAt5++;
     const overlap = (a: { start: number; end: number }, b: { start: number; end: number }) => Math.max(0, Math.min(a.end, b.end) - Math.max(a.start, b.start));
     // Each true shot with a master: the detected segment that overlaps it most, and where its master ranks there.
     for (const s of truthShots) {
@@ -207,7 +210,10 @@ async function heldoutTying(dir: string): Promise<void> {
   console.log(
     `video: HELD-OUT tying, family B: ${TIE_ADS} video ads (${videoS.toFixed(0)} s) x ${masterOf.size} photo masters (${sources.length - masterOf.size} more photos as B-roll with no master), afterglow tie (model mobilenet_v2):`,
   );
-  console.log(`video:   B video level: recall@20 of the masters an ad uses ${usedAt20}/${used} (${pct(used ? usedAt20 / used : 1)} %)`);
+  console.log(
+    `video:   B video level: recall@20 of the masters an ad uses ${usedAt20}/${used} (${pct(used ? usedAt20 / used : 1)} %${masterOf.size <= 20 ? `; vacuous with ${masterOf.size} masters` : ''}), ` +
+      `recall@5 ${usedAt5}/${used} (${pct(used ? usedAt5 / used : 1)} %; an ad uses ${(used / TIE_ADS).toFixed(1)} masters on average)`,
+  );
   console.log(`video:   B shot level (${shots} true shots with a master, each by the detected segment over most of it): R@1 ${pct(at1 / shots)} %, R@5 ${pct(at5 / shots)} %, mAP ${pct(ap / shots)} %`);
   console.log(
     `video:   B segment auto-tie: ${autoTied} of ${segments} segments auto-tied, ${autoCorrect} correct (precision ${pct(autoTied ? autoCorrect / autoTied : 1)} %); ` +
