@@ -10,7 +10,7 @@
  * No threshold has been fitted on family B: fades through white and flash frames are flat runs with
  * the two thresholds of the black ones (fitted on A) mirrored.
  *
- * 1. Shot boundary accuracy on family B (`--heldout-clips`, default 24, --short 6; seeds S+0..): precision,
+ * 1. Shot boundary accuracy on family B (`--heldout-clips`, default 24, --short 4; seeds S+0..): precision,
  *    recall and F1 with a detection counting when it falls inside the transition ±2 frames, recall
  *    per transition kind, false boundaries by what caused them (whip pan, text, CTA card, other).
  * 2. Video tying on family B (`--tie-ads`, default 12, --short 1; seeds S+500..): `afterglow tie` over
@@ -39,7 +39,7 @@ import { flag, opt } from './args.js';
 
 const SHORT = flag('short');
 const CLIPS = opt('clips', SHORT ? 6 : 24);
-const HELDOUT_CLIPS = opt('heldout-clips', SHORT ? 6 : 24);
+const HELDOUT_CLIPS = opt('heldout-clips', SHORT ? 4 : 24);
 const SEED = opt('seed', 1);
 /** Frames either side of a transition within which a detected boundary counts. */
 const TOLERANCE = 2;
