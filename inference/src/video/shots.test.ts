@@ -73,4 +73,23 @@ describe('detectShots', () => {
     const [b] = clip.boundaries;
     for (const k of shots.flatMap((s) => s.keyframes)) assert.ok(k < b!.from || k >= b!.to, `keyframe ${k} inside the fade [${b!.from}, ${b!.to})`);
   });
+
+  // Built from family A's scenes by hand: white frames are not in its generator.
+  const W = 128;
+  const H = 72;
+  const twoShots = () => renderClip({ width: W, height: H, fps: 25, shots: [{ frames: 40, seed: 11 }, { frames: 40, seed: 12 }], transitions: ['cut'] }).frames;
+  const towards = (f: Uint8Array, level: number, t: number) => f.map((v) => Math.round(v * (1 - t) + level * t));
+
+  it('finds a fade through white and a flash frame as one boundary each, with no keyframe from the white', () => {
+    const [a, b] = [twoShots().slice(0, 40), twoShots().slice(40)];
+    const fade = [...a, ...[1, 2, 3, 4, 5, 6].map((j) => towards(a[39]!, 255, j / 6)), ...[0, 1, 2, 3, 4, 5].map((j) => towards(b[0]!, 255, 1 - j / 6)), ...b];
+    const shots = detectShots({ width: W, height: H, frames: fade }, { fps: 25 });
+    assert.deepEqual(shots.map((s) => s.transition), ['start', 'fade']);
+    assert.ok(shots[1]!.startFrame >= 40 && shots[1]!.startFrame <= 52, `boundary ${shots[1]!.startFrame} inside the fade [40, 52)`);
+    for (const k of shots.flatMap((s) => s.keyframes)) assert.ok(k < 44 || k >= 50, `keyframe ${k} from the white`);
+    const flash = [...a, new Uint8Array(W * H * 3).fill(255), ...b];
+    const withFlash = detectShots({ width: W, height: H, frames: flash }, { fps: 25 });
+    assert.equal(withFlash.length, 2, JSON.stringify(withFlash.map((s) => s.startFrame)));
+    assert.ok(Math.abs(withFlash[1]!.startFrame - 40) <= 1);
+  });
 });

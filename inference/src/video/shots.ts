@@ -2,9 +2,10 @@
  * Shot boundaries from small decoded frames (every frame, RGB, ~64-96 px wide):
  *
  * - per frame: a 64-bin colour histogram (4 levels per channel), the luma plane, mean luma;
- * - fades through black: runs of dark frames (mean luma under DARK_LUMA, little spread), with the
- *   ramps of steadily changing brightness on each side, are one transition; the boundary is the
- *   middle of the dark run (a fade at the very start or end of the video is no boundary);
+ * - fades through black or white, and flash frames: runs of flat frames (little spread, mean luma
+ *   under DARK_LUMA or as close to white), with the ramps of brightness moving steadily towards them
+ *   on each side, are one transition; the boundary is the middle of the flat run (one at the very
+ *   start or end of the video is no boundary);
  * - hard cuts: a frame-to-frame distance (histogram L1 and luma difference) that is high in absolute
  *   terms and several times the local median and both neighbours (fast motion is a run of high
  *   distances, a cut is a lone peak);
@@ -156,23 +157,29 @@ export function detectShots(input: FrameInput, options: ShotOptions): Shot[] {
   const d = new Float32Array(n); // d[t]: distance between t-1 and t
   for (let t = 1; t < n; t++) d[t] = distance(f[t - 1]!, f[t]!);
 
-  const isDark = (t: number) => f[t]!.mean < DARK_LUMA && f[t]!.spread < DARK_SPREAD;
+  // Flat frames: black (-1), white (+1), neither (0). The same two thresholds for both, the white
+  // side mirrored (a fade through white or a flash frame is a fade through black in negative).
+  const flatness = (t: number) => (f[t]!.spread >= DARK_SPREAD ? 0 : f[t]!.mean < DARK_LUMA ? -1 : f[t]!.mean > 1 - DARK_LUMA ? 1 : 0);
+  const flat = Int8Array.from({ length: n }, (_, t) => flatness(t));
+  const isFlat = (t: number) => flat[t] !== 0;
   const inTransition = new Uint8Array(n);
   const boundaries: Boundary[] = [];
 
-  // Fades through black.
+  // Fades through black or white, flash frames.
   for (let t = 0; t < n; ) {
-    if (!isDark(t)) {
+    const colour = flat[t]!;
+    if (!colour) {
       t++;
       continue;
     }
     let e = t;
-    while (e + 1 < n && isDark(e + 1)) e++;
-    // Ramps: brightness moving steadily towards the dark run on either side.
+    while (e + 1 < n && flat[e + 1] === colour) e++;
+    // Ramps: brightness moving steadily towards the flat run on either side (down to black, up to white).
+    const towards = (from: number, to: number) => colour * (f[to]!.mean - f[from]!.mean) > 0.002;
     let from = t;
-    while (from > 0 && f[from - 1]!.mean > f[from]!.mean + 0.002 && t - from < 3 * fps) from--;
+    while (from > 0 && towards(from - 1, from) && t - from < 3 * fps) from--;
     let to = e + 1;
-    while (to < n && f[to]!.mean > f[to - 1]!.mean + 0.002 && to - e < 3 * fps) to++;
+    while (to < n && towards(to, to - 1) && to - e < 3 * fps) to++;
     for (let k = from; k < to; k++) inTransition[k] = 1;
     if (from > 0 && to < n) boundaries.push({ at: Math.round((t + e + 1) / 2), transition: 'fade', from, to });
     t = e + 1;
@@ -236,9 +243,9 @@ export function detectShots(input: FrameInput, options: ShotOptions): Shot[] {
   for (let i = 0; i < starts.length; i++) {
     const startFrame = starts[i]!.at;
     const endFrame = i + 1 < starts.length ? starts[i + 1]!.at : n;
-    // Keyframes clear of transitions (and of dark frames); the whole shot when nothing is clear.
+    // Keyframes clear of transitions (and of flat frames); the whole shot when nothing is clear.
     const clear: number[] = [];
-    for (let k = startFrame; k < endFrame; k++) if (!inTransition[k] && !isDark(k)) clear.push(k);
+    for (let k = startFrame; k < endFrame; k++) if (!inTransition[k] && !isFlat(k)) clear.push(k);
     const pool = clear.length ? clear : Array.from({ length: endFrame - startFrame }, (_, k) => startFrame + k);
     shots.push({
       index: i,
