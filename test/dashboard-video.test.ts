@@ -4,6 +4,9 @@
 // the key) and shows one card per shot with its time range and master (or "no master"); clicking a
 // shot seeks the player; on the review page each shot's top masters are confirmed or refused, and the
 // asset page follows. The original's byte ranges and tenancy are checked through the full server.
+// Video plays sent over HTTP show in the engagement panel under the player (hook, hold, completion,
+// watch time, retention with the playhead; a click on a step seeks), checked against figures worked
+// out by hand, and on the master's page (folded by the shots' time on screen).
 // Screenshots go to artifacts/dashboard-video/ (gitignored).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -15,7 +18,8 @@ import { findSamplePhotos } from '@afterglow/testkit/images';
 import { assetForm, ensureTestModels, testModelsDir } from '@afterglow/testkit/inference';
 import { eventually, freePort, skipOption } from '@afterglow/testkit/services';
 import { encodeClip, kenBurns } from '@afterglow/testkit/video';
-import { startApp, type TestApp } from './support.js';
+import { ulid } from '@afterglow/core';
+import { postAll, startApp, type TestApp } from './support.js';
 
 declare const document: any;
 
@@ -38,6 +42,22 @@ const range = (s: { start: number; end: number }) => {
   const f = (t: number) => `${Math.floor(t / 60)}:${(t % 60).toFixed(1).padStart(4, '0')}`;
   return `${f(s.start)}–${f(s.end)}`;
 };
+
+/** 95 % Wilson interval of k out of n, worked out here apart from the app's code. */
+const wilson = (k: number, n: number) => {
+  const z = 1.959963984540054;
+  const p = k / n;
+  const d = 1 + (z * z) / n;
+  const c = (p + (z * z) / (2 * n)) / d;
+  const h = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
+  return { value: p, low: Math.max(0, c - h), high: Math.min(1, c + h) };
+};
+/** A share as the panel writes it: one decimal from 10 %, two below. */
+const pct = (p: number) => {
+  const v = p * 100;
+  return v === 0 ? '0%' : `${v.toFixed(Math.abs(v) >= 10 ? 1 : 2)}%`;
+};
+const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a} vs ${b}`);
 
 interface Shot {
   index: number;
@@ -157,6 +177,9 @@ describe('a video creative in the browser', { skip: skipOption((!hasChromium && 
       await page.waitForFunction((t) => Math.abs(document.querySelector('[data-testid=video-player]').currentTime - t) < 0.05, shots[i]!.start);
       await page.waitForFunction((n) => document.querySelector(`[data-testid=shot][data-shot="${n}"]`)?.classList.contains('current'), i);
     }
+    // No plays sent yet: the engagement panel under the shot bar says so.
+    await page.getByTestId('video-engagement-empty').waitFor();
+    assert.match((await page.getByTestId('video-engagement-empty').textContent())!, /No plays yet/);
     await shot('0-asset-video');
     await page.getByTestId('video-panel').screenshot({ path: path.join(ARTIFACTS, '1-video-panel.png') });
     assert.deepEqual(errors, []);
@@ -240,6 +263,104 @@ describe('a video creative in the browser', { skip: skipOption((!hasChromium && 
     await open(`/a/${AD}`);
     await page.getByTestId('shot-strip').waitFor();
     await page.getByTestId('video-panel').screenshot({ path: path.join(ARTIFACTS, '8-video-panel-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
+    assert.deepEqual(errors, []);
+  });
+
+  test('video plays over HTTP: the engagement panel shows hook, hold, completion, watch time and retention as worked out by hand; a step seeks', async () => {
+    const { duration_s: duration, shots } = (await (await app.request(T, `/v1/assets/${AD}/video?tenant_id=${T}`)).json()) as { duration_s: number; shots: Shot[] };
+    // Ten plays of the 4.4 s ad, each to the percent it reached: the 3 s hook is 68 % of it.
+    const reached = [100, 100, 100, 100, 75, 70, 50, 50, 25, 10];
+    const now = Date.now();
+    const events: Record<string, unknown>[] = [];
+    const ev = (kind: string, viewer: string, value?: number) => ({
+      event_id: ulid(now),
+      tenant_id: T,
+      campaign_id: 'spring',
+      asset_id: AD,
+      kind,
+      occurred_at: now - 20_000,
+      viewer_id: viewer,
+      ...(value !== undefined && { value }),
+    });
+    let watchMs = 0;
+    reached.forEach((r, i) => {
+      const viewer = `viewer-${i}`;
+      const ms = Math.round((r / 100) * duration * 1000);
+      watchMs += ms;
+      events.push(ev('video_start', viewer));
+      if ((r / 100) * duration >= 3) events.push(ev('video_seconds', viewer, 3));
+      for (const q of [25, 50, 75]) if (r >= q) events.push(ev('video_progress', viewer, q));
+      if (r === 100) events.push(ev('video_complete', viewer));
+      events.push(ev('video_watch', viewer, ms));
+    });
+    assert.equal(await postAll(app.running.url, events), events.length);
+    // By hand: 10 starts; 6 past 3 s (the four completes, 75 % and 70 %); 8 past 50 %; 4 complete; retention 1, .9, .8, .5, .4.
+    const expect = { hook: wilson(6, 10), hold: wilson(8, 10), completion: wilson(4, 10) };
+    const retention = [[0, 10], [25, 9], [50, 8], [75, 5], [100, 4]] as const;
+    await eventually(async () => {
+      const r = (await (await app.request(T, `/v1/assets/${AD}/video-metrics?tenant_id=${T}`)).json()) as { asset: { starts: number } };
+      return r.asset.starts === 10 || undefined;
+    }, 60_000, 250);
+
+    await open(`/a/${AD}`);
+    const panel = page.getByTestId('video-engagement-panel');
+    await panel.getByTestId('video-hook').waitFor({ timeout: 30_000 });
+    assert.equal((await panel.getByTestId('video-starts').textContent())!.trim(), '10');
+    for (const [name, want] of Object.entries(expect)) {
+      const card = panel.getByTestId(`video-${name}`);
+      close(Number(await card.getAttribute('data-value')), want.value, `${name} value`);
+      close(Number(await card.getAttribute('data-low')), want.low, `${name} low`);
+      close(Number(await card.getAttribute('data-high')), want.high, `${name} high`);
+      assert.equal((await card.getByTestId('value').textContent())!.trim(), pct(want.value), name);
+      assert.equal((await card.getByTestId('interval').textContent())!.trim(), `${pct(want.low).replace('%', '')}–${pct(want.high)}`, name);
+    }
+    const avg = watchMs / 10;
+    close(Number(await panel.getByTestId('video-watch').getAttribute('data-value')), Math.round(avg * 1000) / 1000, 'avg watch ms');
+    assert.equal((await panel.getByTestId('video-watch').getByTestId('value').textContent())!.trim(), `${(avg / 1000).toFixed(1)} s`);
+    const points = panel.getByTestId('retention-point');
+    assert.equal(await points.count(), retention.length);
+    for (const [i, [percent, plays]] of retention.entries()) {
+      const want = wilson(plays, 10);
+      const p = points.nth(i);
+      assert.equal(Number(await p.getAttribute('data-percent')), percent);
+      close(Number(await p.getAttribute('data-share')), want.value, `retention ${percent}`);
+      close(Number(await p.getAttribute('data-low')), want.low, `retention ${percent} low`);
+      close(Number(await p.getAttribute('data-high')), want.high, `retention ${percent} high`);
+    }
+    // The curve falls from left to right on screen as the shares do.
+    const ys = await points.evaluateAll((els) => els.map((e: any) => Number(e.getAttribute('cy'))));
+    assert.deepEqual([...ys].sort((a, b) => a - b), ys, `cy ${ys}`);
+    // A click on the 50 % step seeks the player there; the playhead follows.
+    await points.nth(2).click();
+    await page.waitForFunction((t) => Math.abs(document.querySelector('[data-testid=video-player]').currentTime - t) < 0.05, duration / 2);
+    await page.waitForFunction(() => Math.abs(Number(document.querySelector('[data-testid=retention-playhead]')?.getAttribute('data-percent')) - 50) < 1.5);
+    await shot('9-asset-video-engagement');
+    await panel.screenshot({ path: path.join(ARTIFACTS, '10-engagement-panel.png') });
+
+    // The astronaut's page: the ad counts by its astronaut shots' share of its time on screen.
+    const onScreen = (m: string) => shots.filter((x) => x.auto_tie === m).reduce((t, x) => t + x.end - x.start, 0);
+    const total = shots.reduce((t, x) => t + x.end - x.start, 0);
+    const weight = onScreen('astronaut') / total;
+    assert.ok(weight > 0, `the astronaut shot is auto-tied: ${JSON.stringify(shots.map((x) => x.auto_tie))}`);
+    await open('/m/astronaut');
+    const folded = page.locator('[data-testid=video-engagement-panel][data-of=master]');
+    await folded.getByTestId('video-hook').waitFor({ timeout: 30_000 });
+    // Weighted plays: 6w of 10w hooked etc. The shares are the ad's; the intervals are over 10w starts.
+    const weighted = { hook: wilson(6 * weight, 10 * weight), hold: wilson(8 * weight, 10 * weight), completion: wilson(4 * weight, 10 * weight) };
+    for (const [name, want] of Object.entries(weighted)) {
+      const card = folded.getByTestId(`video-${name}`);
+      close(Number(await card.getAttribute('data-value')), want.value, `master ${name}`);
+      assert.ok(Math.abs(Number(await card.getAttribute('data-low')) - want.low) < 1e-3, `master ${name} low`);
+    }
+    assert.equal((await folded.getByTestId('video-starts').textContent())!.trim(), (10 * weight).toFixed(1));
+    assert.match((await folded.getByTestId('video-contributors').textContent())!, new RegExp(`${AD} × ${weight.toFixed(2)}`));
+    await shot('11-master-video-engagement');
+    // Dark theme: the curve and band keep their contrast.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await open(`/a/${AD}`);
+    await page.getByTestId('video-engagement-panel').getByTestId('video-hook').waitFor({ timeout: 30_000 });
+    await page.getByTestId('video-engagement-panel').screenshot({ path: path.join(ARTIFACTS, '12-engagement-panel-dark.png') });
     await page.emulateMedia({ colorScheme: 'light' });
     assert.deepEqual(errors, []);
   });

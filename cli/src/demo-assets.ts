@@ -3,6 +3,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { mulberry32, type Logger, type PredictSettings, type Store } from '@afterglow/core';
 import { DEMO_CAMPAIGNS, DEMO_TENANT, DemoGenerator, type DemoLaunch } from './demo.js';
+import { DEMO_VIDEO_ADS, DemoVideoPlays, renderDemoVideo } from './demo-video.js';
 
 /**
  * The demo's creatives and rules, made through the real API so the dashboard's tie review, triggers
@@ -10,6 +11,7 @@ import { DEMO_CAMPAIGNS, DEMO_TENANT, DemoGenerator, type DemoLaunch } from './d
  * gradients, a horizon, shapes, text and grain; distinct per seed so the tie engine can rank them)
  * and one ad per demo creative cut from them with the tie dataset's ad renderer, under the asset_ids
  * the demo's events use; a relaunched creative's new variant is registered too (a few per creative).
+ * Then the video ads (demo-video.ts), whose plays are sent from the start.
  * Plus a fatigue and an under-performance trigger rule per campaign. Runs in the background after
  * the server listens; images are deterministic, so a restart re-registers idempotently.
  */
@@ -106,6 +108,29 @@ export function startDemoSeeder(options: DemoSeedOptions): DemoSeeder {
     return register({ role: 'ad', campaign_id: campaign, asset_id: assetId, channel, name: `${assetId} (${ad.format} ${ad.layout})` }, ad.bytes, `${assetId}.${ad.ext}`);
   };
 
+  /** The demo's video ads (demo-video.ts), cut from the masters registered above; none when no ffmpeg is packaged here. */
+  const registerVideos = async (): Promise<number> => {
+    const { packagedFfmpeg } = await import('@afterglow/inference');
+    const ffmpeg = packagedFfmpeg();
+    if (!ffmpeg) {
+      log.warn('no packaged ffmpeg on this platform: the demo registers no video ads');
+      return 0;
+    }
+    let n = 0;
+    for (const ad of DEMO_VIDEO_ADS) {
+      const files = ad.masters.map((i) => masterFiles.get(demoMasterId(ad.campaign, i % perCampaign)));
+      if (abort.signal.aborted || !files[0] || !files[1]) continue;
+      try {
+        const bytes = await renderDemoVideo(ad, [files[0], files[1]], ffmpeg);
+        if (await register({ role: 'ad', campaign_id: ad.campaign, asset_id: ad.asset, channel: 'video', name: `${ad.asset} (video)` }, bytes, `${ad.asset}.mp4`)) n++;
+      } catch (err) {
+        failed++;
+        if (!abort.signal.aborted) log.warn({ err, asset: ad.asset }, 'rendering a demo video ad failed');
+      }
+    }
+    return n;
+  };
+
   const seed = async (): Promise<DemoSeedReport> => {
     const t0 = performance.now();
     let rules = 0;
@@ -150,6 +175,7 @@ export function startDemoSeeder(options: DemoSeedOptions): DemoSeeder {
             if (await registerAd(c.id, assetId, format, c.channel, masterFiles.get(demoMasterId(c.id, i % perCampaign))!)) ads++;
           }
         }
+        if (!abort.signal.aborted) ads += await registerVideos();
       }
     }
     const report = { rules, masters, ads, failed, ms: Math.round(performance.now() - t0) };
@@ -186,6 +212,8 @@ export function startDemoSeeder(options: DemoSeedOptions): DemoSeeder {
 
 export interface DemoHandle {
   generator: DemoGenerator;
+  /** The demo video ads' plays. */
+  videoPlays: DemoVideoPlays;
   seeder: DemoSeeder;
   stop(): void;
 }
@@ -243,6 +271,8 @@ export function startDemo(options: {
     assets: options.assets,
     rules: options.rules,
   });
+  const videoPlays = new DemoVideoPlays({ baseUrl: options.baseUrl, log: options.log, ...(options.ingestHeaders && { headers: options.ingestHeaders }) });
+  videoPlays.start();
   const generator = new DemoGenerator({
     baseUrl: options.baseUrl,
     log: options.log,
@@ -276,11 +306,13 @@ export function startDemo(options: {
   }
   return {
     generator,
+    videoPlays,
     seeder,
     stop() {
       stopped = true;
       clearTimeout(trainTimer);
       generator.stop();
+      videoPlays.stop();
       seeder.stop();
     },
   };
