@@ -371,6 +371,11 @@ export class LiveAggregator {
     this.publisher.cancel();
   }
 
+  /** Whether the store's rows for a rebuild are still held (until every rebuilt partition has flushed). */
+  get rebuilding(): boolean {
+    return this.restart.pending !== undefined;
+  }
+
   // ---- parts (entity-cache.ts, reattribution.ts, publisher.ts, flusher.ts, restart.ts) ---------
 
   private get rebuild(): Promise<Rebuild> | undefined {

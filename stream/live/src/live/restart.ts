@@ -29,7 +29,7 @@ export interface RestartRebuildOptions {
 /**
  * Brings back, on start, the windows hot state lost (the memory adapter, the in-process log):
  * which partitions lack them, where their replay starts, the store's rows and ids for them, and
- * counting those rows in.
+ * counting those rows in. Holds the rebuild while a rebuilt partition has not been flushed.
  */
 export class RestartRebuild {
   /** The last day's per-minute counts (and stored ids) from the store, by partition, while a rebuild is due. */
@@ -53,7 +53,8 @@ export class RestartRebuild {
   }
 
   /**
-   * Hot state holds these partitions' windows now: their share of the rebuild is not needed again.
+   * Hot state holds these partitions' windows now: their share of the rebuild is not needed again,
+   * and once no partition's share is left, neither is the rebuild.
    */
   flushed(done: number[]): void {
     const rebuild = this.pending;
@@ -64,6 +65,7 @@ export class RestartRebuild {
           r.rows.delete(p);
           r.known.delete(p);
         }
+        if (r.rows.size === 0 && r.known.size === 0 && this.pending === rebuild) this.pending = undefined;
       })
       .catch(() => undefined);
   }
