@@ -1,5 +1,6 @@
 export { LiveAggregator, type LiveAggregatorOptions } from './aggregator.js';
-export { LiveGateway, LiveClient, type LiveGatewayOptions, type TopicKind } from './gateway.js';
+export { LiveGateway, type LiveGatewayOptions } from './gateway.js';
+export { LiveClient, type TopicKind } from './client.js';
 export { registerLiveRoutes, parseRange, type LiveRoutesDeps } from './routes.js';
 export { LiveReader, LEADERBOARD_METRICS, type LeaderboardMetric, type Leaderboard, type AssetMetrics } from './reader.js';
 export { LiveHistory } from './history.js';
