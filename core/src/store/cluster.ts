@@ -52,3 +52,9 @@ export async function applySchema(store: Store, cluster: string | undefined, mig
   }
   return done;
 }
+
+/** A readiness probe: one trivial query round trip (rejects when the store does not answer). */
+export async function probeStore(store: Store): Promise<void> {
+  const rs = await store.client.query({ query: 'SELECT 1', format: 'JSONEachRow' });
+  await rs.json();
+}

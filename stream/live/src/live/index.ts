@@ -7,6 +7,7 @@ export { LiveHistory } from './history.js';
 export { LiveKeys, hotToken, type EntityKind } from './keys.js';
 export { TieRecorder, parseTie } from './ties.js';
 export { StoreHistorySource, type LiveHistorySource, type WindowRow } from './rebuild.js';
+export { RollupRepository, StoreLogRepository } from './store-repository.js';
 export { fitDecay, DecayTracker, poissonGlm, type DecayBin, type DecayFit, type ModelFit } from './decay.js';
 export { wilson, rate, metricsView, windowView, RATE_NAMES, ENGAGEMENT_KINDS, type CiPolicy, type RateEstimate, type MetricsView, type WindowView } from './rates.js';
 export { Buckets, windowLayout, WINDOWS, WINDOW_NAMES, type WindowName } from './windows.js';
