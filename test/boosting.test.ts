@@ -21,6 +21,8 @@ import { TABLES, mulberry32, ulid, type EngagementEvent } from '@afterglow/core'
 import { eventually, uniqueName } from '@afterglow/testkit/services';
 import {
   ModelRegistry,
+  ModelRepository,
+  PredictionDataRepository,
   Predictor,
   aggregateAttribution,
   attributeAsset,
@@ -82,7 +84,7 @@ async function seedTenant(tenant: string, planted: boolean): Promise<number> {
       assets.push({ id: `photo-${b}-${colour}`, master: `photo-${b}`, red: colour === 'red', features });
     }
   }
-  await storeFeatures(store, assets.map((x) => ({ tenantId: tenant, provider: 'light' as const, assetId: x.id, campaignId: campaign, features: x.features })));
+  await storeFeatures(new PredictionDataRepository(store), assets.map((x) => ({ tenantId: tenant, provider: 'light' as const, assetId: x.id, campaignId: campaign, features: x.features })));
   await store.client.insert({
     table: store.table(TABLES.tieDecisions),
     values: assets.map((x, i) => ({
@@ -144,8 +146,8 @@ async function seedTenant(tenant: string, planted: boolean): Promise<number> {
 
 async function trainAndAttribute(tenant: string) {
   const store = app.running.store!;
-  const registry = new ModelRegistry(store, path.join(app.dataDir, 'prediction-models'));
-  const stored: StoredModel = await trainModel(store, registry, {
+  const registry = new ModelRegistry(new ModelRepository(store), path.join(app.dataDir, 'prediction-models'));
+  const stored: StoredModel = await trainModel(new PredictionDataRepository(store), registry, {
     tenantId: tenant,
     provider: 'light',
     horizonMs: HOUR,

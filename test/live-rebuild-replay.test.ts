@@ -30,7 +30,7 @@ import {
 } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { EventSink } from '@afterglow/sink';
-import { LiveAggregator, LiveKeys, LiveReader, StoreHistorySource, type LiveAggregatorOptions } from '@afterglow/live';
+import { LiveAggregator, LiveKeys, LiveReader, RollupRepository, StoreHistorySource, StoreLogRepository, type LiveAggregatorOptions } from '@afterglow/live';
 
 const LATE = 10 * 60_000;
 /** A short dedup window, so that "a few minutes back" is a few seconds here. */
@@ -102,7 +102,7 @@ test('a lost hot state on a replayable log: windows rebuilt from the store, the 
       publishMs: 50,
       maxEntities: 10_000,
       tiesSweepMs: 600_000,
-      history: new StoreHistorySource(store),
+      history: new StoreHistorySource(new RollupRepository(store), new StoreLogRepository(store)),
       storeGroupId: sinkGroup,
     };
     const a = new LiveAggregator(options);

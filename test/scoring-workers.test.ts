@@ -19,6 +19,10 @@ import { TABLES, TOPICS, createBlobStore, mulberry32, ulid, type AssetScore, typ
 import { eventually, uniqueName } from '@afterglow/testkit/services';
 import {
   ModelRegistry,
+  ModelRepository,
+  PredictionDataRepository,
+  ScoreRepository,
+  AssetRepository,
   Predictor,
   ScoringEngine,
   ScoringWorkers,
@@ -95,7 +99,7 @@ function engagement(assetId: string, first: number, impressions: number, rate: n
 
 /** Trains the tenant's model from ClickHouse with its own registry (as `afterglow train` does, outside the workers). */
 const train = (o: Pick<TrainOptions, 'activate' | 'params'>) =>
-  trainModel(app.running.store!, new ModelRegistry(app.running.store!, app.running.config.predict.modelsDir), {
+  trainModel(new PredictionDataRepository(app.running.store!), new ModelRegistry(new ModelRepository(app.running.store!), app.running.config.predict.modelsDir), {
     tenantId: tenant,
     provider: 'light',
     horizonMs: HOUR,
@@ -258,8 +262,16 @@ test('after a restart: stored scores are watched for engagement shifts, and a mo
   // running) do not take its partitions. Its counters tell its scores apart.
   const provider = lightFeatureProvider();
   const predictor = new Predictor({ workers: 1, batchRows: 512, executionProvider: 'cpu', intraOpThreads: 1 });
-  const registry = new ModelRegistry(store, config.predict.modelsDir);
-  const engine = new ScoringEngine({ store, registry, predictor, provider, images: registryImageSource(store, blobs), settings: config.predict });
+  const registry = new ModelRegistry(new ModelRepository(store), config.predict.modelsDir);
+  const engine = new ScoringEngine({
+    data: new PredictionDataRepository(store),
+    scores: new ScoreRepository(store),
+    registry,
+    predictor,
+    provider,
+    images: registryImageSource(new AssetRepository(store), blobs),
+    settings: config.predict,
+  });
   const restarted = new ScoringWorkers({ bus, engine, log, settings: config.predict, engagementGroupId: uniqueName('restarted-engagement') });
   try {
     await restarted.start();

@@ -11,7 +11,7 @@ export const DDL_USAGE = `usage: afterglow ddl [--cluster NAME] [--database DB] 
 
   --cluster NAME        cluster in remote_servers (or '{cluster}' for the macro)
   --database DB         default: CLICKHOUSE_DATABASE (afterglow)
-  --shard-key T=EXPR    sharding key for table T (default rules: see core/src/store/cluster.ts)`;
+  --shard-key T=EXPR    sharding key for table T (default rules: see core/src/store/cluster-ddl.ts)`;
 
 /** `afterglow ddl ...`: writes the DDL to stdout; returns the exit code. */
 export function printDdl(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): number {

@@ -229,13 +229,13 @@ const DEMO_HORIZON_MS = 3 * 60_000;
  * Returns the version, or undefined while there is not enough data yet.
  */
 export async function trainDemoModel(store: Store, predict: PredictSettings): Promise<{ version: string; trained: boolean } | undefined> {
-  const { trainModel, ModelRegistry, NotEnoughDataError } = await import('@afterglow/inference');
-  const registry = new ModelRegistry(store, predict.modelsDir);
+  const { trainModel, ModelRegistry, ModelRepository, PredictionDataRepository, NotEnoughDataError } = await import('@afterglow/inference');
+  const registry = new ModelRegistry(new ModelRepository(store), predict.modelsDir);
   // An earlier run's model (same data dir) serves: one per data dir, not one per start.
   const active = await registry.activeVersion(DEMO_TENANT);
   if (active) return { version: active, trained: false };
   try {
-    const stored = await trainModel(store, registry, {
+    const stored = await trainModel(new PredictionDataRepository(store), registry, {
       tenantId: DEMO_TENANT,
       provider: predict.features,
       horizonMs: DEMO_HORIZON_MS,

@@ -11,6 +11,7 @@ import {
   createStore,
   createBlobStore,
   applySchema,
+  probeStore,
   type AfterglowConfig,
   type Bus,
   type FanOut,
@@ -97,7 +98,7 @@ export async function start(given: AfterglowConfig, options: StartOptions): Prom
     // The single-node migrations, or their generated cluster variant when CLICKHOUSE_CLUSTER is set.
     const applied = await applySchema(store, config.store.kind === 'clickhouse' ? config.store.cluster : undefined);
     if (applied.length) log.info({ applied }, 'schema migrations applied');
-    readiness.store = () => store!.client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
+    readiness.store = () => probeStore(store!);
   }
 
   // One hot state for the process's roles that keep some (rate-limit buckets, the edge's client seqs, the live windows).

@@ -29,18 +29,8 @@ export {
 } from './store/events-raw.js';
 export { migrate, migrationsTableDdl, MIGRATIONS, type Migration } from './store/migrations.js';
 export { REACH_ERROR, dailyCosts, reachByAsset, reachError, reachFigures, tiedAdsOf, unionReach, utcDay, type DayCosts, type ReachFigures } from './store/cost-reach.js';
-export {
-  clusterDdlScript,
-  toClusterSchema,
-  ClusterDdlError,
-  CLUSTER_SINK_INSERT_SETTINGS,
-  SINGLE_NODE_SINK_INSERT_SETTINGS,
-  sinkInsertSettings,
-  applySchema,
-  type ClusterDdlOptions,
-  type ClusterSchema,
-  type ClusterTable,
-} from './store/cluster.js';
+export { clusterDdlScript, toClusterSchema, ClusterDdlError, type ClusterDdlOptions, type ClusterSchema, type ClusterTable } from './store/cluster-ddl.js';
+export { CLUSTER_SINK_INSERT_SETTINGS, SINGLE_NODE_SINK_INSERT_SETTINGS, sinkInsertSettings, applySchema, probeStore } from './store/cluster.js';
 export { createBus, createHotState, createFanOut, createBlobStore } from './adapters.js';
 export { blobKey, checkBlobKey, BlobCorruptError, BlobUnavailableError, type BlobStore, type PutResult } from './blob/types.js';
 export * from './auth/principal.js';

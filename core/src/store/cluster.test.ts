@@ -6,7 +6,8 @@ import path from 'node:path';
 import { TABLES } from '../contracts.js';
 import { createStore, sqlString, type Store } from './clickhouse.js';
 import { MIGRATIONS, migrationsTableDdl, type Migration } from './migrations.js';
-import { ClusterDdlError, clusterDdlScript, toClusterSchema, tokenize, type ClusterDdlOptions } from './cluster.js';
+import { ClusterDdlError, clusterDdlScript, toClusterSchema, type ClusterDdlOptions } from './cluster-ddl.js';
+import { tokenize } from './sql-tokens.js';
 
 const DB = 'afterglow';
 const OPTIONS: ClusterDdlOptions = { cluster: 'afterglow', database: DB };

@@ -544,7 +544,7 @@ export const MIGRATIONS: Migration[] = [
   },
 ];
 
-/** The table that records applied migrations (exported for the cluster DDL in cluster.ts). */
+/** The table that records applied migrations (exported for the cluster DDL in cluster-ddl.ts). */
 export function migrationsTableDdl(db: string): string {
   return `CREATE TABLE IF NOT EXISTS ${db}.${TABLES.migrations} (
       version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)

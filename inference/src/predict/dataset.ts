@@ -13,10 +13,10 @@
  * budget) are removed and the model learns what the image adds relative to its campaign.
  * Only mature assets (first impression + horizon <= now) are used: younger ones are censored.
  */
-import { TABLES, type Store } from '@afterglow/core';
 import type { FeatureProviderKind, StoredFeatures } from './featurizer.js';
+import type { PredictionDataRepository } from './repository.js';
 
-export const ENGAGEMENT_KINDS = ['click', 'like', 'share', 'comment', 'conversion'] as const;
+export { ENGAGEMENT_KINDS } from './repository.js';
 
 export interface OutcomeOptions {
   tenantId: string;
@@ -47,28 +47,8 @@ export const toTarget = (rate: number, baseline: number): number => Math.cbrt(ba
 /** Inverse of toTarget: the engagement rate a target value means for a campaign baseline. */
 export const fromTarget = (target: number, baseline: number): number => Math.max(0, target) ** 3 * baseline;
 
-export async function loadOutcomes(store: Store, o: OutcomeOptions): Promise<Outcome[]> {
-  const t = store.table(TABLES.assetMinute);
-  const kinds = ENGAGEMENT_KINDS.map((k) => `'${k}'`).join(',');
-  const rs = await store.client.query({
-    query: `
-      WITH firsts AS (
-        SELECT campaign_id, asset_id, min(minute) AS first_at
-        FROM ${t}
-        WHERE tenant_id = {tenant:String} AND kind = 'impression' ${o.campaignId ? 'AND campaign_id = {campaign:String}' : ''}
-        GROUP BY campaign_id, asset_id
-      )
-      SELECT m.campaign_id AS campaign_id, m.asset_id AS asset_id, toUnixTimestamp(f.first_at) * 1000 AS first_ms,
-             sumIf(m.events, m.kind = 'impression') AS impressions,
-             sumIf(m.events, m.kind IN (${kinds})) AS engagements
-      FROM ${t} AS m
-      INNER JOIN firsts AS f ON m.campaign_id = f.campaign_id AND m.asset_id = f.asset_id
-      WHERE m.tenant_id = {tenant:String} AND m.minute >= f.first_at AND m.minute < f.first_at + toIntervalSecond({horizon:UInt32})
-      GROUP BY m.campaign_id, m.asset_id, f.first_at`,
-    query_params: { tenant: o.tenantId, campaign: o.campaignId ?? '', horizon: Math.ceil(o.horizonMs / 1000) },
-    format: 'JSONEachRow',
-  });
-  const rows = await rs.json<{ campaign_id: string; asset_id: string; first_ms: number | string; impressions: number | string; engagements: number | string }>();
+export async function loadOutcomes(data: PredictionDataRepository, o: OutcomeOptions): Promise<Outcome[]> {
+  const rows = await data.outcomes(o.tenantId, o.campaignId, o.horizonMs);
   const now = o.now ?? Date.now();
   const all = rows.map((r) => ({
     assetId: r.asset_id,
@@ -108,44 +88,27 @@ export function withBaselines(rows: readonly Omit<Outcome, 'rate' | 'baseline' |
 }
 
 /** The campaign's current baseline (its rolling rate over the window ending now), for scoring new assets. */
-export async function campaignBaseline(store: Store, tenantId: string, campaignId: string, windowMs: number, now = Date.now()): Promise<number | undefined> {
-  const rs = await store.client.query({
-    query: `SELECT sumIf(events, kind = 'impression') AS imp, sumIf(events, kind IN (${ENGAGEMENT_KINDS.map((k) => `'${k}'`).join(',')})) AS eng
-            FROM ${store.table(TABLES.campaignMinute)}
-            WHERE tenant_id = {tenant:String} AND campaign_id = {campaign:String} AND minute >= fromUnixTimestamp64Milli({since:Int64})`,
-    query_params: { tenant: tenantId, campaign: campaignId, since: now - windowMs },
-    format: 'JSONEachRow',
-  });
-  const [row] = await rs.json<{ imp: number | string; eng: number | string }>();
-  const imp = Number(row?.imp ?? 0);
-  return imp > 0 ? Number(row!.eng) / imp : undefined;
+export async function campaignBaseline(data: PredictionDataRepository, tenantId: string, campaignId: string, windowMs: number, now = Date.now()): Promise<number | undefined> {
+  const { imp, eng } = await data.campaignTotals(tenantId, campaignId, now - windowMs);
+  return imp > 0 ? eng / imp : undefined;
 }
 
 /** Latest stored features of each asset (for one featurizer kind). */
-export async function loadFeatures(store: Store, tenantId: string, provider: FeatureProviderKind, assetIds?: readonly string[]): Promise<Map<string, StoredFeatures>> {
-  const rs = await store.client.query({
-    query: `SELECT asset_id, argMax(named, computed_at) AS named, argMax(words, computed_at) AS words, argMax(embedding, computed_at) AS embedding, argMax(meta, computed_at) AS meta
-            FROM ${store.table(TABLES.assetFeatures)}
-            WHERE tenant_id = {tenant:String} AND provider = {provider:String} ${assetIds ? 'AND asset_id IN {ids:Array(String)}' : ''}
-            GROUP BY asset_id`,
-    query_params: { tenant: tenantId, provider, ids: assetIds ?? [] },
-    format: 'JSONEachRow',
-  });
-  const rows = await rs.json<{ asset_id: string; named: string; words: string[]; embedding: number[]; meta: string }>();
+export async function loadFeatures(data: PredictionDataRepository, tenantId: string, provider: FeatureProviderKind, assetIds?: readonly string[]): Promise<Map<string, StoredFeatures>> {
+  const rows = await data.features(tenantId, provider, assetIds);
   return new Map(
     rows.map((r) => [r.asset_id, { named: JSON.parse(r.named) as Record<string, number>, words: r.words, embedding: Float32Array.from(r.embedding), meta: JSON.parse(r.meta) as StoredFeatures['meta'] }]),
   );
 }
 
 export async function storeFeatures(
-  store: Store,
+  data: PredictionDataRepository,
   rows: readonly { tenantId: string; provider: FeatureProviderKind; assetId: string; campaignId?: string; contentHash?: string; features: StoredFeatures }[],
 ): Promise<void> {
   if (rows.length === 0) return;
   const now = Date.now();
-  await store.client.insert({
-    table: store.table(TABLES.assetFeatures),
-    values: rows.map((r) => ({
+  await data.insertFeatures(
+    rows.map((r) => ({
       tenant_id: r.tenantId,
       provider: r.provider,
       asset_id: r.assetId,
@@ -157,8 +120,7 @@ export async function storeFeatures(
       meta: JSON.stringify(r.features.meta),
       computed_at: now,
     })),
-    format: 'JSONEachRow',
-  });
+  );
 }
 
 export type TrainingRow = Outcome & { features: StoredFeatures };
@@ -171,9 +133,9 @@ export interface TrainingSet {
 }
 
 /** Outcomes joined with features, split by time: the latest `validShare` of assets (by first impression) validate. */
-export async function loadTrainingSet(store: Store, provider: FeatureProviderKind, o: OutcomeOptions & { validShare: number }): Promise<TrainingSet> {
-  const outcomes = await loadOutcomes(store, o);
-  const features = await loadFeatures(store, o.tenantId, provider);
+export async function loadTrainingSet(data: PredictionDataRepository, provider: FeatureProviderKind, o: OutcomeOptions & { validShare: number }): Promise<TrainingSet> {
+  const outcomes = await loadOutcomes(data, o);
+  const features = await loadFeatures(data, o.tenantId, provider);
   const rows: TrainingSet['rows'] = [];
   let missing = 0;
   for (const r of outcomes) {
@@ -191,15 +153,9 @@ export async function loadTrainingSet(store: Store, provider: FeatureProviderKin
  * master's cluster; every other asset is its own. Ads cut from one photo share whatever the features
  * miss about it, so the bootstrap draws them together.
  */
-export async function loadClusters(store: Store, tenantId: string): Promise<Map<string, string>> {
+export async function loadClusters(data: PredictionDataRepository, tenantId: string): Promise<Map<string, string>> {
   try {
-    const rs = await store.client.query({
-      query: `SELECT ad_asset_id, argMax(action, (decided_at, decision_id)) AS action, argMax(target_asset_id, (decided_at, decision_id)) AS target
-              FROM ${store.table(TABLES.tieDecisions)} WHERE tenant_id = {tenant:String} GROUP BY ad_asset_id`,
-      query_params: { tenant: tenantId },
-      format: 'JSONEachRow',
-    });
-    const rows = await rs.json<{ ad_asset_id: string; action: string; target: string }>();
+    const rows = await data.latestTies(tenantId);
     return new Map(rows.filter((r) => r.action === 'tie' && r.target).map((r) => [r.ad_asset_id, r.target]));
   } catch {
     // No tie decisions table (registry not deployed): every asset is its own cluster.

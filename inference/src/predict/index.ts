@@ -2,6 +2,7 @@
 export * from './gbt.js';
 export { gbtToOnnx, TREE_INPUT, TREE_OUTPUT } from './onnx-trees.js';
 export * from './dataset.js';
+export { PredictionDataRepository, ModelRepository, type OutcomeRow, type FeatureRow, type ModelRow } from './repository.js';
 export * from './featurizer.js';
 export { ModelRegistry, newModelVersion, type ModelCard, type ModelListing, type StoredModel } from './registry.js';
 export { trainModel, NotEnoughDataError, type TrainOptions } from './train.js';

@@ -7,9 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BadRequestError, TABLES, type Store } from '@afterglow/core';
+import { BadRequestError } from '@afterglow/core';
 import type { GbtBag, GbtParams, RegressionMetrics } from './gbt.js';
 import type { FeatureProviderKind, VectorSchema } from './featurizer.js';
+import type { ModelRepository } from './repository.js';
 
 export interface ModelCard {
   version: string;
@@ -58,7 +59,7 @@ export function newModelVersion(now = Date.now()): string {
 
 export class ModelRegistry {
   constructor(
-    private readonly store: Store,
+    private readonly models: ModelRepository,
     readonly dir: string,
   ) {}
 
@@ -73,23 +74,17 @@ export class ModelRegistry {
     writeFileSync(`${onnxPath}.tmp`, onnx);
     renameSync(`${onnxPath}.tmp`, onnxPath);
     writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ card, gbt }));
-    await this.store.client.insert({
-      table: this.store.table(TABLES.predictionModels),
-      values: [
-        {
-          tenant_id: card.tenantId,
-          version: card.version,
-          provider: card.provider,
-          schema_id: card.schema.id,
-          trained_at: card.trainedAt,
-          n_train: card.nTrain,
-          n_valid: card.nValid,
-          metrics: JSON.stringify(card.metrics.valid),
-          params: JSON.stringify(card.params),
-          path: dir,
-        },
-      ],
-      format: 'JSONEachRow',
+    await this.models.insertModel({
+      tenant_id: card.tenantId,
+      version: card.version,
+      provider: card.provider,
+      schema_id: card.schema.id,
+      trained_at: card.trainedAt,
+      n_train: card.nTrain,
+      n_valid: card.nValid,
+      metrics: JSON.stringify(card.metrics.valid),
+      params: JSON.stringify(card.params),
+      path: dir,
     });
     if (options.activate !== false) await this.activate(card.tenantId, card.version);
     return { card, gbt, onnxPath };
@@ -97,14 +92,7 @@ export class ModelRegistry {
 
   async list(tenantId: string): Promise<ModelListing[]> {
     const active = await this.activeVersion(tenantId);
-    const rs = await this.store.client.query({
-      query: `SELECT version, toUnixTimestamp64Milli(argMax(trained_at, trained_at)) AS trained_ms, argMax(metrics, trained_at) AS metrics,
-                     argMax(n_train, trained_at) AS n_train, argMax(n_valid, trained_at) AS n_valid, argMax(schema_id, trained_at) AS schema_id
-              FROM ${this.store.table(TABLES.predictionModels)} WHERE tenant_id = {tenant:String} GROUP BY version ORDER BY trained_ms DESC`,
-      query_params: { tenant: tenantId },
-      format: 'JSONEachRow',
-    });
-    const rows = await rs.json<{ version: string; trained_ms: string | number; metrics: string; n_train: number; n_valid: number; schema_id: string }>();
+    const rows = await this.models.versions(tenantId);
     return rows.map((r) => {
       const m = JSON.parse(r.metrics) as RegressionMetrics;
       return {
@@ -120,41 +108,20 @@ export class ModelRegistry {
   }
 
   async activate(tenantId: string, version: string): Promise<void> {
-    const known = await this.store.client.query({
-      query: `SELECT count() AS n FROM ${this.store.table(TABLES.predictionModels)} WHERE tenant_id = {tenant:String} AND version = {version:String}`,
-      query_params: { tenant: tenantId, version },
-      format: 'JSONEachRow',
-    });
-    const [row] = await known.json<{ n: string | number }>();
-    if (!Number(row?.n)) throw new BadRequestError('model_not_found', `no model ${version} for tenant ${tenantId}`, 404);
-    await this.store.client.insert({
-      table: this.store.table(TABLES.activeModels),
-      values: [{ tenant_id: tenantId, version, activated_at: Date.now() }],
-      format: 'JSONEachRow',
-    });
+    if (!(await this.models.exists(tenantId, version))) throw new BadRequestError('model_not_found', `no model ${version} for tenant ${tenantId}`, 404);
+    await this.models.insertActivation(tenantId, version, Date.now());
   }
 
-  async activeVersion(tenantId: string): Promise<string | undefined> {
-    const rs = await this.store.client.query({
-      query: `SELECT argMax(version, activated_at) AS version FROM ${this.store.table(TABLES.activeModels)} WHERE tenant_id = {tenant:String} HAVING count() > 0`,
-      query_params: { tenant: tenantId },
-      format: 'JSONEachRow',
-    });
-    const [row] = await rs.json<{ version: string }>();
-    return row?.version || undefined;
+  activeVersion(tenantId: string): Promise<string | undefined> {
+    return this.models.activeVersion(tenantId);
   }
 
   /**
    * Every tenant's active version (latest activation wins). The scoring workers poll this to notice
    * a model activated by another process (`afterglow train`, another inference replica).
    */
-  async activeVersions(): Promise<Map<string, string>> {
-    const rs = await this.store.client.query({
-      query: `SELECT tenant_id, argMax(version, activated_at) AS version FROM ${this.store.table(TABLES.activeModels)} GROUP BY tenant_id`,
-      format: 'JSONEachRow',
-    });
-    const rows = await rs.json<{ tenant_id: string; version: string }>();
-    return new Map(rows.filter((r) => r.version).map((r) => [r.tenant_id, r.version]));
+  activeVersions(): Promise<Map<string, string>> {
+    return this.models.activeVersions();
   }
 
   /** A stored model's files (card, JS trees, ONNX path). */

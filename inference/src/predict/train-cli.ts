@@ -7,6 +7,7 @@ import { createStore, loadConfig, migrate, type Env } from '@afterglow/core';
 import { parseCommandArgs } from '../cli-args.js';
 import { ProgressBar } from '../tie/cli.js';
 import { ModelRegistry } from './registry.js';
+import { ModelRepository, PredictionDataRepository } from './repository.js';
 import { trainModel } from './train.js';
 
 export const TRAIN_USAGE = `usage: afterglow train --tenant ID [options]
@@ -72,9 +73,9 @@ export async function runTrainCommand(argv: readonly string[], env: Env = proces
   const bar = new ProgressBar(stderr, !values.quiet);
   try {
     await migrate(store);
-    const registry = new ModelRegistry(store, config.predict.modelsDir);
+    const registry = new ModelRegistry(new ModelRepository(store), config.predict.modelsDir);
     const phases = { load: 0, select: 1, fit: 2, export: 3 } as const;
-    const stored = await trainModel(store, registry, {
+    const stored = await trainModel(new PredictionDataRepository(store), registry, {
       tenantId: values.tenant,
       provider: (features as 'full' | 'light' | undefined) ?? config.predict.features,
       horizonMs: opts.horizonH !== undefined ? opts.horizonH * 3_600_000 : config.predict.horizonMs,

@@ -7,7 +7,7 @@
  * validation split (the latest assets, never seen) gives the reported RMSE / MAE / R2 in target
  * space (cube root of the detrended rate), the space seed 001 reports in.
  */
-import type { Store } from '@afterglow/core';
+import type { PredictionDataRepository } from './repository.js';
 import { loadClusters, loadTrainingSet, type OutcomeOptions } from './dataset.js';
 import { buildVectorSchema, vectorOf, type FeatureProviderKind } from './featurizer.js';
 import { DEFAULT_GBT_PARAMS, matrix, predictBag, regressionMetrics, trainBag, trainGbt, type GbtParams, type TrainProgress } from './gbt.js';
@@ -34,9 +34,9 @@ export class NotEnoughDataError extends Error {
   readonly code = 'not_enough_data' as const;
 }
 
-export async function trainModel(store: Store, registry: ModelRegistry, o: TrainOptions): Promise<StoredModel> {
+export async function trainModel(data: PredictionDataRepository, registry: ModelRegistry, o: TrainOptions): Promise<StoredModel> {
   o.onProgress?.('load', 0);
-  const set = await loadTrainingSet(store, o.provider, { ...o, validShare: o.validShare ?? 0.2 });
+  const set = await loadTrainingSet(data, o.provider, { ...o, validShare: o.validShare ?? 0.2 });
   o.onProgress?.('load', 1);
   if (set.train.length < 12 || set.valid.length < 3) {
     throw new NotEnoughDataError(
@@ -60,7 +60,7 @@ export async function trainModel(store: Store, registry: ModelRegistry, o: Train
   });
   const rounds = Math.max(10, sel.bestRound);
   // 2. the bag: refits on cluster bootstraps of the whole training split
-  const clusters = await loadClusters(store, o.tenantId);
+  const clusters = await loadClusters(data, o.tenantId);
   const xTrain = toX(set.train);
   const yTrain = set.train.map((r) => r.target);
   const bag = trainBag(xTrain, yTrain, set.train.map((r) => clusters.get(r.assetId) ?? r.assetId), {

@@ -158,6 +158,16 @@ export class AssetRepository {
     return (await this.getAssets(tenant, [id])).get(id);
   }
 
+  /** An asset's latest content hash, campaign and channel, deleted or not (the scoring workers' image source). */
+  async latestContent(tenant: string, id: string): Promise<{ content_hash: string; campaign_id: string; channel: string; deleted: number } | undefined> {
+    const [row] = await this.rows<{ content_hash: string; campaign_id: string; channel: string; deleted: number }>(
+      `SELECT argMax(content_hash, version) AS content_hash, argMax(campaign_id, version) AS campaign_id, argMax(channel, version) AS channel, argMax(deleted, version) AS deleted
+                FROM ${this.t(TABLES.assets)} WHERE tenant_id = {tenant:String} AND asset_id = {asset:String} GROUP BY asset_id`,
+      { tenant, asset: id },
+    );
+    return row;
+  }
+
   /** Assets in asset_id order after `cursor`. */
   async listAssets(tenant: string, filter: { role?: AssetRole; campaign?: string; cursor?: string; limit: number }): Promise<AssetRecord[]> {
     const where = ['tenant_id = {tenant:String}'];

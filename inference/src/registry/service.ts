@@ -166,22 +166,7 @@ export class AssetRegistry {
     const contentType = CONTENT_TYPES[probed.format] ?? 'application/octet-stream';
     const [original, thumb] = await Promise.all([this.options.blobs.put(bytes, { contentType }), this.options.blobs.put(thumbnail, { contentType: 'image/webp' })]);
     const now = this.clock();
-    const asset: AssetRecord = {
-      tenant_id: input.tenant,
-      asset_id: assetId,
-      role: meta.role,
-      campaign_id: meta.campaign,
-      name: meta.name,
-      channel: meta.channel,
-      content_hash: original.key,
-      thumbnail_hash: thumb.key,
-      format: probed.format,
-      bytes: bytes.byteLength,
-      width: probed.width,
-      height: probed.height,
-      created_at: now,
-      updated_at: now,
-    };
+    const asset = assetRecord(input.tenant, assetId, meta, { content: original.key, thumbnail: thumb.key }, { format: probed.format, bytes: bytes.byteLength, width: probed.width, height: probed.height }, now);
     await this.options.repo.insertAsset(asset);
     await this.announceRegistered(asset, now, {});
     this.options.log.info({ tenant: asset.tenant_id, asset: asset.asset_id, role: asset.role, bytes: asset.bytes }, 'asset registered');
@@ -235,22 +220,7 @@ export class AssetRegistry {
         keyframes: s.keyframes.map((frame, k) => ({ frame, hash: keyframes[i]![k]!.key })),
       })),
     };
-    const asset: AssetRecord = {
-      tenant_id: input.tenant,
-      asset_id: assetId,
-      role: meta.role,
-      campaign_id: meta.campaign,
-      name: meta.name,
-      channel: meta.channel,
-      content_hash: original.key,
-      thumbnail_hash: thumb.key,
-      format: probe.container,
-      bytes: bytes.byteLength,
-      width: probe.width,
-      height: probe.height,
-      created_at: now,
-      updated_at: now,
-    };
+    const asset = assetRecord(input.tenant, assetId, meta, { content: original.key, thumbnail: thumb.key }, { format: probe.container, bytes: bytes.byteLength, width: probe.width, height: probe.height }, now);
     await this.options.repo.insertVideo(video);
     await this.options.repo.insertAsset(asset);
     await this.announceRegistered(asset, now, { media: 'video', duration_ms: Math.round(probe.durationS * 1000), shots: video.shots.length });
@@ -289,6 +259,33 @@ interface Meta {
   name: string;
   channel: string;
   assetId: string | undefined;
+}
+
+/** A new asset's row, image or video: who registered it, its blobs, its media, and when. */
+export function assetRecord(
+  tenant: string,
+  assetId: string,
+  meta: Pick<Meta, 'role' | 'campaign' | 'name' | 'channel'>,
+  blobs: { content: string; thumbnail: string },
+  media: Pick<AssetRecord, 'format' | 'bytes' | 'width' | 'height'>,
+  now: number,
+): AssetRecord {
+  return {
+    tenant_id: tenant,
+    asset_id: assetId,
+    role: meta.role,
+    campaign_id: meta.campaign,
+    name: meta.name,
+    channel: meta.channel,
+    content_hash: blobs.content,
+    thumbnail_hash: blobs.thumbnail,
+    format: media.format,
+    bytes: media.bytes,
+    width: media.width,
+    height: media.height,
+    created_at: now,
+    updated_at: now,
+  };
 }
 
 function validateMeta(input: RegisterInput): Meta {

@@ -30,7 +30,7 @@ import { autoTieOf, autoTiePolicy, bestCosine, loadCalibration, scoreCandidates,
 import { DEFAULT_ORB_PARAMS, describeSize, type Features, type OrbParams } from './orb.js';
 import { OrbPool } from './orb-pool.js';
 import { OrbVoteIndex } from './orb-index.js';
-import { mergeRankings, searchTopK, type VectorSet } from './similarity.js';
+import { mergeRankings, searchTopK, type AdRanking, type Ranked, type VectorSet } from './similarity.js';
 import { adViews, adWindows, masterStrips, masterViewCount, masterViews, STRIP_AD_VIEWS, TALL_STRIPS, thinness, WIDE_STRIPS, type MasterViewSet } from './views.js';
 import { colourDims, colourHistogram, fuseColour } from './colour.js';
 import { DEFAULT_DENSE_PARAMS, thumbSize, type DenseParams, type Thumb } from './dense.js';
@@ -663,9 +663,39 @@ export class TieEngine {
     return { vectors, colours, adFeatures, thumb, thin: thinness(raw.width, raw.height), regions: this.multiMaster ? views.map((v) => v.rect) : undefined, scale };
   }
 
+  /**
+   * One ad against the masters: search (searchAd), pick the candidates (candidateSet), verify the
+   * best by keypoints (verifyKeypoints), score and rank them (rankCandidates), report (candidateList).
+   */
   private async finishAd(ref: AssetRef, prepared: Prepared, index: VectorSet): Promise<TieResult> {
-    const { vectors, colours, adFeatures, thumb, thin, regions, scale } = prepared;
+    const { vectors, adFeatures, thumb, regions, scale } = prepared;
     const verifying = this.verifyTop > 0 && index.count > 0;
+    const { q, nv, ranking, colourFree } = this.searchAd(prepared, index);
+    const cos = ranking.cosine;
+    const euc = ranking.euclidean;
+    const { verify, rest } = this.candidateSet(cos, euc, colourFree, verifying, adFeatures);
+    const evidence = verifying && adFeatures && verify.length > 0 ? await this.verifyKeypoints(adFeatures, verify) : new Map<number, VerifiedEvidence>();
+    const all = [...verify, ...rest];
+    const cosAt = new Map<number, number>();
+    cos.index.forEach((m, r) => cosAt.set(m, cos.value[r]!));
+    const eucAt = new Map<number, number>();
+    euc.index.forEach((m, r) => eucAt.set(m, euc.value[r]!));
+    const { ev, scores, order } = await this.rankCandidates(all, cosAt, eucAt, evidence, thumb);
+    const candidates = this.candidateList(all, order, ev, scores, eucAt, evidence);
+    return {
+      ad: ref.name,
+      candidates,
+      autoTie: autoTieOf(this.autoTie, candidates, bestCosine(ev)) ? candidates[0]!.master : null,
+      byCosine: Array.from(cos.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: cos.value[r]! })),
+      byEuclidean: Array.from(euc.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: euc.value[r]! })),
+      embedding: vectors[0],
+      ...(regions ? { masters: this.mastersByRegion(index, q, nv, regions, scale, order.length > 0 ? { master: all[order[0]!]!, cosine: ev[order[0]!]!.cosine } : undefined) } : {}),
+    };
+  }
+
+  /** Exact top-K of the ad's views by best view (a thin ad's strips too), and the same search without colour. */
+  private searchAd(prepared: Prepared, index: VectorSet): { q: Float32Array; nv: number; ranking: AdRanking; colourFree: Int32Array | undefined } {
+    const { vectors, colours, thin } = prepared;
     // Exact top-K by best view.
     const ts = performance.now();
     const raw = vectors[0]!.length;
@@ -694,14 +724,11 @@ export class TieEngine {
       [colourFree] = searchTopK(index, { dims: d, count: nv, data: qf }, nv, this.colourFreeTop, { viewsPerMaster: this.viewsPerMaster }).map((r) => r.cosine.index);
     }
     this.timings.searchMs += performance.now() - ts;
-    const cos = ranking!.cosine;
-    const euc = ranking!.euclidean;
+    return { q, nv, ranking: ranking!, colourFree };
+  }
 
-    // Candidate set: the verified ones (top by either list) and enough of the cosine list to fill the output.
-    const cosAt = new Map<number, number>();
-    cos.index.forEach((m, r) => cosAt.set(m, cos.value[r]!));
-    const eucAt = new Map<number, number>();
-    euc.index.forEach((m, r) => eucAt.set(m, euc.value[r]!));
+  /** Candidate set: the verified ones (top by either list, colour-free list, votes) and enough of the cosine list to fill the output. */
+  private candidateSet(cos: Ranked, euc: Ranked, colourFree: Int32Array | undefined, verifying: boolean, adFeatures: Prepared['adFeatures']): { verify: number[]; rest: number[] } {
     const verify: number[] = [];
     const seen = new Set<number>();
     const take = (list: Int32Array, n: number, into: number[]) => {
@@ -736,15 +763,27 @@ export class TieEngine {
     const rest: number[] = [];
     take(cos.index, this.outputTop, rest);
     take(euc.index, this.outputTop, rest);
+    return { verify, rest };
+  }
 
-    const evidence = new Map<number, Evidence & { flipped: boolean; verified: boolean }>();
-    if (verifying && adFeatures && verify.length > 0) {
-      const tm = performance.now();
-      const res = await this.pool.match(adFeatures.features, undefined, verify.map((m) => this.masterFeatures[m]!), this.orb, adFeatures.gray);
-      this.timings.matchMs += performance.now() - tm;
-      verify.forEach((m, i) => evidence.set(m, { cosine: 0, matches: res[i]!.matches, inliers: res[i]!.inliers, flipped: res[i]!.flipped, verified: true }));
-    }
-    const all = [...verify, ...rest];
+  /** Keypoint evidence (matches, inliers, orientation) for the masters to verify. */
+  private async verifyKeypoints(adFeatures: NonNullable<Prepared['adFeatures']>, verify: number[]): Promise<Map<number, VerifiedEvidence>> {
+    const evidence = new Map<number, VerifiedEvidence>();
+    const tm = performance.now();
+    const res = await this.pool.match(adFeatures.features, undefined, verify.map((m) => this.masterFeatures[m]!), this.orb, adFeatures.gray);
+    this.timings.matchMs += performance.now() - tm;
+    verify.forEach((m, i) => evidence.set(m, { cosine: 0, matches: res[i]!.matches, inliers: res[i]!.inliers, flipped: res[i]!.flipped, verified: true }));
+    return evidence;
+  }
+
+  /** Scores every candidate and ranks them; the best are checked densely and everything rescored. */
+  private async rankCandidates(
+    all: number[],
+    cosAt: Map<number, number>,
+    eucAt: Map<number, number>,
+    evidence: Map<number, VerifiedEvidence>,
+    thumb: Thumb | undefined,
+  ): Promise<{ ev: Evidence[]; scores: number[]; order: number[] }> {
     const ev: Evidence[] = all.map((m) => ({
       cosine: cosAt.get(m) ?? cosineFromEuclid(eucAt.get(m)),
       matches: evidence.get(m)?.matches ?? 0,
@@ -771,7 +810,12 @@ export class TieEngine {
       }
       this.timings.denseMs += performance.now() - td;
     }
-    const candidates: TieCandidate[] = order.slice(0, this.outputTop).map((i) => {
+    return { ev, scores, order };
+  }
+
+  /** The reported candidates, best first. */
+  private candidateList(all: number[], order: number[], ev: Evidence[], scores: number[], eucAt: Map<number, number>, evidence: Map<number, VerifiedEvidence>): TieCandidate[] {
+    return order.slice(0, this.outputTop).map((i) => {
       const m = all[i]!;
       const e = evidence.get(m);
       return {
@@ -786,15 +830,6 @@ export class TieEngine {
         ...(ev[i]!.dense !== undefined ? { dense: ev[i]!.dense } : {}),
       };
     });
-    return {
-      ad: ref.name,
-      candidates,
-      autoTie: autoTieOf(this.autoTie, candidates, bestCosine(ev)) ? candidates[0]!.master : null,
-      byCosine: Array.from(cos.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: cos.value[r]! })),
-      byEuclidean: Array.from(euc.index.subarray(0, this.outputTop), (m, r) => ({ master: this.masterNames[m]!, value: euc.value[r]! })),
-      embedding: vectors[0],
-      ...(regions ? { masters: this.mastersByRegion(index, q, nv, regions, scale, order.length > 0 ? { master: all[order[0]!]!, cosine: ev[order[0]!]!.cosine } : undefined) } : {}),
-    };
   }
 
   /**
@@ -851,6 +886,9 @@ function thirds(width: number, height: number): Array<{ rect: Rect }> {
 const DENSE_ORIENTATION_INLIERS = 15;
 
 /** One ad described, before search and verification. */
+/** Keypoint evidence for a master, as verifyKeypoints finds it. */
+type VerifiedEvidence = Evidence & { flipped: boolean; verified: boolean };
+
 interface Prepared {
   vectors: Float32Array[];
   /** The views' colour histograms, concatenated (empty when colour is off). */

@@ -4,12 +4,14 @@
  * rate with an interval, the live actual rate with a Wilson interval, the over/under flag, and ANVIL
  * attribution per element/edit. The workers (./service.ts) and the routes (./routes.ts) call this.
  */
-import { TABLES, BadRequestError, sqlString, type AssetScore, type Store, type PredictSettings } from '@afterglow/core';
+import { BadRequestError, type AssetScore, type PredictSettings } from '@afterglow/core';
 import { aggregateAttribution, attributeAsset, occlusionMap, type AggregatedElement, type AssetAttribution, type EditEffect, type OcclusionMap, type Scorer } from '../attribution/anvil.js';
 import type { AssetMeta } from '../features/types.js';
-import { ENGAGEMENT_KINDS, campaignBaseline, fromTarget, storeFeatures } from '../predict/dataset.js';
+import { campaignBaseline, fromTarget, storeFeatures } from '../predict/dataset.js';
 import { vectorOf, type Analysed, type FeatureProvider } from '../predict/featurizer.js';
 import type { ModelRegistry, StoredModel } from '../predict/registry.js';
+import type { PredictionDataRepository } from '../predict/repository.js';
+import type { ScoreRepository } from './repository.js';
 import type { ModelRef, Predictor } from './predictor.js';
 
 /** Where the worker reads an asset's image and metadata (the asset registry's blob store and table). */
@@ -18,16 +20,10 @@ export interface ImageSource {
 }
 
 /** Reads the registry's `assets` table (latest version) and the blob store by content hash. */
-export function registryImageSource(store: Store, blobs: { get(key: string): Promise<Uint8Array | undefined> }): ImageSource {
+export function registryImageSource(assets: { latestContent(tenant: string, id: string): Promise<{ content_hash: string; campaign_id: string; channel: string; deleted: number } | undefined> }, blobs: { get(key: string): Promise<Uint8Array | undefined> }): ImageSource {
   return {
     async get(tenantId, assetId) {
-      const rs = await store.client.query({
-        query: `SELECT argMax(content_hash, version) AS content_hash, argMax(campaign_id, version) AS campaign_id, argMax(channel, version) AS channel, argMax(deleted, version) AS deleted
-                FROM ${store.table(TABLES.assets)} WHERE tenant_id = {tenant:String} AND asset_id = {asset:String} GROUP BY asset_id`,
-        query_params: { tenant: tenantId, asset: assetId },
-        format: 'JSONEachRow',
-      });
-      const [row] = await rs.json<{ content_hash: string; campaign_id: string; channel: string; deleted: number }>();
+      const row = await assets.latestContent(tenantId, assetId);
       if (!row || Number(row.deleted) || !row.content_hash) return undefined;
       const bytes = await blobs.get(row.content_hash);
       return bytes ? { bytes, contentHash: row.content_hash, campaignId: row.campaign_id || undefined, channel: row.channel || undefined } : undefined;
@@ -36,7 +32,9 @@ export function registryImageSource(store: Store, blobs: { get(key: string): Pro
 }
 
 export interface EngineDeps {
-  store: Store;
+  /** Outcomes and stored features (the prediction tables). */
+  data: PredictionDataRepository;
+  scores: ScoreRepository;
   registry: ModelRegistry;
   predictor: Predictor;
   provider: FeatureProvider;
@@ -125,7 +123,7 @@ export class ScoringEngine {
     }
     const storedKey = `${tenantId}\0${assetId}\0${key}`;
     if (!this.featuresStored.has(storedKey)) {
-      await storeFeatures(this.deps.store, [{ tenantId, provider: this.deps.provider.kind, assetId, campaignId: img.campaignId, contentHash: img.contentHash, features: a.features }]);
+      await storeFeatures(this.deps.data, [{ tenantId, provider: this.deps.provider.kind, assetId, campaignId: img.campaignId, contentHash: img.contentHash, features: a.features }]);
       this.featuresStored.add(storedKey);
       if (this.featuresStored.size > 100_000) this.featuresStored.delete(this.featuresStored.values().next().value!);
     }
@@ -134,16 +132,7 @@ export class ScoringEngine {
 
   /** Live outcome of an asset over the model horizon from its first impression. */
   async actual(tenantId: string, assetId: string): Promise<{ impressions: number; engagements: number }> {
-    const t = this.deps.store.table(TABLES.assetMinute);
-    const rs = await this.deps.store.client.query({
-      query: `WITH (SELECT minIf(minute, kind = 'impression') FROM ${t} WHERE tenant_id = {tenant:String} AND asset_id = {asset:String}) AS first
-              SELECT sumIf(events, kind = 'impression') AS imp, sumIf(events, kind IN (${ENGAGEMENT_KINDS.map(sqlString).join(',')})) AS eng
-              FROM ${t} WHERE tenant_id = {tenant:String} AND asset_id = {asset:String} AND minute >= first AND minute < first + toIntervalSecond({horizon:UInt32})`,
-      query_params: { tenant: tenantId, asset: assetId, horizon: Math.ceil(this.deps.settings.horizonMs / 1000) },
-      format: 'JSONEachRow',
-    });
-    const [row] = await rs.json<{ imp: string | number; eng: string | number }>();
-    return { impressions: Number(row?.imp ?? 0), engagements: Number(row?.eng ?? 0) };
+    return this.deps.data.assetOutcome(tenantId, assetId, this.deps.settings.horizonMs);
   }
 
   async score(req: ScoreRequest): Promise<{ score: AssetScore; attribution: AssetAttribution } | undefined> {
@@ -160,7 +149,7 @@ export class ScoringEngine {
       this.lastAttribution.set(attKey, att);
       if (this.lastAttribution.size > 10_000) this.lastAttribution.delete(this.lastAttribution.keys().next().value!);
     }
-    const baseline = (campaignId ? await campaignBaseline(this.deps.store, req.tenantId, campaignId, card.target.baselineWindowMs) : undefined) ?? card.globalBaseline;
+    const baseline = (campaignId ? await campaignBaseline(this.deps.data, req.tenantId, campaignId, card.target.baselineWindowMs) : undefined) ?? card.globalBaseline;
     const y = att.predicted;
     const ms = att.predictedMembers;
     const memberVar = ms.reduce((s, v) => s + (v - y) ** 2, 0) / Math.max(1, ms.length - 1);
@@ -194,34 +183,22 @@ export class ScoringEngine {
 
   /** Stores a score (and the per-member attribution the aggregate resamples). */
   async storeScore(score: AssetScore, attribution: readonly EditEffect[]): Promise<void> {
-    await this.deps.store.client.insert({
-      table: this.deps.store.table(TABLES.assetScores),
-      values: [
-        {
-          tenant_id: score.tenant_id,
-          asset_id: score.asset_id,
-          campaign_id: score.campaign_id ?? '',
-          model_version: score.model_version,
-          predicted: score.predicted,
-          actual: score.actual ?? null,
-          flag: score.flag,
-          reason: score.reason,
-          scored_at: score.scored_at,
-          score: JSON.stringify({ score, members: Object.fromEntries(attribution.map((a) => [`${a.element}\0${a.edit}`, a.members])) }),
-        },
-      ],
-      format: 'JSONEachRow',
+    await this.deps.scores.insertScore({
+      tenant_id: score.tenant_id,
+      asset_id: score.asset_id,
+      campaign_id: score.campaign_id ?? '',
+      model_version: score.model_version,
+      predicted: score.predicted,
+      actual: score.actual ?? null,
+      flag: score.flag,
+      reason: score.reason,
+      scored_at: score.scored_at,
+      score: JSON.stringify({ score, members: Object.fromEntries(attribution.map((a) => [`${a.element}\0${a.edit}`, a.members])) }),
     });
   }
 
   private async latestRows(tenantId: string, where: string, params: Record<string, unknown>): Promise<{ score: AssetScore; members: Record<string, number[]> }[]> {
-    const rs = await this.deps.store.client.query({
-      query: `SELECT argMax(score, scored_at) AS score FROM ${this.deps.store.table(TABLES.assetScores)}
-              WHERE tenant_id = {tenant:String} ${where} GROUP BY asset_id`,
-      query_params: { tenant: tenantId, ...params },
-      format: 'JSONEachRow',
-    });
-    return (await rs.json<{ score: string }>()).map((r) => JSON.parse(r.score) as { score: AssetScore; members: Record<string, number[]> });
+    return (await this.deps.scores.latestOf(tenantId, where, params)).map((s) => JSON.parse(s) as { score: AssetScore; members: Record<string, number[]> });
   }
 
   /**
@@ -230,14 +207,8 @@ export class ScoringEngine {
    * (the shift check needs only the numbers and the flag).
    */
   async latestScores(limit = 100_000): Promise<AssetScore[]> {
-    const rs = await this.deps.store.client.query({
-      query: `SELECT argMax(score, scored_at) AS score, max(scored_at) AS at FROM ${this.deps.store.table(TABLES.assetScores)}
-              GROUP BY tenant_id, asset_id ORDER BY at DESC LIMIT {limit:UInt32}`,
-      query_params: { limit },
-      format: 'JSONEachRow',
-    });
-    return (await rs.json<{ score: string }>()).map((r) => {
-      const { attribution: _a, ...score } = (JSON.parse(r.score) as { score: AssetScore }).score;
+    return (await this.deps.scores.latestOfAll(limit)).map((s) => {
+      const { attribution: _a, ...score } = (JSON.parse(s) as { score: AssetScore }).score;
       return score;
     });
   }
@@ -276,34 +247,17 @@ export class ScoringEngine {
     const model = await this.activeModel(tenantId);
     if (!model) throw new NotScoredError('no model has been trained for this tenant');
     const version = model.stored.card.version;
-    const t = this.deps.store.table(TABLES.assetOcclusion);
-    const rs = await this.deps.store.client.query({
-      query: `SELECT argMax(grid_w, computed_at) AS grid_w, argMax(grid_h, computed_at) AS grid_h, argMax(cell_values, computed_at) AS cell_values
-              FROM ${t} WHERE tenant_id = {tenant:String} AND asset_id = {asset:String} AND model_version = {version:String} GROUP BY asset_id`,
-      query_params: { tenant: tenantId, asset: assetId, version },
-      format: 'JSONEachRow',
-    });
-    const [row] = await rs.json<{ grid_w: number; grid_h: number; cell_values: number[] }>();
+    const row = await this.deps.scores.occlusion(tenantId, assetId, version);
     if (row) return { grid_w: Number(row.grid_w), grid_h: Number(row.grid_h), values: row.cell_values, model_version: version };
     const { analysed } = await this.analyse(tenantId, assetId);
     const map = await occlusionMap(analysed, model.scorer);
-    await this.deps.store.client.insert({
-      table: t,
-      values: [{ tenant_id: tenantId, asset_id: assetId, model_version: version, grid_w: map.grid_w, grid_h: map.grid_h, cell_values: map.values, computed_at: Date.now() }],
-      format: 'JSONEachRow',
-    });
+    await this.deps.scores.insertOcclusion({ tenant_id: tenantId, asset_id: assetId, model_version: version, grid_w: map.grid_w, grid_h: map.grid_h, cell_values: map.values, computed_at: Date.now() });
     return { ...map, model_version: version };
   }
 
   /** Assets of a tenant with stored features (what a new model rescores), with their campaign. */
   async featuredAssets(tenantId: string): Promise<{ assetId: string; campaignId?: string }[]> {
-    const rs = await this.deps.store.client.query({
-      query: `SELECT asset_id, argMax(campaign_id, computed_at) AS campaign_id FROM ${this.deps.store.table(TABLES.assetFeatures)}
-              WHERE tenant_id = {tenant:String} AND provider = {provider:String} GROUP BY asset_id ORDER BY asset_id`,
-      query_params: { tenant: tenantId, provider: this.deps.provider.kind },
-      format: 'JSONEachRow',
-    });
-    return (await rs.json<{ asset_id: string; campaign_id: string }>()).map((r) => ({ assetId: r.asset_id, ...(r.campaign_id ? { campaignId: r.campaign_id } : {}) }));
+    return (await this.deps.data.featuredAssets(tenantId, this.deps.provider.kind)).map((r) => ({ assetId: r.asset_id, ...(r.campaign_id ? { campaignId: r.campaign_id } : {}) }));
   }
 
   /** Predictions (per member) for stored feature rows, e.g. benchmarks: vectors through the worker threads. */

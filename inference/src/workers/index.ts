@@ -8,6 +8,9 @@ import { availableCores } from '@afterglow/core';
 import type { AfterglowConfig, BlobStore, Bus, Logger, Store } from '@afterglow/core';
 import { fullFeatureProvider, lightFeatureProvider, type FeatureProvider } from '../predict/featurizer.js';
 import { ModelRegistry } from '../predict/registry.js';
+import { ModelRepository, PredictionDataRepository } from '../predict/repository.js';
+import { AssetRepository } from '../registry/repository.js';
+import { ScoreRepository } from './repository.js';
 import { ScoringEngine, registryImageSource, type ImageSource } from './engine.js';
 import { Predictor } from './predictor.js';
 import { registerScoreRoutes } from './routes.js';
@@ -16,6 +19,7 @@ import { ScoringWorkers } from './service.js';
 export { Predictor, type ModelRef, type PredictorOptions } from './predictor.js';
 export { ScoringEngine, registryImageSource, wilson, NotScoredError, type ImageSource, type ScoreRequest, type EngineDeps } from './engine.js';
 export { ScoringWorkers, type WorkersDeps } from './service.js';
+export { ScoreRepository, type ScoreRow, type OcclusionRow } from './repository.js';
 export { registerScoreRoutes, type ScoreRoutesDeps } from './routes.js';
 
 export interface ScoringServices {
@@ -72,10 +76,19 @@ export async function startScoringServices(
 ): Promise<ScoringServices> {
   const { config, bus, store, log } = deps;
   const say = (msg: string, fields?: Record<string, unknown>) => log.info(fields ?? {}, msg);
-  const registry = new ModelRegistry(store, config.predict.modelsDir);
+  const registry = new ModelRegistry(new ModelRepository(store), config.predict.modelsDir);
   const predictor = createPredictor(config, say);
   const provider = createFeatureProvider(config, say);
-  const engine = new ScoringEngine({ store, registry, predictor, provider, images: deps.images ?? registryImageSource(store, deps.blobs), settings: config.predict, log: say });
+  const engine = new ScoringEngine({
+    data: new PredictionDataRepository(store),
+    scores: new ScoreRepository(store),
+    registry,
+    predictor,
+    provider,
+    images: deps.images ?? registryImageSource(new AssetRepository(store), deps.blobs),
+    settings: config.predict,
+    log: say,
+  });
   const workers = config.predict.workersEnabled ? new ScoringWorkers({ bus, engine, log, settings: config.predict, limits: config.events }) : undefined;
   await registerScoreRoutes(app, { engine, registry, onActivated: (tenant, version) => workers?.modelActivated(tenant, version) });
   await workers?.start();

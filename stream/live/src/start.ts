@@ -5,6 +5,7 @@ import { LiveGateway } from './live/gateway.js';
 import { LiveKeys } from './live/keys.js';
 import { LiveReader } from './live/reader.js';
 import { StoreHistorySource } from './live/rebuild.js';
+import { RollupRepository, StoreLogRepository } from './live/store-repository.js';
 import { registerLiveRoutes } from './live/routes.js';
 import { startTriggers } from './triggers/index.js';
 import type { ResolveHost } from './triggers/egress.js';
@@ -98,7 +99,7 @@ export async function startLive(deps: LiveDeps): Promise<RunningLive> {
       tiesSweepMs: settings.tiesSweepMs,
       registry,
       // Ties, and the last day's windows where hot state lacks them, come back from the store on start.
-      history: new StoreHistorySource(store),
+      history: new StoreHistorySource(new RollupRepository(store), new StoreLogRepository(store)),
       storeGroupId: config.sink.groupId,
     });
     await aggregator.start();

@@ -1,10 +1,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { EVENT_KINDS, MIGRATIONS, TABLES, TOPICS, createBus, createLogger, createStore, migrate, ulid, type Bus, type Store } from '@afterglow/core';
+import { EVENT_KINDS, MIGRATIONS, TABLES, TOPICS, ulid } from '@afterglow/core';
 import { eventually } from '@afterglow/testkit/services';
+import { sinkRig, type SinkRig } from '@afterglow/testkit/sink';
 import { EventSink } from './sink.js';
 
 /**
@@ -14,44 +12,28 @@ import { EventSink } from './sink.js';
  * token instead of looking them up again. The failure is injected in the real engine (chDB): a
  * materialized view on events_raw that throws while a flag row exists, ordered before the rollups.
  */
-const dir = mkdtempSync(path.join(tmpdir(), 'afterglow-sink-retry-'));
-let store: Store | undefined;
-let bus: Bus | undefined;
+let rig: SinkRig | undefined;
 let sink: EventSink | undefined;
-after(async () => {
-  await sink?.stop();
-  await bus?.close();
-  await store?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => rig?.close(() => sink?.stop() ?? Promise.resolve()));
 
 test('an insert that failed after events_raw took the rows is retried as is: rollups end up exact', async () => {
-  store = await createStore({ kind: 'chdb', path: dir, database: 'sink_retry' });
-  const db = store.database;
-  const run = (query: string) => store!.client.command({ query });
   // Views fire in the order they were created: the failing one goes right after events_raw, before
   // the rollup views of migration 1.
-  const failing = [
+  const failing = (db: string) => [
     `CREATE TABLE ${db}.fail_flag (on UInt8) ENGINE = Memory`,
     `CREATE TABLE ${db}.fail_sink (x UInt8) ENGINE = Null`,
     `CREATE MATERIALIZED VIEW ${db}.fail_mv TO ${db}.fail_sink AS SELECT throwIf((SELECT count() FROM ${db}.fail_flag) > 0, 'injected failure after events_raw') AS x FROM ${db}.${TABLES.eventsRaw}`,
   ];
-  await migrate(
-    store,
-    MIGRATIONS.map((m) => (m.version === 1 ? { ...m, statements: (d: string) => { const [raw, ...rest] = m.statements(d); return [raw!, ...failing, ...rest]; } } : m)),
-  );
+  rig = await sinkRig('sink_retry', {
+    partitions: 2,
+    migrations: MIGRATIONS.map((m) => (m.version === 1 ? { ...m, statements: (d: string) => { const [raw, ...rest] = m.statements(d); return [raw!, ...failing(d), ...rest]; } } : m)),
+  });
+  const { store, bus } = rig;
+  const db = store.database;
+  const run = (query: string) => store.client.command({ query });
   await run(`INSERT INTO ${db}.fail_flag VALUES (1)`);
 
-  bus = await createBus({ kind: 'memory', partitions: 2, maxBacklogBytes: 64 * 1024 * 1024 });
-  sink = new EventSink({
-    bus,
-    store,
-    limits: { maxAgeMs: 86_400_000, maxFutureMs: 300_000, liveLateMs: 600_000, maxAttrsBytes: 2048, dedupWindowMs: 300_000 },
-    log: createLogger('silent'),
-    groupId: 'sink-retry',
-    batchMaxRows: 10_000,
-    batchMaxMs: 50,
-  });
+  sink = new EventSink({ ...rig.base, groupId: 'sink-retry', batchMaxRows: 10_000, batchMaxMs: 50 });
   await sink.start();
   const now = Date.now();
   const n = 500;
@@ -65,7 +47,7 @@ test('an insert that failed after events_raw took the rows is retried as is: rol
   );
   await producer.close();
 
-  const count = async (sql: string) => Number((await (await store!.client.query({ query: sql, format: 'JSONEachRow' })).json<{ n: string | number }>())[0]!.n);
+  const count = async (sql: string) => Number((await (await store.client.query({ query: sql, format: 'JSONEachRow' })).json<{ n: string | number }>())[0]!.n);
   const raw = () => count(`SELECT count() AS n FROM ${db}.${TABLES.eventsRaw} WHERE tenant_id = 'retry'`);
   const rollup = () => count(`SELECT sum(events) AS n FROM ${db}.${TABLES.assetMinute} WHERE tenant_id = 'retry'`);
   // The failing attempts left the rows in events_raw and nothing in the rollup.

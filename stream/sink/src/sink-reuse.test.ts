@@ -1,10 +1,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { TABLES, TOPICS, createBus, createLogger, createStore, encodeEvent, migrate, partitionForKey, ulid, type Bus, type EngagementEvent, type Store } from '@afterglow/core';
+import { TABLES, TOPICS, encodeEvent, partitionForKey, ulid, type EngagementEvent } from '@afterglow/core';
 import { eventually } from '@afterglow/testkit/services';
+import { sinkRig, type SinkRig } from '@afterglow/testkit/sink';
 import { EventSink } from './sink.js';
 
 /**
@@ -12,33 +10,16 @@ import { EventSink } from './sink.js';
  * the sink; lanes flush concurrently, so both copies can pass their existence lookups before either
  * insert lands. The first lane to claim the id inserts it; the other copy is a duplicate.
  */
-const dir = mkdtempSync(path.join(tmpdir(), 'afterglow-sink-reuse-'));
-let store: Store | undefined;
-let bus: Bus | undefined;
+let rig: SinkRig | undefined;
 let sink: EventSink | undefined;
-after(async () => {
-  await sink?.stop();
-  await bus?.close();
-  await store?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => rig?.close(() => sink?.stop() ?? Promise.resolve()));
 
 test('a re-used id on two lanes flushed at once is stored once', async () => {
-  store = await createStore({ kind: 'chdb', path: dir, database: 'sink_reuse' });
-  await migrate(store);
-  bus = await createBus({ kind: 'memory', partitions: 2, maxBacklogBytes: 64 * 1024 * 1024 });
+  rig = await sinkRig('sink_reuse', { partitions: 2 });
+  const { store, bus } = rig;
   await bus.ensureTopics([{ topic: TOPICS.events, partitions: 2 }]);
   // Flushed by hand only: both lanes hold their copy when flush() runs them side by side.
-  sink = new EventSink({
-    bus,
-    store,
-    limits: { maxAgeMs: 86_400_000, maxFutureMs: 300_000, liveLateMs: 600_000, maxAttrsBytes: 2048, dedupWindowMs: 300_000 },
-    log: createLogger('silent'),
-    groupId: 'sink-reuse',
-    batchMaxRows: 10_000,
-    batchMaxMs: 3_600_000,
-    lanes: 2,
-  });
+  sink = new EventSink({ ...rig.base, groupId: 'sink-reuse', batchMaxRows: 10_000, batchMaxMs: 3_600_000, lanes: 2 });
   await sink.start();
   const first = 'a0';
   const other = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7'].find((id) => partitionForKey(id, 2) !== partitionForKey(first, 2))!;

@@ -315,3 +315,38 @@ test('aggregator: an event id re-used for an asset on another partition counts o
   assert.equal(EVENT_KINDS.reduce((n, k) => n + campaign.windows['24h'].counts[k], 0), 1);
   await a.stop();
 });
+
+test('aggregator: the rows rebuilt from the store are let go once every rebuilt partition has flushed', async () => {
+  const r = await rig();
+  const tenant = uniqueName('t');
+  // Two assets on two partitions, each with an hour-old minute of views in the store.
+  const assets: string[] = [];
+  for (let i = 0; assets.length < 2; i++) {
+    const id = `rb-a${i}`;
+    if (assets.every((a) => partitionForKey(a, 4) !== partitionForKey(id, 4))) assets.push(id);
+  }
+  const minute = Math.floor((Date.now() - 60 * 60_000) / 60_000) * 60_000;
+  const history = {
+    windowRows: async () => assets.map((asset) => ({ tenant, campaign: 'rb-c', asset, kind: 'view' as const, minute, events: 3, value: 3 })),
+    tieDecisions: async function* () {},
+    now: async () => Date.now(),
+    storedEventIds: async () => [],
+  };
+  const a = new LiveAggregator({ ...r.options, history });
+  await a.start();
+  assert.equal(a.rebuilding, true);
+  const send = async (asset: string) => {
+    const e: EngagementEvent = { event_id: ulid(), tenant_id: tenant, campaign_id: 'rb-c', asset_id: asset, kind: 'view', value: 1, occurred_at: Date.now(), received_at: Date.now() };
+    const before = a.totals.applied;
+    await produce(r.bus, [e]);
+    await eventually(() => (a.totals.applied > before ? true : undefined), 10_000, 10);
+    await a.flush();
+  };
+  await send(assets[0]!);
+  // One rebuilt partition is still unflushed: its rows may still be needed.
+  assert.equal(a.rebuilding, true);
+  await send(assets[1]!);
+  await eventually(() => (a.rebuilding ? undefined : true), 10_000, 10);
+  for (const asset of assets) assert.equal((await r.reader.assetMetrics(tenant, asset, Date.now()))!.windows['24h'].counts.view, 4, asset);
+  await a.stop();
+});

@@ -1,14 +1,9 @@
 import {
   AfterglowError,
-  Counter,
-  Gauge,
-  Histogram,
   SUBJECTS,
   TOPICS,
   DedupWindow,
-  partitionForKey,
   decodeDedupEntries,
-  encodeDedupEntries,
   eventFingerprint,
   isWindowKind,
   payloadDigest,
@@ -19,7 +14,6 @@ import {
   type EngagementEvent,
   type EventLimits,
   type FanOut,
-  type HotOp,
   type HotState,
   type Logger,
   type PartitionOffset,
@@ -29,12 +23,17 @@ import {
 import { randomUUID } from 'node:crypto';
 import { DecayTracker } from './decay.js';
 import { FreshnessCounter } from './freshness.js';
-import type { LiveKeys, EntityKind } from './keys.js';
+import type { LiveKeys } from './keys.js';
 import { ENGAGEMENT_INDEXES } from './rates.js';
-import { encodeDelta, metaFields, parseEntityHash, type EntityMeta } from './state.js';
 import type { LiveHistorySource, WindowRow } from './rebuild.js';
-import { TieRecorder, parseTie } from './ties.js';
-import { Buckets, DIRTY_FLUSH, DIRTY_PUBLISH, KIND_INDEX, windowLayout, type Layout } from './windows.js';
+import { TieRecorder } from './ties.js';
+import { DIRTY_FLUSH, DIRTY_PUBLISH, KIND_INDEX, windowLayout, type Layout } from './windows.js';
+import { DAY, DEDUP_BUCKET_MS, HOUR, MINUTE, createMetrics, type AggregatorMetrics, type AggregatorTotals, type PartitionState } from './aggregator-shared.js';
+import { EntityCache, type AssetRef, type Entity } from './entity-cache.js';
+import { Flusher } from './flusher.js';
+import { DeltaPublisher } from './publisher.js';
+import { TieReattribution } from './reattribution.js';
+import { RestartRebuild, type Rebuild } from './restart.js';
 
 /**
  * The live aggregator: one member of consumer group `groupId` on `engagement.events`. It keeps,
@@ -126,78 +125,6 @@ export interface LiveAggregatorOptions {
   storeGroupId?: string;
 }
 
-/** What a start rebuilds from the store: per partition, the windows' rows and the stored ids a replay must skip. */
-interface Rebuild {
-  rows: Map<number, WindowRow[]>;
-  known: Map<number, [bucket: number, fingerprint: number][]>;
-}
-
-/** What locates an event's entities: its tenant, asset and campaign. */
-type AssetRef = Pick<EngagementEvent, 'tenant_id' | 'asset_id' | 'campaign_id'>;
-
-interface Spec {
-  kind: EntityKind;
-  tenant: string;
-  id: string;
-  partition: number;
-}
-
-class Entity {
-  n = 0;
-  epoch = 0;
-  campaign = '';
-  master = '';
-  /** Assets: the master hot state says it is tied to (checked on load and on tie notices). */
-  tieMaster: string | undefined;
-  tracker: DecayTracker | undefined;
-  /** Version carried by the last published delta. */
-  pubN = 0;
-  /** Publish every row next time (after an epoch change). */
-  full = false;
-  /** Decay tracker changed since the last flush / publish. */
-  decayDirty = 0;
-  metaDirty = false;
-  pins = 0;
-  lastEventAt = 0;
-  /** When its entry in the tenant's quota set was last written (refreshed hourly, not every flush). */
-  quotaAt = 0;
-
-  constructor(
-    readonly key: string,
-    readonly kind: EntityKind,
-    readonly tenant: string,
-    readonly id: string,
-    readonly partition: number,
-    readonly buckets: Buckets,
-  ) {}
-
-  meta(): EntityMeta {
-    return { kind: this.kind, tenant: this.tenant, id: this.id, partition: this.partition, n: this.n, epoch: this.epoch, campaign: this.campaign, master: this.master };
-  }
-}
-
-interface PartitionState {
-  partition: number;
-  /** Next offset to apply; undefined until something was applied when hot state had no offset. */
-  applied: bigint | undefined;
-  /** What hot state holds (as far as this member knows). */
-  persisted: bigint | undefined;
-  committed: bigint | undefined;
-  /** Bumped on revocation, so an in-flight batch can tell its partition went away. */
-  generation: number;
-  /** Events counted lately, as of `applied` (persisted with the offset, so a replay decides alike). */
-  dedup: DedupWindow;
-  /** Per tenant: live assets and campaigns this partition holds in hot state (loaded on first use). */
-  quota: Map<string, { assets: number; campaigns: number }>;
-}
-
-const DAY = 86_400_000;
-const HOUR = 3_600_000;
-const MINUTE = 60_000;
-const LOAD_CHUNK = 500;
-/** Arrival buckets of the dedup window: a bucket's entries are one appended string in hot state. */
-const DEDUP_BUCKET_MS = MINUTE;
-
 export class LiveAggregator {
   private readonly layout: Layout;
   private readonly keys: LiveKeys;
@@ -205,37 +132,36 @@ export class LiveAggregator {
   private consumer: BusConsumer | undefined;
   private ties: TieRecorder | undefined;
   private tieNotices: Subscription | undefined;
-  private readonly entities = new Map<string, Entity>();
+  private readonly cache: EntityCache;
+  private readonly reattribution: TieReattribution;
+  private readonly publisher: DeltaPublisher;
+  private readonly flusher: Flusher;
+  private readonly restart: RestartRebuild;
+  private readonly entities: Map<string, Entity>;
   /** The same entities by tenant, each tenant's in least recently used order. */
-  private readonly byTenant = new Map<string, Map<string, Entity>>();
+  private readonly byTenant: Map<string, Map<string, Entity>>;
   private readonly quotas: { entitiesPerTenant: number; assetsPerTenant: number; campaignsPerTenant: number };
   /** Partitions of the events topic (set on start); with one, the partition's window sees every copy. */
   private partitionCount = 0;
   /** Tenants warned about their quota, and when (one line a minute each). */
   private readonly quotaWarned = new Map<string, number>();
-  private readonly loading = new Map<string, Promise<Entity>>();
   private readonly partitions = new Map<number, PartitionState>();
   private readonly partitionLoads = new Map<number, Promise<PartitionState>>();
-  private owned = new Set<number>();
+  private readonly owned = new Set<number>();
   private readonly flushQueue = new Set<Entity>();
   private readonly pubQueue = new Set<Entity>();
-  private flushing: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | undefined;
-  private pubTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private lastPublish = 0;
-  /** The last day's per-minute counts (and stored ids) from the store, by partition, while a rebuild is due. */
-  private rebuild: Promise<Rebuild> | undefined;
   private stopping = false;
   private abandoned = false;
   private generationSeq = 0;
   /** Keys live this long after their last write: the 24 h window, the late window, an hour to spare. */
   private readonly ttlMs: number;
-  private readonly metrics: ReturnType<typeof createMetrics>;
+  private readonly metrics: AggregatorMetrics;
   private readonly freshness = new FreshnessCounter();
   /** This member's field in the tenants' freshness hashes. */
   private readonly memberId = randomUUID();
-  readonly totals = { received: 0, applied: 0, replayed: 0, duplicates: 0, late: 0, invalid: 0, expired: 0, published: 0, flushes: 0, reattributed: 0, quotaRefused: 0 };
+  readonly totals: AggregatorTotals = { received: 0, applied: 0, replayed: 0, duplicates: 0, late: 0, invalid: 0, expired: 0, published: 0, flushes: 0, reattributed: 0, quotaRefused: 0 };
 
   constructor(private readonly options: LiveAggregatorOptions) {
     this.layout = windowLayout(options.limits.liveLateMs);
@@ -249,11 +175,85 @@ export class LiveAggregator {
       assetsPerTenant: q.assetsPerTenant ?? Infinity,
       campaignsPerTenant: q.campaignsPerTenant ?? Infinity,
     };
+    const { hot, log, keys } = options;
+    const clock = this.clock;
+    const isStopping = () => this.stopping;
+    const { flushQueue, pubQueue, partitions, totals, metrics } = this;
+    this.cache = new EntityCache({
+      hot,
+      keys,
+      layout: this.layout,
+      maxEntities: options.maxEntities,
+      entitiesPerTenant: this.quotas.entitiesPerTenant,
+      partitions,
+      flushQueue,
+      pubQueue,
+      metrics,
+      reattribute: (asset, target) => this.reattribute(asset, target),
+    });
+    this.entities = this.cache.entities;
+    this.byTenant = this.cache.byTenant;
+    this.publisher = new DeltaPublisher({ fanout: options.fanout, log, publishMs: options.publishMs, clock, pubQueue, totals, metrics, isStopping });
+    this.reattribution = new TieReattribution({
+      hot,
+      log,
+      keys,
+      clock,
+      entities: this.entities,
+      owned: this.owned,
+      partitions,
+      flushQueue,
+      pubQueue,
+      totals,
+      metrics,
+      load: (specs) => this.cache.load(specs),
+      schedulePublish: () => this.schedulePublish(),
+      isStopping,
+    });
+    this.restart = new RestartRebuild({
+      bus: options.bus,
+      hot,
+      log,
+      limits: options.limits,
+      storeGroupId: options.storeGroupId,
+      clock,
+      partitions,
+      offsetKey: (partition) => this.offsetKey(partition),
+      ensureFor: (events, partition) => this.ensureFor(events, partition),
+      count: (...args) => this.count(...args),
+      schedulePublish: () => this.schedulePublish(),
+    });
+    this.flusher = new Flusher({
+      hot,
+      log,
+      limits: options.limits,
+      offsetScope: options.offsetScope,
+      keys,
+      clock,
+      ttlMs: this.ttlMs,
+      memberId: this.memberId,
+      freshness: this.freshness,
+      entities: this.entities,
+      partitions,
+      flushQueue,
+      totals,
+      metrics,
+      consumer: () => this.consumer,
+      evict: () => this.cache.evict(),
+      revoke: (partition) => this.revoke(partition),
+      absorbUntil: (asset, until) => this.absorbUntil(asset, until),
+      offsetKey: (partition) => this.offsetKey(partition),
+      dedupKey: (partition, bucket) => this.dedupKey(partition, bucket),
+      quotaOn: () => this.quotaOn,
+      isStopping,
+      isAbandoned: () => this.abandoned,
+      onFlushed: (done) => this.restart.flushed(done),
+    });
   }
 
   /** Entities held in memory for `tenant`. */
   entitiesOf(tenant: string): number {
-    return this.byTenant.get(tenant)?.size ?? 0;
+    return this.cache.entitiesOf(tenant);
   }
 
   /** Entities held in memory in all. */
@@ -351,7 +351,7 @@ export class LiveAggregator {
     // Offsets go with the rows they describe: a flush already queued must not write offsets for
     // changes that were just forgotten.
     this.partitions.clear();
-    await this.flushing;
+    await this.flusher.settled();
     await this.consumer?.stop();
     await this.ties?.stop();
   }
@@ -369,8 +369,75 @@ export class LiveAggregator {
   private clearTimers(): void {
     clearInterval(this.flushTimer);
     clearInterval(this.sweepTimer);
-    clearTimeout(this.pubTimer);
-    this.pubTimer = undefined;
+    this.publisher.cancel();
+  }
+
+  /** Whether the store's rows for a rebuild are still held (until every rebuilt partition has flushed). */
+  get rebuilding(): boolean {
+    return this.restart.pending !== undefined;
+  }
+
+  // ---- parts (entity-cache.ts, reattribution.ts, publisher.ts, flusher.ts, restart.ts) ---------
+
+  private get rebuild(): Promise<Rebuild> | undefined {
+    return this.restart.pending;
+  }
+
+  private set rebuild(rebuild: Promise<Rebuild> | undefined) {
+    this.restart.pending = rebuild;
+  }
+
+  /** Persist dirty entities and applied offsets atomically, then commit the offsets. Serialized. */
+  flush(): Promise<void> {
+    return this.flusher.flush();
+  }
+
+  private offsetsBehind(): boolean {
+    return this.flusher.offsetsBehind();
+  }
+
+  private schedulePublish(): void {
+    this.publisher.schedulePublish();
+  }
+
+  private publish(): void {
+    this.publisher.publish();
+  }
+
+  private ensureFor(events: readonly AssetRef[], partition: number): Promise<Entity[]> {
+    return this.cache.ensureFor(events, partition);
+  }
+
+  private drop(e: Entity): void {
+    this.cache.drop(e);
+  }
+
+  private reattribute(asset: Entity, target: string): void {
+    this.reattribution.reattribute(asset, target);
+  }
+
+  private onTieNotice(data: Uint8Array): void {
+    this.reattribution.onTieNotice(data);
+  }
+
+  private sweepTies(): Promise<void> {
+    return this.reattribution.sweepTies();
+  }
+
+  private partitionsHotStateLacks(): Promise<number[]> {
+    return this.restart.partitionsHotStateLacks();
+  }
+
+  private replayOffsets(partitions: number[]): Promise<PartitionOffset[]> {
+    return this.restart.replayOffsets(partitions);
+  }
+
+  private loadRebuild(history: LiveHistorySource, partitions: Set<number>, replay: boolean): Promise<Rebuild> {
+    return this.restart.loadRebuild(history, partitions, replay);
+  }
+
+  private rebuildPartition(ps: PartitionState, rows: WindowRow[]): Promise<void> {
+    return this.restart.rebuildPartition(ps, rows);
   }
 
   // ---- consumption ----------------------------------------------------------------------------
@@ -378,7 +445,9 @@ export class LiveAggregator {
   private onAssign(partitions: number[]): void {
     const next = new Set(partitions);
     for (const p of this.owned) if (!next.has(p)) this.revoke(p);
-    this.owned = next;
+    // In place: the parts hold this set.
+    this.owned.clear();
+    for (const p of next) this.owned.add(p);
     // A rebuild must not wait for the partition's first event: readers want the numbers now.
     if (this.rebuild) for (const p of partitions) void this.partitionState(p).catch((err) => this.options.log.warn({ err, partition: p }, 'live partition not loaded'));
     this.options.log.info({ partitions }, 'live aggregator partitions assigned');
@@ -424,91 +493,6 @@ export class LiveAggregator {
       loading.catch(() => this.partitionLoads.delete(partition));
     }
     return loading;
-  }
-
-  /** Partitions of the events topic whose applied offset hot state does not hold (all of them in a fresh memory adapter). */
-  private async partitionsHotStateLacks(): Promise<number[]> {
-    const partitions = (await this.options.bus.endOffsets(TOPICS.events)).map((o) => o.partition);
-    const stored = await this.options.hot.mget(partitions.map((p) => this.offsetKey(p)));
-    return partitions.filter((_, i) => stored[i] == null);
-  }
-
-  /**
-   * Where a rebuilt partition's replay starts: the records of the last half dedup window (the
-   * stored ids of a whole window are skipped, so a record appended a little after its received_at
-   * is still recognised), and never later than what the store's writer has committed (records it
-   * may not have stored). A writer that committed nothing: from the beginning.
-   */
-  private async replayOffsets(partitions: number[]): Promise<PartitionOffset[]> {
-    const { bus, storeGroupId } = this.options;
-    const [recent, stored, earliest] = await Promise.all([
-      bus.offsetsForTime(TOPICS.events, this.clock() - this.options.limits.dedupWindowMs / 2),
-      storeGroupId ? bus.committedOffsets(storeGroupId, TOPICS.events) : undefined,
-      bus.offsetsForTime(TOPICS.events, 0),
-    ]);
-    return partitions.map((partition) => {
-      let offset = BigInt(recent.find((o) => o.partition === partition)?.offset ?? '0');
-      if (stored) {
-        const committed = BigInt(stored.find((o) => o.partition === partition)?.offset ?? '-1');
-        const from = committed >= 0n ? committed : BigInt(earliest.find((o) => o.partition === partition)?.offset ?? '0');
-        if (from < offset) offset = from;
-      }
-      return { topic: TOPICS.events, partition, offset: offset.toString() };
-    });
-  }
-
-  /**
-   * The store's per-minute rows of the last day for `partitions`, and — when the log will be
-   * replayed — the ids it stored lately, which the replay must not count again.
-   */
-  private async loadRebuild(history: LiveHistorySource, partitions: Set<number>, replay: boolean): Promise<Rebuild> {
-    const partitionCount = (await this.options.bus.endOffsets(TOPICS.events)).length;
-    const now = this.clock();
-    const since = now - DAY - this.options.limits.liveLateMs;
-    // Older than the minute tier reaches (1 h + the late window, and a bucket of slack): hours suffice.
-    const minutesSince = Math.floor((now - HOUR - this.options.limits.liveLateMs - 2 * MINUTE) / HOUR) * HOUR;
-    // The store's clock before the rows are read: an id stored after it may be missing from the
-    // rows, so it is not claimed (the replay counts it).
-    const heldAt = replay ? await history.now() : 0;
-    const rows = new Map<number, WindowRow[]>();
-    for (const row of await history.windowRows(since, minutesSince)) {
-      const p = partitionForKey(row.asset, partitionCount);
-      if (!partitions.has(p)) continue;
-      let list = rows.get(p);
-      if (!list) rows.set(p, (list = []));
-      list.push(row);
-    }
-    const known = new Map<number, [number, number][]>();
-    if (replay) {
-      // The replay starts half a window back, and each of its records must see the window before it.
-      for (const id of await history.storedEventIds(now - 1.5 * this.options.limits.dedupWindowMs, heldAt)) {
-        const p = partitionForKey(id.asset, partitionCount);
-        if (!partitions.has(p)) continue;
-        let list = known.get(p);
-        if (!list) known.set(p, (list = []));
-        list.push([Math.floor(id.received / DEDUP_BUCKET_MS), eventFingerprint(id.tenant, id.event)]);
-      }
-    }
-    return { rows, known };
-  }
-
-  /**
-   * Counts what the store holds for the partition's assets into their windows before the first
-   * event of this process (the log started empty, so nothing is counted twice). Oldest minute first.
-   */
-  private async rebuildPartition(ps: PartitionState, rows: WindowRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    const refs = rows.map((r) => ({ tenant_id: r.tenant, asset_id: r.asset, campaign_id: r.campaign }));
-    const pinned = await this.ensureFor(refs, ps.partition);
-    try {
-      if (this.partitions.get(ps.partition) !== ps) return; // revoked meanwhile
-      const local = new Map(pinned.map((e) => [e.key, e]));
-      rows.forEach((r, i) => this.count(refs[i]!, KIND_INDEX[r.kind], r.events, r.value, r.minute, ps.partition, r.minute + MINUTE, local));
-    } finally {
-      for (const e of pinned) e.pins--;
-    }
-    this.options.log.info({ partition: ps.partition, rows: rows.length, events: rows.reduce((n, r) => n + r.events, 0) }, 'live windows rebuilt from the store');
-    this.schedulePublish();
   }
 
   /** The partition's recent events as hot state holds them (written with its offset). */
@@ -796,252 +780,6 @@ export class LiveAggregator {
     }
   }
 
-  // ---- entities ---------------------------------------------------------------------------------
-
-  /** Loads (and pins) every entity the events touch, re-attributing assets whose tie changed. */
-  private async ensureFor(events: readonly AssetRef[], partition: number): Promise<Entity[]> {
-    const specs = new Map<string, Spec>();
-    for (const e of events) {
-      specs.set(this.keys.asset(e.tenant_id, e.asset_id), { kind: 'asset', tenant: e.tenant_id, id: e.asset_id, partition });
-      specs.set(this.keys.entity('campaign', e.tenant_id, e.campaign_id, partition), { kind: 'campaign', tenant: e.tenant_id, id: e.campaign_id, partition });
-    }
-    const first = await this.load([...specs.values()]);
-    const masters = new Map<string, Spec>();
-    for (const e of first) {
-      if (e.kind !== 'asset') continue;
-      for (const m of [e.master, e.tieMaster ?? e.master]) {
-        if (m) masters.set(this.keys.entity('master', e.tenant, m, partition), { kind: 'master', tenant: e.tenant, id: m, partition });
-      }
-    }
-    const second = masters.size > 0 ? await this.load([...masters.values()]) : [];
-    for (const e of first) if (e.kind === 'asset' && e.tieMaster !== undefined && e.tieMaster !== e.master) this.reattribute(e, e.tieMaster);
-    return [...first, ...second];
-  }
-
-  /** The entities for `specs`, from memory or hot state, each pinned once (callers unpin). */
-  private async load(specs: Spec[]): Promise<Entity[]> {
-    const keys = specs.map((s) => this.keys.entity(s.kind, s.tenant, s.id, s.partition));
-    const missing: number[] = [];
-    const asked = new Set<string>();
-    keys.forEach((key, i) => {
-      if (this.entities.has(key) || this.loading.has(key) || asked.has(key)) return;
-      asked.add(key);
-      missing.push(i);
-    });
-    for (let c = 0; c < missing.length; c += LOAD_CHUNK) {
-      const chunk = missing.slice(c, c + LOAD_CHUNK);
-      const fetched = this.fetch(chunk.map((i) => specs[i]!), chunk.map((i) => keys[i]!));
-      chunk.forEach((i, j) => this.loading.set(keys[i]!, fetched.then((all) => all[j]!)));
-      fetched
-        .finally(() => {
-          for (const i of chunk) this.loading.delete(keys[i]!);
-        })
-        .catch(() => undefined);
-    }
-    const found = await Promise.all(keys.map((key) => this.entities.get(key) ?? this.loading.get(key)!));
-    // Synchronous from here: settle each entity in the map (an eviction may have run while we
-    // waited; a clean copy is simply put back) and pin it.
-    return found.map((e, i) => {
-      const key = keys[i]!;
-      const current = this.entities.get(key);
-      if (current && current !== e) e = current;
-      else if (!current) {
-        if (this.partitions.has(e.partition)) this.hold(e);
-      } else this.touch(e);
-      e.pins++;
-      return e;
-    });
-  }
-
-  private async fetch(specs: Spec[], keys: string[]): Promise<Entity[]> {
-    const { hot } = this.options;
-    const assetIdx = specs.flatMap((s, i) => (s.kind === 'asset' ? [i] : []));
-    const [hashes, ties] = await Promise.all([
-      Promise.all(keys.map((k) => hot.hgetall(k))),
-      assetIdx.length > 0 ? hot.mget(assetIdx.map((i) => this.keys.tie(specs[i]!.tenant, specs[i]!.id))) : Promise.resolve([]),
-    ]);
-    const tieOf = new Map<number, string | null>(assetIdx.map((i, j) => [i, ties[j] ?? null]));
-    return specs.map((spec, i) => {
-      const key = keys[i]!;
-      // Loaded meanwhile by someone else (a tie notice): keep the one in memory.
-      const existing = this.entities.get(key);
-      if (existing) return existing;
-      const snap = parseEntityHash(hashes[i]!, this.layout);
-      const e = new Entity(key, spec.kind, spec.tenant, spec.id, spec.partition, snap?.buckets ?? new Buckets(this.layout));
-      if (snap) {
-        e.n = snap.meta.n;
-        e.pubN = snap.meta.n;
-        e.epoch = snap.meta.epoch;
-        e.campaign = snap.meta.campaign;
-        e.master = snap.meta.master;
-        if (spec.kind === 'asset') e.tracker = DecayTracker.fromJSON(snap.decay);
-      }
-      if (spec.kind === 'asset') e.tieMaster = parseTie(tieOf.get(i) ?? null).master;
-      // A partition revoked while we read: its entities must not linger (stale if it comes back).
-      if (this.partitions.has(spec.partition)) this.hold(e);
-      return e;
-    });
-  }
-
-  private hold(e: Entity): void {
-    this.entities.set(e.key, e);
-    let held = this.byTenant.get(e.tenant);
-    if (!held) this.byTenant.set(e.tenant, (held = new Map()));
-    held.set(e.key, e);
-  }
-
-  private drop(e: Entity): void {
-    this.entities.delete(e.key);
-    const held = this.byTenant.get(e.tenant);
-    held?.delete(e.key);
-    if (held?.size === 0) this.byTenant.delete(e.tenant);
-  }
-
-  private touch(e: Entity): void {
-    this.entities.delete(e.key);
-    this.entities.set(e.key, e);
-    const held = this.byTenant.get(e.tenant);
-    if (held?.delete(e.key)) held.set(e.key, e);
-  }
-
-  /**
-   * Drop clean, unpinned entities, least recently used first: a tenant's own past its quota, then,
-   * past maxEntities, the largest tenant's (a tenant keeps its entities until every larger one has
-   * been cut to its size).
-   */
-  private evict(): void {
-    const evictable = (e: Entity) => e.pins === 0 && !this.flushQueue.has(e) && !this.pubQueue.has(e);
-    const perTenant = this.quotas.entitiesPerTenant;
-    for (const held of [...this.byTenant.values()]) {
-      if (held.size <= perTenant) continue;
-      let excess = held.size - perTenant;
-      for (const e of [...held.values()]) {
-        if (excess <= 0) break;
-        if (!evictable(e)) continue;
-        this.drop(e);
-        this.metrics.evicted.inc({ reason: 'tenant' });
-        excess--;
-      }
-    }
-    let excess = this.entities.size - this.options.maxEntities;
-    if (excess <= 0) return;
-    const sizes = new Map([...this.byTenant].map(([t, held]) => [t, held.size]));
-    const cursors = new Map<string, Iterator<Entity>>();
-    // A larger tenant whose entities are all in use (pinned by a batch, or dirty) is not a reason
-    // to take a smaller one's: memory waits for the next flush instead.
-    let stuckAt = -1;
-    while (excess > 0 && sizes.size > 0) {
-      let victim = '';
-      let most = -1;
-      for (const [t, n] of sizes) if (n > most) [victim, most] = [t, n];
-      if (most < stuckAt) break;
-      let cursor = cursors.get(victim);
-      if (!cursor) cursors.set(victim, (cursor = this.byTenant.get(victim)!.values()));
-      let next = cursor.next();
-      while (!next.done && !evictable(next.value)) next = cursor.next();
-      if (next.done) {
-        sizes.delete(victim);
-        stuckAt = Math.max(stuckAt, most);
-        continue;
-      }
-      this.drop(next.value);
-      this.metrics.evicted.inc({ reason: 'total' });
-      sizes.set(victim, most - 1);
-      excess--;
-    }
-  }
-
-  // ---- ties -------------------------------------------------------------------------------------
-
-  /**
-   * Move an asset's history from its old master's share to its new one, in one synchronous step
-   * (both shares must be loaded). Removing counts is the one non-monotonic change there is, so the
-   * old share's epoch moves forward and its next delta carries every row.
-   */
-  private reattribute(asset: Entity, target: string): void {
-    if (asset.master === target) return;
-    const now = this.clock();
-    const old = asset.master ? this.entities.get(this.keys.entity('master', asset.tenant, asset.master, asset.partition)) : undefined;
-    const next = target ? this.entities.get(this.keys.entity('master', asset.tenant, target, asset.partition)) : undefined;
-    // Both shares must be in memory (callers load them), or nothing changes.
-    if ((asset.master && !old) || (target && !next)) return;
-    if (old) {
-      old.buckets.addFrom(asset.buckets, -1);
-      old.epoch = Math.max(old.epoch + 1, now);
-      old.n++;
-      old.full = true;
-      this.flushQueue.add(old);
-      this.pubQueue.add(old);
-    }
-    if (next) {
-      next.buckets.addFrom(asset.buckets, 1);
-      next.n++;
-      next.lastEventAt = now;
-      this.flushQueue.add(next);
-      this.pubQueue.add(next);
-    }
-    asset.master = target;
-    asset.tieMaster = target;
-    asset.metaDirty = true;
-    asset.n++;
-    this.flushQueue.add(asset);
-    this.pubQueue.add(asset);
-    this.totals.reattributed++;
-    this.metrics.reattributed.inc();
-    this.schedulePublish();
-  }
-
-  /** A tie changed somewhere: if the ad is ours, re-read its tie and re-attribute it. */
-  private onTieNotice(data: Uint8Array): void {
-    if (this.stopping) return;
-    let notice: { t?: unknown; ad?: unknown };
-    try {
-      notice = JSON.parse(Buffer.from(data).toString('utf8')) as { t?: unknown; ad?: unknown };
-    } catch {
-      return;
-    }
-    if (typeof notice.t !== 'string' || typeof notice.ad !== 'string') return;
-    void this.refreshTie(notice.t, notice.ad).catch((err) => this.options.log.warn({ err }, 'tie refresh failed; the sweep retries'));
-  }
-
-  private async refreshTie(tenant: string, ad: string): Promise<void> {
-    const key = this.keys.asset(tenant, ad);
-    let partition = this.entities.get(key)?.partition;
-    if (partition === undefined) {
-      // Not in memory: its hash says which partition it lives on; only that partition's owner acts.
-      const stored = await this.options.hot.hgetall(key);
-      if (!stored.p) return;
-      partition = Number(stored.p);
-    }
-    if (!this.owned.has(partition) || !this.partitions.has(partition)) return;
-    const [asset] = await this.load([{ kind: 'asset', tenant, id: ad, partition }]);
-    try {
-      const tie = parseTie(await this.options.hot.get(this.keys.tie(tenant, ad)));
-      await this.retarget([asset!], [tie.master]);
-    } finally {
-      asset!.pins--;
-    }
-  }
-
-  /** Load the master shares involved and re-attribute each asset to its target. */
-  private async retarget(assets: Entity[], targets: string[]): Promise<void> {
-    const specs: Spec[] = [];
-    assets.forEach((a, i) => {
-      a.tieMaster = targets[i]!;
-      if (a.master === targets[i]) return;
-      for (const m of [a.master, targets[i]!]) if (m) specs.push({ kind: 'master', tenant: a.tenant, id: m, partition: a.partition });
-    });
-    if (specs.length === 0) return;
-    const pinned = await this.load(specs);
-    try {
-      assets.forEach((a, i) => {
-        if (this.entities.get(a.key) === a && this.partitions.has(a.partition)) this.reattribute(a, targets[i]!);
-      });
-    } finally {
-      for (const e of pinned) e.pins--;
-    }
-  }
-
   /** Periodic upkeep: ties re-read, campaign indexes and quota counts pruned. */
   private async sweep(): Promise<void> {
     await this.sweepTies();
@@ -1084,278 +822,4 @@ export class LiveAggregator {
       if (stale.length > 0) await this.options.hot.zrem(index, stale);
     }
   }
-
-  /** Re-read the ties of every asset in memory (catches notices the fan-out lost). */
-  private async sweepTies(): Promise<void> {
-    const assets = [...this.entities.values()].filter((e) => e.kind === 'asset' && this.owned.has(e.partition));
-    for (let i = 0; i < assets.length && !this.stopping; i += LOAD_CHUNK) {
-      const chunk = assets.slice(i, i + LOAD_CHUNK);
-      const ties = await this.options.hot.mget(chunk.map((a) => this.keys.tie(a.tenant, a.id)));
-      const changed: Entity[] = [];
-      const targets: string[] = [];
-      chunk.forEach((a, j) => {
-        const master = parseTie(ties[j] ?? null).master;
-        if (master !== a.master) {
-          changed.push(a);
-          targets.push(master);
-        }
-      });
-      if (changed.length > 0) await this.retarget(changed, targets);
-    }
-  }
-
-  // ---- publish ----------------------------------------------------------------------------------
-
-  /** Leading edge: publish now if the last publish is `publishMs` old, else when it will be. */
-  private schedulePublish(): void {
-    if (this.pubTimer || this.stopping) return;
-    const wait = Math.max(0, this.lastPublish + this.options.publishMs - this.clock());
-    this.pubTimer = setTimeout(() => {
-      this.pubTimer = undefined;
-      this.publish();
-    }, wait);
-  }
-
-  private publish(): void {
-    this.lastPublish = this.clock();
-    const { fanout } = this.options;
-    for (const e of this.pubQueue) {
-      const rows = e.buckets.takeRows(DIRTY_PUBLISH, e.full);
-      const decay = e.decayDirty & DIRTY_PUBLISH ? e.tracker?.toJSON() : undefined;
-      e.decayDirty &= ~DIRTY_PUBLISH;
-      const delta = { meta: e.meta(), n0: e.pubN, rows, full: e.full, decay };
-      e.pubN = e.n;
-      e.full = false;
-      try {
-        fanout.publish(subjectOf(e), encodeDelta(delta));
-        this.totals.published++;
-        this.metrics.published.inc();
-      } catch (err) {
-        // At-most-once by contract: receivers notice the version gap and resync from hot state.
-        this.options.log.warn({ err }, 'live delta not published');
-      }
-    }
-    this.pubQueue.clear();
-  }
-
-  // ---- flush ------------------------------------------------------------------------------------
-
-  private offsetsBehind(): boolean {
-    for (const ps of this.partitions.values()) if (ps.applied !== undefined && ps.applied !== ps.persisted) return true;
-    return false;
-  }
-
-  /** Persist dirty entities and applied offsets atomically, then commit the offsets. Serialized. */
-  flush(): Promise<void> {
-    const next = this.flushing.then(() => this.flushOnce());
-    this.flushing = next.catch(() => undefined);
-    return next;
-  }
-
-  private async flushOnce(): Promise<void> {
-    if (this.flushQueue.size === 0 && !this.offsetsBehind()) {
-      this.evict();
-      return;
-    }
-    const stop = this.metrics.flushSeconds.startTimer();
-    try {
-      await this.fence();
-      if (this.abandoned) return;
-      const { ops, entities, offsets } = this.capture();
-      if (ops.length === 0) return;
-      let delay = 100;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await this.options.hot.batch(ops);
-          break;
-        } catch (err) {
-          if (this.stopping && attempt >= 3) {
-            // Give up: the rows are dirty again and the next owner replays from what hot state holds.
-            for (const e of entities) if (this.entities.get(e.key) === e) this.flushQueue.add(e);
-            throw err;
-          }
-          this.metrics.retries.inc();
-          this.options.log.warn({ err, attempt }, `live flush failed; retrying in ${delay} ms`);
-          await new Promise((r) => setTimeout(r, delay));
-          delay = Math.min(delay * 2, 5_000);
-        }
-      }
-      this.totals.flushes++;
-      for (const [ps, offset] of offsets) ps.persisted = offset;
-      // Hot state holds these partitions' windows now: their share of the rebuild is not needed again.
-      if (this.rebuild) {
-        const done = offsets.map(([ps]) => ps.partition);
-        void this.rebuild
-          .then((r) => {
-            for (const p of done) {
-              r.rows.delete(p);
-              r.known.delete(p);
-            }
-          })
-          .catch(() => undefined);
-      }
-      await this.commit(offsets.map(([ps]) => ps));
-    } finally {
-      stop();
-      this.evict();
-    }
-  }
-
-  /**
-   * Partitions another member has moved past (it wrote a higher offset than ours) are not ours
-   * any more, whatever the group said last: forget them before writing anything.
-   */
-  private async fence(): Promise<void> {
-    const states = [...this.partitions.values()].filter((ps) => ps.persisted !== undefined || ps.applied !== undefined);
-    if (states.length === 0) return;
-    const stored = await this.options.hot.mget(states.map((ps) => this.offsetKey(ps.partition)));
-    states.forEach((ps, i) => {
-      const s = stored[i];
-      if (s === null || s === undefined || !/^[0-9]+$/.test(s)) return;
-      const theirs = BigInt(s);
-      if (ps.persisted === undefined ? theirs > 0n : theirs > ps.persisted) {
-        this.options.log.warn({ partition: ps.partition, ours: String(ps.persisted), theirs: s }, 'another aggregator moved this partition on; reloading it from hot state');
-        this.revoke(ps.partition);
-      }
-    });
-  }
-
-  /** One consistent cut of everything dirty, as hot-state ops (synchronous). */
-  private capture(): { ops: HotOp[]; entities: Entity[]; offsets: [PartitionState, bigint][] } {
-    const ops: HotOp[] = [];
-    const entities: Entity[] = [];
-    const now = this.clock();
-    const ttl = this.ttlMs;
-    const lateCutoff = Math.floor((now - this.options.limits.liveLateMs) / MINUTE) - 1;
-    for (const e of this.flushQueue) {
-      if (this.entities.get(e.key) !== e) continue;
-      if (e.kind === 'asset') this.absorbUntil(e, lateCutoff);
-      const fields: Record<string, string | number> = { ...e.buckets.takeRows(DIRTY_FLUSH), ...metaFields(e.meta(), now) };
-      if (e.decayDirty & DIRTY_FLUSH && e.tracker) fields.db = e.tracker.toJSON();
-      e.decayDirty &= ~DIRTY_FLUSH;
-      e.metaDirty = false;
-      ops.push({ op: 'hset', key: e.key, fields }, { op: 'expire', key: e.key, ttlMs: ttl });
-      if (e.kind === 'asset') {
-        if (e.campaign) {
-          const index = this.keys.campaignAssets(e.tenant, e.campaign);
-          ops.push({ op: 'zadd', key: index, member: e.id, score: e.lastEventAt || now }, { op: 'expire', key: index, ttlMs: ttl });
-        }
-        if (e.master) {
-          const ads = this.keys.masterAds(e.tenant, e.master);
-          ops.push({ op: 'zadd', key: ads, member: e.id, score: e.lastEventAt || now }, { op: 'expire', key: ads, ttlMs: ttl });
-        }
-      }
-      if (e.kind !== 'master' && this.quotaOn && e.n > 0 && now - e.quotaAt >= HOUR) {
-        // Its score only has to stay within the hash's TTL (which has an hour to spare) for the prune.
-        const quota = this.keys.quota(e.kind, e.tenant, e.partition);
-        ops.push({ op: 'zadd', key: quota, member: e.id, score: now }, { op: 'expire', key: quota, ttlMs: ttl });
-        e.quotaAt = now;
-      }
-      if (e.kind !== 'asset') {
-        const parts = this.keys.parts(e.kind, e.tenant, e.id);
-        ops.push({ op: 'zadd', key: parts, member: String(e.partition), score: now }, { op: 'expire', key: parts, ttlMs: ttl });
-      }
-      entities.push(e);
-    }
-    this.flushQueue.clear();
-    for (const [tenant, value] of this.freshness.fields(now)) {
-      const key = this.keys.freshness(tenant);
-      ops.push({ op: 'hset', key, fields: { [this.memberId]: value } }, { op: 'expire', key, ttlMs: ttl });
-    }
-    const offsets: [PartitionState, bigint][] = [];
-    const dedupTtl = this.options.limits.dedupWindowMs + 2 * DEDUP_BUCKET_MS;
-    for (const ps of this.partitions.values()) {
-      const byBucket = new Map<number, [number, number][]>();
-      for (const [bucket, fingerprint, digest] of ps.dedup.drain()) {
-        let list = byBucket.get(bucket);
-        if (!list) byBucket.set(bucket, (list = []));
-        list.push([fingerprint, digest]);
-      }
-      for (const [bucket, entries] of byBucket) {
-        const key = this.dedupKey(ps.partition, bucket);
-        ops.push({ op: 'append', key, value: encodeDedupEntries(entries) }, { op: 'expire', key, ttlMs: dedupTtl });
-      }
-      if (ps.applied === undefined || ps.applied === ps.persisted) continue;
-      const key = this.offsetKey(ps.partition);
-      ops.push(this.options.offsetScope.startsWith('process-') ? { op: 'set', key, value: ps.applied.toString(), ttlMs: 2 * DAY } : { op: 'set', key, value: ps.applied.toString() });
-      offsets.push([ps, ps.applied]);
-    }
-    return { ops, entities, offsets };
-  }
-
-  private async commit(states: PartitionState[]): Promise<void> {
-    const due = states.filter((ps) => ps.persisted !== undefined && ps.persisted !== ps.committed && this.partitions.get(ps.partition) === ps);
-    if (due.length === 0 || !this.consumer) return;
-    try {
-      await this.consumer.commit(due.map((ps) => ({ topic: TOPICS.events, partition: ps.partition, offset: ps.persisted!.toString() })));
-      for (const ps of due) ps.committed = ps.persisted;
-    } catch (err) {
-      // Only bounds the replay after a restart: hot state already has these offsets.
-      this.options.log.warn({ err }, 'live offsets not committed; they are retried with the next flush');
-    }
-  }
-}
-
-function subjectOf(e: Entity): string {
-  if (e.kind === 'asset') return SUBJECTS.assetDelta(e.tenant, e.campaign || '-', e.id);
-  if (e.kind === 'campaign') return SUBJECTS.campaignDelta(e.tenant, e.id);
-  return SUBJECTS.masterDelta(e.tenant, e.id);
-}
-
-function createMetrics(registry: Registry | undefined, entities: () => number, dirty: () => number) {
-  const registers = registry ? [registry] : [];
-  new Gauge({
-    name: 'afterglow_live_entities',
-    help: 'Assets and campaign/master shares held in aggregator memory',
-    registers,
-    collect() {
-      this.set(entities());
-    },
-  });
-  new Gauge({
-    name: 'afterglow_live_dirty_entities',
-    help: 'Entities changed since the last hot-state flush',
-    registers,
-    collect() {
-      this.set(dirty());
-    },
-  });
-  return {
-    applied: new Counter({ name: 'afterglow_live_events_applied_total', help: 'Events counted in live windows', registers }),
-    skipped: new Counter({
-      name: 'afterglow_live_events_skipped_total',
-      help:
-        'Events not counted live: replayed (already in hot state), duplicate (a re-sent event id), conflicting_duplicate (a re-used id with other content), ' +
-        "late, invalid, expired (older than every window), tenant_quota (a new asset or campaign past the tenant's live quota)",
-      labelNames: ['reason'],
-      registers,
-    }),
-    published: new Counter({ name: 'afterglow_live_deltas_published_total', help: 'Entity deltas published on the fan-out', registers }),
-    quotaRefused: new Counter({
-      name: 'afterglow_live_quota_refused_total',
-      help: 'Events not counted live because their new asset or campaign would pass the tenant\'s quota (LIVE_MAX_ASSETS_PER_TENANT, LIVE_MAX_CAMPAIGNS_PER_TENANT)',
-      labelNames: ['kind'],
-      registers,
-    }),
-    evicted: new Counter({
-      name: 'afterglow_live_entities_evicted_total',
-      help: 'Clean entities dropped from aggregator memory (reloaded from hot state on demand): tenant (past LIVE_MAX_ENTITIES_PER_TENANT), total (past LIVE_MAX_ENTITIES, from the largest tenant)',
-      labelNames: ['reason'],
-      registers,
-    }),
-    reattributed: new Counter({ name: 'afterglow_live_reattributed_total', help: 'Assets moved between masters after a tie change', registers }),
-    retries: new Counter({ name: 'afterglow_live_flush_retries_total', help: 'Retried hot-state flushes', registers }),
-    flushSeconds: new Histogram({
-      name: 'afterglow_live_flush_seconds',
-      help: 'Hot-state flush (fence, MULTI, commit) duration',
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    }),
-    lag: new Histogram({
-      name: 'afterglow_live_apply_lag_seconds',
-      help: 'From ingest (received_at) to applied in the live windows, per batch',
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
-      registers,
-    }),
-  };
 }

@@ -1,4 +1,5 @@
-import { TABLES, type EventKind, type Store } from '@afterglow/core';
+import type { EventKind } from '@afterglow/core';
+import type { Range, RollupRepository } from './store-repository.js';
 import type { DecayBin } from './decay.js';
 import { ENGAGEMENT_KINDS, windowView, type CiPolicy, type WindowView } from './rates.js';
 import { rankLeaderboard, type Leaderboard, type LeaderboardMetric } from './reader.js';
@@ -9,11 +10,7 @@ import { COLUMNS, KIND_INDEX, KIND_COUNT } from './windows.js';
  * counts; see the sink). Used when a request names `from`/`to`/`step`.
  */
 
-export interface Range {
-  from: number;
-  to: number;
-  stepMs: number;
-}
+export type { Range };
 
 export interface SeriesPoint extends WindowView {
   t: number;
@@ -23,21 +20,13 @@ const MINUTE = 60_000;
 
 export class LiveHistory {
   constructor(
-    private readonly store: Store,
+    private readonly rollups: RollupRepository,
     private readonly ci: CiPolicy,
   ) {}
 
   /** Per-step counts, value sums and rates of one asset; totals over the whole range. */
   async assetSeries(tenant: string, asset: string, range: Range, campaign?: string): Promise<{ series: SeriesPoint[]; totals: WindowView }> {
-    const rows = await this.query(
-      `SELECT toUnixTimestamp(toStartOfInterval(minute, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, toString(kind) AS kind,
-              sum(events) AS n, sum(value_sum) AS v
-       FROM ${this.store.table(TABLES.assetMinute)}
-       WHERE tenant_id = {tenant:String} ${campaign ? 'AND campaign_id = {campaign:String}' : ''} AND asset_id = {asset:String}
-         AND minute >= fromUnixTimestamp({from:UInt32}) AND minute < fromUnixTimestamp({to:UInt32})
-       GROUP BY t, kind ORDER BY t`,
-      { tenant, asset, ...(campaign ? { campaign } : {}), ...params(range) },
-    );
+    const rows = await this.rollups.assetSteps(tenant, asset, range, campaign);
     const byT = new Map<number, Float64Array>();
     const total = new Float64Array(COLUMNS);
     for (const r of rows) {
@@ -56,15 +45,7 @@ export class LiveHistory {
 
   /** Engagement counts per step, as bins for a decay fit. */
   async engagementBins(tenant: string, asset: string, range: Range, campaign?: string): Promise<DecayBin[]> {
-    const rows = await this.query(
-      `SELECT toUnixTimestamp(toStartOfInterval(minute, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, sum(events) AS n
-       FROM ${this.store.table(TABLES.assetMinute)}
-       WHERE tenant_id = {tenant:String} ${campaign ? 'AND campaign_id = {campaign:String}' : ''} AND asset_id = {asset:String}
-         AND kind IN ({kinds:Array(String)})
-         AND minute >= fromUnixTimestamp({from:UInt32}) AND minute < fromUnixTimestamp({to:UInt32})
-       GROUP BY t ORDER BY t`,
-      { tenant, asset, kinds: [...ENGAGEMENT_KINDS], ...(campaign ? { campaign } : {}), ...params(range) },
-    );
+    const rows = await this.rollups.engagementSteps(tenant, asset, range, campaign);
     const byT = new Map(rows.map((r) => [Number(r.t), Number(r.n)]));
     const bins: DecayBin[] = [];
     const first = Math.floor(range.from / range.stepMs) * range.stepMs;
@@ -79,14 +60,7 @@ export class LiveHistory {
 
   /** A campaign's assets ranked over [from, to). */
   async leaderboard(tenant: string, campaign: string, range: Range, metric: LeaderboardMetric, limit: number, now: number): Promise<Leaderboard> {
-    const rows = await this.query(
-      `SELECT asset_id, toString(kind) AS kind, sum(events) AS n, sum(value_sum) AS v
-       FROM ${this.store.table(TABLES.assetMinute)}
-       WHERE tenant_id = {tenant:String} AND campaign_id = {campaign:String}
-         AND minute >= fromUnixTimestamp({from:UInt32}) AND minute < fromUnixTimestamp({to:UInt32})
-       GROUP BY asset_id, kind`,
-      { tenant, campaign, ...params(range) },
-    );
+    const rows = await this.rollups.campaignAssets(tenant, campaign, range);
     const byAsset = new Map<string, Float64Array>();
     for (const r of rows) {
       const id = String(r.asset_id);
@@ -118,14 +92,6 @@ export class LiveHistory {
     );
   }
 
-  private async query(query: string, query_params: Record<string, unknown>): Promise<Record<string, unknown>[]> {
-    const rs = await this.store.client.query({ query, query_params, format: 'JSONEachRow' });
-    return rs.json<Record<string, unknown>>();
-  }
-}
-
-function params(range: Range): Record<string, number> {
-  return { from: Math.floor(range.from / 1000), to: Math.ceil(range.to / 1000), step: Math.round(range.stepMs / 1000) };
 }
 
 function add(sums: Float64Array, kind: EventKind, n: number, v: number): void {

@@ -1,11 +1,13 @@
 export { LiveAggregator, type LiveAggregatorOptions } from './aggregator.js';
-export { LiveGateway, LiveClient, type LiveGatewayOptions, type TopicKind } from './gateway.js';
+export { LiveGateway, type LiveGatewayOptions } from './gateway.js';
+export { LiveClient, type TopicKind } from './client.js';
 export { registerLiveRoutes, parseRange, type LiveRoutesDeps } from './routes.js';
 export { LiveReader, LEADERBOARD_METRICS, type LeaderboardMetric, type Leaderboard, type AssetMetrics } from './reader.js';
 export { LiveHistory } from './history.js';
 export { LiveKeys, hotToken, type EntityKind } from './keys.js';
 export { TieRecorder, parseTie } from './ties.js';
 export { StoreHistorySource, type LiveHistorySource, type WindowRow } from './rebuild.js';
+export { RollupRepository, StoreLogRepository } from './store-repository.js';
 export { fitDecay, DecayTracker, poissonGlm, type DecayBin, type DecayFit, type ModelFit } from './decay.js';
 export { wilson, rate, metricsView, windowView, RATE_NAMES, ENGAGEMENT_KINDS, type CiPolicy, type RateEstimate, type MetricsView, type WindowView } from './rates.js';
 export { Buckets, windowLayout, WINDOWS, WINDOW_NAMES, type WindowName } from './windows.js';

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { EventsRawRepository, SINGLE_NODE_SINK_INSERT_SETTINGS, createStore, migrate, toRawRow, ulid, type Store } from '@afterglow/core';
 import { StoreHistorySource } from './rebuild.js';
+import { RollupRepository, StoreLogRepository } from './store-repository.js';
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
@@ -38,7 +39,7 @@ test('the rebuild reads hours before the minute tier and minutes after it, with 
   const late = { ...events[0]!, event_id: ulid(at[0]!), received_at: at[0]! + HOUR };
   await new EventsRawRepository(store).insert([...events, late].map((e) => toRawRow(e, 10 * MINUTE)), SINGLE_NODE_SINK_INSERT_SETTINGS);
   const minutesSince = Date.UTC(2026, 11, 7, 14, 0);
-  const rows = await new StoreHistorySource(store).windowRows(now - 24 * HOUR, minutesSince);
+  const rows = await new StoreHistorySource(new RollupRepository(store), new StoreLogRepository(store)).windowRows(now - 24 * HOUR, minutesSince);
   assert.deepEqual(
     rows.map((r) => [new Date(r.minute).toISOString(), r.events]),
     [

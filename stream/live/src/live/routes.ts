@@ -5,6 +5,7 @@ import { fitDecay } from './decay.js';
 import type { LiveGateway } from './gateway.js';
 import { LiveHistory, type Range } from './history.js';
 import { VideoSource, videoReport } from './video.js';
+import { RollupRepository } from './store-repository.js';
 import { LEADERBOARD_METRICS, type LeaderboardMetric, type LiveReader } from './reader.js';
 import { WINDOW_NAMES, type WindowName } from './windows.js';
 
@@ -53,7 +54,7 @@ const MAX_POINTS = 10_000;
  */
 export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesDeps): Promise<void> {
   const clock = deps.clock ?? Date.now;
-  const history = deps.store ? new LiveHistory(deps.store, deps.ci) : undefined;
+  const history = deps.store ? new LiveHistory(new RollupRepository(deps.store), deps.ci) : undefined;
   const needHistory = () => {
     if (!history) throw new BadRequestError('history_unavailable', 'this process has no store; history (from/to/step) is not served here', 501);
     return history;
