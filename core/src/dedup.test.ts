@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
-import { DedupWindow, decodeDedupEntries, encodeDedupEntries, eventFingerprint, payloadDigest } from './dedup.js';
+import { DedupWindow, decodeDedupEntries, encodeDedupEntries, eventFingerprint, fingerprintField, payloadDigest } from './dedup.js';
 import type { EngagementEvent } from './events.js';
 
 const MIN = 60_000;
@@ -79,6 +79,13 @@ test('fingerprint: the first 52 bits of SHA-1 over tenant NUL id; differs by ten
   assert.equal(eventFingerprint('acme', '01HZX'), expected);
   assert.notEqual(eventFingerprint('acme', '01HZX'), eventFingerprint('other', '01HZX'));
   assert.ok(Number.isSafeInteger(expected));
+});
+
+test('fingerprint field: the base-36 string toString(36) gives, for every fingerprint size', () => {
+  const values = [0, 1, 35, 36, 37, 36 ** 6 - 1, 36 ** 6, 2 ** 31, 2 ** 32 + 5, 2 ** 52 - 1, Number.MAX_SAFE_INTEGER, eventFingerprint('acme', '01HZX')];
+  for (let i = 0; i < 200; i++) values.push(eventFingerprint('t', `id-${i}`));
+  for (const v of values) assert.equal(fingerprintField(v), v.toString(36), String(v));
+  assert.equal(fingerprintField(36 ** 3), '1000');
 });
 
 test('payload digest: ignores received_at (set by ingest), sees everything the client said', () => {
