@@ -11,7 +11,7 @@
  *   node bench/dist/ingest.js [--short] [--events N] [--batch N] [--concurrency N] [--mode raw|embedded|kafka|all] [--roles all|ingest,stream,...]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EVENT_KINDS } from '@afterglow/core';
@@ -34,6 +34,31 @@ interface Result {
   p50Ms: number;
   p99Ms: number;
   rejected: number;
+  /** The server's CPU time from the first post until all were visible, per 1,000 events (Linux /proc; undefined elsewhere). */
+  cpu: { processMsPer1k: number; mainThreadMsPer1k: number } | undefined;
+}
+
+/** /proc counts CPU time in USER_HZ ticks, 100 a second on Linux. */
+const TICK_MS = 10;
+
+/**
+ * CPU time a process has used, all threads and its main thread, in ms (Linux /proc, 10 ms ticks).
+ * Wall-clock rates swing with whatever else the machine runs; CPU per event does much less, and
+ * the main thread's share is what bounds one event loop.
+ */
+function cpuTimes(pid: number | undefined): { processMs: number; mainThreadMs: number } | undefined {
+  if (pid === undefined) return undefined;
+  const ticks = (file: string) => {
+    const stat = readFileSync(file, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  };
+  try {
+    return { processMs: ticks(`/proc/${pid}/stat`), mainThreadMs: ticks(`/proc/${pid}/task/${pid}/stat`) };
+  } catch {
+    return undefined;
+  }
 }
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -125,6 +150,11 @@ async function visible(url: string, campaign: string): Promise<number> {
   return res.ok ? ((await res.json()) as { total: number }).total : 0;
 }
 
+/** ms per 1,000 events, to a tenth. */
+function perThousand(ms: number): number {
+  return Math.round((ms * 10_000) / TOTAL) / 10;
+}
+
 async function runMode(mode: string, server: () => Promise<Server>): Promise<Result> {
   const campaign = `bench-${mode}-${Date.now().toString(36)}`;
   const bodies = buildBodies(campaign);
@@ -135,6 +165,7 @@ async function runMode(mode: string, server: () => Promise<Server>): Promise<Res
     let next = 0;
     let ackedCount = 0;
     let rejected = 0;
+    const cpu0 = cpuTimes(child.pid);
     const t0 = performance.now();
     let monitoring = true;
     const monitor = (async () => {
@@ -172,6 +203,7 @@ async function runMode(mode: string, server: () => Promise<Server>): Promise<Res
     }
     monitoring = false;
     await monitor;
+    const cpu1 = cpuTimes(child.pid);
     const tVisible = seen.at(-1)!.t;
     if (seen.at(-1)!.n !== TOTAL) throw new Error(`only ${seen.at(-1)!.n} of ${TOTAL} events became visible`);
 
@@ -193,6 +225,10 @@ async function runMode(mode: string, server: () => Promise<Server>): Promise<Res
       p50Ms: Math.round(pct(50)),
       p99Ms: Math.round(pct(99)),
       rejected,
+      cpu:
+        cpu0 && cpu1
+          ? { processMsPer1k: perThousand(cpu1.processMs - cpu0.processMs), mainThreadMsPer1k: perThousand(cpu1.mainThreadMs - cpu0.mainThreadMs) }
+          : undefined,
     };
   } finally {
     child.kill('SIGTERM');
@@ -213,15 +249,21 @@ if (MODE === 'all' || MODE === 'kafka') {
 }
 
 console.log(`\nbench:ingest  events=${TOTAL} batch=${BATCH} concurrency=${CONCURRENCY}${SHORT ? ' (short)' : ''}`);
-console.log('mode       ingest ev/s   end-to-end ev/s   visible p50 ms   visible p99 ms   rejected');
+console.log('mode       ingest ev/s   end-to-end ev/s   visible p50 ms   visible p99 ms   rejected   cpu ms/1k ev (process, main thread)');
 for (const r of results) {
   console.log(
-    `${r.mode.padEnd(10)} ${String(r.ingestEventsPerSec).padStart(11)}   ${String(r.endToEndEventsPerSec).padStart(15)}   ${String(r.p50Ms).padStart(14)}   ${String(r.p99Ms).padStart(14)}   ${String(r.rejected).padStart(8)}`,
+    `${r.mode.padEnd(10)} ${String(r.ingestEventsPerSec).padStart(11)}   ${String(r.endToEndEventsPerSec).padStart(15)}   ${String(r.p50Ms).padStart(14)}   ${String(r.p99Ms).padStart(14)}   ${String(r.rejected).padStart(8)}   ${r.cpu ? `${r.cpu.processMsPer1k}, ${r.cpu.mainThreadMsPer1k}` : 'n/a'}`,
   );
 }
 const rawPath = results.find((r) => r.mode === 'raw');
 if (rawPath) {
-  for (const r of results.filter((x) => x !== rawPath)) console.log(`${r.mode}: end to end ${(r.endToEndEventsPerSec / rawPath.endToEndEventsPerSec).toFixed(2)} x the raw path`);
+  for (const r of results.filter((x) => x !== rawPath)) {
+    console.log(`${r.mode}: end to end ${(r.endToEndEventsPerSec / rawPath.endToEndEventsPerSec).toFixed(2)} x the raw path`);
+    if (r.cpu && rawPath.cpu) {
+      const share = (a: number, b: number) => (a / b).toFixed(2);
+      console.log(`${r.mode}: raw path's CPU per event / ${r.mode}'s: ${share(rawPath.cpu.processMsPer1k, r.cpu.processMsPer1k)} (process), ${share(rawPath.cpu.mainThreadMsPer1k, r.cpu.mainThreadMsPer1k)} (main thread)`);
+    }
+  }
 }
 const figure = (mode: string) => results.find((r) => r.mode === mode)?.endToEndEventsPerSec;
 const summary: [string, number | undefined][] = [
@@ -230,5 +272,7 @@ const summary: [string, number | undefined][] = [
   ['ingest_kafka_e2e_evps', figure('kafka')],
   ['ingest_embedded_share_of_raw', figure('embedded') && figure('raw') ? Number((figure('embedded')! / figure('raw')!).toFixed(3)) : undefined],
   ['ingest_embedded_visible_p99_ms', results.find((r) => r.mode === 'embedded')?.p99Ms],
+  ['ingest_embedded_main_thread_cpu_ms_per_1k', results.find((r) => r.mode === 'embedded')?.cpu?.mainThreadMsPer1k],
+  ['ingest_raw_path_main_thread_cpu_ms_per_1k', rawPath?.cpu?.mainThreadMsPer1k],
 ];
 console.log(`summary: ${summary.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(' ')}`);

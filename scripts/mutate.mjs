@@ -36,6 +36,12 @@ const MODULES = [
  * A key that no longer matches anything is reported, so explanations do not outlive their code.
  */
 const EXPLAINED = {
+  'core/src/events.ts|const memo = busReads.get(value) ?? busReadsBefore.get(value);|??->&&#1':
+    'equivalent but for speed: a memo missed is a record decoded again, to the same read (each reader gets a copy either way)',
+  'core/src/events.ts|if (++busReadsCount > BUS_READS_KEPT) {|>->>=#1':
+    'equivalent but for memory: the decode memo turns over one record earlier',
+  'core/src/events.ts|if (++busReadsCount > BUS_READS_KEPT) {|++->--#1':
+    'NOT equivalent, memory only: the decode memo would keep every record its Buffer outlives (bounded by the log, not by BUS_READS_KEPT); what a reader gets is the same',
   'inference/src/tie/propagate.ts|const ranked = a.candidates.map((c, i) => ({ c, i })).sort((x, y) => y.c.score - x.c.score || x.i - y.i);|-->+#2':
     "Array.prototype.sort is stable: for equal scores, x.i + y.i (> 0: 'keep x after y') orders them as x.i - y.i does; the tie-break only documents it",
   'stream/sink/src/sink.ts|this.timer = setInterval(() => void this.flushAged().catch(() => undefined), Math.max(20, Math.min(250, this.options.batchMaxMs / 4)));|/->*#1':

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
-import { DedupWindow, decodeDedupEntries, encodeDedupEntries, eventFingerprint, payloadDigest } from './dedup.js';
+import { DedupWindow, decodeDedupEntries, encodeDedupEntries, eventFingerprint, fingerprintField, payloadDigest } from './dedup.js';
 import type { EngagementEvent } from './events.js';
 
 const MIN = 60_000;
@@ -79,6 +79,46 @@ test('fingerprint: the first 52 bits of SHA-1 over tenant NUL id; differs by ten
   assert.equal(eventFingerprint('acme', '01HZX'), expected);
   assert.notEqual(eventFingerprint('acme', '01HZX'), eventFingerprint('other', '01HZX'));
   assert.ok(Number.isSafeInteger(expected));
+});
+
+test('fingerprint: the same 52 bits as node:crypto for short ASCII texts (computed here), longer and non-ASCII ones (node:crypto)', () => {
+  const expected = (tenant: string, id: string) => {
+    const h = createHash('sha1').update(`${tenant}\u0000${id}`).digest();
+    return h.readUInt32BE(0) * 2 ** 20 + (h.readUInt32BE(4) >>> 12);
+  };
+  // Lengths around the one-block limit (55 bytes of text), empty parts, every ASCII character.
+  for (let n = 0; n <= 70; n++) assert.equal(eventFingerprint('t', 'x'.repeat(n)), expected('t', 'x'.repeat(n)), `length ${n + 2}`);
+  assert.equal(eventFingerprint('', ''), expected('', ''));
+  let ascii = '';
+  for (let c = 0; c < 128; c++) ascii += String.fromCharCode(c);
+  for (let i = 0; i < 128; i += 40) assert.equal(eventFingerprint('acme', ascii.slice(i, i + 40)), expected('acme', ascii.slice(i, i + 40)));
+  for (const id of ['é', '01HZXé', '\u{1F600}', `${'x'.repeat(50)}ü`]) assert.equal(eventFingerprint('t', id), expected('t', id), id);
+  for (let i = 0; i < 500; i++) assert.equal(eventFingerprint(`tenant-${i % 7}`, `01HZX${i}`), expected(`tenant-${i % 7}`, `01HZX${i}`));
+});
+
+test('fingerprint field: the base-36 string toString(36) gives, for every fingerprint size', () => {
+  const values = [0, 1, 35, 36, 37, 36 ** 6 - 1, 36 ** 6, 2 ** 31, 2 ** 32 + 5, 2 ** 52 - 1, Number.MAX_SAFE_INTEGER, eventFingerprint('acme', '01HZX')];
+  for (let i = 0; i < 200; i++) values.push(eventFingerprint('t', `id-${i}`));
+  for (const v of values) assert.equal(fingerprintField(v), v.toString(36), String(v));
+  assert.equal(fingerprintField(36 ** 3), '1000');
+});
+
+test('payload digest: FNV-1a of the fields joined by NULs (the digests hot state already holds stay valid)', () => {
+  const joined = (e: EngagementEvent) => {
+    const text = [e.campaign_id, e.asset_id, e.kind, e.value, e.occurred_at, e.channel ?? '', e.placement ?? '', e.region ?? '', e.device ?? '', e.edge_node ?? '', e.attrs ? JSON.stringify(e.attrs) : ''].join('\u0000');
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    return h >>> 0;
+  };
+  const base: EngagementEvent = { event_id: 'x', tenant_id: 't', campaign_id: 'c-1', asset_id: 'a-1', kind: 'dwell', value: 1234.5, occurred_at: 1_790_000_000_000, received_at: 5 };
+  const variants: EngagementEvent[] = [
+    base,
+    { ...base, value: 0, kind: 'click' },
+    { ...base, channel: 'social', placement: 'feed', region: 'eu-west', device: 'mobile', edge_node: 'fra-1' },
+    { ...base, attrs: { variant: 'b', n: 2, ok: true, name: 'é\u{1F600}' } },
+    { ...base, campaign_id: 'ça', asset_id: '' },
+  ];
+  for (const e of variants) assert.equal(payloadDigest(e), joined(e), JSON.stringify(e));
 });
 
 test('payload digest: ignores received_at (set by ingest), sees everything the client said', () => {

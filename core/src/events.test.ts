@@ -223,6 +223,34 @@ test('readBusEvent: one record to an event with its late verdict, or the reason 
   assert.equal(bad.reason, 'unknown_kind');
 });
 
+test('readBusEvent: the same bytes read again (the in-process log hands one Buffer to every group) give an equal event of the reader\'s own', () => {
+  const accepted = validateEvent({ ...good(), attrs: { variant: 'b' } }, limits, NOW);
+  assert.ok(accepted.ok);
+  const bytes = encodeEvent(accepted.event);
+  const first = readBusEvent(bytes, limits);
+  assert.ok(first.ok);
+  first.event.asset_id = 'changed-by-the-first-reader';
+  first.event.attrs!.variant = 'changed';
+  const second = readBusEvent(bytes, limits);
+  assert.ok(second.ok);
+  assert.deepEqual(second.event, accepted.event, 'what one reader does to its event is not seen by the next');
+  assert.notEqual(second.event, first.event);
+
+  assert.equal(second.late, false);
+  // Other limits judge the same bytes anew: 1 s after it happened is late for a zero late window.
+  const again = readBusEvent(bytes, { ...limits, liveLateMs: 0 });
+  assert.ok(again.ok);
+  assert.equal(again.late, true);
+
+  const garbage = Buffer.from('{not json');
+  const refused = readBusEvent(garbage, limits);
+  assert.ok(!refused.ok);
+  (refused as { message: string }).message = 'changed';
+  const refusedAgain = readBusEvent(garbage, limits);
+  assert.ok(!refusedAgain.ok);
+  assert.match(refusedAgain.message, /^not JSON: /);
+});
+
 test('a bus event keeps the viewer_hash ingest set (and a viewer_id, for the readers that get one)', () => {
   const hash = 'ab'.repeat(16);
   const r = validateBusEvent({ ...good(), viewer_hash: hash, viewer_id: 'v-7', received_at: NOW }, limits);

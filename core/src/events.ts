@@ -257,8 +257,34 @@ export function validateBusEvent(input: unknown, limits: EventLimits): EventVali
  */
 export type BusEventRead = { ok: true; event: EngagementEvent; late: boolean } | { ok: false; reason: RejectReason | 'undecodable'; field?: string; message: string };
 
+/**
+ * What readBusEvent made of the latest records' bytes, by the bytes' identity. The in-process log
+ * hands the same Buffer to every group (the sink, the live aggregator, the inference workers), so
+ * the JSON parse and schema check run once per record rather than once per consumer; each caller
+ * still gets its own copy of the event. Buffers of other buses are distinct per read: a miss.
+ * Two generations of BUS_READS_KEPT records at most, so a group far behind (the log may hold
+ * hundreds of MB for it) re-decodes what it reads rather than the memo growing with the backlog.
+ */
+const BUS_READS_KEPT = 32_768;
+let busReads = new WeakMap<object, { limits: EventLimits; read: BusEventRead }>();
+let busReadsBefore = new WeakMap<object, { limits: EventLimits; read: BusEventRead }>();
+let busReadsCount = 0;
+
 /** Decode and validate one bus record (every consumer of engagement.events reads records through this). */
 export function readBusEvent(value: Buffer | Uint8Array, limits: EventLimits): BusEventRead {
+  const memo = busReads.get(value) ?? busReadsBefore.get(value);
+  if (memo !== undefined && memo.limits === limits) return copyRead(memo.read);
+  const read = decodeBusEvent(value, limits);
+  if (++busReadsCount > BUS_READS_KEPT) {
+    busReadsBefore = busReads;
+    busReads = new WeakMap();
+    busReadsCount = 1;
+  }
+  busReads.set(value, { limits, read });
+  return copyRead(read);
+}
+
+function decodeBusEvent(value: Buffer | Uint8Array, limits: EventLimits): BusEventRead {
   let input: unknown;
   try {
     input = decodeEvent(value);
@@ -267,6 +293,24 @@ export function readBusEvent(value: Buffer | Uint8Array, limits: EventLimits): B
   }
   const v = validateBusEvent(input, limits);
   return v.ok ? { ok: true, event: v.event, late: isLate(v.event, limits) } : v;
+}
+
+/** A read the caller may change without changing what the next reader of the same bytes gets. */
+function copyRead(read: BusEventRead): BusEventRead {
+  if (!read.ok) return { ...read };
+  const e = read.event;
+  const event: EngagementEvent = {
+    event_id: e.event_id,
+    tenant_id: e.tenant_id,
+    campaign_id: e.campaign_id,
+    asset_id: e.asset_id,
+    kind: e.kind,
+    value: e.value,
+    occurred_at: e.occurred_at,
+    received_at: e.received_at,
+  };
+  copyOptionalFields(e, event);
+  return { ok: true, event, late: read.late };
 }
 
 /**

@@ -204,6 +204,13 @@ export class ScoringWorkers {
   }
 
   private async onEvents(batch: DeliveredBatch): Promise<void> {
+    // Only tracked assets' impressions matter: with none tracked there is nothing to decode for.
+    if (this.tracked.size > 0) this.countImpressions(batch);
+    const last = batch.records.at(-1);
+    if (last) await this.engagement!.commit([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+  }
+
+  private countImpressions(batch: DeliveredBatch): void {
     for (const r of batch.records) {
       const read = readBusEvent(r.value, this.limits);
       if (!read.ok) continue; // the sink dead-letters these; here they only do not count
@@ -212,8 +219,6 @@ export class ScoringWorkers {
       const t = this.tracked.get(this.key(e.tenant_id, e.asset_id));
       if (t) t.newImpressions++;
     }
-    const last = batch.records.at(-1);
-    if (last) await this.engagement!.commit([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
   }
 
   /** Rescore tracked assets whose live rate shifted (see the module comment). */

@@ -5,6 +5,7 @@ import {
   DedupWindow,
   decodeDedupEntries,
   eventFingerprint,
+  fingerprintField,
   isWindowKind,
   payloadDigest,
   readBusEvent,
@@ -650,7 +651,7 @@ export class LiveAggregator {
     const conflicts = new Set<number>();
     await Promise.all(
       [...groups.values()].map(async ({ tenant, bucket, at }) => {
-        const entries = at.map((i) => [counted[i]![0].toString(36), String(counted[i]![1])] as const);
+        const entries = at.map((i) => [fingerprintField(counted[i]![0]), String(counted[i]![1])] as const);
         const held = await this.options.hot.claimFields(this.keys.eventClaims(tenant, bucket), this.keys.eventClaims(tenant, bucket - 1), entries, 2 * windowMs + MINUTE);
         at.forEach((i, j) => {
           if (held[j] !== null && held[j] !== entries[j]![1]) conflicts.add(i);

@@ -24,7 +24,28 @@ export function hotToken(id: string): string {
 
 export type EntityKind = 'asset' | 'campaign' | 'master';
 
+/** Entity keys remembered at most (then forgotten all at once): a bound on the memo, not on the entities. */
+const ENTITY_KEY_MEMO_MAX = 200_000;
+/** Partitions whose campaign and master keys are remembered (any partition gets its key either way). */
+const MEMO_PARTITIONS = 4096;
+
+/** One tenant's remembered keys: its escaped base, assets by id, campaign and master shares by id and partition. */
+interface TenantKeys {
+  base: string;
+  asset: Map<string, string>;
+  campaign: Map<string, (string | undefined)[]>;
+  master: Map<string, (string | undefined)[]>;
+}
+
 export class LiveKeys {
+  /**
+   * Entity keys by tenant, kind and id (and partition): the live path asks for the same few keys
+   * several times per event; a remembered key is one string, built and hashed once, rather than a
+   * new one to escape, concatenate and hash on every Map lookup.
+   */
+  private readonly entityKeys = new Map<string, TenantKeys>();
+  private entityKeyCount = 0;
+
   constructor(readonly prefix: string) {}
 
   private base(tenant: string): string {
@@ -32,13 +53,42 @@ export class LiveKeys {
   }
 
   asset(tenant: string, asset: string): string {
-    return `${this.base(tenant)}:a:${hotToken(asset)}`;
+    const memo = this.tenantKeys(tenant);
+    const known = memo.asset.get(asset);
+    if (known !== undefined) return known;
+    const key = `${memo.base}:a:${hotToken(asset)}`;
+    if (this.mayRemember()) memo.asset.set(asset, key);
+    return key;
   }
 
   /** The hash of an entity: an asset, or one partition's share of a campaign or master. */
   entity(kind: EntityKind, tenant: string, id: string, partition: number): string {
     if (kind === 'asset') return this.asset(tenant, id);
-    return `${this.base(tenant)}:${kind === 'campaign' ? 'c' : 'm'}:${hotToken(id)}:p${partition}`;
+    const memo = this.tenantKeys(tenant);
+    const ids = kind === 'campaign' ? memo.campaign : memo.master;
+    const known = ids.get(id)?.[partition];
+    if (known !== undefined) return known;
+    const key = `${memo.base}:${kind === 'campaign' ? 'c' : 'm'}:${hotToken(id)}:p${partition}`;
+    if (Number.isInteger(partition) && partition >= 0 && partition < MEMO_PARTITIONS && this.mayRemember()) {
+      let byPartition = ids.get(id);
+      if (!byPartition) ids.set(id, (byPartition = []));
+      byPartition[partition] = key;
+    }
+    return key;
+  }
+
+  private tenantKeys(tenant: string): TenantKeys {
+    let memo = this.entityKeys.get(tenant);
+    if (!memo) this.entityKeys.set(tenant, (memo = { base: this.base(tenant), asset: new Map(), campaign: new Map(), master: new Map() }));
+    return memo;
+  }
+
+  /** Counts one more remembered key; past the bound everything is forgotten first (the caller's memo goes with it). */
+  private mayRemember(): boolean {
+    if (++this.entityKeyCount <= ENTITY_KEY_MEMO_MAX) return true;
+    this.entityKeys.clear();
+    this.entityKeyCount = 0;
+    return false;
   }
 
   parts(kind: 'campaign' | 'master', tenant: string, id: string): string {
