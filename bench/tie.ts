@@ -17,6 +17,9 @@
  *                     size family B (short: 60 x 120 + 30 collages; full: 300 x 450 + 60)
  *   --multi 1:        look for several masters per ad; family A prints the region-similarity floor fitted on it
  *   --colour-free N / --dense-weak N / --master-grey 0|1: the engine options measured on family B
+ *   --ad-grey 0|1 [--ad-grey-match grey|all] [--ad-grey-penalty P]: the luminance-stretched grey view of ads and
+ *                     masters, matched grey to grey (or against every master row), grey similarities lowered by P
+ *   --dense-grey 0|1: the dense check on luminance
  *   --also-seeds L:   then runs the engine alone on sets of these seeds too and prints each with the
  *                     mean: sets differ a lot by seed (mAP 85-91 for one engine), and the calibration
  *                     seeds (101, 102) are not held out
@@ -152,6 +155,10 @@ function engineOptions(config: ReturnType<typeof loadConfig>) {
     colourFreeTop: opt('colour-free', 5),
     denseWeakTop: opt('dense-weak', 20),
     masterGrey: opt('master-grey', 1) !== 0,
+    adGrey: opt('ad-grey', 1) !== 0,
+    adGreyMatch: optStr('ad-grey-match', 'grey') === 'all' ? ('all' as const) : ('grey' as const),
+    ...(optStr('ad-grey-penalty', '') !== '' ? { adGreyPenalty: Number(optStr('ad-grey-penalty', '0')) } : {}),
+    denseGrey: opt('dense-grey', 0) !== 0,
     multiMaster: MULTI,
   };
 }

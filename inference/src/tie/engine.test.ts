@@ -163,6 +163,45 @@ describe('tie engine', () => {
     }
   });
 
+  it('ties duotone ads through the stretched grey views of ads and masters', async (t) => {
+    if (!requireOrSkip(t, missing)) return;
+    // Luma mapped between a dark and a light ink: colours the master lacks, contrast it has not.
+    const duotone = async (bytes: Uint8Array) => {
+      const { data, info } = await sharp(Buffer.from(bytes)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const dark = [70, 20, 60];
+      const light = [190, 230, 160];
+      for (let i = 0; i < data.length; i += 3) {
+        const y = (0.299 * data[i]! + 0.587 * data[i + 1]! + 0.114 * data[i + 2]!) / 255;
+        for (let c = 0; c < 3; c++) data[i + c] = Math.round(dark[c]! + (light[c]! - dark[c]!) * y);
+      }
+      return new Uint8Array(await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).jpeg({ quality: 80 }).toBuffer());
+    };
+    const duoAds = await Promise.all(ads.map(async (a, i) => ({ name: `duo${i}`, bytes: await duotone(a.bytes!), truth: a.truth })));
+    const stretched = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, denseTop: 0 });
+    const plain = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, denseTop: 0, adGrey: false });
+    try {
+      await stretched.addMasters(masters);
+      await plain.addMasters(masters);
+      const a = await stretched.tieAds(duoAds);
+      const b = await plain.tieAds(duoAds);
+      let first = 0;
+      let raised = 0;
+      for (const [i, r] of a.entries()) {
+        const truth = duoAds[i]!.truth;
+        if (r.candidates[0]?.master === truth) first++;
+        const cosA = r.candidates.find((c) => c.master === truth)?.cosine ?? -1;
+        const cosB = b[i]!.candidates.find((c) => c.master === truth)?.cosine ?? -1;
+        assert.ok(cosA >= cosB - 1e-6, 'a master keeps the better of its colour and grey similarities');
+        if (cosA > cosB + 0.01) raised++;
+      }
+      assert.ok(raised >= 3, `the grey views raise the true master's similarity for most duotone ads (${raised} of ${duoAds.length})`);
+      assert.ok(first >= 3, `most duotone ads rank their master first (${first} of ${duoAds.length})`);
+    } finally {
+      await stretched.close();
+      await plain.close();
+    }
+  });
+
   it('lists both masters of a two-photo collage, each with its side of the ad', async (t) => {
     if (!requireOrSkip(t, missing)) return;
     const half = async (m: AssetRef) => sharp(Buffer.from(await cut(Buffer.from(m.bytes!), false, false))).resize(400, 400, { fit: 'cover' }).toBuffer();
@@ -194,8 +233,9 @@ describe('tie engine', () => {
   it('compares thin ads, and only them, with the masters\' strips', async (t) => {
     if (!requireOrSkip(t, missing)) return;
     const thinAds = await Promise.all(masters.slice(0, 4).map(async (m, i) => ({ name: `lb${i}`, bytes: await leaderboard(Buffer.from(m.bytes!)), truth: m.name })));
-    const withStrips = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0 });
-    const without = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, thinStrips: false });
+    // Without the ads' grey views, whose grey-to-grey similarity can also lift a leaderboard's master.
+    const withStrips = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, adGrey: false });
+    const without = new TieEngine({ embedder: emb, workers: 1, whitenDims: 0, verifyTop: 0, voteTop: 0, thinStrips: false, adGrey: false });
     try {
       await withStrips.addMasters(masters);
       await without.addMasters(masters);

@@ -10,7 +10,9 @@
  *            by that evidence are checked densely (./dense.ts: the ad's pixels located in each) ->
  *            calibrated score (./calibration.ts) -> top-N candidates; auto-tie when the best score
  *            reaches the calibrated threshold. Masters also get a grey whole view (greyscale and
- *            duotone ads); a colour-free search adds candidates to verify (hue-shifted ads); ads no
+ *            duotone ads); ads and masters a luminance-stretched grey view matched grey to grey
+ *            (./grey.ts: duotone, greyscale, hue-shifted ads); the dense check compares luminance;
+ *            a colour-free search adds candidates to verify (hue-shifted ads); ads no
  *            candidate verified strongly get more dense checks; with `multiMaster`, every master
  *            that wins a region of the ad is listed with that region (collages).
  *
@@ -35,6 +37,7 @@ import { adViews, adWindows, masterStrips, masterViewCount, masterViews, STRIP_A
 import { colourDims, colourHistogram, fuseColour } from './colour.js';
 import { DEFAULT_DENSE_PARAMS, thumbSize, type DenseParams, type Thumb } from './dense.js';
 import { applyWhitening, fitWhitening, type Whitening } from './whitening.js';
+import { greyOf } from './grey.js';
 
 export interface TieEngineOptions {
   embedder: Embedder;
@@ -103,6 +106,25 @@ export interface TieEngineOptions {
    */
   masterGrey?: boolean;
   /**
+   * Also embed the whole ad in grey with its luminance stretched (1st-99th percentile to black-white), and
+   * stretch the masters' grey view the same way (default true; needs `masterGrey`). Duotone,
+   * greyscale and hue-shifted ads keep their photo's luminance up to an affine map, which the stretch
+   * undoes, so their grey view meets the true master's grey view where the colour views miss it.
+   */
+  adGrey?: boolean;
+  /**
+   * What the ad's grey view is compared with: every master row, the masters' grey view stretched too ('all');
+   * or only a stretched grey view of each master kept apart from the index, whose grey row stays as it
+   * was ('grey', default: on family A, stretching the indexed grey row cost R@20 and mAP).
+   */
+  adGreyMatch?: 'all' | 'grey';
+  /**
+   * Subtracted from a grey-to-grey similarity before it competes with the colour views' (with
+   * `adGreyMatch` 'grey'; default ADGREY_PENALTY): grey views lack colour, so wrong masters meet
+   * them closer than in colour.
+   */
+  adGreyPenalty?: number;
+  /**
    * Strip views of every master (./views.ts `masterStrips`: four wide, one tall), compared only with
    * thin ads' whole and halves (default true). Five more CNN passes per master.
    */
@@ -124,6 +146,13 @@ export interface TieEngineOptions {
    */
   denseTop?: number;
   dense?: Partial<DenseParams>;
+  /**
+   * Check densely on luminance (both thumbnails grey; default false): the correlation of grey pixels is
+   * unchanged by an affine change of luminance, so duotone, greyscale and re-graded ads correlate with
+   * their master as untreated ones do. On family B it raised mAP by 1.3-2.3 on three seeds, but it
+   * cost family A 0.7 (one ad's rank) with the calibration fitted on colour checks: off until refitted.
+   */
+  denseGrey?: boolean;
   /**
    * With colour on, also verify this many masters per ad from a second search that ignores colour (the
    * query's colour part zeroed; default 5; 0 = off). Greyscale, duotone and hue-shifted ads have
@@ -157,6 +186,8 @@ export interface TieEngineOptions {
  * never on the held-out family).
  */
 export const MULTI_MASTER_MIN_COSINE = 0.45;
+/** Default `adGreyPenalty`, chosen on family A (`--short`, seed 1: 0.05 cost mAP 1.7, 0.1 nothing; README, tying). */
+export const ADGREY_PENALTY = 0.1;
 /** Masters listed per ad at most. */
 export const MULTI_MASTER_MAX = 5;
 
@@ -239,6 +270,7 @@ export class TieEngine {
   readonly multiMaster: boolean;
   readonly multiMasterMinCosine: number;
   readonly dense: DenseParams;
+  readonly denseGrey: boolean;
   readonly orb: OrbParams;
   readonly calibration: Calibration;
   /** The auto-tie rule: the calibration's, with this engine's overrides. */
@@ -260,6 +292,9 @@ export class TieEngine {
   readonly masterViewSet: MasterViewSet;
   readonly masterMirror: boolean;
   readonly masterGrey: boolean;
+  readonly adGrey: boolean;
+  readonly adGreyMatch: 'all' | 'grey';
+  readonly adGreyPenalty: number;
   readonly colourWeight: number;
   readonly thinStrips: boolean;
   private readonly pool: OrbPool;
@@ -274,9 +309,14 @@ export class TieEngine {
   /** Per master (with `thinStrips`): its strip views' embeddings and colours, `WIDE_STRIPS` then `TALL_STRIPS`. */
   private readonly masterStripVectors: Float32Array[] = [];
   private readonly masterStripColours: Float32Array[] = [];
+  /** Per master (with `adGrey` matched grey to grey): its stretched grey whole view and its histogram. */
+  private readonly masterGreyVectors: Float32Array[] = [];
+  private readonly masterGreyColours: Float32Array[] = [];
   private index: VectorSet | undefined;
   /** Searched rows of the masters' strips, for wide and for tall thin ads. */
   private stripIndex: { wide: VectorSet; tall: VectorSet } | undefined;
+  /** Searched rows of the masters' grey views alone (with `adGrey` matched to grey views only). */
+  private greyIndex: VectorSet | undefined;
   /** Unlabelled ad views kept to fit the whitening (rows of the raw descriptor). */
   private adSample: Float32Array[] = [];
   private viewsSampled = 0;
@@ -305,6 +345,7 @@ export class TieEngine {
     this.multiMasterMinCosine = options.multiMasterMinCosine ?? MULTI_MASTER_MIN_COSINE;
     this.denseWeakTop = this.denseTop > 0 ? Math.max(this.denseTop, options.denseWeakTop ?? 20) : 0;
     this.dense = { ...DEFAULT_DENSE_PARAMS, ...(options.dense ?? {}) };
+    this.denseGrey = options.denseGrey ?? false;
     this.orb = { ...DEFAULT_ORB_PARAMS, ...(options.orb ?? {}) };
     this.calibration = options.calibration ?? loadCalibration();
     this.autoTie = autoTiePolicy(this.calibration, {
@@ -320,6 +361,9 @@ export class TieEngine {
     this.masterViewSet = options.masterViews ?? 'centre';
     this.masterMirror = options.masterMirror ?? false;
     this.masterGrey = options.masterGrey ?? true;
+    this.adGrey = this.masterGrey && (options.adGrey ?? true);
+    this.adGreyMatch = options.adGreyMatch ?? 'grey';
+    this.adGreyPenalty = Math.max(0, options.adGreyPenalty ?? ADGREY_PENALTY);
     this.colourWeight = Math.max(0, options.colourWeight ?? 0.35);
     this.thinStrips = options.thinStrips ?? true;
     const cores = os.availableParallelism();
@@ -334,7 +378,7 @@ export class TieEngine {
   private masterInputs(raw: RawImage, key: string, grey: RawImage | undefined): Array<{ raw: RawImage; crop: Rect; key: string; mirror?: boolean }> {
     const views = masterViews(raw.width, raw.height, this.masterViewSet).map((crop) => ({ raw, crop, key }));
     const out: Array<{ raw: RawImage; crop: Rect; key: string; mirror?: boolean }> = this.masterMirror ? [...views, { ...views[0]!, mirror: true }] : views;
-    if (grey) out.push({ raw: grey, crop: views[0]!.crop, key: `${key}:grey` });
+    if (grey) out.push({ raw: grey, crop: views[0]!.crop, key: `${key}:grey${this.adGrey && this.adGreyMatch === 'all' ? ':stretched' : ''}` });
     return out;
   }
 
@@ -401,12 +445,17 @@ export class TieEngine {
       this.masterColours.push(r.colours);
       this.masterStripVectors.push(r.strips.vector);
       this.masterStripColours.push(r.strips.colours);
+      if (r.stretchedGrey) {
+        this.masterGreyVectors.push(r.stretchedGrey.vector);
+        this.masterGreyColours.push(r.stretchedGrey.colours);
+      }
       this.masterFeatures.push(r.features);
       if (r.thumb) this.masterThumbs.push(r.thumb);
       added++;
     });
     this.index = undefined;
     this.stripIndex = undefined;
+    this.greyIndex = undefined;
     this.votes = undefined;
     this.whitening = undefined;
     this.timings.mastersWallMs += performance.now() - t0;
@@ -518,6 +567,13 @@ export class TieEngine {
     // Rows are unit-norm (embedder output or whitened then L2, fused with unit colour histograms): euclidean = sqrt(2 - 2 cos).
     this.index = { dims: d, count: this.masterVectors.length * vpm, data };
     this.stripIndex = this.thinStrips ? this.buildStripIndex(d) : undefined;
+    this.greyIndex = undefined;
+    if (this.adGrey && this.adGreyMatch === 'grey' && this.masterGreyVectors.length === this.masterVectors.length) {
+      const n = this.masterGreyVectors.length;
+      const grey = new Float32Array(n * d);
+      this.masterGreyVectors.forEach((v, i) => grey.set(this.searchRows(v, 1, this.masterGreyColours[i]!), i * d));
+      this.greyIndex = { dims: d, count: n, data: grey };
+    }
     if (this.voteTop > 0) {
       this.votes = new OrbVoteIndex();
       this.masterFeatures.forEach((f, i) => this.votes!.add(i, f));
@@ -584,7 +640,8 @@ export class TieEngine {
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`dense thumbnail has ${info.channels} channels, expected 3`);
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
+    const rgb = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return { data: this.denseGrey ? greyOf({ data: rgb, width, height, channels: 3 }).data : rgb, width, height };
   }
 
   private orbKey(sha: string): string {
@@ -598,12 +655,16 @@ export class TieEngine {
     const raw = await this.decode(bytes);
     const key = `${sha}:d${this.decodeMaxSide}`;
     const cached = this.featureCache?.get(this.orbKey(sha));
-    const grey = this.masterGrey ? greyOf(raw) : undefined;
+    const sharedStretch = this.adGrey && this.adGreyMatch === 'all';
+    const grey = this.masterGrey ? greyOf(raw, sharedStretch) : undefined;
+    const stretched = this.adGrey && !sharedStretch ? greyOf(raw, true) : undefined;
     const inputs = this.masterInputs(raw, key, grey);
+    const whole = { left: 0, top: 0, width: raw.width, height: raw.height };
+    const extra = stretched ? [{ raw: stretched, crop: whole, key: `${key}:grey:stretched` }] : [];
     const colours = this.masterColourRows(raw, grey);
     const strips = this.thinStrips ? [...masterStrips(raw.width, raw.height, 'wide'), ...masterStrips(raw.width, raw.height, 'tall')] : [];
     const [vectors, features, thumb] = await Promise.all([
-      this.embed([...inputs, ...strips.map((crop) => ({ raw, crop, key }))]),
+      this.embed([...inputs, ...strips.map((crop) => ({ raw, crop, key })), ...extra]),
       cached
         ? Promise.resolve(cached)
         : (async () => {
@@ -626,7 +687,8 @@ export class TieEngine {
     return {
       vector: concat(vectors.slice(0, inputs.length)),
       colours,
-      strips: { vector: concat(vectors.slice(inputs.length)), colours: this.colours(raw, strips) },
+      strips: { vector: concat(vectors.slice(inputs.length, inputs.length + strips.length)), colours: this.colours(raw, strips) },
+      ...(stretched ? { stretchedGrey: { vector: vectors[inputs.length + strips.length]!, colours: this.colours(stretched, [whole]) } } : {}),
       features,
       thumb,
     };
@@ -643,9 +705,13 @@ export class TieEngine {
     const probed = this.multiMaster ? await probeImage(bytes, this.limits) : undefined;
     const scale = probed ? Math.max(probed.width, probed.height) / Math.max(raw.width, raw.height) : 1;
     const key = `${sha}:d${this.decodeMaxSide}`;
-    const colours = this.colours(raw, views.map((v) => v.rect));
+    const whole = { left: 0, top: 0, width: raw.width, height: raw.height };
+    const grey = this.adGrey ? greyOf(raw, true) : undefined;
+    const colours = grey ? concatRows([this.colours(raw, views.map((v) => v.rect)), this.colours(grey, [whole])]) : this.colours(raw, views.map((v) => v.rect));
+    const inputs = views.map((v) => ({ raw, crop: v.rect, key }));
+    if (grey) inputs.push({ raw: grey, crop: whole, key: `${key}:grey:stretched` });
     const [vectors, adFeatures, thumb] = await Promise.all([
-      this.embed(views.map((v) => ({ raw, crop: v.rect, key }))),
+      this.embed(inputs),
       verifying
         ? (async () => {
             const g = await this.gray(raw, 'ad');
@@ -660,7 +726,8 @@ export class TieEngine {
         : Promise.resolve(undefined),
       this.denseTop > 0 ? this.thumb(raw, 'ad') : Promise.resolve(undefined),
     ]);
-    return { vectors, colours, adFeatures, thumb, thin: thinness(raw.width, raw.height), regions: this.multiMaster ? views.map((v) => v.rect) : undefined, scale };
+    const regions = this.multiMaster ? [...views.map((v) => v.rect), ...(grey ? [whole] : [])] : undefined;
+    return { vectors, colours, adFeatures, thumb, thin: thinness(raw.width, raw.height), regions, scale };
   }
 
   /**
@@ -703,7 +770,21 @@ export class TieEngine {
     const flat = new Float32Array(nv * raw);
     vectors.forEach((v, i) => flat.set(v, i * raw));
     const q = this.searchRows(flat, nv, colours);
-    let [ranking] = searchTopK(index, { dims: index.dims, count: nv, data: q }, nv, this.topK, { viewsPerMaster: this.viewsPerMaster });
+    // The ad's grey view (its last row) meets only the masters' grey views, in a search of its own.
+    const greyRow = this.greyIndex && this.adGrey ? nv - 1 : -1;
+    const nm = greyRow >= 0 ? nv - 1 : nv;
+    let [ranking] = searchTopK(index, { dims: index.dims, count: nm, data: q.subarray(0, nm * index.dims) }, nm, this.topK, { viewsPerMaster: this.viewsPerMaster });
+    if (greyRow >= 0) {
+      const d = index.dims;
+      const [byGrey] = searchTopK(this.greyIndex!, { dims: d, count: 1, data: q.subarray(greyRow * d, (greyRow + 1) * d) }, 1, this.topK, { viewsPerMaster: 1 });
+      const p = this.adGreyPenalty;
+      // Unit rows: a cosine lowered by p is a squared distance raised by 2p.
+      const penalised = {
+        cosine: { ...byGrey!.cosine, value: byGrey!.cosine.value.map((v) => v - p) },
+        euclidean: { ...byGrey!.euclidean, value: byGrey!.euclidean.value.map((v) => Math.sqrt(v * v + 2 * p)) },
+      };
+      ranking = mergeRankings(ranking!, penalised, this.topK, [greyRow]);
+    }
     if (thin && this.stripIndex && nv >= STRIP_AD_VIEWS.length) {
       // A thin ad's whole and halves also meet the masters' strips of its orientation; a master keeps its better value.
       const strips = this.stripIndex[thin];
@@ -909,21 +990,19 @@ interface MasterDescription {
   vector: Float32Array;
   colours: Float32Array;
   strips: { vector: Float32Array; colours: Float32Array };
+  stretchedGrey?: { vector: Float32Array; colours: Float32Array };
   features: Features;
   thumb: Thumb | undefined;
 }
 
-/** The image in grey (luma), as RGB. */
-function greyOf(raw: RawImage): RawImage {
-  const n = raw.width * raw.height;
-  const ch = raw.channels;
-  const out = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    const o = i * ch;
-    const y = ch >= 3 ? Math.round(0.299 * raw.data[o]! + 0.587 * raw.data[o + 1]! + 0.114 * raw.data[o + 2]!) : raw.data[o]!;
-    out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = y;
+function concatRows(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
   }
-  return { data: out, width: raw.width, height: raw.height, channels: 3 };
+  return out;
 }
 
 /** For unit embeddings: cos = 1 - d^2 / 2. */
