@@ -15,6 +15,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { BadRequestError, actingTenant, principalOf, type AssetRole } from '@afterglow/core';
+import { API_ROUTES, responsesOf, serializeWhole } from '@afterglow/core/api';
 import type { AssetRecord } from './repository.js';
 import type { VideoRecord } from './repository.js';
 import { CONTENT_TYPES, VIDEO_FORMATS, type AssetRegistry } from './service.js';
@@ -54,7 +55,7 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     await scope.register(multipart, {
       limits: { fileSize: deps.maxBytes, files: 1, fields: 16, fieldSize: 4096, parts: 20, headerPairs: 100 },
     });
-    scope.post('/v1/assets', { config: { scope: 'admin' } }, async (req, reply) => {
+    scope.post('/v1/assets', { config: { scope: 'admin' }, serializerCompiler: serializeWhole, schema: { response: responsesOf(API_ROUTES.registerAsset) } }, async (req, reply) => {
       if (!req.isMultipart()) throw new BadRequestError('multipart_required', 'POST /v1/assets takes multipart/form-data with the file in field "image"', 415);
       const fields: Record<string, string> = {};
       let file: { bytes: Buffer; filename: string } | undefined;
@@ -95,7 +96,9 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     '/v1/assets',
     {
       config: { scope: 'read' },
+      serializerCompiler: serializeWhole,
       schema: {
+        response: responsesOf(API_ROUTES.listAssets),
         querystring: {
           type: 'object',
           properties: {
@@ -118,7 +121,8 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     },
   );
 
-  app.get('/v1/assets/:id', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => {
+  const getAsset = { config: { scope: 'read' }, serializerCompiler: serializeWhole, schema: { params: PARAMS, querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.getAsset) } } as const;
+  app.get('/v1/assets/:id', getAsset, async (req) => {
     const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
     const [view] = await withTies(repo, tenant, [await load(tenant, (req.params as { id: string }).id)]);
     return view;
@@ -126,7 +130,15 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
 
   app.get(
     '/v1/assets/:id/timeline',
-    { config: { scope: 'read' }, schema: { params: PARAMS, querystring: { type: 'object', properties: { tenant_id: ID, limit: { type: 'integer', minimum: 1, maximum: 2000 } } } } },
+    {
+      config: { scope: 'read' },
+      serializerCompiler: serializeWhole,
+      schema: {
+        params: PARAMS,
+        querystring: { type: 'object', properties: { tenant_id: ID, limit: { type: 'integer', minimum: 1, maximum: 2000 } } },
+        response: responsesOf(API_ROUTES.assetTimeline),
+      },
+    },
     async (req): Promise<Timeline> => {
       const q = req.query as { tenant_id?: string; limit?: number };
       const tenant = tenantOf(req, q.tenant_id);
@@ -182,7 +194,8 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     return video;
   };
 
-  app.get('/v1/assets/:id/video', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => {
+  const video = { config: { scope: 'read' }, serializerCompiler: serializeWhole, schema: { params: PARAMS, querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.assetVideo) } } as const;
+  app.get('/v1/assets/:id/video', video, async (req) => {
     const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
     return videoView(await loadVideo(tenant, (req.params as { id: string }).id));
   });

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type {} from '@fastify/websocket';
 import { BadRequestError, actingTenant, principalOf, type Store } from '@afterglow/core';
+import { API_ROUTES, responsesOf, serializeWhole } from '@afterglow/core/api';
 import { fitDecay } from './decay.js';
 import type { LiveGateway } from './gateway.js';
 import { LiveHistory, type Range } from './history.js';
@@ -33,6 +34,8 @@ const TENANT = { tenant_id: ID } as const;
 
 /** Dashboards' reads (issue 8): a read key, and the tenant is the key's (a different tenant_id is refused). */
 const READ = { scope: 'read' } as const;
+/** Answers sent whole (JSON.stringify): see serializeWhole. */
+const WHOLE = { serializerCompiler: serializeWhole } as const;
 async function resolveTenant(req: FastifyRequest): Promise<void> {
   const q = req.query as { tenant_id?: string };
   q.tenant_id = actingTenant(principalOf(req), q.tenant_id);
@@ -74,13 +77,23 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
 
   app.get(
     '/v1/live/freshness',
-    { config: READ, preHandler: resolveTenant, schema: { querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } },
+    {
+      config: READ,
+      ...WHOLE,
+      preHandler: resolveTenant,
+      schema: { querystring: { type: 'object', required: ['tenant_id'], properties: TENANT }, response: responsesOf(API_ROUTES.liveFreshness) },
+    },
     async (req) => ({ tenant_id: (req.query as { tenant_id: string }).tenant_id, ...(await deps.reader.freshness((req.query as { tenant_id: string }).tenant_id, clock())) }),
   );
 
   app.get(
     '/v1/assets/:id/metrics',
-    { config: READ, preHandler: resolveTenant, schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, ...HISTORY } } } },
+    {
+      config: READ,
+      ...WHOLE,
+      preHandler: resolveTenant,
+      schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, ...HISTORY } }, response: responsesOf(API_ROUTES.assetMetrics) },
+    },
     async (req, reply) => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string; step?: string };
@@ -114,9 +127,11 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
     '/v1/assets/:id/decay',
     {
       config: READ,
+      ...WHOLE,
       preHandler: resolveTenant,
       schema: {
         params: PARAMS,
+        response: responsesOf(API_ROUTES.assetDecay),
         querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, ...HISTORY, fatigue: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } } },
       },
     },
@@ -141,9 +156,11 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
     '/v1/campaigns/:id/leaderboard',
     {
       config: READ,
+      ...WHOLE,
       preHandler: resolveTenant,
       schema: {
         params: PARAMS,
+        response: responsesOf(API_ROUTES.campaignLeaderboard),
         querystring: {
           type: 'object',
           required: ['tenant_id'],
@@ -174,7 +191,12 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
 
   app.get(
     '/v1/campaigns/:id/metrics',
-    { config: READ, preHandler: resolveTenant, schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } },
+    {
+      config: READ,
+      ...WHOLE,
+      preHandler: resolveTenant,
+      schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: TENANT }, response: responsesOf(API_ROUTES.campaignMetrics) },
+    },
     async (req, reply) => {
       const { id } = req.params as { id: string };
       const { tenant_id } = req.query as { tenant_id: string };
