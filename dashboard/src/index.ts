@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoleHandle } from '@afterglow/core';
+import { bytesResponses } from '@afterglow/core/api';
 import { bundleSize, etagMatches, loadStaticFiles, pickEncoding, type StaticFile } from './static.js';
 import { NOT_BUILT_PAGE } from './page.js';
 
@@ -75,7 +76,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Das
   };
 
   const pageHeaders = { 'content-security-policy': CSP, 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' };
-  app.get('/', PUBLIC, (req, reply) => send(req, reply, index, pageHeaders));
+  app.get('/', { ...PUBLIC, schema: { response: bytesResponses('the single-page app', ['text/html']) } }, (req, reply) => send(req, reply, index, pageHeaders));
   app.get('/index.html', PUBLIC, (_req, reply) => reply.redirect('/', 301));
   app.get('/assets/*', PUBLIC, (req, reply) => {
     const file = files.get(req.url.split('?')[0]!);

@@ -103,3 +103,14 @@ export function responsesOf(spec: RouteSpec, others: Record<number, { descriptio
  * live answers against the documented schemas) is what catches a schema falling behind its handler.
  */
 export const serializeWhole = (): ((data: unknown) => string) => (data) => JSON.stringify(data);
+
+/**
+ * `schema.response` of a route that answers bytes (an image, a page): the content types it may
+ * send, and 304 when the If-None-Match ETag matches. Documentation only: bytes are never serialized.
+ */
+export function bytesResponses(description: string, contentTypes: readonly string[]): Record<string, Record<string, unknown>> {
+  return {
+    200: { description, content: Object.fromEntries(contentTypes.map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) },
+    304: { description: 'not modified: the If-None-Match ETag matches', type: 'null' },
+  };
+}

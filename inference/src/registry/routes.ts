@@ -15,7 +15,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { BadRequestError, actingTenant, principalOf, type AssetRole } from '@afterglow/core';
-import { API_ROUTES, responsesOf, serializeWhole } from '@afterglow/core/api';
+import { API_ROUTES, bytesResponses, responsesOf, serializeWhole } from '@afterglow/core/api';
 import type { AssetRecord } from './repository.js';
 import type { VideoRecord } from './repository.js';
 import { CONTENT_TYPES, VIDEO_FORMATS, type AssetRegistry } from './service.js';
@@ -147,19 +147,30 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
   );
 
   const serveBlob = (which: 'image' | 'thumbnail') =>
-    app.get(`/v1/assets/:id/${which}`, { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {
-      const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
-      const asset = await load(tenant, (req.params as { id: string }).id);
-      const key = which === 'image' ? asset.content_hash : asset.thumbnail_hash;
-      const etag = `"${key}"`;
-      reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
-      if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-      const bytes = await registry.blobs.get(key);
-      if (!bytes) throw new BadRequestError('blob_missing', `the ${which} of asset ${asset.asset_id} is missing from the blob store`, 404);
-      reply.header('content-type', which === 'image' ? (CONTENT_TYPES[asset.format] ?? 'application/octet-stream') : 'image/webp');
-      reply.header('x-content-type-options', 'nosniff');
-      return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    });
+    app.get(
+      `/v1/assets/:id/${which}`,
+      {
+        config: { scope: 'read' },
+        schema: {
+          params: PARAMS,
+          querystring: TENANT_QUERY,
+          response: which === 'image' ? bytesResponses('the uploaded image', [...new Set(Object.values(CONTENT_TYPES))]) : bytesResponses('webp, longest side 256', ['image/webp']),
+        },
+      },
+      async (req, reply) => {
+        const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+        const asset = await load(tenant, (req.params as { id: string }).id);
+        const key = which === 'image' ? asset.content_hash : asset.thumbnail_hash;
+        const etag = `"${key}"`;
+        reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
+        if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+        const bytes = await registry.blobs.get(key);
+        if (!bytes) throw new BadRequestError('blob_missing', `the ${which} of asset ${asset.asset_id} is missing from the blob store`, 404);
+        reply.header('content-type', which === 'image' ? (CONTENT_TYPES[asset.format] ?? 'application/octet-stream') : 'image/webp');
+        reply.header('x-content-type-options', 'nosniff');
+        return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      },
+    );
   serveBlob('image');
   serveBlob('thumbnail');
 
@@ -210,7 +221,8 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   };
   for (const which of ['poster', 'storyboard'] as const) {
-    app.get(`/v1/assets/:id/${which}`, { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {
+    const frame = { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY, response: bytesResponses(`the video's ${which} (webp)`, ['image/webp']) } } as const;
+    app.get(`/v1/assets/:id/${which}`, frame, async (req, reply) => {
       const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
       const video = await loadVideo(tenant, (req.params as { id: string }).id);
       return sendImage(reply, which === 'poster' ? video.poster_hash : video.storyboard_hash, 'image/webp', req.headers['if-none-match'], `${which} of ${video.asset_id}`);
@@ -223,6 +235,7 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
       schema: {
         params: { type: 'object', required: ['id', 'shot', 'k'], properties: { id: ID, shot: { type: 'integer', minimum: 0, maximum: 10_000 }, k: { type: 'integer', minimum: 0, maximum: 2 } } },
         querystring: TENANT_QUERY,
+        response: bytesResponses('the keyframe (jpeg)', ['image/jpeg']),
       },
     },
     async (req, reply) => {
