@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { attributionSchema, SCORE_FLAGS, tieDecisionSchema } from '../assets.js';
 import { EVENT_KINDS, WINDOW_NAMES } from '../live-protocol.js';
+import { TRIGGER_KINDS } from '../trigger-limits.js';
 
 /**
  * The response bodies of the REST API, one zod schema per answer: the routes declare them as their
@@ -386,7 +387,7 @@ export const triggerRuleSchema = z.object({
   rule_id: z.string(),
   tenant_id: z.string(),
   campaign_id: z.string().nullable(),
-  kind: z.string(),
+  kind: z.enum(TRIGGER_KINDS),
   params: z.record(z.string(), z.unknown()),
   cooldown_ms: z.number(),
   enabled: z.boolean(),
@@ -405,18 +406,21 @@ export const triggerSnoozeSchema = z.object({
   created_at: z.number(),
 });
 export type TriggerSnoozeJson = z.infer<typeof triggerSnoozeSchema>;
-export const triggerRulesSchema = z.object({ rules: z.array(triggerRuleSchema.extend({ snoozes: z.array(triggerSnoozeSchema) })) });
+export const triggerRuleWithSnoozesSchema = triggerRuleSchema.extend({ snoozes: z.array(triggerSnoozeSchema) });
+export type TriggerRuleWithSnoozesJson = z.infer<typeof triggerRuleWithSnoozesSchema>;
+export const triggerRulesSchema = z.object({ rules: z.array(triggerRuleWithSnoozesSchema) });
 export const triggerRulePutSchema = z.object({ rule: triggerRuleSchema, webhook_secret: z.string().optional() });
 export const triggerRuleDeletedSchema = z.object({ deleted: z.string() });
 export const triggerSnoozePutSchema = z.object({ snooze: triggerSnoozeSchema });
 export const triggerUnsnoozedSchema = z.object({ unsnoozed: z.object({ rule_id: z.string(), asset_id: z.string().nullable(), campaign_id: z.string().nullable() }) });
 export const triggerAckSchema = z.object({ by: z.string(), key_id: z.string().nullable(), at: z.number(), note: z.string().nullable() });
+export type TriggerAckJson = z.infer<typeof triggerAckSchema>;
 export const triggerAckedSchema = z.object({ firing_id: z.string(), acknowledged: triggerAckSchema });
 
 export const triggerFiringSchema = z.object({
   firing_id: z.string(),
   rule_id: z.string(),
-  kind: z.string(),
+  kind: z.enum(TRIGGER_KINDS),
   asset_id: z.string(),
   /** The master the creative counted for when the rule fired. */
   master_asset_id: z.string().nullable(),
