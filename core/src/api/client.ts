@@ -40,6 +40,8 @@ export class ApiError extends Error {
     message: string,
     /** The whole error body, when it was JSON. */
     readonly body?: unknown,
+    /** How long the server asks to wait before a retry (Retry-After of a 429 or 503), when it says. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -101,7 +103,8 @@ export async function errorOf(res: Response): Promise<ApiError> {
   } catch {
     // Not JSON: the status says it.
   }
-  return new ApiError(res.status, code, message, body);
+  const retryAfter = Number(res.headers.get('retry-after'));
+  return new ApiError(res.status, code, message, body, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined);
 }
 
 export function createApiClient(options: ClientOptions = {}): ApiClient {
