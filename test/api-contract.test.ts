@@ -18,7 +18,7 @@ import { startApp, type TestApp, waitForSinkDrained } from './support.js';
  *     and must answer the documented `{error, message}` instead;
  *   - the shared route table (@afterglow/core/api, which the typed client calls) names only
  *     documented operations, with the same success statuses.
- * Setup goes through the typed client, so its methods are exercised against the real routes.
+ * Setup and the writes go through the typed client, whose every answer is checked against the document too.
  */
 
 const T = uniqueName('contract');
@@ -84,9 +84,31 @@ before(async () => {
   ensureTestModels(['mobilenet_v2']);
   app = await startApp({ AFTERGLOW_MODELS_DIR: testModelsDir(), TIE_MODEL: 'mobilenet_v2', LIVE_FLUSH_MS: '100' }, [...ROLES]);
   const key = (await app.authHeaders(T, ['ingest', 'read', 'admin'])).authorization!.replace(/^Bearer /, '');
-  api = createApiClient({ baseUrl: app.running.url, apiKey: key });
   spec = (await (await fetch(`${app.running.url}/v1/openapi.json`)).json()) as Spec;
+  api = createApiClient({ baseUrl: app.running.url, apiKey: key, fetch: checkedFetch });
 });
+
+/** Every answer the typed client got in this file, checked against its documented schema (what it wrote as well as what it read). */
+const clientChecked = new Set<string>();
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+async function checkedFetch(input: Parameters<typeof fetch>[0], init?: RequestInit): Promise<Response> {
+  const res = await fetch(input, init);
+  const method = (init?.method ?? 'GET').toLowerCase();
+  const { pathname } = new URL(String(input));
+  const template = Object.keys(spec.paths).find((p) => spec.paths[p]![method] && new RegExp(`^${p.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(pathname));
+  const schema = template ? spec.paths[template]![method]!.responses[String(res.status)]?.content?.['application/json']?.schema : undefined;
+  if (res.ok && schema) {
+    const validate = ajv.compile(schema);
+    const body = (await res.clone().json()) as unknown;
+    assert.ok(validate(body), `${method.toUpperCase()} ${pathname} answered off its schema: ${describeErrors(validate.errors)}\n${JSON.stringify(body).slice(0, 600)}`);
+    clientChecked.add(`${method.toUpperCase()} ${template}`);
+  }
+  return res;
+}
+
+function describeErrors(errors: { instancePath: string; message?: string; params: unknown }[] | null | undefined): string {
+  return (errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message} ${JSON.stringify(e.params)}`).join('; ');
+}
 after(async () => {
   await app?.close();
 });
@@ -134,6 +156,9 @@ describe('the REST contract', () => {
     const rule = await api.putTriggerRule({ path: { rule_id: RULE }, body: { tenant_id: T, kind: 'fatigue', campaign_id: CAMPAIGN } });
     assert.equal(rule.rule.rule_id, RULE);
     await api.snoozeTriggerRule({ path: { rule_id: RULE }, body: { tenant_id: T, for_ms: 60_000, asset_id: AD } });
+    for (const write of ['POST /v1/assets', 'POST /v1/ties', 'POST /v1/events', 'POST /v1/import/spend', 'PUT /v1/triggers/rules/{rule_id}', 'PUT /v1/triggers/rules/{rule_id}/snooze']) {
+      assert.ok(clientChecked.has(write), `${write}: its answer was checked against the document`);
+    }
     await waitForSinkDrained(app.running);
     // The live role has counted the ad (its metrics answer from hot state).
     await eventually(async () => ((await api.assetMetrics({ path: { id: AD }, query: { tenant_id: T } }).catch(() => undefined)) ? true : undefined), 30_000, 100);
@@ -158,8 +183,7 @@ describe('the REST contract', () => {
     }
   });
 
-  test('every documented GET answers as documented', async () => {
-    const ajv = new Ajv2020({ strict: false, allErrors: true });
+  test('every documented GET answers as documented', async (t) => {
     ajv.addSchema({ $id: 'openapi', components: spec.components });
     const errorSchema = ajv.compile({ $ref: 'openapi#/components/schemas/Error' });
     const headers = await app.authHeaders(T, ['ingest', 'read', 'admin']);
@@ -181,11 +205,28 @@ describe('the REST contract', () => {
           continue;
         }
         assert.equal(String(res.status), success.status, `${what}: ${JSON.stringify(body).slice(0, 300)}`);
-        assert.ok(validate(body), `${what} answered off its schema: ${(validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message} ${JSON.stringify(e.params)}`).join('; ')}\n${JSON.stringify(body).slice(0, 600)}`);
+        assert.ok(validate(body), `${what} answered off its schema: ${describeErrors(validate.errors)}\n${JSON.stringify(body).slice(0, 600)}`);
         checked++;
       }
     }
     assert.ok(checked >= 30, `only ${checked} answers checked`);
+    t.diagnostic(`${checked} answers checked against their schemas; no data here for: ${Object.keys(NO_DATA_HERE).join(', ')}`);
+  });
+
+  test('the writes answer as documented: un-snooze, delete a rule, a dry-run import, a key created, rotated, revoked', async () => {
+    const unsnoozed = await api.unsnoozeTriggerRule({ path: { rule_id: RULE }, query: { tenant_id: T, asset_id: AD } });
+    assert.deepEqual(unsnoozed.unsnoozed, { rule_id: RULE, asset_id: AD, campaign_id: null });
+    assert.equal((await api.deleteTriggerRule({ path: { rule_id: RULE }, query: { tenant_id: T } })).deleted, RULE);
+    const event = { event_id: ulid(), tenant_id: T, campaign_id: CAMPAIGN, asset_id: AD, kind: 'view', value: 1, occurred_at: Date.now() - 86_400_000, received_at: 0 };
+    const dry = await api.importEvents({ body: [event], query: { dry_run: true } });
+    assert.deepEqual([dry.dry_run, dry.received, dry.inserted], [true, 1, 0]);
+    const created = await api.createKey({ body: { tenant_id: T, scopes: ['read'], name: 'contract' } });
+    const rotated = await api.rotateKey({ path: { id: created.info.key_id }, body: { tenant_id: T, grace_ms: 0 } });
+    assert.equal(rotated.previous.key_id, created.info.key_id);
+    assert.equal((await api.revokeKey({ path: { id: rotated.info.key_id }, query: { tenant_id: T } })).info.status, 'revoked');
+    for (const write of ['DELETE /v1/triggers/rules/{rule_id}/snooze', 'DELETE /v1/triggers/rules/{rule_id}', 'POST /v1/import/events', 'POST /v1/keys', 'POST /v1/keys/{id}/rotate', 'DELETE /v1/keys/{id}']) {
+      assert.ok(clientChecked.has(write), `${write}: its answer was checked against the document`);
+    }
   });
 
   test('the typed client throws ApiError with the stable code', async () => {
