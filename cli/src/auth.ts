@@ -21,7 +21,7 @@ import {
   type Logger,
   type RouteScope,
 } from '@afterglow/core';
-import { API_ROUTES, responsesOf, serializeWhole, type RouteSpec } from '@afterglow/core/api';
+import { API_ROUTES, responsesOf, serializeWhole, type RouteSpec, type ResponseOf } from '@afterglow/core/api';
 
 /**
  * The access check every route passes through (issue 8), installed on the HTTP server before any
@@ -280,7 +280,7 @@ export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void
       return reply.code(201).send(created);
     },
   );
-  app.get('/v1/keys', { config: admin, ...answers(API_ROUTES.listKeys, { querystring: { type: 'object', properties: { tenant_id: TENANT } } }) }, async (req) => {
+  app.get('/v1/keys', { config: admin, ...answers(API_ROUTES.listKeys, { querystring: { type: 'object', properties: { tenant_id: TENANT } } }) }, async (req): Promise<ResponseOf<'listKeys'>> => {
     const tenantId = actingTenant(principalOf(req), (req.query as { tenant_id?: string }).tenant_id);
     return { keys: await keys.list(tenantId) };
   });
@@ -295,7 +295,7 @@ export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void
         body: { type: 'object', additionalProperties: false, properties: { tenant_id: TENANT, grace_ms: { type: 'integer', minimum: 0, maximum: 30 * 24 * 3600_000 } } },
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'rotateKey'>> => {
       const b = (req.body ?? {}) as { tenant_id?: string; grace_ms?: number };
       const tenantId = actingTenant(principalOf(req), b.tenant_id);
       return keys.rotate(tenantId, (req.params as { id: string }).id, b.grace_ms ?? 24 * 3600_000);
@@ -304,7 +304,7 @@ export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void
   app.delete(
     '/v1/keys/:id',
     { config: admin, ...answers(API_ROUTES.revokeKey, { params: { type: 'object', required: ['id'], properties: { id: KEY_ID } }, querystring: { type: 'object', properties: { tenant_id: TENANT } } }) },
-    async (req) => {
+    async (req): Promise<ResponseOf<'revokeKey'>> => {
       const tenantId = actingTenant(principalOf(req), (req.query as { tenant_id?: string }).tenant_id);
       return { info: await keys.revoke(tenantId, (req.params as { id: string }).id) };
     },

@@ -26,7 +26,7 @@ import { campaignCosts, type SpendImport } from './spend.js';
 import { assetCostsAndReach, campaignReach, masterReach } from './reach.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 import { registerAnalyticsRoutes } from './analytics.js';
-import { API_ROUTES, intakeResultSchema, importResultSchema, responsesOf, serializeWhole, spendImportResultSchema } from '@afterglow/core/api';
+import { API_ROUTES, intakeResultSchema, importResultSchema, responsesOf, serializeWhole, spendImportResultSchema, type ResponseOf } from '@afterglow/core/api';
 
 export interface IngestDeps {
   intake: EventIntake;
@@ -186,7 +186,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       serializerCompiler: serializeWhole,
       schema: { response: responsesOf(API_ROUTES.campaignCosts), description: 'Spend against engagement per asset over whole UTC days from..to (default: the last 30 days): CPM, CPC, CPA, ROAS', querystring: DAYS_QUERY },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'campaignCosts'>> => {
       const { campaignId } = req.params as { campaignId: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       const { from, to } = daysOf(q);
@@ -200,7 +200,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       serializerCompiler: serializeWhole,
       schema: { response: responsesOf(API_ROUTES.campaignReach), description: 'Unique viewers and frequency per asset and for the campaign (viewers counted once across assets) over whole UTC days', querystring: DAYS_QUERY },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'campaignReach'>> => {
       const { campaignId } = req.params as { campaignId: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       const { from, to } = daysOf(q);
@@ -221,7 +221,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         querystring: DAYS_QUERY,
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'assetCosts'>> => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       const { from, to } = daysOf(q);
@@ -241,7 +241,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         querystring: DAYS_QUERY,
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'masterReach'>> => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       const { from, to } = daysOf(q);
@@ -249,13 +249,13 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     },
   );
 
-  app.get('/v1/campaigns/:campaignId/totals', { schema: { querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.campaignTotals) }, config: { scope: 'read' }, serializerCompiler: serializeWhole }, async (req) => {
+  app.get('/v1/campaigns/:campaignId/totals', { schema: { querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.campaignTotals) }, config: { scope: 'read' }, serializerCompiler: serializeWhole }, async (req): Promise<ResponseOf<'campaignTotals'>> => {
     const { campaignId } = req.params as { campaignId: string };
     const q = req.query as { tenant_id: string; source?: 'rollup' | 'raw' };
     return campaignTotals(deps.store, actingTenant(principalOf(req), q.tenant_id), campaignId, q.source);
   });
 
-  app.get('/v1/campaigns', { schema: { querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.listCampaigns) }, config: { scope: 'read' }, serializerCompiler: serializeWhole }, async (req) => {
+  app.get('/v1/campaigns', { schema: { querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.listCampaigns) }, config: { scope: 'read' }, serializerCompiler: serializeWhole }, async (req): Promise<ResponseOf<'listCampaigns'>> => {
     const tenant_id = actingTenant(principalOf(req), (req.query as { tenant_id: string }).tenant_id);
     return { tenant_id, campaigns: await listCampaigns(deps.store, tenant_id) };
   });

@@ -15,7 +15,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { BadRequestError, actingTenant, principalOf, type AssetRole } from '@afterglow/core';
-import { API_ROUTES, bytesResponses, responsesOf, serializeWhole } from '@afterglow/core/api';
+import { API_ROUTES, bytesResponses, responsesOf, serializeWhole, type ResponseOf } from '@afterglow/core/api';
 import type { AssetRecord } from './repository.js';
 import type { VideoRecord } from './repository.js';
 import { CONTENT_TYPES, VIDEO_FORMATS, type AssetRegistry } from './service.js';
@@ -111,7 +111,7 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
         },
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'listAssets'>> => {
       const q = req.query as { tenant_id?: string; role?: AssetRole; campaign_id?: string; limit?: number; cursor?: string };
       const tenant = tenantOf(req, q.tenant_id);
       const limit = q.limit ?? 100;
@@ -122,10 +122,11 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
   );
 
   const getAsset = { config: { scope: 'read' }, serializerCompiler: serializeWhole, schema: { params: PARAMS, querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.getAsset) } } as const;
-  app.get('/v1/assets/:id', getAsset, async (req) => {
+  app.get('/v1/assets/:id', getAsset, async (req): Promise<ResponseOf<'getAsset'>> => {
     const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
     const [view] = await withTies(repo, tenant, [await load(tenant, (req.params as { id: string }).id)]);
-    return view;
+    // One view per asset given.
+    return view!;
   });
 
   app.get(
@@ -206,7 +207,7 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
   };
 
   const video = { config: { scope: 'read' }, serializerCompiler: serializeWhole, schema: { params: PARAMS, querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.assetVideo) } } as const;
-  app.get('/v1/assets/:id/video', video, async (req) => {
+  app.get('/v1/assets/:id/video', video, async (req): Promise<ResponseOf<'assetVideo'>> => {
     const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
     return videoView(await loadVideo(tenant, (req.params as { id: string }).id));
   });

@@ -9,7 +9,7 @@
  *   POST /v1/assets/:id/shots/:shot/review  { tenant_id, action: tie|no_sim|untie, target_asset_id?, decided_by }  one shot of a video ad (admin)
  */
 import type { FastifyInstance } from 'fastify';
-import { API_ROUTES, responsesOf, serializeWhole } from '@afterglow/core/api';
+import { API_ROUTES, responsesOf, serializeWhole, type ResponseOf } from '@afterglow/core/api';
 import { SHOT_REVIEW_ACTIONS } from '../registry/repository.js';
 import { tenantOf } from '../registry/routes.js';
 import { QUEUE_STATUSES, SIMILAR_SCOPES, TIE_ACTIONS, type QueueStatus, type ReviewService, type SimilarScope } from './service.js';
@@ -34,7 +34,7 @@ export async function registerReviewRoutes(app: FastifyInstance, deps: { review:
         response: responsesOf(API_ROUTES.candidates),
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'candidates'>> => {
       const q = req.query as { tenant_id?: string; similar_scope?: SimilarScope };
       const tenant = tenantOf(req, q.tenant_id);
       return review.candidates(tenant, (req.params as { id: string }).id, { similarScope: q.similar_scope ?? 'campaign' });
@@ -54,7 +54,7 @@ export async function registerReviewRoutes(app: FastifyInstance, deps: { review:
         },
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'reviewQueue'>> => {
       const q = req.query as { tenant_id?: string; campaign_id?: string; status?: QueueStatus; limit?: number };
       const tenant = tenantOf(req, q.tenant_id);
       return review.queue(tenant, { campaign: q.campaign_id, status: q.status ?? 'all', limit: q.limit ?? 200 });
@@ -82,7 +82,7 @@ export async function registerReviewRoutes(app: FastifyInstance, deps: { review:
         },
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'decideTie'>> => {
       const b = req.body as { tenant_id?: string; ad_asset_id: string; action: string; target_asset_id?: string; decided_by: string; across_campaigns?: boolean };
       const tenant = tenantOf(req, b.tenant_id);
       return review.decide(tenant, b);
@@ -99,7 +99,7 @@ export async function registerReviewRoutes(app: FastifyInstance, deps: { review:
         response: responsesOf(API_ROUTES.tieHistory),
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'tieHistory'>> => {
       const q = req.query as { tenant_id?: string; ad_asset_id?: string; master_asset_id?: string; limit?: number };
       const tenant = tenantOf(req, q.tenant_id);
       return { decisions: await review.decisions(tenant, { ad: q.ad_asset_id, master: q.master_asset_id, limit: q.limit ?? 100 }) };
@@ -133,7 +133,7 @@ export async function registerReviewRoutes(app: FastifyInstance, deps: { review:
   );
 
   const masterAds = { config: { scope: 'read' }, ...WHOLE, schema: { params: PARAMS, querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.masterAds) } } as const;
-  app.get('/v1/masters/:id/ads', masterAds, async (req) => {
+  app.get('/v1/masters/:id/ads', masterAds, async (req): Promise<ResponseOf<'masterAds'>> => {
     const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
     return review.masterAds(tenant, (req.params as { id: string }).id);
   });

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type {} from '@fastify/websocket';
 import { BadRequestError, actingTenant, principalOf, type Store } from '@afterglow/core';
-import { API_ROUTES, responsesOf, serializeWhole } from '@afterglow/core/api';
+import { API_ROUTES, responsesOf, serializeWhole, type ResponseOf } from '@afterglow/core/api';
 import { fitDecay } from './decay.js';
 import type { LiveGateway } from './gateway.js';
 import { LiveHistory, type Range } from './history.js';
@@ -83,7 +83,7 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
       preHandler: resolveTenant,
       schema: { querystring: { type: 'object', required: ['tenant_id'], properties: TENANT }, response: responsesOf(API_ROUTES.liveFreshness) },
     },
-    async (req) => ({ tenant_id: (req.query as { tenant_id: string }).tenant_id, ...(await deps.reader.freshness((req.query as { tenant_id: string }).tenant_id, clock())) }),
+    async (req): Promise<ResponseOf<'liveFreshness'>> => ({ tenant_id: (req.query as { tenant_id: string }).tenant_id, ...(await deps.reader.freshness((req.query as { tenant_id: string }).tenant_id, clock())) }),
   );
 
   app.get(
@@ -175,7 +175,7 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
         },
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'campaignLeaderboard'>> => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string; window?: WindowName; metric?: LeaderboardMetric; limit?: number };
       const now = clock();

@@ -14,7 +14,7 @@ import {
   type TriggerRule,
   type TriggerSnooze,
 } from '@afterglow/core';
-import { API_ROUTES, responsesOf, serializeWhole } from '@afterglow/core/api';
+import { API_ROUTES, responsesOf, serializeWhole, type ResponseOf } from '@afterglow/core/api';
 import type { LiveReader } from '../live/reader.js';
 import type { EgressPolicy } from './egress.js';
 import type { TriggerEngine } from './engine.js';
@@ -58,7 +58,7 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
       serializerCompiler: serializeWhole,
       schema: { querystring: { type: 'object', properties: { tenant_id: ID, campaign_id: ID } }, response: responsesOf(API_ROUTES.triggerRules) },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'triggerRules'>> => {
       const q = req.query as { tenant_id?: string; campaign_id?: string };
       const tenant = actingTenant(principalOf(req), q.tenant_id);
       const [rules, snoozes] = await Promise.all([
@@ -74,7 +74,7 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
     serializerCompiler: serializeWhole,
     schema: { params: { type: 'object', required: ['rule_id'], properties: { rule_id: ID } }, response: responsesOf(API_ROUTES.putTriggerRule) },
   } as const;
-  app.put('/v1/triggers/rules/:rule_id', putRule, async (req) => {
+  app.put('/v1/triggers/rules/:rule_id', putRule, async (req): Promise<ResponseOf<'putTriggerRule'>> => {
     const { rule_id } = req.params as { rule_id: string };
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('invalid_rule', 'the body must be a rule object');
@@ -148,7 +148,7 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
   };
 
   const snooze = { config: { scope: 'admin' }, serializerCompiler: serializeWhole, schema: { params: ruleParams, response: responsesOf(API_ROUTES.snoozeTriggerRule) } } as const;
-  app.put('/v1/triggers/rules/:rule_id/snooze', snooze, async (req) => {
+  app.put('/v1/triggers/rules/:rule_id/snooze', snooze, async (req): Promise<ResponseOf<'snoozeTriggerRule'>> => {
     const { rule_id } = req.params as { rule_id: string };
     const principal = principalOf(req);
     // The tenant first: a key naming another tenant is refused (403) whatever else the body says.
@@ -185,7 +185,7 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
         response: responsesOf(API_ROUTES.unsnoozeTriggerRule),
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'unsnoozeTriggerRule'>> => {
       const { rule_id } = req.params as { rule_id: string };
       const q = req.query as { tenant_id?: string; asset_id?: string; campaign_id?: string };
       if (q.asset_id !== undefined && q.campaign_id !== undefined) throw new BadRequestError('invalid_snooze', 'un-snooze one asset or one campaign, not both');
@@ -204,7 +204,7 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
       serializerCompiler: serializeWhole,
       schema: { params: { type: 'object', required: ['firing_id'], properties: { firing_id: ID } }, response: responsesOf(API_ROUTES.ackFiring) },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'ackFiring'>> => {
       const { firing_id } = req.params as { firing_id: string };
       const principal = principalOf(req);
       const tenant = actingTenant(principal, claimedTenant(req.body));
@@ -232,7 +232,7 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
         response: responsesOf(API_ROUTES.triggersLog),
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'triggersLog'>> => {
       const q = req.query as { tenant_id?: string; campaign_id?: string; limit?: number };
       const tenant = actingTenant(principalOf(req), q.tenant_id);
       const firings = await deps.store.log(tenant, { limit: q.limit ?? 100, ...(q.campaign_id !== undefined ? { campaign: q.campaign_id } : {}) });
