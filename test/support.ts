@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EVENT_KINDS, SCOPES, TOPICS, loadConfig, ulid, type AfterglowConfig, type Scope, type EngagementEvent, type EventKind, type Env } from '@afterglow/core';
+import { createApiClient, type ApiClient } from '@afterglow/core/api';
 import { eventually, underCI, uniqueName } from '@afterglow/testkit/services';
 import { start, type RoleName, type Running, type StartOptions } from 'afterglow';
 
@@ -19,6 +20,8 @@ export interface TestApp {
   authHeaders(tenant: string, scopes?: readonly Scope[]): Promise<Record<string, string>>;
   /** fetch(`${url}${path}`) as `tenant` with every scope unless told otherwise. */
   request(tenant: string, path: string, init?: RequestInit & { scopes?: readonly Scope[] }): Promise<Response>;
+  /** The typed client (@afterglow/core/api) as `tenant` with every scope unless told otherwise. */
+  api(tenant: string, scopes?: readonly Scope[]): ApiClient;
   close(): Promise<void>;
 }
 
@@ -67,6 +70,9 @@ export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'
       const { scopes, ...rest } = init;
       const headers = { ...(await authHeaders(tenant, scopes)), ...Object.fromEntries(new Headers(rest.headers).entries()) };
       return fetch(`${running.url}${requestPath}`, { ...rest, headers });
+    },
+    api(tenant, scopes) {
+      return createApiClient({ baseUrl: running.url, fetch: async (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...(await authHeaders(tenant, scopes)) } }) });
     },
     async close() {
       APPS.delete(running.url);
