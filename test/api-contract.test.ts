@@ -5,8 +5,7 @@ import { API_ROUTES, type ApiClient, ApiError, createApiClient } from '@afterglo
 import { assetForm, ensureTestModels, noiseImage, testModelsDir } from '@afterglow/testkit/inference';
 import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { ROLES, runKeysCommand } from 'afterglow';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { startApp, type TestApp, waitForSinkDrained } from './support.js';
+import { answerChecker, describeSchemaErrors, type OpenApiDocument, type OpenApiOperation, startApp, type TestApp, waitForSinkDrained } from './support.js';
 
 /**
  * The REST contract against a running server (every role in this process, embedded adapters):
@@ -73,47 +72,27 @@ const QUERIES: Record<string, Array<() => Record<string, string>>> = {
   '/v1/assets/{id}/costs': [() => ({ from: day, to: day })],
 };
 
-type Operation = { responses: Record<string, { content?: Record<string, { schema?: Record<string, unknown> }> }>; 'x-afterglow-scope': string };
-type Spec = { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
 
 let app: TestApp;
 let api: ApiClient;
-let spec: Spec;
+let spec: OpenApiDocument;
+let checker: Awaited<ReturnType<typeof answerChecker>>;
 
 before(async () => {
   ensureTestModels(['mobilenet_v2']);
   app = await startApp({ AFTERGLOW_MODELS_DIR: testModelsDir(), TIE_MODEL: 'mobilenet_v2', LIVE_FLUSH_MS: '100' }, [...ROLES]);
   const key = (await app.authHeaders(T, ['ingest', 'read', 'admin'])).authorization!.replace(/^Bearer /, '');
-  spec = (await (await fetch(`${app.running.url}/v1/openapi.json`)).json()) as Spec;
-  api = createApiClient({ baseUrl: app.running.url, apiKey: key, fetch: checkedFetch });
+  checker = await answerChecker(app.running.url);
+  spec = checker.spec;
+  // Every answer the typed client gets in this file is checked against its documented schema (what it wrote as well as what it read).
+  api = createApiClient({ baseUrl: app.running.url, apiKey: key, fetch: checker.fetch });
 });
 
-/** Every answer the typed client got in this file, checked against its documented schema (what it wrote as well as what it read). */
-const clientChecked = new Set<string>();
-const ajv = new Ajv2020({ strict: false, allErrors: true });
-async function checkedFetch(input: Parameters<typeof fetch>[0], init?: RequestInit): Promise<Response> {
-  const res = await fetch(input, init);
-  const method = (init?.method ?? 'GET').toLowerCase();
-  const { pathname } = new URL(String(input));
-  const template = Object.keys(spec.paths).find((p) => spec.paths[p]![method] && new RegExp(`^${p.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(pathname));
-  const schema = template ? spec.paths[template]![method]!.responses[String(res.status)]?.content?.['application/json']?.schema : undefined;
-  if (res.ok && schema) {
-    const validate = ajv.compile(schema);
-    const body = (await res.clone().json()) as unknown;
-    assert.ok(validate(body), `${method.toUpperCase()} ${pathname} answered off its schema: ${describeErrors(validate.errors)}\n${JSON.stringify(body).slice(0, 600)}`);
-    clientChecked.add(`${method.toUpperCase()} ${template}`);
-  }
-  return res;
-}
-
-function describeErrors(errors: { instancePath: string; message?: string; params: unknown }[] | null | undefined): string {
-  return (errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message} ${JSON.stringify(e.params)}`).join('; ');
-}
 after(async () => {
   await app?.close();
 });
 
-function successSchema(op: Operation): { status: string; schema: Record<string, unknown> } | undefined {
+function successSchema(op: OpenApiOperation): { status: string; schema: Record<string, unknown> } | undefined {
   for (const [status, r] of Object.entries(op.responses)) {
     const schema = r.content?.['application/json']?.schema;
     // 2XX is openapi.ts's stand-in for a route that declares no success answer: not a schema.
@@ -157,7 +136,7 @@ describe('the REST contract', () => {
     assert.equal(rule.rule.rule_id, RULE);
     await api.snoozeTriggerRule({ path: { rule_id: RULE }, body: { tenant_id: T, for_ms: 60_000, asset_id: AD } });
     for (const write of ['POST /v1/assets', 'POST /v1/ties', 'POST /v1/events', 'POST /v1/import/spend', 'PUT /v1/triggers/rules/{rule_id}', 'PUT /v1/triggers/rules/{rule_id}/snooze']) {
-      assert.ok(clientChecked.has(write), `${write}: its answer was checked against the document`);
+      assert.ok(checker.checked.has(write), `${write}: its answer was checked against the document`);
     }
     await waitForSinkDrained(app.running);
     // The live role has counted the ad (its metrics answer from hot state).
@@ -184,6 +163,7 @@ describe('the REST contract', () => {
   });
 
   test('every documented GET answers as documented', async (t) => {
+    const { ajv } = checker;
     ajv.addSchema({ $id: 'openapi', components: spec.components });
     const errorSchema = ajv.compile({ $ref: 'openapi#/components/schemas/Error' });
     const headers = await app.authHeaders(T, ['ingest', 'read', 'admin']);
@@ -205,7 +185,7 @@ describe('the REST contract', () => {
           continue;
         }
         assert.equal(String(res.status), success.status, `${what}: ${JSON.stringify(body).slice(0, 300)}`);
-        assert.ok(validate(body), `${what} answered off its schema: ${describeErrors(validate.errors)}\n${JSON.stringify(body).slice(0, 600)}`);
+        assert.ok(validate(body), `${what} answered off its schema: ${describeSchemaErrors(validate.errors)}\n${JSON.stringify(body).slice(0, 600)}`);
         checked++;
       }
     }
@@ -225,7 +205,7 @@ describe('the REST contract', () => {
     assert.equal(rotated.previous.key_id, created.info.key_id);
     assert.equal((await api.revokeKey({ path: { id: rotated.info.key_id }, query: { tenant_id: T } })).info.status, 'revoked');
     for (const write of ['DELETE /v1/triggers/rules/{rule_id}/snooze', 'DELETE /v1/triggers/rules/{rule_id}', 'POST /v1/import/events', 'POST /v1/keys', 'POST /v1/keys/{id}/rotate', 'DELETE /v1/keys/{id}']) {
-      assert.ok(clientChecked.has(write), `${write}: its answer was checked against the document`);
+      assert.ok(checker.checked.has(write), `${write}: its answer was checked against the document`);
     }
   });
 
