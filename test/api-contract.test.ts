@@ -37,12 +37,12 @@ const NO_JSON_ANSWER: Record<string, string> = {
 /** The dashboard's files (its page, scripts, icons: every path outside the API's) are not JSON either. */
 const isDashboardFile = (path: string) => !path.startsWith('/v1/') && path !== '/healthz' && path !== '/readyz';
 
-/** Documented GETs this setup has no data for, and why (each is covered with data elsewhere). */
+/** Documented GETs this setup has no data for, and where their answers are checked against the document instead. */
 const NO_DATA_HERE: Record<string, string> = {
-  'GET /v1/assets/{id}/score': 'scoring workers are off here (test/scoring-workers.test.ts scores)',
-  'GET /v1/assets/{id}/occlusion': 'no model is trained here (test/scoring-workers.test.ts)',
-  'GET /v1/assets/{id}/video': 'no video registered here: analysis needs ffmpeg (inference/src/registry/video-registry.test.ts)',
-  'GET /v1/triggers/firings/{firing_id}': 'no rule fires here (test/triggers-*.test.ts)',
+  'GET /v1/assets/{id}/score': 'scoring workers are off here: test/scoring-workers.test.ts checks it',
+  'GET /v1/assets/{id}/occlusion': 'no model is trained here: test/scoring-workers.test.ts checks it',
+  'GET /v1/assets/{id}/video': 'no video registered here: inference/src/registry/video-registry.test.ts checks it',
+  'GET /v1/triggers/firings/{firing_id}': 'no rule fires here: test/triggers.ts (embedded and Kafka) checks it',
 };
 
 /** Path parameters by route: the asset, master or campaign this test made. */
