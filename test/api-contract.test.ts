@@ -29,6 +29,7 @@ const RULE = 'rule-contract';
 /** Documented API operations with no JSON success answer, and why. */
 const NO_JSON_ANSWER: Record<string, string> = {
   'GET /v1/assets/{id}/image': 'the image bytes',
+  'GET /v1/assets/{id}/original': 'the uploaded bytes, by range too',
   'GET /v1/assets/{id}/thumbnail': 'webp bytes',
   'GET /v1/assets/{id}/poster': 'webp bytes',
   'GET /v1/assets/{id}/storyboard': 'webp bytes',

@@ -39,6 +39,7 @@ export const API_ROUTES = {
   assetDecay: route('GET', '/v1/assets/:id/decay', { 200: s.assetDecaySchema }),
   campaignLeaderboard: route('GET', '/v1/campaigns/:id/leaderboard', { 200: s.leaderboardSchema }),
   campaignMetrics: route('GET', '/v1/campaigns/:id/metrics', { 200: s.campaignMetricsSchema }),
+  videoMetrics: route('GET', '/v1/assets/:id/video-metrics', { 200: s.videoReportSchema }),
   // triggers
   triggerRules: route('GET', '/v1/triggers/rules', { 200: s.triggerRulesSchema }),
   putTriggerRule: route('PUT', '/v1/triggers/rules/:rule_id', { 200: s.triggerRulePutSchema }),
@@ -54,6 +55,7 @@ export const API_ROUTES = {
   getAsset: route('GET', '/v1/assets/:id', { 200: s.assetSchema }),
   assetTimeline: route('GET', '/v1/assets/:id/timeline', { 200: s.timelineSchema }),
   assetVideo: route('GET', '/v1/assets/:id/video', { 200: s.videoSchema }),
+  reviewShot: route('POST', '/v1/assets/:id/shots/:shot/review', { 200: s.shotReviewedSchema }),
   candidates: route('GET', '/v1/assets/:id/candidates', { 200: s.candidatesSchema }),
   reviewQueue: route('GET', '/v1/review/queue', { 200: s.reviewQueueSchema }),
   decideTie: route('POST', '/v1/ties', { 200: s.tieDecidedSchema }),

@@ -485,6 +485,26 @@ export const assetListSchema = z.object({ assets: z.array(assetSchema), next_cur
 export const tieDecisionJsonSchema = tieDecisionSchema.extend({ decision_id: z.string() });
 export type TieDecision = z.infer<typeof tieDecisionJsonSchema>;
 
+/** A person's word on one shot of a video ad: cut from `master_asset_id` (tie), or from no master (no_sim). */
+export const shotReviewSchema = z.object({
+  action: z.enum(['tie', 'no_sim']),
+  master_asset_id: z.string().nullable(),
+  /** The shot's score for that master when it was among the shot's candidates. */
+  score: z.number().nullable(),
+  decided_by: z.string(),
+  decided_at: z.number(),
+});
+export type ShotReviewJson = z.infer<typeof shotReviewSchema>;
+const shotCandidateSchema = z.object({ master_asset_id: z.string(), score: z.number(), master_shot: z.number().optional() });
+const shotSpanFields = {
+  index: z.number(),
+  start: z.number(),
+  end: z.number(),
+  start_frame: z.number(),
+  end_frame: z.number(),
+  transition: z.enum(['start', 'cut', 'fade', 'dissolve']),
+};
+
 export const videoSchema = z.object({
   container: z.string(),
   codec: z.string(),
@@ -495,19 +515,52 @@ export const videoSchema = z.object({
   poster_frame: z.number(),
   shots: z.array(
     z.object({
-      index: z.number(),
-      start: z.number(),
-      end: z.number(),
-      start_frame: z.number(),
-      end_frame: z.number(),
-      transition: z.enum(['start', 'cut', 'fade', 'dissolve']),
+      ...shotSpanFields,
       keyframes: z.array(z.number()),
-      candidates: z.array(z.object({ master_asset_id: z.string(), score: z.number(), master_shot: z.number().optional() })).optional(),
+      candidates: z.array(shotCandidateSchema).optional(),
       auto_tie: z.string().nullable().optional(),
+      review: shotReviewSchema.optional(),
     }),
   ),
 });
 export type VideoJson = z.infer<typeof videoSchema>;
+export type VideoShotJson = VideoJson['shots'][number];
+
+/** POST /v1/assets/:id/shots/:shot/review: the shot as stored, its keyframes with their blob keys. */
+export const shotReviewedSchema = z.object({
+  shot: z.object({
+    ...shotSpanFields,
+    keyframes: z.array(z.object({ frame: z.number(), hash: z.string() })),
+    candidates: z.array(shotCandidateSchema).optional(),
+    auto_tie: z.string().nullable().optional(),
+    review: shotReviewSchema.optional(),
+  }),
+});
+
+/** Video plays of an asset: hook, hold and completion rates, watch time, retention by percent. */
+export const videoMetricsSchema = z.object({
+  starts: z.number(),
+  hook_rate: rateSchema,
+  hold_rate: rateSchema,
+  completion_rate: rateSchema,
+  avg_watch_ms: z.number(),
+  watch_ms: z.number(),
+  retention: z.array(z.object({ percent: z.number(), plays: z.number(), share: rateSchema })),
+  /** Milestone events beyond what the plays before them allow (duplicates, progress before/without start). */
+  excess: z.number(),
+});
+export const videoReportSchema = z.object({
+  tenant_id: z.string(),
+  asset_id: z.string(),
+  source: z.literal('clickhouse'),
+  from: z.number(),
+  to: z.number(),
+  /** The asset's own plays. */
+  asset: videoMetricsSchema,
+  /** The asset as a master: its own plays and those of the ads cut from it. */
+  master: videoMetricsSchema.extend({ contributors: z.array(z.object({ asset_id: z.string(), weight: z.number(), via: z.enum(['self', 'shots', 'tie']) })) }),
+});
+export type VideoReportJson = z.infer<typeof videoReportSchema>;
 
 /** POST /v1/assets: the asset, its video analysis, and what tying did with it (open: the deployment's tie engine says). */
 export const assetRegisteredSchema = z.object({

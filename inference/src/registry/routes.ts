@@ -176,7 +176,10 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
   serveBlob('thumbnail');
 
   // The uploaded bytes with byte ranges, so a <video> can seek without fetching the whole file.
-  app.get('/v1/assets/:id/original', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {
+  const originalBytes = bytesResponses('the uploaded bytes (image or video)', ['*/*']);
+  const originalResponses: Record<string, Record<string, unknown>> = { ...originalBytes, 206: { ...originalBytes['200'], description: 'the byte range asked for (Range)' } };
+  const original = { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY, response: originalResponses } } as const;
+  app.get('/v1/assets/:id/original', original, async (req, reply) => {
     const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
     const asset = await load(tenant, (req.params as { id: string }).id);
     const etag = `"${asset.content_hash}"`;

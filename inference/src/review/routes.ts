@@ -110,7 +110,9 @@ export async function registerReviewRoutes(app: FastifyInstance, deps: { review:
     '/v1/assets/:id/shots/:shot/review',
     {
       config: { scope: 'admin' },
+      ...WHOLE,
       schema: {
+        response: responsesOf(API_ROUTES.reviewShot),
         params: { type: 'object', required: ['id', 'shot'], properties: { id: ID, shot: { type: 'integer', minimum: 0, maximum: 10_000 } } },
         body: {
           type: 'object',
@@ -124,7 +126,7 @@ export async function registerReviewRoutes(app: FastifyInstance, deps: { review:
         },
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'reviewShot'>> => {
       const b = req.body as { tenant_id?: string; action: string; target_asset_id?: string; decided_by: string };
       const p = req.params as { id: string; shot: number };
       const tenant = tenantOf(req, b.tenant_id);

@@ -1,4 +1,5 @@
 import type {
+  Asset,
   AssetCostsJson,
   AssetDecayJson,
   AssetHistory,
@@ -290,45 +291,10 @@ export function isVideoAsset(a: Asset | null | undefined): boolean {
 
 export type ShotReviewAction = 'tie' | 'no_sim' | 'untie';
 
-/** A person's word on one shot: cut from `master_asset_id` (tie), or from no master (no_sim). */
-export interface ShotReviewJson {
-  action: 'tie' | 'no_sim';
-  master_asset_id: string | null;
-  score: number | null;
-  decided_by: string;
-  decided_at: number;
-}
-
-export interface VideoShotJson {
-  index: number;
-  /** Seconds. */
-  start: number;
-  end: number;
-  start_frame: number;
-  end_frame: number;
-  transition: 'start' | 'cut' | 'fade' | 'dissolve';
-  /** Frames of the first, middle and last keyframe (GET .../keyframes/:shot/:k, k = 0, 1, 2). */
-  keyframes: number[];
-  /** Best masters of the shot, best first; absent until the video is ranked. */
-  candidates?: { master_asset_id: string; score: number; master_shot?: number }[];
-  /** The master the shot clears the auto-tie threshold for; null: ranked, none does (B-roll, end card). */
-  auto_tie?: string | null;
-  review?: ShotReviewJson;
-}
-
-export interface AssetVideoJson {
-  container: string;
-  codec: string;
-  duration_s: number;
-  fps: number;
-  frames: number;
-  audio: boolean;
-  poster_frame: number;
-  shots: VideoShotJson[];
-}
+export type { ShotReviewJson, VideoShotJson, VideoJson as AssetVideoJson } from '@afterglow/core/api';
 
 export function assetVideo(tenant: string, id: string, signal?: AbortSignal) {
-  return getJson<AssetVideoJson>(`/v1/assets/${enc(id)}/video`, { tenant_id: tenant }, signal);
+  return getJson<ResponseOf<'assetVideo'>>(`/v1/assets/${enc(id)}/video`, { tenant_id: tenant }, signal);
 }
 
 /** A blob URL of a video's image: its poster, or keyframe `k` (0 first, 1 middle, 2 last) of a shot; null when there is none. */
@@ -355,7 +321,7 @@ export async function videoSourceUrl(tenant: string, id: string, signal?: AbortS
 }
 
 export function reviewShot(tenant: string, ad: string, shot: number, body: { action: ShotReviewAction; target_asset_id?: string; decided_by: string }) {
-  return postJson<{ shot: VideoShotJson }>(`/v1/assets/${enc(ad)}/shots/${shot}/review`, { tenant_id: tenant, ...body });
+  return postJson<ResponseOf<'reviewShot'>>(`/v1/assets/${enc(ad)}/shots/${shot}/review`, { tenant_id: tenant, ...body });
 }
 
 // ---- Video engagement (live role: GET /v1/assets/:id/video-metrics, stream/live/src/live/video.ts) ----

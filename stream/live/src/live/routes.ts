@@ -112,8 +112,17 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
 
   app.get(
     '/v1/assets/:id/video-metrics',
-    { config: READ, preHandler: resolveTenant, schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, from: HISTORY.from, to: HISTORY.to } } } },
-    async (req) => {
+    {
+      config: READ,
+      ...WHOLE,
+      preHandler: resolveTenant,
+      schema: {
+        params: PARAMS,
+        querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, from: HISTORY.from, to: HISTORY.to } },
+        response: responsesOf(API_ROUTES.videoMetrics),
+      },
+    },
+    async (req): Promise<ResponseOf<'videoMetrics'>> => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       if (!deps.store) throw new BadRequestError('history_unavailable', 'this process has no store; video metrics are read from it', 501);
