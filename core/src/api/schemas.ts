@@ -549,6 +549,7 @@ export const videoMetricsSchema = z.object({
   /** Milestone events beyond what the plays before them allow (duplicates, progress before/without start). */
   excess: z.number(),
 });
+export type VideoMetricsJson = z.infer<typeof videoMetricsSchema>;
 export const videoReportSchema = z.object({
   tenant_id: z.string(),
   asset_id: z.string(),

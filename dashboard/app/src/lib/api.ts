@@ -327,37 +327,8 @@ export function reviewShot(tenant: string, ad: string, shot: number, body: { act
 // ---- Video engagement (live role: GET /v1/assets/:id/video-metrics, stream/live/src/live/video.ts) ----
 
 /** A share with its 95 % Wilson interval; `enough: false` when the interval is too wide to rank on. */
-export interface VideoShareJson {
-  value: number;
-  low: number;
-  high: number;
-  enough: boolean;
-}
-
-export interface VideoMetricsJson {
-  starts: number;
-  hook_rate: VideoShareJson;
-  hold_rate: VideoShareJson;
-  completion_rate: VideoShareJson;
-  avg_watch_ms: number;
-  watch_ms: number;
-  /** Share of starts still watching at each percent of the video (0, the quartiles, 100). */
-  retention: { percent: number; plays: number; share: VideoShareJson }[];
-  /** Milestone events beyond what the plays before them allow (duplicates, progress without a start). */
-  excess: number;
-}
-
-export interface VideoReportJson {
-  tenant_id: string;
-  asset_id: string;
-  from: number;
-  to: number;
-  /** The asset's own plays. */
-  asset: VideoMetricsJson;
-  /** As a master: its own plays and the ads cut from it, weighted by their shots' time on screen. */
-  master: VideoMetricsJson & { contributors: { asset_id: string; weight: number; via: 'self' | 'shots' | 'tie' }[] };
-}
+export type { RateJson as VideoShareJson, VideoMetricsJson, VideoReportJson } from '@afterglow/core/api';
 
 export function videoMetrics(tenant: string, id: string, range: { from?: number; to?: number } = {}, signal?: AbortSignal) {
-  return getJson<VideoReportJson>(`/v1/assets/${enc(id)}/video-metrics`, { tenant_id: tenant, from: range.from, to: range.to }, signal);
+  return getJson<ResponseOf<'videoMetrics'>>(`/v1/assets/${enc(id)}/video-metrics`, { tenant_id: tenant, from: range.from, to: range.to }, signal);
 }
