@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { TABLES, ulid } from '@afterglow/core';
+import { ApiError } from '@afterglow/core/api';
 import { OwnClickHouse } from './faults/services.js';
 import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
@@ -12,13 +13,6 @@ import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.j
 const TENANT = 'reach-t';
 const OTHER = 'reach-other';
 
-interface Reach {
-  reach: number;
-  impressions: number;
-  frequency: number | null;
-  assets: { asset_id: string; reach: number; impressions: number; frequency: number | null }[];
-}
-
 describe('reach and frequency', () => {
   let app: TestApp;
   before(async () => {
@@ -28,11 +22,7 @@ describe('reach and frequency', () => {
     await app.close();
   });
 
-  const reachOf = async (tenant: string, campaign: string): Promise<Reach> => {
-    const res = await app.request(tenant, `/v1/campaigns/${campaign}/reach?tenant_id=${tenant}`);
-    assert.equal(res.status, 200);
-    return (await res.json()) as Reach;
-  };
+  const reachOf = (tenant: string, campaign: string) => app.api(tenant).campaignReach({ path: { campaignId: campaign }, query: { tenant_id: tenant } });
 
   it('counts unique viewers per asset and once across assets, with impressions per viewer', async () => {
     const now = Date.now();
@@ -135,26 +125,18 @@ describe('reach and frequency', () => {
       ],
       format: 'JSONEachRow',
     });
-    const spend = await app.request(TENANT, `/v1/import/spend`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify([
+    const api = app.api(TENANT);
+    const spend = await api.importSpend({
+      body: [
         { campaign_id: 'masters', asset_id: 'ad-1', date: day, spend: 30, placement: 'feed' },
         { campaign_id: 'masters', asset_id: 'ad-1', date: day, spend: 20, placement: 'story' },
         { campaign_id: 'masters', asset_id: 'ad-2', date: day, spend: 10 },
-      ]),
+      ],
     });
-    assert.equal(spend.status, 200);
+    assert.equal(spend.written, 3);
 
-    const master = (await (await app.request(TENANT, `/v1/masters/m1/reach?tenant_id=${TENANT}&from=${day}&to=${day}`)).json()) as {
-      reach: number;
-      impressions: number;
-      frequency: number;
-      sum_of_ad_reach: number;
-      ads: { asset_id: string; reach: number }[];
-      reach_error: { exact: boolean };
-      costs: { spend: number; currency: string }[];
-    };
+    const days = { tenant_id: TENANT, from: day, to: day };
+    const master = await api.masterReach({ path: { id: 'm1' }, query: days });
     assert.deepEqual(master.ads.map((a) => [a.asset_id, a.reach]), [['ad-1', 100], ['ad-2', 100], ['dup-1', 10]]);
     // 0..149 and 200..209: 160 people, though the ads' own reach adds up to 210.
     assert.equal(master.reach, 160);
@@ -163,22 +145,21 @@ describe('reach and frequency', () => {
     assert.equal(master.frequency, 310 / 160);
     assert.equal(master.reach_error.exact, true);
     assert.deepEqual(master.costs.map((c) => [c.currency, c.spend]), [['USD', 60]]);
-    const other = (await (await app.request(TENANT, `/v1/masters/m2/reach?tenant_id=${TENANT}&from=${day}&to=${day}`)).json()) as { reach: number; ads: { asset_id: string }[] };
+    const other = await api.masterReach({ path: { id: 'm2' }, query: days });
     assert.deepEqual([other.reach, other.ads.map((a) => a.asset_id)], [10, ['ad-3']]);
 
-    const asset = (await (await app.request(TENANT, `/v1/assets/ad-1/costs?tenant_id=${TENANT}&from=${day}&to=${day}`)).json()) as {
-      costs: { currency: string; spend: number; impressions: number; clicks: number; conversions: number; cpm: number; cpc: number; cpa: number; roas: number }[];
-      days: { day: string; spend: number; conversions: number }[];
-      reach: { reach: number; impressions: number; frequency: number };
-    };
+    const asset = await api.assetCosts({ path: { id: 'ad-1' }, query: days });
     const [usd] = asset.costs;
     assert.deepEqual([usd?.currency, usd?.spend, usd?.impressions, usd?.clicks, usd?.conversions], ['USD', 50, 200, 20, 4]);
     assert.deepEqual([usd?.cpm, usd?.cpc, usd?.cpa, usd?.roas], [250, 2.5, 12.5, 2]);
     assert.deepEqual(asset.days.map((d) => [d.day, d.spend, d.conversions]), [[day, 50, 4]]);
     assert.deepEqual([asset.reach.reach, asset.reach.impressions, asset.reach.frequency], [100, 200, 2]);
     // Another tenant's key cannot read them; with its own tenant it sees nothing of this one.
-    assert.equal((await app.request(OTHER, `/v1/assets/ad-1/costs?tenant_id=${TENANT}`)).status, 403);
-    const foreign = (await (await app.request(OTHER, `/v1/masters/m1/reach?tenant_id=${OTHER}&from=${day}&to=${day}`)).json()) as { reach: number; ads: unknown[] };
+    await assert.rejects(
+      () => app.api(OTHER).assetCosts({ path: { id: 'ad-1' }, query: { tenant_id: TENANT } }),
+      (err: unknown) => err instanceof ApiError && err.status === 403 && err.code === 'tenant_forbidden',
+    );
+    const foreign = await app.api(OTHER).masterReach({ path: { id: 'm1' }, query: { tenant_id: OTHER, from: day, to: day } });
     assert.deepEqual([foreign.reach, foreign.ads], [0, []]);
   });
 

@@ -33,7 +33,7 @@ import {
   type TrainOptions,
 } from '@afterglow/inference';
 import { SHORT_PACKAGES, generateTieDataset } from '@afterglow/testkit/tie';
-import { postAll, startApp, type TestApp } from './support.js';
+import { postAll, startApp, type TestApp, answerChecker } from './support.js';
 
 const HOUR = 3_600_000;
 const tenant = uniqueName('scoring');
@@ -109,9 +109,14 @@ const train = (o: Pick<TrainOptions, 'activate' | 'params'>) =>
     ...o,
   });
 
+let answers: Awaited<ReturnType<typeof answerChecker>> | undefined;
+/** A read as the tenant; a success answer is checked against the route's documented schema. */
 const get = async (p: string) => {
   const res = await app.request(tenant, p);
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  const body = (await res.json()) as Record<string, unknown>;
+  answers ??= await answerChecker(app.running.url);
+  answers.check('GET', new URL(p, app.running.url).pathname, res.status, body);
+  return { status: res.status, body };
 };
 
 test('workers store features on registration, score after a model is activated, and rescore on requests and live shifts', { timeout: 600_000 }, async () => {

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EVENT_KINDS, SCOPES, TOPICS, loadConfig, ulid, type AfterglowConfig, type Scope, type EngagementEvent, type EventKind, type Env } from '@afterglow/core';
+import { createApiClient, type ApiClient } from '@afterglow/core/api';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { eventually, underCI, uniqueName } from '@afterglow/testkit/services';
 import { start, type RoleName, type Running, type StartOptions } from 'afterglow';
 
@@ -19,6 +21,8 @@ export interface TestApp {
   authHeaders(tenant: string, scopes?: readonly Scope[]): Promise<Record<string, string>>;
   /** fetch(`${url}${path}`) as `tenant` with every scope unless told otherwise. */
   request(tenant: string, path: string, init?: RequestInit & { scopes?: readonly Scope[] }): Promise<Response>;
+  /** The typed client (@afterglow/core/api) as `tenant` with every scope unless told otherwise. */
+  api(tenant: string, scopes?: readonly Scope[]): ApiClient;
   close(): Promise<void>;
 }
 
@@ -67,6 +71,9 @@ export async function startApp(env: Env, roles: RoleName[] = ['ingest', 'stream'
       const { scopes, ...rest } = init;
       const headers = { ...(await authHeaders(tenant, scopes)), ...Object.fromEntries(new Headers(rest.headers).entries()) };
       return fetch(`${running.url}${requestPath}`, { ...rest, headers });
+    },
+    api(tenant, scopes) {
+      return createApiClient({ baseUrl: running.url, fetch: async (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...(await authHeaders(tenant, scopes)) } }) });
     },
     async close() {
       APPS.delete(running.url);
@@ -200,4 +207,44 @@ export function realServicesEnv(): Env | undefined {
 
 export function configOf(app: TestApp): AfterglowConfig {
   return app.running.config;
+}
+
+export type OpenApiOperation = {
+  responses: Record<string, { content?: Record<string, { schema?: Record<string, unknown> }> }>;
+  'x-afterglow-scope': string;
+};
+export type OpenApiDocument = { paths: Record<string, Record<string, OpenApiOperation>>; components: { schemas: Record<string, unknown> } };
+
+/**
+ * Checks answers against the running server's own OpenAPI document (the routes' response schemas):
+ * `check` throws when a JSON answer the document describes is off its schema; `fetch` is a fetch that
+ * checks every answer it gets (give it to the typed client); `checked` names the operations checked.
+ */
+export async function answerChecker(baseUrl: string) {
+  const spec = (await (await fetch(`${baseUrl}/v1/openapi.json`)).json()) as OpenApiDocument;
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  const checked = new Set<string>();
+  const templateOf = (method: string, pathname: string) =>
+    Object.keys(spec.paths).find((p) => spec.paths[p]![method] && new RegExp(`^${p.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(pathname));
+  const check = (method: string, pathname: string, status: number, body: unknown): void => {
+    const m = method.toLowerCase();
+    const template = templateOf(m, pathname);
+    const schema = template ? spec.paths[template]![m]!.responses[String(status)]?.content?.['application/json']?.schema : undefined;
+    if (status < 200 || status > 299 || !schema) return;
+    const validate = ajv.compile(schema);
+    if (!validate(body)) {
+      throw new Error(`${method.toUpperCase()} ${pathname} answered off its schema: ${describeSchemaErrors(validate.errors)}\n${JSON.stringify(body).slice(0, 600)}`);
+    }
+    checked.add(`${method.toUpperCase()} ${template}`);
+  };
+  const checkedFetch = async (input: Parameters<typeof fetch>[0], init?: RequestInit): Promise<Response> => {
+    const res = await fetch(input, init);
+    if (res.ok && (res.headers.get('content-type') ?? '').startsWith('application/json')) check(init?.method ?? 'GET', new URL(String(input)).pathname, res.status, await res.clone().json());
+    return res;
+  };
+  return { spec, ajv, check, fetch: checkedFetch, checked };
+}
+
+export function describeSchemaErrors(errors: { instancePath: string; message?: string; params: unknown }[] | null | undefined): string {
+  return (errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message} ${JSON.stringify(e.params)}`).join('; ');
 }

@@ -19,7 +19,8 @@ import {
 } from '@afterglow/core';
 import { eventually, skipOrFail, uniqueName } from '@afterglow/testkit/services';
 import { LiveKeys, TriggerEngine, TriggerStore } from '@afterglow/live';
-import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
+import { createApiClient } from '@afterglow/core/api';
+import { answerChecker, postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 /**
  * Triggers end to end: a synthetic creative whose engagement decays is posted through the real
@@ -240,15 +241,10 @@ export function triggerScenario(label: string, env: () => Env | undefined): void
     assert.ok(second.totals.fired + second.totals.suppressed >= 1, 'the second evaluator saw the condition too');
     assert.ok(second.totals.fired <= 1);
 
-    const log = async () => {
-      const res = await app!.request(tenant, `/v1/triggers/log?tenant_id=${tenant}&campaign_id=${campaign}`);
-      assert.equal(res.status, 200);
-      return (
-        (await res.json()) as {
-          firings: { firing_id: string; asset_id: string; master_asset_id: string | null; master_now: string | null; deliveries: { status: string; attempts: number }[]; replaced_by: { asset_id: string }[] }[];
-        }
-      ).firings;
-    };
+    // The typed client, every answer checked against the document (the firing's detail has no data in the contract test).
+    const checker = await answerChecker(running.url);
+    const api = createApiClient({ baseUrl: running.url, apiKey: (await app.authHeaders(tenant)).authorization?.replace(/^Bearer /, ''), fetch: checker.fetch });
+    const log = async () => (await api.triggersLog({ query: { tenant_id: tenant, campaign_id: campaign } })).firings;
     const firings = await eventually(async () => {
       const f = await log();
       return f.length === 1 && f[0]!.deliveries[0]?.status === 'delivered' ? f : undefined;
@@ -267,9 +263,8 @@ export function triggerScenario(label: string, env: () => Env | undefined): void
       return f[0]!.replaced_by.length === 1 ? f[0]! : undefined;
     }, 30_000);
     assert.equal(closed.replaced_by[0]!.asset_id, variant);
-    const compare = await app.request(tenant, `/v1/triggers/firings/${closed.firing_id}?tenant_id=${tenant}`);
-    assert.equal(compare.status, 200);
-    const body = (await compare.json()) as { firing: { master_now: string | null }; replaced: { asset_id: string; metrics: unknown }; variants: { asset_id: string }[] };
+    const body = await api.triggerFiring({ path: { firing_id: closed.firing_id }, query: { tenant_id: tenant } });
+    assert.ok(checker.checked.has('GET /v1/triggers/firings/{firing_id}'), 'the firing detail was checked against its documented schema');
     assert.equal(body.replaced.asset_id, fading);
     assert.equal(body.firing.master_now, master);
     // The log names the master the creative counted for when it fired, and the one it counts for now.

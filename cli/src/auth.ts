@@ -21,6 +21,7 @@ import {
   type Logger,
   type RouteScope,
 } from '@afterglow/core';
+import { API_ROUTES, responsesOf, serializeWhole, type RouteSpec, type ResponseOf } from '@afterglow/core/api';
 
 /**
  * The access check every route passes through (issue 8), installed on the HTTP server before any
@@ -218,7 +219,7 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
 
 /** Who the caller is, as its key says: the dashboard learns its tenant from here. */
 export function registerWhoami(app: FastifyInstance): void {
-  app.get('/v1/whoami', { config: { scope: 'read' } }, async (req) => {
+  app.get('/v1/whoami', { config: { scope: 'read' }, ...answers(API_ROUTES.whoami) }, async (req) => {
     const p = principalOf(req);
     if (!p) throw new BadRequestError('auth_off', 'AUTH_MODE=off: requests carry no key', 404);
     return { tenant_id: p.tenantId, key_id: p.keyId, scopes: p.scopes, placements: p.placements ?? null, origins: p.origins ?? null };
@@ -226,6 +227,11 @@ export function registerWhoami(app: FastifyInstance): void {
 }
 
 const KEY_ID = { type: 'string', pattern: '^k[0-9a-f]{16}$' } as const;
+
+/** The documented answers of a route, sent whole (JSON.stringify: see serializeWhole); spread into the options, `schema` merged. */
+function answers(spec: RouteSpec, schema: Record<string, unknown> = {}) {
+  return { serializerCompiler: serializeWhole, schema: { ...schema, response: responsesOf(spec) } };
+}
 const TENANT = { type: 'string', minLength: 1, maxLength: 128 } as const;
 
 /**
@@ -242,7 +248,9 @@ export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void
     '/v1/keys',
     {
       config: admin,
+      serializerCompiler: serializeWhole,
       schema: {
+        response: responsesOf(API_ROUTES.createKey),
         body: {
           type: 'object',
           required: ['scopes'],
@@ -272,7 +280,7 @@ export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void
       return reply.code(201).send(created);
     },
   );
-  app.get('/v1/keys', { config: admin, schema: { querystring: { type: 'object', properties: { tenant_id: TENANT } } } }, async (req) => {
+  app.get('/v1/keys', { config: admin, ...answers(API_ROUTES.listKeys, { querystring: { type: 'object', properties: { tenant_id: TENANT } } }) }, async (req): Promise<ResponseOf<'listKeys'>> => {
     const tenantId = actingTenant(principalOf(req), (req.query as { tenant_id?: string }).tenant_id);
     return { keys: await keys.list(tenantId) };
   });
@@ -280,12 +288,14 @@ export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void
     '/v1/keys/:id/rotate',
     {
       config: admin,
+      serializerCompiler: serializeWhole,
       schema: {
+        response: responsesOf(API_ROUTES.rotateKey),
         params: { type: 'object', required: ['id'], properties: { id: KEY_ID } },
         body: { type: 'object', additionalProperties: false, properties: { tenant_id: TENANT, grace_ms: { type: 'integer', minimum: 0, maximum: 30 * 24 * 3600_000 } } },
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'rotateKey'>> => {
       const b = (req.body ?? {}) as { tenant_id?: string; grace_ms?: number };
       const tenantId = actingTenant(principalOf(req), b.tenant_id);
       return keys.rotate(tenantId, (req.params as { id: string }).id, b.grace_ms ?? 24 * 3600_000);
@@ -293,8 +303,8 @@ export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void
   );
   app.delete(
     '/v1/keys/:id',
-    { config: admin, schema: { params: { type: 'object', required: ['id'], properties: { id: KEY_ID } }, querystring: { type: 'object', properties: { tenant_id: TENANT } } } },
-    async (req) => {
+    { config: admin, ...answers(API_ROUTES.revokeKey, { params: { type: 'object', required: ['id'], properties: { id: KEY_ID } }, querystring: { type: 'object', properties: { tenant_id: TENANT } } }) },
+    async (req): Promise<ResponseOf<'revokeKey'>> => {
       const tenantId = actingTenant(principalOf(req), (req.query as { tenant_id?: string }).tenant_id);
       return { info: await keys.revoke(tenantId, (req.params as { id: string }).id) };
     },

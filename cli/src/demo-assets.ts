@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { mulberry32, type Logger, type PredictSettings, type Store } from '@afterglow/core';
+import { ApiError, createApiClient } from '@afterglow/core/api';
 import { DEMO_CAMPAIGNS, DEMO_TENANT, DemoGenerator, type DemoLaunch } from './demo.js';
 import { DEMO_VIDEO_ADS, DemoVideoPlays, renderDemoVideo } from './demo-video.js';
 
@@ -77,24 +78,25 @@ export function startDemoSeeder(options: DemoSeedOptions): DemoSeeder {
   const masterFiles = new Map<string, string>();
   let failed = 0;
 
-  const request = async (method: string, route: string, body: RequestInit['body'], json: boolean): Promise<{ status: number; body: Record<string, unknown> }> => {
-    const res = await fetch(`${options.baseUrl}${route}`, {
-      method,
-      body,
-      signal: abort.signal,
-      headers: { ...(json ? { 'content-type': 'application/json' } : {}), ...options.headers },
-    });
-    return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
+  const api = createApiClient({ baseUrl: options.baseUrl, headers: () => options.headers ?? {} });
+  /** A call's answer, or its refusal (status, and the `{error, message}` body); other failures (abort, network) are thrown. */
+  const answer = async (call: () => Promise<unknown>): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; status: number; body: Record<string, unknown> }> => {
+    try {
+      return { ok: true, body: (await call()) as Record<string, unknown> };
+    } catch (err) {
+      if (err instanceof ApiError) return { ok: false, status: err.status, body: (err.body ?? {}) as Record<string, unknown> };
+      throw err;
+    }
   };
 
   const register = async (fields: Record<string, string>, bytes: Buffer, filename: string): Promise<boolean> => {
     const form = new FormData();
     for (const [k, v] of Object.entries({ tenant_id: DEMO_TENANT, ...fields })) form.set(k, v);
     form.set('image', new Blob([new Uint8Array(bytes)]), filename);
-    const r = await request('POST', '/v1/assets', form, false);
+    const r = await answer(() => api.registerAsset({ body: form, signal: abort.signal }));
     // 409: registered earlier with other pixels (an older demo generator); it still serves the demo.
-    if (r.status === 200 || r.status === 201 || r.status === 409) {
-      log.debug({ asset: fields.asset_id, status: r.status, tying: r.body.tying }, 'demo asset registered');
+    if (r.ok || r.status === 409) {
+      log.debug({ asset: fields.asset_id, status: r.ok ? 'registered' : r.status, tying: r.body.tying }, 'demo asset registered');
       return true;
     }
     failed++;
@@ -138,8 +140,8 @@ export function startDemoSeeder(options: DemoSeedOptions): DemoSeeder {
     let ads = 0;
     if (options.rules) {
       for (const { rule_id, body } of demoRules()) {
-        const r = await request('PUT', `/v1/triggers/rules/${rule_id}`, JSON.stringify(body), true);
-        if (r.status === 200) rules++;
+        const r = await answer(() => api.putTriggerRule({ path: { rule_id }, body, signal: abort.signal }));
+        if (r.ok) rules++;
         else {
           failed++;
           log.warn({ rule_id, status: r.status, error: r.body.error, message: r.body.message }, 'demo trigger rule refused');

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { mulberry32, ulid, type EngagementEvent, type EventKind, type Logger } from '@afterglow/core';
+import { ApiError, createApiClient, type ApiClient } from '@afterglow/core/api';
 import { DEMO_TENANT } from './demo.js';
 
 /**
@@ -162,7 +163,10 @@ export class DemoVideoPlays {
   sent = 0;
   refused = 0;
 
+  private readonly api: ApiClient;
+
   constructor(private readonly options: DemoVideoPlaysOptions) {
+    this.api = createApiClient({ baseUrl: options.baseUrl, headers: () => options.headers ?? {} });
     this.random = options.random ?? mulberry32(0x7f1d30);
   }
 
@@ -196,16 +200,12 @@ export class DemoVideoPlays {
     if (events.length === 0) return;
     this.inFlight = true;
     try {
-      const res = await fetch(`${this.options.baseUrl}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', ...this.options.headers }, body: JSON.stringify(events) });
-      if (res.ok) this.sent += events.length;
-      else {
-        this.refused += events.length;
-        this.options.log.warn({ status: res.status }, 'demo video plays refused');
-      }
-      await res.body?.cancel();
+      await this.api.postEvents({ body: events });
+      this.sent += events.length;
     } catch (err) {
       this.refused += events.length;
-      this.options.log.debug({ err }, 'demo video plays post failed');
+      if (err instanceof ApiError) this.options.log.warn({ status: err.status, error: err.code }, 'demo video plays refused');
+      else this.options.log.debug({ err }, 'demo video plays post failed');
     } finally {
       this.inFlight = false;
     }

@@ -1,4 +1,5 @@
 import { ulid, type EngagementEvent, type EventKind, type Logger } from '@afterglow/core';
+import { ApiError, createApiClient, type ApiClient } from '@afterglow/core/api';
 
 /**
  * Built-in demo traffic: a tenant with several campaigns whose creatives launch, peak and fade with
@@ -67,8 +68,11 @@ export class DemoGenerator {
   /** Status of the last refused post. */
   lastRefusal: number | undefined;
 
+  private readonly api: ApiClient;
+
   constructor(private readonly options: DemoOptions) {
     this.random = options.random ?? Math.random;
+    this.api = createApiClient({ baseUrl: options.baseUrl, headers: () => options.headers ?? {} });
     const now = Date.now();
     for (const c of DEMO_CAMPAIGNS) {
       // The first creative of each campaign fades slowly; the rest come and go faster.
@@ -142,21 +146,17 @@ export class DemoGenerator {
     if (events.length === 0) return;
     this.inFlight = true;
     try {
-      const res = await fetch(`${this.options.baseUrl}/v1/events`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...this.options.headers },
-        body: JSON.stringify(events),
-      });
-      if (res.ok) this.sent += events.length;
-      else {
-        this.refused += events.length;
-        this.lastRefusal = res.status;
-        this.options.log.warn({ status: res.status }, 'demo post refused');
-      }
-      await res.body?.cancel();
+      await this.api.postEvents({ body: events });
+      this.sent += events.length;
     } catch (err) {
-      this.failed += events.length;
-      this.options.log.debug({ err }, 'demo post failed');
+      if (err instanceof ApiError) {
+        this.refused += events.length;
+        this.lastRefusal = err.status;
+        this.options.log.warn({ status: err.status, error: err.code }, 'demo post refused');
+      } else {
+        this.failed += events.length;
+        this.options.log.debug({ err }, 'demo post failed');
+      }
     } finally {
       this.inFlight = false;
     }

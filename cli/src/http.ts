@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import websocket from '@fastify/websocket';
 import { AfterglowError, BackpressureError, BadRequestError, eventJsonSchema, type HttpSettings, type Logger, type Registry } from '@afterglow/core';
+import { API_ROUTES, readinessSchema, responsesOf, serializeWhole } from '@afterglow/core/api';
 import { installAuth, type AuthOptions } from './auth.js';
 import { markDocsRoutesPublic, registerOpenApi } from './openapi.js';
 
@@ -127,10 +128,15 @@ export async function createHttpServer(options: HttpOptions): Promise<FastifyIns
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route for ${req.method} on this path` }));
 
   const pub = { config: { scope: 'public' as const } };
-  app.get('/healthz', pub, async () => ({ status: 'ok' }));
+  app.get('/healthz', { ...pub, serializerCompiler: serializeWhole, schema: { response: responsesOf(API_ROUTES.health) } }, async () => ({ status: 'ok' }));
   // Public (probes carry no key), so it says only which dependency fails: its error text (hosts,
   // addresses, SQL) goes to the log, never to the caller.
-  app.get('/readyz', pub, async (req, reply) => {
+  const readiness = {
+    ...pub,
+    serializerCompiler: serializeWhole,
+    schema: { response: responsesOf(API_ROUTES.readiness, { 503: { description: 'a dependency is failing (named in checks)', schema: readinessSchema } }) },
+  };
+  app.get('/readyz', readiness, async (req, reply) => {
     const checks: Record<string, 'ok' | 'failing'> = {};
     let ready = true;
     await Promise.all(

@@ -8,6 +8,7 @@ import { parse as parseCsv } from 'csv-parse';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { loadConfig, type ClientSettings } from '@afterglow/core';
+import { ApiError, createApiClient } from '@afterglow/core/api';
 
 /**
  * `afterglow import events FILE`: engagement history (NDJSON, CSV or Parquet) sent to a running
@@ -168,7 +169,7 @@ export async function runImportCommand(
     const sendSpend = async (): Promise<void> => {
       const sent = spendRows;
       spendRows = [];
-      const result = await post<{ written: number; rejections: ServerResult['rejections'] }>(base, key, sent, dryRun, '/v1/import/spend', (r) => typeof r.written === 'number');
+      const result = await post<{ written: number; rejections: ServerResult['rejections'] }>(base, key, sent, dryRun, 'importSpend', (r) => typeof r.written === 'number');
       summary.spendDays += dryRun ? sent.length - result.rejections.length : result.written;
       for (const r of result.rejections) {
         await report({ row: sent[r.index]?.row ?? -1, reason: r.reason, ...(r.field ? { field: r.field } : {}), message: `spend: ${r.message}` });
@@ -402,37 +403,39 @@ async function post<T extends { rejections: ServerResult['rejections'] }>(
   key: string | undefined,
   rows: SourceRow[],
   dryRun: boolean,
-  path = '/v1/import/events',
+  route: 'importEvents' | 'importSpend' = 'importEvents',
   answered: (r: Record<string, unknown>) => boolean = (r) => typeof r.new === 'number',
 ): Promise<T> {
   const body = gzipSync(rows.map((r) => (typeof r.value === 'string' ? r.value.replace(/[\r\n]/g, ' ') : JSON.stringify(r.value))).join('\n'));
-  const headers: Record<string, string> = { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' };
-  if (key) headers.authorization = `Bearer ${key}`;
+  const api = createApiClient({ baseUrl: base, apiKey: key });
+  const args = { body, headers: { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' }, query: dryRun ? { dry_run: true } : {} };
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
-    let res: Response;
+    let result: unknown;
+    let status = 200;
     try {
-      res = await fetch(`${base}${path}${dryRun ? '?dry_run=true' : ''}`, { method: 'POST', headers, body });
+      result = await api[route](args);
     } catch (e) {
-      if (attempt >= MAX_ATTEMPTS) throw new Error(`server unreachable at ${base}: ${(e as Error).message}`);
-      await sleep(delay);
-      delay *= 2;
-      continue;
+      if (!(e instanceof ApiError)) {
+        if (attempt >= MAX_ATTEMPTS) throw new Error(`server unreachable at ${base}: ${(e as Error).message}`);
+        await sleep(delay);
+        delay *= 2;
+        continue;
+      }
+      // 422: every row refused; the body still says why, row by row.
+      if (e.status === 422 && e.body !== undefined) {
+        result = e.body;
+        status = 422;
+      }
+      // The same batch is re-sent with the same ids: a retry after a lost answer writes nothing twice.
+      else if ((e.status === 429 || e.status >= 500) && attempt < MAX_ATTEMPTS) {
+        await sleep(e.retryAfterMs ?? delay);
+        delay *= 2;
+        continue;
+      } else throw new Error(`HTTP ${e.status}: ${(e.body !== undefined ? JSON.stringify(e.body) : e.message).slice(0, 300)}`);
     }
-    if (res.status === 200 || res.status === 422) {
-      const result = (await res.json()) as Record<string, unknown>;
-      if (answered(result)) return result as unknown as T;
-      throw new Error(`HTTP ${res.status}: ${JSON.stringify(result).slice(0, 300)}`);
-    }
-    // The same batch is re-sent with the same ids: a retry after a lost answer writes nothing twice.
-    if ((res.status === 429 || res.status >= 500) && attempt < MAX_ATTEMPTS) {
-      const after = Number(res.headers.get('retry-after'));
-      await res.body?.cancel();
-      await sleep(Number.isFinite(after) && after > 0 ? after * 1000 : delay);
-      delay *= 2;
-      continue;
-    }
-    throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    if (answered(result as Record<string, unknown>)) return result as T;
+    throw new Error(`HTTP ${status}: ${JSON.stringify(result).slice(0, 300)}`);
   }
 }
 

@@ -4,3 +4,4 @@ export { demoRules, demoMasterId, DEMO_MASTERS_PER_CAMPAIGN } from './demo-asset
 export { DEMO_VIDEO_ADS, DEMO_VIDEO_SECONDS } from './demo-video.js';
 export { renderAd, AD_FORMATS, type RenderedAd } from './demo-ads.js';
 export { registeredRoutes, installAuth, type RouteEntry, type AuthOptions } from './auth.js';
+export { runKeysCommand } from './keys-cli.js';

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ApiKeyStore, ConfigError, createStore, loadConfig, migrate, parseScopes, type ApiKeyInfo } from '@afterglow/core';
+import { ApiError, createApiClient } from '@afterglow/core/api';
 import { PEPPER_FILE, readSecretFile, secretPath } from './secrets.js';
 
 const USAGE = `usage: afterglow keys <create|list|rotate|revoke> [options]
@@ -67,29 +68,26 @@ async function keysCommand(argv: string[]): Promise<number> {
       console.error('--url needs an admin key: --key or AFTERGLOW_API_KEY');
       return 2;
     }
-    const call = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${url.replace(/\/$/, '')}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${key}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
-        ...(body !== undefined && { body: JSON.stringify(body) }),
-      });
-      const json = (await res.json()) as Record<string, unknown>;
-      if (!res.ok) throw new Error(`${res.status} ${json.error}: ${json.message}`);
-      return json;
-    };
-    const t = encodeURIComponent(tenant);
-    if (action === 'create') {
-      out = await call('POST', '/v1/keys', {
-        tenant_id: tenant,
-        scopes: parseScopes(values.scopes ?? ''),
-        ...(values.name && { name: values.name }),
-        ...(placements && { placements }),
-        ...(origins && { origins }),
-        ...(values['expires-at'] && { expires_at: Number(values['expires-at']) }),
-      });
-    } else if (action === 'list') out = await call('GET', `/v1/keys?tenant_id=${t}`);
-    else if (action === 'rotate') out = await call('POST', `/v1/keys/${values.id}/rotate`, { tenant_id: tenant, ...(values['grace-ms'] && { grace_ms: Number(values['grace-ms']) }) });
-    else out = await call('DELETE', `/v1/keys/${values.id}?tenant_id=${t}`);
+    const api = createApiClient({ baseUrl: url, apiKey: key });
+    try {
+      if (action === 'create') {
+        out = await api.createKey({
+          body: {
+            tenant_id: tenant,
+            scopes: parseScopes(values.scopes ?? ''),
+            ...(values.name && { name: values.name }),
+            ...(placements && { placements }),
+            ...(origins && { origins }),
+            ...(values['expires-at'] && { expires_at: Number(values['expires-at']) }),
+          },
+        });
+      } else if (action === 'list') out = await api.listKeys({ query: { tenant_id: tenant } });
+      else if (action === 'rotate') out = await api.rotateKey({ path: { id: values.id! }, body: { tenant_id: tenant, ...(values['grace-ms'] && { grace_ms: Number(values['grace-ms']) }) } });
+      else out = await api.revokeKey({ path: { id: values.id! }, query: { tenant_id: tenant } });
+    } catch (err) {
+      if (err instanceof ApiError) throw new Error(`${err.status} ${err.code}: ${err.message}`);
+      throw err;
+    }
   } else {
     // The server's pepper: keys hashed with another one would never authenticate.
     const pepper = config.auth.pepper ?? readSecretFile(secretPath(config.dataDir, PEPPER_FILE));

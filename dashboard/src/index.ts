@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoleHandle } from '@afterglow/core';
+import { bytesResponses } from '@afterglow/core/api';
 import { bundleSize, etagMatches, loadStaticFiles, pickEncoding, type StaticFile } from './static.js';
 import { NOT_BUILT_PAGE } from './page.js';
 
@@ -75,9 +76,9 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Das
   };
 
   const pageHeaders = { 'content-security-policy': CSP, 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' };
-  app.get('/', PUBLIC, (req, reply) => send(req, reply, index, pageHeaders));
-  app.get('/index.html', PUBLIC, (_req, reply) => reply.redirect('/', 301));
-  app.get('/assets/*', PUBLIC, (req, reply) => {
+  app.get('/', { ...PUBLIC, schema: { response: bytesResponses('the single-page app', ['text/html']) } }, (req, reply) => send(req, reply, index, pageHeaders));
+  app.get('/index.html', { ...PUBLIC, schema: { response: { 301: { description: 'to /', type: 'null' } } } }, (_req, reply) => reply.redirect('/', 301));
+  app.get('/assets/*', { ...PUBLIC, schema: { response: bytesResponses('a content-hashed file of the app (scripts, styles, fonts)', ['*/*']) } }, (req, reply) => {
     const file = files.get(req.url.split('?')[0]!);
     if (!file) return reply.code(404).send({ error: 'not_found', message: 'no such dashboard asset' });
     return send(req, reply, file);
@@ -85,6 +86,6 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Das
   // Top-level static files next to index.html (favicon, robots.txt, ...): one route each.
   for (const file of files.values()) {
     if (file.urlPath === '/index.html' || file.urlPath.startsWith('/assets/') || file.urlPath.startsWith('/v1/')) continue;
-    app.get(file.urlPath, PUBLIC, (req, reply) => send(req, reply, file));
+    app.get(file.urlPath, { ...PUBLIC, schema: { response: bytesResponses(`${file.urlPath} of the app`, [file.type]) } }, (req, reply) => send(req, reply, file));
   }
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BadRequestError, EVENT_KINDS, TABLES, actingTenant, isWindowKind, principalOf, type EventKind, type Store } from '@afterglow/core';
+import { API_ROUTES, responsesOf, serializeWhole, type ResponseOf } from '@afterglow/core/api';
 
 /**
  * Reads over a chosen date range, compared with the period of equal length just before it, and
@@ -521,14 +522,14 @@ function docs(description: string, extra: Record<string, { description: string }
 
 /** Registered by ingest's routes, next to /totals (they read the same store). */
 export function registerAnalyticsRoutes(app: FastifyInstance, store: Store): void {
-  const read = { config: { scope: 'read' } } as const;
+  const read = { config: { scope: 'read' }, serializerCompiler: serializeWhole } as const;
   const limit = (dflt: number, max: number) => ({ limit: { description: `rows at most (1-${max}, default ${dflt})` } });
 
   const breakdownDocs = docs('A campaign split by one event label over a range, each value against the period of equal length before it', {
     by: { description: 'channel, placement, region or device' },
     ...limit(50, 500),
   });
-  app.get('/v1/campaigns/:campaignId/breakdown', { ...read, schema: breakdownDocs }, async (req) => {
+  app.get('/v1/campaigns/:campaignId/breakdown', { ...read, schema: { ...breakdownDocs, response: responsesOf(API_ROUTES.campaignBreakdown) } }, async (req): Promise<ResponseOf<'campaignBreakdown'>> => {
     const rq = parseRangeQuery(req, ['by', 'limit']);
     const campaignId = checkId((req.params as { campaignId: string }).campaignId, 'campaign id');
     const by = single(rq.q, 'by');
@@ -537,19 +538,23 @@ export function registerAnalyticsRoutes(app: FastifyInstance, store: Store): voi
   });
 
   const rangeDocs = docs('A campaign over a range against the period before: totals, changes, per-asset rows and a series (at most 240 points)', limit(200, 1000));
-  app.get('/v1/campaigns/:campaignId/range', { ...read, schema: rangeDocs }, async (req) => {
+  app.get('/v1/campaigns/:campaignId/range', { ...read, schema: { ...rangeDocs, response: responsesOf(API_ROUTES.campaignRange) } }, async (req): Promise<ResponseOf<'campaignRange'>> => {
     const rq = parseRangeQuery(req, ['limit']);
     const campaignId = checkId((req.params as { campaignId: string }).campaignId, 'campaign id');
     return campaignRange(store, rq, campaignId, parseLimit(rq.q, 200, 1000));
   });
 
-  app.get('/v1/assets/:id/range', { ...read, schema: docs('An asset over a range against the period before: totals, changes and a series') }, async (req) => {
-    const rq = parseRangeQuery(req, []);
-    return assetRange(store, rq, checkId((req.params as { id: string }).id, 'asset id'));
-  });
+  app.get(
+    '/v1/assets/:id/range',
+    { ...read, schema: { ...docs('An asset over a range against the period before: totals, changes and a series'), response: responsesOf(API_ROUTES.assetRange) } },
+    async (req): Promise<ResponseOf<'assetRange'>> => {
+      const rq = parseRangeQuery(req, []);
+      return assetRange(store, rq, checkId((req.params as { id: string }).id, 'asset id'));
+    },
+  );
 
   const compareDocs = docs('2 to 4 assets over one range on one time axis: totals and series', { ids: { description: 'the assets, comma-separated (2 to 4)' } });
-  app.get('/v1/compare', { ...read, schema: compareDocs }, async (req) => {
+  app.get('/v1/compare', { ...read, schema: { ...compareDocs, response: responsesOf(API_ROUTES.compareAssets) } }, async (req): Promise<ResponseOf<'compareAssets'>> => {
     const rq = parseRangeQuery(req, ['ids']);
     const raw = single(rq.q, 'ids') ?? '';
     const ids = [...new Set(raw.split(',').filter((s) => s !== ''))];

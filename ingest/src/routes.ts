@@ -26,6 +26,7 @@ import { campaignCosts, type SpendImport } from './spend.js';
 import { assetCostsAndReach, campaignReach, masterReach } from './reach.js';
 import { campaignTotals, listCampaigns } from './totals.js';
 import { registerAnalyticsRoutes } from './analytics.js';
+import { API_ROUTES, intakeResultSchema, importResultSchema, responsesOf, serializeWhole, spendImportResultSchema, type ResponseOf } from '@afterglow/core/api';
 
 export interface IngestDeps {
   intake: EventIntake;
@@ -95,12 +96,22 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       return items;
     };
 
-    scope.post('/v1/events', { bodyLimit: deps.maxBodyBytes, config: { scope: 'ingest' } }, async (req, reply) => {
+    scope.post(
+      '/v1/events',
+      {
+        bodyLimit: deps.maxBodyBytes,
+        config: { scope: 'ingest' },
+        serializerCompiler: serializeWhole,
+        // 422: every event was refused; the same body says why, event by event.
+        schema: { response: responsesOf(API_ROUTES.postEvents, { 422: { description: 'every event rejected', schema: intakeResultSchema } }) },
+      },
+      async (req, reply) => {
       const items = await readItems(req);
       const result = await deps.intake.submit(items, guardOf(req));
       reply.code(result.accepted > 0 || items.length === 0 ? 202 : 422);
       return result.rejections.length > STREAM_REJECTIONS ? reply.type('application/json').send(Readable.from(resultChunks(result))) : result;
-    });
+      },
+    );
 
     // History import writes the tenant's past straight to the store: an admin's act, not a device's.
     const history = deps.history;
@@ -110,7 +121,11 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         {
           bodyLimit: deps.maxBodyBytes,
           config: { scope: 'admin' },
-          schema: { querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false } }, additionalProperties: false } },
+          serializerCompiler: serializeWhole,
+          schema: {
+            querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false } }, additionalProperties: false },
+            response: responsesOf(API_ROUTES.importEvents, { 422: { description: 'every event rejected', schema: importResultSchema } }),
+          },
         },
         async (req, reply) => {
           const items = await readItems(req);
@@ -127,7 +142,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         {
           bodyLimit: deps.maxBodyBytes,
           config: { scope: 'admin' },
+          serializerCompiler: serializeWhole,
           schema: {
+            response: responsesOf(API_ROUTES.importSpend, { 422: { description: 'every row rejected', schema: spendImportResultSchema } }),
             description: 'Media spend per asset, placement and UTC day: {campaign_id, asset_id, date, spend, currency?, placement?} rows; a day imported again replaces the earlier figure',
             querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false }, tenant_id: { type: 'string', maxLength: 128 } } },
           },
@@ -166,9 +183,10 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     '/v1/campaigns/:campaignId/costs',
     {
       config: { scope: 'read' },
-      schema: { description: 'Spend against engagement per asset over whole UTC days from..to (default: the last 30 days): CPM, CPC, CPA, ROAS', querystring: DAYS_QUERY },
+      serializerCompiler: serializeWhole,
+      schema: { response: responsesOf(API_ROUTES.campaignCosts), description: 'Spend against engagement per asset over whole UTC days from..to (default: the last 30 days): CPM, CPC, CPA, ROAS', querystring: DAYS_QUERY },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'campaignCosts'>> => {
       const { campaignId } = req.params as { campaignId: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       const { from, to } = daysOf(q);
@@ -179,9 +197,10 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     '/v1/campaigns/:campaignId/reach',
     {
       config: { scope: 'read' },
-      schema: { description: 'Unique viewers and frequency per asset and for the campaign (viewers counted once across assets) over whole UTC days', querystring: DAYS_QUERY },
+      serializerCompiler: serializeWhole,
+      schema: { response: responsesOf(API_ROUTES.campaignReach), description: 'Unique viewers and frequency per asset and for the campaign (viewers counted once across assets) over whole UTC days', querystring: DAYS_QUERY },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'campaignReach'>> => {
       const { campaignId } = req.params as { campaignId: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       const { from, to } = daysOf(q);
@@ -193,14 +212,16 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     '/v1/assets/:id/costs',
     {
       config: { scope: 'read' },
+      serializerCompiler: serializeWhole,
       schema: {
+        response: responsesOf(API_ROUTES.assetCosts),
         description:
           'One asset over whole UTC days from..to (default: the last 30): spend, CPM, CPC, CPA and ROAS per currency, ' +
           "each day's spend and results, and unique reach and frequency with the sketch's error",
         querystring: DAYS_QUERY,
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'assetCosts'>> => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       const { from, to } = daysOf(q);
@@ -211,14 +232,16 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     '/v1/masters/:id/reach',
     {
       config: { scope: 'read' },
+      serializerCompiler: serializeWhole,
       schema: {
+        response: responsesOf(API_ROUTES.masterReach),
         description:
           'A master photo over whole UTC days: unique reach across the ads tied to it (their sketches merged, so a viewer of two ads counts once), ' +
           "frequency, the ads' own reach, and their spend and costs",
         querystring: DAYS_QUERY,
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'masterReach'>> => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       const { from, to } = daysOf(q);
@@ -226,13 +249,13 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     },
   );
 
-  app.get('/v1/campaigns/:campaignId/totals', { schema: { querystring: TENANT_QUERY }, config: { scope: 'read' } }, async (req) => {
+  app.get('/v1/campaigns/:campaignId/totals', { schema: { querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.campaignTotals) }, config: { scope: 'read' }, serializerCompiler: serializeWhole }, async (req): Promise<ResponseOf<'campaignTotals'>> => {
     const { campaignId } = req.params as { campaignId: string };
     const q = req.query as { tenant_id: string; source?: 'rollup' | 'raw' };
     return campaignTotals(deps.store, actingTenant(principalOf(req), q.tenant_id), campaignId, q.source);
   });
 
-  app.get('/v1/campaigns', { schema: { querystring: TENANT_QUERY }, config: { scope: 'read' } }, async (req) => {
+  app.get('/v1/campaigns', { schema: { querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.listCampaigns) }, config: { scope: 'read' }, serializerCompiler: serializeWhole }, async (req): Promise<ResponseOf<'listCampaigns'>> => {
     const tenant_id = actingTenant(principalOf(req), (req.query as { tenant_id: string }).tenant_id);
     return { tenant_id, campaigns: await listCampaigns(deps.store, tenant_id) };
   });

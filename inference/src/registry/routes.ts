@@ -15,6 +15,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { BadRequestError, actingTenant, principalOf, type AssetRole } from '@afterglow/core';
+import { API_ROUTES, bytesResponses, responsesOf, serializeWhole, type ResponseOf } from '@afterglow/core/api';
 import type { AssetRecord } from './repository.js';
 import type { VideoRecord } from './repository.js';
 import { CONTENT_TYPES, VIDEO_FORMATS, type AssetRegistry } from './service.js';
@@ -54,7 +55,7 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     await scope.register(multipart, {
       limits: { fileSize: deps.maxBytes, files: 1, fields: 16, fieldSize: 4096, parts: 20, headerPairs: 100 },
     });
-    scope.post('/v1/assets', { config: { scope: 'admin' } }, async (req, reply) => {
+    scope.post('/v1/assets', { config: { scope: 'admin' }, serializerCompiler: serializeWhole, schema: { response: responsesOf(API_ROUTES.registerAsset) } }, async (req, reply) => {
       if (!req.isMultipart()) throw new BadRequestError('multipart_required', 'POST /v1/assets takes multipart/form-data with the file in field "image"', 415);
       const fields: Record<string, string> = {};
       let file: { bytes: Buffer; filename: string } | undefined;
@@ -95,7 +96,9 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     '/v1/assets',
     {
       config: { scope: 'read' },
+      serializerCompiler: serializeWhole,
       schema: {
+        response: responsesOf(API_ROUTES.listAssets),
         querystring: {
           type: 'object',
           properties: {
@@ -108,7 +111,7 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
         },
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'listAssets'>> => {
       const q = req.query as { tenant_id?: string; role?: AssetRole; campaign_id?: string; limit?: number; cursor?: string };
       const tenant = tenantOf(req, q.tenant_id);
       const limit = q.limit ?? 100;
@@ -118,15 +121,25 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     },
   );
 
-  app.get('/v1/assets/:id', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => {
+  const getAsset = { config: { scope: 'read' }, serializerCompiler: serializeWhole, schema: { params: PARAMS, querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.getAsset) } } as const;
+  app.get('/v1/assets/:id', getAsset, async (req): Promise<ResponseOf<'getAsset'>> => {
     const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
     const [view] = await withTies(repo, tenant, [await load(tenant, (req.params as { id: string }).id)]);
-    return view;
+    // One view per asset given.
+    return view!;
   });
 
   app.get(
     '/v1/assets/:id/timeline',
-    { config: { scope: 'read' }, schema: { params: PARAMS, querystring: { type: 'object', properties: { tenant_id: ID, limit: { type: 'integer', minimum: 1, maximum: 2000 } } } } },
+    {
+      config: { scope: 'read' },
+      serializerCompiler: serializeWhole,
+      schema: {
+        params: PARAMS,
+        querystring: { type: 'object', properties: { tenant_id: ID, limit: { type: 'integer', minimum: 1, maximum: 2000 } } },
+        response: responsesOf(API_ROUTES.assetTimeline),
+      },
+    },
     async (req): Promise<Timeline> => {
       const q = req.query as { tenant_id?: string; limit?: number };
       const tenant = tenantOf(req, q.tenant_id);
@@ -135,24 +148,38 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
   );
 
   const serveBlob = (which: 'image' | 'thumbnail') =>
-    app.get(`/v1/assets/:id/${which}`, { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {
-      const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
-      const asset = await load(tenant, (req.params as { id: string }).id);
-      const key = which === 'image' ? asset.content_hash : asset.thumbnail_hash;
-      const etag = `"${key}"`;
-      reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
-      if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-      const bytes = await registry.blobs.get(key);
-      if (!bytes) throw new BadRequestError('blob_missing', `the ${which} of asset ${asset.asset_id} is missing from the blob store`, 404);
-      reply.header('content-type', which === 'image' ? (CONTENT_TYPES[asset.format] ?? 'application/octet-stream') : 'image/webp');
-      reply.header('x-content-type-options', 'nosniff');
-      return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    });
+    app.get(
+      `/v1/assets/:id/${which}`,
+      {
+        config: { scope: 'read' },
+        schema: {
+          params: PARAMS,
+          querystring: TENANT_QUERY,
+          response: which === 'image' ? bytesResponses('the uploaded image', [...new Set(Object.values(CONTENT_TYPES))]) : bytesResponses('webp, longest side 256', ['image/webp']),
+        },
+      },
+      async (req, reply) => {
+        const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
+        const asset = await load(tenant, (req.params as { id: string }).id);
+        const key = which === 'image' ? asset.content_hash : asset.thumbnail_hash;
+        const etag = `"${key}"`;
+        reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
+        if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+        const bytes = await registry.blobs.get(key);
+        if (!bytes) throw new BadRequestError('blob_missing', `the ${which} of asset ${asset.asset_id} is missing from the blob store`, 404);
+        reply.header('content-type', which === 'image' ? (CONTENT_TYPES[asset.format] ?? 'application/octet-stream') : 'image/webp');
+        reply.header('x-content-type-options', 'nosniff');
+        return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      },
+    );
   serveBlob('image');
   serveBlob('thumbnail');
 
   // The uploaded bytes with byte ranges, so a <video> can seek without fetching the whole file.
-  app.get('/v1/assets/:id/original', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {
+  const originalBytes = bytesResponses('the uploaded bytes (image or video)', ['*/*']);
+  const originalResponses: Record<string, Record<string, unknown>> = { ...originalBytes, 206: { ...originalBytes['200'], description: 'the byte range asked for (Range)' } };
+  const original = { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY, response: originalResponses } } as const;
+  app.get('/v1/assets/:id/original', original, async (req, reply) => {
     const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
     const asset = await load(tenant, (req.params as { id: string }).id);
     const etag = `"${asset.content_hash}"`;
@@ -182,7 +209,8 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     return video;
   };
 
-  app.get('/v1/assets/:id/video', { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req) => {
+  const video = { config: { scope: 'read' }, serializerCompiler: serializeWhole, schema: { params: PARAMS, querystring: TENANT_QUERY, response: responsesOf(API_ROUTES.assetVideo) } } as const;
+  app.get('/v1/assets/:id/video', video, async (req): Promise<ResponseOf<'assetVideo'>> => {
     const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
     return videoView(await loadVideo(tenant, (req.params as { id: string }).id));
   });
@@ -197,7 +225,8 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   };
   for (const which of ['poster', 'storyboard'] as const) {
-    app.get(`/v1/assets/:id/${which}`, { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY } }, async (req, reply) => {
+    const frame = { config: { scope: 'read' }, schema: { params: PARAMS, querystring: TENANT_QUERY, response: bytesResponses(`the video's ${which} (webp)`, ['image/webp']) } } as const;
+    app.get(`/v1/assets/:id/${which}`, frame, async (req, reply) => {
       const tenant = tenantOf(req, (req.query as { tenant_id?: string }).tenant_id);
       const video = await loadVideo(tenant, (req.params as { id: string }).id);
       return sendImage(reply, which === 'poster' ? video.poster_hash : video.storyboard_hash, 'image/webp', req.headers['if-none-match'], `${which} of ${video.asset_id}`);
@@ -210,6 +239,7 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
       schema: {
         params: { type: 'object', required: ['id', 'shot', 'k'], properties: { id: ID, shot: { type: 'integer', minimum: 0, maximum: 10_000 }, k: { type: 'integer', minimum: 0, maximum: 2 } } },
         querystring: TENANT_QUERY,
+        response: bytesResponses('the keyframe (jpeg)', ['image/jpeg']),
       },
     },
     async (req, reply) => {

@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { TOPICS, assetChangeSchema, blobKey } from '@afterglow/core';
+import { assetRegisteredSchema, jsonSchemaOf, videoSchema } from '@afterglow/core/api';
 import { multipartBody } from '@afterglow/testkit/fixtures';
 import { routeKit, silentLog, type RouteKit } from '@afterglow/testkit/registry';
 import { encodeClip, hostileVideoUploads, lavfiClip, renderClip } from '@afterglow/testkit/video';
@@ -14,6 +16,12 @@ import { DEFAULT_VIDEO_LIMITS } from '../video/probe.js';
 import { AssetRepository } from './repository.js';
 import { registerRegistryRoutes } from './routes.js';
 import { AssetRegistry } from './service.js';
+
+/** The answer matches the route's documented schema (@afterglow/core/api), no field more or less. */
+function conforms(schema: Parameters<typeof jsonSchemaOf>[0], body: unknown): void {
+  const validate = new Ajv2020({ strict: false, allErrors: true }).compile(jsonSchemaOf(schema));
+  assert.ok(validate(body), `off its documented schema: ${JSON.stringify(validate.errors)}`);
+}
 
 const MAX_BYTES = 8_000_000;
 const MAX_FRAMES = 600;
@@ -69,6 +77,7 @@ describe('video assets through POST /v1/assets (real chDB, in-process bus, local
     const id = r.body.asset.asset_id as string;
     assert.equal(r.body.asset.format, 'mp4');
     assert.deepEqual([r.body.asset.width, r.body.asset.height], [320, 180]);
+    conforms(assetRegisteredSchema, r.body);
     const video = r.body.video;
     assert.equal(video.codec, 'h264');
     assert.equal(video.audio, true);
@@ -78,7 +87,9 @@ describe('video assets through POST /v1/assets (real chDB, in-process bus, local
     assert.equal(video.shots[1].start, 40 / 25);
 
     const get = (url: string) => kit.app.inject({ url: `${url}${url.includes('?') ? '&' : '?'}tenant_id=t1` });
-    assert.deepEqual((await get(`/v1/assets/${id}/video`)).json(), video);
+    const view = (await get(`/v1/assets/${id}/video`)).json();
+    conforms(videoSchema, view);
+    assert.deepEqual(view, video);
     const original = await get(`/v1/assets/${id}/image`);
     assert.equal(original.headers['content-type'], 'video/mp4');
     assert.equal(blobKey(original.rawPayload), blobKey(bytes));

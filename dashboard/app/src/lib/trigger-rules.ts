@@ -1,4 +1,5 @@
 import type { TriggerKind } from '@afterglow/core/trigger-limits';
+import type { ResponseOf } from '@afterglow/core/api';
 import { getJson, request, type TriggerFiring } from './api.ts';
 
 /**
@@ -9,39 +10,10 @@ import { getJson, request, type TriggerFiring } from './api.ts';
 
 const enc = encodeURIComponent;
 
-export interface RuleSnooze {
-  rule_id: string;
-  asset_id: string | null;
-  campaign_id: string | null;
-  until: number;
-  note: string | null;
-  by: string | null;
-  created_at: number;
-}
+export type { TriggerSnoozeJson as RuleSnooze, TriggerRuleWithSnoozesJson as TriggerRuleJson, TriggerAckJson as Acknowledgement } from '@afterglow/core/api';
 
-export interface TriggerRuleJson {
-  rule_id: string;
-  tenant_id: string;
-  campaign_id: string | null;
-  kind: TriggerKind;
-  params: Record<string, unknown>;
-  cooldown_ms: number;
-  enabled: boolean;
-  webhook_url: string | null;
-  webhook_secret_set: boolean;
-  updated_at: number;
-  snoozes: RuleSnooze[];
-}
-
-export interface Acknowledgement {
-  by: string;
-  key_id: string | null;
-  at: number;
-  note: string | null;
-}
-
-/** A log entry as the server sends it now (with its acknowledgement). */
-export type AckedFiring = TriggerFiring & { acknowledged?: Acknowledgement | null };
+/** A log entry as the server sends it (with its acknowledgement). */
+export type AckedFiring = TriggerFiring;
 
 async function send<T>(method: string, path: string, params: Record<string, string | undefined>, body?: unknown): Promise<T> {
   const res = await request(path, params, {
@@ -53,7 +25,7 @@ async function send<T>(method: string, path: string, params: Record<string, stri
 }
 
 export function listRules(tenant: string, signal?: AbortSignal) {
-  return getJson<{ rules: TriggerRuleJson[] }>('/v1/triggers/rules', { tenant_id: tenant }, signal);
+  return getJson<ResponseOf<'triggerRules'>>('/v1/triggers/rules', { tenant_id: tenant }, signal);
 }
 
 export interface RuleBody {
@@ -67,20 +39,20 @@ export interface RuleBody {
 
 /** Creates or replaces a rule; a webhook secret the server made is in the answer once. */
 export function saveRule(tenant: string, ruleId: string, rule: RuleBody) {
-  return send<{ rule: TriggerRuleJson; webhook_secret?: string }>('PUT', `/v1/triggers/rules/${enc(ruleId)}`, {}, { tenant_id: tenant, ...rule });
+  return send<ResponseOf<'putTriggerRule'>>('PUT', `/v1/triggers/rules/${enc(ruleId)}`, {}, { tenant_id: tenant, ...rule });
 }
 
 export function deleteRule(tenant: string, ruleId: string) {
-  return send<{ deleted: string }>('DELETE', `/v1/triggers/rules/${enc(ruleId)}`, { tenant_id: tenant });
+  return send<ResponseOf<'deleteTriggerRule'>>('DELETE', `/v1/triggers/rules/${enc(ruleId)}`, { tenant_id: tenant });
 }
 
 /** Snoozes the whole rule, or only one asset or campaign of it (`target`). */
 export function snoozeRule(tenant: string, ruleId: string, when: { for_ms: number } | { until: number }, options: { note?: string; asset_id?: string; campaign_id?: string } = {}) {
-  return send<{ snooze: RuleSnooze }>('PUT', `/v1/triggers/rules/${enc(ruleId)}/snooze`, {}, { tenant_id: tenant, ...when, ...options });
+  return send<ResponseOf<'snoozeTriggerRule'>>('PUT', `/v1/triggers/rules/${enc(ruleId)}/snooze`, {}, { tenant_id: tenant, ...when, ...options });
 }
 
 export function unsnoozeRule(tenant: string, ruleId: string, target: { asset_id?: string | null; campaign_id?: string | null } = {}) {
-  return send<{ unsnoozed: unknown }>('DELETE', `/v1/triggers/rules/${enc(ruleId)}/snooze`, {
+  return send<ResponseOf<'unsnoozeTriggerRule'>>('DELETE', `/v1/triggers/rules/${enc(ruleId)}/snooze`, {
     tenant_id: tenant,
     asset_id: target.asset_id ?? undefined,
     campaign_id: target.campaign_id ?? undefined,
@@ -88,5 +60,5 @@ export function unsnoozeRule(tenant: string, ruleId: string, target: { asset_id?
 }
 
 export function acknowledge(tenant: string, firingId: string, ack: { by?: string; note?: string }) {
-  return send<{ firing_id: string; acknowledged: Acknowledgement }>('POST', `/v1/triggers/firings/${enc(firingId)}/ack`, {}, { tenant_id: tenant, ...ack });
+  return send<ResponseOf<'ackFiring'>>('POST', `/v1/triggers/firings/${enc(firingId)}/ack`, {}, { tenant_id: tenant, ...ack });
 }

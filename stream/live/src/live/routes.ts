@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type {} from '@fastify/websocket';
 import { BadRequestError, actingTenant, principalOf, type Store } from '@afterglow/core';
+import { API_ROUTES, responsesOf, serializeWhole, type ResponseOf } from '@afterglow/core/api';
 import { fitDecay } from './decay.js';
 import type { LiveGateway } from './gateway.js';
 import { LiveHistory, type Range } from './history.js';
@@ -33,6 +34,8 @@ const TENANT = { tenant_id: ID } as const;
 
 /** Dashboards' reads (issue 8): a read key, and the tenant is the key's (a different tenant_id is refused). */
 const READ = { scope: 'read' } as const;
+/** Answers sent whole (JSON.stringify): see serializeWhole. */
+const WHOLE = { serializerCompiler: serializeWhole } as const;
 async function resolveTenant(req: FastifyRequest): Promise<void> {
   const q = req.query as { tenant_id?: string };
   q.tenant_id = actingTenant(principalOf(req), q.tenant_id);
@@ -74,13 +77,23 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
 
   app.get(
     '/v1/live/freshness',
-    { config: READ, preHandler: resolveTenant, schema: { querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } },
-    async (req) => ({ tenant_id: (req.query as { tenant_id: string }).tenant_id, ...(await deps.reader.freshness((req.query as { tenant_id: string }).tenant_id, clock())) }),
+    {
+      config: READ,
+      ...WHOLE,
+      preHandler: resolveTenant,
+      schema: { querystring: { type: 'object', required: ['tenant_id'], properties: TENANT }, response: responsesOf(API_ROUTES.liveFreshness) },
+    },
+    async (req): Promise<ResponseOf<'liveFreshness'>> => ({ tenant_id: (req.query as { tenant_id: string }).tenant_id, ...(await deps.reader.freshness((req.query as { tenant_id: string }).tenant_id, clock())) }),
   );
 
   app.get(
     '/v1/assets/:id/metrics',
-    { config: READ, preHandler: resolveTenant, schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, ...HISTORY } } } },
+    {
+      config: READ,
+      ...WHOLE,
+      preHandler: resolveTenant,
+      schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, ...HISTORY } }, response: responsesOf(API_ROUTES.assetMetrics) },
+    },
     async (req, reply) => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string; step?: string };
@@ -99,8 +112,17 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
 
   app.get(
     '/v1/assets/:id/video-metrics',
-    { config: READ, preHandler: resolveTenant, schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, from: HISTORY.from, to: HISTORY.to } } } },
-    async (req) => {
+    {
+      config: READ,
+      ...WHOLE,
+      preHandler: resolveTenant,
+      schema: {
+        params: PARAMS,
+        querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, from: HISTORY.from, to: HISTORY.to } },
+        response: responsesOf(API_ROUTES.videoMetrics),
+      },
+    },
+    async (req): Promise<ResponseOf<'videoMetrics'>> => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string };
       if (!deps.store) throw new BadRequestError('history_unavailable', 'this process has no store; video metrics are read from it', 501);
@@ -114,9 +136,11 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
     '/v1/assets/:id/decay',
     {
       config: READ,
+      ...WHOLE,
       preHandler: resolveTenant,
       schema: {
         params: PARAMS,
+        response: responsesOf(API_ROUTES.assetDecay),
         querystring: { type: 'object', required: ['tenant_id'], properties: { ...TENANT, ...HISTORY, fatigue: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } } },
       },
     },
@@ -141,9 +165,11 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
     '/v1/campaigns/:id/leaderboard',
     {
       config: READ,
+      ...WHOLE,
       preHandler: resolveTenant,
       schema: {
         params: PARAMS,
+        response: responsesOf(API_ROUTES.campaignLeaderboard),
         querystring: {
           type: 'object',
           required: ['tenant_id'],
@@ -158,7 +184,7 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
         },
       },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'campaignLeaderboard'>> => {
       const { id } = req.params as { id: string };
       const q = req.query as { tenant_id: string; from?: string; to?: string; window?: WindowName; metric?: LeaderboardMetric; limit?: number };
       const now = clock();
@@ -174,7 +200,12 @@ export async function registerLiveRoutes(app: FastifyInstance, deps: LiveRoutesD
 
   app.get(
     '/v1/campaigns/:id/metrics',
-    { config: READ, preHandler: resolveTenant, schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: TENANT } } },
+    {
+      config: READ,
+      ...WHOLE,
+      preHandler: resolveTenant,
+      schema: { params: PARAMS, querystring: { type: 'object', required: ['tenant_id'], properties: TENANT }, response: responsesOf(API_ROUTES.campaignMetrics) },
+    },
     async (req, reply) => {
       const { id } = req.params as { id: string };
       const { tenant_id } = req.query as { tenant_id: string };

@@ -14,6 +14,7 @@ import {
   type TriggerRule,
   type TriggerSnooze,
 } from '@afterglow/core';
+import { API_ROUTES, responsesOf, serializeWhole, type ResponseOf } from '@afterglow/core/api';
 import type { LiveReader } from '../live/reader.js';
 import type { EgressPolicy } from './egress.js';
 import type { TriggerEngine } from './engine.js';
@@ -52,8 +53,12 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
 
   app.get(
     '/v1/triggers/rules',
-    { config: { scope: 'read' }, schema: { querystring: { type: 'object', properties: { tenant_id: ID, campaign_id: ID } } } },
-    async (req) => {
+    {
+      config: { scope: 'read' },
+      serializerCompiler: serializeWhole,
+      schema: { querystring: { type: 'object', properties: { tenant_id: ID, campaign_id: ID } }, response: responsesOf(API_ROUTES.triggerRules) },
+    },
+    async (req): Promise<ResponseOf<'triggerRules'>> => {
       const q = req.query as { tenant_id?: string; campaign_id?: string };
       const tenant = actingTenant(principalOf(req), q.tenant_id);
       const [rules, snoozes] = await Promise.all([
@@ -64,7 +69,12 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
     },
   );
 
-  app.put('/v1/triggers/rules/:rule_id', { config: { scope: 'admin' }, schema: { params: { type: 'object', required: ['rule_id'], properties: { rule_id: ID } } } }, async (req) => {
+  const putRule = {
+    config: { scope: 'admin' },
+    serializerCompiler: serializeWhole,
+    schema: { params: { type: 'object', required: ['rule_id'], properties: { rule_id: ID } }, response: responsesOf(API_ROUTES.putTriggerRule) },
+  } as const;
+  app.put('/v1/triggers/rules/:rule_id', putRule, async (req): Promise<ResponseOf<'putTriggerRule'>> => {
     const { rule_id } = req.params as { rule_id: string };
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('invalid_rule', 'the body must be a rule object');
@@ -110,7 +120,15 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
 
   app.delete(
     '/v1/triggers/rules/:rule_id',
-    { config: { scope: 'admin' }, schema: { params: { type: 'object', required: ['rule_id'], properties: { rule_id: ID } }, querystring: { type: 'object', properties: { tenant_id: ID } } } },
+    {
+      config: { scope: 'admin' },
+      serializerCompiler: serializeWhole,
+      schema: {
+        params: { type: 'object', required: ['rule_id'], properties: { rule_id: ID } },
+        querystring: { type: 'object', properties: { tenant_id: ID } },
+        response: responsesOf(API_ROUTES.deleteTriggerRule),
+      },
+    },
     async (req, reply) => {
       const { rule_id } = req.params as { rule_id: string };
       const tenant = actingTenant(principalOf(req), (req.query as { tenant_id?: string }).tenant_id);
@@ -129,7 +147,8 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
     return rule;
   };
 
-  app.put('/v1/triggers/rules/:rule_id/snooze', { config: { scope: 'admin' }, schema: { params: ruleParams } }, async (req) => {
+  const snooze = { config: { scope: 'admin' }, serializerCompiler: serializeWhole, schema: { params: ruleParams, response: responsesOf(API_ROUTES.snoozeTriggerRule) } } as const;
+  app.put('/v1/triggers/rules/:rule_id/snooze', snooze, async (req): Promise<ResponseOf<'snoozeTriggerRule'>> => {
     const { rule_id } = req.params as { rule_id: string };
     const principal = principalOf(req);
     // The tenant first: a key naming another tenant is refused (403) whatever else the body says.
@@ -157,8 +176,16 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
 
   app.delete(
     '/v1/triggers/rules/:rule_id/snooze',
-    { config: { scope: 'admin' }, schema: { params: ruleParams, querystring: { type: 'object', additionalProperties: false, properties: { tenant_id: ID, asset_id: ID, campaign_id: ID } } } },
-    async (req) => {
+    {
+      config: { scope: 'admin' },
+      serializerCompiler: serializeWhole,
+      schema: {
+        params: ruleParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { tenant_id: ID, asset_id: ID, campaign_id: ID } },
+        response: responsesOf(API_ROUTES.unsnoozeTriggerRule),
+      },
+    },
+    async (req): Promise<ResponseOf<'unsnoozeTriggerRule'>> => {
       const { rule_id } = req.params as { rule_id: string };
       const q = req.query as { tenant_id?: string; asset_id?: string; campaign_id?: string };
       if (q.asset_id !== undefined && q.campaign_id !== undefined) throw new BadRequestError('invalid_snooze', 'un-snooze one asset or one campaign, not both');
@@ -172,8 +199,12 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
 
   app.post(
     '/v1/triggers/firings/:firing_id/ack',
-    { config: { scope: 'admin' }, schema: { params: { type: 'object', required: ['firing_id'], properties: { firing_id: ID } } } },
-    async (req) => {
+    {
+      config: { scope: 'admin' },
+      serializerCompiler: serializeWhole,
+      schema: { params: { type: 'object', required: ['firing_id'], properties: { firing_id: ID } }, response: responsesOf(API_ROUTES.ackFiring) },
+    },
+    async (req): Promise<ResponseOf<'ackFiring'>> => {
       const { firing_id } = req.params as { firing_id: string };
       const principal = principalOf(req);
       const tenant = actingTenant(principal, claimedTenant(req.body));
@@ -195,9 +226,13 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
     '/v1/triggers/log',
     {
       config: { scope: 'read' },
-      schema: { querystring: { type: 'object', properties: { tenant_id: ID, campaign_id: ID, limit: { type: 'integer', minimum: 1, maximum: 1000 } } } },
+      serializerCompiler: serializeWhole,
+      schema: {
+        querystring: { type: 'object', properties: { tenant_id: ID, campaign_id: ID, limit: { type: 'integer', minimum: 1, maximum: 1000 } } },
+        response: responsesOf(API_ROUTES.triggersLog),
+      },
     },
-    async (req) => {
+    async (req): Promise<ResponseOf<'triggersLog'>> => {
       const q = req.query as { tenant_id?: string; campaign_id?: string; limit?: number };
       const tenant = actingTenant(principalOf(req), q.tenant_id);
       const firings = await deps.store.log(tenant, { limit: q.limit ?? 100, ...(q.campaign_id !== undefined ? { campaign: q.campaign_id } : {}) });
@@ -207,7 +242,15 @@ export async function registerTriggerRoutes(app: FastifyInstance, deps: TriggerR
 
   app.get(
     '/v1/triggers/firings/:firing_id',
-    { config: { scope: 'read' }, schema: { params: { type: 'object', required: ['firing_id'], properties: { firing_id: ID } }, querystring: { type: 'object', properties: { tenant_id: ID } } } },
+    {
+      config: { scope: 'read' },
+      serializerCompiler: serializeWhole,
+      schema: {
+        params: { type: 'object', required: ['firing_id'], properties: { firing_id: ID } },
+        querystring: { type: 'object', properties: { tenant_id: ID } },
+        response: responsesOf(API_ROUTES.triggerFiring),
+      },
+    },
     async (req, reply) => {
       const { firing_id } = req.params as { firing_id: string };
       const tenant = actingTenant(principalOf(req), (req.query as { tenant_id?: string }).tenant_id);
