@@ -505,6 +505,15 @@ const shotSpanFields = {
   transition: z.enum(['start', 'cut', 'fade', 'dissolve']),
 };
 
+/** One shot as the API shows it: keyframes by frame number (their images behind /keyframes/:shot/:k). */
+export const videoShotSchema = z.object({
+  ...shotSpanFields,
+  keyframes: z.array(z.number()),
+  candidates: z.array(shotCandidateSchema).optional(),
+  auto_tie: z.string().nullable().optional(),
+  review: shotReviewSchema.optional(),
+});
+
 export const videoSchema = z.object({
   container: z.string(),
   codec: z.string(),
@@ -513,29 +522,13 @@ export const videoSchema = z.object({
   frames: z.number(),
   audio: z.boolean(),
   poster_frame: z.number(),
-  shots: z.array(
-    z.object({
-      ...shotSpanFields,
-      keyframes: z.array(z.number()),
-      candidates: z.array(shotCandidateSchema).optional(),
-      auto_tie: z.string().nullable().optional(),
-      review: shotReviewSchema.optional(),
-    }),
-  ),
+  shots: z.array(videoShotSchema),
 });
 export type VideoJson = z.infer<typeof videoSchema>;
 export type VideoShotJson = VideoJson['shots'][number];
 
-/** POST /v1/assets/:id/shots/:shot/review: the shot as stored, its keyframes with their blob keys. */
-export const shotReviewedSchema = z.object({
-  shot: z.object({
-    ...shotSpanFields,
-    keyframes: z.array(z.object({ frame: z.number(), hash: z.string() })),
-    candidates: z.array(shotCandidateSchema).optional(),
-    auto_tie: z.string().nullable().optional(),
-    review: shotReviewSchema.optional(),
-  }),
-});
+/** POST /v1/assets/:id/shots/:shot/review: the reviewed shot, shown as GET /v1/assets/:id/video shows it. */
+export const shotReviewedSchema = z.object({ shot: videoShotSchema });
 
 /** Video plays of an asset: hook, hold and completion rates, watch time, retention by percent. */
 export const videoMetricsSchema = z.object({

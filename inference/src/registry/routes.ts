@@ -16,11 +16,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { BadRequestError, actingTenant, principalOf, type AssetRole } from '@afterglow/core';
 import { API_ROUTES, bytesResponses, responsesOf, serializeWhole, type ResponseOf } from '@afterglow/core/api';
-import type { AssetRecord } from './repository.js';
-import type { VideoRecord } from './repository.js';
+import type { AssetRecord, VideoRecord } from './repository.js';
 import { CONTENT_TYPES, VIDEO_FORMATS, type AssetRegistry } from './service.js';
 import { assetTimeline, type Timeline } from './timeline.js';
-import { withTies, type ApiAsset } from './views.js';
+import { videoView, withTies, type ApiAsset } from './views.js';
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
 const PARAMS = { type: 'object', required: ['id'], properties: { id: ID } } as const;
@@ -273,28 +272,4 @@ export function parseByteRange(header: string, size: number): { start: number; e
   return { start, end };
 }
 
-/** A video as the API shows it: times in seconds, keyframes by frame (blobs behind /keyframes/:shot/:k). */
-export function videoView(v: VideoRecord) {
-  return {
-    container: v.container,
-    codec: v.codec,
-    duration_s: v.duration_s,
-    fps: v.fps,
-    frames: v.frames,
-    audio: v.audio,
-    poster_frame: v.poster_frame,
-    shots: v.shots.map((s) => ({
-      index: s.index,
-      start: s.start,
-      end: s.end,
-      start_frame: s.start_frame,
-      end_frame: s.end_frame,
-      transition: s.transition,
-      keyframes: s.keyframes.map((k) => k.frame),
-      ...(s.candidates ? { candidates: s.candidates } : {}),
-      ...(s.auto_tie !== undefined ? { auto_tie: s.auto_tie } : {}),
-      ...(s.review ? { review: s.review } : {}),
-    })),
-  };
-}
 

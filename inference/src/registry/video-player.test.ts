@@ -138,6 +138,9 @@ describe('the video view API: original bytes by range, per-shot review (real chD
     const tie = await review('clip', 0, { action: 'tie', target_asset_id: 'm1' });
     assert.equal(tie.statusCode, 200, tie.body);
     assert.deepEqual({ ...tie.json().shot.review, decided_at: 0 }, { action: 'tie', master_asset_id: 'm1', score: 0.93, decided_by: 'reviewer', decided_at: 0 });
+    // The answer shows the shot as the video's view does (keyframes by frame, never their blob keys).
+    assert.deepEqual(tie.json().shot, (await shotsOf())[0]);
+    assert.ok((tie.json().shot.keyframes as unknown[]).every((k) => typeof k === 'number'), tie.body);
     const none = await review('clip', 2, { action: 'no_sim' });
     assert.equal(none.statusCode, 200, none.body);
     let shots = await shotsOf();

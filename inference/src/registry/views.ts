@@ -3,7 +3,7 @@
  * its latest decision. A `duplicate` decision shows the master the ad it duplicates counts for now.
  */
 import type { TieDecision } from '@afterglow/core';
-import type { AssetRecord, AssetRepository, StoredDecision } from './repository.js';
+import type { AssetRecord, AssetRepository, StoredDecision, VideoRecord, VideoShotRecord } from './repository.js';
 
 export interface TieSummary {
   /** The master the ad counts for now (null after untie / no_sim, or as a duplicate of an ad with none); see resolveMaster. */
@@ -111,4 +111,34 @@ export async function withTies(repo: AssetRepository, tenant: string, records: r
   const ads = records.filter((r) => r.role === 'ad').map((r) => r.asset_id);
   const ties = tieSummaries(await latestWithChains(repo, tenant, ads), ads);
   return records.map((r) => apiAsset(r, ties.get(r.asset_id) ?? null));
+}
+
+/** A video as the API shows it: times in seconds, keyframes by frame (blobs behind /keyframes/:shot/:k). */
+export function videoView(v: VideoRecord) {
+  return {
+    container: v.container,
+    codec: v.codec,
+    duration_s: v.duration_s,
+    fps: v.fps,
+    frames: v.frames,
+    audio: v.audio,
+    poster_frame: v.poster_frame,
+    shots: v.shots.map(shotView),
+  };
+}
+
+/** One shot as the API shows it (the video's answer and a shot review's): keyframes by frame, never by blob key. */
+export function shotView(s: VideoShotRecord) {
+  return {
+    index: s.index,
+    start: s.start,
+    end: s.end,
+    start_frame: s.start_frame,
+    end_frame: s.end_frame,
+    transition: s.transition,
+    keyframes: s.keyframes.map((k) => k.frame),
+    ...(s.candidates ? { candidates: s.candidates } : {}),
+    ...(s.auto_tie !== undefined ? { auto_tie: s.auto_tie } : {}),
+    ...(s.review ? { review: s.review } : {}),
+  };
 }

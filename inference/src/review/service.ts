@@ -19,7 +19,7 @@ import {
 import { propagateHumanTie } from '../tie/propagate.js';
 import type { AssetRecord, AssetRepository, RankingRecord, StoredCandidate, StoredDecision, VideoShotRecord } from '../registry/repository.js';
 import { SHOT_REVIEW_ACTIONS, nextDecisionTime } from '../registry/repository.js';
-import { apiAsset, latestWithChains, resolveMaster, tieSummaries, withTies, type ApiAsset } from '../registry/views.js';
+import { apiAsset, latestWithChains, resolveMaster, shotView, tieSummaries, withTies, type ApiAsset } from '../registry/views.js';
 import { ID_PATTERN } from '../registry/service.js';
 import type { Ranked } from './tiers.js';
 
@@ -284,7 +284,7 @@ export class ReviewService {
    * tie stays what POST /v1/ties says); one shot's review at a time per ad in this process, so two
    * reviewers of different shots do not overwrite each other.
    */
-  async decideShot(tenant: string, adId: string, shot: number, input: { action: string; target_asset_id?: string | undefined; decided_by: string }): Promise<{ shot: VideoShotRecord }> {
+  async decideShot(tenant: string, adId: string, shot: number, input: { action: string; target_asset_id?: string | undefined; decided_by: string }): Promise<{ shot: ReturnType<typeof shotView> }> {
     if (!(SHOT_REVIEW_ACTIONS as readonly string[]).includes(input.action)) throw new BadRequestError('invalid_action', `action must be one of ${SHOT_REVIEW_ACTIONS.join(', ')}`);
     const by = (input.decided_by ?? '').trim();
     if (!by || by.length > 128) throw new BadRequestError('invalid_decided_by', 'decided_by (who decided) is required, at most 128 characters');
@@ -324,7 +324,7 @@ export class ReviewService {
             };
       await this.o.repo.insertVideo({ ...video, shots: video.shots.map((s) => (s.index === shot ? next : s)) });
       this.o.log.info({ tenant, ad: adId, shot, action: input.action, target, by }, 'shot review');
-      return { shot: next };
+      return { shot: shotView(next) };
     });
     const settled = run.then(
       () => undefined,
