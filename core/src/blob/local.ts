@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { blobKey, checkBlobKey, verified, type BlobStore, type PutResult } from './types.js';
 
@@ -43,6 +43,26 @@ export class LocalBlobStore implements BlobStore {
       throw err;
     }
     return verified(key, new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined> {
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(this.file(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const size = (await handle.stat()).size;
+      const last = Math.min(end, size - 1);
+      if (start > last) return new Uint8Array(0);
+      const buf = Buffer.alloc(last - start + 1);
+      const { bytesRead } = await handle.read(buf, 0, buf.length, start);
+      return new Uint8Array(buf.buffer, buf.byteOffset, bytesRead);
+    } finally {
+      await handle.close();
+    }
   }
 
   async has(key: string): Promise<boolean> {

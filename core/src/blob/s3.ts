@@ -56,6 +56,19 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined> {
+    const objectKey = this.objectKey(key);
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: objectKey, Range: `bytes=${start}-${end}` }));
+      return res.Body ? await res.Body.transformToByteArray() : undefined;
+    } catch (err) {
+      if (notFound(err)) return undefined;
+      // A start past the end of the object (S3 answers 416): nothing in range.
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return new Uint8Array(0);
+      throw new BlobUnavailableError(`blob store get ${key} (range) failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   async has(key: string): Promise<boolean> {
     const objectKey = this.objectKey(key);
     try {

@@ -14,6 +14,12 @@ export interface BlobStore {
   put(bytes: Uint8Array, options?: { contentType?: string }): Promise<PutResult>;
   /** The bytes, or undefined when no blob has this key. Throws BlobCorruptError when they do not match it. */
   get(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * Bytes `start`..`end` (inclusive) of a blob, or undefined when no blob has this key; a range past
+   * the end is cut at the end. Read without the whole blob (a video player seeks with many of these),
+   * hence not verified against the key: callers serve it only where the whole was verified on put.
+   */
+  getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined>;
   has(key: string): Promise<boolean>;
   /** Removes the blob (no-op when absent). */
   delete(key: string): Promise<void>;

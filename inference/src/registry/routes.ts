@@ -185,20 +185,26 @@ export async function registerRegistryRoutes(app: FastifyInstance, deps: Registr
     reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable').header('accept-ranges', 'bytes');
     reply.header('x-content-type-options', 'nosniff');
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-    const bytes = await registry.blobs.get(asset.content_hash);
-    if (!bytes) throw new BadRequestError('blob_missing', `the original of asset ${asset.asset_id} is missing from the blob store`, 404);
-    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const missing = () => new BadRequestError('blob_missing', `the original of asset ${asset.asset_id} is missing from the blob store`, 404);
+    // The size is the registered one, so a seek reads only its range (not the whole video, hashed, per request).
+    const size = asset.bytes;
     // If-Range naming another version: the whole (current) body, as RFC 9110 says.
     const ifRange = req.headers['if-range'];
-    const range = typeof req.headers.range === 'string' && (ifRange === undefined || ifRange === etag) ? parseByteRange(req.headers.range, body.length) : 'none';
+    const range = typeof req.headers.range === 'string' && (ifRange === undefined || ifRange === etag) ? parseByteRange(req.headers.range, size) : 'none';
     if (range === 'unsatisfiable') {
-      reply.header('content-range', `bytes */${body.length}`);
-      throw new BadRequestError('range_not_satisfiable', `the range is outside the ${body.length} bytes of asset ${asset.asset_id}`, 416);
+      reply.header('content-range', `bytes */${size}`);
+      throw new BadRequestError('range_not_satisfiable', `the range is outside the ${size} bytes of asset ${asset.asset_id}`, 416);
     }
     reply.header('content-type', CONTENT_TYPES[asset.format] ?? 'application/octet-stream');
-    if (range === 'none') return reply.send(body);
-    reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${body.length}`);
-    return reply.send(body.subarray(range.start, range.end + 1));
+    if (range === 'none') {
+      const bytes = await registry.blobs.get(asset.content_hash);
+      if (!bytes) throw missing();
+      return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    }
+    const part = await registry.blobs.getRange(asset.content_hash, range.start, range.end);
+    if (!part) throw missing();
+    reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`);
+    return reply.send(Buffer.from(part.buffer, part.byteOffset, part.byteLength));
   });
 
   const loadVideo = async (tenant: string, id: string): Promise<VideoRecord> => {

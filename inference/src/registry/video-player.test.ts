@@ -42,6 +42,8 @@ describe('the video view API: original bytes by range, per-shot review (real chD
   let dir: string;
   let repo: AssetRepository;
   let original: Buffer;
+  /** Whole-blob reads (each hashes the whole video to verify it): a seek must not make one. */
+  let wholeReads = 0;
 
   before(async () => {
     kit = await routeKit();
@@ -50,7 +52,13 @@ describe('the video view API: original bytes by range, per-shot review (real chD
     const producer = await kit.bus.producer();
     const registry = new AssetRegistry({
       repo,
-      blobs: kit.blobs,
+      blobs: new Proxy(kit.blobs, {
+        get(target, prop) {
+          if (prop === 'get') return (key: string) => (wholeReads++, target.get(key));
+          const v = Reflect.get(target, prop, target);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      }),
       producer,
       limits: { maxBytes: MAX_BYTES, maxPixels: 50_000_000, maxSide: 16_384 },
       log: silentLog,
@@ -96,6 +104,7 @@ describe('the video view API: original bytes by range, per-shot review (real chD
 
   it('answers ranges with 206 and the right slice; past the end 416 with the size; ignorable ranges get the whole body', async () => {
     const size = original.length;
+    const readsBefore = wholeReads;
     const cases: Array<[string, number, number]> = [
       ['bytes=0-99', 0, 99],
       ['bytes=100-', 100, size - 1],
@@ -109,6 +118,7 @@ describe('the video view API: original bytes by range, per-shot review (real chD
       assert.equal(Number(res.headers['content-length']), end - start + 1, range);
       assert.ok(res.rawPayload.equals(original.subarray(start, end + 1)), `${range}: the slice`);
     }
+    assert.equal(wholeReads, readsBefore, 'a range is read as a range, not the whole blob');
     const past = await get('/v1/assets/clip/original?tenant_id=t1', { range: `bytes=${size}-` });
     assert.equal(past.statusCode, 416);
     assert.equal(past.headers['content-range'], `bytes */${size}`);

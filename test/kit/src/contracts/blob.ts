@@ -23,6 +23,13 @@ export function runBlobStoreContract(adapter: string, make: (t: TestContext) => 
     assert.equal(await store.has(key), true);
     assert.deepEqual(Buffer.from((await store.get(key))!), Buffer.from(bytes));
 
+    // Ranges: inclusive ends, an end past the blob cut at it, a start past it empty, absent blobs undefined.
+    assert.deepEqual(Buffer.from((await store.getRange(key, 10, 19))!), Buffer.from(bytes.subarray(10, 20)));
+    assert.deepEqual(Buffer.from((await store.getRange(key, 99_990, 200_000))!), Buffer.from(bytes.subarray(99_990)));
+    assert.equal((await store.getRange(key, 100_000, 100_010))!.byteLength, 0);
+    assert.equal(await store.getRange(blobKey(new Uint8Array([1, 2, 3])), 0, 1), undefined);
+    await assert.rejects(store.getRange('../../etc/passwd', 0, 1), { code: 'invalid_blob_key' });
+
     const again = await store.put(bytes);
     assert.equal(again.created, false, 'same bytes twice: stored once');
     assert.equal(again.key, key);
