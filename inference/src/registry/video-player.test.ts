@@ -54,7 +54,12 @@ describe('the video view API: original bytes by range, per-shot review (real chD
       repo,
       blobs: new Proxy(kit.blobs, {
         get(target, prop) {
-          if (prop === 'get') return (key: string) => (wholeReads++, target.get(key));
+          if (prop === 'get') {
+            return (key: string) => {
+              wholeReads++;
+              return target.get(key);
+            };
+          }
           const v = Reflect.get(target, prop, target);
           return typeof v === 'function' ? v.bind(target) : v;
         },
