@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ulid } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/testkit/services';
-import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
+import { morePasses, postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 /**
  * Trigger rules on frequency and on cost per result, end to end on the embedded adapters: live
@@ -27,10 +27,6 @@ describe('frequency and cost-per-result triggers', () => {
     await app?.close();
   });
 
-  const passes = async (): Promise<number> => {
-    const text = await (await fetch(app.running.metricsUrl!)).text();
-    return Number(/^afterglow_trigger_evaluation_seconds_count(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
-  };
 
   it('fires for the creative seen too often and the one whose CPA tripled, and for no other', async () => {
     const now = Date.now();
@@ -103,8 +99,7 @@ describe('frequency and cost-per-result triggers', () => {
       return f.length >= 2 ? f : undefined;
     }, 60_000, 250);
     // More passes change nothing: the steady creatives never fire, the fired ones do not fire again.
-    const seen = await passes();
-    await eventually(async () => ((await passes()) >= seen + 8 ? true : undefined), 30_000);
+    await morePasses(app.running, 8);
     const final = (await log()).map((f) => [f.rule_id, f.kind, f.asset_id]).sort();
     assert.deepEqual(final, [['too-dear', 'cost_per_result', 'pricey'], ['too-often', 'frequency', 'tired']]);
     const byRule = Object.fromEntries(firings.map((f) => [f.rule_id, f]));

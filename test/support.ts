@@ -196,6 +196,20 @@ export async function waitForSinkDrained(running: Running, timeoutMs = 60_000): 
  * The environment of a scenario on real Kafka + Redis + NATS (deploy/local), with a fresh Kafka
  * namespace; undefined (the scenario skips) when the services are not configured, an error under CI.
  */
+/**
+ * Waits until the trigger engine of `running` has finished `n` more evaluation passes than now (the
+ * count of its evaluation histogram on the metrics listener): every rule has been evaluated since.
+ */
+export async function morePasses(running: Running, n: number): Promise<void> {
+  const passes = async (): Promise<number> => {
+    const m = /^afterglow_trigger_evaluation_seconds_count(?:\{[^}]*\})? (\d+)/m.exec(await (await fetch(running.metricsUrl!)).text());
+    if (!m) throw new Error('the trigger evaluation histogram is not exported');
+    return Number(m[1]);
+  };
+  const from = await passes();
+  await eventually(async () => ((await passes()) >= from + n ? true : undefined), 30_000);
+}
+
 export function realServicesEnv(): Env | undefined {
   const vars = ['KAFKA_BROKERS', 'REDIS_URL', 'NATS_URL'] as const;
   const missing = vars.filter((v) => !process.env[v]);

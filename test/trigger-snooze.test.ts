@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig, ulid, type EngagementEvent, type Scope } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/testkit/services';
 import { start, type Running } from 'afterglow';
-import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
+import { morePasses, postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 const TRIGGER_ENV = {
   KAFKA_BROKERS: '',
@@ -67,19 +67,8 @@ interface Firing {
   deliveries: { target: string; status: string }[];
 }
 
-/** Evaluation passes the engine finished (its histogram's count on the metrics listener). */
-async function passes(running: Running): Promise<number> {
-  const text = await (await fetch(running.metricsUrl!)).text();
-  const m = /^afterglow_trigger_evaluation_seconds_count(?:\{[^}]*\})? (\d+)/m.exec(text);
-  assert.ok(m, 'the evaluation histogram is exported');
-  return Number(m[1]);
-}
-
 /** Waits until the engine has finished two more passes than now: every rule has been evaluated since. */
-async function twoMorePasses(running: Running): Promise<void> {
-  const from = await passes(running);
-  await eventually(async () => ((await passes(running)) >= from + 2 ? true : undefined), 30_000);
-}
+const twoMorePasses = (running: Running): Promise<void> => morePasses(running, 2);
 
 async function firingsOf(call: Call, tenant: string, campaign: string): Promise<Firing[]> {
   const r = await call('GET', `/v1/triggers/log?tenant_id=${tenant}&campaign_id=${campaign}`);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ulid } from '@afterglow/core';
 import { eventually, uniqueName } from '@afterglow/testkit/services';
-import { postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
+import { morePasses, postAll, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 /**
  * Video fatigue rules end to end on the embedded adapters: plays over HTTP, half an hour ago and in
@@ -25,10 +25,6 @@ describe('hook-rate and completion triggers', () => {
     await app?.close();
   });
 
-  const passes = async (): Promise<number> => {
-    const text = await (await fetch(app.running.metricsUrl!)).text();
-    return Number(/^afterglow_trigger_evaluation_seconds_count(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
-  };
 
   it('fires for the video whose hook and completion rates fell, and for no other', async () => {
     const now = Date.now();
@@ -97,8 +93,7 @@ describe('hook-rate and completion triggers', () => {
       60_000,
       250,
     );
-    const seen = await passes();
-    await eventually(async () => ((await passes()) >= seen + 8 ? true : undefined), 30_000);
+    await morePasses(app.running, 8);
     const final = (await log()).map((f) => [f.rule_id, f.kind, f.asset_id]).sort();
     assert.deepEqual(final, [
       ['finish-fade', 'completion_drop', 'tiring'],
