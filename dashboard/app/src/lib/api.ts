@@ -20,6 +20,7 @@ import type {
   ReviewStatus,
   SimilarScope,
   TieAction,
+  VideoJson,
 } from '@afterglow/core/api';
 import { auth } from './auth.svelte.ts';
 
@@ -68,6 +69,7 @@ export type {
   SeriesPoint,
   SimilarScope,
   TieAction,
+  VideoJson,
   TieDecision,
   TimelineAnnotation,
   TimelineKind,
@@ -295,6 +297,25 @@ export type { ShotReviewJson, VideoShotJson, VideoJson as AssetVideoJson } from 
 
 export function assetVideo(tenant: string, id: string, signal?: AbortSignal) {
   return getJson<ResponseOf<'assetVideo'>>(`/v1/assets/${enc(id)}/video`, { tenant_id: tenant }, signal);
+}
+
+/**
+ * Loads an asset's video view for an `$effect`: `onChange(undefined, null)` while loading, then the
+ * view, or null when the asset is not a video, or the error's message. Returns the cancel the effect
+ * hands back, so a view that moved to another asset never takes the old answer.
+ */
+export function watchAssetVideo(tenant: string, id: string, onChange: (video: VideoJson | null | undefined, error: string | null) => void): () => void {
+  const ctl = new AbortController();
+  onChange(undefined, null);
+  assetVideo(tenant, id, ctl.signal).then(
+    (v) => onChange(v, null),
+    (err: unknown) => {
+      if (ctl.signal.aborted) return;
+      if (isAbsent(err)) onChange(null, null);
+      else onChange(undefined, err instanceof ApiError ? err.message : String(err));
+    },
+  );
+  return () => ctl.abort();
 }
 
 /** A blob URL of a video's image: its poster, or keyframe `k` (0 first, 1 middle, 2 last) of a shot; null when there is none. */
