@@ -10,16 +10,21 @@ import { registerRegistryRoutes } from './routes.js';
 import { AssetRegistry } from './service.js';
 import { routeKit, silentLog, type RouteKit } from '@afterglow/testkit/registry';
 
+/** A registry behind a listening HTTP server (the import command talks to it over HTTP), 1 MB uploads. */
+async function registryServer(): Promise<{ kit: RouteKit; url: string }> {
+  const kit = await routeKit();
+  const registry = new AssetRegistry({ repo: new AssetRepository(kit.store), blobs: kit.blobs, producer: await kit.bus.producer(), limits: { maxBytes: 1_000_000, maxPixels: 50_000_000, maxSide: 16_384 }, log: silentLog });
+  await registerRegistryRoutes(kit.app, { registry, maxBytes: 1_000_000 });
+  return { kit, url: await kit.app.listen({ host: '127.0.0.1', port: 0 }) };
+}
+
 describe('afterglow assets import', () => {
   let kit: RouteKit;
   let url: string;
   let dir: string;
 
   before(async () => {
-    kit = await routeKit();
-    const registry = new AssetRegistry({ repo: new AssetRepository(kit.store), blobs: kit.blobs, producer: await kit.bus.producer(), limits: { maxBytes: 1_000_000, maxPixels: 50_000_000, maxSide: 16_384 }, log: silentLog });
-    await registerRegistryRoutes(kit.app, { registry, maxBytes: 1_000_000 });
-    url = await kit.app.listen({ host: '127.0.0.1', port: 0 });
+    ({ kit, url } = await registryServer());
     dir = path.join(kit.dir, 'ads');
     mkdirSync(dir);
     for (let i = 0; i < 5; i++) writeFileSync(path.join(dir, `Banner ${i}.jpg`), await noiseImage(200 + i, 100, 'jpeg', i + 1));
@@ -61,10 +66,7 @@ describe('afterglow assets import with videos', () => {
   let dir: string;
 
   before(async () => {
-    kit = await routeKit();
-    const registry = new AssetRegistry({ repo: new AssetRepository(kit.store), blobs: kit.blobs, producer: await kit.bus.producer(), limits: { maxBytes: 1_000_000, maxPixels: 50_000_000, maxSide: 16_384 }, log: silentLog });
-    await registerRegistryRoutes(kit.app, { registry, maxBytes: 1_000_000 });
-    url = await kit.app.listen({ host: '127.0.0.1', port: 0 });
+    ({ kit, url } = await registryServer());
     dir = path.join(kit.dir, 'footage');
     mkdirSync(dir);
     const { lavfiClip } = await import('@afterglow/testkit/video');
