@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TABLES, ulid, type Env } from '@afterglow/core';
 import { eventually, skipOrFail, uniqueName } from '@afterglow/testkit/services';
-import { postAll, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
+import { answerChecker, postAll, postEvents, startApp, waitForSinkDrained, type TestApp } from './support.js';
 
 interface Rate {
   value: number;
@@ -183,6 +183,17 @@ export function videoScenario(label: string, env: () => Env | undefined): void {
     assert.deepEqual(body.current.counts, { impression: 0, view: 0, click: 1, like: 0, share: 0, comment: 0, conversion: 0, dwell: 0 });
     assert.equal(body.current.total, 1);
     for (const p of body.series.points) for (const n of Object.values(p.counts)) assert.equal(typeof n, 'number');
+
+    // Campaign totals and the campaign list count the plays too, and still answer as documented.
+    const { check } = await answerChecker(app.running.url);
+    for (const path of [`/v1/campaigns/${campaign}/totals`, '/v1/campaigns']) {
+      const res = await app.request(tenant, `${path}?tenant_id=${tenant}`);
+      assert.equal(res.status, 200, path);
+      const answer = (await res.json()) as { counts?: Record<string, number>; campaigns?: { counts: Record<string, number> }[] };
+      check('GET', path, 200, answer);
+      const counts = answer.counts ?? answer.campaigns!.find((c) => c.counts.video_start !== undefined)!.counts;
+      assert.ok(counts.video_start! > 0 && counts.click === 1, `${path}: ${JSON.stringify(counts)}`);
+    }
 
     const cut = await report(ad);
     assert.deepEqual([cut.asset.starts, cut.asset.completion_rate.value, cut.asset.avg_watch_ms], [4, 0.5, 4000]);

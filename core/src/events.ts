@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { EventLimits } from './config.js';
+import { VIDEO_KINDS } from './live-protocol.js';
 
 /** The engagement event contract: what clients send, what travels on `engagement.events`. */
 
@@ -13,7 +14,7 @@ export const EVENT_KINDS = ['impression', 'view', 'click', 'like', 'share', 'com
  * Video plays (see VIDEO_VALUE_RULES): stored and rolled up like the others (migration 16), measured
  * by the video metrics (stream/live/src/live/video.ts) from the video rollup, not by the live windows.
  */
-export const VIDEO_KINDS = ['video_start', 'video_progress', 'video_seconds', 'video_complete', 'video_watch'] as const;
+export { VIDEO_KINDS };
 /** Every kind a client may send; appended to only (positions are stored in ClickHouse enums). */
 export const ALL_EVENT_KINDS = [...EVENT_KINDS, ...VIDEO_KINDS] as const;
 export type EventKind = (typeof ALL_EVENT_KINDS)[number];

@@ -17,6 +17,8 @@ export const WINDOW_NAMES = ['1m', '15m', '1h', '24h'] as const;
 export type WindowName = (typeof WINDOW_NAMES)[number];
 export const EVENT_KINDS = ['impression', 'view', 'click', 'like', 'share', 'comment', 'conversion', 'dwell'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
+/** Video play kinds: taken in and stored, but not counted in the live windows (their own rollup measures them). */
+export const VIDEO_KINDS = ['video_start', 'video_progress', 'video_seconds', 'video_complete', 'video_watch'] as const;
 export type Counts = Record<EventKind, number>;
 /** What counts as an engagement (stream/live/src/live/rates.ts ENGAGEMENT_KINDS). */
 export const ENGAGEMENT_KINDS: readonly EventKind[] = ['click', 'like', 'share', 'comment'];

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { attributionSchema, SCORE_FLAGS, tieDecisionSchema } from '../assets.js';
-import { EVENT_KINDS, WINDOW_NAMES } from '../live-protocol.js';
+import { EVENT_KINDS, VIDEO_KINDS, WINDOW_NAMES } from '../live-protocol.js';
 import { TRIGGER_KINDS } from '../trigger-limits.js';
 
 /**
@@ -16,6 +16,9 @@ const countsOf = <T extends z.ZodType>(value: T) => z.object(Object.fromEntries(
 /** A number per event kind (every kind present). */
 export const countsSchema = countsOf(z.number());
 export type CountsJson = z.infer<typeof countsSchema>;
+
+/** Stored totals per kind: every engagement kind, and the video play kinds a campaign has any of. */
+const storedCountsSchema = countsSchema.extend(Object.fromEntries(VIDEO_KINDS.map((k) => [k, z.number().optional()])) as Record<(typeof VIDEO_KINDS)[number], z.ZodOptional<z.ZodNumber>>);
 
 /** The `{error, message}` body of every error answer; `error` is the stable code clients match on. */
 export const errorBodySchema = z.object({ error: z.string(), message: z.string(), request_id: z.string().optional() });
@@ -63,10 +66,10 @@ export type SpendImportResultJson = z.infer<typeof spendImportResultSchema>;
 export const campaignTotalsSchema = z.object({
   tenant_id: z.string(),
   campaign_id: z.string(),
-  /** Exact event counts per kind (every kind present, zero when none). */
-  counts: countsSchema,
-  /** Sum of `value` per kind (dwell ms, conversion value). */
-  values: countsSchema,
+  /** Exact event counts per kind (every engagement kind present, zero when none; video play kinds when any). */
+  counts: storedCountsSchema,
+  /** Sum of `value` per kind (dwell ms, conversion value, video percent/seconds/watch ms). */
+  values: storedCountsSchema,
   /** Events that arrived after the live late window (counted, and flagged). */
   late: z.number(),
   total: z.number(),
@@ -74,7 +77,7 @@ export const campaignTotalsSchema = z.object({
 });
 export type CampaignTotalsJson = z.infer<typeof campaignTotalsSchema>;
 
-export const campaignSummarySchema = z.object({ campaign_id: z.string(), assets: z.number(), counts: countsSchema, total: z.number(), last_minute: z.string() });
+export const campaignSummarySchema = z.object({ campaign_id: z.string(), assets: z.number(), counts: storedCountsSchema, total: z.number(), last_minute: z.string() });
 export type CampaignSummary = z.infer<typeof campaignSummarySchema>;
 export const campaignListSchema = z.object({ tenant_id: z.string(), campaigns: z.array(campaignSummarySchema) });
 export type CampaignListJson = z.infer<typeof campaignListSchema>;
